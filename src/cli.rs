@@ -1,0 +1,148 @@
+//! The command line: clap definitions, validated once into a ready-to-use
+//! [`Config`]. Nothing here touches the network or the disk.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Command-line arguments as the user typed them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "webperf3",
+    version,
+    about = "iperf3-compatible test server with a live web dashboard",
+    long_about = "Runs N iperf3 servers on consecutive ports and a web dashboard. \
+Point stock clients at it (iperf3 -c HOST --extra-data NAME); every test is \
+appended to <log-dir>/port-<PORT>.json in stock iperf3 --json --logfile format."
+)]
+pub struct Args {
+    /// Number of iperf3 servers, on consecutive ports.
+    #[arg(short = 'n', long = "servers", default_value_t = 4, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub servers: u16,
+
+    /// First iperf3 port.
+    #[arg(short = 'p', long = "port", default_value_t = 5201, value_name = "PORT",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+
+    /// Address the iperf3 listeners bind [default: :: dual-stack, 0.0.0.0 where IPv6 is off].
+    #[arg(short = 'B', long = "bind", value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+
+    /// Dashboard address [default: 0.0.0.0:8080, and [::]:8080 where IPv6 is on].
+    #[arg(long = "http", value_name = "ADDR:PORT")]
+    pub http: Option<SocketAddr>,
+
+    /// Directory of the per-port logs; created if missing [default: ~/iperf3-logs].
+    #[arg(short = 'd', long = "log-dir", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Seconds without any data from the client (while the server receives)
+    /// before a test is ended with "idle timeout for receiving data".
+    #[arg(long = "rcv-timeout", default_value_t = 120.0, value_name = "SECONDS")]
+    pub rcv_timeout: f64,
+}
+
+/// The validated configuration the program runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The iperf3 ports, consecutive, in order.
+    pub ports: Vec<u16>,
+    /// Address for the iperf3 listeners; `None` = dual-stack `::` (or
+    /// `0.0.0.0` where IPv6 is unavailable).
+    pub bind: Option<IpAddr>,
+    /// Dashboard address; `None` = the default (`[::]:8080` dual-stack, or
+    /// `0.0.0.0:8080`).
+    pub http: Option<SocketAddr>,
+    /// Where `port-<PORT>.json` files live.
+    pub log_dir: PathBuf,
+    /// Protocol timing limits.
+    pub limits: crate::protocol::session::Limits,
+}
+
+/// The default dashboard port.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
+
+impl Args {
+    /// Checks what clap cannot and fills in the defaults.
+    pub fn into_config(self) -> Result<Config, String> {
+        let last = u32::from(self.port) + u32::from(self.servers) - 1;
+        if last > 65535 {
+            return Err(format!(
+                "ports {}..{} do not fit in 1..65535 (--port {} --servers {})",
+                self.port, last, self.port, self.servers
+            ));
+        }
+        if !(self.rcv_timeout.is_finite() && self.rcv_timeout >= 0.1) {
+            return Err(format!(
+                "--rcv-timeout must be at least 0.1 seconds, not {}",
+                self.rcv_timeout
+            ));
+        }
+        let ports = (0..self.servers).map(|i| self.port + i).collect();
+        let log_dir = match self.log_dir {
+            Some(dir) => dir,
+            None => default_log_dir()?,
+        };
+        let limits = crate::protocol::session::Limits {
+            rcv_timeout: Duration::from_secs_f64(self.rcv_timeout),
+            ..Default::default()
+        };
+        Ok(Config { ports, bind: self.bind, http: self.http, log_dir, limits })
+    }
+}
+
+fn default_log_dir() -> Result<PathBuf, String> {
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => Ok(PathBuf::from(home).join("iperf3-logs")),
+        _ => Err("HOME is not set; give the log directory with --log-dir".into()),
+    }
+}
+
+/// Parses `std::env::args`. On `--help`/`--version` prints and returns exit
+/// code 0; on a usage error prints a one-line error and returns exit code 2.
+pub fn parse() -> Result<Config, ExitCode> {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(err) => {
+            let code = err.exit_code();
+            let _ = err.print();
+            return Err(ExitCode::from(u8::try_from(code).unwrap_or(2)));
+        }
+    };
+    args.into_config().map_err(|msg| {
+        eprintln!("webperf3: error: {msg}");
+        ExitCode::from(2)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let argv = std::iter::once("webperf3").chain(args.iter().copied());
+        Args::try_parse_from(argv).map_err(|e| e.to_string())?.into_config()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&["-d", "/tmp/x"]).unwrap();
+        assert_eq!(c.ports, vec![5201, 5202, 5203, 5204]);
+        assert!(c.bind.is_none());
+        assert!(c.http.is_none());
+    }
+
+    #[test]
+    fn port_range_must_fit() {
+        assert!(config(&["-p", "65534", "-n", "2", "-d", "x"]).is_ok());
+        let err = config(&["-p", "65535", "-n", "2", "-d", "x"]).unwrap_err();
+        assert!(err.contains("do not fit"), "{err}");
+        assert!(config(&["-p", "0"]).is_err());
+        assert!(config(&["-n", "0"]).is_err());
+    }
+}

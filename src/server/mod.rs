@@ -1,0 +1,1 @@
+//! The I/O around the protocol: listeners, control connections, data streams.

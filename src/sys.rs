@@ -1,0 +1,1 @@
+//! Small OS facts: uname, process CPU time, TCP_INFO.
