@@ -112,7 +112,10 @@ pub struct ParamError {
 }
 
 fn err(code: ErrorCode, detail: impl Into<String>) -> ParamError {
-    ParamError { code, detail: detail.into() }
+    ParamError {
+        code,
+        detail: detail.into(),
+    }
 }
 
 /// An object's members in document order, duplicates kept.
@@ -140,7 +143,10 @@ impl<'de> Deserialize<'de> for Members {
 
 impl Members {
     fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
     }
 
     /// A flag: `true` or a non-zero number sets it; `false`, `0`, `null` or
@@ -150,7 +156,10 @@ impl Members {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
             Some(Value::Number(n)) => Ok(n.as_f64().is_some_and(|f| f != 0.0)),
-            Some(other) => Err(err(ErrorCode::RECV_PARAMS, format!("{key}: not a flag: {other}"))),
+            Some(other) => Err(err(
+                ErrorCode::RECV_PARAMS,
+                format!("{key}: not a flag: {other}"),
+            )),
         }
     }
 
@@ -161,7 +170,10 @@ impl Members {
             Some(v) => v,
         };
         let Value::Number(n) = v else {
-            return Err(err(ErrorCode::RECV_PARAMS, format!("{key}: not a number: {v}")));
+            return Err(err(
+                ErrorCode::RECV_PARAMS,
+                format!("{key}: not a number: {v}"),
+            ));
         };
         let value = if let Some(u) = n.as_u64() {
             u
@@ -183,7 +195,10 @@ impl Members {
         match self.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(err(ErrorCode::RECV_PARAMS, format!("{key}: not a string: {other}"))),
+            Some(other) => Err(err(
+                ErrorCode::RECV_PARAMS,
+                format!("{key}: not a string: {other}"),
+            )),
         }
     }
 }
@@ -218,11 +233,20 @@ impl TestParams {
             Protocol::Tcp => (DEFAULT_TCP_LEN, 1, MAX_TCP_LEN),
             Protocol::Udp => (DEFAULT_UDP_LEN, MIN_UDP_LEN, MAX_UDP_LEN),
         };
-        let len = narrow(m.uint("len", default_len.into(), max_len.into(), ErrorCode::BLOCK_SIZE)?);
+        let len = narrow(m.uint(
+            "len",
+            default_len.into(),
+            max_len.into(),
+            ErrorCode::BLOCK_SIZE,
+        )?);
         if len < min_len {
-            return Err(err(ErrorCode::BLOCK_SIZE, format!("len {len} below {min_len}")));
+            return Err(err(
+                ErrorCode::BLOCK_SIZE,
+                format!("len {len} below {min_len}"),
+            ));
         }
-        let parallel = narrow(m.uint("parallel", 1, MAX_PARALLEL.into(), ErrorCode::NUM_STREAMS)?);
+        let parallel =
+            narrow(m.uint("parallel", 1, MAX_PARALLEL.into(), ErrorCode::NUM_STREAMS)?);
         if parallel == 0 {
             return Err(err(ErrorCode::NUM_STREAMS, "parallel 0"));
         }
@@ -230,7 +254,10 @@ impl TestParams {
         let reverse = m.flag("reverse")?;
         let bidirectional = m.flag("bidirectional")?;
         if reverse && bidirectional {
-            return Err(err(ErrorCode::REVERSE_BIDIR, "reverse and bidirectional together"));
+            return Err(err(
+                ErrorCode::REVERSE_BIDIR,
+                "reverse and bidirectional together",
+            ));
         }
         let params = TestParams {
             protocol,
@@ -320,7 +347,10 @@ mod tests {
     #[test]
     fn empty_object_gives_defaults() {
         let p = decode("{}").unwrap();
-        assert_eq!((p.protocol, p.parallel, p.time, p.len), (Protocol::Tcp, 1, 10, 131072));
+        assert_eq!(
+            (p.protocol, p.parallel, p.time, p.len),
+            (Protocol::Tcp, 1, 10, 131072)
+        );
     }
 
     #[test]

@@ -26,13 +26,21 @@ pub struct ClientResults {
 /// numbers and `streams` must exist with the right types, every stream must
 /// carry its required numbers, and every id must be one of ours (1 … `count`
 /// streams). Errors carry the code to send: 117, or 208 for an unknown id.
-pub fn check_client_results(body: &[u8], count: usize) -> Result<ClientResults, (ErrorCode, String)> {
+pub fn check_client_results(
+    body: &[u8],
+    count: usize,
+) -> Result<ClientResults, (ErrorCode, String)> {
     let bad = |what: String| (ErrorCode::RECV_RESULTS, what);
     let doc: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let Value::Object(top) = &doc else {
         return Err(bad("not an object".into()));
     };
-    for key in ["cpu_util_total", "cpu_util_user", "cpu_util_system", "sender_has_retransmits"] {
+    for key in [
+        "cpu_util_total",
+        "cpu_util_user",
+        "cpu_util_system",
+        "sender_has_retransmits",
+    ] {
         if !top.get(key).is_some_and(Value::is_number) {
             return Err(bad(format!("{key} missing or not a number")));
         }
@@ -52,7 +60,10 @@ pub fn check_client_results(body: &[u8], count: usize) -> Result<ClientResults, 
         }
         let id = s.get("id").and_then(Value::as_i64);
         if !id.is_some_and(|id| ids.contains(&id)) {
-            return Err((ErrorCode::STREAM_ID, format!("unknown stream id {}", s["id"])));
+            return Err((
+                ErrorCode::STREAM_ID,
+                format!("unknown stream id {}", s["id"]),
+            ));
         }
     }
     Ok(ClientResults { document: doc })
@@ -83,7 +94,10 @@ mod tests {
         assert_eq!(code("nope", 1), 117);
         assert_eq!(code("{}", 1), 117);
         assert_eq!(code(&CLIENT.replace("\"cpu_util_user\":0,", ""), 1), 117);
-        assert_eq!(code(&CLIENT.replace("\"jitter\":0", "\"jitter\":\"0\""), 1), 117);
+        assert_eq!(
+            code(&CLIENT.replace("\"jitter\":0", "\"jitter\":\"0\""), 1),
+            117
+        );
         assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":2"), 1), 208);
         assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":3"), 1), 208);
         assert!(check_client_results(CLIENT.replace("\"id\":1", "\"id\":3").as_bytes(), 2).is_ok());

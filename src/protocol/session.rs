@@ -278,7 +278,11 @@ impl Session {
                 self.enter(P::Running, now);
                 self.started = Some(now);
                 self.last_progress = now;
-                vec![Action::Send(State::TestStart), Action::Send(State::TestRunning), Action::StartTest]
+                vec![
+                    Action::Send(State::TestStart),
+                    Action::Send(State::TestRunning),
+                    Action::StartTest,
+                ]
             }
             (P::Running, Event::DataProgress) => {
                 self.last_progress = now;
@@ -322,7 +326,10 @@ impl Session {
                     P::Results => ErrorCode::RECV_RESULTS,
                     P::Running => {
                         let idle = self.last_progress + self.limits.rcv_timeout;
-                        let receives = self.params.as_ref().is_some_and(TestParams::server_receives);
+                        let receives = self
+                            .params
+                            .as_ref()
+                            .is_some_and(TestParams::server_receives);
                         if receives && now >= idle {
                             ErrorCode::NO_MSG
                         } else {
@@ -384,15 +391,28 @@ mod tests {
 
     fn running(clock: &Clock) -> Session {
         let mut s = Session::new(clock.at(0.0), Limits::default());
-        assert_eq!(s.handle(clock.at(0.0), Event::Cookie(cookie())), vec![Action::Send(State::ParamExchange)]);
+        assert_eq!(
+            s.handle(clock.at(0.0), Event::Cookie(cookie())),
+            vec![Action::Send(State::ParamExchange)]
+        );
         assert_eq!(s.expect(), Expect::Params);
-        assert_eq!(s.handle(clock.at(0.0), Event::Params(PARAMS.to_vec())), vec![Action::Prepare]);
+        assert_eq!(
+            s.handle(clock.at(0.0), Event::Params(PARAMS.to_vec())),
+            vec![Action::Prepare]
+        );
         assert_eq!(s.expect(), Expect::Nothing);
-        assert_eq!(s.handle(clock.at(0.0), Event::Prepared), vec![Action::Send(State::CreateStreams)]);
+        assert_eq!(
+            s.handle(clock.at(0.0), Event::Prepared),
+            vec![Action::Send(State::CreateStreams)]
+        );
         assert_eq!(s.handle(clock.at(0.1), Event::StreamConnected), vec![]);
         assert_eq!(
             s.handle(clock.at(0.1), Event::StreamConnected),
-            vec![Action::Send(State::TestStart), Action::Send(State::TestRunning), Action::StartTest]
+            vec![
+                Action::Send(State::TestStart),
+                Action::Send(State::TestRunning),
+                Action::StartTest
+            ]
         );
         assert_eq!(s.phase(), Phase::Running);
         s
@@ -407,10 +427,19 @@ mod tests {
             vec![Action::EndTest, Action::Send(State::ExchangeResults)]
         );
         assert_eq!(s.expect(), Expect::Results);
-        let actions = s.handle(clock.at(2.1), Event::ClientResults(RESULTS.as_bytes().to_vec()));
+        let actions = s.handle(
+            clock.at(2.1),
+            Event::ClientResults(RESULTS.as_bytes().to_vec()),
+        );
         assert!(matches!(actions[0], Action::KeepClientResults(_)));
-        assert_eq!(actions[1..], [Action::SendResults, Action::Send(State::DisplayResults)]);
-        assert_eq!(s.handle(clock.at(2.2), Event::StateByte(16)), vec![Action::Finish(None)]);
+        assert_eq!(
+            actions[1..],
+            [Action::SendResults, Action::Send(State::DisplayResults)]
+        );
+        assert_eq!(
+            s.handle(clock.at(2.2), Event::StateByte(16)),
+            vec![Action::Finish(None)]
+        );
         assert_eq!(s.phase(), Phase::Finished);
         assert_eq!(s.handle(clock.at(2.2), Event::Eof), vec![]);
     }
@@ -420,8 +449,14 @@ mod tests {
         let clock = Clock(Instant::now());
         let mut s = running(&clock);
         s.handle(clock.at(2.0), Event::StateByte(4));
-        s.handle(clock.at(2.0), Event::ClientResults(RESULTS.as_bytes().to_vec()));
-        assert_eq!(s.handle(clock.at(2.0), Event::Eof), vec![Action::Finish(None)]);
+        s.handle(
+            clock.at(2.0),
+            Event::ClientResults(RESULTS.as_bytes().to_vec()),
+        );
+        assert_eq!(
+            s.handle(clock.at(2.0), Event::Eof),
+            vec![Action::Finish(None)]
+        );
     }
 
     #[test]
@@ -430,7 +465,10 @@ mod tests {
         let mut s = running(&clock);
         assert_eq!(
             s.handle(clock.at(1.0), Event::Eof),
-            vec![Action::EndTest, Action::Finish(Some(errors::CLIENT_CLOSED.into()))]
+            vec![
+                Action::EndTest,
+                Action::Finish(Some(errors::CLIENT_CLOSED.into()))
+            ]
         );
     }
 
@@ -454,7 +492,9 @@ mod tests {
         s.handle(clock.at(0.0), Event::Cookie(cookie()));
         let out = s.handle(clock.at(0.0), Event::Params(b"{\"parallel\":500}".to_vec()));
         assert_eq!(out[0], Action::SendError(ErrorCode::NUM_STREAMS, 0));
-        assert!(matches!(&out[1], Action::Finish(Some(t)) if t.starts_with("error - number of parallel")));
+        assert!(
+            matches!(&out[1], Action::Finish(Some(t)) if t.starts_with("error - number of parallel"))
+        );
     }
 
     #[test]
@@ -478,21 +518,29 @@ mod tests {
         // time + omit + 40 s.
         let mut s = running(&clock);
         assert_eq!(s.deadline(), Some(clock.at(0.1 + 42.0)));
-        let limits = Limits { rcv_timeout: Duration::from_secs(5), ..Limits::default() };
+        let limits = Limits {
+            rcv_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        };
         s.limits = limits;
         assert_eq!(s.deadline(), Some(clock.at(5.1)));
         s.handle(clock.at(3.0), Event::DataProgress);
         assert_eq!(s.deadline(), Some(clock.at(8.0)));
         let out = s.handle(clock.at(8.0), Event::Timeout);
         assert_eq!(out[0], Action::SendError(ErrorCode::NO_MSG, 0));
-        assert!(matches!(&out[2], Action::Finish(Some(t)) if t == "error - idle timeout for receiving data"));
+        assert!(
+            matches!(&out[2], Action::Finish(Some(t)) if t == "error - idle timeout for receiving data")
+        );
     }
 
     #[test]
     fn shutdown_while_running() {
         let clock = Clock(Instant::now());
         let mut s = running(&clock);
-        let out = s.handle(clock.at(1.0), Event::Shutdown(errors::SERVER_TERMINATED_TERM));
+        let out = s.handle(
+            clock.at(1.0),
+            Event::Shutdown(errors::SERVER_TERMINATED_TERM),
+        );
         assert_eq!(out[0], Action::Send(State::ServerTerminate));
         assert_eq!(out[1], Action::EndTest);
     }

@@ -21,7 +21,11 @@ impl Cookie {
     /// The cookie as text for the log: the bytes before the first NUL (at most
     /// 36), lossily decoded.
     pub fn text(&self) -> String {
-        let end = self.0.iter().position(|&b| b == 0).unwrap_or(COOKIE_LEN - 1);
+        let end = self
+            .0
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(COOKIE_LEN - 1);
         String::from_utf8_lossy(&self.0[..end.min(COOKIE_LEN - 1)]).into_owned()
     }
 }
@@ -194,13 +198,19 @@ mod tests {
     fn frames() {
         assert_eq!(decode_frame(&[0, 0], 10), Ok(None));
         assert_eq!(decode_frame(&[0, 0, 0, 2, b'{'], 10), Ok(None));
-        assert_eq!(decode_frame(&[0, 0, 0, 2, b'{', b'}', 9], 10), Ok(Some((&b"{}"[..], 6))));
+        assert_eq!(
+            decode_frame(&[0, 0, 0, 2, b'{', b'}', 9], 10),
+            Ok(Some((&b"{}"[..], 6)))
+        );
         assert_eq!(decode_frame(&[0, 0, 0, 0], 10), Err(FrameError::Empty));
         assert_eq!(
             decode_frame(&[0, 0, 0, 11], 10),
             Err(FrameError::TooLong { len: 11, max: 10 })
         );
-        assert_eq!(frame_len([0xff, 0xff, 0xff, 0xff], MAX_PARAMS_LEN).is_err(), true);
+        assert_eq!(
+            frame_len([0xff, 0xff, 0xff, 0xff], MAX_PARAMS_LEN).is_err(),
+            true
+        );
         assert_eq!(encode_frame(b"{}"), vec![0, 0, 0, 2, b'{', b'}']);
     }
 

@@ -13,7 +13,11 @@ pub struct ResultsStore {
 impl ResultsStore {
     /// An empty store for these ports (in port order).
     pub fn new(ports: &[u16]) -> ResultsStore {
-        ResultsStore { all: Vec::new(), ports: ports.to_vec(), latest: vec![None; ports.len()] }
+        ResultsStore {
+            all: Vec::new(),
+            ports: ports.to_vec(),
+            latest: vec![None; ports.len()],
+        }
     }
 
     /// Records a result; it becomes its port's latest.
