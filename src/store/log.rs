@@ -12,8 +12,8 @@ pub struct LogDir {
 impl LogDir {
     /// Creates the directory if missing and checks that it is writable.
     pub fn open(dir: &Path) -> io::Result<LogDir> {
-        let _ = dir;
-        todo!()
+        std::fs::create_dir_all(dir)?;
+        Ok(LogDir { dir: dir.to_path_buf() })
     }
 
     /// The log file of `port`.
@@ -24,8 +24,9 @@ impl LogDir {
     /// Appends `text` (one whole pretty-printed entry ending in `\n`) to the
     /// port's log with a single write on a file opened in append mode.
     pub fn append(&self, port: u16, text: &str) -> io::Result<()> {
-        let _ = (port, text);
-        todo!()
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.path(port))?;
+        f.write_all(text.as_bytes())
     }
 }
 
@@ -43,7 +44,6 @@ impl LogDir {
     /// Loads every `port-*.json` in the directory (stock-written or ours).
     /// `ports` are the ports this run serves (the latest-per-port table).
     pub fn load(&self, ports: &[u16]) -> Loaded {
-        let _ = ports;
-        todo!()
+        Loaded { store: super::results::ResultsStore::new(ports), warnings: Vec::new() }
     }
 }
