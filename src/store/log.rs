@@ -13,7 +13,9 @@ impl LogDir {
     /// Creates the directory if missing and checks that it is writable.
     pub fn open(dir: &Path) -> io::Result<LogDir> {
         std::fs::create_dir_all(dir)?;
-        Ok(LogDir { dir: dir.to_path_buf() })
+        Ok(LogDir {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// The log file of `port`.
@@ -25,7 +27,10 @@ impl LogDir {
     /// port's log with a single write on a file opened in append mode.
     pub fn append(&self, port: u16, text: &str) -> io::Result<()> {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.path(port))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(port))?;
         f.write_all(text.as_bytes())
     }
 }
@@ -44,6 +49,9 @@ impl LogDir {
     /// Loads every `port-*.json` in the directory (stock-written or ours).
     /// `ports` are the ports this run serves (the latest-per-port table).
     pub fn load(&self, ports: &[u16]) -> Loaded {
-        Loaded { store: super::results::ResultsStore::new(ports), warnings: Vec::new() }
+        Loaded {
+            store: super::results::ResultsStore::new(ports),
+            warnings: Vec::new(),
+        }
     }
 }
