@@ -596,6 +596,57 @@ mod tests {
     }
 
     #[test]
+    fn parse_rejects_bad_input_without_panicking() {
+        for bad in [
+            "",
+            "{",
+            "}",
+            "[1,]",
+            "{\"a\"}",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "tru",
+            "\"abc",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"a\u{1}\"",
+            "{} x",
+            "[1 2]",
+            "{1:2}",
+        ] {
+            assert!(Json::parse(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(100_000);
+        assert!(Json::parse(&deep).is_err());
+        let err = Json::parse("[1, x]").unwrap_err();
+        assert_eq!(err.offset, 4);
+    }
+
+    #[test]
+    fn parse_reads_escapes_and_numbers() {
+        let text = r#" ["\u00e9\ud83d\ude00\n\/", -0, 1E2, 9223372036854775808, -12, 0.5e-3] "#;
+        assert_eq!(
+            Json::parse(text).unwrap(),
+            Json::Arr(vec![
+                Json::Str("é😀\n/".into()),
+                Json::Int(0),
+                Json::Num(100.0),
+                Json::Num(9223372036854775808.0),
+                Json::Int(-12),
+                Json::Num(0.0005),
+            ])
+        );
+        // A lone surrogate becomes U+FFFD rather than an error.
+        assert_eq!(
+            Json::parse(r#""\ud800x""#).unwrap(),
+            Json::Str("\u{fffd}x".into())
+        );
+    }
+
+    #[test]
     // The literals are written as stock logs print them: 17 digits.
     #[allow(clippy::excessive_precision)]
     fn numbers_follow_cjson() {
