@@ -89,6 +89,9 @@ impl Pacing {
     }
 }
 
+/// The body of a UDP stream's thread: counters to fill, a stop flag to obey.
+pub type UdpBody = Box<dyn FnOnce(Arc<Counters>, Arc<AtomicBool>) + Send>;
+
 /// A data stream of a test, before and while it runs.
 pub struct DataStream {
     /// The number the log shows as `socket`.
@@ -115,7 +118,7 @@ enum Io {
     /// A UDP stream: connected socket, the thread runs `body`.
     Udp {
         stop: Arc<AtomicBool>,
-        body: Option<Box<dyn FnOnce(Arc<Counters>, Arc<AtomicBool>) + Send>>,
+        body: Option<UdpBody>,
     },
 }
 
@@ -146,7 +149,7 @@ impl DataStream {
         sender: bool,
         local: SocketAddr,
         remote: SocketAddr,
-        body: Box<dyn FnOnce(Arc<Counters>, Arc<AtomicBool>) + Send>,
+        body: UdpBody,
     ) -> DataStream {
         DataStream {
             socket_no,

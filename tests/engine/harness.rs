@@ -1,7 +1,7 @@
 //! A server in-process on ephemeral ports, the stock client, and strict log
 //! reading.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -34,8 +34,6 @@ pub fn require_iperf3() {
 pub struct Server {
     /// The iperf3 ports, in order.
     pub ports: Vec<u16>,
-    /// The dashboard's address.
-    pub http: SocketAddr,
     /// The log directory (deleted on drop).
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
@@ -63,7 +61,6 @@ impl Server {
             .map(|l| l.local_addr().unwrap().port())
             .collect();
         let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
-        let http_addr = http.local_addr().unwrap();
         let logs = LogDir::open(dir.path()).expect("log dir");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
