@@ -84,7 +84,6 @@ impl Server {
         });
         Server {
             ports,
-            http: http_addr,
             dir,
             shutdown,
             thread: Some(thread),
