@@ -28,6 +28,9 @@ use crate::protocol::wire::{Cookie, State, COOKIE_LEN};
 /// for streams.
 const STREAM_COOKIE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Connections waiting to have their cookie read; more are refused.
+const CLASSIFY_QUEUE: usize = 256;
+
 /// Settings shared by every port.
 #[derive(Debug, Clone)]
 pub struct PortSettings {
@@ -160,6 +163,9 @@ pub async fn run(
     let default_buffers = listen::buffer_sizes(&listener);
     let mut listener = TcpListener::from_std(listener)?;
     let (reconf_tx, mut reconf_rx) = mpsc::channel::<Reconfigure>(4);
+    // Connections that may be data streams are classified one at a time, in
+    // accept order: stream roles (and ids) follow the order of arrival.
+    let (classify_tx, mut classify_rx) = mpsc::channel::<(TcpStream, SocketAddr)>(CLASSIFY_QUEUE);
     let ctx = Arc::new(PortCtx {
         port: addr.port(),
         addr,
@@ -171,6 +177,21 @@ pub async fn run(
         default_buffers,
         table: Mutex::default(),
     });
+    let classifier = {
+        let (ctx, tasks) = (Arc::clone(&ctx), tasks.clone());
+        let shutdown = shutdown.clone();
+        async move {
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    next = classify_rx.recv() => next,
+                };
+                let Some((conn, peer)) = next else { return };
+                classify(conn, peer, Arc::clone(&ctx), tasks.clone()).await;
+            }
+        }
+    };
+    tasks.spawn(classifier);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -191,7 +212,9 @@ pub async fn run(
                 };
                 let ctx = Arc::clone(&ctx);
                 if ctx.awaiting_streams() {
-                    tasks.spawn(classify(conn, peer, ctx, tasks.clone()));
+                    if let Err(mpsc::error::TrySendError::Full((conn, _))) = classify_tx.try_send((conn, peer)) {
+                        tasks.spawn(refuse(conn));
+                    }
                 } else if let Some(slot) = ctx.try_slot() {
                     tasks.spawn(super::control::run_test(conn, peer, None, slot, ctx));
                 } else {

@@ -366,6 +366,47 @@ mod tests {
     }
 
     #[test]
+    fn every_cut_and_splice_of_a_stock_log_is_tolerated() {
+        // Byte spans of the entries: from a `{` line to the end of its `}` line.
+        let mut starts = vec![0];
+        starts.extend(STOCK_LOG.match_indices("\n{\n").map(|(i, _)| i + 1));
+        // (An entry is complete once its `}` is there, newline or not.)
+        let ends: Vec<usize> = STOCK_LOG
+            .match_indices("\n}\n")
+            .map(|(i, _)| i + 2)
+            .collect();
+        assert_eq!((starts.len(), ends.len()), (8, 8));
+        let spans: Vec<(usize, usize)> = starts.into_iter().zip(ends).collect();
+        for cut in (0..STOCK_LOG.len()).step_by(37) {
+            let log = read_log(&STOCK_LOG[..cut]);
+            let intact = spans.iter().filter(|(_, end)| *end <= cut).count();
+            assert_eq!(log.items.len(), intact, "cut at {cut}");
+            // A hole in the middle loses exactly the entries it touches.
+            let hole = cut / 2..cut;
+            let spliced = format!("{}{}", &STOCK_LOG[..hole.start], &STOCK_LOG[hole.end..]);
+            let log = read_log(&spliced);
+            let intact = spans
+                .iter()
+                .filter(|(s, e)| *e <= hole.start || *s >= hole.end)
+                .count();
+            let touched_one = spans.iter().any(|(s, e)| *s < hole.end && *e > hole.start);
+            // Joining the head of one entry to the tail of another can yield
+            // one valid object by chance (e.g. a hole that removes whole
+            // lines of one entry's middle); never more than that.
+            assert!(
+                log.items.len() == intact || (touched_one && log.items.len() == intact + 1),
+                "hole {hole:?}: {} items, {intact} intact",
+                log.items.len()
+            );
+            for item in &log.items {
+                if let LogItem::Entry(entry) = item {
+                    let _ = crate::store::summary::summarize(1, entry);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn crlf_line_ends_are_accepted() {
         let log = read_log("{\r\n\t\"a\":\t1\r\n}\r\n{}\r\n");
         assert_eq!(log.skipped, 0);

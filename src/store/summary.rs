@@ -59,20 +59,25 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
 
     let protocol = text(test_start.get("protocol")).unwrap_or_else(|| "TCP".to_string());
     let udp = protocol.eq_ignore_ascii_case("UDP");
-    let bidir = truthy(test_start.get("bidir")) || has_bidir_keys(entry);
+    // 3.7–3.10 bidir entries have no flag and no `_bidir_reverse` keys; their
+    // sums repeat the plain names (the parser kept the last), so such entries
+    // are recognised by streams of both directions and read per stream.
+    let old_bidir = !has_bidir_keys(entry) && both_directions(entry);
+    let bidir = truthy(test_start.get("bidir")) || has_bidir_keys(entry) || old_bidir;
     let reverse = !bidir && truthy(test_start.get("reverse"));
     let receives = !reverse;
     let sends = reverse || bidir;
 
-    let received = if receives {
-        received_pass(entry, udp)
+    let (received, sent) = if old_bidir {
+        (
+            stream_pass(entry, udp, false),
+            stream_pass(entry, udp, true),
+        )
     } else {
-        None
-    };
-    let sent = if sends {
-        sent_pass(entry, udp, bidir)
-    } else {
-        None
+        (
+            receives.then(|| received_pass(entry, udp)).flatten(),
+            sends.then(|| sent_pass(entry, udp, bidir)).flatten(),
+        )
     };
 
     let (mut jitter_ms, mut lost_percent) = (None, None);
@@ -253,6 +258,94 @@ fn client_udp_quality(entry: &Value) -> (Option<f64>, Option<f64>) {
         .filter_map(|s| count(s.get("packets")))
         .fold(0u64, u64::saturating_add);
     (jitter_ms, percent(errors, packets))
+}
+
+/// The streams of every interval, with their `sender` flag.
+fn interval_streams(entry: &Value) -> impl Iterator<Item = &Value> {
+    entry
+        .get("intervals")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|interval| interval.get("streams").and_then(Value::as_array))
+        .flatten()
+}
+
+/// Whether the intervals hold both streams the server received on and
+/// streams it sent on: a bidir test, whatever the version.
+fn both_directions(entry: &Value) -> bool {
+    let flags = || interval_streams(entry).filter_map(|s| s.get("sender").and_then(Value::as_bool));
+    flags().any(|f| f) && flags().any(|f| !f)
+}
+
+/// One direction of a bidir entry added up per stream (`sending`: the
+/// server's sending streams): TCP from `end.streams`, UDP (whose `end`
+/// streams lack received bytes) from the non-omitted interval streams.
+fn stream_pass(entry: &Value, udp: bool, sending: bool) -> Option<Pass> {
+    let mut pass = Pass::default();
+    if !udp {
+        let streams = entry.pointer("/end/streams").and_then(Value::as_array)?;
+        let side = if sending { "sender" } else { "receiver" };
+        let mut found = false;
+        for half in streams.iter().filter_map(|s| s.get(side)) {
+            if half.get("sender").and_then(Value::as_bool) != Some(sending) {
+                continue;
+            }
+            found = true;
+            pass.bytes = pass
+                .bytes
+                .saturating_add(count(half.get("bytes")).unwrap_or(0));
+            pass.seconds = pass.seconds.or_else(|| number(half.get("seconds")));
+            if let Some(r) = count(half.get("retransmits")) {
+                pass.retransmits = Some(pass.retransmits.unwrap_or(0).saturating_add(r));
+            }
+        }
+        pass.bps = rate(pass.bytes, pass.seconds);
+        return found.then_some(pass);
+    }
+    let streams: Vec<&Value> = interval_streams(entry)
+        .filter(|s| s.get("sender").and_then(Value::as_bool) == Some(sending))
+        .filter(|s| !truthy(s.get("omitted")))
+        .collect();
+    let first_socket = streams.first()?.get("socket");
+    pass.bytes = streams
+        .iter()
+        .filter_map(|s| count(s.get("bytes")))
+        .fold(0, u64::saturating_add);
+    let seconds: f64 = streams
+        .iter()
+        .filter(|s| s.get("socket") == first_socket)
+        .filter_map(|s| number(s.get("seconds")))
+        .sum();
+    pass.seconds = (seconds > 0.0).then_some(seconds);
+    pass.bps = rate(pass.bytes, pass.seconds);
+    if !sending {
+        let lost = streams
+            .iter()
+            .filter_map(|s| count(s.get("lost_packets")))
+            .fold(0, u64::saturating_add);
+        let packets = streams
+            .iter()
+            .filter_map(|s| count(s.get("packets")))
+            .fold(0, u64::saturating_add);
+        pass.lost_percent = percent(lost, packets);
+        // The jitter of the last interval, averaged over the streams.
+        let last = entry
+            .get("intervals")
+            .and_then(Value::as_array)
+            .and_then(|list| list.last())
+            .and_then(|interval| interval.get("streams"))
+            .and_then(Value::as_array);
+        let jitters: Vec<f64> = last
+            .into_iter()
+            .flatten()
+            .filter(|s| s.get("sender").and_then(Value::as_bool) == Some(false))
+            .filter_map(|s| number(s.get("jitter_ms")))
+            .collect();
+        pass.jitter_ms =
+            (!jitters.is_empty()).then(|| jitters.iter().sum::<f64>() / jitters.len() as f64);
+    }
+    Some(pass)
 }
 
 /// Whether the entry has the sums only bidir tests write (3.11+).
@@ -544,6 +637,55 @@ mod tests {
         let r = summarize(1, &entry).expect("a test");
         assert_eq!(r.bytes_sent, 1277952);
         close(r.send_bps, 10218956.155992867);
+    }
+
+    /// `entry` as a 3.7–3.10 server would have written it, as a last-wins
+    /// parser sees it: no `_bidir_reverse` names, the sending pass's sums
+    /// under the plain names.
+    fn as_old_bidir(mut entry: Value) -> Value {
+        let end = entry["end"].as_object_mut().expect("end");
+        for (new, old) in [
+            ("sum_bidir_reverse", "sum"),
+            ("sum_sent_bidir_reverse", "sum_sent"),
+            ("sum_received_bidir_reverse", "sum_received"),
+        ] {
+            if let Some(v) = end.remove(new) {
+                end.insert(old.to_string(), v);
+            }
+        }
+        for interval in entry["intervals"].as_array_mut().expect("intervals") {
+            let interval = interval.as_object_mut().expect("interval");
+            if let Some(v) = interval.remove("sum_bidir_reverse") {
+                interval.insert("sum".to_string(), v);
+            }
+        }
+        entry
+    }
+
+    #[test]
+    fn old_bidir_entries_are_read_per_stream() {
+        let r = summarize(1, &as_old_bidir(parse(ENTRY_B))).expect("a test");
+        assert!(r.bidir && !r.reverse);
+        assert_eq!((r.bytes_received, r.bytes_sent), (5111808, 5111808));
+        close(r.receive_bps, 20440977.061019331);
+        close(r.send_bps, 20440977.061019331);
+        assert_eq!(r.retransmits, Some(0));
+
+        let udp = stock().swap_remove(5);
+        let r = summarize(1, &as_old_bidir(udp.clone())).expect("a test");
+        assert!(r.bidir);
+        assert_eq!((r.bytes_received, r.bytes_sent), (1277952, 1277952));
+        close(
+            r.jitter_ms,
+            udp["intervals"][0]["sum"]["jitter_ms"]
+                .as_f64()
+                .expect("jitter"),
+        );
+        assert_eq!(r.lost_percent, Some(0.0));
+        let seconds = udp["intervals"][0]["streams"][0]["seconds"]
+            .as_f64()
+            .expect("seconds");
+        close(r.receive_bps, 1277952.0 * 8.0 / seconds);
     }
 
     #[test]
