@@ -6,8 +6,8 @@
 //! servers over several rounds (ours first in even rounds, stock first in odd
 //! ones, so drift on a shared machine hits both alike) and prints the median
 //! bits/s of each, the ratio ours/stock, the server's CPU seconds per GB moved
-//! (utime + stime from `/proc/<pid>/stat`, before and after each test) and,
-//! for UDP, the receiver's loss. A case our server refuses ("protocol does not
+//! (utime + stime from `/proc/<pid>/stat`, before and after each test;
+//! median over the rounds) and, for UDP, the receiver's loss (median). A case our server refuses ("protocol does not
 //! exist") is reported as unsupported by ours, never skipped.
 //!
 //! Our server is the binary cargo builds for this bench (`CARGO_BIN_EXE_…`,
@@ -660,7 +660,11 @@ enum Summary {
     Ok {
         median_bps: f64,
         runs_bps: Vec<f64>,
+        /// Median over the runs: where the kernel charges loopback work
+        /// (the process, or ksoftirqd) varies from run to run, so a median
+        /// is steadier than a total.
         cpu_s_per_gb: f64,
+        runs_cpu_s_per_gb: Vec<f64>,
         loss_percent: Option<f64>,
         failed_runs: usize,
     },
@@ -683,7 +687,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 fn summarise(runs: &[Outcome]) -> Summary {
     let mut bps = Vec::new();
-    let (mut bytes, mut cpu) = (0.0, 0.0);
+    let mut cpu_per_gb = Vec::new();
     let mut losses = Vec::new();
     let mut failed = Vec::new();
     for r in runs {
@@ -695,8 +699,7 @@ fn summarise(runs: &[Outcome]) -> Summary {
                 loss,
             } => {
                 bps.push(*b);
-                bytes += n;
-                cpu += c;
+                cpu_per_gb.push(c / (n / 1e9));
                 losses.extend(*loss);
             }
             Outcome::Unsupported(e) => return Summary::Unsupported(e.clone()),
@@ -707,7 +710,8 @@ fn summarise(runs: &[Outcome]) -> Summary {
         Some(median_bps) => Summary::Ok {
             median_bps,
             runs_bps: bps,
-            cpu_s_per_gb: cpu / (bytes / 1e9),
+            cpu_s_per_gb: median(cpu_per_gb.clone()).unwrap_or(f64::NAN),
+            runs_cpu_s_per_gb: cpu_per_gb,
             loss_percent: median(losses),
             failed_runs: failed.len(),
         },
@@ -722,13 +726,15 @@ impl Summary {
                 median_bps,
                 runs_bps,
                 cpu_s_per_gb,
+                runs_cpu_s_per_gb,
                 loss_percent,
                 failed_runs,
             } => json!({
                 "status": "ok",
                 "median_bps": median_bps,
                 "runs_bps": runs_bps,
-                "cpu_seconds_per_gb": cpu_s_per_gb,
+                "median_cpu_seconds_per_gb": cpu_s_per_gb,
+                "runs_cpu_seconds_per_gb": runs_cpu_s_per_gb,
                 "receiver_loss_percent": loss_percent,
                 "failed_runs": failed_runs,
             }),
@@ -760,6 +766,20 @@ impl Row {
         Some(self.ours.median_bps()? / self.stock.median_bps()?)
     }
 
+    fn cpu_ratio(&self) -> Option<f64> {
+        match (&self.ours, &self.stock) {
+            (
+                Summary::Ok {
+                    cpu_s_per_gb: a, ..
+                },
+                Summary::Ok {
+                    cpu_s_per_gb: b, ..
+                },
+            ) => Some(a / b),
+            _ => None,
+        }
+    }
+
     fn to_json(&self) -> Value {
         json!({
             "case": self.case.name,
@@ -767,6 +787,7 @@ impl Row {
             "ours": self.ours.to_json(),
             "stock": self.stock.to_json(),
             "ratio_ours_to_stock": self.ratio(),
+            "cpu_per_gb_ratio_ours_to_stock": self.cpu_ratio(),
         })
     }
 }
