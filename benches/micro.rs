@@ -145,22 +145,31 @@ fn entry(templates: &[String], i: usize, t0: i64) -> String {
     out
 }
 
-/// Writes `n` entries round-robin over the ports' logs; returns the bytes.
+/// Writes `n` entries round-robin over the ports' logs (streamed, so the
+/// bench itself holds little memory); returns the bytes written.
 fn write_logs(dir: &Path, n: usize) -> usize {
+    use std::io::Write;
     let templates = fixture_entries();
-    let mut files = vec![String::new(); PORTS.len()];
-    for i in 0..n {
-        files[i % PORTS.len()].push_str(&entry(&templates, i, 1_700_000_000));
-    }
     let logs = LogDir::open(dir).expect("temp log dir");
-    files
+    let mut files: Vec<_> = PORTS
         .iter()
-        .zip(PORTS)
-        .map(|(text, port)| {
-            std::fs::write(logs.path(port), text).expect("write log");
-            text.len()
+        .map(|&port| {
+            let f = std::fs::File::create(logs.path(port)).expect("create log");
+            std::io::BufWriter::new(f)
         })
-        .sum()
+        .collect();
+    let mut bytes = 0;
+    for i in 0..n {
+        let text = entry(&templates, i, 1_700_000_000);
+        files[i % PORTS.len()]
+            .write_all(text.as_bytes())
+            .expect("write log");
+        bytes += text.len();
+    }
+    for mut f in files {
+        f.flush().expect("write log");
+    }
+    bytes
 }
 
 fn bench_load(max_n: usize) {
@@ -192,7 +201,8 @@ fn bench_load(max_n: usize) {
     }
 }
 
-/// The most memory this process has held at once, MB.
+/// The most memory this process has held at once, MB (the loads above are
+/// the only large holders).
 fn peak_rss_mb() -> f64 {
     // SAFETY: rusage is plain old data filled by getrusage.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
