@@ -222,7 +222,8 @@ fn run() -> Result<(), String> {
                 std::thread::sleep(SETTLE);
             }
         }
-        let row = Row::new(case, summarise(&ours_runs), summarise(&stock_runs));
+        let paired = paired_ratio(&ours_runs, &stock_runs);
+        let row = Row::new(case, summarise(&ours_runs), summarise(&stock_runs), paired);
         rows.push(row);
     }
     drop(ours);
@@ -230,8 +231,11 @@ fn run() -> Result<(), String> {
 
     println!();
     print_table(&rows);
+    let load_at_end = load_average();
+    println!("load average at the end: {load_at_end}");
     let doc = json!({
         "unix_time": unix_time(),
+        "load_at_end": load_at_end,
         "machine": machine.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "rounds": s.rounds,
         "seconds": s.seconds,
@@ -263,10 +267,18 @@ fn machine(s: &Settings) -> Vec<(&'static str, String)> {
         ("nproc", nproc.to_string()),
         ("cpu", model),
         ("kernel", kernel),
+        ("load at start", load_average()),
         ("client", version_of(&s.client)),
         ("stock server", version_of(&s.reference)),
         ("ours", format!("webperf3 {}", env!("CARGO_PKG_VERSION"))),
     ]
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute figures: how busy the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn version_of(exe: &Path) -> String {
@@ -712,6 +724,22 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// The median over rounds of ours/stock within the same round: the two
+/// runs of a round are back to back, so they share the machine's load of
+/// the moment, which the ratio of the two overall medians does not.
+fn paired_ratio(ours: &[Outcome], stock: &[Outcome]) -> Option<f64> {
+    let bps = |o: &Outcome| match o {
+        Outcome::Done { bps, .. } => Some(*bps),
+        _ => None,
+    };
+    let ratios = ours
+        .iter()
+        .zip(stock)
+        .filter_map(|(a, b)| Some(bps(a)? / bps(b)?))
+        .collect();
+    median(ratios)
+}
+
 fn summarise(runs: &[Outcome]) -> Summary {
     let mut bps = Vec::new();
     let mut cpu_per_gb = Vec::new();
@@ -788,11 +816,17 @@ struct Row {
     case: &'static Case,
     ours: Summary,
     stock: Summary,
+    paired: Option<f64>,
 }
 
 impl Row {
-    fn new(case: &'static Case, ours: Summary, stock: Summary) -> Row {
-        Row { case, ours, stock }
+    fn new(case: &'static Case, ours: Summary, stock: Summary, paired: Option<f64>) -> Row {
+        Row {
+            case,
+            ours,
+            stock,
+            paired,
+        }
     }
 
     fn ratio(&self) -> Option<f64> {
@@ -820,6 +854,7 @@ impl Row {
             "ours": self.ours.to_json(),
             "stock": self.stock.to_json(),
             "ratio_ours_to_stock": self.ratio(),
+            "paired_ratio_ours_to_stock": self.paired,
             "cpu_per_gb_ratio_ours_to_stock": self.cpu_ratio(),
         })
     }
@@ -827,12 +862,22 @@ impl Row {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<15} {:^25} {:^15} {:^17} {:^17}",
+        "{:<15} {:^33} {:^15} {:^17} {:^17}",
         "", "Gbit/s (median)", "server CPU s/GB", "server+client s/GB", "receiver loss"
     );
     println!(
-        "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
-        "case", "ours", "stock", "ratio", "ours", "stock", "ours", "stock", "ours", "stock"
+        "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
+        "case",
+        "ours",
+        "stock",
+        "ratio",
+        "paired",
+        "ours",
+        "stock",
+        "ours",
+        "stock",
+        "ours",
+        "stock"
     );
     for row in rows {
         let cell = |s: &Summary| match s {
@@ -862,13 +907,14 @@ fn print_table(rows: &[Row]) {
             } => format!("{l:.2}%"),
             _ => "-".into(),
         };
-        let ratio = row.ratio().map_or("-".into(), |r| format!("{r:.2}x"));
+        let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
         println!(
-            "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
+            "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
             row.case.name,
             cell(&row.ours),
             cell(&row.stock),
-            ratio,
+            ratio(row.ratio()),
+            ratio(row.paired),
             cpu(&row.ours, false),
             cpu(&row.stock, false),
             cpu(&row.ours, true),
@@ -877,6 +923,7 @@ fn print_table(rows: &[Row]) {
             loss(&row.stock)
         );
     }
+    println!("ratio: of the two medians; paired: median of the per-round ratios");
     for row in rows {
         for (who, s) in [("ours", &row.ours), ("stock", &row.stock)] {
             match s {
