@@ -12,13 +12,12 @@ pub async fn serve(
     hub: Arc<Hub>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let _ = (listener, hub, shutdown);
-    todo!()
+    let _ = (listener, hub);
+    shutdown.cancelled().await;
 }
 
 /// Binds the dashboard address: `addr`, or by default `[::]:8080`
 /// dual-stack, falling back to `0.0.0.0:8080`.
 pub fn bind(addr: Option<SocketAddr>) -> std::io::Result<std::net::TcpListener> {
-    let _ = addr;
-    todo!()
+    std::net::TcpListener::bind(addr.unwrap_or(([0, 0, 0, 0], 8080).into()))
 }
