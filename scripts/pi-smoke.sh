@@ -264,30 +264,55 @@ print(f"pi-smoke: client ({sys.argv[2]}): {bps / 1e6:.1f} Mbit/s")
 EOF
 }
 
-EXPECTED=0
+LOG=$WORK/logs/port-$PORT.json
+
+# Is port $PORT idle in the /api/status answer on stdin?
+port_idle() {
+    python3 -c '
+import json, sys
+port = int(sys.argv[1])
+status = json.load(sys.stdin)
+sys.exit(0 if any(p["port"] == port and p["state"] == "idle" for p in status["ports"]) else 1)
+' "$PORT"
+}
+
+# Waits until the log holds $1 tests and the port is idle again. The client
+# exits as soon as it has the results; the server still has to finish the
+# test, and a client that came back at once could find the port busy (as with
+# stock iperf3).
+wait_test_done() {
+    local want=$1 status
+    local deadline=$(($(now) + RESULT_DEADLINE))
+    while :; do
+        if (($(log_entries "$LOG") >= want)); then
+            status=$(api /api/status) || fail "GET /api/status failed"
+            port_idle <<<"$status" && return 0
+        fi
+        (($(now) < deadline)) ||
+            fail "test $want: $(basename "$LOG") holds $(log_entries "$LOG") test(s) and port $PORT is not idle after ${RESULT_DEADLINE}s"
+        sleep 0.2
+    done
+}
+
+EXPECTED=1
 run_client tcp
+wait_test_done "$EXPECTED"
 EXPECTED=$((EXPECTED + 1))
 run_client reverse -R
-EXPECTED=$((EXPECTED + 1))
+wait_test_done "$EXPECTED"
 if [[ $UDP == 1 ]]; then
-    run_client udp -u -b 10M
     EXPECTED=$((EXPECTED + 1))
+    run_client udp -u -b 10M
+    wait_test_done "$EXPECTED"
 else
     say "UDP test skipped (set PI_SMOKE_UDP=1 to run it)"
 fi
 
 # --- what the server recorded ------------------------------------------------
 
-LOG=$WORK/logs/port-$PORT.json
-deadline=$(($(now) + RESULT_DEADLINE))
-while (($(log_entries "$LOG") < EXPECTED)); do
-    (($(now) < deadline)) ||
-        fail "$(basename "$LOG") has $(log_entries "$LOG") test(s) after ${RESULT_DEADLINE}s, expected $EXPECTED"
-    sleep 0.2
-done
 say "log: $(basename "$LOG") holds $(log_entries "$LOG") test(s)"
 
-python3 - "$LOG" "$NAME" <<'EOF' || fail "$(basename "$LOG") is not a stock-shaped iperf3 log"
+python3 - "$LOG" "$NAME" "$EXPECTED" <<'EOF' || fail "$(basename "$LOG") does not hold the $EXPECTED tests as stock iperf3 would log them"
 import json, sys
 text = open(sys.argv[1]).read()
 dec = json.JSONDecoder()
@@ -300,6 +325,7 @@ while i < len(text):
     obj, i = dec.raw_decode(text, i)
     if obj:
         tests.append(obj)
+assert len(tests) == int(sys.argv[3]), f"{len(tests)} tests logged, expected {sys.argv[3]}"
 for t in tests:
     for key in ("start", "intervals", "end"):
         assert key in t, f"a logged test lacks {key!r}"
@@ -310,12 +336,15 @@ EOF
 deadline=$(($(now) + RESULT_DEADLINE))
 while :; do
     api "/api/results?port=$PORT" >"$WORK/results.json" || fail "GET /api/results failed"
-    if python3 - "$WORK/results.json" "$NAME" "$EXPECTED" "$UDP" <<'EOF'; then
+    rc=0
+    python3 - "$WORK/results.json" "$NAME" "$EXPECTED" "$UDP" <<'EOF' || rc=$?
 import json, sys
 results = [r for r in json.load(open(sys.argv[1])) if r.get("name") == sys.argv[2]]
 expected, udp = int(sys.argv[3]), sys.argv[4] == "1"
 if len(results) < expected:
-    sys.exit(1)
+    sys.exit(3)  # not there yet: ask again
+assert len(results) == expected, f"{len(results)} results, expected {expected}: {results}"
+assert all(r["client"] == "127.0.0.1" for r in results), f"client is not 127.0.0.1: {results}"
 tcp = [r for r in results if r.get("protocol") == "TCP"]
 forward = [r for r in tcp if not r.get("reverse")]
 reverse = [r for r in tcp if r.get("reverse")]
@@ -327,8 +356,8 @@ for r in results:
     print(f"pi-smoke: /api/results: {r['protocol']} reverse={r['reverse']} "
           f"receive_bps={r['receive_bps']} send_bps={r['send_bps']} name={r['name']}")
 EOF
-        break
-    fi
+    ((rc == 0)) && break
+    ((rc == 3)) || fail "/api/results?port=$PORT does not hold the expected results"
     (($(now) < deadline)) ||
         fail "/api/results does not list $EXPECTED test(s) named $NAME on port $PORT"
     sleep 0.2
@@ -336,13 +365,6 @@ done
 
 # --- idle memory ------------------------------------------------------------
 
-deadline=$(($(now) + RESULT_DEADLINE))
-while :; do
-    status=$(api /api/status) || fail "GET /api/status failed"
-    [[ $status == *'"running"'* ]] || break
-    (($(now) < deadline)) || fail "the ports did not go back to idle"
-    sleep 0.2
-done
 RSS_IDLE_KB=$(vm_rss_kb)
 say "idle RSS under qemu-aarch64 (emulator included): ${RSS_START_KB} kB at start, ${RSS_IDLE_KB} kB after the tests"
 
