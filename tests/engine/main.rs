@@ -5,3 +5,4 @@
 mod harness;
 mod process;
 mod tcp;
+mod udp;
