@@ -110,22 +110,735 @@ impl From<Vec<Json>> for Json {
     }
 }
 
+impl Json {
+    /// Parses JSON text into an ordered tree, keeping every member in order,
+    /// duplicate keys included. Integers that fit `i64` become [`Json::Int`],
+    /// every other number a correctly rounded [`Json::Num`] (cJSON holds
+    /// doubles), so printing a parsed stock entry gives back the same bytes.
+    pub fn parse(text: &str) -> Result<Json, ParseError> {
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            pos: 0,
+        };
+        parser.skip_ws();
+        let value = parser.value(0)?;
+        parser.skip_ws();
+        if parser.pos != parser.bytes.len() {
+            return Err(parser.error("trailing characters"));
+        }
+        Ok(value)
+    }
+}
+
+/// Why [`Json::parse`] rejected its input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid JSON at byte {offset}: {reason}")]
+pub struct ParseError {
+    /// Byte offset of the problem in the input.
+    pub offset: usize,
+    /// What was wrong there.
+    pub reason: &'static str,
+}
+
+/// Nesting deeper than this is refused rather than risking the stack.
+const MAX_DEPTH: usize = 256;
+
+/// A recursive-descent parser over the input bytes (RFC 8259 grammar).
+struct Parser<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, reason: &'static str) -> ParseError {
+        ParseError {
+            offset: self.pos,
+            reason,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, literal: &[u8]) -> Result<(), ParseError> {
+        if self.bytes[self.pos..].starts_with(literal) {
+            self.pos += literal.len();
+            Ok(())
+        } else {
+            Err(self.error("unexpected character"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Json, ParseError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => self.string().map(Json::Str),
+            Some(b't') => self.expect(b"true").map(|()| Json::Bool(true)),
+            Some(b'f') => self.expect(b"false").map(|()| Json::Bool(false)),
+            Some(b'n') => self.expect(b"null").map(|()| Json::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("unexpected character")),
+            None => Err(self.error("unexpected end of input")),
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Json, ParseError> {
+        self.pos += 1;
+        let mut members = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Json::Obj(members));
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a member name"));
+            }
+            let key = self.string()?;
+            self.skip_ws();
+            self.expect(b":")?;
+            self.skip_ws();
+            let value = self.value(depth + 1)?;
+            members.push((key, value));
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Json::Obj(members));
+                }
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Json, ParseError> {
+        self.pos += 1;
+        let mut items = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Json::Arr(items));
+        }
+        loop {
+            self.skip_ws();
+            items.push(self.value(depth + 1)?);
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Json::Arr(items));
+                }
+                _ => return Err(self.error("expected `,` or `]`")),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Json, ParseError> {
+        let start = self.pos;
+        let digits = |p: &mut Self| {
+            let from = p.pos;
+            while let Some(b'0'..=b'9') = p.peek() {
+                p.pos += 1;
+            }
+            p.pos > from
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        if self.peek() == Some(b'0') {
+            self.pos += 1;
+        } else if !digits(self) {
+            return Err(self.error("invalid number"));
+        }
+        let mut integral = true;
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            integral = false;
+            if !digits(self) {
+                return Err(self.error("invalid number"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            integral = false;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if !digits(self) {
+                return Err(self.error("invalid number"));
+            }
+        }
+        // The slice holds only ASCII digits, signs, `.` and `e`.
+        let text = std::str::from_utf8(&self.bytes[start..self.pos])
+            .map_err(|_| self.error("invalid number"))?;
+        if integral {
+            if let Ok(i) = text.parse::<i64>() {
+                return Ok(Json::Int(i));
+            }
+        }
+        text.parse::<f64>()
+            .map(Json::Num)
+            .map_err(|_| self.error("invalid number"))
+    }
+
+    fn hex4(&mut self) -> Result<u32, ParseError> {
+        let hex = self
+            .bytes
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.error("short \\u escape"))?;
+        let hex = std::str::from_utf8(hex).map_err(|_| self.error("invalid \\u escape"))?;
+        let code = u32::from_str_radix(hex, 16).map_err(|_| self.error("invalid \\u escape"))?;
+        self.pos += 4;
+        Ok(code)
+    }
+
+    fn string(&mut self) -> Result<String, ParseError> {
+        self.pos += 1;
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let Some(b) = self.peek() else {
+                return Err(self.error("unterminated string"));
+            };
+            self.pos += 1;
+            match b {
+                b'"' => break,
+                b'\\' => {
+                    let Some(e) = self.peek() else {
+                        return Err(self.error("unterminated string"));
+                    };
+                    self.pos += 1;
+                    let c = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let high = self.hex4()?;
+                            let code = if (0xd800..0xdc00).contains(&high)
+                                && self.bytes[self.pos..].starts_with(b"\\u")
+                            {
+                                let save = self.pos;
+                                self.pos += 2;
+                                let low = self.hex4()?;
+                                if (0xdc00..0xe000).contains(&low) {
+                                    0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00)
+                                } else {
+                                    self.pos = save;
+                                    high
+                                }
+                            } else {
+                                high
+                            };
+                            char::from_u32(code).unwrap_or('\u{fffd}')
+                        }
+                        _ => return Err(self.error("invalid escape")),
+                    };
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+                0x00..=0x1f => return Err(self.error("control character in string")),
+                _ => out.push(b),
+            }
+        }
+        // The input is a `&str` and escapes add whole characters, so this
+        // only fails if a multi-byte character was split, which cannot happen.
+        String::from_utf8(out).map_err(|_| self.error("invalid UTF-8"))
+    }
+}
+
 /// Renders `value` as cJSON's pretty printer does (tabs, `"key":\t`, arrays on
 /// one line), followed by one `\n`: exactly one stock log entry.
 pub fn to_pretty(value: &Json) -> String {
-    let _ = value;
-    todo!("cJSON pretty printer")
+    let mut out = String::with_capacity(4096);
+    write_value(&mut out, value, true, 0);
+    out.push('\n');
+    out
 }
 
 /// Renders `value` compactly (no whitespace), as cJSON's unformatted printer.
 pub fn to_compact(value: &Json) -> String {
-    let _ = value;
-    todo!("cJSON compact printer")
+    let mut out = String::with_capacity(1024);
+    write_value(&mut out, value, false, 0);
+    out
+}
+
+/// Writes one value. `depth` is cJSON's nesting depth of the enclosing
+/// container: objects and arrays both raise it by one for their contents.
+fn write_value(out: &mut String, value: &Json, pretty: bool, depth: usize) {
+    match value {
+        Json::Null => out.push_str("null"),
+        Json::Bool(true) => out.push_str("true"),
+        Json::Bool(false) => out.push_str("false"),
+        Json::Int(i) => out.push_str(&i.to_string()),
+        Json::Num(n) => out.push_str(&format_number(*n)),
+        Json::Str(s) => write_string(out, s),
+        Json::Arr(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                    if pretty {
+                        out.push(' ');
+                    }
+                }
+                write_value(out, item, pretty, depth + 1);
+            }
+            out.push(']');
+        }
+        Json::Obj(members) => {
+            let inner = depth + 1;
+            out.push('{');
+            if pretty {
+                out.push('\n');
+            }
+            for (i, (key, member)) in members.iter().enumerate() {
+                if pretty {
+                    push_tabs(out, inner);
+                }
+                write_string(out, key);
+                out.push(':');
+                if pretty {
+                    out.push('\t');
+                }
+                write_value(out, member, pretty, inner);
+                if i + 1 < members.len() {
+                    out.push(',');
+                }
+                if pretty {
+                    out.push('\n');
+                }
+            }
+            if pretty {
+                push_tabs(out, depth);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn push_tabs(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n('\t', n));
+}
+
+/// cJSON's string escaping: `"`, `\` and `\b \f \n \r \t` with a backslash,
+/// other control bytes as `\u00xx`, everything else verbatim.
+fn write_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Formats a double as cJSON does: integral values in the i64 range as
 /// integers, otherwise `%1.15g`, or `%1.17g` when 15 digits do not round-trip.
+/// Non-finite values print as `null`.
 pub fn format_number(value: f64) -> String {
-    let _ = value;
-    todo!("cJSON number rule")
+    if !value.is_finite() {
+        return "null".to_string();
+    }
+    // cJSON keeps a saturated integer copy of every number and prints that
+    // copy when it equals the double (so 2^63 prints as i64::MAX, as stock).
+    let int = value as i64;
+    if int as f64 == value {
+        return int.to_string();
+    }
+    let short = format_g(value, 15);
+    let round_trips = short.parse::<f64>().is_ok_and(|back| {
+        let max = back.abs().max(value.abs());
+        (back - value).abs() <= max * f64::EPSILON
+    });
+    if round_trips {
+        short
+    } else {
+        format_g(value, 17)
+    }
+}
+
+/// C's `printf("%1.<precision>g", value)` for a finite `value`.
+///
+/// `%g` picks the style from the decimal exponent X of the value rounded to
+/// `precision` significant digits: fixed notation when `-4 <= X < precision`,
+/// else exponent notation; then trailing zeros (and a bare `.`) are removed.
+/// Rust's `{:.N e}` rounds correctly to N+1 significant digits (half to even
+/// on exact ties, as glibc does), so its digits and exponent are the ones
+/// `%g` uses.
+pub fn format_g(value: f64, precision: usize) -> String {
+    let precision = precision.max(1);
+    let sci = format!("{:.*e}", precision - 1, value);
+    // `sci` is `[-]d[.ddd]e<exp>`.
+    let (mantissa, exp) = match sci.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (sci.as_str(), 0),
+    };
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut out = String::with_capacity(precision + 8);
+    if negative {
+        out.push('-');
+    }
+    let p = i32::try_from(precision).unwrap_or(i32::MAX);
+    if exp < -4 || exp >= p {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        let rest = rest.trim_end_matches('0');
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        out.push_str(&format!("{:02}", exp.unsigned_abs()));
+    } else if exp < 0 {
+        // 0.000ddd
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(digits.trim_end_matches('0'));
+    } else {
+        let split = usize::try_from(exp + 1).unwrap_or(0).min(digits.len());
+        let (int_part, frac) = digits.split_at(split);
+        out.push_str(int_part);
+        let frac = frac.trim_end_matches('0');
+        if !frac.is_empty() {
+            out.push('.');
+            out.push_str(frac);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Example entry A of the protocol reference (a stock 3.12 TCP entry).
+    const ENTRY_A: &str = include_str!("../../tests/fixtures/cjson-entry-a.json");
+    /// A stock 3.12 server log: TCP, -R, --bidir, UDP, UDP -R, UDP --bidir,
+    /// -P 2 over IPv6, and the entry written on SIGTERM.
+    const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
+
+    /// Splits a stock log into entry texts at lines that are exactly `{`.
+    fn split_entries(text: &str) -> Vec<String> {
+        let mut entries: Vec<String> = Vec::new();
+        for line in text.split_inclusive('\n') {
+            if line == "{\n" || entries.is_empty() {
+                entries.push(String::new());
+            }
+            if let Some(last) = entries.last_mut() {
+                last.push_str(line);
+            }
+        }
+        entries
+    }
+
+    #[test]
+    fn entry_a_is_reproduced_byte_for_byte() {
+        let tree = Json::parse(ENTRY_A).expect("entry A parses");
+        assert_eq!(to_pretty(&tree), ENTRY_A);
+    }
+
+    #[test]
+    fn every_stock_entry_is_reproduced_byte_for_byte() {
+        let entries = split_entries(STOCK_LOG);
+        assert_eq!(entries.len(), 8);
+        for entry in entries {
+            let tree = Json::parse(&entry).expect("stock entry parses");
+            assert_eq!(to_pretty(&tree), entry);
+        }
+    }
+
+    #[test]
+    fn parse_keeps_order_and_duplicate_keys() {
+        let tree = Json::parse(r#"{"b":1,"a":2,"b":3.5}"#).unwrap();
+        assert_eq!(
+            tree,
+            Json::Obj(vec![
+                ("b".into(), Json::Int(1)),
+                ("a".into(), Json::Int(2)),
+                ("b".into(), Json::Num(3.5)),
+            ])
+        );
+        assert_eq!(tree.get("b"), Some(&Json::Int(1)));
+        assert_eq!(to_compact(&tree), r#"{"b":1,"a":2,"b":3.5}"#);
+    }
+
+    #[test]
+    fn parse_rejects_bad_input_without_panicking() {
+        for bad in [
+            "",
+            "{",
+            "}",
+            "[1,]",
+            "{\"a\"}",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            "-",
+            "1e",
+            "tru",
+            "\"abc",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"a\u{1}\"",
+            "{} x",
+            "[1 2]",
+            "{1:2}",
+        ] {
+            assert!(Json::parse(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(100_000);
+        assert!(Json::parse(&deep).is_err());
+        let err = Json::parse("[1, x]").unwrap_err();
+        assert_eq!(err.offset, 4);
+    }
+
+    #[test]
+    fn parse_reads_escapes_and_numbers() {
+        let text = r#" ["\u00e9\ud83d\ude00\n\/", -0, 1E2, 9223372036854775808, -12, 0.5e-3] "#;
+        assert_eq!(
+            Json::parse(text).unwrap(),
+            Json::Arr(vec![
+                Json::Str("é😀\n/".into()),
+                Json::Int(0),
+                Json::Num(100.0),
+                Json::Num(9223372036854775808.0),
+                Json::Int(-12),
+                Json::Num(0.0005),
+            ])
+        );
+        // A lone surrogate becomes U+FFFD rather than an error.
+        assert_eq!(
+            Json::parse(r#""\ud800x""#).unwrap(),
+            Json::Str("\u{fffd}x".into())
+        );
+    }
+
+    #[test]
+    // The literals are written as stock logs print them: 17 digits.
+    #[allow(clippy::excessive_precision)]
+    fn numbers_follow_cjson() {
+        let cases: &[(f64, &str)] = &[
+            (1.0000259876251221, "1.0000259876251221"),
+            (19700133928.304615, "19700133928.304615"),
+            (0.0050860000774264336, "0.0050860000774264336"),
+            (1.2732467826455832e-05, "1.2732467826455832e-05"),
+            (0.012732467826455832, "0.012732467826455832"),
+            (0.008120849609375, "0.008120849609375"),
+            (2.005278, "2.005278"),
+            (1.000026, "1.000026"),
+            (131072.0, "131072"),
+            (1.0, "1"),
+            (0.0, "0"),
+            (-0.0, "0"),
+            (-1.0, "-1"),
+            (1795303929.0, "1795303929"),
+            (0.1, "0.1"),
+            (1e-7, "1e-07"),
+            (1e300, "1e+300"),
+            (-2.5e-300, "-2.5e-300"),
+            (1.5e15, "1500000000000000"),
+            (0.5, "0.5"),
+            (53.221726149661876, "53.221726149661876"),
+            (0.84358890923259244, "0.84358890923259244"),
+            (1e-5, "1e-05"),
+            (0.0001, "0.0001"),
+            (123456.789, "123456.789"),
+            // Integral but beyond i64: %g, not an integer.
+            (1e19, "1e+19"),
+            (18446744073709551615.0, "1.8446744073709552e+19"),
+            (-1e20, "-1e+20"),
+            (2f64.powi(70), "1.1805916207174113e+21"),
+            // cJSON's saturated integer copy equals 2^63 exactly.
+            (9223372036854775808.0, "9223372036854775807"),
+            (-9223372036854775808.0, "-9223372036854775808"),
+            (f64::NAN, "null"),
+            (f64::INFINITY, "null"),
+            (f64::NEG_INFINITY, "null"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(format_number(*value), *expected, "value {value:e}");
+        }
+    }
+
+    #[test]
+    fn int_prints_as_plain_integer() {
+        assert_eq!(to_compact(&Json::Int(-1)), "-1");
+        assert_eq!(to_compact(&Json::Int(i64::MAX)), "9223372036854775807");
+        assert_eq!(to_compact(&Json::from(u64::MAX)), "1.8446744073709552e+19");
+    }
+
+    /// `printf("%1.<p>g", v)` from the C library, the reference for [`format_g`].
+    fn c_format_g(value: f64, precision: usize) -> String {
+        let format = if precision == 15 {
+            c"%1.15g"
+        } else {
+            c"%1.17g"
+        };
+        let mut buf = [0u8; 64];
+        // SAFETY: the buffer is large enough for any %g of a double with at
+        // most 17 digits, snprintf is bounded by its length, and the format
+        // consumes exactly one double.
+        let n =
+            unsafe { libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), value) };
+        let n = usize::try_from(n).expect("snprintf succeeded");
+        String::from_utf8(buf[..n].to_vec()).expect("ASCII")
+    }
+
+    #[test]
+    fn format_g_matches_the_c_library() {
+        // A fixed xorshift sequence of bit patterns covers every exponent range.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut checked = 0;
+        while checked < 20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let value = f64::from_bits(state);
+            if !value.is_finite() {
+                continue;
+            }
+            // Also values of the magnitudes logs hold, with few digits.
+            let scaled = (value.abs().fract() * 1e6).round() / 1e3;
+            for v in [value, scaled, -scaled, scaled * 1e-6, scaled * 1e12] {
+                for p in [15, 17] {
+                    assert_eq!(
+                        format_g(v, p),
+                        c_format_g(v, p),
+                        "value {v:e} precision {p}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+        // Exact ties round half to even in both.
+        for v in [
+            0.125,
+            2.5,
+            0.5,
+            1e22,
+            2f64.powi(60) + 2048.0,
+            1234567890123456.5,
+        ] {
+            for p in [1, 2, 15, 17] {
+                let format = match p {
+                    1 => c"%1.1g",
+                    2 => c"%1.2g",
+                    15 => c"%1.15g",
+                    _ => c"%1.17g",
+                };
+                let mut buf = [0u8; 64];
+                // SAFETY: as in `c_format_g`.
+                let n = unsafe {
+                    libc::snprintf(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), v)
+                };
+                let n = usize::try_from(n).expect("snprintf succeeded");
+                assert_eq!(
+                    format_g(v, p).as_bytes(),
+                    &buf[..n],
+                    "value {v:e} precision {p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pretty_layout_of_containers() {
+        let tree = Json::obj()
+            .with("empty", Json::obj())
+            .with("none", Json::Arr(vec![]))
+            .with(
+                "list",
+                Json::Arr(vec![Json::Int(1), Json::Num(2.5), Json::Null]),
+            )
+            .with(
+                "objs",
+                Json::Arr(vec![
+                    Json::obj().with("a", true),
+                    Json::obj(),
+                    Json::Arr(vec![]),
+                ]),
+            )
+            .with(
+                "inner",
+                Json::obj().with("end", Json::obj()).with("b", false),
+            );
+        let expected = "{\n\
+            \t\"empty\":\t{\n\t},\n\
+            \t\"none\":\t[],\n\
+            \t\"list\":\t[1, 2.5, null],\n\
+            \t\"objs\":\t[{\n\t\t\t\"a\":\ttrue\n\t\t}, {\n\t\t}, []],\n\
+            \t\"inner\":\t{\n\t\t\"end\":\t{\n\t\t},\n\t\t\"b\":\tfalse\n\t}\n\
+            }\n";
+        assert_eq!(to_pretty(&tree), expected);
+        assert_eq!(to_pretty(&Json::obj()), "{\n}\n");
+        assert_eq!(
+            to_compact(&tree),
+            r#"{"empty":{},"none":[],"list":[1,2.5,null],"objs":[{"a":true},{},[]],"inner":{"end":{},"b":false}}"#
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_cjson_does() {
+        let s = "q\" b\\ /é\u{8}\u{c}\n\r\t\u{1}\u{1f}\u{7f}✓";
+        let expected = "\"q\\\" b\\\\ /é\\b\\f\\n\\r\\t\\u0001\\u001f\u{7f}✓\"";
+        assert_eq!(to_compact(&Json::from(s)), expected);
+        let tree = Json::obj().with(s, s);
+        let back: serde_json::Value = serde_json::from_str(&to_compact(&tree)).unwrap();
+        assert_eq!(back[s], serde_json::Value::from(s));
+    }
+
+    #[test]
+    fn compact_output_is_valid_json_without_whitespace() {
+        let tree = Json::parse(ENTRY_A).unwrap();
+        let compact = to_compact(&tree);
+        // No whitespace outside strings.
+        let (mut in_string, mut escaped) = (false, false);
+        for c in compact.chars() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' if in_string => escaped = true,
+                '"' => in_string = !in_string,
+                ' ' | '\t' | '\n' | '\r' => assert!(in_string, "whitespace in {compact}"),
+                _ => {}
+            }
+        }
+        let a: serde_json::Value = serde_json::from_str(&compact).unwrap();
+        let b: serde_json::Value = serde_json::from_str(ENTRY_A).unwrap();
+        assert_eq!(a, b);
+        let pretty = to_pretty(&Json::obj().with("x", f64::NAN).with("y", Json::Arr(vec![])));
+        assert!(serde_json::from_str::<serde_json::Value>(&pretty).is_ok());
+    }
 }

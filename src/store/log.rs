@@ -1,7 +1,16 @@
-//! `port-<PORT>.json` log files in one directory.
+//! `port-<PORT>.json` log files in one directory: one-write appends, and
+//! loading every log (stock-written or ours) at start-up.
+//!
+//! Text handling lives in [`super::reader`], summaries in [`super::summary`];
+//! this module owns the files.
 
-use std::io;
+use std::fs;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+
+use super::reader::{read_log, LogItem};
+use super::results::ResultsStore;
+use super::summary::{summarize, TestResult};
 
 /// The directory holding one `port-<PORT>.json` per iperf3 port.
 #[derive(Debug, Clone)]
@@ -9,11 +18,47 @@ pub struct LogDir {
     dir: PathBuf,
 }
 
+/// What [`LogDir::append_cleared`] writes: an empty object as cJSON's pretty
+/// printer renders it, so readers that split at `{`/`}` lines see it too.
+pub const CLEARED_MARKER: &str = "{\n}\n";
+
+/// `error` with its kind kept and `what` in front of its message.
+fn context(error: io::Error, what: impl std::fmt::Display) -> io::Error {
+    io::Error::new(error.kind(), format!("{what}: {error}"))
+}
+
 impl LogDir {
     /// Creates the directory if missing and checks that it is writable.
     pub fn open(dir: &Path) -> io::Result<LogDir> {
-        let _ = dir;
-        todo!()
+        let shown = dir.display();
+        fs::create_dir_all(dir)
+            .map_err(|e| context(e, format_args!("cannot create log directory {shown}")))?;
+        let meta =
+            fs::metadata(dir).map_err(|e| context(e, format_args!("log directory {shown}")))?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("log directory {shown} is not a directory"),
+            ));
+        }
+        // Permission bits do not tell (root, read-only mounts, ACLs): try it.
+        let probe = dir.join(format!(".webperf3-write-test-{}", std::process::id()));
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&probe)
+            .map_err(|e| context(e, format_args!("log directory {shown} is not writable")))?;
+        // The probe is ours and empty; failing to remove it is harmless.
+        let _ = fs::remove_file(&probe);
+        Ok(LogDir {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The log file of `port`.
@@ -23,9 +68,38 @@ impl LogDir {
 
     /// Appends `text` (one whole pretty-printed entry ending in `\n`) to the
     /// port's log with a single write on a file opened in append mode.
+    ///
+    /// `O_APPEND` makes each `write` land at the end of the file atomically
+    /// with respect to other appends, so concurrent appends never
+    /// interleave; only a short write (disk full, signal) makes a second one.
     pub fn append(&self, port: u16, text: &str) -> io::Result<()> {
-        let _ = (port, text);
-        todo!()
+        let path = self.path(port);
+        let shown = path.display();
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| context(e, format_args!("cannot open {shown}")))?;
+        let mut rest = text.as_bytes();
+        while !rest.is_empty() {
+            match file.write(rest) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!("cannot write {shown}: no space written"),
+                    ))
+                }
+                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(context(e, format_args!("cannot write {shown}"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends the `{}` clear marker ([`CLEARED_MARKER`]) to the port's log.
+    pub fn append_cleared(&self, port: u16) -> io::Result<()> {
+        self.append(port, CLEARED_MARKER)
     }
 }
 
@@ -39,11 +113,320 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
+/// The port of a canonical log file name, `port-<N>.json` (no sign, no
+/// leading zeros, 1..=65535).
+fn port_of(name: &str) -> Option<u16> {
+    let digits = name.strip_prefix("port-")?.strip_suffix(".json")?;
+    let port: u16 = digits.parse().ok()?;
+    (port != 0 && port.to_string() == digits).then_some(port)
+}
+
+/// The results of one log file, in file order, and which of them is the
+/// port's latest (the last one after the last `{}` marker).
+struct FileResults {
+    results: Vec<TestResult>,
+    latest: Option<usize>,
+}
+
 impl LogDir {
     /// Loads every `port-*.json` in the directory (stock-written or ours).
     /// `ports` are the ports this run serves (the latest-per-port table).
     pub fn load(&self, ports: &[u16]) -> Loaded {
-        let _ = ports;
-        todo!()
+        let mut warnings = Vec::new();
+        let mut files: Vec<(u16, PathBuf)> = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .filter_map(|e| Some((port_of(e.file_name().to_str()?)?, e.path())))
+                .collect(),
+            Err(e) => {
+                warnings.push(format!(
+                    "{}: cannot list the log directory: {e}",
+                    self.dir.display()
+                ));
+                Vec::new()
+            }
+        };
+        files.sort();
+
+        // Every result with the order it was found in, and whether it is its
+        // port's latest.
+        let mut found: Vec<(TestResult, bool)> = Vec::new();
+        for (port, path) in files {
+            let Some(file) = load_file(port, &path, &mut warnings) else {
+                continue;
+            };
+            for (i, result) in file.results.into_iter().enumerate() {
+                found.push((result, file.latest == Some(i)));
+            }
+        }
+        // Oldest first; the sort is stable, so equal timestamps keep port and
+        // file order.
+        found.sort_by_key(|(result, _)| result.timestamp);
+
+        let mut store = ResultsStore::new(ports);
+        for (result, latest) in found {
+            if latest {
+                store.push(result);
+            } else {
+                store.push_history(result);
+            }
+        }
+        Loaded { store, warnings }
+    }
+}
+
+/// Reads one log file; damage and read errors become warnings naming it.
+fn load_file(port: u16, path: &Path, warnings: &mut Vec<String>) -> Option<FileResults> {
+    let shown = path.display();
+    // Only regular files: reading a FIFO would block start-up.
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => {
+            warnings.push(format!("{shown}: skipped: not a regular file"));
+            return None;
+        }
+        Err(e) => {
+            warnings.push(format!("{shown}: cannot read: {e}"));
+            return None;
+        }
+    }
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            warnings.push(format!("{shown}: cannot read: {e}"));
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let read = read_log(&text);
+    warnings.extend(
+        read.damage
+            .iter()
+            .map(|damage| format!("{shown}: {damage}")),
+    );
+
+    let mut file = FileResults {
+        results: Vec::new(),
+        latest: None,
+    };
+    for item in &read.items {
+        match item {
+            LogItem::Entry(entry) => {
+                if let Some(result) = summarize(port, entry) {
+                    file.results.push(result);
+                    file.latest = Some(file.results.len() - 1);
+                }
+            }
+            LogItem::Cleared => file.latest = None,
+        }
+    }
+    Some(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::json::{to_pretty, Json};
+
+    const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
+
+    /// A small pretty entry of `port`'s test at `timesecs`, named `name`.
+    fn entry(timesecs: i64, name: &str) -> String {
+        let start = Json::obj()
+            .with("timestamp", Json::obj().with("timesecs", timesecs))
+            .with(
+                "test_start",
+                Json::obj().with("protocol", "TCP").with("num_streams", 1),
+            );
+        let end = Json::obj().with(
+            "sum_received",
+            Json::obj()
+                .with("seconds", 1.0)
+                .with("bytes", 1000)
+                .with("bits_per_second", 8000.0),
+        );
+        to_pretty(
+            &Json::obj()
+                .with("start", start)
+                .with("intervals", Json::Arr(vec![]))
+                .with("end", end)
+                .with("extra_data", name),
+        )
+    }
+
+    fn names(results: &[TestResult]) -> Vec<&str> {
+        results
+            .iter()
+            .map(|r| r.name.as_deref().unwrap_or("-"))
+            .collect()
+    }
+
+    #[test]
+    fn open_creates_missing_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        let logs = LogDir::open(&dir).expect("created");
+        assert!(dir.is_dir());
+        assert_eq!(logs.path(5201), dir.join("port-5201.json"));
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "no probe left behind"
+        );
+    }
+
+    #[test]
+    fn open_refuses_a_file_and_an_unwritable_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("f");
+        fs::write(&file, "x").unwrap();
+        let err = LogDir::open(&file).unwrap_err();
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+
+        // A directory below a regular file cannot be created.
+        let err = LogDir::open(&file.join("sub")).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot create log directory"),
+            "{err}"
+        );
+
+        // /proc/self is a directory nobody can create files in, root included.
+        let err = LogDir::open(Path::new("/proc/self")).unwrap_err();
+        assert!(err.to_string().contains("not writable"), "{err}");
+    }
+
+    #[test]
+    fn append_adds_whole_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        logs.append(5201, &entry(10, "a")).unwrap();
+        logs.append_cleared(5201).unwrap();
+        logs.append(5201, &entry(11, "b")).unwrap();
+        let text = fs::read_to_string(logs.path(5201)).unwrap();
+        assert_eq!(
+            text,
+            format!("{}{{\n}}\n{}", entry(10, "a"), entry(11, "b"))
+        );
+    }
+
+    #[test]
+    fn concurrent_appends_never_interleave() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        // Entries far larger than a pipe buffer or a page.
+        let big = "x".repeat(256 * 1024);
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let logs = &logs;
+                let big = &big;
+                scope.spawn(move || {
+                    for i in 0..10 {
+                        let text = to_pretty(
+                            &Json::obj()
+                                .with("t", t)
+                                .with("i", i)
+                                .with("pad", big.as_str()),
+                        );
+                        logs.append(5201, &text).unwrap();
+                    }
+                });
+            }
+        });
+        let text = fs::read_to_string(logs.path(5201)).unwrap();
+        let read = read_log(&text);
+        assert_eq!(read.skipped, 0);
+        assert_eq!(read.items.len(), 80);
+        for item in &read.items {
+            let LogItem::Entry(v) = item else {
+                panic!("an entry")
+            };
+            assert_eq!(v["pad"].as_str().map(str::len), Some(big.len()));
+        }
+    }
+
+    #[test]
+    fn load_sorts_by_time_and_honours_clear_markers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        logs.append(5201, &entry(30, "p1-a")).unwrap();
+        logs.append(5201, &entry(10, "p1-b")).unwrap();
+        logs.append(5202, &entry(20, "p2-a")).unwrap();
+        logs.append_cleared(5202).unwrap();
+        logs.append(5203, &entry(20, "p3-a")).unwrap();
+        logs.append_cleared(5203).unwrap();
+        logs.append(5203, &entry(5, "p3-b")).unwrap();
+        // A port this run does not serve: history only.
+        logs.append(6000, &entry(1, "other")).unwrap();
+
+        let loaded = LogDir::open(tmp.path())
+            .unwrap()
+            .load(&[5201, 5202, 5203, 5204]);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        // Stable: equal timestamps keep port order.
+        assert_eq!(
+            names(loaded.store.all()),
+            vec!["other", "p3-b", "p1-b", "p2-a", "p3-a", "p1-a"]
+        );
+        let latest: Vec<_> = loaded
+            .store
+            .latest()
+            .iter()
+            .map(|r| r.and_then(|r| r.name.as_deref()))
+            .collect();
+        // Latest is the file's last entry, not the newest timestamp.
+        assert_eq!(latest, vec![Some("p1-b"), None, Some("p3-b"), None]);
+    }
+
+    #[test]
+    fn load_reads_stock_logs_and_names_damage() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        let mut damaged = b"\xff\xfejunk\n".to_vec();
+        damaged.extend_from_slice(STOCK_LOG.as_bytes());
+        damaged.extend_from_slice(&STOCK_LOG.as_bytes()[..300]);
+        fs::write(logs.path(5201), &damaged).unwrap();
+        // Ignored: not a canonical log name.
+        fs::write(tmp.path().join("port-05201.json"), STOCK_LOG).unwrap();
+        fs::write(tmp.path().join("notes.txt"), "hello").unwrap();
+        // Unreadable: a directory with a log's name.
+        fs::create_dir(logs.path(5202)).unwrap();
+
+        let loaded = logs.load(&[5201]);
+        assert_eq!(loaded.store.all().len(), 7);
+        assert!(loaded.store.all().iter().all(|r| r.port == 5201));
+        assert_eq!(loaded.store.latest()[0].map(|r| r.streams), Some(2));
+        let shown = logs.path(5201).display().to_string();
+        assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].starts_with(&shown) && loaded.warnings[0].contains("line 1"));
+        assert!(loaded.warnings[1].starts_with(&shown) && loaded.warnings[1].contains("truncated"));
+        assert!(loaded.warnings[2].contains("port-5202.json"));
+    }
+
+    #[test]
+    fn load_of_an_empty_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let loaded = LogDir::open(tmp.path()).unwrap().load(&[5201, 5202]);
+        assert!(loaded.store.all().is_empty());
+        assert_eq!(loaded.store.latest(), vec![None, None]);
+        assert!(loaded.warnings.is_empty());
+    }
+
+    #[test]
+    fn canonical_names_only() {
+        assert_eq!(port_of("port-5201.json"), Some(5201));
+        assert_eq!(port_of("port-65535.json"), Some(65535));
+        for name in [
+            "port-0.json",
+            "port-05201.json",
+            "port-+1.json",
+            "port-65536.json",
+            "port-1.json~",
+            "x-1.json",
+        ] {
+            assert_eq!(port_of(name), None, "{name}");
+        }
     }
 }

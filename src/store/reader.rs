@@ -1,5 +1,13 @@
 //! Splits a log file's text into entries, tolerating garbage, truncated tails
 //! and `{}` clear markers.
+//!
+//! Stock iperf3 (and this program) write each entry pretty-printed, starting
+//! with a line that is exactly `{` and ending with a line that is exactly `}`;
+//! nested lines are indented and strings never hold raw newlines, so those two
+//! lines are reliable boundaries. A compact object on a line of its own is
+//! accepted too. This module only reads text: no files, no summaries.
+
+use serde_json::Value;
 
 /// One item found in a log file.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,6 +18,38 @@ pub enum LogItem {
     Cleared,
 }
 
+/// What kind of damage a skipped stretch of text was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DamageKind {
+    /// Text outside any entry (not a `{` … `}` block).
+    Garbage,
+    /// A `{` … `}` block that is not valid JSON.
+    Invalid,
+    /// A `{` line whose closing `}` line never came (the next entry or the
+    /// end of the file came first).
+    Truncated,
+}
+
+/// One skipped stretch of a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// 1-based number of the stretch's first line.
+    pub line: usize,
+    /// What was wrong with it.
+    pub kind: DamageKind,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.kind {
+            DamageKind::Garbage => "skipped text that is not a log entry",
+            DamageKind::Invalid => "skipped an entry that is not valid JSON",
+            DamageKind::Truncated => "skipped a truncated entry (no closing `}` line)",
+        };
+        write!(f, "line {}: {what}", self.line)
+    }
+}
+
 /// What reading one log file found.
 #[derive(Debug, Default)]
 pub struct ReadLog {
@@ -17,10 +57,359 @@ pub struct ReadLog {
     pub items: Vec<LogItem>,
     /// How many stretches of text were skipped (garbage, truncated objects).
     pub skipped: usize,
+    /// Where each skipped stretch starts and what it was (`skipped` of them).
+    pub damage: Vec<Damage>,
+}
+
+impl ReadLog {
+    fn skip(&mut self, line: usize, kind: DamageKind) {
+        self.skipped += 1;
+        self.damage.push(Damage { line, kind });
+    }
+
+    /// Parses `text` as one object and records it, or records the damage.
+    fn object(&mut self, text: &str, line: usize, kind: DamageKind) {
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(members)) if members.is_empty() => self.items.push(LogItem::Cleared),
+            Ok(value @ Value::Object(_)) => self.items.push(LogItem::Entry(value)),
+            _ => self.skip(line, kind),
+        }
+    }
+}
+
+/// Where the reader is between lines.
+enum State {
+    /// Between entries.
+    Outside,
+    /// Inside a run of garbage lines that started at this line.
+    Garbage,
+    /// Inside a pretty entry whose `{` line starts at this byte offset and
+    /// line number.
+    Entry { offset: usize, line: usize },
+}
+
+/// One line of the text: where it starts and its content without the line end.
+struct Line<'a> {
+    offset: usize,
+    text: &'a str,
+}
+
+/// Splits `text` into lines, dropping `\n` and a `\r` before it.
+fn lines(text: &str) -> Vec<Line<'_>> {
+    let mut offset = 0;
+    text.split_inclusive('\n')
+        .map(|raw| {
+            let line = raw.strip_suffix('\n').unwrap_or(raw);
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let start = offset;
+            offset += raw.len();
+            Line {
+                offset: start,
+                text: line,
+            }
+        })
+        .collect()
+}
+
+/// Where an entry starts on line `i`, if one does: the line is exactly `{`,
+/// or it ends with a `{` that is followed by a line indented by exactly one
+/// tab (`\t"start":…`). In a pretty entry only the top-level object's members
+/// have one tab, so the second form is an entry appended right after a
+/// truncated one, whose tail shares the line. Returns the byte offset of `{`.
+fn entry_start(lines: &[Line<'_>], i: usize) -> Option<usize> {
+    let line = &lines[i];
+    if line.text == "{" {
+        return Some(line.offset);
+    }
+    let next = lines.get(i + 1)?;
+    let one_tab = next.text.starts_with("\t\"");
+    (line.text.ends_with('{') && one_tab).then(|| line.offset + line.text.len() - 1)
 }
 
 /// Reads a log file's text.
 pub fn read_log(text: &str) -> ReadLog {
-    let _ = text;
-    todo!()
+    let mut log = ReadLog::default();
+    let mut state = State::Outside;
+    let lines = lines(text);
+    for (i, line) in lines.iter().enumerate() {
+        let number = i + 1;
+        if let Some(start) = entry_start(&lines, i) {
+            let mid_line = start != line.offset;
+            match state {
+                State::Entry { line, .. } => log.skip(line, DamageKind::Truncated),
+                State::Outside if mid_line => log.skip(number, DamageKind::Garbage),
+                State::Outside | State::Garbage => {}
+            }
+            state = State::Entry {
+                offset: start,
+                line: number,
+            };
+            continue;
+        }
+        match state {
+            State::Entry {
+                offset: start,
+                line: first,
+            } => {
+                if line.text == "}" {
+                    let end = line.offset + line.text.len();
+                    log.object(&text[start..end], first, DamageKind::Invalid);
+                    state = State::Outside;
+                }
+            }
+            State::Outside | State::Garbage => {
+                let trimmed = line.text.trim();
+                if trimmed.is_empty() {
+                    continue;
+                }
+                let one_line = trimmed.starts_with('{') && trimmed.ends_with('}');
+                if one_line && serde_json::from_str::<Value>(trimmed).is_ok_and(|v| v.is_object()) {
+                    log.object(trimmed, number, DamageKind::Invalid);
+                    state = State::Outside;
+                } else if matches!(state, State::Outside) {
+                    log.skip(number, DamageKind::Garbage);
+                    state = State::Garbage;
+                }
+            }
+        }
+    }
+    if let State::Entry { line, .. } = state {
+        log.skip(line, DamageKind::Truncated);
+    }
+    log
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
+
+    fn entries(log: &ReadLog) -> Vec<&Value> {
+        log.items
+            .iter()
+            .filter_map(|item| match item {
+                LogItem::Entry(v) => Some(v),
+                LogItem::Cleared => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reads_a_stock_log() {
+        let log = read_log(STOCK_LOG);
+        assert_eq!(log.skipped, 0);
+        assert_eq!(log.items.len(), 8);
+        let all = entries(&log);
+        assert_eq!(all[0]["extra_data"], "alice");
+        assert_eq!(all[1]["title"], "T1");
+        assert_eq!(all[7]["error"], "interrupt - the server has terminated");
+        // Duplicate keys (UDP's two `target_bitrate`s): last wins.
+        assert_eq!(all[3]["start"]["target_bitrate"], 10_000_000);
+    }
+
+    #[test]
+    fn empty_and_blank_files_have_nothing() {
+        for text in ["", "\n", "\n\n  \n"] {
+            let log = read_log(text);
+            assert!(log.items.is_empty());
+            assert_eq!(log.skipped, 0);
+        }
+    }
+
+    #[test]
+    fn clear_markers_in_both_forms() {
+        let log = read_log("{}\n{\n}\n{\"a\":1}\n{\n\t\"b\":\t2\n}\n{ }\n");
+        assert_eq!(log.skipped, 0);
+        assert_eq!(
+            log.items,
+            vec![
+                LogItem::Cleared,
+                LogItem::Cleared,
+                LogItem::Entry(serde_json::json!({"a": 1})),
+                LogItem::Entry(serde_json::json!({"b": 2})),
+                LogItem::Cleared,
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_between_entries_is_skipped_once_per_stretch() {
+        let text = "hello\nworld\n{\n\t\"a\":\t1\n}\nnot json\n\nstill not\n{\n\t\"b\":\t2\n}\n";
+        let log = read_log(text);
+        assert_eq!(entries(&log).len(), 2);
+        assert_eq!(log.skipped, 2);
+        assert_eq!(
+            log.damage,
+            vec![
+                Damage {
+                    line: 1,
+                    kind: DamageKind::Garbage
+                },
+                Damage {
+                    line: 6,
+                    kind: DamageKind::Garbage
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn truncated_last_entry() {
+        let cut = STOCK_LOG.len() - 200;
+        let log = read_log(&STOCK_LOG[..cut]);
+        assert_eq!(entries(&log).len(), 7);
+        assert_eq!(log.skipped, 1);
+        assert_eq!(log.damage[0].kind, DamageKind::Truncated);
+    }
+
+    #[test]
+    fn truncated_entry_followed_by_a_good_one_resynchronises() {
+        // The first entry lost its tail at a line end, then the next one was
+        // appended.
+        let second = STOCK_LOG.find("\n{\n").expect("two entries") + 1;
+        let cut = STOCK_LOG[..second / 2].rfind('\n').expect("a line end") + 1;
+        let text = format!("{}{}", &STOCK_LOG[..cut], &STOCK_LOG[second..]);
+        let log = read_log(&text);
+        assert_eq!(entries(&log).len(), 7);
+        assert_eq!(
+            log.damage,
+            vec![Damage {
+                line: 1,
+                kind: DamageKind::Truncated
+            }]
+        );
+    }
+
+    #[test]
+    fn entry_appended_mid_line_after_a_truncated_one_is_found() {
+        // The first entry lost its tail mid-line, and the next entry was
+        // appended right after it (as stock's append does).
+        let second = STOCK_LOG.find("\n{\n").expect("two entries") + 1;
+        let cut = STOCK_LOG[..second / 2].trim_end_matches('\n');
+        assert!(!cut.ends_with('{'));
+        let text = format!("{cut}{}", &STOCK_LOG[second..]);
+        let log = read_log(&text);
+        assert_eq!(entries(&log).len(), 7);
+        assert_eq!(
+            log.damage,
+            vec![Damage {
+                line: 1,
+                kind: DamageKind::Truncated
+            }]
+        );
+        // The same after garbage that shares the entry's first line.
+        let log = read_log(&format!("garbage{}", &STOCK_LOG[second..]));
+        assert_eq!(entries(&log).len(), 7);
+        assert_eq!(
+            log.damage,
+            vec![Damage {
+                line: 1,
+                kind: DamageKind::Garbage
+            }]
+        );
+    }
+
+    #[test]
+    fn nested_objects_are_not_entry_starts() {
+        // `"end":\t{` is followed by two-tab lines; `"end":\t{` + `\t}` too.
+        let log = read_log(STOCK_LOG);
+        assert_eq!(log.skipped, 0);
+        assert_eq!(log.items.len(), 8);
+    }
+
+    #[test]
+    fn invalid_block_is_skipped() {
+        let log = read_log("{\n\t\"a\":\t,\n}\n{\n\t\"b\":\t1\n}\n");
+        assert_eq!(entries(&log).len(), 1);
+        assert_eq!(
+            log.damage,
+            vec![Damage {
+                line: 1,
+                kind: DamageKind::Invalid
+            }]
+        );
+    }
+
+    #[test]
+    fn numbers_above_i64_nulls_and_duplicates_parse() {
+        let text = "{\n\t\"snd_wnd\":\t18446744073709551615,\n\t\"x\":\tnull,\n\t\"big\":\t1e400,\n\t\"k\":\t1,\n\t\"k\":\t2\n}\n";
+        let log = read_log(text);
+        // 1e400 is out of range for a double: serde_json rejects it, and the
+        // entry is skipped rather than misread.
+        assert_eq!(log.skipped, 1);
+        let text = text.replace("1e400", "1e300");
+        let log = read_log(&text);
+        let all = entries(&log);
+        assert_eq!(all[0]["snd_wnd"].as_u64(), Some(u64::MAX));
+        assert!(all[0]["x"].is_null());
+        assert_eq!(all[0]["k"], 2);
+    }
+
+    #[test]
+    fn binary_junk_never_panics() {
+        let mut bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+        bytes.push(b'\n');
+        bytes.extend_from_slice(STOCK_LOG.as_bytes());
+        bytes.extend_from_slice(b"\xff\xfe{\n\x00\x01}\n{\n\t\"a\":\t\"\xc3\x28\"\n}\n");
+        let text = String::from_utf8_lossy(&bytes);
+        let log = read_log(&text);
+        assert_eq!(entries(&log).len(), 9);
+        assert!(log.skipped >= 2);
+        // Deep nesting is refused by serde_json, not a stack overflow.
+        let deep = format!(
+            "{{\n\"a\":{}{}\n}}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(read_log(&deep).skipped, 1);
+    }
+
+    #[test]
+    fn every_cut_and_splice_of_a_stock_log_is_tolerated() {
+        // Byte spans of the entries: from a `{` line to the end of its `}` line.
+        let mut starts = vec![0];
+        starts.extend(STOCK_LOG.match_indices("\n{\n").map(|(i, _)| i + 1));
+        // (An entry is complete once its `}` is there, newline or not.)
+        let ends: Vec<usize> = STOCK_LOG
+            .match_indices("\n}\n")
+            .map(|(i, _)| i + 2)
+            .collect();
+        assert_eq!((starts.len(), ends.len()), (8, 8));
+        let spans: Vec<(usize, usize)> = starts.into_iter().zip(ends).collect();
+        for cut in (0..STOCK_LOG.len()).step_by(37) {
+            let log = read_log(&STOCK_LOG[..cut]);
+            let intact = spans.iter().filter(|(_, end)| *end <= cut).count();
+            assert_eq!(log.items.len(), intact, "cut at {cut}");
+            // A hole in the middle loses exactly the entries it touches.
+            let hole = cut / 2..cut;
+            let spliced = format!("{}{}", &STOCK_LOG[..hole.start], &STOCK_LOG[hole.end..]);
+            let log = read_log(&spliced);
+            let intact = spans
+                .iter()
+                .filter(|(s, e)| *e <= hole.start || *s >= hole.end)
+                .count();
+            let touched_one = spans.iter().any(|(s, e)| *s < hole.end && *e > hole.start);
+            // Joining the head of one entry to the tail of another can yield
+            // one valid object by chance (e.g. a hole that removes whole
+            // lines of one entry's middle); never more than that.
+            assert!(
+                log.items.len() == intact || (touched_one && log.items.len() == intact + 1),
+                "hole {hole:?}: {} items, {intact} intact",
+                log.items.len()
+            );
+            for item in &log.items {
+                if let LogItem::Entry(entry) = item {
+                    let _ = crate::store::summary::summarize(1, entry);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_line_ends_are_accepted() {
+        let log = read_log("{\r\n\t\"a\":\t1\r\n}\r\n{}\r\n");
+        assert_eq!(log.skipped, 0);
+        assert_eq!(log.items.len(), 2);
+    }
 }
