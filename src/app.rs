@@ -1,10 +1,155 @@
-//! Wires the pieces together: binds (in [`run_main`]), then runs the iperf3
-//! ports and the dashboard until a signal arrives.
+//! Wires the pieces together: [`run_main`] binds what the configuration
+//! names, loads the logs and runs everything until SIGINT/SIGTERM; [`serve`]
+//! runs already-bound listeners until a cancellation token fires (what tests
+//! use).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::cli::Config;
+use crate::hub::Hub;
+use crate::protocol::errors;
+use crate::server::listen::{self, ListenOpts};
+use crate::server::port::{self, PortSettings};
+use crate::store::log::LogDir;
+
+/// How long shutdown waits for running tests to write their log entries.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Listeners bound for a run.
+pub struct Bound {
+    /// One TCP listener per iperf3 port, in port order.
+    pub iperf: Vec<TcpListener>,
+    /// The dashboard's listener.
+    pub http: TcpListener,
+}
+
+/// Binds every iperf3 port and the dashboard address.
+pub fn bind(config: &Config) -> anyhow::Result<Bound> {
+    let ip = config.bind.unwrap_or_else(listen::default_bind);
+    let iperf = config
+        .ports
+        .iter()
+        .map(|&port| {
+            let addr = SocketAddr::new(ip, port);
+            listen::tcp_listener(addr, ListenOpts::default())
+                .with_context(|| format!("cannot listen on iperf3 port {port} ({addr})"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let http = crate::http::bind(config.http).with_context(|| match config.http {
+        Some(addr) => format!("cannot listen on dashboard address {addr}"),
+        None => format!(
+            "cannot listen on dashboard port {}",
+            crate::cli::DEFAULT_HTTP_PORT
+        ),
+    })?;
+    Ok(Bound { iperf, http })
+}
+
+/// Runs the iperf3 ports and the dashboard on bound listeners until
+/// `shutdown` fires, then lets running tests end cleanly (they are told the
+/// server is terminating, with `reason` in their log entries) and waits for
+/// them, at most a few seconds.
+pub async fn serve(
+    bound: Bound,
+    hub: Arc<Hub>,
+    settings: PortSettings,
+    shutdown: CancellationToken,
+    reason: Arc<OnceLock<&'static str>>,
+) -> anyhow::Result<()> {
+    let tasks = TaskTracker::new();
+    for listener in bound.iperf {
+        let fut = port::run(
+            listener,
+            Arc::clone(&hub),
+            settings.clone(),
+            shutdown.clone(),
+            Arc::clone(&reason),
+            tasks.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(e) = fut.await {
+                eprintln!("webperf3: iperf3 port stopped: {e}");
+            }
+        });
+    }
+    bound.http.set_nonblocking(true)?;
+    let http = tokio::net::TcpListener::from_std(bound.http)?;
+    tasks.spawn(crate::http::serve(http, Arc::clone(&hub), shutdown.clone()));
+    shutdown.cancelled().await;
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        eprintln!("webperf3: some tests did not end within {SHUTDOWN_GRACE:?}");
+    }
+    Ok(())
+}
 
 /// Runs the program for `config` until SIGINT/SIGTERM.
 pub fn run_main(config: Config) -> anyhow::Result<()> {
-    let _ = config;
-    todo!()
+    let logs = LogDir::open(&config.log_dir)
+        .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
+    let bound = bind(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let loaded = logs.load(&config.ports);
+        for w in &loaded.warnings {
+            eprintln!("webperf3: {w}");
+        }
+        let http_addr = bound.http.local_addr()?;
+        eprintln!(
+            "webperf3 {}: iperf3 on port{} {}, dashboard on http://{}, {} tests loaded from {}",
+            env!("CARGO_PKG_VERSION"),
+            if config.ports.len() > 1 { "s" } else { "" },
+            port_range(&config.ports),
+            http_addr,
+            loaded.store.all().len(),
+            config.log_dir.display()
+        );
+        let hub = Hub::new(logs, loaded.store);
+        let shutdown = CancellationToken::new();
+        let reason = Arc::new(OnceLock::new());
+        tokio::spawn(signals(shutdown.clone(), Arc::clone(&reason)));
+        let settings = PortSettings {
+            limits: config.limits,
+            max_tests: 1,
+        };
+        serve(bound, hub, settings, shutdown, reason).await
+    })
+}
+
+fn port_range(ports: &[u16]) -> String {
+    match (ports.first(), ports.last()) {
+        (Some(a), Some(b)) if a != b => format!("{a}-{b}"),
+        (Some(a), _) => a.to_string(),
+        _ => String::new(),
+    }
+}
+
+async fn signals(shutdown: CancellationToken, reason: Arc<OnceLock<&'static str>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("webperf3: cannot install signal handlers");
+        return;
+    };
+    let text = tokio::select! {
+        _ = term.recv() => errors::SERVER_TERMINATED_TERM,
+        _ = int.recv() => errors::SERVER_TERMINATED_INT,
+        _ = hup.recv() => "interrupt - the server has terminated by signal Hangup(1)",
+    };
+    let _ = reason.set(text);
+    shutdown.cancel();
 }

@@ -92,7 +92,13 @@ impl Args {
             rcv_timeout: Duration::from_secs_f64(self.rcv_timeout),
             ..Default::default()
         };
-        Ok(Config { ports, bind: self.bind, http: self.http, log_dir, limits })
+        Ok(Config {
+            ports,
+            bind: self.bind,
+            http: self.http,
+            log_dir,
+            limits,
+        })
     }
 }
 
@@ -126,7 +132,9 @@ mod tests {
 
     fn config(args: &[&str]) -> Result<Config, String> {
         let argv = std::iter::once("webperf3").chain(args.iter().copied());
-        Args::try_parse_from(argv).map_err(|e| e.to_string())?.into_config()
+        Args::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .into_config()
     }
 
     #[test]

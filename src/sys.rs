@@ -1,1 +1,210 @@
-//! Small OS facts: uname, process CPU time, TCP_INFO.
+//! Small OS facts: uname, process CPU time, TCP_INFO and congestion control.
+
+use std::os::fd::AsRawFd;
+
+/// `sysname nodename release version machine`, as stock's `system_info`.
+pub fn system_info() -> String {
+    // SAFETY: utsname is plain old data; uname fills it and NUL-terminates.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    [
+        field(&u.sysname),
+        field(&u.nodename),
+        field(&u.release),
+        field(&u.version),
+        field(&u.machine),
+    ]
+    .join(" ")
+}
+
+/// CPU time used by this process so far: (user, system) seconds.
+pub fn cpu_times() -> (f64, f64) {
+    // SAFETY: rusage is plain old data filled by getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+/// The fields of Linux `struct tcp_info` that the JSON reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// `tcpi_total_retrans`: retransmissions over the connection's life.
+    pub total_retrans: u32,
+    /// `tcpi_snd_cwnd × tcpi_snd_mss`, bytes.
+    pub snd_cwnd_bytes: u64,
+    /// `tcpi_snd_wnd`, bytes (kernels before 5.19 report none: `-1`).
+    pub snd_wnd: i64,
+    /// `tcpi_rtt`, µs.
+    pub rtt: u32,
+    /// `tcpi_rttvar`, µs.
+    pub rttvar: u32,
+    /// `tcpi_pmtu`.
+    pub pmtu: u32,
+    /// `tcpi_reord_seen`.
+    pub reord_seen: u32,
+}
+
+/// Linux `struct tcp_info` up to `tcpi_snd_wnd` (kernel 5.19+); older kernels
+/// fill less and report how much.
+#[repr(C)]
+#[derive(Default)]
+struct RawTcpInfo {
+    state: u8,
+    ca_state: u8,
+    retransmits: u8,
+    probes: u8,
+    backoff: u8,
+    options: u8,
+    wscale: u8,
+    flags: u8,
+    rto: u32,
+    ato: u32,
+    snd_mss: u32,
+    rcv_mss: u32,
+    unacked: u32,
+    sacked: u32,
+    lost: u32,
+    retrans: u32,
+    fackets: u32,
+    last_data_sent: u32,
+    last_ack_sent: u32,
+    last_data_recv: u32,
+    last_ack_recv: u32,
+    pmtu: u32,
+    rcv_ssthresh: u32,
+    rtt: u32,
+    rttvar: u32,
+    snd_ssthresh: u32,
+    snd_cwnd: u32,
+    advmss: u32,
+    reordering: u32,
+    rcv_rtt: u32,
+    rcv_space: u32,
+    total_retrans: u32,
+    pacing_rate: u64,
+    max_pacing_rate: u64,
+    bytes_acked: u64,
+    bytes_received: u64,
+    segs_out: u32,
+    segs_in: u32,
+    notsent_bytes: u32,
+    min_rtt: u32,
+    data_segs_in: u32,
+    data_segs_out: u32,
+    delivery_rate: u64,
+    busy_time: u64,
+    rwnd_limited: u64,
+    sndbuf_limited: u64,
+    delivered: u32,
+    delivered_ce: u32,
+    bytes_sent: u64,
+    bytes_retrans: u64,
+    dsack_dups: u32,
+    reord_seen: u32,
+    rcv_ooopack: u32,
+    snd_wnd: u32,
+}
+
+/// Reads TCP_INFO of a TCP socket; `None` if the kernel refuses.
+pub fn tcp_info(sock: &impl AsRawFd) -> Option<TcpInfo> {
+    let mut raw = RawTcpInfo::default();
+    let mut len = std::mem::size_of::<RawTcpInfo>() as libc::socklen_t;
+    // SAFETY: the buffer is a repr(C) struct of the given length; the kernel
+    // writes at most `len` bytes and returns how many.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut raw as *mut RawTcpInfo).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    let has_snd_wnd = len as usize >= std::mem::size_of::<RawTcpInfo>();
+    Some(TcpInfo {
+        total_retrans: raw.total_retrans,
+        snd_cwnd_bytes: u64::from(raw.snd_cwnd) * u64::from(raw.snd_mss),
+        snd_wnd: if has_snd_wnd {
+            i64::from(raw.snd_wnd)
+        } else {
+            -1
+        },
+        rtt: raw.rtt,
+        rttvar: raw.rttvar,
+        pmtu: raw.pmtu,
+        reord_seen: raw.reord_seen,
+    })
+}
+
+/// Sets `SO_MAX_PACING_RATE` (bytes per second).
+pub fn set_max_pacing_rate(sock: &impl AsRawFd, bytes_per_sec: u64) -> std::io::Result<()> {
+    let rate: u64 = bytes_per_sec;
+    // SAFETY: passing a u64 option value of its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MAX_PACING_RATE,
+            (&rate as *const u64).cast(),
+            std::mem::size_of::<u64>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The text of an OS error number, as `strerror` gives it.
+pub fn os_error_text(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    // std appends " (os error N)"; stock prints strerror alone.
+    match text.rfind(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uname_has_five_fields() {
+        let info = system_info();
+        assert!(info.starts_with("Linux "), "{info}");
+        assert!(info.split(' ').count() >= 5);
+    }
+
+    #[test]
+    fn tcp_info_of_a_connected_socket() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let info = tcp_info(&c).expect("TCP_INFO on Linux");
+        assert!(info.snd_cwnd_bytes > 0);
+        assert!(info.pmtu > 0);
+    }
+
+    #[test]
+    fn os_error_text_has_no_suffix() {
+        let e = std::io::Error::from_raw_os_error(libc::EBADF);
+        assert_eq!(os_error_text(&e), "Bad file descriptor");
+    }
+}

@@ -1,1 +1,394 @@
-//! TODO
+//! The client's parameters document, decoded and validated.
+//!
+//! Keys are matched case-insensitively and the first occurrence wins, as
+//! stock's cJSON reader does; unknown keys are ignored. Every setting starts
+//! from its default for each test (stock leaks some between tests).
+
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+use thiserror::Error;
+
+use super::errors::ErrorCode;
+
+/// Transport of the data streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// TCP data streams (the client default).
+    Tcp,
+    /// UDP data streams (`-u`).
+    Udp,
+}
+
+impl Protocol {
+    /// The name stock writes in `test_start.protocol`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+}
+
+/// A test's parameters as the server uses them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestParams {
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// Omit period, seconds (`-O`).
+    pub omit: u32,
+    /// Test duration, seconds (`-t`); 0 with `-n`/`-k`.
+    pub time: u32,
+    /// Bytes to transfer (`-n`); 0 = unused.
+    pub num: u64,
+    /// Blocks to transfer (`-k`); 0 = unused.
+    pub blockcount: u64,
+    /// Streams per direction (`-P`).
+    pub parallel: u32,
+    /// Server sends (`-R`).
+    pub reverse: bool,
+    /// Both directions (`--bidir`).
+    pub bidirectional: bool,
+    /// Block size: TCP read/write size, UDP datagram size (`-l`).
+    pub len: u32,
+    /// Socket buffer size (`-w`); 0 = autotune.
+    pub window: u32,
+    /// TCP MSS (`-M`); 0 = system default.
+    pub mss: u32,
+    /// `TCP_NODELAY` on data sockets (`-N`).
+    pub nodelay: bool,
+    /// Target rate per sending stream, bit/s (`-b`); 0 = unlimited.
+    pub bandwidth: u64,
+    /// Kernel pacing rate, bit/s (`--fq-rate`); 0 = none.
+    pub fqrate: u64,
+    /// Blocks sent back to back per pacing check (`-b rate/burst`); 0 = 1.
+    pub burst: u32,
+    /// IP TOS / traffic class (`-S`, `--dscp`).
+    pub tos: u8,
+    /// TCP congestion algorithm to use (`-C`).
+    pub congestion: Option<String>,
+    /// The client's `--title`.
+    pub title: Option<String>,
+    /// The client's `--extra-data`.
+    pub extra_data: Option<String>,
+    /// `--get-server-output`.
+    pub get_server_output: bool,
+    /// 64-bit UDP sequence numbers (`--udp-counters-64bit`).
+    pub udp_counters_64bit: bool,
+    /// Fill send buffers with `0123456789…` (`--repeating-payload`).
+    pub repeating_payload: bool,
+    /// Set DF on IPv4 UDP data sockets (`--dont-fragment`).
+    pub dont_fragment: bool,
+    /// UDP segmentation offload flag of 3.21 clients (reported only).
+    pub gso: bool,
+    /// UDP receive offload flag of 3.21 clients (reported only).
+    pub gro: bool,
+    /// Encrypted credentials (`--username`), base64.
+    pub authtoken: Option<String>,
+    /// The client's version, e.g. `"3.12"`.
+    pub client_version: Option<String>,
+}
+
+/// Default TCP block size.
+pub const DEFAULT_TCP_LEN: u32 = 128 * 1024;
+/// Default UDP datagram size when a client sends none.
+pub const DEFAULT_UDP_LEN: u32 = 1460;
+/// Largest TCP block size.
+pub const MAX_TCP_LEN: u32 = 1024 * 1024;
+/// Largest UDP datagram payload.
+pub const MAX_UDP_LEN: u32 = 65507;
+/// Smallest UDP datagram: the header with a 64-bit counter.
+pub const MIN_UDP_LEN: u32 = 16;
+/// Most streams per direction.
+pub const MAX_PARALLEL: u32 = 128;
+
+/// Why parameters were refused: the code to send in `SERVER_ERROR`.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{} ({detail})", .code.text())]
+pub struct ParamError {
+    /// The iperf3 error code.
+    pub code: ErrorCode,
+    /// What exactly was wrong, for the server's stderr.
+    pub detail: String,
+}
+
+fn err(code: ErrorCode, detail: impl Into<String>) -> ParamError {
+    ParamError {
+        code,
+        detail: detail.into(),
+    }
+}
+
+/// An object's members in document order, duplicates kept.
+struct Members(Vec<(String, Value)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Members;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl Members {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    }
+
+    /// A flag: `true` or a non-zero number sets it; `false`, `0`, `null` or
+    /// absence leave it unset; any other type is refused.
+    fn flag(&self, key: &str) -> Result<bool, ParamError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::Number(n)) => Ok(n.as_f64().is_some_and(|f| f != 0.0)),
+            Some(other) => Err(err(
+                ErrorCode::RECV_PARAMS,
+                format!("{key}: not a flag: {other}"),
+            )),
+        }
+    }
+
+    /// A non-negative integer no larger than `max`; `code` if out of range.
+    fn uint(&self, key: &str, default: u64, max: u64, code: ErrorCode) -> Result<u64, ParamError> {
+        let v = match self.get(key) {
+            None | Some(Value::Null) => return Ok(default),
+            Some(v) => v,
+        };
+        let Value::Number(n) = v else {
+            return Err(err(
+                ErrorCode::RECV_PARAMS,
+                format!("{key}: not a number: {v}"),
+            ));
+        };
+        let value = if let Some(u) = n.as_u64() {
+            u
+        } else if n.as_i64().is_some() {
+            return Err(err(code, format!("{key}: negative value {n}")));
+        } else {
+            match n.as_f64() {
+                Some(f) if f >= 0.0 && f.fract() == 0.0 && f <= max as f64 => f as u64,
+                _ => return Err(err(code, format!("{key}: invalid value {n}"))),
+            }
+        };
+        if value > max {
+            return Err(err(code, format!("{key}: {value} exceeds {max}")));
+        }
+        Ok(value)
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ParamError> {
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(err(
+                ErrorCode::RECV_PARAMS,
+                format!("{key}: not a string: {other}"),
+            )),
+        }
+    }
+}
+
+fn narrow(v: u64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+impl TestParams {
+    /// Decodes and validates a parameters document (the JSON body).
+    pub fn decode(body: &[u8]) -> Result<TestParams, ParamError> {
+        let m: Members = serde_json::from_slice(body)
+            .map_err(|e| err(ErrorCode::RECV_PARAMS, format!("invalid JSON: {e}")))?;
+        let p = ErrorCode::RECV_PARAMS;
+
+        // Stock checks tcp, udp, sctp in that order; the last one present wins.
+        let mut protocol = Protocol::Tcp;
+        if m.flag("tcp")? {
+            protocol = Protocol::Tcp;
+        }
+        if m.flag("udp")? {
+            protocol = Protocol::Udp;
+        }
+        if m.flag("sctp")? {
+            return Err(err(ErrorCode::NO_SCTP, "SCTP requested"));
+        }
+        if m.flag("mptcp")? {
+            return Err(err(ErrorCode::PROTOCOL, "MPTCP requested"));
+        }
+
+        let (default_len, min_len, max_len) = match protocol {
+            Protocol::Tcp => (DEFAULT_TCP_LEN, 1, MAX_TCP_LEN),
+            Protocol::Udp => (DEFAULT_UDP_LEN, MIN_UDP_LEN, MAX_UDP_LEN),
+        };
+        let len = narrow(m.uint(
+            "len",
+            default_len.into(),
+            max_len.into(),
+            ErrorCode::BLOCK_SIZE,
+        )?);
+        if len < min_len {
+            return Err(err(
+                ErrorCode::BLOCK_SIZE,
+                format!("len {len} below {min_len}"),
+            ));
+        }
+        let parallel =
+            narrow(m.uint("parallel", 1, MAX_PARALLEL.into(), ErrorCode::NUM_STREAMS)?);
+        if parallel == 0 {
+            return Err(err(ErrorCode::NUM_STREAMS, "parallel 0"));
+        }
+        let burst = narrow(m.uint("burst", 0, 1000, ErrorCode::BURST)?);
+        let reverse = m.flag("reverse")?;
+        let bidirectional = m.flag("bidirectional")?;
+        if reverse && bidirectional {
+            return Err(err(
+                ErrorCode::REVERSE_BIDIR,
+                "reverse and bidirectional together",
+            ));
+        }
+        let params = TestParams {
+            protocol,
+            omit: narrow(m.uint("omit", 0, 600, ErrorCode::OMIT)?),
+            time: narrow(m.uint("time", 10, 86400, ErrorCode::DURATION)?),
+            num: m.uint("num", 0, i64::MAX as u64, p)?,
+            blockcount: m.uint("blockcount", 0, i64::MAX as u64, p)?,
+            parallel,
+            reverse,
+            bidirectional,
+            len,
+            window: narrow(m.uint("window", 0, 536_870_912, ErrorCode::BUF_SIZE)?),
+            mss: narrow(m.uint("mss", 0, 32767, ErrorCode::MSS)?),
+            nodelay: m.flag("nodelay")?,
+            bandwidth: m.uint("bandwidth", 0, i64::MAX as u64, p)?,
+            fqrate: m.uint("fqrate", 0, i64::MAX as u64, p)?,
+            burst,
+            tos: u8::try_from(m.uint("tos", 0, 255, ErrorCode::BAD_TOS)?).unwrap_or(0),
+            congestion: m.string("congestion")?.filter(|s| !s.is_empty()),
+            title: m.string("title")?,
+            extra_data: m.string("extra_data")?,
+            get_server_output: m.flag("get_server_output")?,
+            udp_counters_64bit: m.flag("udp_counters_64bit")?,
+            repeating_payload: m.flag("repeating_payload")?,
+            dont_fragment: m.flag("dont_fragment")?,
+            gso: m.flag("gso")?,
+            gro: m.flag("gro")?,
+            authtoken: m.string("authtoken")?,
+            client_version: m.string("client_version")?,
+        };
+        // Keys we accept but have no use for on the server: pacing_timer,
+        // flowlabel, server_affinity, zerocopy, skip_rx_copy, gso/gro sizes,
+        // congestion_used. Their types are still checked where stock does.
+        m.uint("pacing_timer", 1000, u64::MAX, p)?;
+        Ok(params)
+    }
+
+    /// Number of data streams the client opens: `parallel`, twice for bidir.
+    pub fn stream_count(&self) -> u32 {
+        if self.bidirectional {
+            self.parallel * 2
+        } else {
+            self.parallel
+        }
+    }
+
+    /// Whether the server receives on any stream.
+    pub fn server_receives(&self) -> bool {
+        !self.reverse
+    }
+
+    /// Whether the server sends on any stream.
+    pub fn server_sends(&self) -> bool {
+        self.reverse || self.bidirectional
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(s: &str) -> Result<TestParams, ParamError> {
+        TestParams::decode(s.as_bytes())
+    }
+
+    #[test]
+    fn real_client_documents() {
+        let p = decode(r#"{"tcp":true,"omit":0,"time":1,"num":0,"blockcount":0,"parallel":1,"len":131072,"bandwidth":10000000,"pacing_timer":1000,"title":"my title","extra_data":"hello extra","get_server_output":1,"client_version":"3.12"}"#).unwrap();
+        assert_eq!(p.protocol, Protocol::Tcp);
+        assert_eq!(p.time, 1);
+        assert_eq!(p.bandwidth, 10_000_000);
+        assert_eq!(p.title.as_deref(), Some("my title"));
+        assert_eq!(p.extra_data.as_deref(), Some("hello extra"));
+        assert!(p.get_server_output);
+        assert_eq!(p.stream_count(), 1);
+
+        let p = decode(r#"{"udp":true,"omit":0,"time":1,"num":0,"blockcount":0,"parallel":1,"bidirectional":true,"len":32768,"bandwidth":1000000,"pacing_timer":1000,"udp_counters_64bit":1,"client_version":"3.12"}"#).unwrap();
+        assert_eq!(p.protocol, Protocol::Udp);
+        assert!(p.bidirectional && p.udp_counters_64bit);
+        assert_eq!(p.stream_count(), 2);
+
+        let p = decode(r#"{"udp":true,"omit":0,"time":1,"parallel":1,"len":32768,"bandwidth":1048576,"pacing_timer":1000,"client_version":"3.7"}"#).unwrap();
+        assert_eq!(p.num, 0);
+        assert_eq!(p.client_version.as_deref(), Some("3.7"));
+    }
+
+    #[test]
+    fn empty_object_gives_defaults() {
+        let p = decode("{}").unwrap();
+        assert_eq!(
+            (p.protocol, p.parallel, p.time, p.len),
+            (Protocol::Tcp, 1, 10, 131072)
+        );
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_first_wins() {
+        let p = decode(r#"{"TIME":3,"time":7,"Reverse":true}"#).unwrap();
+        assert_eq!(p.time, 3);
+        assert!(p.reverse);
+    }
+
+    #[test]
+    fn invalid_values_get_their_codes() {
+        let code = |s: &str| decode(s).unwrap_err().code.0;
+        assert_eq!(code("not json"), 114);
+        assert_eq!(code("[1,2]"), 114);
+        assert_eq!(code(r#"{"time":-1}"#), 5);
+        assert_eq!(code(r#"{"time":86401}"#), 5);
+        assert_eq!(code(r#"{"time":"10"}"#), 114);
+        assert_eq!(code(r#"{"time":1.5}"#), 5);
+        assert_eq!(code(r#"{"parallel":0}"#), 6);
+        assert_eq!(code(r#"{"parallel":129}"#), 6);
+        assert_eq!(code(r#"{"len":2000000}"#), 7);
+        assert_eq!(code(r#"{"udp":true,"len":8}"#), 7);
+        assert_eq!(code(r#"{"window":600000000}"#), 8);
+        assert_eq!(code(r#"{"MSS":40000}"#), 10);
+        assert_eq!(code(r#"{"omit":601}"#), 12);
+        assert_eq!(code(r#"{"burst":1001}"#), 15);
+        assert_eq!(code(r#"{"sctp":true}"#), 18);
+        assert_eq!(code(r#"{"TOS":256}"#), 21);
+        assert_eq!(code(r#"{"reverse":true,"bidirectional":true}"#), 25);
+        assert_eq!(code(r#"{"num":1e300}"#), 114);
+        assert_eq!(code(r#"{"num":99999999999999999999999}"#), 114);
+        assert_eq!(code(r#"{"reverse":"yes"}"#), 114);
+        assert_eq!(code(r#"{"title":{"a":1}}"#), 114);
+    }
+
+    #[test]
+    fn false_flags_are_unset() {
+        let p = decode(r#"{"reverse":false,"nodelay":0}"#).unwrap();
+        assert!(!p.reverse && !p.nodelay);
+    }
+}

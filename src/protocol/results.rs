@@ -1,1 +1,105 @@
-//! TODO
+//! The results documents of the end-of-test exchange: stream ids, and the
+//! checks a client's document must pass. (The server's own document is built
+//! by [`crate::report`].)
+
+use serde_json::Value;
+
+use super::errors::ErrorCode;
+
+/// Stream ids in creation order: 1, 3, 4, 5, … (2 is never used; stock quirk).
+pub fn stream_id(index: usize) -> i64 {
+    if index == 0 {
+        1
+    } else {
+        index as i64 + 2
+    }
+}
+
+/// A client's results document that passed the checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientResults {
+    /// The whole document as received, kept for the log's `webperf3` key.
+    pub document: Value,
+}
+
+/// Checks a client's results document as a stock server does: the top-level
+/// numbers and `streams` must exist with the right types, every stream must
+/// carry its required numbers, and every id must be one of ours (1 … `count`
+/// streams). Errors carry the code to send: 117, or 208 for an unknown id.
+pub fn check_client_results(
+    body: &[u8],
+    count: usize,
+) -> Result<ClientResults, (ErrorCode, String)> {
+    let bad = |what: String| (ErrorCode::RECV_RESULTS, what);
+    let doc: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+    let Value::Object(top) = &doc else {
+        return Err(bad("not an object".into()));
+    };
+    for key in [
+        "cpu_util_total",
+        "cpu_util_user",
+        "cpu_util_system",
+        "sender_has_retransmits",
+    ] {
+        if !top.get(key).is_some_and(Value::is_number) {
+            return Err(bad(format!("{key} missing or not a number")));
+        }
+    }
+    let Some(Value::Array(streams)) = top.get("streams") else {
+        return Err(bad("streams missing or not an array".into()));
+    };
+    let ids: Vec<i64> = (0..count).map(stream_id).collect();
+    for stream in streams {
+        let Value::Object(s) = stream else {
+            return Err(bad("stream is not an object".into()));
+        };
+        for key in ["id", "bytes", "retransmits", "jitter", "errors", "packets"] {
+            if !s.get(key).is_some_and(Value::is_number) {
+                return Err(bad(format!("stream {key} missing or not a number")));
+            }
+        }
+        let id = s.get("id").and_then(Value::as_i64);
+        if !id.is_some_and(|id| ids.contains(&id)) {
+            return Err((
+                ErrorCode::STREAM_ID,
+                format!("unknown stream id {}", s["id"]),
+            ));
+        }
+    }
+    Ok(ClientResults { document: doc })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: &str = r#"{"cpu_util_total":0.37723793145621232,"cpu_util_user":0,"cpu_util_system":0.37713809344338811,"sender_has_retransmits":1,"congestion_used":"bbr","streams":[{"id":1,"bytes":5111808,"retransmits":0,"jitter":0,"errors":0,"omitted_errors":0,"packets":0,"omitted_packets":0,"start_time":0,"end_time":2.001976}]}"#;
+
+    #[test]
+    fn ids() {
+        let ids: Vec<i64> = (0..4).map(stream_id).collect();
+        assert_eq!(ids, [1, 3, 4, 5]);
+    }
+
+    #[test]
+    fn accepts_real_results_and_3_12_minus_one() {
+        assert!(check_client_results(CLIENT.as_bytes(), 1).is_ok());
+        let old = CLIENT.replace("\"retransmits\":0", "\"retransmits\":18446744073709551615");
+        assert!(check_client_results(old.as_bytes(), 1).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_documents() {
+        let code = |s: &str, n| check_client_results(s.as_bytes(), n).unwrap_err().0 .0;
+        assert_eq!(code("nope", 1), 117);
+        assert_eq!(code("{}", 1), 117);
+        assert_eq!(code(&CLIENT.replace("\"cpu_util_user\":0,", ""), 1), 117);
+        assert_eq!(
+            code(&CLIENT.replace("\"jitter\":0", "\"jitter\":\"0\""), 1),
+            117
+        );
+        assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":2"), 1), 208);
+        assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":3"), 1), 208);
+        assert!(check_client_results(CLIENT.replace("\"id\":1", "\"id\":3").as_bytes(), 2).is_ok());
+    }
+}

@@ -1,1 +1,1 @@
-//! TODO
+//! The UDP datagram header and the receiver's loss/jitter arithmetic.

@@ -1,1 +1,11 @@
 //! The I/O around the protocol: listeners, control connections, data streams.
+//!
+//! - [`listen`]: binding listeners with socket2 (dual-stack, per-test options).
+//! - [`port`]: one port's accept loop and the cookie-keyed routing table.
+//! - [`control`]: the control connection driver around the session.
+//! - [`streams`]: data stream threads and their counters.
+
+pub mod control;
+pub mod listen;
+pub mod port;
+pub mod streams;

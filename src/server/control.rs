@@ -1,0 +1,585 @@
+//! The control connection driver: pumps bytes and timers into a
+//! [`Session`] and carries out the actions it hands back. All protocol
+//! decisions live in the session; this file only does I/O.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use super::listen::ListenOpts;
+use super::port::{PortCtx, Reconfigure, TestSlot};
+use super::streams::DataStream;
+use crate::protocol::errors::{self, ErrorCode};
+use crate::protocol::params::{Protocol, TestParams};
+use crate::protocol::results::stream_id;
+use crate::protocol::session::{Action, Event, Expect, Phase, Session};
+use crate::protocol::wire::{self, Cookie, COOKIE_LEN, MAX_PARAMS_LEN, MAX_RESULTS_LEN};
+use crate::report::json::{self, Json};
+use crate::report::log::{TestLog, INTERVAL_SECS};
+use crate::report::stats::{results_document, Stats};
+
+/// Runs one test from its accepted control connection to its log entry.
+/// `cookie` is given when the port already read it.
+pub async fn run_test(
+    conn: TcpStream,
+    peer: SocketAddr,
+    cookie: Option<Cookie>,
+    slot: TestSlot,
+    ctx: Arc<PortCtx>,
+) {
+    let _ = conn.set_nodelay(true);
+    let (rd, wr) = conn.into_split();
+    let now = Instant::now();
+    let test = Test {
+        session: Session::new(now, ctx.settings.limits),
+        ctx,
+        slot,
+        reader: ControlReader {
+            rd,
+            buf: Vec::with_capacity(512),
+            eof: false,
+        },
+        writer: wr,
+        peer,
+        accepted_at: SystemTime::now(),
+        log: TestLog::new(),
+        streams: Vec::new(),
+        stream_rx: None,
+        stats: None,
+        t0: None,
+        cpu_start: None,
+        cpu: (0.0, 0.0, 0.0),
+        congestion: None,
+        client_results: None,
+        listener_changed: false,
+        next_tick: None,
+        last_rx_bytes: 0,
+        announced: false,
+    };
+    test.run(cookie).await;
+}
+
+struct Test {
+    ctx: Arc<PortCtx>,
+    slot: TestSlot,
+    session: Session,
+    reader: ControlReader,
+    writer: OwnedWriteHalf,
+    peer: SocketAddr,
+    accepted_at: SystemTime,
+    log: TestLog,
+    streams: Vec<DataStream>,
+    stream_rx: Option<mpsc::Receiver<(TcpStream, SocketAddr)>>,
+    stats: Option<Stats>,
+    t0: Option<Instant>,
+    cpu_start: Option<(Instant, (f64, f64))>,
+    cpu: (f64, f64, f64),
+    congestion: Option<String>,
+    client_results: Option<serde_json::Value>,
+    listener_changed: bool,
+    next_tick: Option<Instant>,
+    last_rx_bytes: u64,
+    announced: bool,
+}
+
+/// What woke the driver up.
+enum Wake {
+    Event(Event),
+    Stream(TcpStream, SocketAddr),
+    Tick,
+}
+
+impl Test {
+    fn params(&self) -> Option<&TestParams> {
+        self.session.params()
+    }
+
+    async fn run(mut self, cookie: Option<Cookie>) {
+        let mut pending: VecDeque<Action> = VecDeque::new();
+        if let Some(c) = cookie {
+            pending.extend(self.session.handle(Instant::now(), Event::Cookie(c)));
+        }
+        loop {
+            while let Some(action) = pending.pop_front() {
+                if let Some(event) = self.perform(action).await {
+                    // The session moved on; what it asked before is stale.
+                    pending = self.session.handle(Instant::now(), event).into();
+                }
+            }
+            if self.session.phase() == Phase::Finished {
+                break;
+            }
+            let event = match self.wait().await {
+                Wake::Event(e) => e,
+                Wake::Stream(conn, peer) => self.add_stream(conn, peer),
+                Wake::Tick => match self.tick() {
+                    Some(e) => e,
+                    None => continue,
+                },
+            };
+            pending.extend(self.session.handle(Instant::now(), event));
+        }
+        self.close().await;
+    }
+
+    async fn wait(&mut self) -> Wake {
+        let expect = self.session.expect();
+        let deadline = self.session.deadline().map(tokio::time::Instant::from_std);
+        let tick = self.next_tick.map(tokio::time::Instant::from_std);
+        let want_streams = self.session.phase() == Phase::Streams;
+        let stream_rx = self.stream_rx.as_mut();
+        tokio::select! {
+            biased;
+            _ = self.ctx.shutdown.cancelled() => {
+                let text = self.ctx.shutdown_reason.get().copied().unwrap_or(errors::SERVER_TERMINATED_TERM);
+                Wake::Event(Event::Shutdown(text))
+            }
+            Some((conn, peer)) = async { stream_rx?.recv().await }, if want_streams => Wake::Stream(conn, peer),
+            _ = sleep_until(tick), if tick.is_some() => Wake::Tick,
+            _ = sleep_until(deadline), if deadline.is_some() => Wake::Event(Event::Timeout),
+            ev = self.reader.next(expect), if expect != Expect::Nothing => Wake::Event(ev),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Option<Event> {
+        let limit = self.ctx.settings.limits.read_total;
+        let ok = matches!(
+            tokio::time::timeout(limit, self.writer.write_all(bytes)).await,
+            Ok(Ok(()))
+        );
+        // Once the session is over, a failed write changes nothing.
+        (!ok && self.session.phase() != Phase::Finished).then_some(Event::Eof)
+    }
+
+    async fn perform(&mut self, action: Action) -> Option<Event> {
+        match action {
+            Action::Send(state) => self.send(&[state.byte()]).await,
+            Action::SendError(code, errno) => self.send(&wire::server_error(code.0, errno)).await,
+            Action::Prepare => Some(self.prepare().await),
+            Action::StartTest => self.start_test().await,
+            Action::EndTest => {
+                self.end_test();
+                None
+            }
+            Action::KeepClientResults(r) => {
+                self.client_results = Some(r.document);
+                None
+            }
+            Action::SendResults => {
+                let doc = self.results_document();
+                self.send(&wire::encode_frame(json::to_compact(&doc).as_bytes()))
+                    .await
+            }
+            Action::Finish(error) => {
+                self.finish(error).await;
+                None
+            }
+        }
+    }
+
+    async fn reconfigure(&mut self, opts: ListenOpts) -> std::io::Result<(u32, u32)> {
+        let (reply, rx) = oneshot::channel();
+        self.ctx
+            .reconfigure
+            .send(Reconfigure { opts, reply })
+            .await
+            .map_err(|_| std::io::Error::other("port is shutting down"))?;
+        rx.await
+            .map_err(|_| std::io::Error::other("port is shutting down"))?
+    }
+
+    async fn restore_listener(&mut self) {
+        if std::mem::take(&mut self.listener_changed) {
+            if let Err(e) = self.reconfigure(ListenOpts::default()).await {
+                eprintln!(
+                    "webperf3: port {}: could not restore the listener: {e}",
+                    self.ctx.port
+                );
+            }
+        }
+    }
+
+    /// Gets the data listener ready for the accepted parameters.
+    async fn prepare(&mut self) -> Event {
+        let Some(p) = self.params().cloned() else {
+            return Event::Fault(ErrorCode::RECV_PARAMS, None);
+        };
+        let cookie = self.session.cookie().map(|c| c.text()).unwrap_or_default();
+        if p.protocol == Protocol::Udp {
+            self.log
+                .on_params(&p, None, self.accepted_at, &self.peer, &cookie);
+            return Event::Fault(ErrorCode::PROTOCOL, None);
+        }
+        let (snd, rcv) = if p.window > 0 || p.mss > 0 {
+            self.listener_changed = true;
+            match self
+                .reconfigure(ListenOpts {
+                    window: p.window,
+                    mss: p.mss,
+                })
+                .await
+            {
+                Ok(sizes) => sizes,
+                Err(e) => {
+                    let code = if p.mss > 0 && p.window == 0 {
+                        ErrorCode::MSS
+                    } else {
+                        ErrorCode::SET_BUF
+                    };
+                    return Event::Fault(code, Some(crate::sys::os_error_text(&e)));
+                }
+            }
+        } else {
+            self.ctx.default_buffers
+        };
+        self.log.on_params(
+            &p,
+            Some((p.window, snd, rcv)),
+            self.accepted_at,
+            &self.peer,
+            &cookie,
+        );
+        if p.window > 0 && (snd < p.window || rcv < p.window) {
+            return Event::Fault(ErrorCode::SET_BUF2, None);
+        }
+        let (tx, rx) = mpsc::channel(p.stream_count() as usize);
+        if let Some(c) = self.session.cookie() {
+            self.slot.await_streams(c, tx);
+        }
+        self.stream_rx = Some(rx);
+        self.ctx.hub.test_started(
+            self.ctx.port,
+            self.peer.ip().to_canonical(),
+            p.extra_data.clone(),
+        );
+        self.announced = true;
+        Event::Prepared
+    }
+
+    /// Sets up one accepted data connection with our cookie.
+    fn add_stream(&mut self, conn: TcpStream, _peer: SocketAddr) -> Event {
+        let Some(p) = self.params().cloned() else {
+            return Event::Fault(ErrorCode::STREAM_ACCEPT, None);
+        };
+        let index = self.streams.len() as u32;
+        let sender = if p.bidirectional {
+            index >= p.parallel
+        } else {
+            p.reverse
+        };
+        let setup = || -> Result<DataStream, (ErrorCode, std::io::Error)> {
+            let accept = |e| (ErrorCode::STREAM_ACCEPT, e);
+            let std_conn = conn.into_std().map_err(accept)?;
+            let sock = socket2::SockRef::from(&std_conn);
+            if p.nodelay {
+                sock.set_tcp_nodelay(true).map_err(accept)?;
+            }
+            if let Some(cc) = &p.congestion {
+                if let Err(e) = sock.set_tcp_congestion(cc.as_bytes()) {
+                    if e.raw_os_error() == Some(libc::ENOENT) {
+                        eprintln!(
+                            "webperf3: port {}: congestion algorithm {cc:?} not available",
+                            self.ctx.port
+                        );
+                    } else {
+                        return Err((ErrorCode::SET_CONGESTION, e));
+                    }
+                }
+            }
+            if p.tos > 0 {
+                let tos = u32::from(p.tos);
+                let r = match std_conn.local_addr() {
+                    Ok(SocketAddr::V6(a)) if a.ip().to_ipv4_mapped().is_none() => {
+                        sock.set_tclass_v6(tos)
+                    }
+                    Ok(SocketAddr::V6(_)) => {
+                        sock.set_tclass_v6(tos).and_then(|_| sock.set_tos_v4(tos))
+                    }
+                    _ => sock.set_tos_v4(tos),
+                };
+                if let Err(e) = r {
+                    eprintln!(
+                        "webperf3: port {}: could not set TOS {tos}: {e}",
+                        self.ctx.port
+                    );
+                }
+            }
+            if p.fqrate > 0 {
+                if let Err(e) = crate::sys::set_max_pacing_rate(&std_conn, p.fqrate / 8) {
+                    eprintln!(
+                        "webperf3: port {}: could not set the fq rate: {e}",
+                        self.ctx.port
+                    );
+                }
+            }
+            DataStream::tcp(std_conn, sender).map_err(accept)
+        };
+        match setup() {
+            Ok(stream) => {
+                self.log
+                    .on_stream(stream.socket_no, &stream.local, &stream.remote);
+                self.streams.push(stream);
+                Event::StreamConnected
+            }
+            Err((code, e)) => Event::Fault(code, Some(crate::sys::os_error_text(&e))),
+        }
+    }
+
+    async fn start_test(&mut self) -> Option<Event> {
+        self.slot.stop_streams();
+        self.stream_rx = None;
+        self.restore_listener().await;
+        let p = self.params()?.clone();
+        self.log.on_test_start(&p);
+        let t0 = Instant::now();
+        let metas: Vec<_> = self.streams.iter().map(|s| (s.socket_no, s.kind)).collect();
+        self.stats = Some(Stats::new(&metas, p.parallel, t0, p.omit > 0));
+        self.congestion = self.streams.first().and_then(DataStream::congestion);
+        self.cpu_start = Some((t0, crate::sys::cpu_times()));
+        self.t0 = Some(t0);
+        self.next_tick = Some(t0 + Duration::from_secs(u64::from(INTERVAL_SECS)));
+        for s in &mut self.streams {
+            if let Err(e) = s.start(&p, t0) {
+                return Some(Event::Fault(
+                    ErrorCode::STREAM_ACCEPT,
+                    Some(crate::sys::os_error_text(&e)),
+                ));
+            }
+        }
+        None
+    }
+
+    /// An interval sample; reports progress of the receiving streams.
+    fn tick(&mut self) -> Option<Event> {
+        let now = Instant::now();
+        let (Some(t0), Some(stats)) = (self.t0, self.stats.as_mut()) else {
+            self.next_tick = None;
+            return None;
+        };
+        let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
+        let omit = self.session.params().map_or(0, |p| p.omit);
+        let omit_end = t0 + Duration::from_secs(u64::from(omit));
+        if let Some((interval, bps)) = stats.sample(now, &samples) {
+            self.log.intervals.push(interval);
+            self.ctx
+                .hub
+                .progress(self.ctx.port, bps, (now - t0).as_secs_f64());
+        }
+        if stats.omitting() && now + Duration::from_millis(50) >= omit_end {
+            stats.end_omit(now, &samples);
+        }
+        let step = Duration::from_secs(u64::from(INTERVAL_SECS));
+        let next = self.next_tick.map_or(now + step, |t| t + step);
+        self.next_tick = Some(if next <= now { now + step } else { next });
+        let rx: u64 = self
+            .streams
+            .iter()
+            .zip(&samples)
+            .filter(|(s, _)| !s.kind.sender)
+            .map(|(_, x)| x.bytes)
+            .sum();
+        let progressed = rx > self.last_rx_bytes;
+        self.last_rx_bytes = rx;
+        progressed.then_some(Event::DataProgress)
+    }
+
+    fn end_test(&mut self) {
+        self.next_tick = None;
+        let now = Instant::now();
+        if let Some(stats) = self.stats.as_mut() {
+            let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
+            if let Some((interval, _)) = stats.sample(now, &samples) {
+                self.log.intervals.push(interval);
+            }
+            if let Some((started, (u0, s0))) = self.cpu_start {
+                let (u1, s1) = crate::sys::cpu_times();
+                let wall = (now - started).as_secs_f64();
+                if wall > 0.0 {
+                    let (u, s) = ((u1 - u0) / wall * 100.0, (s1 - s0) / wall * 100.0);
+                    self.cpu = (u + s, u, s);
+                }
+            }
+            self.log.end = stats.end(self.cpu, self.congestion.as_deref());
+        }
+        for s in &mut self.streams {
+            s.stop();
+        }
+    }
+
+    fn results_document(&self) -> Json {
+        let p = self.params();
+        let ids: Vec<i64> = (0..self.streams.len()).map(stream_id).collect();
+        let server_output = p
+            .is_some_and(|p| p.get_server_output)
+            .then(|| self.log.body());
+        let tcp = p.is_some_and(|p| p.protocol == Protocol::Tcp);
+        let congestion = if tcp {
+            Some(self.congestion.as_deref().unwrap_or("unknown"))
+        } else {
+            None
+        };
+        match &self.stats {
+            Some(stats) => results_document(stats, &ids, self.cpu, congestion, server_output),
+            None => Json::obj(),
+        }
+    }
+
+    async fn finish(&mut self, error: Option<String>) {
+        for s in &mut self.streams {
+            s.stop();
+        }
+        self.slot.stop_streams();
+        self.stream_rx = None;
+        self.restore_listener().await;
+        if let (Some(e), Some(p)) = (&error, self.params()) {
+            eprintln!(
+                "webperf3: port {}: test from {} ({}) ended: {e}",
+                self.ctx.port,
+                self.peer.ip().to_canonical(),
+                p.extra_data.as_deref().unwrap_or("-")
+            );
+        }
+        let p = self.params();
+        let mut ours = Json::obj();
+        if let Some(v) = p.and_then(|p| p.client_version.clone()) {
+            ours.push("client_version", v);
+        }
+        if let Some(doc) = &self.client_results {
+            ours.push("client_results", from_value(doc));
+        }
+        let entry = self.log.entry(
+            error.as_deref(),
+            p.and_then(|p| p.title.as_deref()),
+            p.and_then(|p| p.extra_data.as_deref()),
+            ours,
+        );
+        let text = json::to_pretty(&entry);
+        let hub = Arc::clone(&self.ctx.hub);
+        let port = self.ctx.port;
+        // The append is one write to local storage; keep it off the reactor.
+        let _ = tokio::task::spawn_blocking(move || hub.record_entry(port, &text)).await;
+        if self.announced {
+            self.ctx.hub.test_ended(self.ctx.port);
+        }
+    }
+
+    /// Half-closes the control connection and drains what the client still
+    /// sends, so our last bytes reach it before any reset.
+    async fn close(self) {
+        let Test {
+            mut writer,
+            mut reader,
+            slot,
+            ..
+        } = self;
+        let _ = writer.shutdown().await;
+        // The port is free again while the drain finishes.
+        drop(slot);
+        let mut sink = [0u8; 1024];
+        let drain = async {
+            while let Ok(n) = reader.rd.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A serde_json value as an ordered [`Json`] tree.
+pub fn from_value(v: &serde_json::Value) -> Json {
+    use serde_json::Value as V;
+    match v {
+        V::Null => Json::Null,
+        V::Bool(b) => Json::Bool(*b),
+        V::Number(n) => match n.as_i64() {
+            Some(i) => Json::Int(i),
+            None => Json::Num(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        V::String(s) => Json::Str(s.clone()),
+        V::Array(a) => Json::Arr(a.iter().map(from_value).collect()),
+        V::Object(m) => Json::Obj(m.iter().map(|(k, v)| (k.clone(), from_value(v))).collect()),
+    }
+}
+
+/// The control connection's read side with its buffer: "not enough bytes
+/// yet" is simply waiting for more; reads are cancel-safe.
+struct ControlReader {
+    rd: OwnedReadHalf,
+    buf: Vec<u8>,
+    eof: bool,
+}
+
+impl ControlReader {
+    fn parse(&mut self, expect: Expect) -> Option<Event> {
+        let frame = |buf: &[u8], max| match wire::decode_frame(buf, max) {
+            Ok(Some((body, used))) => Some(Ok((body.to_vec(), used))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        };
+        let (event, used) = match expect {
+            Expect::Cookie if self.buf.len() >= COOKIE_LEN => {
+                let mut raw = [0u8; COOKIE_LEN];
+                raw.copy_from_slice(&self.buf[..COOKIE_LEN]);
+                (Event::Cookie(Cookie(raw)), COOKIE_LEN)
+            }
+            Expect::StateByte if !self.buf.is_empty() => (Event::StateByte(self.buf[0]), 1),
+            Expect::Params | Expect::Results => {
+                let max = if expect == Expect::Params {
+                    MAX_PARAMS_LEN
+                } else {
+                    MAX_RESULTS_LEN
+                };
+                match frame(&self.buf, max)? {
+                    Ok((body, used)) if expect == Expect::Params => (Event::Params(body), used),
+                    Ok((body, used)) => (Event::ClientResults(body), used),
+                    Err(e) => return Some(Event::ReadFailed(Some(e.to_string()))),
+                }
+            }
+            _ => return None,
+        };
+        self.buf.drain(..used);
+        Some(event)
+    }
+
+    async fn next(&mut self, expect: Expect) -> Event {
+        loop {
+            if let Some(event) = self.parse(expect) {
+                return event;
+            }
+            if self.eof {
+                return match expect {
+                    Expect::Cookie if self.buf.is_empty() => Event::ReadFailed(None),
+                    Expect::Cookie | Expect::Params | Expect::Results => {
+                        Event::ReadFailed(Some(String::new()))
+                    }
+                    _ => Event::Eof,
+                };
+            }
+            match self.rd.read_buf(&mut self.buf).await {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => {
+                    self.eof = true;
+                    if matches!(expect, Expect::Params | Expect::Results) {
+                        return Event::ReadFailed(Some(crate::sys::os_error_text(&e)));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the iperf3 engine against the real stock `iperf3`
+//! client on loopback: our server runs in-process on ports bound to
+//! `[::]:0`, the client is the `iperf3` binary on PATH.
+
+mod harness;
+mod process;
+mod tcp;
