@@ -248,17 +248,13 @@ impl Hub {
         let parsed = read_log(text);
         let mut state = self.write();
         self.note_write(&mut state, port, written);
+        // The engine hands over whole test entries; a `{}` marker has no
+        // business here (clearing is `clear`), so only entries count.
         for item in parsed.items {
-            match item {
-                LogItem::Entry(entry) => {
-                    if let Some(result) = summarize(port, &entry) {
-                        state.store.push(result.clone());
-                        self.publish(Event::Result { result });
-                    }
-                }
-                LogItem::Cleared => {
-                    state.store.clear_latest();
-                    self.publish(Event::Cleared);
+            if let LogItem::Entry(entry) = item {
+                if let Some(result) = summarize(port, &entry) {
+                    state.store.push(result.clone());
+                    self.publish(Event::Result { result });
                 }
             }
         }

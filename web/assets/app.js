@@ -57,6 +57,11 @@
     return `${(Math.sign(bps) * v).toFixed(i === 0 ? 0 : digits)} ${units[i]}`;
   }
 
+  /** An axis label: like fmtRate, without trailing zeros ("30 Gbit/s"). */
+  function fmtAxis(bps) {
+    return fmtRate(bps).replace(/\.0+ /, ' ').replace(/(\.\d*?)0+ /, '$1 ');
+  }
+
   const pad = (n) => String(n).padStart(2, '0');
 
   /** Unix seconds -> "YYYY-MM-DD HH:MM" in local time. */
@@ -140,7 +145,12 @@
   }
 
   function rateCell(bps, cls, label) {
-    return el('td', { class: `num ${bps == null ? 'empty' : cls}`, label, text: fmtRate(bps) });
+    return el('td', { class: `num ${bps == null ? 'empty blank' : cls}`, label, text: fmtRate(bps) });
+  }
+
+  /** A cell whose several parts stay together (one block beside its label on phones). */
+  function stackCell(props, ...parts) {
+    return el('td', props, el('div', { class: 'stack' }, ...parts));
   }
 
   function renderLatest() {
@@ -151,15 +161,16 @@
       const busy = s.state === 'running';
       const tr = el('tr', { class: busy ? 'busy' : '', data: { port } });
 
-      const nowCell = el('td', { class: 'status', label: 'Now' });
+      const parts = [];
       if (busy) {
-        nowCell.append(el('span', { class: 'badge running', text: 'running' }));
+        parts.push(el('span', { class: 'badge running', text: 'running' }));
         const who = [s.name, s.client].filter(Boolean).join(' · ');
-        if (who) nowCell.append(el('span', { class: 'sub', text: who }));
-        if (s.bps != null) nowCell.append(el('span', { class: 'sub', text: `${fmtRate(s.bps)} · ${fmtSeconds(s.seconds)}` }));
+        if (who) parts.push(el('span', { class: 'sub', text: who }));
+        if (s.bps != null) parts.push(el('span', { class: 'sub', text: `${fmtRate(s.bps)} · ${fmtSeconds(s.seconds)}` }));
       } else {
-        nowCell.append(el('span', { class: 'badge', text: 'idle' }));
+        parts.push(el('span', { class: 'badge', text: 'idle' }));
       }
+      const nowCell = stackCell({ class: 'status', label: 'Now' }, ...parts);
       tr.append(el('td', { class: 'port', label: 'Port', text: port }), nowCell);
 
       if (!r) {
@@ -169,20 +180,21 @@
         }
         return tr;
       }
-      const nameCell = el('td', { class: 'name', label: 'Name', text: r.name ?? '—' });
-      if (r.title) nameCell.append(el('span', { class: 'sub', text: r.title }));
-      if (r.error) nameCell.append(el('span', { class: 'sub failed', text: r.error }));
+      const nameCell = stackCell({ class: 'name', label: 'Name' },
+        el('span', { text: r.name ?? '—' }),
+        r.title ? el('span', { class: 'sub', text: r.title }) : null,
+        r.error ? el('span', { class: 'sub failed', text: r.error }) : null);
       tr.append(
         nameCell,
         el('td', { class: 'client', label: 'Client', text: r.client ?? '—' }),
-        el('td', { class: 'when', label: 'When', title: fmtDate(r.timestamp) },
+        stackCell({ class: 'when', label: 'When', title: fmtDate(r.timestamp) },
           el('span', { text: fmtAgo(r.timestamp) }),
           el('span', { class: 'sub', text: fmtDate(r.timestamp) })),
         rateCell(r.receive_bps, 'rate-up', 'Upload'),
         rateCell(r.send_bps, 'rate-down', 'Download'),
         el('td', { label: 'Protocol', text: fmtProtocol(r) }),
         el('td', { class: 'num', label: 'Duration', text: fmtSeconds(r.duration) }),
-        el('td', { class: r.protocol === 'UDP' ? 'num' : 'num empty', label: 'UDP loss / jitter', text: fmtUdp(r) }),
+        el('td', { class: r.protocol === 'UDP' ? 'num' : 'num empty blank', label: 'UDP loss / jitter', text: fmtUdp(r) }),
       );
       return tr;
     });
@@ -283,6 +295,9 @@
       { color: cssVar('--up'), points: list.filter((r) => r.receive_bps != null).map((r) => [r.timestamp, r.receive_bps]) },
       { color: cssVar('--down'), points: list.filter((r) => r.send_bps != null).map((r) => [r.timestamp, r.send_bps]) },
     ];
+    for (const s of series) s.points.sort((a, b) => a[0] - b[0]);
+    // One person's results form a line; everybody's together are only dots.
+    const lines = Boolean(state.nameFilter);
     const all = series.flatMap((s) => s.points);
     if (all.length === 0) {
       ctx.textAlign = 'center';
@@ -300,7 +315,7 @@
 
     const yLabels = [];
     for (let v = 0; v <= top + step / 2; v += step) yLabels.push(v);
-    const left = Math.max(...yLabels.map((v) => ctx.measureText(fmtRate(v)).width)) + 12;
+    const left = Math.max(...yLabels.map((v) => ctx.measureText(fmtAxis(v)).width)) + 12;
     const margin = { left, right: 14, top: 10, bottom: 26 };
     const plotW = Math.max(10, width - margin.left - margin.right);
     const plotH = Math.max(10, height - margin.top - margin.bottom);
@@ -318,7 +333,7 @@
       ctx.moveTo(margin.left, yy);
       ctx.lineTo(margin.left + plotW, yy);
       ctx.stroke();
-      ctx.fillText(fmtRate(v), margin.left - 6, yy);
+      ctx.fillText(fmtAxis(v), margin.left - 6, yy);
     }
 
     // Time labels: a few, spaced so they do not overlap.
@@ -329,15 +344,19 @@
     const label = (t) => {
       const d = new Date(t * 1000);
       const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-      return sameDay && span < 86400 ? hm : `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
+      if (span < 900) return `${hm}:${pad(d.getSeconds())}`;
+      return sameDay ? hm : `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
     };
     const sample = ctx.measureText(label(t1)).width + 24;
     const count = Math.max(1, Math.min(6, Math.floor(plotW / sample)));
+    let previous = null;
     for (let i = 0; i <= count; i += 1) {
       const t = t0 + (span * i) / count;
-      const xx = x(t);
+      const text = label(t);
+      if (text === previous) continue;
+      previous = text;
       ctx.textAlign = i === 0 ? 'left' : i === count ? 'right' : 'center';
-      ctx.fillText(label(t), xx, margin.top + plotH + 7);
+      ctx.fillText(text, x(t), margin.top + plotH + 7);
     }
 
     // Series: lines between consecutive tests, a dot per test.
@@ -349,7 +368,7 @@
       ctx.lineJoin = 'round';
       ctx.beginPath();
       s.points.forEach(([t, v], i) => (i === 0 ? ctx.moveTo(x(t), y(v)) : ctx.lineTo(x(t), y(v))));
-      if (s.points.length > 1) ctx.stroke();
+      if (lines && s.points.length > 1) ctx.stroke();
       const radius = s.points.length > 60 ? 2 : 3.5;
       for (const [t, v] of s.points) {
         ctx.beginPath();
