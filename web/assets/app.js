@@ -153,52 +153,60 @@
     return el('td', props, el('div', { class: 'stack' }, ...parts));
   }
 
-  function renderLatest() {
-    const body = $('latest').tBodies[0];
-    const rows = state.ports.map((port) => {
-      const s = state.status.get(port) || { state: 'idle' };
-      const r = state.latest.get(port);
-      const busy = s.state === 'running';
-      const tr = el('tr', { class: busy ? 'busy' : '', data: { port } });
+  /** The latest-table row of one port: its status and its latest result. */
+  function latestRow(port) {
+    const s = state.status.get(port) || { state: 'idle' };
+    const r = state.latest.get(port);
+    const busy = s.state === 'running';
+    const tr = el('tr', { class: busy ? 'busy' : '', data: { port } });
 
-      const parts = [];
-      if (busy) {
-        parts.push(el('span', { class: 'badge running', text: 'running' }));
-        const who = [s.name, s.client].filter(Boolean).join(' · ');
-        if (who) parts.push(el('span', { class: 'sub', text: who }));
-        if (s.bps != null) parts.push(el('span', { class: 'sub', text: `${fmtRate(s.bps)} · ${fmtSeconds(s.seconds)}` }));
-      } else {
-        parts.push(el('span', { class: 'badge', text: 'idle' }));
-      }
-      const nowCell = stackCell({ class: 'status', label: 'Now' }, ...parts);
-      tr.append(el('td', { class: 'port', label: 'Port', text: port }), nowCell);
+    const parts = [];
+    if (busy) {
+      parts.push(el('span', { class: 'badge running', text: 'running' }));
+      const who = [s.name, s.client].filter(Boolean).join(' · ');
+      if (who) parts.push(el('span', { class: 'sub', text: who }));
+      if (s.bps != null) parts.push(el('span', { class: 'sub', text: `${fmtRate(s.bps)} · ${fmtSeconds(s.seconds)}` }));
+    } else {
+      parts.push(el('span', { class: 'badge', text: 'idle' }));
+    }
+    const nowCell = stackCell({ class: 'status', label: 'Now' }, ...parts);
+    tr.append(el('td', { class: 'port', label: 'Port', text: port }), nowCell);
 
-      if (!r) {
-        tr.append(el('td', { class: 'name empty', label: 'Name', text: 'no result yet' }));
-        for (const label of ['Client', 'When', 'Upload', 'Download', 'Protocol', 'Duration', 'UDP loss / jitter']) {
-          tr.append(el('td', { class: 'empty blank', label, text: '—' }));
-        }
-        return tr;
+    if (!r) {
+      tr.append(el('td', { class: 'name empty', label: 'Name', text: 'no result yet' }));
+      for (const label of ['Client', 'When', 'Upload', 'Download', 'Protocol', 'Duration', 'UDP loss / jitter']) {
+        tr.append(el('td', { class: 'empty blank', label, text: '—' }));
       }
-      const nameCell = stackCell({ class: 'name', label: 'Name' },
-        el('span', { text: r.name ?? '—' }),
-        r.title ? el('span', { class: 'sub', text: r.title }) : null,
-        r.error ? el('span', { class: 'sub failed', text: r.error }) : null);
-      tr.append(
-        nameCell,
-        el('td', { class: 'client', label: 'Client', text: r.client ?? '—' }),
-        stackCell({ class: 'when', label: 'When', title: fmtDate(r.timestamp) },
-          el('span', { text: fmtAgo(r.timestamp) }),
-          el('span', { class: 'sub', text: fmtDate(r.timestamp) })),
-        rateCell(r.receive_bps, 'rate-up', 'Upload'),
-        rateCell(r.send_bps, 'rate-down', 'Download'),
-        el('td', { label: 'Protocol', text: fmtProtocol(r) }),
-        el('td', { class: 'num', label: 'Duration', text: fmtSeconds(r.duration) }),
-        el('td', { class: r.protocol === 'UDP' ? 'num' : 'num empty blank', label: 'UDP loss / jitter', text: fmtUdp(r) }),
-      );
       return tr;
-    });
-    body.replaceChildren(...rows);
+    }
+    const nameCell = stackCell({ class: 'name', label: 'Name' },
+      el('span', { text: r.name ?? '—' }),
+      r.title ? el('span', { class: 'sub', text: r.title }) : null,
+      r.error ? el('span', { class: 'sub failed', text: r.error }) : null);
+    tr.append(
+      nameCell,
+      el('td', { class: 'client', label: 'Client', text: r.client ?? '—' }),
+      stackCell({ class: 'when', label: 'When', title: fmtDate(r.timestamp) },
+        el('span', { text: fmtAgo(r.timestamp) }),
+        el('span', { class: 'sub', text: fmtDate(r.timestamp) })),
+      rateCell(r.receive_bps, 'rate-up', 'Upload'),
+      rateCell(r.send_bps, 'rate-down', 'Download'),
+      el('td', { label: 'Protocol', text: fmtProtocol(r) }),
+      el('td', { class: 'num', label: 'Duration', text: fmtSeconds(r.duration) }),
+      el('td', { class: r.protocol === 'UDP' ? 'num' : 'num empty blank', label: 'UDP loss / jitter', text: fmtUdp(r) }),
+    );
+    return tr;
+  }
+
+  function renderLatest() {
+    $('latest').tBodies[0].replaceChildren(...state.ports.map(latestRow));
+  }
+
+  /** Re-renders one port's row only (progress arrives every second). */
+  function renderPortRow(port) {
+    const old = $('latest').querySelector(`tr[data-port="${Number(port)}"]`);
+    if (old) old.replaceWith(latestRow(port));
+    else renderLatest();
   }
 
   function names() {
@@ -427,7 +435,7 @@
           if (s.state !== 'running') s.state = 'running';
         }
         renderNow();
-        renderLatest();
+        renderPortRow(msg.port);
         break;
       }
       case 'result': {
