@@ -18,6 +18,7 @@
     status: new Map(),      // port -> {state, client, name, started, bps, seconds}
     latest: new Map(),      // port -> result object (absent: none / cleared)
     results: [],            // every result, oldest first
+    resultKeys: new Set(),  // resultKey() of each of them
     logError: null,
     nameFilter: '',
     showAll: false,
@@ -409,47 +410,104 @@
     return response.json();
   }
 
+  /** Identifies a result, so one seen both in a snapshot and as an event counts once. */
+  function resultKey(r) {
+    return [r.port, r.timestamp, r.name, r.client, r.bytes_received, r.bytes_sent].join('|');
+  }
+
+  function addResult(r) {
+    const key = resultKey(r);
+    if (state.resultKeys.has(key)) return false;
+    state.resultKeys.add(key);
+    state.results.push(r);
+    return true;
+  }
+
+  // Every reload gets a number; only the newest one started may apply its
+  // snapshot, so a slow old answer never overwrites newer state.
+  let reloadGen = 0;
+
+  /** Fetches a full snapshot; resolves true if it was applied. */
   async function reload() {
+    const gen = ++reloadGen;
     const [status, latest, results] = await Promise.all([
       getJSON('/api/status'), getJSON('/api/latest'), getJSON('/api/results'),
     ]);
+    if (gen !== reloadGen) return false;
     applyStatus(status);
     applyLatest(latest);
-    state.results = results;
-    render();
+    state.results = [];
+    state.resultKeys = new Set();
+    for (const r of results) addResult(r);
+    return true;
   }
 
-  function onEvent(msg) {
+  // While a (re)connected socket's snapshot is loading, its events wait
+  // here and are replayed on top of the snapshot: every event since the
+  // server subscribed us is applied after it, in order, and nothing is lost
+  // or counted twice.
+  let pending = null;
+
+  function syncAfterConnect() {
+    pending = [];
+    const queue = pending;
+    reload()
+      .catch(() => true)
+      .then((applied) => {
+        if (!applied || pending !== queue) return; // a newer sync owns the state
+        pending = null;
+        for (const msg of queue) applyEvent(msg);
+        render();
+      });
+  }
+
+  /** Changes the state as one websocket event says (no drawing). */
+  function applyEvent(msg) {
     switch (msg.type) {
       case 'status':
         applyStatus(msg);
-        renderNow();
-        renderLatest();
-        renderBanner();
         break;
       case 'progress': {
         const s = state.status.get(msg.port);
         if (s) {
+          s.state = 'running';
           s.bps = msg.bps;
           s.seconds = msg.seconds;
-          if (s.state !== 'running') s.state = 'running';
         }
+        break;
+      }
+      case 'result':
+        addResult(msg.result);
+        state.latest.set(msg.result.port, msg.result);
+        break;
+      case 'cleared':
+        state.latest = new Map();
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Applies one websocket event and redraws what it changed. */
+  function onEvent(msg) {
+    applyEvent(msg);
+    switch (msg.type) {
+      case 'status':
+        renderNow();
+        renderLatest();
+        renderBanner();
+        break;
+      case 'progress':
         renderNow();
         renderPortRow(msg.port);
         break;
-      }
-      case 'result': {
-        const r = msg.result;
-        state.results.push(r);
-        state.latest.set(r.port, r);
+      case 'result':
         renderLatest();
         renderNames();
         renderHistory();
         drawChart();
         break;
-      }
       case 'cleared':
-        state.latest = new Map();
         renderLatest();
         break;
       default:
@@ -482,13 +540,14 @@
     socket.addEventListener('open', () => {
       retryDelay = 1000;
       setConn('live', 'live');
-      // Fill whatever was missed while disconnected.
-      reload().catch(() => {});
+      // Fill in whatever was missed while disconnected.
+      syncAfterConnect();
     });
     socket.addEventListener('message', (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
-      onEvent(msg);
+      if (pending) pending.push(msg);
+      else onEvent(msg);
     });
     socket.addEventListener('close', () => scheduleReconnect());
   }
@@ -545,7 +604,10 @@
     // "5 min ago" stays true.
     setInterval(renderLatest, 30000);
     render();
-    reload().catch(() => setConn('offline', 'offline')).finally(connect);
+    // A first snapshot right away (also shown if websockets cannot get
+    // through), then live events.
+    reload().then((applied) => { if (applied) render(); }, () => setConn('offline', 'offline'));
+    connect();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);
