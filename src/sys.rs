@@ -172,6 +172,27 @@ pub fn set_max_pacing_rate(sock: &impl AsRawFd, bytes_per_sec: u64) -> std::io::
     }
 }
 
+/// Sets "don't fragment" (`IP_MTU_DISCOVER` = `IP_PMTUDISC_DO`) on an IPv4
+/// (or IPv4-mapped) UDP socket.
+pub fn set_dont_fragment(sock: &impl AsRawFd) -> std::io::Result<()> {
+    let value: libc::c_int = libc::IP_PMTUDISC_DO;
+    // SAFETY: passing a c_int option value of its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// The text of an OS error number, as `strerror` gives it.
 pub fn os_error_text(err: &std::io::Error) -> String {
     let text = err.to_string();

@@ -207,10 +207,7 @@ mod tests {
             decode_frame(&[0, 0, 0, 11], 10),
             Err(FrameError::TooLong { len: 11, max: 10 })
         );
-        assert_eq!(
-            frame_len([0xff, 0xff, 0xff, 0xff], MAX_PARAMS_LEN).is_err(),
-            true
-        );
+        assert!(frame_len([0xff, 0xff, 0xff, 0xff], MAX_PARAMS_LEN).is_err());
         assert_eq!(encode_frame(b"{}"), vec![0, 0, 0, 2, b'{', b'}']);
     }
 

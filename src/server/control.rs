@@ -3,7 +3,8 @@
 //! decisions live in the session; this file only does I/O.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -15,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::listen::ListenOpts;
 use super::port::{PortCtx, Reconfigure, TestSlot};
 use super::streams::DataStream;
+use super::udp;
 use crate::protocol::errors::{self, ErrorCode};
 use crate::protocol::params::{Protocol, TestParams};
 use crate::protocol::results::stream_id;
@@ -51,6 +53,8 @@ pub async fn run_test(
         log: TestLog::new(),
         streams: Vec::new(),
         stream_rx: None,
+        udp_rx: None,
+        udp_accept: None,
         stats: None,
         t0: None,
         cpu_start: None,
@@ -76,6 +80,8 @@ struct Test {
     log: TestLog,
     streams: Vec<DataStream>,
     stream_rx: Option<mpsc::Receiver<(TcpStream, SocketAddr)>>,
+    udp_rx: Option<mpsc::Receiver<std::io::Result<(UdpSocket, SocketAddr)>>>,
+    udp_accept: Option<tokio::task::JoinHandle<()>>,
     stats: Option<Stats>,
     t0: Option<Instant>,
     cpu_start: Option<(Instant, (f64, f64))>,
@@ -92,6 +98,7 @@ struct Test {
 enum Wake {
     Event(Event),
     Stream(TcpStream, SocketAddr),
+    UdpStream(std::io::Result<(UdpSocket, SocketAddr)>),
     Tick,
 }
 
@@ -118,6 +125,7 @@ impl Test {
             let event = match self.wait().await {
                 Wake::Event(e) => e,
                 Wake::Stream(conn, peer) => self.add_stream(conn, peer),
+                Wake::UdpStream(result) => self.add_udp_stream(result),
                 Wake::Tick => match self.tick() {
                     Some(e) => e,
                     None => continue,
@@ -134,6 +142,7 @@ impl Test {
         let tick = self.next_tick.map(tokio::time::Instant::from_std);
         let want_streams = self.session.phase() == Phase::Streams;
         let stream_rx = self.stream_rx.as_mut();
+        let udp_rx = self.udp_rx.as_mut();
         tokio::select! {
             biased;
             _ = self.ctx.shutdown.cancelled() => {
@@ -141,6 +150,7 @@ impl Test {
                 Wake::Event(Event::Shutdown(text))
             }
             Some((conn, peer)) = async { stream_rx?.recv().await }, if want_streams => Wake::Stream(conn, peer),
+            Some(result) = async { udp_rx?.recv().await }, if want_streams => Wake::UdpStream(result),
             _ = sleep_until(tick), if tick.is_some() => Wake::Tick,
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Event(Event::Timeout),
             ev = self.reader.next(expect), if expect != Expect::Nothing => Wake::Event(ev),
@@ -214,7 +224,25 @@ impl Test {
         if p.protocol == Protocol::Udp {
             self.log
                 .on_params(&p, None, self.accepted_at, &self.peer, &cookie);
-            return Event::Fault(ErrorCode::PROTOCOL, None);
+            let listener = match udp::bind_listener(self.ctx.addr) {
+                Ok(l) => l,
+                Err(e) => {
+                    return Event::Fault(
+                        ErrorCode::STREAM_LISTEN,
+                        Some(crate::sys::os_error_text(&e)),
+                    )
+                }
+            };
+            let (tx, rx) = mpsc::channel(p.stream_count() as usize);
+            self.udp_accept = Some(tokio::spawn(udp::accept_streams(
+                listener,
+                self.ctx.addr,
+                p.stream_count(),
+                tx,
+            )));
+            self.udp_rx = Some(rx);
+            self.announce(&p);
+            return Event::Prepared;
         }
         let (snd, rcv) = if p.window > 0 || p.mss > 0 {
             self.listener_changed = true;
@@ -253,13 +281,71 @@ impl Test {
             self.slot.await_streams(c, tx);
         }
         self.stream_rx = Some(rx);
+        self.announce(&p);
+        Event::Prepared
+    }
+
+    /// Tells the dashboard the port is busy with this client.
+    fn announce(&mut self, p: &TestParams) {
         self.ctx.hub.test_started(
             self.ctx.port,
             self.peer.ip().to_canonical(),
             p.extra_data.clone(),
         );
         self.announced = true;
-        Event::Prepared
+    }
+
+    /// The role of the next stream: the first `parallel` of a bidir test are
+    /// the client's sending streams (the server receives on them).
+    fn next_is_sender(&self, p: &TestParams) -> bool {
+        let index = self.streams.len() as u32;
+        if p.bidirectional {
+            index >= p.parallel
+        } else {
+            p.reverse
+        }
+    }
+
+    /// Sets up one UDP stream whose hello was answered.
+    fn add_udp_stream(&mut self, result: std::io::Result<(UdpSocket, SocketAddr)>) -> Event {
+        let Some(p) = self.params().cloned() else {
+            return Event::Fault(ErrorCode::STREAM_ACCEPT, None);
+        };
+        let os = |e: &std::io::Error| Some(crate::sys::os_error_text(e));
+        let (sock, peer) = match result {
+            Ok(pair) => pair,
+            Err(e) => return Event::Fault(ErrorCode::STREAM_ACCEPT, os(&e)),
+        };
+        let sender = self.next_is_sender(&p);
+        let (snd, rcv) = match udp::set_buffers(&sock, p.window, p.len, !sender) {
+            Ok(sizes) => sizes,
+            Err(e) => return Event::Fault(ErrorCode::SET_BUF, os(&e)),
+        };
+        if p.window > 0 && (snd < p.window || rcv < p.window) {
+            return Event::Fault(ErrorCode::SET_BUF2, None);
+        }
+        if self.streams.is_empty() {
+            self.log.on_udp_buffers(p.window, snd, rcv);
+        }
+        let local = match sock.local_addr() {
+            Ok(a) => a,
+            Err(e) => return Event::Fault(ErrorCode::STREAM_ACCEPT, os(&e)),
+        };
+        apply_ip_options(&socket2::SockRef::from(&sock), &local, &p, self.ctx.port);
+        if p.dont_fragment && peer.ip().to_canonical().is_ipv4() {
+            if let Err(e) = crate::sys::set_dont_fragment(&sock) {
+                eprintln!(
+                    "webperf3: port {}: could not set don't-fragment: {e}",
+                    self.ctx.port
+                );
+            }
+        }
+        let socket_no = i64::from(sock.as_raw_fd());
+        let stream = DataStream::udp(socket_no, sender, local, peer, udp::body(sock, sender, &p));
+        self.log
+            .on_stream(stream.socket_no, &stream.local, &stream.remote);
+        self.streams.push(stream);
+        Event::StreamConnected
     }
 
     /// Sets up one accepted data connection with our cookie.
@@ -267,12 +353,7 @@ impl Test {
         let Some(p) = self.params().cloned() else {
             return Event::Fault(ErrorCode::STREAM_ACCEPT, None);
         };
-        let index = self.streams.len() as u32;
-        let sender = if p.bidirectional {
-            index >= p.parallel
-        } else {
-            p.reverse
-        };
+        let sender = self.next_is_sender(&p);
         let setup = || -> Result<DataStream, (ErrorCode, std::io::Error)> {
             let accept = |e| (ErrorCode::STREAM_ACCEPT, e);
             let std_conn = conn.into_std().map_err(accept)?;
@@ -292,31 +373,8 @@ impl Test {
                     }
                 }
             }
-            if p.tos > 0 {
-                let tos = u32::from(p.tos);
-                let r = match std_conn.local_addr() {
-                    Ok(SocketAddr::V6(a)) if a.ip().to_ipv4_mapped().is_none() => {
-                        sock.set_tclass_v6(tos)
-                    }
-                    Ok(SocketAddr::V6(_)) => {
-                        sock.set_tclass_v6(tos).and_then(|_| sock.set_tos_v4(tos))
-                    }
-                    _ => sock.set_tos_v4(tos),
-                };
-                if let Err(e) = r {
-                    eprintln!(
-                        "webperf3: port {}: could not set TOS {tos}: {e}",
-                        self.ctx.port
-                    );
-                }
-            }
-            if p.fqrate > 0 {
-                if let Err(e) = crate::sys::set_max_pacing_rate(&std_conn, p.fqrate / 8) {
-                    eprintln!(
-                        "webperf3: port {}: could not set the fq rate: {e}",
-                        self.ctx.port
-                    );
-                }
+            if let Ok(local) = std_conn.local_addr() {
+                apply_ip_options(&sock, &local, &p, self.ctx.port);
             }
             DataStream::tcp(std_conn, sender).map_err(accept)
         };
@@ -334,6 +392,7 @@ impl Test {
     async fn start_test(&mut self) -> Option<Event> {
         self.slot.stop_streams();
         self.stream_rx = None;
+        self.udp_rx = None;
         self.restore_listener().await;
         let p = self.params()?.clone();
         self.log.on_test_start(&p);
@@ -373,6 +432,11 @@ impl Test {
         }
         if stats.omitting() && now + Duration::from_millis(50) >= omit_end {
             stats.end_omit(now, &samples);
+            for s in &self.streams {
+                s.counters
+                    .restart
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let step = Duration::from_secs(u64::from(INTERVAL_SECS));
         let next = self.next_tick.map_or(now + step, |t| t + step);
@@ -436,6 +500,10 @@ impl Test {
         }
         self.slot.stop_streams();
         self.stream_rx = None;
+        self.udp_rx = None;
+        if let Some(task) = self.udp_accept.take() {
+            task.abort();
+        }
         self.restore_listener().await;
         if let (Some(e), Some(p)) = (&error, self.params()) {
             eprintln!(
@@ -490,6 +558,27 @@ impl Test {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
+}
+
+/// TOS / traffic class and the fq pacing rate, on a data socket. Failures
+/// are reported and do not stop the test (stock: warnings).
+fn apply_ip_options(sock: &socket2::SockRef<'_>, local: &SocketAddr, p: &TestParams, port: u16) {
+    if p.tos > 0 {
+        let tos = u32::from(p.tos);
+        let r = match local {
+            SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_none() => sock.set_tclass_v6(tos),
+            SocketAddr::V6(_) => sock.set_tclass_v6(tos).and_then(|_| sock.set_tos_v4(tos)),
+            SocketAddr::V4(_) => sock.set_tos_v4(tos),
+        };
+        if let Err(e) = r {
+            eprintln!("webperf3: port {port}: could not set TOS {tos}: {e}");
+        }
+    }
+    if p.fqrate > 0 {
+        if let Err(e) = crate::sys::set_max_pacing_rate(&**sock, p.fqrate / 8) {
+            eprintln!("webperf3: port {port}: could not set the fq rate: {e}");
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 //! - [`port`]: one port's accept loop and the cookie-keyed routing table.
 //! - [`control`]: the control connection driver around the session.
 //! - [`streams`]: data stream threads and their counters.
+//! - [`udp`]: the UDP stream handshake and the UDP stream threads.
 
 pub mod control;
 pub mod listen;
 pub mod port;
 pub mod streams;
+pub mod udp;

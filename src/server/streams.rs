@@ -29,6 +29,9 @@ pub struct Counters {
     pub jitter_bits: AtomicU64,
     /// The stream ended with an I/O error before it was stopped.
     pub failed: AtomicBool,
+    /// Set by the reporter when the omit period ends: the receiver restarts
+    /// its jitter measurement.
+    pub restart: AtomicBool,
 }
 
 impl Counters {
@@ -89,6 +92,10 @@ impl Pacing {
     }
 }
 
+/// The body of a UDP stream's thread: counters to fill, a stop flag to
+/// obey, the test's start (for pacing).
+pub type UdpBody = Box<dyn FnOnce(Arc<Counters>, Arc<AtomicBool>, Instant) + Send>;
+
 /// A data stream of a test, before and while it runs.
 pub struct DataStream {
     /// The number the log shows as `socket`.
@@ -115,7 +122,7 @@ enum Io {
     /// A UDP stream: connected socket, the thread runs `body`.
     Udp {
         stop: Arc<AtomicBool>,
-        body: Option<Box<dyn FnOnce(Arc<Counters>, Arc<AtomicBool>) + Send>>,
+        body: Option<UdpBody>,
     },
 }
 
@@ -146,7 +153,7 @@ impl DataStream {
         sender: bool,
         local: SocketAddr,
         remote: SocketAddr,
-        body: Box<dyn FnOnce(Arc<Counters>, Arc<AtomicBool>) + Send>,
+        body: UdpBody,
     ) -> DataStream {
         DataStream {
             socket_no,
@@ -191,7 +198,7 @@ impl DataStream {
                 let stop = Arc::clone(stop);
                 std::thread::Builder::new()
                     .name(name)
-                    .spawn(move || body(counters, stop))?
+                    .spawn(move || body(counters, stop, t0))?
             }
         };
         self.thread = Some(handle);

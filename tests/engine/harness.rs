@@ -1,10 +1,10 @@
 //! A server in-process on ephemeral ports, the stock client, and strict log
 //! reading.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,15 @@ use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::store::log::LogDir;
 use webperf3::store::results::ResultsStore;
+
+/// Tests that measure loss or pacing run alone; the others share the machine.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// A test's hold on the machine, for as long as its server runs.
+enum Machine {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
 
 /// Fails the test with an install hint when stock `iperf3` is missing.
 pub fn require_iperf3() {
@@ -34,22 +43,28 @@ pub fn require_iperf3() {
 pub struct Server {
     /// The iperf3 ports, in order.
     pub ports: Vec<u16>,
-    /// The dashboard's address.
-    pub http: SocketAddr,
     /// The log directory (deleted on drop).
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
     thread: Option<JoinHandle<()>>,
+    _hold: Machine,
 }
 
 impl Server {
-    /// Starts `n` iperf3 ports with default limits.
+    /// Starts `n` iperf3 ports, sharing the machine with other tests.
     pub fn start(n: usize) -> Server {
-        Server::start_with(n, Limits::default())
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, Limits::default(), hold)
     }
 
-    /// Starts `n` iperf3 ports with these limits.
-    pub fn start_with(n: usize, limits: Limits) -> Server {
+    /// Starts `n` iperf3 ports for a test that measures loss or pacing and
+    /// must have the machine to itself.
+    pub fn alone(n: usize) -> Server {
+        let hold = Machine::Alone(MACHINE.write().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, Limits::default(), hold)
+    }
+
+    fn start_with(n: usize, limits: Limits, hold: Machine) -> Server {
         require_iperf3();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
@@ -63,7 +78,6 @@ impl Server {
             .map(|l| l.local_addr().unwrap().port())
             .collect();
         let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
-        let http_addr = http.local_addr().unwrap();
         let logs = LogDir::open(dir.path()).expect("log dir");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
@@ -87,10 +101,10 @@ impl Server {
         });
         Server {
             ports,
-            http: http_addr,
             dir,
             shutdown,
             thread: Some(thread),
+            _hold: hold,
         }
     }
 

@@ -1,0 +1,310 @@
+//! UDP data streams: the per-stream "connect" handshake on the test's port,
+//! and the stream threads (batched receive with stock's loss/jitter
+//! accounting; paced sending with stock's header).
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::mpsc;
+
+use super::streams::{payload, Counters, Pacing};
+use crate::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp, REPLY};
+
+/// How often a blocked stream thread looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(100);
+
+/// Receive buffer asked for on receiving streams when the client set no
+/// window: large, so bursts at high rates are not dropped by the kernel
+/// (capped by `net.core.rmem_max`).
+const RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Binds an unconnected UDP socket to the test's port (`SO_REUSEADDR`, so
+/// the next stream's listener can share the port with connected sockets).
+pub fn bind_listener(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Accepts `count` UDP streams in order: each hello datagram connects the
+/// current listener to its sender, a fresh listener is bound for the next
+/// stream *before* the reply goes out (the client sends the next hello as
+/// soon as it sees the reply), and the connected socket is handed over.
+pub async fn accept_streams(
+    first: UdpSocket,
+    addr: SocketAddr,
+    count: u32,
+    tx: mpsc::Sender<io::Result<(UdpSocket, SocketAddr)>>,
+) {
+    let mut next = Some(first);
+    for i in 0..count {
+        let result = async {
+            let listener = tokio::net::UdpSocket::from_std(next.take().expect("listener"))?;
+            let mut hello = [0u8; 64];
+            // Stock never checks the hello's content; neither do we.
+            let (_, peer) = listener.recv_from(&mut hello).await?;
+            let sock = listener.into_std()?;
+            sock.connect(peer)?;
+            if i + 1 < count {
+                next = Some(bind_listener(addr)?);
+            }
+            sock.set_nonblocking(false)?;
+            sock.send(&REPLY)?;
+            Ok((sock, peer))
+        }
+        .await;
+        let failed = result.is_err();
+        if tx.send(result).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Sets the stream socket's buffers: the client's window if it asked for
+/// one, else a large receive buffer (and at least `len + 1024`, as stock).
+/// Returns the sizes the kernel granted.
+pub fn set_buffers(
+    sock: &UdpSocket,
+    window: u32,
+    len: u32,
+    receiving: bool,
+) -> io::Result<(u32, u32)> {
+    let s = socket2::SockRef::from(sock);
+    if window > 0 {
+        s.set_send_buffer_size(window as usize)?;
+        s.set_recv_buffer_size(window as usize)?;
+    } else {
+        let min = len as usize + 1024;
+        if s.send_buffer_size()? < min {
+            s.set_send_buffer_size(min)?;
+        }
+        let want = if receiving {
+            RECEIVE_BUFFER.max(min)
+        } else {
+            min
+        };
+        if s.recv_buffer_size()? < want {
+            s.set_recv_buffer_size(want)?;
+        }
+    }
+    Ok(super::listen::buffer_sizes(sock))
+}
+
+/// The monotonic clock as the UDP header carries it.
+fn now_stamp() -> Stamp {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Stamp::from_nanos(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// Receives datagrams of up to `len` bytes until `stop`, in batches
+/// (`recvmmsg`), accounting each with stock's arithmetic and publishing the
+/// counters once per batch.
+pub fn receive(sock: UdpSocket, len: usize, counters_64bit: bool, c: &Counters, stop: &AtomicBool) {
+    if sock.set_read_timeout(Some(STOP_POLL)).is_err() {
+        c.failed.store(true, Relaxed);
+        return;
+    }
+    let len = len.max(16);
+    let batch = (256 * 1024 / len).clamp(1, 64);
+    let mut bufs = vec![0u8; batch * len];
+    let mut iovs: Vec<libc::iovec> = bufs
+        .chunks_mut(len)
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect();
+    // SAFETY: mmsghdr is plain old data; zeroed is a valid empty header.
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .map(|iov| {
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m
+        })
+        .collect();
+    let mut rx = Receiver::default();
+    let mut bytes: u64 = 0;
+    while !stop.load(Relaxed) {
+        // SAFETY: msgs point into iovs, which point into bufs; all live and
+        // unmoved for the duration of the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                sock.as_raw_fd(),
+                msgs.as_mut_ptr(),
+                msgs.len() as _,
+                libc::MSG_WAITFORONE as _,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => continue,
+                // An ICMP error from an earlier datagram; the stream goes on.
+                io::ErrorKind::ConnectionRefused => continue,
+                _ => {
+                    c.failed.store(true, Relaxed);
+                    return;
+                }
+            }
+        }
+        let arrived = now_stamp();
+        if c.restart.swap(false, Relaxed) {
+            rx.restart_jitter();
+        }
+        for (i, m) in msgs.iter().take(n as usize).enumerate() {
+            let got = (m.msg_len as usize).min(len);
+            let datagram = &bufs[i * len..i * len + got];
+            if let Some(h) = decode_header(datagram, counters_64bit) {
+                bytes += got as u64;
+                rx.on_datagram(h, arrived);
+            }
+        }
+        c.bytes.store(bytes, Relaxed);
+        c.blocks.store(rx.max_seq, Relaxed);
+        c.packets.store(rx.max_seq, Relaxed);
+        c.lost.store(rx.lost, Relaxed);
+        c.out_of_order.store(rx.out_of_order, Relaxed);
+        c.jitter_bits.store(rx.jitter.to_bits(), Relaxed);
+    }
+}
+
+/// What a sending stream needs.
+pub struct SendSpec {
+    /// Datagram size.
+    pub len: usize,
+    /// 64-bit sequence numbers.
+    pub counters_64bit: bool,
+    /// `0123456789…` filler instead of random bytes.
+    pub repeating_payload: bool,
+    /// Rate and burst.
+    pub pacing: Pacing,
+}
+
+/// Sends datagrams of `len` bytes until `stop`, paced so the average rate
+/// since `t0` stays at the target.
+pub fn send(sock: UdpSocket, spec: SendSpec, t0: Instant, c: &Counters, stop: &AtomicBool) {
+    let mut buf = payload(spec.len.max(16), spec.repeating_payload);
+    buf.truncate(spec.len.max(16));
+    if sock.set_write_timeout(Some(STOP_POLL)).is_err() {
+        c.failed.store(true, Relaxed);
+        return;
+    }
+    let mut seq: u64 = 0;
+    let mut sent: u64 = 0;
+    while !stop.load(Relaxed) {
+        if let Some(wait) = spec.pacing.wait(sent, t0.elapsed()) {
+            std::thread::sleep(wait.min(STOP_POLL));
+            continue;
+        }
+        for _ in 0..spec.pacing.burst {
+            encode_header(
+                &mut buf,
+                Header {
+                    sent: now_stamp(),
+                    seq: seq + 1,
+                },
+                spec.counters_64bit,
+            );
+            match sock.send(&buf) {
+                Ok(n) => {
+                    seq += 1;
+                    sent += n as u64;
+                    c.bytes.store(sent, Relaxed);
+                    c.packets.store(seq, Relaxed);
+                    c.blocks.store(seq, Relaxed);
+                }
+                // A full queue: try again, without using up a number.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) || e.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    break;
+                }
+                // The client's port is closed: it has gone.
+                Err(_) => {
+                    c.failed.store(true, Relaxed);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Builds a UDP stream's thread body for its role.
+pub fn body(
+    sock: UdpSocket,
+    sender: bool,
+    p: &crate::protocol::params::TestParams,
+) -> super::streams::UdpBody {
+    let len = p.len as usize;
+    let c64 = p.udp_counters_64bit;
+    if sender {
+        let spec = SendSpec {
+            len,
+            counters_64bit: c64,
+            repeating_payload: p.repeating_payload,
+            pacing: Pacing::of(p),
+        };
+        Box::new(move |c: Arc<Counters>, stop: Arc<AtomicBool>, t0| send(sock, spec, t0, &c, &stop))
+    } else {
+        Box::new(move |c: Arc<Counters>, stop: Arc<AtomicBool>, _t0| {
+            receive(sock, len, c64, &c, &stop)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn handshake_connects_each_stream_in_order() {
+        let first = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        tokio::spawn(accept_streams(first, addr, 2, tx));
+        for _ in 0..2 {
+            let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            client.connect(addr).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            client.send(b"9876").unwrap();
+            let mut reply = [0u8; 8];
+            let n = client.recv(&mut reply).unwrap();
+            assert_eq!(&reply[..n], b"6789");
+            let (sock, peer) = rx.recv().await.unwrap().unwrap();
+            assert_eq!(peer, client.local_addr().unwrap());
+            assert_eq!(sock.peer_addr().unwrap(), client.local_addr().unwrap());
+            // Data from this client lands on its own connected socket.
+            client.send(b"data").unwrap();
+            sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 8];
+            assert_eq!(sock.recv(&mut buf).unwrap(), 4);
+        }
+    }
+}
