@@ -241,7 +241,8 @@
     const list = filtered();
     const shown = state.showAll ? list.slice().reverse() : list.slice(-HISTORY_ROWS).reverse();
     const rows = shown.map((r) => {
-      const notes = [r.title, r.error].filter(Boolean).join(' · ');
+      const udp = r.protocol === 'UDP' && (r.lost_percent != null || r.jitter_ms != null) ? `loss / jitter ${fmtUdp(r)}` : null;
+      const notes = [r.title, udp, r.error].filter(Boolean).join(' · ');
       return el('tr', { data: { port: r.port } },
         el('td', { label: 'When', text: fmtDate(r.timestamp) }),
         el('td', { label: 'Port', text: r.port }),
