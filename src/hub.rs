@@ -5,39 +5,237 @@
 //! store, and publishes [`Event`]s on a tokio broadcast channel that websocket
 //! clients subscribe to. A slow subscriber lags and skips ahead; it never
 //! slows a test.
+//!
+//! Nothing here does network I/O or awaits: every method is a short critical
+//! section (plus, for [`Hub::record_entry`] and [`Hub::clear`], one log
+//! append), callable from any thread or task.
 
+use std::collections::{BTreeMap, HashSet};
+use std::io;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
 
 use crate::store::log::LogDir;
+use crate::store::reader::{read_log, LogItem};
 use crate::store::results::ResultsStore;
+use crate::store::summary::{summarize, TestResult};
+
+/// How many events a websocket subscriber may fall behind before it skips
+/// ahead (it then misses the oldest ones; the page resynchronises on reconnect).
+const EVENT_BUFFER: usize = 256;
+
+/// The program's version as `/api/status` reports it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Whether a port is serving a test right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortState {
+    /// Waiting for a client.
+    Idle,
+    /// A test is running.
+    Running,
+}
+
+/// One port's live status, as `/api/status` and `status` events show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortStatus {
+    /// The iperf3 port.
+    pub port: u16,
+    /// Idle or running.
+    pub state: PortState,
+    /// The running test's client address (IPv4-mapped shown as IPv4).
+    pub client: Option<String>,
+    /// The running test's `--extra-data`.
+    pub name: Option<String>,
+    /// Unix seconds when the running test started.
+    pub started: Option<i64>,
+    /// The running test's latest progress rate, bits/s.
+    pub bps: Option<f64>,
+    /// Seconds since the running test started, as of the latest progress.
+    pub seconds: Option<f64>,
+}
+
+impl PortStatus {
+    fn idle(port: u16) -> PortStatus {
+        PortStatus {
+            port,
+            state: PortState::Idle,
+            client: None,
+            name: None,
+            started: None,
+            bps: None,
+            seconds: None,
+        }
+    }
+}
+
+/// The whole live status: `GET /api/status` and the `status` event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// The program's version.
+    pub version: String,
+    /// Every served port, in port order.
+    pub ports: Vec<PortStatus>,
+    /// The latest log write that failed (and has not succeeded since), if any.
+    pub log_error: Option<String>,
+}
+
+/// A change pushed to websocket clients, serialised as
+/// `{"type": "status" | "progress" | "result" | "cleared", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Event {
+    /// A test started or ended, or the log error state changed.
+    Status(Status),
+    /// About once a second during a test.
+    Progress {
+        /// The port the test runs on.
+        port: u16,
+        /// The rate over the last interval, bits/s.
+        bps: f64,
+        /// Seconds since the test started.
+        seconds: f64,
+    },
+    /// A test was recorded.
+    Result {
+        /// The recorded test.
+        result: TestResult,
+    },
+    /// The latest-per-port table was emptied.
+    Cleared,
+}
+
+/// Which results `GET /api/results` returns; every set field must match.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResultFilter {
+    /// Only this port.
+    pub port: Option<u16>,
+    /// Only this exact name (`--extra-data`).
+    pub name: Option<String>,
+    /// Only tests that started at or after these unix seconds.
+    pub since: Option<f64>,
+}
+
+impl ResultFilter {
+    /// Whether `result` passes the filter.
+    pub fn matches(&self, result: &TestResult) -> bool {
+        self.port.is_none_or(|p| p == result.port)
+            && self.name.as_deref().is_none_or(|n| result.name.as_deref() == Some(n))
+            // i64 → f64 is exact for any plausible timestamp.
+            && self.since.is_none_or(|s| result.timestamp as f64 >= s)
+    }
+}
+
+struct State {
+    store: ResultsStore,
+    ports: Vec<PortStatus>,
+    /// Per port, the message of a log write that failed and has not
+    /// succeeded since.
+    log_errors: BTreeMap<u16, String>,
+}
+
+impl State {
+    fn port_mut(&mut self, port: u16) -> Option<&mut PortStatus> {
+        self.ports.iter_mut().find(|p| p.port == port)
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            version: VERSION.to_string(),
+            ports: self.ports.clone(),
+            log_error: self.log_error(),
+        }
+    }
+
+    fn log_error(&self) -> Option<String> {
+        if self.log_errors.is_empty() {
+            None
+        } else {
+            Some(
+                self.log_errors
+                    .values()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        }
+    }
+}
 
 /// Shared live state; cheap to clone (`Arc`).
 pub struct Hub {
     logs: LogDir,
+    /// Serialises log appends with the store updates that follow them, so
+    /// the order of entries and `{}` markers in the files is the order the
+    /// store saw (and a restart rebuilds the same latest table).
+    writer: Mutex<()>,
+    state: RwLock<State>,
+    events: broadcast::Sender<Event>,
+    /// Log write errors already printed on stderr (each is printed once).
+    reported: Mutex<HashSet<String>>,
 }
 
 impl Hub {
     /// A hub serving `store` (as loaded from `logs`) for these ports.
     pub fn new(logs: LogDir, store: ResultsStore) -> Arc<Hub> {
-        let _ = store;
-        Arc::new(Hub { logs })
+        let ports = store.ports().iter().map(|&p| PortStatus::idle(p)).collect();
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Arc::new(Hub {
+            logs,
+            writer: Mutex::new(()),
+            state: RwLock::new(State {
+                store,
+                ports,
+                log_errors: BTreeMap::new(),
+            }),
+            events,
+            reported: Mutex::new(HashSet::new()),
+        })
     }
 
     /// A test began on `port` (parameters received).
     pub fn test_started(&self, port: u16, client: IpAddr, name: Option<String>) {
-        let _ = (port, client, name);
+        let mut state = self.write();
+        let Some(status) = state.port_mut(port) else {
+            return;
+        };
+        *status = PortStatus {
+            port,
+            state: PortState::Running,
+            client: Some(client.to_canonical().to_string()),
+            name,
+            started: Some(chrono::Utc::now().timestamp()),
+            bps: None,
+            seconds: None,
+        };
+        let event = Event::Status(state.status());
+        self.publish(event);
     }
 
     /// About once a second while a test runs: its total rate over the last
     /// interval, and the seconds since it started.
     pub fn progress(&self, port: u16, bps: f64, seconds: f64) {
-        let _ = (port, bps, seconds);
+        let mut state = self.write();
+        if let Some(status) = state.port_mut(port) {
+            status.bps = Some(bps);
+            status.seconds = Some(seconds);
+        }
+        self.publish(Event::Progress { port, bps, seconds });
     }
 
     /// The test on `port` is over (recorded or not); the port is idle.
     pub fn test_ended(&self, port: u16) {
-        let _ = port;
+        let mut state = self.write();
+        let Some(status) = state.port_mut(port) else {
+            return;
+        };
+        *status = PortStatus::idle(port);
+        let event = Event::Status(state.status());
+        self.publish(event);
     }
 
     /// Appends one finished test's log entry (`text`, a whole pretty-printed
@@ -45,8 +243,234 @@ impl Hub {
     /// its summary to the results and announces it. A failed write is
     /// reported (stderr, status) and the result is still shown.
     pub fn record_entry(&self, port: u16, text: &str) {
-        if let Err(e) = self.logs.append(port, text) {
-            eprintln!("webperf3: cannot append to the log of port {port}: {e}");
+        let _writer = lock(&self.writer);
+        let written = self.logs.append(port, text);
+        let parsed = read_log(text);
+        let mut state = self.write();
+        self.note_write(&mut state, port, written);
+        // The engine hands over whole test entries; a `{}` marker has no
+        // business here (clearing is `clear`), so only entries count.
+        for item in parsed.items {
+            if let LogItem::Entry(entry) = item {
+                if let Some(result) = summarize(port, &entry) {
+                    state.store.push(result.clone());
+                    self.publish(Event::Result { result });
+                }
+            }
         }
+    }
+
+    /// Empties the latest-per-port table (history is kept), appends a `{}`
+    /// marker to every port's log so the cleared state survives a restart,
+    /// and returns the new (empty) latest table.
+    pub fn clear(&self) -> Vec<Option<TestResult>> {
+        let _writer = lock(&self.writer);
+        let ports = self.read().store.ports().to_vec();
+        let written: Vec<_> = ports
+            .iter()
+            .map(|&port| (port, self.logs.append(port, "{}\n")))
+            .collect();
+        let mut state = self.write();
+        for (port, result) in written {
+            self.note_write(&mut state, port, result);
+        }
+        state.store.clear_latest();
+        self.publish(Event::Cleared);
+        state
+            .store
+            .latest()
+            .into_iter()
+            .map(|r| r.cloned())
+            .collect()
+    }
+
+    /// A receiver of every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The live status of every port.
+    pub fn status(&self) -> Status {
+        self.read().status()
+    }
+
+    /// The served ports, in order.
+    pub fn ports(&self) -> Vec<u16> {
+        self.read().store.ports().to_vec()
+    }
+
+    /// One entry per port, in port order: its latest result, or `None`.
+    pub fn latest(&self) -> Vec<Option<TestResult>> {
+        self.read()
+            .store
+            .latest()
+            .into_iter()
+            .map(|r| r.cloned())
+            .collect()
+    }
+
+    /// Every recorded result passing `filter`, oldest first.
+    pub fn results(&self, filter: &ResultFilter) -> Vec<TestResult> {
+        self.read()
+            .store
+            .all()
+            .iter()
+            .filter(|r| filter.matches(r))
+            .cloned()
+            .collect()
+    }
+
+    /// Reads several views under one lock, so they agree with each other.
+    pub fn with_store<T>(&self, f: impl FnOnce(&ResultsStore, &Status) -> T) -> T {
+        let state = self.read();
+        f(&state.store, &state.status())
+    }
+
+    /// The current log write error, if any.
+    pub fn log_error(&self) -> Option<String> {
+        self.read().log_error()
+    }
+
+    /// Records the outcome of a log write: an error is printed on stderr the
+    /// first time it is seen and shown in the status until that port's log
+    /// is written successfully again.
+    fn note_write(&self, state: &mut State, port: u16, result: io::Result<()>) {
+        let before = state.log_error();
+        match result {
+            Ok(()) => {
+                state.log_errors.remove(&port);
+            }
+            Err(err) => {
+                let msg = format!("cannot write {}: {err}", self.logs.path(port).display());
+                if lock(&self.reported).insert(msg.clone()) {
+                    eprintln!("webperf3: {msg}");
+                }
+                state.log_errors.insert(port, msg);
+            }
+        }
+        if state.log_error() != before {
+            self.publish(Event::Status(state.status()));
+        }
+    }
+
+    /// Sends an event; having no subscribers is fine. Called with the state
+    /// lock held, so events leave in the order the state changed.
+    fn publish(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(port: u16, timestamp: i64, name: Option<&str>) -> TestResult {
+        TestResult {
+            port,
+            timestamp,
+            name: name.map(str::to_string),
+            title: None,
+            client: Some("192.0.2.1".into()),
+            protocol: "TCP".into(),
+            duration: 10.0,
+            streams: 1,
+            reverse: false,
+            bidir: false,
+            send_bps: None,
+            receive_bps: Some(1e9),
+            bytes_sent: 0,
+            bytes_received: 1_250_000_000,
+            retransmits: None,
+            jitter_ms: None,
+            lost_percent: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn filter_matches_every_set_field() {
+        let r = result(5201, 1000, Some("alice"));
+        assert!(ResultFilter::default().matches(&r));
+        assert!(ResultFilter {
+            port: Some(5201),
+            ..Default::default()
+        }
+        .matches(&r));
+        assert!(!ResultFilter {
+            port: Some(5202),
+            ..Default::default()
+        }
+        .matches(&r));
+        assert!(ResultFilter {
+            name: Some("alice".into()),
+            ..Default::default()
+        }
+        .matches(&r));
+        assert!(!ResultFilter {
+            name: Some("Alice".into()),
+            ..Default::default()
+        }
+        .matches(&r));
+        assert!(ResultFilter {
+            since: Some(1000.0),
+            ..Default::default()
+        }
+        .matches(&r));
+        assert!(!ResultFilter {
+            since: Some(1000.5),
+            ..Default::default()
+        }
+        .matches(&r));
+        let anonymous = result(5201, 1000, None);
+        assert!(!ResultFilter {
+            name: Some(String::new()),
+            ..Default::default()
+        }
+        .matches(&anonymous));
+    }
+
+    #[test]
+    fn events_serialise_with_a_type_tag() {
+        let progress = Event::Progress {
+            port: 5201,
+            bps: 1.5e9,
+            seconds: 2.0,
+        };
+        assert_eq!(
+            serde_json::to_value(&progress).unwrap(),
+            serde_json::json!({"type": "progress", "port": 5201, "bps": 1.5e9, "seconds": 2.0})
+        );
+        assert_eq!(
+            serde_json::to_value(Event::Cleared).unwrap(),
+            serde_json::json!({"type": "cleared"})
+        );
+        let status = Event::Status(Status {
+            version: "1".into(),
+            ports: vec![PortStatus::idle(5201)],
+            log_error: None,
+        });
+        let v = serde_json::to_value(&status).unwrap();
+        assert_eq!(v["type"], "status");
+        assert_eq!(v["ports"][0]["port"], 5201);
+        assert_eq!(v["ports"][0]["state"], "idle");
+        assert!(v["ports"][0]["client"].is_null());
+        let r = Event::Result {
+            result: result(5201, 1, Some("a")),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["type"], "result");
+        assert_eq!(v["result"]["name"], "a");
     }
 }

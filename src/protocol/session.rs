@@ -99,8 +99,10 @@ pub enum Action {
     Prepare,
     /// Start the data streams, the interval timer and the CPU clock.
     StartTest,
-    /// Take the final sample, stop the streams and build `end`.
+    /// Take the final sample and build `end`.
     EndTest,
+    /// Stop the data streams.
+    StopStreams,
     /// The client's results passed the checks; keep them for the log.
     KeepClientResults(ClientResults),
     /// Send the server's results document.
@@ -244,8 +246,11 @@ impl Session {
         }
         match (self.phase, event) {
             (_, Event::Shutdown(text)) => {
-                let mut out = vec![Action::Send(State::ServerTerminate)];
-                out.extend(self.finish(now, Some(text.to_string())));
+                // The summary is taken at the signal; the client then hears
+                // SERVER_TERMINATE while its streams are still open, so it
+                // reports the termination rather than a broken stream.
+                let mut out = self.finish(now, Some(text.to_string()));
+                out.insert(out.len() - 1, Action::Send(State::ServerTerminate));
                 out
             }
             (_, Event::Fault(code, os)) => self.fail(now, code, os),
@@ -358,7 +363,11 @@ impl Session {
             (Phase::Running, Ok(State::TestEnd)) => {
                 self.ended = true;
                 self.enter(Phase::Results, now);
-                vec![Action::EndTest, Action::Send(State::ExchangeResults)]
+                vec![
+                    Action::EndTest,
+                    Action::StopStreams,
+                    Action::Send(State::ExchangeResults),
+                ]
             }
             (Phase::Done, Ok(State::IperfDone)) => self.finish(now, None),
             // A 3.9+ client that failed on its side sends IPERF_DONE early.
@@ -424,7 +433,11 @@ mod tests {
         let mut s = running(&clock);
         assert_eq!(
             s.handle(clock.at(2.1), Event::StateByte(4)),
-            vec![Action::EndTest, Action::Send(State::ExchangeResults)]
+            vec![
+                Action::EndTest,
+                Action::StopStreams,
+                Action::Send(State::ExchangeResults)
+            ]
         );
         assert_eq!(s.expect(), Expect::Results);
         let actions = s.handle(
@@ -541,8 +554,9 @@ mod tests {
             clock.at(1.0),
             Event::Shutdown(errors::SERVER_TERMINATED_TERM),
         );
-        assert_eq!(out[0], Action::Send(State::ServerTerminate));
-        assert_eq!(out[1], Action::EndTest);
+        assert_eq!(out[0], Action::EndTest);
+        assert_eq!(out[1], Action::Send(State::ServerTerminate));
+        assert!(matches!(out[2], Action::Finish(Some(_))));
     }
 
     #[test]

@@ -177,6 +177,10 @@ impl Test {
                 self.end_test();
                 None
             }
+            Action::StopStreams => {
+                self.streams.iter_mut().for_each(DataStream::stop);
+                None
+            }
             Action::KeepClientResults(r) => {
                 self.client_results = Some(r.document);
                 None
@@ -471,9 +475,6 @@ impl Test {
             }
             self.log.end = stats.end(self.cpu, self.congestion.as_deref());
         }
-        for s in &mut self.streams {
-            s.stop();
-        }
     }
 
     fn results_document(&self) -> Json {
@@ -495,6 +496,13 @@ impl Test {
     }
 
     async fn finish(&mut self, error: Option<String>) {
+        if self.ctx.shutdown.is_cancelled() && self.t0.is_some() {
+            // Give the client a moment to read SERVER_TERMINATE and hang up
+            // before its streams break under it.
+            let goodbye =
+                async { while self.reader.next(Expect::StateByte).await != Event::Eof {} };
+            let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+        }
         for s in &mut self.streams {
             s.stop();
         }

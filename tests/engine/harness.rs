@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,15 @@ use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::store::log::LogDir;
 use webperf3::store::results::ResultsStore;
+
+/// Tests that measure loss or pacing run alone; the others share the machine.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// A test's hold on the machine, for as long as its server runs.
+enum Machine {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
 
 /// Fails the test with an install hint when stock `iperf3` is missing.
 pub fn require_iperf3() {
@@ -38,16 +47,24 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
     thread: Option<JoinHandle<()>>,
+    _hold: Machine,
 }
 
 impl Server {
-    /// Starts `n` iperf3 ports with default limits.
+    /// Starts `n` iperf3 ports, sharing the machine with other tests.
     pub fn start(n: usize) -> Server {
-        Server::start_with(n, Limits::default())
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, Limits::default(), hold)
     }
 
-    /// Starts `n` iperf3 ports with these limits.
-    pub fn start_with(n: usize, limits: Limits) -> Server {
+    /// Starts `n` iperf3 ports for a test that measures loss or pacing and
+    /// must have the machine to itself.
+    pub fn alone(n: usize) -> Server {
+        let hold = Machine::Alone(MACHINE.write().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, Limits::default(), hold)
+    }
+
+    fn start_with(n: usize, limits: Limits, hold: Machine) -> Server {
         require_iperf3();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
@@ -87,6 +104,7 @@ impl Server {
             dir,
             shutdown,
             thread: Some(thread),
+            _hold: hold,
         }
     }
 

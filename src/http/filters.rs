@@ -1,0 +1,124 @@
+//! The routes, one function per route, each documented with its method and
+//! path; [`routes`] combines them and maps rejections to JSON errors.
+
+use std::convert::Infallible;
+
+use warp::{Filter, Rejection, Reply};
+
+use super::handlers;
+use super::models::ResultsQuery;
+use super::Context;
+
+/// Every route of the dashboard, with errors as JSON.
+pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let pages = index().or(assets()).boxed();
+    let api = status(ctx.clone())
+        .or(results(ctx.clone()))
+        .or(latest(ctx.clone()))
+        .or(clear(ctx.clone()))
+        .with(warp::reply::with::header("cache-control", "no-store"))
+        .boxed();
+    let exports = table(ctx.clone())
+        .or(csv(ctx.clone()))
+        .or(metrics(ctx.clone()))
+        .boxed();
+    pages
+        .or(api)
+        .or(exports)
+        .or(websocket(ctx))
+        .recover(handlers::recover)
+}
+
+/// GET /
+pub fn index() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path::end()
+        .and(warp::get())
+        .and(if_none_match())
+        .and_then(handlers::index)
+}
+
+/// GET /assets/{file}
+pub fn assets() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path("assets")
+        .and(warp::get())
+        .and(warp::path::tail())
+        .and(if_none_match())
+        .and_then(handlers::asset)
+}
+
+/// GET /api/status
+pub fn status(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "status")
+        .and(warp::get())
+        .and(with(ctx))
+        .and_then(handlers::status)
+}
+
+/// GET /api/results?port=&name=&since=
+pub fn results(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "results")
+        .and(warp::get())
+        .and(warp::query::<ResultsQuery>())
+        .and(with(ctx))
+        .and_then(handlers::results)
+}
+
+/// GET /api/latest
+pub fn latest(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "latest")
+        .and(warp::get())
+        .and(with(ctx))
+        .and_then(handlers::latest)
+}
+
+/// POST /api/clear
+pub fn clear(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "clear")
+        .and(warp::post())
+        .and(warp::header::optional::<String>("origin"))
+        .and(warp::header::optional::<String>("host"))
+        .and(with(ctx))
+        .and_then(handlers::clear)
+}
+
+/// GET /table
+pub fn table(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("table")
+        .and(warp::get())
+        .and(with(ctx))
+        .and_then(handlers::table)
+}
+
+/// GET /csv
+pub fn csv(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("csv")
+        .and(warp::get())
+        .and(with(ctx))
+        .and_then(handlers::csv)
+}
+
+/// GET /metrics
+pub fn metrics(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(with(ctx))
+        .and_then(handlers::metrics)
+}
+
+/// GET /ws (websocket upgrade)
+pub fn websocket(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("ws")
+        .and(warp::get())
+        .and(warp::ws())
+        .and(with(ctx))
+        .map(handlers::websocket)
+}
+
+fn with(ctx: Context) -> impl Filter<Extract = (Context,), Error = Infallible> + Clone {
+    warp::any().map(move || ctx.clone())
+}
+
+fn if_none_match() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::header::optional::<String>("if-none-match")
+        .or_else(|_| async { Ok::<_, Infallible>((None,)) })
+}

@@ -1,0 +1,195 @@
+//! The route handlers: async functions from what a filter extracted to a
+//! reply, and [`recover`], the one place rejections become JSON errors.
+
+use std::convert::Infallible;
+
+use warp::http::{header, HeaderValue, Response, StatusCode};
+use warp::reject::Reject;
+use warp::{Rejection, Reply};
+
+use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
+use super::{assets, export, ws, Context};
+
+/// A query string that parsed but makes no sense (e.g. `since=nan`).
+#[derive(Debug)]
+pub struct BadQuery(pub String);
+impl Reject for BadQuery {}
+
+/// A cross-site request to a route that changes state.
+#[derive(Debug)]
+pub struct Forbidden(pub String);
+impl Reject for Forbidden {}
+
+/// Something on our side failed while building the answer.
+#[derive(Debug)]
+pub struct Internal(pub String);
+impl Reject for Internal {}
+
+/// `GET /`: the page.
+pub async fn index(if_none_match: Option<String>) -> Result<warp::reply::Response, Rejection> {
+    assets::serve(assets::INDEX, if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
+}
+
+/// `GET /assets/<file>`: a static file of the page.
+pub async fn asset(
+    tail: warp::path::Tail,
+    if_none_match: Option<String>,
+) -> Result<warp::reply::Response, Rejection> {
+    let path = assets::asset_path(tail.as_str()).ok_or_else(warp::reject::not_found)?;
+    assets::serve(&path, if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
+}
+
+/// `GET /api/status`.
+pub async fn status(ctx: Context) -> Result<impl Reply, Infallible> {
+    Ok(warp::reply::json(&ctx.hub.status()))
+}
+
+/// `GET /api/results?port=&name=&since=`.
+pub async fn results(query: ResultsQuery, ctx: Context) -> Result<impl Reply, Rejection> {
+    let filter = query
+        .into_filter()
+        .map_err(|e| warp::reject::custom(BadQuery(e)))?;
+    Ok(warp::reply::json(&ctx.hub.results(&filter)))
+}
+
+/// `GET /api/latest`.
+pub async fn latest(ctx: Context) -> Result<impl Reply, Infallible> {
+    Ok(warp::reply::json(&ctx.hub.latest()))
+}
+
+/// `GET /table`.
+pub async fn table(ctx: Context) -> Result<impl Reply, Infallible> {
+    let rows: Vec<Option<TableRow>> = ctx
+        .hub
+        .latest()
+        .iter()
+        .map(|r| r.as_ref().map(table_row))
+        .collect();
+    Ok(warp::reply::json(&rows))
+}
+
+/// `GET /csv`.
+pub async fn csv(ctx: Context) -> Result<warp::reply::Response, Rejection> {
+    let all = ctx.hub.results(&Default::default());
+    let body = export::csv(&all)
+        .map_err(|e| warp::reject::custom(Internal(format!("CSV export failed: {e}"))))?;
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=iperf3_log.csv"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response.into_response())
+}
+
+/// `POST /api/clear`. A browser's cross-site request (its `Origin` differs
+/// from the `Host` it was sent to) is refused; scripts send no `Origin`.
+pub async fn clear(
+    origin: Option<String>,
+    host: Option<String>,
+    ctx: Context,
+) -> Result<impl Reply, Rejection> {
+    if let Some(origin) = origin {
+        if !same_origin(&origin, host.as_deref()) {
+            let msg = format!("cross-site request refused (Origin {origin})");
+            return Err(warp::reject::custom(Forbidden(msg)));
+        }
+    }
+    // Clearing appends to every log file: keep that off the reactor.
+    let hub = ctx.hub.clone();
+    let latest = tokio::task::spawn_blocking(move || hub.clear())
+        .await
+        .map_err(|e| warp::reject::custom(Internal(format!("clear failed: {e}"))))?;
+    Ok(warp::reply::json(&latest))
+}
+
+/// Whether an `Origin` header names the same host (and port) as `Host`.
+fn same_origin(origin: &str, host: Option<&str>) -> bool {
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match (authority, host) {
+        (Some(a), Some(h)) => a.trim_end_matches('/').eq_ignore_ascii_case(h.trim()),
+        _ => false,
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(ctx: Context) -> Result<impl Reply, Infallible> {
+    let text = ctx.hub.with_store(|store, status| {
+        let latest: Vec<_> = store.latest().into_iter().map(|r| r.cloned()).collect();
+        export::metrics(&latest, store.all(), status)
+    });
+    Ok(warp::reply::with_header(
+        text,
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8",
+    ))
+}
+
+/// `GET /ws`: upgrades and runs the session as a task that shutdown waits for.
+pub fn websocket(upgrade: warp::ws::Ws, ctx: Context) -> impl Reply {
+    upgrade
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| {
+            let session = ws::session(socket, ctx.hub.clone(), ctx.shutdown.clone());
+            ctx.sessions.track_future(session)
+        })
+}
+
+/// Turns every rejection into a JSON error `{"error": "...", "status": N}`.
+pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
+    let (status, message) = if err.is_not_found() {
+        (StatusCode::NOT_FOUND, "not found".to_string())
+    } else if let Some(BadQuery(msg)) = err.find() {
+        (StatusCode::BAD_REQUEST, msg.clone())
+    } else if err.find::<warp::reject::InvalidQuery>().is_some() {
+        let msg = "bad query: expected port=<1..65535>, name=<text>, since=<unix seconds>";
+        (StatusCode::BAD_REQUEST, msg.to_string())
+    } else if let Some(Forbidden(msg)) = err.find() {
+        (StatusCode::FORBIDDEN, msg.clone())
+    } else if let Some(e) = err.find::<warp::reject::MissingHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if let Some(e) = err.find::<warp::reject::InvalidHeader>() {
+        (StatusCode::BAD_REQUEST, e.to_string())
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed".to_string(),
+        )
+    } else if let Some(Internal(msg)) = err.find() {
+        eprintln!("webperf3: {msg}");
+        (StatusCode::INTERNAL_SERVER_ERROR, msg.clone())
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unhandled: {err:?}"),
+        )
+    };
+    let body = ErrorBody {
+        error: message,
+        status: status.as_u16(),
+    };
+    Ok(warp::reply::with_status(warp::reply::json(&body), status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_origin;
+
+    #[test]
+    fn origin_must_match_host() {
+        assert!(same_origin("http://pi:8080", Some("pi:8080")));
+        assert!(same_origin("http://PI:8080", Some("pi:8080")));
+        assert!(same_origin("http://[::1]:8080", Some("[::1]:8080")));
+        assert!(!same_origin("http://evil.example", Some("pi:8080")));
+        assert!(!same_origin("http://pi:8081", Some("pi:8080")));
+        assert!(!same_origin("null", Some("pi:8080")));
+        assert!(!same_origin("http://pi:8080", None));
+    }
+}
