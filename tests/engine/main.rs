@@ -4,6 +4,7 @@
 
 mod compat;
 mod harness;
+mod limits;
 mod process;
 mod tcp;
 mod udp;
