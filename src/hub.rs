@@ -254,7 +254,9 @@ impl Hub {
             if let LogItem::Entry(entry) = item {
                 if let Some(result) = summarize(port, &entry) {
                     state.store.push(result.clone());
-                    self.publish(Event::Result { result: Box::new(result) });
+                    self.publish(Event::Result {
+                        result: Box::new(result),
+                    });
                 }
             }
         }
