@@ -101,6 +101,8 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        // Handlers first: from the start-up line on, a signal means a clean stop.
+        let signals = Signals::install()?;
         let loaded = logs.load(&config.ports);
         for w in &loaded.warnings {
             eprintln!("webperf3: {w}");
@@ -118,10 +120,13 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         let hub = Hub::new(logs, loaded.store);
         let shutdown = CancellationToken::new();
         let reason = Arc::new(OnceLock::new());
-        tokio::spawn(signals(shutdown.clone(), Arc::clone(&reason)));
+        tokio::spawn(signals.wait(shutdown.clone(), Arc::clone(&reason)));
         let settings = PortSettings {
             limits: config.limits,
-            max_tests: 1,
+            max_tests: config.max_tests_per_port,
+            policy: config.policy.clone(),
+            idle_timeout: config.idle_timeout,
+            ..PortSettings::default()
         };
         serve(bound, hub, settings, shutdown, reason).await
     })
@@ -135,21 +140,32 @@ fn port_range(ports: &[u16]) -> String {
     }
 }
 
-async fn signals(shutdown: CancellationToken, reason: Arc<OnceLock<&'static str>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        eprintln!("webperf3: cannot install signal handlers");
-        return;
-    };
-    let text = tokio::select! {
-        _ = term.recv() => errors::SERVER_TERMINATED_TERM,
-        _ = int.recv() => errors::SERVER_TERMINATED_INT,
-        _ = hup.recv() => "interrupt - the server has terminated by signal Hangup(1)",
-    };
-    let _ = reason.set(text);
-    shutdown.cancel();
+/// SIGTERM, SIGINT and SIGHUP, caught.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for the first signal, records it as the shutdown reason and
+    /// cancels everything.
+    async fn wait(mut self, shutdown: CancellationToken, reason: Arc<OnceLock<&'static str>>) {
+        let text = tokio::select! {
+            _ = self.term.recv() => errors::SERVER_TERMINATED_TERM,
+            _ = self.int.recv() => errors::SERVER_TERMINATED_INT,
+            _ = self.hup.recv() => "interrupt - the server has terminated by signal Hangup(1)",
+        };
+        let _ = reason.set(text);
+        shutdown.cancel();
+    }
 }

@@ -37,7 +37,7 @@ pub fn index() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clon
         .and_then(handlers::index)
 }
 
-/// GET /assets/<file>
+/// GET /assets/{file}
 pub fn assets() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path("assets")
         .and(warp::get())

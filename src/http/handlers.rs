@@ -100,7 +100,12 @@ pub async fn clear(
             return Err(warp::reject::custom(Forbidden(msg)));
         }
     }
-    Ok(warp::reply::json(&ctx.hub.clear()))
+    // Clearing appends to every log file: keep that off the reactor.
+    let hub = ctx.hub.clone();
+    let latest = tokio::task::spawn_blocking(move || hub.clear())
+        .await
+        .map_err(|e| warp::reject::custom(Internal(format!("clear failed: {e}"))))?;
+    Ok(warp::reply::json(&latest))
 }
 
 /// Whether an `Origin` header names the same host (and port) as `Host`.

@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use super::errors::{self, ErrorCode};
 use super::params::TestParams;
+use super::policy::Policy;
 use super::results::{check_client_results, ClientResults};
 use super::wire::{Cookie, State};
 
@@ -99,8 +100,10 @@ pub enum Action {
     Prepare,
     /// Start the data streams, the interval timer and the CPU clock.
     StartTest,
-    /// Take the final sample, stop the streams and build `end`.
+    /// Take the final sample and build `end`.
     EndTest,
+    /// Stop the data streams.
+    StopStreams,
     /// The client's results passed the checks; keep them for the log.
     KeepClientResults(ClientResults),
     /// Send the server's results document.
@@ -137,6 +140,7 @@ pub struct Session {
     started: Option<Instant>,
     last_progress: Instant,
     ended: bool,
+    policy: Policy,
 }
 
 impl Session {
@@ -152,7 +156,14 @@ impl Session {
             started: None,
             last_progress: now,
             ended: false,
+            policy: Policy::default(),
         }
+    }
+
+    /// Applies the server's policy to the parameters of this test.
+    pub fn with_policy(mut self, policy: Policy) -> Session {
+        self.policy = policy;
+        self
     }
 
     /// The current phase.
@@ -244,8 +255,11 @@ impl Session {
         }
         match (self.phase, event) {
             (_, Event::Shutdown(text)) => {
-                let mut out = vec![Action::Send(State::ServerTerminate)];
-                out.extend(self.finish(now, Some(text.to_string())));
+                // The summary is taken at the signal; the client then hears
+                // SERVER_TERMINATE while its streams are still open, so it
+                // reports the termination rather than a broken stream.
+                let mut out = self.finish(now, Some(text.to_string()));
+                out.insert(out.len() - 1, Action::Send(State::ServerTerminate));
                 out
             }
             (_, Event::Fault(code, os)) => self.fail(now, code, os),
@@ -254,17 +268,19 @@ impl Session {
                 self.enter(P::Params, now);
                 vec![Action::Send(State::ParamExchange)]
             }
-            (P::Params, Event::Params(body)) => match TestParams::decode(&body) {
-                Ok(params) => {
-                    self.params = Some(params);
-                    self.enter(P::Preparing, now);
-                    vec![Action::Prepare]
+            (P::Params, Event::Params(body)) => {
+                match TestParams::decode(&body).and_then(|p| self.policy.check(&p).map(|()| p)) {
+                    Ok(params) => {
+                        self.params = Some(params);
+                        self.enter(P::Preparing, now);
+                        vec![Action::Prepare]
+                    }
+                    Err(e) => {
+                        let os = (e.code == ErrorCode::RECV_PARAMS).then(String::new);
+                        self.fail(now, e.code, os)
+                    }
                 }
-                Err(e) => {
-                    let os = (e.code == ErrorCode::RECV_PARAMS).then(String::new);
-                    self.fail(now, e.code, os)
-                }
-            },
+            }
             (P::Preparing, Event::Prepared) => {
                 self.enter(P::Streams, now);
                 vec![Action::Send(State::CreateStreams)]
@@ -358,7 +374,11 @@ impl Session {
             (Phase::Running, Ok(State::TestEnd)) => {
                 self.ended = true;
                 self.enter(Phase::Results, now);
-                vec![Action::EndTest, Action::Send(State::ExchangeResults)]
+                vec![
+                    Action::EndTest,
+                    Action::StopStreams,
+                    Action::Send(State::ExchangeResults),
+                ]
             }
             (Phase::Done, Ok(State::IperfDone)) => self.finish(now, None),
             // A 3.9+ client that failed on its side sends IPERF_DONE early.
@@ -424,7 +444,11 @@ mod tests {
         let mut s = running(&clock);
         assert_eq!(
             s.handle(clock.at(2.1), Event::StateByte(4)),
-            vec![Action::EndTest, Action::Send(State::ExchangeResults)]
+            vec![
+                Action::EndTest,
+                Action::StopStreams,
+                Action::Send(State::ExchangeResults)
+            ]
         );
         assert_eq!(s.expect(), Expect::Results);
         let actions = s.handle(
@@ -486,6 +510,19 @@ mod tests {
     }
 
     #[test]
+    fn policy_refuses_long_tests() {
+        let clock = Clock(Instant::now());
+        let policy = Policy {
+            max_duration: Some(1),
+            ..Policy::default()
+        };
+        let mut s = Session::new(clock.at(0.0), Limits::default()).with_policy(policy);
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        let out = s.handle(clock.at(0.0), Event::Params(PARAMS.to_vec()));
+        assert_eq!(out[0], Action::SendError(ErrorCode::MAX_DURATION, 0));
+    }
+
+    #[test]
     fn bad_params_are_reported() {
         let clock = Clock(Instant::now());
         let mut s = Session::new(clock.at(0.0), Limits::default());
@@ -541,8 +578,9 @@ mod tests {
             clock.at(1.0),
             Event::Shutdown(errors::SERVER_TERMINATED_TERM),
         );
-        assert_eq!(out[0], Action::Send(State::ServerTerminate));
-        assert_eq!(out[1], Action::EndTest);
+        assert_eq!(out[0], Action::EndTest);
+        assert_eq!(out[1], Action::Send(State::ServerTerminate));
+        assert!(matches!(out[2], Action::Finish(Some(_))));
     }
 
     #[test]

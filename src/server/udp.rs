@@ -281,7 +281,8 @@ pub fn body(
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    // Multi-threaded: the test's client blocks while the handshake task runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn handshake_connects_each_stream_in_order() {
         let first = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = first.local_addr().unwrap();

@@ -4,7 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,11 +12,19 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use webperf3::app::{self, Bound};
 use webperf3::hub::Hub;
-use webperf3::protocol::session::Limits;
 use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::store::log::LogDir;
 use webperf3::store::results::ResultsStore;
+
+/// Tests that measure loss or pacing run alone; the others share the machine.
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// A test's hold on the machine, for as long as its server runs.
+enum Machine {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
 
 /// Fails the test with an install hint when stock `iperf3` is missing.
 pub fn require_iperf3() {
@@ -38,16 +46,31 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     shutdown: CancellationToken,
     thread: Option<JoinHandle<()>>,
+    _hold: Machine,
 }
 
 impl Server {
-    /// Starts `n` iperf3 ports with default limits.
+    /// Starts `n` iperf3 ports, sharing the machine with other tests.
     pub fn start(n: usize) -> Server {
-        Server::start_with(n, Limits::default())
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, PortSettings::default(), hold)
     }
 
-    /// Starts `n` iperf3 ports with these limits.
-    pub fn start_with(n: usize, limits: Limits) -> Server {
+    /// Starts `n` iperf3 ports for a test that measures loss or pacing and
+    /// must have the machine to itself.
+    pub fn alone(n: usize) -> Server {
+        let hold = Machine::Alone(MACHINE.write().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, PortSettings::default(), hold)
+    }
+
+    /// Starts `n` iperf3 ports with these settings (limits, policies),
+    /// sharing the machine.
+    pub fn with_settings(n: usize, settings: PortSettings) -> Server {
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, settings, hold)
+    }
+
+    fn start_with(n: usize, settings: PortSettings, hold: Machine) -> Server {
         require_iperf3();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
@@ -64,10 +87,6 @@ impl Server {
         let logs = LogDir::open(dir.path()).expect("log dir");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let settings = PortSettings {
-            limits,
-            max_tests: 1,
-        };
         let port_list: Vec<u16> = ports_of(&iperf);
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -87,6 +106,7 @@ impl Server {
             dir,
             shutdown,
             thread: Some(thread),
+            _hold: hold,
         }
     }
 
@@ -200,7 +220,11 @@ pub fn client_json(port: u16, extra: &[&str]) -> Value {
         "iperf3 {args:?} failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client JSON: {e}: {stdout}"))
+    let v: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client JSON: {e}: {stdout}"));
+    // With -J, some clients exit 0 even when the server refused the test.
+    assert!(v.get("error").is_none(), "iperf3 {args:?}: {}", v["error"]);
+    v
 }
 
 /// A number at a JSON pointer.

@@ -2,6 +2,9 @@
 //! client on loopback: our server runs in-process on ports bound to
 //! `[::]:0`, the client is the `iperf3` binary on PATH.
 
+mod compat;
 mod harness;
+mod limits;
 mod process;
 mod tcp;
+mod udp;

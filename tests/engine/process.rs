@@ -1,1 +1,222 @@
-//! The binary as a user runs it: flags, exit codes, signals.
+//! The binary as a user runs it: flags, exit codes, start-up, signals.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::harness::{read_entries, require_iperf3, wait_entries, wait_output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_webperf3");
+
+fn run(args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start webperf3");
+    wait_output(child, Duration::from_secs(20))
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the binary on `port` and waits for its start-up line.
+fn start(port: u16, dir: &Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--servers",
+            "1",
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args(["--http", "127.0.0.1:0", "--log-dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start webperf3");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let banner = loop {
+        let line = lines
+            .next()
+            .expect("webperf3 exited before it started")
+            .unwrap();
+        if line.contains("dashboard on") {
+            break line;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, banner)
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, sig) };
+}
+
+#[test]
+fn help_and_version() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--servers", "--port", "--bind", "--http", "--log-dir"] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["--bogus"][..],
+        &["--servers", "x"],
+        &["--port", "65535", "--servers", "2"],
+        &["--port", "0"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.to_lowercase().contains("error"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn port_in_use_exits_1_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let log = dir.path().join(format!("port-{port}.json"));
+    std::fs::write(&log, "{\n}\n").unwrap();
+    let out = run(&[
+        "--port",
+        &port,
+        "--servers",
+        "1",
+        "--bind",
+        "127.0.0.1",
+        "--http",
+        "127.0.0.1:0",
+        "-d",
+    ]
+    .iter()
+    .copied()
+    .chain(std::iter::once(dir.path().to_str().unwrap()))
+    .collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&port), "error names the port: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "{\n}\n");
+}
+
+#[test]
+fn unusable_log_dir_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let port = free_port().to_string();
+    let out = run(&[
+        "--port",
+        &port,
+        "--servers",
+        "1",
+        "--http",
+        "127.0.0.1:0",
+        "-d",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not-a-dir"));
+}
+
+#[test]
+fn sigterm_when_idle_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _) = start(free_port(), dir.path());
+    signal(&child, libc::SIGTERM);
+    let out = wait_output(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn sigterm_during_a_test_ends_it_cleanly() {
+    require_iperf3();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (server, _) = start(port, dir.path());
+    let mut client = Command::new("iperf3")
+        .args([
+            "-c",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "20",
+            "-i",
+            "0.2",
+            "--forceflush",
+        ])
+        .args(["--extra-data", "cut short"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    loop {
+        let line = lines.next().expect("client ended early").unwrap();
+        if line.contains("sec") && line.contains("Bytes") {
+            break;
+        }
+    }
+    signal(&server, libc::SIGTERM);
+    let out = wait_output(server, Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let c = wait_output(client, Duration::from_secs(15));
+    let text = rest.join("\n") + &String::from_utf8_lossy(&c.stderr);
+    assert!(
+        text.contains("the server has terminated"),
+        "client saw: {text}"
+    );
+    let e = wait_entries(&dir.path().join(format!("port-{port}.json")), 1).remove(0);
+    assert_eq!(
+        e["error"],
+        "interrupt - the server has terminated by signal Terminated(15)"
+    );
+    assert_eq!(e["extra_data"], "cut short");
+    assert!(
+        e["end"]["sum_received"]["bytes"].as_u64().unwrap() > 0,
+        "end was built"
+    );
+}
+
+#[test]
+fn loads_existing_logs_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let fixture = include_str!("../fixtures/stock-3.12.json");
+    std::fs::write(dir.path().join(format!("port-{port}.json")), fixture).unwrap();
+    let expected = read_entries(&dir.path().join(format!("port-{port}.json")))
+        .iter()
+        .filter(|e| e["start"].get("test_start").is_some())
+        .count();
+    let (child, banner) = start(port, dir.path());
+    signal(&child, libc::SIGTERM);
+    wait_output(child, Duration::from_secs(10));
+    assert!(
+        banner.contains(&format!("{expected} tests loaded")),
+        "{banner}"
+    );
+}

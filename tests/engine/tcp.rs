@@ -182,6 +182,16 @@ fn nodelay_and_zerocopy() {
 }
 
 #[test]
+fn tos_and_fq_rate() {
+    let (_, e) = run(&["-R", "-S", "32", "--fq-rate", "400M"]);
+    assert_eq!(e["start"]["test_start"]["tos"], 32);
+    assert_eq!(e["start"]["fq_rate"], 400_000_000);
+    // The kernel paces the server's sending stream to the fq rate.
+    let bps = num(&e, "/end/sum_sent/bits_per_second");
+    assert!(bps < 480e6, "fq rate not applied: {bps}");
+}
+
+#[test]
 fn congestion() {
     let (c, e) = run(&["-C", "reno"]);
     assert_eq!(e["end"]["receiver_tcp_congestion"], "reno");

@@ -18,6 +18,7 @@
     status: new Map(),      // port -> {state, client, name, started, bps, seconds}
     latest: new Map(),      // port -> result object (absent: none / cleared)
     results: [],            // every result, oldest first
+    resultKeys: new Set(),  // resultKey() of each of them
     logError: null,
     nameFilter: '',
     showAll: false,
@@ -57,6 +58,11 @@
     return `${(Math.sign(bps) * v).toFixed(i === 0 ? 0 : digits)} ${units[i]}`;
   }
 
+  /** An axis label: like fmtRate, without trailing zeros ("30 Gbit/s"). */
+  function fmtAxis(bps) {
+    return fmtRate(bps).replace(/\.0+ /, ' ').replace(/(\.\d*?)0+ /, '$1 ');
+  }
+
   const pad = (n) => String(n).padStart(2, '0');
 
   /** Unix seconds -> "YYYY-MM-DD HH:MM" in local time. */
@@ -85,6 +91,18 @@
     const loss = r.lost_percent == null ? '—' : `${Number(r.lost_percent.toFixed(2))} %`;
     const jitter = r.jitter_ms == null ? '—' : `${Number(r.jitter_ms.toFixed(3))} ms`;
     return `${loss} / ${jitter}`;
+  }
+
+  /** The machine's side of a result: server CPU and Pi temperature, and
+   *  warnings when the Pi throttled or another test shared the link. */
+  function fmtHealth(r) {
+    const info = [];
+    if (r.server_cpu_percent != null) info.push(`server CPU ${Math.round(r.server_cpu_percent)} %`);
+    if (r.cpu_temp_c != null) info.push(`${Number(r.cpu_temp_c.toFixed(1))} °C`);
+    const warn = [];
+    if (r.overlapped) warn.push('overlapped another test');
+    if (r.throttled && r.throttled.length) warn.push(`Pi ${r.throttled.join(', ')}`);
+    return { info: info.join(' · '), warn: warn.join(' · ') };
   }
 
   function fmtProtocol(r) {
@@ -140,53 +158,70 @@
   }
 
   function rateCell(bps, cls, label) {
-    return el('td', { class: `num ${bps == null ? 'empty' : cls}`, label, text: fmtRate(bps) });
+    return el('td', { class: `num ${bps == null ? 'empty blank' : cls}`, label, text: fmtRate(bps) });
+  }
+
+  /** A cell whose several parts stay together (one block beside its label on phones). */
+  function stackCell(props, ...parts) {
+    return el('td', props, el('div', { class: 'stack' }, ...parts));
+  }
+
+  /** The latest-table row of one port: its status and its latest result. */
+  function latestRow(port) {
+    const s = state.status.get(port) || { state: 'idle' };
+    const r = state.latest.get(port);
+    const busy = s.state === 'running';
+    const tr = el('tr', { class: busy ? 'busy' : '', data: { port } });
+
+    const parts = [];
+    if (busy) {
+      parts.push(el('span', { class: 'badge running', text: 'running' }));
+      const who = [s.name, s.client].filter(Boolean).join(' · ');
+      if (who) parts.push(el('span', { class: 'sub', text: who }));
+      if (s.bps != null) parts.push(el('span', { class: 'sub', text: `${fmtRate(s.bps)} · ${fmtSeconds(s.seconds)}` }));
+    } else {
+      parts.push(el('span', { class: 'badge', text: 'idle' }));
+    }
+    const nowCell = stackCell({ class: 'status', label: 'Now' }, ...parts);
+    tr.append(el('td', { class: 'port', label: 'Port', text: port }), nowCell);
+
+    if (!r) {
+      tr.append(el('td', { class: 'name empty', label: 'Name', text: 'no result yet' }));
+      for (const label of ['Client', 'When', 'Upload', 'Download', 'Protocol', 'Duration', 'UDP loss / jitter']) {
+        tr.append(el('td', { class: 'empty blank', label, text: '—' }));
+      }
+      return tr;
+    }
+    const nameCell = stackCell({ class: 'name', label: 'Name' },
+      el('span', { text: r.name ?? '—' }),
+      r.title ? el('span', { class: 'sub', text: r.title }) : null,
+      r.error ? el('span', { class: 'sub failed', text: r.error }) : null,
+      fmtHealth(r).warn ? el('span', { class: 'sub warn', text: fmtHealth(r).warn }) : null,
+      fmtHealth(r).info ? el('span', { class: 'sub health', text: fmtHealth(r).info }) : null);
+    tr.append(
+      nameCell,
+      el('td', { class: 'client', label: 'Client', text: r.client ?? '—' }),
+      stackCell({ class: 'when', label: 'When', title: fmtDate(r.timestamp) },
+        el('span', { text: fmtAgo(r.timestamp) }),
+        el('span', { class: 'sub', text: fmtDate(r.timestamp) })),
+      rateCell(r.receive_bps, 'rate-up', 'Upload'),
+      rateCell(r.send_bps, 'rate-down', 'Download'),
+      el('td', { label: 'Protocol', text: fmtProtocol(r) }),
+      el('td', { class: 'num', label: 'Duration', text: fmtSeconds(r.duration) }),
+      el('td', { class: r.protocol === 'UDP' ? 'num' : 'num empty blank', label: 'UDP loss / jitter', text: fmtUdp(r) }),
+    );
+    return tr;
   }
 
   function renderLatest() {
-    const body = $('latest').tBodies[0];
-    const rows = state.ports.map((port) => {
-      const s = state.status.get(port) || { state: 'idle' };
-      const r = state.latest.get(port);
-      const busy = s.state === 'running';
-      const tr = el('tr', { class: busy ? 'busy' : '', data: { port } });
+    $('latest').tBodies[0].replaceChildren(...state.ports.map(latestRow));
+  }
 
-      const nowCell = el('td', { class: 'status', label: 'Now' });
-      if (busy) {
-        nowCell.append(el('span', { class: 'badge running', text: 'running' }));
-        const who = [s.name, s.client].filter(Boolean).join(' · ');
-        if (who) nowCell.append(el('span', { class: 'sub', text: who }));
-        if (s.bps != null) nowCell.append(el('span', { class: 'sub', text: `${fmtRate(s.bps)} · ${fmtSeconds(s.seconds)}` }));
-      } else {
-        nowCell.append(el('span', { class: 'badge', text: 'idle' }));
-      }
-      tr.append(el('td', { class: 'port', label: 'Port', text: port }), nowCell);
-
-      if (!r) {
-        tr.append(el('td', { class: 'name empty', label: 'Name', text: 'no result yet' }));
-        for (const label of ['Client', 'When', 'Upload', 'Download', 'Protocol', 'Duration', 'UDP loss / jitter']) {
-          tr.append(el('td', { class: 'empty blank', label, text: '—' }));
-        }
-        return tr;
-      }
-      const nameCell = el('td', { class: 'name', label: 'Name', text: r.name ?? '—' });
-      if (r.title) nameCell.append(el('span', { class: 'sub', text: r.title }));
-      if (r.error) nameCell.append(el('span', { class: 'sub failed', text: r.error }));
-      tr.append(
-        nameCell,
-        el('td', { class: 'client', label: 'Client', text: r.client ?? '—' }),
-        el('td', { class: 'when', label: 'When', title: fmtDate(r.timestamp) },
-          el('span', { text: fmtAgo(r.timestamp) }),
-          el('span', { class: 'sub', text: fmtDate(r.timestamp) })),
-        rateCell(r.receive_bps, 'rate-up', 'Upload'),
-        rateCell(r.send_bps, 'rate-down', 'Download'),
-        el('td', { label: 'Protocol', text: fmtProtocol(r) }),
-        el('td', { class: 'num', label: 'Duration', text: fmtSeconds(r.duration) }),
-        el('td', { class: r.protocol === 'UDP' ? 'num' : 'num empty', label: 'UDP loss / jitter', text: fmtUdp(r) }),
-      );
-      return tr;
-    });
-    body.replaceChildren(...rows);
+  /** Re-renders one port's row only (progress arrives every second). */
+  function renderPortRow(port) {
+    const old = $('latest').querySelector(`tr[data-port="${Number(port)}"]`);
+    if (old) old.replaceWith(latestRow(port));
+    else renderLatest();
   }
 
   function names() {
@@ -220,7 +255,9 @@
     const list = filtered();
     const shown = state.showAll ? list.slice().reverse() : list.slice(-HISTORY_ROWS).reverse();
     const rows = shown.map((r) => {
-      const notes = [r.title, r.error].filter(Boolean).join(' · ');
+      const udp = r.protocol === 'UDP' && (r.lost_percent != null || r.jitter_ms != null) ? `loss / jitter ${fmtUdp(r)}` : null;
+      const health = fmtHealth(r);
+      const notes = [r.title, udp, r.error, health.warn, health.info].filter(Boolean).join(' · ');
       return el('tr', { data: { port: r.port } },
         el('td', { label: 'When', text: fmtDate(r.timestamp) }),
         el('td', { label: 'Port', text: r.port }),
@@ -283,6 +320,9 @@
       { color: cssVar('--up'), points: list.filter((r) => r.receive_bps != null).map((r) => [r.timestamp, r.receive_bps]) },
       { color: cssVar('--down'), points: list.filter((r) => r.send_bps != null).map((r) => [r.timestamp, r.send_bps]) },
     ];
+    for (const s of series) s.points.sort((a, b) => a[0] - b[0]);
+    // One person's results form a line; everybody's together are only dots.
+    const lines = Boolean(state.nameFilter);
     const all = series.flatMap((s) => s.points);
     if (all.length === 0) {
       ctx.textAlign = 'center';
@@ -300,7 +340,7 @@
 
     const yLabels = [];
     for (let v = 0; v <= top + step / 2; v += step) yLabels.push(v);
-    const left = Math.max(...yLabels.map((v) => ctx.measureText(fmtRate(v)).width)) + 12;
+    const left = Math.max(...yLabels.map((v) => ctx.measureText(fmtAxis(v)).width)) + 12;
     const margin = { left, right: 14, top: 10, bottom: 26 };
     const plotW = Math.max(10, width - margin.left - margin.right);
     const plotH = Math.max(10, height - margin.top - margin.bottom);
@@ -318,7 +358,7 @@
       ctx.moveTo(margin.left, yy);
       ctx.lineTo(margin.left + plotW, yy);
       ctx.stroke();
-      ctx.fillText(fmtRate(v), margin.left - 6, yy);
+      ctx.fillText(fmtAxis(v), margin.left - 6, yy);
     }
 
     // Time labels: a few, spaced so they do not overlap.
@@ -329,15 +369,19 @@
     const label = (t) => {
       const d = new Date(t * 1000);
       const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
-      return sameDay && span < 86400 ? hm : `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
+      if (span < 900) return `${hm}:${pad(d.getSeconds())}`;
+      return sameDay ? hm : `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
     };
     const sample = ctx.measureText(label(t1)).width + 24;
     const count = Math.max(1, Math.min(6, Math.floor(plotW / sample)));
+    let previous = null;
     for (let i = 0; i <= count; i += 1) {
       const t = t0 + (span * i) / count;
-      const xx = x(t);
+      const text = label(t);
+      if (text === previous) continue;
+      previous = text;
       ctx.textAlign = i === 0 ? 'left' : i === count ? 'right' : 'center';
-      ctx.fillText(label(t), xx, margin.top + plotH + 7);
+      ctx.fillText(text, x(t), margin.top + plotH + 7);
     }
 
     // Series: lines between consecutive tests, a dot per test.
@@ -349,7 +393,7 @@
       ctx.lineJoin = 'round';
       ctx.beginPath();
       s.points.forEach(([t, v], i) => (i === 0 ? ctx.moveTo(x(t), y(v)) : ctx.lineTo(x(t), y(v))));
-      if (s.points.length > 1) ctx.stroke();
+      if (lines && s.points.length > 1) ctx.stroke();
       const radius = s.points.length > 60 ? 2 : 3.5;
       for (const [t, v] of s.points) {
         ctx.beginPath();
@@ -382,47 +426,104 @@
     return response.json();
   }
 
+  /** Identifies a result, so one seen both in a snapshot and as an event counts once. */
+  function resultKey(r) {
+    return [r.port, r.timestamp, r.name, r.client, r.bytes_received, r.bytes_sent].join('|');
+  }
+
+  function addResult(r) {
+    const key = resultKey(r);
+    if (state.resultKeys.has(key)) return false;
+    state.resultKeys.add(key);
+    state.results.push(r);
+    return true;
+  }
+
+  // Every reload gets a number; only the newest one started may apply its
+  // snapshot, so a slow old answer never overwrites newer state.
+  let reloadGen = 0;
+
+  /** Fetches a full snapshot; resolves true if it was applied. */
   async function reload() {
+    const gen = ++reloadGen;
     const [status, latest, results] = await Promise.all([
       getJSON('/api/status'), getJSON('/api/latest'), getJSON('/api/results'),
     ]);
+    if (gen !== reloadGen) return false;
     applyStatus(status);
     applyLatest(latest);
-    state.results = results;
-    render();
+    state.results = [];
+    state.resultKeys = new Set();
+    for (const r of results) addResult(r);
+    return true;
   }
 
-  function onEvent(msg) {
+  // While a (re)connected socket's snapshot is loading, its events wait
+  // here and are replayed on top of the snapshot: every event since the
+  // server subscribed us is applied after it, in order, and nothing is lost
+  // or counted twice.
+  let pending = null;
+
+  function syncAfterConnect() {
+    pending = [];
+    const queue = pending;
+    reload()
+      .catch(() => true)
+      .then((applied) => {
+        if (!applied || pending !== queue) return; // a newer sync owns the state
+        pending = null;
+        for (const msg of queue) applyEvent(msg);
+        render();
+      });
+  }
+
+  /** Changes the state as one websocket event says (no drawing). */
+  function applyEvent(msg) {
     switch (msg.type) {
       case 'status':
         applyStatus(msg);
-        renderNow();
-        renderLatest();
-        renderBanner();
         break;
       case 'progress': {
         const s = state.status.get(msg.port);
         if (s) {
+          s.state = 'running';
           s.bps = msg.bps;
           s.seconds = msg.seconds;
-          if (s.state !== 'running') s.state = 'running';
         }
-        renderNow();
-        renderLatest();
         break;
       }
-      case 'result': {
-        const r = msg.result;
-        state.results.push(r);
-        state.latest.set(r.port, r);
+      case 'result':
+        addResult(msg.result);
+        state.latest.set(msg.result.port, msg.result);
+        break;
+      case 'cleared':
+        state.latest = new Map();
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Applies one websocket event and redraws what it changed. */
+  function onEvent(msg) {
+    applyEvent(msg);
+    switch (msg.type) {
+      case 'status':
+        renderNow();
+        renderLatest();
+        renderBanner();
+        break;
+      case 'progress':
+        renderNow();
+        renderPortRow(msg.port);
+        break;
+      case 'result':
         renderLatest();
         renderNames();
         renderHistory();
         drawChart();
         break;
-      }
       case 'cleared':
-        state.latest = new Map();
         renderLatest();
         break;
       default:
@@ -455,13 +556,14 @@
     socket.addEventListener('open', () => {
       retryDelay = 1000;
       setConn('live', 'live');
-      // Fill whatever was missed while disconnected.
-      reload().catch(() => {});
+      // Fill in whatever was missed while disconnected.
+      syncAfterConnect();
     });
     socket.addEventListener('message', (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch { return; }
-      onEvent(msg);
+      if (pending) pending.push(msg);
+      else onEvent(msg);
     });
     socket.addEventListener('close', () => scheduleReconnect());
   }
@@ -518,7 +620,10 @@
     // "5 min ago" stays true.
     setInterval(renderLatest, 30000);
     render();
-    reload().catch(() => setConn('offline', 'offline')).finally(connect);
+    // A first snapshot right away (also shown if websockets cannot get
+    // through), then live events.
+    reload().then((applied) => { if (applied) render(); }, () => setConn('offline', 'offline'));
+    connect();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);

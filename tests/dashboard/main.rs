@@ -1,0 +1,10 @@
+//! Dashboard tests: the HTTP routes and websocket in-process, the real
+//! binary with stock iperf3 clients, and the page in headless Chromium.
+//! One test target made of modules; each test has its own temp dir and
+//! ephemeral ports.
+
+mod browser;
+mod common;
+mod e2e;
+mod routes;
+mod ws;
