@@ -1,11 +1,13 @@
 //! The I/O around the protocol: listeners, control connections, data streams.
 //!
+//! - [`auth`]: the RSA private key and users file; `authtoken` checks.
 //! - [`listen`]: binding listeners with socket2 (dual-stack, per-test options).
 //! - [`port`]: one port's accept loop and the cookie-keyed routing table.
 //! - [`control`]: the control connection driver around the session.
 //! - [`streams`]: data stream threads and their counters.
 //! - [`udp`]: the UDP stream handshake and the UDP stream threads.
 
+pub mod auth;
 pub mod control;
 pub mod listen;
 pub mod port;
