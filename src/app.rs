@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::cli::Config;
 use crate::hub::Hub;
 use crate::protocol::errors;
+use crate::server::auth::{Authenticator, Padding};
 use crate::server::listen::{self, ListenOpts};
 use crate::server::port::{self, PortSettings};
 use crate::store::log::LogDir;
@@ -96,6 +97,12 @@ pub async fn serve(
 pub fn run_main(config: Config) -> anyhow::Result<()> {
     let logs = LogDir::open(&config.log_dir)
         .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
+    let auth = match &config.auth {
+        Some(c) => Some(Arc::new(
+            Authenticator::load(c).context("authentication cannot be set up")?,
+        )),
+        None => None,
+    };
     let bound = bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -109,13 +116,14 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         }
         let http_addr = bound.http.local_addr()?;
         eprintln!(
-            "webperf3 {}: iperf3 on port{} {}, dashboard on http://{}, {} tests loaded from {}",
+            "webperf3 {}: iperf3 on port{} {}, dashboard on http://{}, {} tests loaded from {}{}",
             env!("CARGO_PKG_VERSION"),
             if config.ports.len() > 1 { "s" } else { "" },
             port_range(&config.ports),
             http_addr,
             loaded.store.all().len(),
-            config.log_dir.display()
+            config.log_dir.display(),
+            auth_summary(auth.as_deref()),
         );
         let hub = Hub::new(logs, loaded.store);
         let shutdown = CancellationToken::new();
@@ -124,9 +132,26 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         let settings = PortSettings {
             limits: config.limits,
             max_tests: 1,
+            auth,
         };
         serve(bound, hub, settings, shutdown, reason).await
     })
+}
+
+/// The start-up line's note on authentication.
+fn auth_summary(auth: Option<&Authenticator>) -> String {
+    match auth {
+        None => String::new(),
+        Some(a) => format!(
+            "; authentication required: {} user{}, {}",
+            a.user_count(),
+            if a.user_count() == 1 { "" } else { "s" },
+            match a.padding() {
+                Padding::Oaep => "OAEP padding (iperf3 3.17+ clients)",
+                Padding::Pkcs1 => "PKCS#1 v1.5 padding (iperf3 3.7-3.16 clients)",
+            }
+        ),
+    }
 }
 
 fn port_range(ports: &[u16]) -> String {

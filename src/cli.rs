@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::protocol::auth::DEFAULT_SKEW_SECS;
+use crate::server::auth::{AuthConfig, Padding};
+
 /// Command-line arguments as the user typed them.
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +48,44 @@ pub struct Args {
     /// before a test is ended with "idle timeout for receiving data".
     #[arg(long = "rcv-timeout", default_value_t = 120.0, value_name = "SECONDS")]
     pub rcv_timeout: f64,
+
+    /// Require authentication: the RSA private key (PEM) that decrypts the
+    /// credentials of clients run with --username and --rsa-public-key-path.
+    #[arg(
+        long = "rsa-private-key-path",
+        value_name = "FILE",
+        requires = "authorized_users_path",
+        help_heading = "Authentication"
+    )]
+    pub rsa_private_key_path: Option<PathBuf>,
+
+    /// Users allowed to test, one `username,sha256hex` line each, the hash
+    /// being SHA-256 of `{username}password` (stock iperf3's format).
+    #[arg(
+        long = "authorized-users-path",
+        value_name = "FILE",
+        requires = "rsa_private_key_path",
+        help_heading = "Authentication"
+    )]
+    pub authorized_users_path: Option<PathBuf>,
+
+    /// Largest difference allowed between a client's clock and ours [default: 10].
+    #[arg(
+        long = "time-skew-threshold",
+        value_name = "SECONDS",
+        requires = "rsa_private_key_path",
+        help_heading = "Authentication"
+    )]
+    pub time_skew_threshold: Option<u32>,
+
+    /// Accept PKCS#1 v1.5 padding, as iperf3 3.7-3.16 clients send, instead
+    /// of OAEP (3.17+). Weaker (padding-oracle attacks), so opt-in.
+    #[arg(
+        long = "use-pkcs1-padding",
+        requires = "rsa_private_key_path",
+        help_heading = "Authentication"
+    )]
+    pub use_pkcs1_padding: bool,
 }
 
 /// The validated configuration the program runs with.
@@ -62,6 +103,8 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// Protocol timing limits.
     pub limits: crate::protocol::session::Limits,
+    /// Authentication, when required: where the key and users file are.
+    pub auth: Option<AuthConfig>,
 }
 
 /// The default dashboard port.
@@ -92,12 +135,29 @@ impl Args {
             rcv_timeout: Duration::from_secs_f64(self.rcv_timeout),
             ..Default::default()
         };
+        // clap already insists on both paths together.
+        let auth = match (self.rsa_private_key_path, self.authorized_users_path) {
+            (Some(key_path), Some(users_path)) => Some(AuthConfig {
+                key_path,
+                users_path,
+                padding: if self.use_pkcs1_padding {
+                    Padding::Pkcs1
+                } else {
+                    Padding::Oaep
+                },
+                skew: self
+                    .time_skew_threshold
+                    .map_or(DEFAULT_SKEW_SECS, u64::from),
+            }),
+            _ => None,
+        };
         Ok(Config {
             ports,
             bind: self.bind,
             http: self.http,
             log_dir,
             limits,
+            auth,
         })
     }
 }
@@ -143,6 +203,52 @@ mod tests {
         assert_eq!(c.ports, vec![5201, 5202, 5203, 5204]);
         assert!(c.bind.is_none());
         assert!(c.http.is_none());
+        assert!(c.auth.is_none());
+    }
+
+    #[test]
+    fn auth_flags() {
+        let c = config(&[
+            "-d",
+            "x",
+            "--rsa-private-key-path",
+            "k.pem",
+            "--authorized-users-path",
+            "u.csv",
+        ])
+        .unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!(a.key_path, PathBuf::from("k.pem"));
+        assert_eq!(a.users_path, PathBuf::from("u.csv"));
+        assert_eq!((a.padding, a.skew), (Padding::Oaep, 10));
+        let c = config(&[
+            "-d",
+            "x",
+            "--rsa-private-key-path=k",
+            "--authorized-users-path=u",
+            "--use-pkcs1-padding",
+            "--time-skew-threshold",
+            "30",
+        ])
+        .unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!((a.padding, a.skew), (Padding::Pkcs1, 30));
+    }
+
+    #[test]
+    fn auth_paths_come_together() {
+        for args in [
+            &["--rsa-private-key-path", "k"][..],
+            &["--authorized-users-path", "u"],
+            &["--use-pkcs1-padding"],
+            &["--time-skew-threshold", "5"],
+        ] {
+            let mut argv = vec!["-d", "x"];
+            argv.extend_from_slice(args);
+            let err = config(&argv).unwrap_err();
+            assert!(err.contains("required"), "{args:?}: {err}");
+        }
+        assert!(config(&["-d", "x", "--time-skew-threshold", "-1"]).is_err());
     }
 
     #[test]

@@ -131,6 +131,9 @@ fn read_limited(path: &Path, limit: u64) -> Result<String, AuthSetupError> {
 impl Authenticator {
     /// Reads the key and the users file named by `config`.
     pub fn load(config: &AuthConfig) -> Result<Authenticator, AuthSetupError> {
+        if cfg!(not(feature = "auth")) {
+            return Err(AuthSetupError::NotBuilt);
+        }
         let pem = read_limited(&config.key_path, MAX_KEY_FILE)?;
         let users = read_limited(&config.users_path, MAX_USERS_FILE)?;
         Authenticator::from_parts(&pem, &users, config.padding, config.skew).map_err(|e| match e {

@@ -13,6 +13,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use super::auth::Authenticator;
 use super::listen::ListenOpts;
 use super::port::{PortCtx, Reconfigure, TestSlot};
 use super::streams::DataStream;
@@ -25,6 +26,10 @@ use crate::protocol::wire::{self, Cookie, COOKIE_LEN, MAX_PARAMS_LEN, MAX_RESULT
 use crate::report::json::{self, Json};
 use crate::report::log::{TestLog, INTERVAL_SECS};
 use crate::report::stats::{results_document, Stats};
+
+/// The earliest a refused client hears `SERVER_ERROR` 142, counted from
+/// the start of the check.
+const AUTH_REFUSAL_DELAY: Duration = Duration::from_millis(250);
 
 /// Runs one test from its accepted control connection to its log entry.
 /// `cookie` is given when the port already read it.
@@ -65,6 +70,7 @@ pub async fn run_test(
         next_tick: None,
         last_rx_bytes: 0,
         announced: false,
+        user: None,
     };
     test.run(cookie).await;
 }
@@ -92,6 +98,8 @@ struct Test {
     next_tick: Option<Instant>,
     last_rx_bytes: u64,
     announced: bool,
+    /// The authenticated username, when authentication is required.
+    user: Option<String>,
 }
 
 /// What woke the driver up.
@@ -219,11 +227,47 @@ impl Test {
         }
     }
 
+    /// Checks the client's `authtoken` off the reactor (RSA takes
+    /// milliseconds). A refusal is answered no sooner than
+    /// [`AUTH_REFUSAL_DELAY`] after the check began, so its timing tells
+    /// nothing about which check failed (with PKCS#1 v1.5 padding that
+    /// would be a padding oracle), and guessing is slow.
+    async fn authorized(&mut self, auth: Arc<Authenticator>, p: &TestParams) -> bool {
+        let began = tokio::time::Instant::now();
+        let token = p.authtoken.clone();
+        let now_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let verdict = tokio::task::spawn_blocking(move || auth.verify(token.as_deref(), now_unix));
+        let why = match verdict.await {
+            Ok(Ok(user)) => {
+                self.user = Some(user);
+                return true;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the check failed: {e}"),
+        };
+        eprintln!(
+            "webperf3: port {}: test from {} ({}) not authorized: {why}",
+            self.ctx.port,
+            self.peer.ip().to_canonical(),
+            p.extra_data.as_deref().unwrap_or("-")
+        );
+        tokio::time::sleep_until(began + AUTH_REFUSAL_DELAY).await;
+        false
+    }
+
     /// Gets the data listener ready for the accepted parameters.
     async fn prepare(&mut self) -> Event {
         let Some(p) = self.params().cloned() else {
             return Event::Fault(ErrorCode::RECV_PARAMS, None);
         };
+        // Authentication first: a refused client changes nothing here.
+        if let Some(auth) = self.ctx.settings.auth.clone() {
+            if !self.authorized(auth, &p).await {
+                return Event::Fault(ErrorCode::AUTH_TEST, None);
+            }
+        }
         let cookie = self.session.cookie().map(|c| c.text()).unwrap_or_default();
         if p.protocol == Protocol::Udp {
             self.log
@@ -525,6 +569,9 @@ impl Test {
         let mut ours = Json::obj();
         if let Some(v) = p.and_then(|p| p.client_version.clone()) {
             ours.push("client_version", v);
+        }
+        if let Some(user) = &self.user {
+            ours.push("user", user.clone());
         }
         if let Some(doc) = &self.client_results {
             ours.push("client_results", from_value(doc));

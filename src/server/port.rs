@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::auth::Authenticator;
 use super::listen::{self, ListenOpts};
 use crate::hub::Hub;
 use crate::protocol::session::Limits;
@@ -38,6 +39,8 @@ pub struct PortSettings {
     pub limits: Limits,
     /// Tests that may run at once on one port (stock: 1).
     pub max_tests: usize,
+    /// When set, every test must carry a valid `authtoken`.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 /// Asks the accept loop to re-create its listener with other options.

@@ -84,6 +84,7 @@ impl Server {
         let settings = PortSettings {
             limits,
             max_tests: 1,
+            auth: None,
         };
         let port_list: Vec<u16> = ports_of(&iperf);
         let thread = std::thread::spawn(move || {
