@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use webperf3::app::{self, Bound};
 use webperf3::hub::Hub;
 use webperf3::protocol::session::Limits;
+use webperf3::server::auth::Authenticator;
 use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::store::log::LogDir;
@@ -54,17 +55,29 @@ impl Server {
     /// Starts `n` iperf3 ports, sharing the machine with other tests.
     pub fn start(n: usize) -> Server {
         let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
-        Server::start_with(n, Limits::default(), hold)
+        Server::start_with(n, Limits::default(), hold, None)
+    }
+
+    /// Starts `n` iperf3 ports that require authentication.
+    #[cfg(feature = "auth")]
+    pub fn with_auth(n: usize, auth: Arc<Authenticator>) -> Server {
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, Limits::default(), hold, Some(auth))
     }
 
     /// Starts `n` iperf3 ports for a test that measures loss or pacing and
     /// must have the machine to itself.
     pub fn alone(n: usize) -> Server {
         let hold = Machine::Alone(MACHINE.write().unwrap_or_else(|e| e.into_inner()));
-        Server::start_with(n, Limits::default(), hold)
+        Server::start_with(n, Limits::default(), hold, None)
     }
 
-    fn start_with(n: usize, limits: Limits, hold: Machine) -> Server {
+    fn start_with(
+        n: usize,
+        limits: Limits,
+        hold: Machine,
+        auth: Option<Arc<Authenticator>>,
+    ) -> Server {
         require_iperf3();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
@@ -84,7 +97,7 @@ impl Server {
         let settings = PortSettings {
             limits,
             max_tests: 1,
-            auth: None,
+            auth,
         };
         let port_list: Vec<u16> = ports_of(&iperf);
         let thread = std::thread::spawn(move || {

@@ -2,6 +2,8 @@
 //! client on loopback: our server runs in-process on ports bound to
 //! `[::]:0`, the client is the `iperf3` binary on PATH.
 
+#[cfg(feature = "auth")]
+mod auth;
 mod compat;
 mod harness;
 mod process;
