@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use super::errors::{self, ErrorCode};
 use super::params::TestParams;
+use super::policy::Policy;
 use super::results::{check_client_results, ClientResults};
 use super::wire::{Cookie, State};
 
@@ -139,6 +140,7 @@ pub struct Session {
     started: Option<Instant>,
     last_progress: Instant,
     ended: bool,
+    policy: Policy,
 }
 
 impl Session {
@@ -154,7 +156,14 @@ impl Session {
             started: None,
             last_progress: now,
             ended: false,
+            policy: Policy::default(),
         }
+    }
+
+    /// Applies the server's policy to the parameters of this test.
+    pub fn with_policy(mut self, policy: Policy) -> Session {
+        self.policy = policy;
+        self
     }
 
     /// The current phase.
@@ -259,17 +268,19 @@ impl Session {
                 self.enter(P::Params, now);
                 vec![Action::Send(State::ParamExchange)]
             }
-            (P::Params, Event::Params(body)) => match TestParams::decode(&body) {
-                Ok(params) => {
-                    self.params = Some(params);
-                    self.enter(P::Preparing, now);
-                    vec![Action::Prepare]
+            (P::Params, Event::Params(body)) => {
+                match TestParams::decode(&body).and_then(|p| self.policy.check(&p).map(|()| p)) {
+                    Ok(params) => {
+                        self.params = Some(params);
+                        self.enter(P::Preparing, now);
+                        vec![Action::Prepare]
+                    }
+                    Err(e) => {
+                        let os = (e.code == ErrorCode::RECV_PARAMS).then(String::new);
+                        self.fail(now, e.code, os)
+                    }
                 }
-                Err(e) => {
-                    let os = (e.code == ErrorCode::RECV_PARAMS).then(String::new);
-                    self.fail(now, e.code, os)
-                }
-            },
+            }
             (P::Preparing, Event::Prepared) => {
                 self.enter(P::Streams, now);
                 vec![Action::Send(State::CreateStreams)]
@@ -496,6 +507,19 @@ mod tests {
             s.handle(clock.at(0.5), Event::StateByte(12)),
             vec![Action::Finish(Some(errors::CLIENT_TERMINATED.into()))]
         );
+    }
+
+    #[test]
+    fn policy_refuses_long_tests() {
+        let clock = Clock(Instant::now());
+        let policy = Policy {
+            max_duration: Some(1),
+            ..Policy::default()
+        };
+        let mut s = Session::new(clock.at(0.0), Limits::default()).with_policy(policy);
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        let out = s.handle(clock.at(0.0), Event::Params(PARAMS.to_vec()));
+        assert_eq!(out[0], Action::SendError(ErrorCode::MAX_DURATION, 0));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! - [`auth`]: the RSA private key and users file; `authtoken` checks.
 //! - [`listen`]: binding listeners with socket2 (dual-stack, per-test options).
+//! - [`overlap`]: which tests run at the same time, box-wide.
 //! - [`port`]: one port's accept loop and the cookie-keyed routing table.
 //! - [`control`]: the control connection driver around the session.
 //! - [`streams`]: data stream threads and their counters.
@@ -10,6 +11,7 @@
 pub mod auth;
 pub mod control;
 pub mod listen;
+pub mod overlap;
 pub mod port;
 pub mod streams;
 pub mod udp;

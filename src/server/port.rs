@@ -21,7 +21,10 @@ use tokio_util::task::TaskTracker;
 
 use super::auth::Authenticator;
 use super::listen::{self, ListenOpts};
+use super::overlap::Overlaps;
+use crate::health::HealthProbe;
 use crate::hub::Hub;
+use crate::protocol::policy::Policy;
 use crate::protocol::session::Limits;
 use crate::protocol::wire::{Cookie, State, COOKIE_LEN};
 
@@ -39,8 +42,31 @@ pub struct PortSettings {
     pub limits: Limits,
     /// Tests that may run at once on one port (stock: 1).
     pub max_tests: usize,
+    /// What tests may do.
+    pub policy: Policy,
+    /// Tests moving data right now, box-wide.
+    pub overlaps: Arc<Overlaps>,
+    /// Re-create an idle port's listener after this long without a
+    /// connection (stock's `--idle-timeout`).
+    pub idle_timeout: Option<Duration>,
+    /// Where the machine's temperature and throttling are read.
+    pub health: HealthProbe,
     /// When set, every test must carry a valid `authtoken`.
     pub auth: Option<Arc<Authenticator>>,
+}
+
+impl Default for PortSettings {
+    fn default() -> Self {
+        PortSettings {
+            limits: Limits::default(),
+            max_tests: 1,
+            policy: Policy::default(),
+            overlaps: Arc::default(),
+            idle_timeout: None,
+            health: HealthProbe::default(),
+            auth: None,
+        }
+    }
 }
 
 /// Asks the accept loop to re-create its listener with other options.
@@ -70,6 +96,9 @@ pub struct PortCtx {
     pub reconfigure: mpsc::Sender<Reconfigure>,
     /// `SO_SNDBUF`/`SO_RCVBUF` of the listener without per-test options.
     pub default_buffers: (u32, u32),
+    /// Held by the test whose UDP streams are being set up: hellos carry no
+    /// cookie, so only one test at a time may be waiting for them.
+    pub udp_setup: Arc<tokio::sync::Mutex<()>>,
     table: Mutex<Table>,
 }
 
@@ -79,10 +108,11 @@ struct Table {
     awaiting: HashMap<Cookie, mpsc::Sender<(TcpStream, SocketAddr)>>,
 }
 
-/// Keeps a test counted on its port until dropped.
+/// Keeps a test counted on its port until released or dropped.
 pub struct TestSlot {
     ctx: Arc<PortCtx>,
     cookie: Option<Cookie>,
+    released: bool,
 }
 
 impl TestSlot {
@@ -109,13 +139,21 @@ impl TestSlot {
                 .remove(&c);
         }
     }
+
+    /// Frees the port for the next test: this one's outcome is decided and
+    /// only its bookkeeping (the log entry) remains.
+    pub fn release(&mut self) {
+        self.stop_streams();
+        if !std::mem::replace(&mut self.released, true) {
+            let mut t = self.ctx.table.lock().expect("table lock");
+            t.active = t.active.saturating_sub(1);
+        }
+    }
 }
 
 impl Drop for TestSlot {
     fn drop(&mut self) {
-        self.stop_streams();
-        let mut t = self.ctx.table.lock().expect("table lock");
-        t.active = t.active.saturating_sub(1);
+        self.release();
     }
 }
 
@@ -129,6 +167,7 @@ impl PortCtx {
         Some(TestSlot {
             ctx: Arc::clone(self),
             cookie: None,
+            released: false,
         })
     }
 
@@ -178,6 +217,7 @@ pub async fn run(
         shutdown_reason,
         reconfigure: reconf_tx,
         default_buffers,
+        udp_setup: Arc::default(),
         table: Mutex::default(),
     });
     let classifier = {
@@ -195,14 +235,28 @@ pub async fn run(
         }
     };
     tasks.spawn(classifier);
+    let idle = ctx.settings.idle_timeout;
+    let mut idle_since = tokio::time::Instant::now();
     loop {
+        let idle_at = idle.map(|d| idle_since + d);
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            _ = async { tokio::time::sleep_until(idle_at.expect("guarded")).await }, if idle_at.is_some() => {
+                // Stock re-creates an idle server's listener, in case it got
+                // into a bad state; do the same when no test is running.
+                idle_since = tokio::time::Instant::now();
+                if ctx.table.lock().expect("table lock").active == 0 {
+                    if let Err(e) = rebind(&mut listener, addr, ListenOpts::default()).await {
+                        eprintln!("webperf3: port {}: could not re-create the idle listener: {e}", ctx.port);
+                    }
+                }
+            }
             Some(req) = reconf_rx.recv() => {
                 let result = rebind(&mut listener, addr, req.opts).await;
                 let _ = req.reply.send(result);
             }
             accepted = listener.accept() => {
+                idle_since = tokio::time::Instant::now();
                 let (conn, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {

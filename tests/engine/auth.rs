@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use webperf3::server::auth::{AuthConfig, Authenticator, Padding};
+use webperf3::server::port::PortSettings;
 
 use crate::harness::{read_entries, require_iperf3, wait_output, Server};
 use crate::process::{free_port, run, BIN};
@@ -69,6 +70,15 @@ impl Keys {
         };
         Arc::new(Authenticator::load(&config).expect("load key and users"))
     }
+}
+
+/// One port of our server, requiring authentication.
+fn with_auth(auth: Arc<Authenticator>) -> Server {
+    let settings = PortSettings {
+        auth: Some(auth),
+        ..PortSettings::default()
+    };
+    Server::with_settings(1, settings)
 }
 
 /// Runs the `openssl` command; fails the test with an install hint when it
@@ -130,7 +140,7 @@ fn assert_passed(out: &Output) {
 #[test]
 fn right_password_passes_and_the_user_is_logged() {
     let keys = Keys::new(false);
-    let server = Server::with_auth(1, keys.authenticator(Padding::Pkcs1));
+    let server = with_auth(keys.authenticator(Padding::Pkcs1));
     let port = server.ports[0];
     assert_passed(&client(port, Some(("alice", "secret", &keys.public()))));
     let e = server.wait_entries(0, 1).remove(0);
@@ -142,7 +152,7 @@ fn right_password_passes_and_the_user_is_logged() {
 #[test]
 fn refusals_then_a_normal_test() {
     let keys = Keys::new(false);
-    let server = Server::with_auth(1, keys.authenticator(Padding::Pkcs1));
+    let server = with_auth(keys.authenticator(Padding::Pkcs1));
     let port = server.ports[0];
     let public = keys.public();
     // Wrong password, unknown user, no credentials at all.
@@ -166,7 +176,7 @@ fn another_key_or_padding_is_refused() {
     let keys = Keys::new(false);
     let other = Keys::new(false);
     // OAEP (the default) refuses a 3.7-3.16 client's PKCS#1 v1.5 token.
-    let server = Server::with_auth(1, keys.authenticator(Padding::Oaep));
+    let server = with_auth(keys.authenticator(Padding::Oaep));
     let port = server.ports[0];
     let version = Command::new("iperf3").arg("--version").output();
     let old_client = version

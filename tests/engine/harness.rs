@@ -12,8 +12,6 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use webperf3::app::{self, Bound};
 use webperf3::hub::Hub;
-use webperf3::protocol::session::Limits;
-use webperf3::server::auth::Authenticator;
 use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::store::log::LogDir;
@@ -55,29 +53,24 @@ impl Server {
     /// Starts `n` iperf3 ports, sharing the machine with other tests.
     pub fn start(n: usize) -> Server {
         let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
-        Server::start_with(n, Limits::default(), hold, None)
-    }
-
-    /// Starts `n` iperf3 ports that require authentication.
-    #[cfg(feature = "auth")]
-    pub fn with_auth(n: usize, auth: Arc<Authenticator>) -> Server {
-        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
-        Server::start_with(n, Limits::default(), hold, Some(auth))
+        Server::start_with(n, PortSettings::default(), hold)
     }
 
     /// Starts `n` iperf3 ports for a test that measures loss or pacing and
     /// must have the machine to itself.
     pub fn alone(n: usize) -> Server {
         let hold = Machine::Alone(MACHINE.write().unwrap_or_else(|e| e.into_inner()));
-        Server::start_with(n, Limits::default(), hold, None)
+        Server::start_with(n, PortSettings::default(), hold)
     }
 
-    fn start_with(
-        n: usize,
-        limits: Limits,
-        hold: Machine,
-        auth: Option<Arc<Authenticator>>,
-    ) -> Server {
+    /// Starts `n` iperf3 ports with these settings (limits, policies),
+    /// sharing the machine.
+    pub fn with_settings(n: usize, settings: PortSettings) -> Server {
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, settings, hold)
+    }
+
+    fn start_with(n: usize, settings: PortSettings, hold: Machine) -> Server {
         require_iperf3();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
@@ -94,11 +87,6 @@ impl Server {
         let logs = LogDir::open(dir.path()).expect("log dir");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let settings = PortSettings {
-            limits,
-            max_tests: 1,
-            auth,
-        };
         let port_list: Vec<u16> = ports_of(&iperf);
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -232,7 +220,11 @@ pub fn client_json(port: u16, extra: &[&str]) -> Value {
         "iperf3 {args:?} failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client JSON: {e}: {stdout}"))
+    let v: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client JSON: {e}: {stdout}"));
+    // With -J, some clients exit 0 even when the server refused the test.
+    assert!(v.get("error").is_none(), "iperf3 {args:?}: {}", v["error"]);
+    v
 }
 
 /// A number at a JSON pointer.

@@ -6,6 +6,7 @@
 mod auth;
 mod compat;
 mod harness;
+mod limits;
 mod process;
 mod tcp;
 mod udp;
