@@ -206,6 +206,16 @@ fn credentials_are_ignored_without_authentication() {
 
 #[test]
 fn auth_flags_come_in_pairs() {
+    let help = run(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--rsa-private-key-path",
+        "--authorized-users-path",
+        "--time-skew-threshold",
+        "--use-pkcs1-padding",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
     let keys = Keys::new(false);
     let (key, users) = (keys.private(), keys.users());
     for args in [
