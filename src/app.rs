@@ -94,6 +94,11 @@ pub async fn serve(
 
 /// Runs the program for `config` until SIGINT/SIGTERM.
 pub fn run_main(config: Config) -> anyhow::Result<()> {
+    // A file size limit (ulimit -f) must make a log write fail, which is
+    // reported, rather than kill the server with SIGXFSZ.
+    // SAFETY: setting a signal's disposition to "ignore" has no handler to
+    // race with; it is done before any thread is started.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let logs = LogDir::open(&config.log_dir)
         .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
     let bound = bind(&config)?;

@@ -45,6 +45,13 @@ pub struct Args {
     /// before a test is ended with "idle timeout for receiving data".
     #[arg(long = "rcv-timeout", default_value_t = 120.0, value_name = "SECONDS")]
     pub rcv_timeout: f64,
+
+    /// Seconds a client has to start sending its cookie, parameters or
+    /// results; the whole message (and the data streams' connecting) may
+    /// take three times as long. Then the connection is dropped and the
+    /// port is free again.
+    #[arg(long = "ctrl-timeout", default_value_t = 10.0, value_name = "SECONDS")]
+    pub ctrl_timeout: f64,
 }
 
 /// The validated configuration the program runs with.
@@ -83,12 +90,22 @@ impl Args {
                 self.rcv_timeout
             ));
         }
+        if !(self.ctrl_timeout.is_finite() && (0.1..=3600.0).contains(&self.ctrl_timeout)) {
+            return Err(format!(
+                "--ctrl-timeout must be between 0.1 and 3600 seconds, not {}",
+                self.ctrl_timeout
+            ));
+        }
         let ports = (0..self.servers).map(|i| self.port + i).collect();
         let log_dir = match self.log_dir {
             Some(dir) => dir,
             None => default_log_dir()?,
         };
+        let ctrl = Duration::from_secs_f64(self.ctrl_timeout);
         let limits = crate::protocol::session::Limits {
+            read_start: ctrl,
+            read_total: ctrl * 3,
+            streams: ctrl * 3,
             rcv_timeout: Duration::from_secs_f64(self.rcv_timeout),
             ..Default::default()
         };
@@ -143,6 +160,22 @@ mod tests {
         assert_eq!(c.ports, vec![5201, 5202, 5203, 5204]);
         assert!(c.bind.is_none());
         assert!(c.http.is_none());
+    }
+
+    #[test]
+    fn timeouts() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert_eq!(c.limits, crate::protocol::session::Limits::default());
+        let c = config(&["-d", "x", "--ctrl-timeout", "2", "--rcv-timeout", "5"]).unwrap();
+        assert_eq!(c.limits.read_start, Duration::from_secs(2));
+        assert_eq!(c.limits.read_total, Duration::from_secs(6));
+        assert_eq!(c.limits.streams, Duration::from_secs(6));
+        assert_eq!(c.limits.rcv_timeout, Duration::from_secs(5));
+        for bad in ["0", "-1", "nan", "inf", "3601"] {
+            let arg = format!("--ctrl-timeout={bad}");
+            let err = config(&["-d", "x", &arg]).unwrap_err();
+            assert!(err.contains("ctrl-timeout"), "{bad}: {err}");
+        }
     }
 
     #[test]

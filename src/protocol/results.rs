@@ -15,6 +15,21 @@ pub fn stream_id(index: usize) -> i64 {
     }
 }
 
+/// Deepest nesting accepted in a client's results document. Real documents
+/// are three levels deep (object, `streams` array, stream objects); the
+/// document is kept in the log under `webperf3`, and the log must stay
+/// readable by JSON parsers with a recursion limit (serde_json: 128).
+pub const MAX_RESULTS_DEPTH: usize = 16;
+
+/// How deeply `v` nests arrays and objects (a scalar is 0).
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// A client's results document that passed the checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientResults {
@@ -25,7 +40,8 @@ pub struct ClientResults {
 /// Checks a client's results document as a stock server does: the top-level
 /// numbers and `streams` must exist with the right types, every stream must
 /// carry its required numbers, and every id must be one of ours (1 … `count`
-/// streams). Errors carry the code to send: 117, or 208 for an unknown id.
+/// streams); the document may nest at most [`MAX_RESULTS_DEPTH`] levels.
+/// Errors carry the code to send: 117, or 208 for an unknown id.
 pub fn check_client_results(
     body: &[u8],
     count: usize,
@@ -35,6 +51,9 @@ pub fn check_client_results(
     let Value::Object(top) = &doc else {
         return Err(bad("not an object".into()));
     };
+    if depth(&doc) > MAX_RESULTS_DEPTH {
+        return Err(bad(format!("nested deeper than {MAX_RESULTS_DEPTH}")));
+    }
     for key in [
         "cpu_util_total",
         "cpu_util_user",
@@ -101,5 +120,22 @@ mod tests {
         assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":2"), 1), 208);
         assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":3"), 1), 208);
         assert!(check_client_results(CLIENT.replace("\"id\":1", "\"id\":3").as_bytes(), 2).is_ok());
+    }
+
+    #[test]
+    fn rejects_deep_nesting_without_overflowing() {
+        let code = |s: &str| check_client_results(s.as_bytes(), 1).unwrap_err().0 .0;
+        // Beyond serde_json's recursion limit: a parse error, not a crash.
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(code(&deep), 117);
+        let deep_obj = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
+        assert_eq!(code(&deep_obj), 117);
+        // Within serde_json's limit but too deep to keep in a log that
+        // readers must parse again.
+        let extra = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let doc = CLIENT.replacen('{', &format!(r#"{{"extra":{extra},"#), 1);
+        assert_eq!(code(&doc), 117);
+        let shallow = CLIENT.replacen('{', r#"{"extra":[[1]],"#, 1);
+        assert!(check_client_results(shallow.as_bytes(), 1).is_ok());
     }
 }

@@ -1,17 +1,24 @@
-//! The control-channel state machine.
+//! The control-channel state machine: events in (with the time they
+//! happened), actions out, and the next deadline. Every phase that waits on
+//! the client has a deadline from [`Limits`], so no client can hold a port
+//! forever; the driver only reports [`Event::Timeout`] when it passes.
 
 use std::time::Duration;
 
 /// Timing limits of a test.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    /// Longest wait for the first byte of the cookie, parameters or results.
+    /// Longest wait for the first byte of the cookie, parameters or results
+    /// (stock 3.15+: 10 s).
     pub read_start: Duration,
-    /// Longest wait for a whole cookie, parameters or results message.
+    /// Longest wait for a whole cookie, parameters or results message, and
+    /// for `IPERF_DONE` after the results (stock 3.15+: 30 s).
     pub read_total: Duration,
     /// Longest wait for all data streams to connect.
     pub streams: Duration,
-    /// No data received for this long while receiving → error 144.
+    /// No data received for this long while receiving → error 144; no data
+    /// sent for this long while every sending stream is blocked (the client
+    /// stopped reading) → error 144 too.
     pub rcv_timeout: Duration,
     /// Extra time past `time + omit` before a timed test is cut (error 160).
     pub grace: Duration,
@@ -64,6 +71,9 @@ pub enum Event {
     Cookie(Cookie),
     /// A parameters document arrived (its body).
     Params(Vec<u8>),
+    /// The first bytes of the awaited cookie, parameters or results arrived
+    /// (the rest may follow; the message now has the whole `read_total`).
+    ReadStarted,
     /// Reading the cookie, parameters or results failed: EOF before the
     /// whole message, an oversized or empty length prefix, an OS error.
     ReadFailed(Option<String>),
@@ -79,6 +89,9 @@ pub enum Event {
     ClientResults(Vec<u8>),
     /// The receiving streams made progress (new bytes).
     DataProgress,
+    /// The sending streams made progress, or are waiting only for their
+    /// pacing (not blocked by a client that stopped reading).
+    SendProgress,
     /// The deadline from [`Session::deadline`] passed.
     Timeout,
     /// A failure on the server's side, to be reported with this code.
@@ -138,6 +151,8 @@ pub struct Session {
     streams: u32,
     started: Option<Instant>,
     last_progress: Instant,
+    last_send_progress: Instant,
+    read_started: bool,
     ended: bool,
 }
 
@@ -153,6 +168,8 @@ impl Session {
             streams: 0,
             started: None,
             last_progress: now,
+            last_send_progress: now,
+            read_started: false,
             ended: false,
         }
     }
@@ -177,6 +194,13 @@ impl Session {
         self.streams
     }
 
+    /// Whether the session waits for the first byte of a cookie, parameters
+    /// or results (the driver then reports [`Event::ReadStarted`] when bytes
+    /// of it arrive).
+    pub fn awaiting_first_byte(&self) -> bool {
+        matches!(self.phase, Phase::Cookie | Phase::Params | Phase::Results) && !self.read_started
+    }
+
     /// What to read next.
     pub fn expect(&self) -> Expect {
         match self.phase {
@@ -192,9 +216,15 @@ impl Session {
     pub fn deadline(&self) -> Option<Instant> {
         let l = &self.limits;
         match self.phase {
-            Phase::Cookie | Phase::Params | Phase::Results | Phase::Done => {
-                Some(self.phase_since + l.read_total)
+            Phase::Cookie | Phase::Params | Phase::Results => {
+                let total = self.phase_since + l.read_total;
+                if self.read_started {
+                    Some(total)
+                } else {
+                    Some(total.min(self.phase_since + l.read_start))
+                }
             }
+            Phase::Done => Some(self.phase_since + l.read_total),
             Phase::Preparing => None,
             Phase::Streams => Some(self.phase_since + l.streams),
             Phase::Running => {
@@ -204,9 +234,15 @@ impl Session {
                     let run = Duration::from_secs(u64::from(params.time) + u64::from(params.omit));
                     deadline = Some(start + run + l.grace);
                 }
+                let mut idle = Vec::new();
                 if params.server_receives() {
-                    let idle = self.last_progress + l.rcv_timeout;
-                    deadline = Some(deadline.map_or(idle, |d: Instant| d.min(idle)));
+                    idle.push(self.last_progress + l.rcv_timeout);
+                }
+                if params.server_sends() {
+                    idle.push(self.last_send_progress + l.rcv_timeout);
+                }
+                for at in idle {
+                    deadline = Some(deadline.map_or(at, |d: Instant| d.min(at)));
                 }
                 deadline
             }
@@ -217,6 +253,7 @@ impl Session {
     fn enter(&mut self, phase: Phase, now: Instant) {
         self.phase = phase;
         self.phase_since = now;
+        self.read_started = false;
     }
 
     /// Ends the test with `error`, closing `end` first if the test ran.
@@ -233,8 +270,14 @@ impl Session {
 
     /// Reports `code` to the client and ends the test with its text.
     fn fail(&mut self, now: Instant, code: ErrorCode, os: Option<String>) -> Vec<Action> {
+        let text = code.log_text(os.as_deref());
+        self.fail_with(now, code, text)
+    }
+
+    /// Reports `code` to the client and ends the test with `text` in the log.
+    fn fail_with(&mut self, now: Instant, code: ErrorCode, text: String) -> Vec<Action> {
         let mut out = vec![Action::SendError(code, 0)];
-        out.extend(self.finish(now, Some(code.log_text(os.as_deref()))));
+        out.extend(self.finish(now, Some(text)));
         out
     }
 
@@ -283,14 +326,23 @@ impl Session {
                 self.enter(P::Running, now);
                 self.started = Some(now);
                 self.last_progress = now;
+                self.last_send_progress = now;
                 vec![
                     Action::Send(State::TestStart),
                     Action::Send(State::TestRunning),
                     Action::StartTest,
                 ]
             }
+            (P::Cookie | P::Params | P::Results, Event::ReadStarted) => {
+                self.read_started = true;
+                Vec::new()
+            }
             (P::Running, Event::DataProgress) => {
                 self.last_progress = now;
+                Vec::new()
+            }
+            (P::Running, Event::SendProgress) => {
+                self.last_send_progress = now;
                 Vec::new()
             }
             (P::Results, Event::ClientResults(body)) => {
@@ -330,13 +382,18 @@ impl Session {
                     P::Streams => ErrorCode::STREAM_ACCEPT,
                     P::Results => ErrorCode::RECV_RESULTS,
                     P::Running => {
-                        let idle = self.last_progress + self.limits.rcv_timeout;
-                        let receives = self
+                        let limit = self.limits.rcv_timeout;
+                        let (receives, sends) = self
                             .params
                             .as_ref()
-                            .is_some_and(TestParams::server_receives);
-                        if receives && now >= idle {
+                            .map_or((false, false), |p| (p.server_receives(), p.server_sends()));
+                        if receives && now >= self.last_progress + limit {
                             ErrorCode::NO_MSG
+                        } else if sends && now >= self.last_send_progress + limit {
+                            // Stock has no such rule; the client hears the
+                            // idle code, the log says which direction stalled.
+                            let text = "error - idle timeout for sending data".to_string();
+                            return self.fail_with(now, ErrorCode::NO_MSG, text);
                         } else {
                             ErrorCode::DURATION_EXPIRED
                         }
@@ -523,8 +580,8 @@ mod tests {
     fn timeouts_per_phase() {
         let clock = Clock(Instant::now());
         let mut s = Session::new(clock.at(0.0), Limits::default());
-        assert_eq!(s.deadline(), Some(clock.at(30.0)));
-        let out = s.handle(clock.at(30.0), Event::Timeout);
+        assert_eq!(s.deadline(), Some(clock.at(10.0)));
+        let out = s.handle(clock.at(10.0), Event::Timeout);
         assert_eq!(out[0], Action::SendError(ErrorCode::RECV_COOKIE, 0));
 
         // Running, receiving: idle timeout 120 s unless progress; hard limit
@@ -544,6 +601,177 @@ mod tests {
         assert!(
             matches!(&out[2], Action::Finish(Some(t)) if t == "error - idle timeout for receiving data")
         );
+    }
+
+    #[test]
+    fn read_start_then_read_total() {
+        let clock = Clock(Instant::now());
+        // Nothing at all: the start limit (10 s) applies.
+        let mut s = Session::new(clock.at(0.0), Limits::default());
+        assert!(s.awaiting_first_byte());
+        assert_eq!(s.deadline(), Some(clock.at(10.0)));
+        // Some bytes came: the whole message has the total (30 s) from the
+        // start of the phase.
+        assert_eq!(s.handle(clock.at(4.0), Event::ReadStarted), vec![]);
+        assert!(!s.awaiting_first_byte());
+        assert_eq!(s.deadline(), Some(clock.at(30.0)));
+        // The next message starts a new phase with its own limits.
+        s.handle(clock.at(5.0), Event::Cookie(cookie()));
+        assert!(s.awaiting_first_byte());
+        assert_eq!(s.deadline(), Some(clock.at(15.0)));
+        let out = s.handle(clock.at(15.0), Event::Timeout);
+        assert_eq!(out[0], Action::SendError(ErrorCode::RECV_PARAMS, 0));
+        assert!(
+            matches!(&out[1], Action::Finish(Some(t)) if t.starts_with("error - unable to receive parameters"))
+        );
+        assert_eq!(s.phase(), Phase::Finished);
+        assert_eq!(s.deadline(), None);
+
+        // Results that never come: 117 after the start limit.
+        let mut s = running(&clock);
+        s.handle(clock.at(2.0), Event::StateByte(4));
+        assert_eq!(s.deadline(), Some(clock.at(12.0)));
+        let out = s.handle(clock.at(12.0), Event::Timeout);
+        assert_eq!(out[0], Action::SendError(ErrorCode::RECV_RESULTS, 0));
+
+        // A short limit from the command line.
+        let limits = Limits {
+            read_start: Duration::from_millis(500),
+            read_total: Duration::from_millis(1500),
+            ..Limits::default()
+        };
+        let mut s = Session::new(clock.at(0.0), limits);
+        assert_eq!(s.deadline(), Some(clock.at(0.5)));
+        s.handle(clock.at(0.1), Event::ReadStarted);
+        assert_eq!(s.deadline(), Some(clock.at(1.5)));
+    }
+
+    #[test]
+    fn streams_that_never_connect_time_out() {
+        let clock = Clock(Instant::now());
+        let mut s = Session::new(clock.at(0.0), Limits::default());
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        s.handle(clock.at(0.0), Event::Params(PARAMS.to_vec()));
+        s.handle(clock.at(1.0), Event::Prepared);
+        assert_eq!(s.deadline(), Some(clock.at(31.0)));
+        s.handle(clock.at(2.0), Event::StreamConnected);
+        let out = s.handle(clock.at(31.0), Event::Timeout);
+        assert_eq!(out[0], Action::SendError(ErrorCode::STREAM_ACCEPT, 0));
+        assert!(matches!(out[1], Action::Finish(Some(_))));
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_is_dropped() {
+        let clock = Clock(Instant::now());
+        let limits = Limits {
+            rcv_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let mut s = Session::new(clock.at(0.0), limits);
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        let reverse = br#"{"tcp":true,"time":0,"num":1000000000,"reverse":true}"#;
+        s.handle(clock.at(0.0), Event::Params(reverse.to_vec()));
+        s.handle(clock.at(0.0), Event::Prepared);
+        s.handle(clock.at(0.0), Event::StreamConnected);
+        // An untimed reverse test: only the send-idle rule bounds it.
+        assert_eq!(s.deadline(), Some(clock.at(5.0)));
+        // Receiving nothing is normal when only sending.
+        s.handle(clock.at(4.0), Event::SendProgress);
+        assert_eq!(s.deadline(), Some(clock.at(9.0)));
+        let out = s.handle(clock.at(9.0), Event::Timeout);
+        assert_eq!(out[0], Action::SendError(ErrorCode::NO_MSG, 0));
+        assert_eq!(out[1], Action::EndTest);
+        assert_eq!(
+            out[2],
+            Action::Finish(Some("error - idle timeout for sending data".into()))
+        );
+    }
+
+    #[test]
+    fn bad_parameter_documents_get_their_codes() {
+        let clock = Clock(Instant::now());
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep_in_object = format!(
+            r#"{{"title":{}1{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let cases: Vec<(&[u8], i32)> = vec![
+            (b"", 114),
+            (b"\xff\xfe", 114),
+            (b"null", 114),
+            (b"[]", 114),
+            (b"\"tcp\"", 114),
+            (b"{\"time\":", 114),
+            (b"{} trailing", 114),
+            (deep.as_bytes(), 114),
+            (deep_in_object.as_bytes(), 114),
+            (br#"{"time":"10"}"#, 114),
+            (br#"{"parallel":[1]}"#, 114),
+            (br#"{"udp":"yes"}"#, 114),
+            (br#"{"title":42}"#, 114),
+            (br#"{"num":-5}"#, 114),
+            (br#"{"bandwidth":1e400}"#, 114),
+            (br#"{"time":-10}"#, 5),
+            (br#"{"time":1e30}"#, 5),
+            (br#"{"time":18446744073709551616}"#, 5),
+            (br#"{"omit":-1}"#, 12),
+            (br#"{"parallel":129}"#, 6),
+            (br#"{"parallel":-1}"#, 6),
+            (br#"{"len":-1}"#, 7),
+            (br#"{"window":-1}"#, 8),
+            (br#"{"TOS":-1}"#, 21),
+        ];
+        for (body, want) in cases {
+            let mut s = Session::new(clock.at(0.0), Limits::default());
+            s.handle(clock.at(0.0), Event::Cookie(cookie()));
+            let out = s.handle(clock.at(0.0), Event::Params(body.to_vec()));
+            assert_eq!(
+                out[0],
+                Action::SendError(ErrorCode(want), 0),
+                "{}",
+                String::from_utf8_lossy(&body[..body.len().min(40)])
+            );
+            assert!(matches!(out[1], Action::Finish(Some(_))));
+            assert_eq!(s.phase(), Phase::Finished);
+        }
+        // Missing keys are defaults, not errors.
+        let mut s = Session::new(clock.at(0.0), Limits::default());
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        assert_eq!(
+            s.handle(clock.at(0.0), Event::Params(b"{}".to_vec())),
+            vec![Action::Prepare]
+        );
+    }
+
+    #[test]
+    fn bad_results_documents_get_their_codes() {
+        let clock = Clock(Instant::now());
+        let deep = format!("{}{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+        let cases: Vec<(Vec<u8>, i32)> = vec![
+            (b"garbage".to_vec(), 117),
+            (b"[]".to_vec(), 117),
+            (deep.into_bytes(), 117),
+            (
+                RESULTS.replace("\"streams\"", "\"streamz\"").into_bytes(),
+                117,
+            ),
+            (
+                RESULTS
+                    .replace("\"bytes\":5", "\"bytes\":\"5\"")
+                    .into_bytes(),
+                117,
+            ),
+            (RESULTS.replace("\"id\":3", "\"id\":9").into_bytes(), 208),
+            (RESULTS.replace("\"id\":3", "\"id\":-3").into_bytes(), 208),
+        ];
+        for (body, want) in cases {
+            let mut s = running(&clock);
+            s.handle(clock.at(2.0), Event::StateByte(4));
+            let out = s.handle(clock.at(2.0), Event::ClientResults(body));
+            assert_eq!(out[0], Action::SendError(ErrorCode(want), 0));
+            assert!(matches!(out[1], Action::Finish(Some(_))));
+        }
     }
 
     #[test]

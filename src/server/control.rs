@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::listen::ListenOpts;
 use super::port::{PortCtx, Reconfigure, TestSlot};
@@ -26,22 +26,39 @@ use crate::report::json::{self, Json};
 use crate::report::log::{TestLog, INTERVAL_SECS};
 use crate::report::stats::{results_document, Stats};
 
+/// TCP keepalive on the control connection: a client host that vanished
+/// (powered off, cable pulled) is noticed within about two minutes in any
+/// phase, even while its data streams are silent too.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Interval between keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered probes before the connection counts as dead.
+const KEEPALIVE_RETRIES: u32 = 6;
+
 /// Runs one test from its accepted control connection to its log entry.
-/// `cookie` is given when the port already read it.
+/// `cookie` is given when the port already read it; `permit` is the port's
+/// count of this connection, held until it is closed.
 pub async fn run_test(
     conn: TcpStream,
     peer: SocketAddr,
     cookie: Option<Cookie>,
     slot: TestSlot,
+    permit: OwnedSemaphorePermit,
     ctx: Arc<PortCtx>,
 ) {
     let _ = conn.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    let _ = socket2::SockRef::from(&conn).set_tcp_keepalive(&keepalive);
     let (rd, wr) = conn.into_split();
     let now = Instant::now();
     let test = Test {
         session: Session::new(now, ctx.settings.limits),
         ctx,
         slot,
+        _permit: permit,
         reader: ControlReader {
             rd,
             buf: Vec::with_capacity(512),
@@ -64,6 +81,7 @@ pub async fn run_test(
         listener_changed: false,
         next_tick: None,
         last_rx_bytes: 0,
+        last_tx_bytes: 0,
         announced: false,
     };
     test.run(cookie).await;
@@ -72,6 +90,7 @@ pub async fn run_test(
 struct Test {
     ctx: Arc<PortCtx>,
     slot: TestSlot,
+    _permit: OwnedSemaphorePermit,
     session: Session,
     reader: ControlReader,
     writer: OwnedWriteHalf,
@@ -91,6 +110,7 @@ struct Test {
     listener_changed: bool,
     next_tick: Option<Instant>,
     last_rx_bytes: u64,
+    last_tx_bytes: u64,
     announced: bool,
 }
 
@@ -122,16 +142,15 @@ impl Test {
             if self.session.phase() == Phase::Finished {
                 break;
             }
-            let event = match self.wait().await {
-                Wake::Event(e) => e,
-                Wake::Stream(conn, peer) => self.add_stream(conn, peer),
-                Wake::UdpStream(result) => self.add_udp_stream(result),
-                Wake::Tick => match self.tick() {
-                    Some(e) => e,
-                    None => continue,
-                },
+            let events = match self.wait().await {
+                Wake::Event(e) => vec![e],
+                Wake::Stream(conn, peer) => vec![self.add_stream(conn, peer)],
+                Wake::UdpStream(result) => vec![self.add_udp_stream(result)],
+                Wake::Tick => self.tick(),
             };
-            pending.extend(self.session.handle(Instant::now(), event));
+            for event in events {
+                pending.extend(self.session.handle(Instant::now(), event));
+            }
         }
         self.close().await;
     }
@@ -141,6 +160,7 @@ impl Test {
         let deadline = self.session.deadline().map(tokio::time::Instant::from_std);
         let tick = self.next_tick.map(tokio::time::Instant::from_std);
         let want_streams = self.session.phase() == Phase::Streams;
+        let report_start = self.session.awaiting_first_byte();
         let stream_rx = self.stream_rx.as_mut();
         let udp_rx = self.udp_rx.as_mut();
         tokio::select! {
@@ -153,7 +173,7 @@ impl Test {
             Some(result) = async { udp_rx?.recv().await }, if want_streams => Wake::UdpStream(result),
             _ = sleep_until(tick), if tick.is_some() => Wake::Tick,
             _ = sleep_until(deadline), if deadline.is_some() => Wake::Event(Event::Timeout),
-            ev = self.reader.next(expect), if expect != Expect::Nothing => Wake::Event(ev),
+            ev = self.reader.next(expect, report_start), if expect != Expect::Nothing => Wake::Event(ev),
         }
     }
 
@@ -395,7 +415,14 @@ impl Test {
 
     async fn start_test(&mut self) -> Option<Event> {
         self.slot.stop_streams();
-        self.stream_rx = None;
+        if let Some(mut rx) = self.stream_rx.take() {
+            // More connections with our cookie than streams: refused, as
+            // stock refuses them once all streams are there.
+            rx.close();
+            while let Ok((conn, _)) = rx.try_recv() {
+                super::port::refuse(conn);
+            }
+        }
         self.udp_rx = None;
         self.restore_listener().await;
         let p = self.params()?.clone();
@@ -418,12 +445,13 @@ impl Test {
         None
     }
 
-    /// An interval sample; reports progress of the receiving streams.
-    fn tick(&mut self) -> Option<Event> {
+    /// An interval sample; reports progress of the receiving and the
+    /// sending streams.
+    fn tick(&mut self) -> Vec<Event> {
         let now = Instant::now();
         let (Some(t0), Some(stats)) = (self.t0, self.stats.as_mut()) else {
             self.next_tick = None;
-            return None;
+            return Vec::new();
         };
         let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
         let omit = self.session.params().map_or(0, |p| p.omit);
@@ -445,16 +473,35 @@ impl Test {
         let step = Duration::from_secs(u64::from(INTERVAL_SECS));
         let next = self.next_tick.map_or(now + step, |t| t + step);
         self.next_tick = Some(if next <= now { now + step } else { next });
-        let rx: u64 = self
+        let total = |sender: bool| -> u64 {
+            self.streams
+                .iter()
+                .zip(&samples)
+                .filter(|(s, _)| s.kind.sender == sender)
+                .map(|(_, x)| x.bytes)
+                .sum()
+        };
+        let (rx, tx) = (total(false), total(true));
+        let received = rx > self.last_rx_bytes;
+        // Sending is stuck only when nothing went out and every sending
+        // stream sits in a write (the client stopped reading); a stream
+        // waiting for its pacing is fine.
+        let stuck = self
             .streams
             .iter()
-            .zip(&samples)
-            .filter(|(s, _)| !s.kind.sender)
-            .map(|(_, x)| x.bytes)
-            .sum();
-        let progressed = rx > self.last_rx_bytes;
+            .filter(|s| s.kind.sender)
+            .all(DataStream::blocked_in_write);
+        let sent = tx > self.last_tx_bytes || !stuck;
         self.last_rx_bytes = rx;
-        progressed.then_some(Event::DataProgress)
+        self.last_tx_bytes = tx;
+        let mut events = Vec::new();
+        if received {
+            events.push(Event::DataProgress);
+        }
+        if sent {
+            events.push(Event::SendProgress);
+        }
+        events
     }
 
     fn end_test(&mut self) {
@@ -500,7 +547,7 @@ impl Test {
             // Give the client a moment to read SERVER_TERMINATE and hang up
             // before its streams break under it.
             let goodbye =
-                async { while self.reader.next(Expect::StateByte).await != Event::Eof {} };
+                async { while self.reader.next(Expect::StateByte, false).await != Event::Eof {} };
             let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
         }
         for s in &mut self.streams {
@@ -653,10 +700,16 @@ impl ControlReader {
         Some(event)
     }
 
-    async fn next(&mut self, expect: Expect) -> Event {
+    /// The next event for what the session expects. With `report_start`,
+    /// the first bytes of an incomplete message are reported as
+    /// [`Event::ReadStarted`] (once: the session then stops asking).
+    async fn next(&mut self, expect: Expect, report_start: bool) -> Event {
         loop {
             if let Some(event) = self.parse(expect) {
                 return event;
+            }
+            if report_start && !self.buf.is_empty() {
+                return Event::ReadStarted;
             }
             if self.eof {
                 return match expect {

@@ -32,6 +32,9 @@ pub struct Counters {
     /// Set by the reporter when the omit period ends: the receiver restarts
     /// its jitter measurement.
     pub restart: AtomicBool,
+    /// A sending TCP stream is inside a write (blocked there while the
+    /// client does not read).
+    pub writing: AtomicBool,
 }
 
 impl Counters {
@@ -225,6 +228,12 @@ impl DataStream {
         }
     }
 
+    /// Whether the stream's thread sits in a write: a sending TCP stream
+    /// whose client stopped reading. Receiving and UDP streams never are.
+    pub fn blocked_in_write(&self) -> bool {
+        self.counters.writing.load(Relaxed)
+    }
+
     /// The congestion algorithm in effect on a TCP stream.
     pub fn congestion(&self) -> Option<String> {
         match &self.io {
@@ -285,14 +294,28 @@ fn tcp_send(mut sock: TcpStream, buf: Vec<u8>, pacing: Pacing, t0: Instant, c: &
             std::thread::sleep(wait);
         }
         for _ in 0..pacing.burst {
-            if sock.write_all(&buf).is_err() {
-                // A write fails once the test is stopped (or the peer is
-                // gone); either way this stream is over.
-                c.failed.store(true, Relaxed);
-                return;
+            // Counted as the kernel takes it, so a slow client still shows
+            // progress within a large block.
+            let mut rest = &buf[..];
+            c.writing.store(true, Relaxed);
+            while !rest.is_empty() {
+                match sock.write(rest) {
+                    Ok(n) if n > 0 => {
+                        rest = &rest[n..];
+                        sent += n as u64;
+                        Counters::add(&c.bytes, n as u64);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // A write fails once the test is stopped (or the peer
+                    // is gone); either way this stream is over.
+                    _ => {
+                        c.writing.store(false, Relaxed);
+                        c.failed.store(true, Relaxed);
+                        return;
+                    }
+                }
             }
-            sent += buf.len() as u64;
-            Counters::add(&c.bytes, buf.len() as u64);
+            c.writing.store(false, Relaxed);
             Counters::add(&c.blocks, 1);
         }
     }
