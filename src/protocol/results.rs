@@ -139,3 +139,88 @@ mod tests {
         assert!(check_client_results(shallow.as_bytes(), 1).is_ok());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::testing::{config, json_value};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const KEYS: &[&str] = &[
+        "cpu_util_total",
+        "cpu_util_user",
+        "cpu_util_system",
+        "sender_has_retransmits",
+        "streams",
+        "id",
+        "bytes",
+        "retransmits",
+        "jitter",
+        "errors",
+        "packets",
+    ];
+
+    /// A well-formed document for `count` streams, each with arbitrary
+    /// numbers.
+    fn valid(count: usize) -> impl Strategy<Value = Value> {
+        proptest::collection::vec((any::<u32>(), any::<i32>(), 0.0f64..1.0), count).prop_map(
+            |streams| {
+                let streams: Vec<Value> = streams
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (bytes, retr, jitter))| {
+                        json!({"id": stream_id(i), "bytes": bytes, "retransmits": retr,
+                               "jitter": jitter, "errors": 0, "packets": 0})
+                    })
+                    .collect();
+                json!({"cpu_util_total": 1.5, "cpu_util_user": 1, "cpu_util_system": 0.5,
+                       "sender_has_retransmits": 1, "streams": streams})
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            count in 0usize..300,
+        ) {
+            if let Err((code, _)) = check_client_results(&body, count) {
+                prop_assert!(code == ErrorCode::RECV_RESULTS || code == ErrorCode::STREAM_ID);
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_is_accepted_only_when_well_formed(
+            doc in json_value(KEYS),
+            count in 0usize..5,
+        ) {
+            let body = serde_json::to_vec(&doc).unwrap();
+            if let Ok(r) = check_client_results(&body, count) {
+                prop_assert_eq!(&r.document, &doc);
+                prop_assert!(depth(&doc) <= MAX_RESULTS_DEPTH);
+                let ids: Vec<i64> = (0..count).map(stream_id).collect();
+                for s in doc["streams"].as_array().unwrap() {
+                    prop_assert!(ids.contains(&s["id"].as_i64().unwrap()));
+                }
+            }
+        }
+
+        #[test]
+        fn well_formed_documents_are_accepted(
+            (count, doc) in (0usize..8).prop_flat_map(|n| (Just(n), valid(n))),
+            extra in 0usize..4,
+        ) {
+            let body = serde_json::to_vec(&doc).unwrap();
+            prop_assert!(check_client_results(&body, count + extra).is_ok());
+            if count > 0 {
+                // One stream fewer on our side: its id is unknown to us.
+                let (code, _) = check_client_results(&body, count - 1).unwrap_err();
+                prop_assert_eq!(code, ErrorCode::STREAM_ID);
+            }
+        }
+    }
+}
