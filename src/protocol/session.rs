@@ -92,7 +92,8 @@ pub enum Event {
     /// The sending streams made progress, or are waiting only for their
     /// pacing (not blocked by a client that stopped reading).
     SendProgress,
-    /// The deadline from [`Session::deadline`] passed.
+    /// The deadline from [`Session::deadline`] passed (reported early, it
+    /// is ignored).
     Timeout,
     /// A failure on the server's side, to be reported with this code.
     Fault(ErrorCode, Option<String>),
@@ -375,6 +376,8 @@ impl Session {
             }
             (P::Done, Event::Eof) => self.finish(now, None),
             (_, Event::Eof) => self.finish(now, Some(errors::CLIENT_CLOSED.to_string())),
+            // Early (progress came in between): not a timeout after all.
+            (_, Event::Timeout) if self.deadline().is_some_and(|d| now < d) => Vec::new(),
             (phase, Event::Timeout) => {
                 let code = match phase {
                     P::Cookie => ErrorCode::RECV_COOKIE,
@@ -678,6 +681,8 @@ mod tests {
         // Receiving nothing is normal when only sending.
         s.handle(clock.at(4.0), Event::SendProgress);
         assert_eq!(s.deadline(), Some(clock.at(9.0)));
+        // A timeout reported before the deadline changes nothing.
+        assert_eq!(s.handle(clock.at(8.0), Event::Timeout), vec![]);
         let out = s.handle(clock.at(9.0), Event::Timeout);
         assert_eq!(out[0], Action::SendError(ErrorCode::NO_MSG, 0));
         assert_eq!(out[1], Action::EndTest);

@@ -82,6 +82,7 @@ pub async fn run_test(
         next_tick: None,
         last_rx_bytes: 0,
         last_tx_bytes: 0,
+        stream_broke: false,
         announced: false,
     };
     test.run(cookie).await;
@@ -111,6 +112,7 @@ struct Test {
     next_tick: Option<Instant>,
     last_rx_bytes: u64,
     last_tx_bytes: u64,
+    stream_broke: bool,
     announced: bool,
 }
 
@@ -120,6 +122,7 @@ enum Wake {
     Stream(TcpStream, SocketAddr),
     UdpStream(std::io::Result<(UdpSocket, SocketAddr)>),
     Tick,
+    Deadline,
 }
 
 impl Test {
@@ -147,6 +150,7 @@ impl Test {
                 Wake::Stream(conn, peer) => vec![self.add_stream(conn, peer)],
                 Wake::UdpStream(result) => vec![self.add_udp_stream(result)],
                 Wake::Tick => self.tick(),
+                Wake::Deadline => self.at_deadline(),
             };
             for event in events {
                 pending.extend(self.session.handle(Instant::now(), event));
@@ -172,7 +176,7 @@ impl Test {
             Some((conn, peer)) = async { stream_rx?.recv().await }, if want_streams => Wake::Stream(conn, peer),
             Some(result) = async { udp_rx?.recv().await }, if want_streams => Wake::UdpStream(result),
             _ = sleep_until(tick), if tick.is_some() => Wake::Tick,
-            _ = sleep_until(deadline), if deadline.is_some() => Wake::Event(Event::Timeout),
+            _ = sleep_until(deadline), if deadline.is_some() => Wake::Deadline,
             ev = self.reader.next(expect, report_start), if expect != Expect::Nothing => Wake::Event(ev),
         }
     }
@@ -261,6 +265,7 @@ impl Test {
             self.udp_accept = Some(tokio::spawn(udp::accept_streams(
                 listener,
                 self.ctx.addr,
+                self.peer.ip(),
                 p.stream_count(),
                 tx,
             )));
@@ -473,24 +478,61 @@ impl Test {
         let step = Duration::from_secs(u64::from(INTERVAL_SECS));
         let next = self.next_tick.map_or(now + step, |t| t + step);
         self.next_tick = Some(if next <= now { now + step } else { next });
+        // A data stream that broke (reset, read or write error) ends the
+        // test, one tick later: a client that was killed closes its control
+        // connection at the same moment, and that is what it should say.
+        let broken = self
+            .streams
+            .iter()
+            .find_map(|s| s.failure().map(|errno| (s.kind.sender, errno)));
+        if let Some((sender, errno)) = broken {
+            if std::mem::replace(&mut self.stream_broke, true) {
+                let code = if sender {
+                    ErrorCode::STREAM_WRITE
+                } else {
+                    ErrorCode::STREAM_READ
+                };
+                let os = std::io::Error::from_raw_os_error(errno);
+                let text = (errno != 0).then(|| crate::sys::os_error_text(&os));
+                return vec![Event::Fault(code, Some(text.unwrap_or_default()))];
+            }
+        }
+        self.progress()
+    }
+
+    /// The session's deadline passed. While data flows, progress is looked
+    /// at first (the interval tick may be further away than a short receive
+    /// timeout); the session ignores a timeout that progress moved away.
+    fn at_deadline(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.session.phase() == Phase::Running {
+            events = self.progress();
+        }
+        events.push(Event::Timeout);
+        events
+    }
+
+    /// Whether the streams moved data since the last look: received bytes
+    /// ([`Event::DataProgress`]), and sent bytes or sending streams that are
+    /// not stuck ([`Event::SendProgress`]).
+    fn progress(&mut self) -> Vec<Event> {
         let total = |sender: bool| -> u64 {
             self.streams
                 .iter()
-                .zip(&samples)
-                .filter(|(s, _)| s.kind.sender == sender)
-                .map(|(_, x)| x.bytes)
+                .filter(|s| s.kind.sender == sender)
+                .map(|s| s.sample_bytes())
                 .sum()
         };
         let (rx, tx) = (total(false), total(true));
         let received = rx > self.last_rx_bytes;
         // Sending is stuck only when nothing went out and every sending
-        // stream sits in a write (the client stopped reading); a stream
-        // waiting for its pacing is fine.
+        // stream sits in a write (the client stopped reading) or broke; a
+        // stream waiting for its pacing is fine.
         let stuck = self
             .streams
             .iter()
             .filter(|s| s.kind.sender)
-            .all(DataStream::blocked_in_write);
+            .all(|s| s.blocked_in_write() || s.failure().is_some());
         let sent = tx > self.last_tx_bytes || !stuck;
         self.last_rx_bytes = rx;
         self.last_tx_bytes = tx;
@@ -601,9 +643,10 @@ impl Test {
             slot,
             ..
         } = self;
-        let _ = writer.shutdown().await;
-        // The port is free again while the drain finishes.
+        // The port is free again before the client sees our end, so a client
+        // that reconnects at once is not told "busy"; the drain follows.
         drop(slot);
+        let _ = writer.shutdown().await;
         let mut sink = [0u8; 1024];
         let drain = async {
             while let Ok(n) = reader.rd.read(&mut sink).await {

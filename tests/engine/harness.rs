@@ -1,7 +1,7 @@
 //! A server in-process on ephemeral ports, the stock client, and strict log
 //! reading.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -45,6 +45,9 @@ pub struct Server {
     pub ports: Vec<u16>,
     /// The log directory (deleted on drop).
     pub dir: tempfile::TempDir,
+    /// The dashboard's address.
+    #[allow(dead_code)]
+    pub http: SocketAddr,
     shutdown: CancellationToken,
     thread: Option<JoinHandle<()>>,
     _hold: Machine,
@@ -57,6 +60,22 @@ impl Server {
         Server::start_with(n, Limits::default(), hold)
     }
 
+    /// Starts `n` iperf3 ports with these protocol limits (short ones let
+    /// timeout tests finish quickly).
+    #[allow(dead_code)]
+    pub fn with_limits(n: usize, limits: Limits) -> Server {
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, limits, hold)
+    }
+
+    /// Starts `n` iperf3 ports with a log dir prepared by `prepare` before
+    /// the server starts (e.g. something in place of a log file).
+    #[allow(dead_code)]
+    pub fn with_dir(n: usize, prepare: impl FnOnce(&Path, &[u16])) -> Server {
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_full(n, Limits::default(), hold, prepare)
+    }
+
     /// Starts `n` iperf3 ports for a test that measures loss or pacing and
     /// must have the machine to itself.
     pub fn alone(n: usize) -> Server {
@@ -65,6 +84,15 @@ impl Server {
     }
 
     fn start_with(n: usize, limits: Limits, hold: Machine) -> Server {
+        Server::start_full(n, limits, hold, |_, _| {})
+    }
+
+    fn start_full(
+        n: usize,
+        limits: Limits,
+        hold: Machine,
+        prepare: impl FnOnce(&Path, &[u16]),
+    ) -> Server {
         require_iperf3();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
@@ -78,6 +106,8 @@ impl Server {
             .map(|l| l.local_addr().unwrap().port())
             .collect();
         let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
+        let http_addr = http.local_addr().unwrap();
+        prepare(dir.path(), &ports_of(&iperf));
         let logs = LogDir::open(dir.path()).expect("log dir");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
@@ -102,6 +132,7 @@ impl Server {
         Server {
             ports,
             dir,
+            http: http_addr,
             shutdown,
             thread: Some(thread),
             _hold: hold,

@@ -3,6 +3,7 @@
 //! `[::]:0`, the client is the `iperf3` binary on PATH.
 
 mod compat;
+mod faults;
 mod harness;
 mod process;
 mod tcp;
