@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::Config;
+use crate::http::HttpSettings;
 use crate::hub::Hub;
 use crate::protocol::errors;
 use crate::server::listen::{self, ListenOpts};
@@ -59,6 +60,7 @@ pub async fn serve(
     bound: Bound,
     hub: Arc<Hub>,
     settings: PortSettings,
+    http_settings: HttpSettings,
     shutdown: CancellationToken,
     reason: Arc<OnceLock<&'static str>>,
 ) -> anyhow::Result<()> {
@@ -80,7 +82,9 @@ pub async fn serve(
     }
     bound.http.set_nonblocking(true)?;
     let http = tokio::net::TcpListener::from_std(bound.http)?;
-    tasks.spawn(crate::http::serve(http, Arc::clone(&hub), shutdown.clone()));
+    let ctx =
+        crate::http::Context::new(Arc::clone(&hub), shutdown.clone()).with_settings(&http_settings);
+    tasks.spawn(crate::http::serve_with(http, ctx));
     shutdown.cancelled().await;
     tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
@@ -130,7 +134,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             limits: config.limits,
             max_tests: 1,
         };
-        serve(bound, hub, settings, shutdown, reason).await
+        serve(bound, hub, settings, config.http_settings, shutdown, reason).await
     })
 }
 

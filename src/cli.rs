@@ -52,6 +52,17 @@ pub struct Args {
     /// port is free again.
     #[arg(long = "ctrl-timeout", default_value_t = 10.0, value_name = "SECONDS")]
     pub ctrl_timeout: f64,
+
+    /// Require this token to clear the dashboard's table (POST /api/clear
+    /// with "Authorization: Bearer TOKEN"; the page asks for it). Prefer the
+    /// environment variable: command lines are visible to every local user.
+    #[arg(
+        long = "clear-token",
+        env = "WEBPERF3_CLEAR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub clear_token: Option<String>,
 }
 
 /// The validated configuration the program runs with.
@@ -69,6 +80,8 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// Protocol timing limits.
     pub limits: crate::protocol::session::Limits,
+    /// The dashboard's settings (the clear token).
+    pub http_settings: crate::http::HttpSettings,
 }
 
 /// The default dashboard port.
@@ -96,6 +109,15 @@ impl Args {
                 self.ctrl_timeout
             ));
         }
+        if self
+            .clear_token
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(
+                "--clear-token must be non-empty, without spaces or control characters".into(),
+            );
+        }
         let ports = (0..self.servers).map(|i| self.port + i).collect();
         let log_dir = match self.log_dir {
             Some(dir) => dir,
@@ -115,6 +137,10 @@ impl Args {
             http: self.http,
             log_dir,
             limits,
+            http_settings: crate::http::HttpSettings {
+                clear_token: self.clear_token,
+                ..Default::default()
+            },
         })
     }
 }
@@ -175,6 +201,16 @@ mod tests {
             let arg = format!("--ctrl-timeout={bad}");
             let err = config(&["-d", "x", &arg]).unwrap_err();
             assert!(err.contains("ctrl-timeout"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn clear_token() {
+        let c = config(&["-d", "x", "--clear-token", "s3cret"]).unwrap();
+        assert_eq!(c.http_settings.clear_token.as_deref(), Some("s3cret"));
+        for bad in ["--clear-token=", "--clear-token=a b"] {
+            let err = config(&["-d", "x", bad]).unwrap_err();
+            assert!(err.contains("clear-token"), "{bad}: {err}");
         }
     }
 

@@ -124,9 +124,17 @@ impl Server {
             rt.block_on(async move {
                 let hub = Hub::new(logs, ResultsStore::new(&port_list));
                 let reason = Arc::new(OnceLock::new());
-                app::serve(Bound { iperf, http }, hub, settings, token, reason)
-                    .await
-                    .unwrap();
+                let http_settings = Default::default();
+                app::serve(
+                    Bound { iperf, http },
+                    hub,
+                    settings,
+                    http_settings,
+                    token,
+                    reason,
+                )
+                .await
+                .unwrap();
             });
         });
         Server {
