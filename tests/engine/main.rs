@@ -3,8 +3,10 @@
 //! `[::]:0`, the client is the `iperf3` binary on PATH.
 
 mod compat;
+mod daemon;
 mod faults;
 mod harness;
+mod logs;
 mod process;
 mod tcp;
 mod udp;
