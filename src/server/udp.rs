@@ -70,6 +70,12 @@ pub async fn accept_streams(
             };
             let sock = listener.into_std()?;
             sock.connect(peer)?;
+            // Datagrams that reached the listener before the connect (from
+            // anyone) are still queued; dropped here, so the stream counts
+            // only what its client sends after the reply. The socket is
+            // still non-blocking: this ends when the queue is empty.
+            let mut sink = [0u8; 64];
+            while sock.recv(&mut sink).is_ok() {}
             if i + 1 < count {
                 next = Some(bind_listener(addr)?);
             }
@@ -307,24 +313,31 @@ mod tests {
         let stray = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         stray.send_to(b"garbage!", addr).unwrap();
         stray.send_to(b"", addr).unwrap();
-        for _ in 0..2 {
+        for round in 0..2 {
             let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             client.connect(addr).unwrap();
             client
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
             client.send(b"9876").unwrap();
+            if round == 0 {
+                // Garbage that arrives after the hello, before the reply:
+                // it must not end up in the stream.
+                stray.send_to(&[0xee; 40], addr).unwrap();
+            }
             let mut reply = [0u8; 8];
             let n = client.recv(&mut reply).unwrap();
             assert_eq!(&reply[..n], b"6789");
             let (sock, peer) = rx.recv().await.unwrap().unwrap();
             assert_eq!(peer, client.local_addr().unwrap());
             assert_eq!(sock.peer_addr().unwrap(), client.local_addr().unwrap());
-            // Data from this client lands on its own connected socket.
+            // Data from this client lands on its own connected socket, and
+            // nothing else is queued there.
             client.send(b"data").unwrap();
             sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut buf = [0u8; 8];
+            let mut buf = [0u8; 64];
             assert_eq!(sock.recv(&mut buf).unwrap(), 4);
+            assert_eq!(&buf[..4], b"data");
         }
     }
 }

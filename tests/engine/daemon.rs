@@ -24,8 +24,6 @@ pub fn free_port() -> u16 {
 /// A running `webperf3` serving one iperf3 port on 127.0.0.1.
 pub struct Daemon {
     child: Child,
-    /// The iperf3 port.
-    pub port: u16,
     /// The dashboard's address.
     pub http: SocketAddr,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -86,7 +84,6 @@ impl Daemon {
             .unwrap_or_else(|_| panic!("no start-up line: {:?}", lines.lock().unwrap()));
         Daemon {
             child,
-            port,
             http: addr.parse().expect("dashboard address"),
             stderr: lines,
         }
