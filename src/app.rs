@@ -132,7 +132,10 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         tokio::spawn(signals.wait(shutdown.clone(), Arc::clone(&reason)));
         let settings = PortSettings {
             limits: config.limits,
-            max_tests: 1,
+            max_tests: config.max_tests_per_port,
+            policy: config.policy.clone(),
+            idle_timeout: config.idle_timeout,
+            ..PortSettings::default()
         };
         serve(bound, hub, settings, config.http_settings, shutdown, reason).await
     })

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
+
 /// Command-line arguments as the user typed them.
 #[derive(Debug, Parser)]
 #[command(
@@ -63,6 +65,39 @@ pub struct Args {
         hide_env_values = true
     )]
     pub clear_token: Option<String>,
+
+    /// Tests that may run at the same time on one port. 1 is stock's
+    /// behaviour: a second client is told the server is busy. Overlapping
+    /// tests share the link; their results are marked as overlapped.
+    #[arg(long = "max-tests-per-port", default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_tests_per_port: u16,
+
+    /// Refuse tests longer than this (time + omit), and tests without a time
+    /// limit (-n/-k), with stock's error 37.
+    #[arg(long = "server-max-duration", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub server_max_duration: Option<u32>,
+
+    /// Cap on the total rate of a test, e.g. 500M or 1G/10 (averaged over N
+    /// seconds, default 5): refused at start or cut with stock's error 27.
+    #[arg(long = "server-bitrate-limit", value_name = "RATE[/SECONDS]")]
+    pub server_bitrate_limit: Option<BitrateLimit>,
+
+    /// Refuse UDP tests.
+    #[arg(long = "no-udp")]
+    pub no_udp: bool,
+
+    /// Only these client networks may run tests, e.g. 192.168.0.0/16,fd00::/8
+    /// (others get "test authorization failed") [default: everyone].
+    #[arg(long = "allow", value_name = "NETWORKS")]
+    pub allow: Option<AllowList>,
+
+    /// Re-create an idle port's listener after this many seconds without a
+    /// connection (stock's --idle-timeout).
+    #[arg(long = "idle-timeout", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub idle_timeout: Option<u32>,
 }
 
 /// The validated configuration the program runs with.
@@ -82,6 +117,12 @@ pub struct Config {
     pub limits: crate::protocol::session::Limits,
     /// The dashboard's settings (the clear token).
     pub http_settings: crate::http::HttpSettings,
+    /// Tests per port at the same time.
+    pub max_tests_per_port: usize,
+    /// What tests may do.
+    pub policy: Policy,
+    /// Re-create an idle listener after this long.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// The default dashboard port.
@@ -131,6 +172,12 @@ impl Args {
             rcv_timeout: Duration::from_secs_f64(self.rcv_timeout),
             ..Default::default()
         };
+        let policy = Policy {
+            max_duration: self.server_max_duration,
+            bitrate_limit: self.server_bitrate_limit,
+            no_udp: self.no_udp,
+            allow: self.allow.unwrap_or_default(),
+        };
         Ok(Config {
             ports,
             bind: self.bind,
@@ -141,6 +188,9 @@ impl Args {
                 clear_token: self.clear_token,
                 ..Default::default()
             },
+            max_tests_per_port: usize::from(self.max_tests_per_port),
+            policy,
+            idle_timeout: self.idle_timeout.map(|s| Duration::from_secs(u64::from(s))),
         })
     }
 }
@@ -212,6 +262,39 @@ mod tests {
             let err = config(&["-d", "x", bad]).unwrap_err();
             assert!(err.contains("clear-token"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn policy_flags() {
+        let c = config(&[
+            "-d",
+            "x",
+            "--max-tests-per-port",
+            "3",
+            "--server-max-duration",
+            "60",
+            "--server-bitrate-limit",
+            "1G/10",
+            "--no-udp",
+            "--allow",
+            "10.0.0.0/8,::1",
+            "--idle-timeout",
+            "30",
+        ])
+        .unwrap();
+        assert_eq!(c.max_tests_per_port, 3);
+        assert_eq!(c.policy.max_duration, Some(60));
+        assert_eq!(
+            c.policy.bitrate_limit.map(|b| (b.bps, b.window_secs)),
+            Some((1_000_000_000, 10))
+        );
+        assert!(c.policy.no_udp);
+        assert!(c.policy.allow.allows("10.9.8.7".parse().unwrap()));
+        assert!(!c.policy.allow.allows("192.168.1.1".parse().unwrap()));
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(30)));
+        assert!(config(&["-d", "x", "--allow", "nonsense"]).is_err());
+        assert!(config(&["-d", "x", "--server-bitrate-limit", "fast"]).is_err());
+        assert!(config(&["-d", "x", "--max-tests-per-port", "0"]).is_err());
     }
 
     #[test]

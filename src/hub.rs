@@ -102,8 +102,8 @@ pub enum Event {
     },
     /// A test was recorded.
     Result {
-        /// The recorded test.
-        result: TestResult,
+        /// The recorded test (boxed: it is much larger than the other events).
+        result: Box<TestResult>,
     },
     /// The latest-per-port table was emptied.
     Cleared,
@@ -254,7 +254,9 @@ impl Hub {
             if let LogItem::Entry(entry) = item {
                 if let Some(result) = summarize(port, &entry) {
                     state.store.push(result.clone());
-                    self.publish(Event::Result { result });
+                    self.publish(Event::Result {
+                        result: Box::new(result),
+                    });
                 }
             }
         }
@@ -396,6 +398,10 @@ mod tests {
             jitter_ms: None,
             lost_percent: None,
             error: None,
+            overlapped: None,
+            server_cpu_percent: None,
+            cpu_temp_c: None,
+            throttled: None,
         }
     }
 
@@ -467,7 +473,7 @@ mod tests {
         assert_eq!(v["ports"][0]["state"], "idle");
         assert!(v["ports"][0]["client"].is_null());
         let r = Event::Result {
-            result: result(5201, 1, Some("a")),
+            result: Box::new(result(5201, 1, Some("a"))),
         };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["type"], "result");

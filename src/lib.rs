@@ -13,6 +13,7 @@
 //! - [`server`]: the I/O around the protocol: per-port listeners, the control
 //!   connection driver, TCP and UDP data streams, socket options.
 //! - [`sys`]: small OS facts: uname, process CPU time, TCP_INFO.
+//! - [`health`]: CPU temperature and Pi throttling during a test.
 //! - [`store`]: the per-port log files (append, tolerant read) and the
 //!   in-memory results derived from them.
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
@@ -21,6 +22,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod health;
 pub mod http;
 pub mod hub;
 pub mod protocol;

@@ -3,12 +3,14 @@
 //! - [`wire`]: cookie, state bytes, length-prefixed JSON, `SERVER_ERROR`.
 //! - [`errors`]: iperf3 error codes and their texts.
 //! - [`params`]: the client's parameters, decoded and validated.
+//! - [`policy`]: server-side limits: duration, bitrate, UDP, client networks.
 //! - [`results`]: the results documents exchanged at the end of a test.
 //! - [`session`]: the control-channel state machine: events in, actions out.
 //! - [`udp`]: the UDP datagram header and the receiver's loss/jitter arithmetic.
 
 pub mod errors;
 pub mod params;
+pub mod policy;
 pub mod results;
 pub mod session;
 pub mod udp;

@@ -40,6 +40,7 @@ use std::time::Instant;
 
 use super::errors::{self, ErrorCode};
 use super::params::TestParams;
+use super::policy::Policy;
 use super::results::{check_client_results, ClientResults};
 use super::wire::{Cookie, State};
 
@@ -155,6 +156,7 @@ pub struct Session {
     last_send_progress: Instant,
     read_started: bool,
     ended: bool,
+    policy: Policy,
 }
 
 impl Session {
@@ -172,7 +174,14 @@ impl Session {
             last_send_progress: now,
             read_started: false,
             ended: false,
+            policy: Policy::default(),
         }
+    }
+
+    /// Applies the server's policy to the parameters of this test.
+    pub fn with_policy(mut self, policy: Policy) -> Session {
+        self.policy = policy;
+        self
     }
 
     /// The current phase.
@@ -303,17 +312,19 @@ impl Session {
                 self.enter(P::Params, now);
                 vec![Action::Send(State::ParamExchange)]
             }
-            (P::Params, Event::Params(body)) => match TestParams::decode(&body) {
-                Ok(params) => {
-                    self.params = Some(params);
-                    self.enter(P::Preparing, now);
-                    vec![Action::Prepare]
+            (P::Params, Event::Params(body)) => {
+                match TestParams::decode(&body).and_then(|p| self.policy.check(&p).map(|()| p)) {
+                    Ok(params) => {
+                        self.params = Some(params);
+                        self.enter(P::Preparing, now);
+                        vec![Action::Prepare]
+                    }
+                    Err(e) => {
+                        let os = (e.code == ErrorCode::RECV_PARAMS).then(String::new);
+                        self.fail(now, e.code, os)
+                    }
                 }
-                Err(e) => {
-                    let os = (e.code == ErrorCode::RECV_PARAMS).then(String::new);
-                    self.fail(now, e.code, os)
-                }
-            },
+            }
             (P::Preparing, Event::Prepared) => {
                 self.enter(P::Streams, now);
                 vec![Action::Send(State::CreateStreams)]
@@ -556,6 +567,19 @@ mod tests {
             s.handle(clock.at(0.5), Event::StateByte(12)),
             vec![Action::Finish(Some(errors::CLIENT_TERMINATED.into()))]
         );
+    }
+
+    #[test]
+    fn policy_refuses_long_tests() {
+        let clock = Clock(Instant::now());
+        let policy = Policy {
+            max_duration: Some(1),
+            ..Policy::default()
+        };
+        let mut s = Session::new(clock.at(0.0), Limits::default()).with_policy(policy);
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        let out = s.handle(clock.at(0.0), Event::Params(PARAMS.to_vec()));
+        assert_eq!(out[0], Action::SendError(ErrorCode::MAX_DURATION, 0));
     }
 
     #[test]

@@ -14,11 +14,14 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
 use super::listen::ListenOpts;
+use super::overlap::Running;
 use super::port::{PortCtx, Reconfigure, TestSlot};
 use super::streams::DataStream;
 use super::udp;
+use crate::health;
 use crate::protocol::errors::{self, ErrorCode};
 use crate::protocol::params::{Protocol, TestParams};
+use crate::protocol::policy::RateWindow;
 use crate::protocol::results::stream_id;
 use crate::protocol::session::{Action, Event, Expect, Phase, Session};
 use crate::protocol::wire::{self, Cookie, COOKIE_LEN, MAX_PARAMS_LEN, MAX_RESULTS_LEN};
@@ -54,8 +57,21 @@ pub async fn run_test(
     let _ = socket2::SockRef::from(&conn).set_tcp_keepalive(&keepalive);
     let (rd, wr) = conn.into_split();
     let now = Instant::now();
+    let session = Session::new(now, ctx.settings.limits).with_policy(ctx.settings.policy.clone());
+    let refused = (!ctx.settings.policy.allow.allows(peer.ip())).then(|| {
+        format!(
+            "client {} is not in the allowed networks",
+            peer.ip().to_canonical()
+        )
+    });
     let test = Test {
-        session: Session::new(now, ctx.settings.limits),
+        session,
+        refused,
+        udp_guard: None,
+        running: None,
+        overlapped: None,
+        rate_window: RateWindow::default(),
+        health: health::Record::default(),
         ctx,
         slot,
         _permit: permit,
@@ -80,6 +96,8 @@ pub async fn run_test(
         client_results: None,
         listener_changed: false,
         next_tick: None,
+        last_tick_at: None,
+        streams_stopped: false,
         last_rx_bytes: 0,
         last_tx_bytes: 0,
         stream_broke: false,
@@ -90,6 +108,18 @@ pub async fn run_test(
 
 struct Test {
     ctx: Arc<PortCtx>,
+    /// Why the client was refused before anything else (`--allow`).
+    refused: Option<String>,
+    /// Held while this test's UDP streams are set up.
+    udp_guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// This test's registration among the tests moving data.
+    running: Option<Running>,
+    /// Whether another test moved data during this one's data phase.
+    overlapped: Option<bool>,
+    /// Recent interval totals, against `--server-bitrate-limit`.
+    rate_window: RateWindow,
+    /// Temperature and throttling seen during the test.
+    health: health::Record,
     slot: TestSlot,
     _permit: OwnedSemaphorePermit,
     session: Session,
@@ -110,6 +140,8 @@ struct Test {
     client_results: Option<serde_json::Value>,
     listener_changed: bool,
     next_tick: Option<Instant>,
+    last_tick_at: Option<Instant>,
+    streams_stopped: bool,
     last_rx_bytes: u64,
     last_tx_bytes: u64,
     stream_broke: bool,
@@ -132,7 +164,13 @@ impl Test {
 
     async fn run(mut self, cookie: Option<Cookie>) {
         let mut pending: VecDeque<Action> = VecDeque::new();
-        if let Some(c) = cookie {
+        if let Some(why) = self.refused.clone() {
+            eprintln!("webperf3: port {}: refused: {why}", self.ctx.port);
+            pending.extend(
+                self.session
+                    .handle(Instant::now(), Event::Fault(ErrorCode::AUTH_TEST, None)),
+            );
+        } else if let Some(c) = cookie {
             pending.extend(self.session.handle(Instant::now(), Event::Cookie(c)));
         }
         loop {
@@ -203,6 +241,7 @@ impl Test {
             }
             Action::StopStreams => {
                 self.streams.iter_mut().for_each(DataStream::stop);
+                self.streams_stopped = true;
                 None
             }
             Action::KeepClientResults(r) => {
@@ -252,6 +291,9 @@ impl Test {
         if p.protocol == Protocol::Udp {
             self.log
                 .on_params(&p, None, self.accepted_at, &self.peer, &cookie);
+            // Hellos carry no cookie: one test at a time sets up UDP streams.
+            let lock = Arc::clone(&self.ctx.udp_setup);
+            self.udp_guard = Some(lock.lock_owned().await);
             let listener = match udp::bind_listener(self.ctx.addr) {
                 Ok(l) => l,
                 Err(e) => {
@@ -429,8 +471,11 @@ impl Test {
             }
         }
         self.udp_rx = None;
+        self.udp_guard = None;
         self.restore_listener().await;
         let p = self.params()?.clone();
+        self.running = Some(self.ctx.settings.overlaps.start());
+        self.health.add(self.ctx.settings.health.sample());
         self.log.on_test_start(&p);
         let t0 = Instant::now();
         let metas: Vec<_> = self.streams.iter().map(|s| (s.socket_no, s.kind)).collect();
@@ -461,12 +506,20 @@ impl Test {
         let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
         let omit = self.session.params().map_or(0, |p| p.omit);
         let omit_end = t0 + Duration::from_secs(u64::from(omit));
+        self.health.add(self.ctx.settings.health.sample());
+        let mut over_limit = false;
         if let Some((interval, bps)) = stats.sample(now, &samples) {
             self.log.intervals.push(interval);
             self.ctx
                 .hub
                 .progress(self.ctx.port, bps, (now - t0).as_secs_f64());
+            if let Some(limit) = self.ctx.settings.policy.bitrate_limit {
+                let secs = (now - self.last_tick_at.unwrap_or(t0)).as_secs_f64();
+                let bytes = (bps * secs / 8.0) as u64;
+                over_limit = self.rate_window.exceeded(bytes, secs, limit);
+            }
         }
+        self.last_tick_at = Some(now);
         if stats.omitting() && now + Duration::from_millis(50) >= omit_end {
             stats.end_omit(now, &samples);
             for s in &self.streams {
@@ -478,6 +531,9 @@ impl Test {
         let step = Duration::from_secs(u64::from(INTERVAL_SECS));
         let next = self.next_tick.map_or(now + step, |t| t + step);
         self.next_tick = Some(if next <= now { now + step } else { next });
+        if over_limit {
+            return vec![Event::Fault(ErrorCode::TOTAL_RATE, None)];
+        }
         // A data stream that broke (reset, read or write error) ends the
         // test, one tick later: a client that was killed closes its control
         // connection at the same moment, and that is what it should say.
@@ -548,6 +604,10 @@ impl Test {
 
     fn end_test(&mut self) {
         self.next_tick = None;
+        if let Some(running) = self.running.take() {
+            self.overlapped = Some(running.overlapped());
+        }
+        self.health.add(self.ctx.settings.health.sample());
         let now = Instant::now();
         if let Some(stats) = self.stats.as_mut() {
             let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
@@ -585,9 +645,10 @@ impl Test {
     }
 
     async fn finish(&mut self, error: Option<String>) {
-        if self.ctx.shutdown.is_cancelled() && self.t0.is_some() {
-            // Give the client a moment to read SERVER_TERMINATE and hang up
-            // before its streams break under it.
+        if self.t0.is_some() && !self.streams_stopped {
+            // The test ends while data still flows (server shutdown, an
+            // error, a limit): give the client a moment to read why and hang
+            // up before its streams break under it.
             let goodbye =
                 async { while self.reader.next(Expect::StateByte, false).await != Event::Eof {} };
             let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
@@ -598,6 +659,10 @@ impl Test {
         self.slot.stop_streams();
         self.stream_rx = None;
         self.udp_rx = None;
+        self.udp_guard = None;
+        if let Some(running) = self.running.take() {
+            self.overlapped = Some(running.overlapped());
+        }
         if let Some(task) = self.udp_accept.take() {
             task.abort();
         }
@@ -614,6 +679,13 @@ impl Test {
         let mut ours = Json::obj();
         if let Some(v) = p.and_then(|p| p.client_version.clone()) {
             ours.push("client_version", v);
+        }
+        if let Some(overlapped) = self.overlapped {
+            ours.push("overlapped", overlapped);
+            ours.push("health", self.health.to_json(self.cpu.0));
+        }
+        if let Some(why) = &self.refused {
+            ours.push("refused", why.as_str());
         }
         if let Some(doc) = &self.client_results {
             ours.push("client_results", from_value(doc));

@@ -1,6 +1,7 @@
 //! The I/O around the protocol: listeners, control connections, data streams.
 //!
 //! - [`listen`]: binding listeners with socket2 (dual-stack, per-test options).
+//! - [`overlap`]: which tests run at the same time, box-wide.
 //! - [`port`]: one port's accept loop and the cookie-keyed routing table.
 //! - [`control`]: the control connection driver around the session.
 //! - [`streams`]: data stream threads and their counters.
@@ -8,6 +9,7 @@
 
 pub mod control;
 pub mod listen;
+pub mod overlap;
 pub mod port;
 pub mod streams;
 pub mod udp;

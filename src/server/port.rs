@@ -25,7 +25,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::listen::{self, ListenOpts};
+use super::overlap::Overlaps;
+use crate::health::HealthProbe;
 use crate::hub::Hub;
+use crate::protocol::policy::Policy;
 use crate::protocol::session::Limits;
 use crate::protocol::wire::{Cookie, State, COOKIE_LEN};
 
@@ -42,6 +45,28 @@ pub struct PortSettings {
     pub limits: Limits,
     /// Tests that may run at once on one port (stock: 1).
     pub max_tests: usize,
+    /// What tests may do.
+    pub policy: Policy,
+    /// Tests moving data right now, box-wide.
+    pub overlaps: Arc<Overlaps>,
+    /// Re-create an idle port's listener after this long without a
+    /// connection (stock's `--idle-timeout`).
+    pub idle_timeout: Option<Duration>,
+    /// Where the machine's temperature and throttling are read.
+    pub health: HealthProbe,
+}
+
+impl Default for PortSettings {
+    fn default() -> Self {
+        PortSettings {
+            limits: Limits::default(),
+            max_tests: 1,
+            policy: Policy::default(),
+            overlaps: Arc::default(),
+            idle_timeout: None,
+            health: HealthProbe::default(),
+        }
+    }
 }
 
 /// Asks the accept loop to re-create its listener with other options.
@@ -71,6 +96,9 @@ pub struct PortCtx {
     pub reconfigure: mpsc::Sender<Reconfigure>,
     /// `SO_SNDBUF`/`SO_RCVBUF` of the listener without per-test options.
     pub default_buffers: (u32, u32),
+    /// Held by the test whose UDP streams are being set up: hellos carry no
+    /// cookie, so only one test at a time may be waiting for them.
+    pub udp_setup: Arc<tokio::sync::Mutex<()>>,
     table: Mutex<Table>,
     permits: Arc<Semaphore>,
 }
@@ -191,6 +219,7 @@ pub async fn run(
         shutdown_reason,
         reconfigure: reconf_tx,
         default_buffers,
+        udp_setup: Arc::default(),
         table: Mutex::default(),
         permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
     });
@@ -218,14 +247,28 @@ pub async fn run(
     };
     tasks.spawn(router);
     let mut accept_errors = 0u64;
+    let idle = ctx.settings.idle_timeout;
+    let mut idle_since = tokio::time::Instant::now();
     loop {
+        let idle_at = idle.map(|d| idle_since + d);
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            _ = async { tokio::time::sleep_until(idle_at.expect("guarded")).await }, if idle_at.is_some() => {
+                // Stock re-creates an idle server's listener, in case it got
+                // into a bad state; do the same when no test is running.
+                idle_since = tokio::time::Instant::now();
+                if ctx.table.lock().expect("table lock").active == 0 {
+                    if let Err(e) = rebind(&mut listener, addr, ListenOpts::default()).await {
+                        eprintln!("webperf3: port {}: could not re-create the idle listener: {e}", ctx.port);
+                    }
+                }
+            }
             Some(req) = reconf_rx.recv() => {
                 let result = rebind(&mut listener, addr, req.opts).await;
                 let _ = req.reply.send(result);
             }
             accepted = listener.accept() => {
+                idle_since = tokio::time::Instant::now();
                 let (conn, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(e) => {

@@ -95,6 +95,10 @@ mod tests {
             jitter_ms: None,
             lost_percent: None,
             error: None,
+            overlapped: None,
+            server_cpu_percent: None,
+            cpu_temp_c: None,
+            throttled: None,
         }
     }
 

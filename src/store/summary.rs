@@ -48,6 +48,17 @@ pub struct TestResult {
     pub lost_percent: Option<f64>,
     /// The entry's `error`, if the test failed or was cut short.
     pub error: Option<String>,
+    /// Whether another test on the box moved data at the same time (they
+    /// shared the link); `None` for logs that do not say (stock's).
+    pub overlapped: Option<bool>,
+    /// The server's CPU use during the test, %.
+    pub server_cpu_percent: Option<f64>,
+    /// The highest CPU temperature seen during the test, °C (where the
+    /// machine reports one).
+    pub cpu_temp_c: Option<f64>,
+    /// Pi throttling seen during the test (e.g. `"under-voltage"`); `None`
+    /// where the machine has no such flags.
+    pub throttled: Option<Vec<String>>,
 }
 
 /// Summarises one log entry of `port`. `None` for entries that never got as
@@ -57,6 +68,8 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
     let test_start = start.get("test_start").filter(|v| v.is_object())?;
     let end = entry.get("end").unwrap_or(&Value::Null);
 
+    let ours = entry.get("webperf3").filter(|v| v.is_object());
+    let health = ours.and_then(|o| o.get("health")).filter(|v| v.is_object());
     let protocol = text(test_start.get("protocol")).unwrap_or_else(|| "TCP".to_string());
     let udp = protocol.eq_ignore_ascii_case("UDP");
     // 3.7–3.10 bidir entries have no flag and no `_bidir_reverse` keys; their
@@ -121,6 +134,22 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
         jitter_ms,
         lost_percent,
         error: text(entry.get("error")),
+        overlapped: ours
+            .and_then(|o| o.get("overlapped"))
+            .and_then(Value::as_bool),
+        server_cpu_percent: health
+            .and_then(|h| number(h.get("server_cpu_percent")))
+            .or_else(|| number(end.pointer("/cpu_utilization_percent/host_total"))),
+        cpu_temp_c: health.and_then(|h| number(h.get("cpu_temp_max_c"))),
+        throttled: health
+            .and_then(|h| h.get("throttled_during"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            }),
     })
 }
 

@@ -57,42 +57,36 @@ impl Server {
     /// Starts `n` iperf3 ports, sharing the machine with other tests.
     pub fn start(n: usize) -> Server {
         let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
-        Server::start_with(n, Limits::default(), hold)
+        Server::start_with(n, PortSettings::default(), hold)
     }
 
     /// Starts `n` iperf3 ports with these protocol limits (short ones let
     /// timeout tests finish quickly).
-    #[allow(dead_code)]
     pub fn with_limits(n: usize, limits: Limits) -> Server {
-        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
-        Server::start_with(n, limits, hold)
-    }
-
-    /// Starts `n` iperf3 ports with a log dir prepared by `prepare` before
-    /// the server starts (e.g. something in place of a log file).
-    #[allow(dead_code)]
-    pub fn with_dir(n: usize, prepare: impl FnOnce(&Path, &[u16])) -> Server {
-        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
-        Server::start_full(n, Limits::default(), hold, prepare)
+        Server::with_settings(
+            n,
+            PortSettings {
+                limits,
+                ..PortSettings::default()
+            },
+        )
     }
 
     /// Starts `n` iperf3 ports for a test that measures loss or pacing and
     /// must have the machine to itself.
     pub fn alone(n: usize) -> Server {
         let hold = Machine::Alone(MACHINE.write().unwrap_or_else(|e| e.into_inner()));
-        Server::start_with(n, Limits::default(), hold)
+        Server::start_with(n, PortSettings::default(), hold)
     }
 
-    fn start_with(n: usize, limits: Limits, hold: Machine) -> Server {
-        Server::start_full(n, limits, hold, |_, _| {})
+    /// Starts `n` iperf3 ports with these settings (limits, policies),
+    /// sharing the machine.
+    pub fn with_settings(n: usize, settings: PortSettings) -> Server {
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_with(n, settings, hold)
     }
 
-    fn start_full(
-        n: usize,
-        limits: Limits,
-        hold: Machine,
-        prepare: impl FnOnce(&Path, &[u16]),
-    ) -> Server {
+    fn start_with(n: usize, settings: PortSettings, hold: Machine) -> Server {
         require_iperf3();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
@@ -107,14 +101,9 @@ impl Server {
             .collect();
         let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
         let http_addr = http.local_addr().unwrap();
-        prepare(dir.path(), &ports_of(&iperf));
         let logs = LogDir::open(dir.path()).expect("log dir");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let settings = PortSettings {
-            limits,
-            max_tests: 1,
-        };
         let port_list: Vec<u16> = ports_of(&iperf);
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -6,6 +6,7 @@ mod compat;
 mod daemon;
 mod faults;
 mod harness;
+mod limits;
 mod load;
 mod logs;
 mod process;

@@ -94,6 +94,18 @@
     return `${loss} / ${jitter}`;
   }
 
+  /** The machine's side of a result: server CPU and Pi temperature, and
+   *  warnings when the Pi throttled or another test shared the link. */
+  function fmtHealth(r) {
+    const info = [];
+    if (r.server_cpu_percent != null) info.push(`server CPU ${Math.round(r.server_cpu_percent)} %`);
+    if (r.cpu_temp_c != null) info.push(`${Number(r.cpu_temp_c.toFixed(1))} °C`);
+    const warn = [];
+    if (r.overlapped) warn.push('overlapped another test');
+    if (r.throttled && r.throttled.length) warn.push(`Pi ${r.throttled.join(', ')}`);
+    return { info: info.join(' · '), warn: warn.join(' · ') };
+  }
+
   function fmtProtocol(r) {
     const parts = [r.protocol || '?'];
     if (r.bidir) parts.push('bidir');
@@ -184,7 +196,9 @@
     const nameCell = stackCell({ class: 'name', label: 'Name' },
       el('span', { text: r.name ?? '—' }),
       r.title ? el('span', { class: 'sub', text: r.title }) : null,
-      r.error ? el('span', { class: 'sub failed', text: r.error }) : null);
+      r.error ? el('span', { class: 'sub failed', text: r.error }) : null,
+      fmtHealth(r).warn ? el('span', { class: 'sub warn', text: fmtHealth(r).warn }) : null,
+      fmtHealth(r).info ? el('span', { class: 'sub health', text: fmtHealth(r).info }) : null);
     tr.append(
       nameCell,
       el('td', { class: 'client', label: 'Client', text: r.client ?? '—' }),
@@ -243,7 +257,8 @@
     const shown = state.showAll ? list.slice().reverse() : list.slice(-HISTORY_ROWS).reverse();
     const rows = shown.map((r) => {
       const udp = r.protocol === 'UDP' && (r.lost_percent != null || r.jitter_ms != null) ? `loss / jitter ${fmtUdp(r)}` : null;
-      const notes = [r.title, udp, r.error].filter(Boolean).join(' · ');
+      const health = fmtHealth(r);
+      const notes = [r.title, udp, r.error, health.warn, health.info].filter(Boolean).join(' · ');
       return el('tr', { data: { port: r.port } },
         el('td', { label: 'When', text: fmtDate(r.timestamp) }),
         el('td', { label: 'Port', text: r.port }),
