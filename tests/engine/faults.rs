@@ -420,6 +420,37 @@ fn extra_streams_with_the_test_cookie_are_refused() {
     then_a_good_test(&server, 1);
 }
 
+#[test]
+fn strangers_while_a_test_waits_for_its_streams() {
+    let server = Server::with_limits(1, short());
+    let mut raw = Raw::accepted(server.ports[0], r#"{"tcp":true,"time":30}"#);
+    // A wrong cookie: read whole, then refused.
+    let mut stranger = TcpStream::connect(("127.0.0.1", raw.port)).unwrap();
+    stranger
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stranger.write_all(&cookie(7)).unwrap();
+    let mut answer = Vec::new();
+    let _ = stranger.read_to_end(&mut answer);
+    assert_eq!(answer, [0xff]);
+    // A silent connection ahead of the real stream holds it back for the
+    // start limit at most (streams are routed in the order they arrive).
+    let _silent = TcpStream::connect(("127.0.0.1", raw.port)).unwrap();
+    let start = Instant::now();
+    let mut stream = raw.stream();
+    raw.expect(1);
+    raw.expect(2);
+    assert!(start.elapsed() < short().read_start + Duration::from_secs(2));
+    stream.write_all(&[0u8; 1000]).unwrap();
+    raw.send(&[12]); // CLIENT_TERMINATE
+    raw.closed();
+    assert_eq!(
+        server.wait_entries(0, 1)[0]["error"],
+        "the client has terminated"
+    );
+    then_a_good_test(&server, 1);
+}
+
 /// A tiny deterministic generator for garbage.
 struct XorShift(u64);
 impl XorShift {
