@@ -103,6 +103,9 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
     // SAFETY: setting a signal's disposition to "ignore" has no handler to
     // race with; it is done before any thread is started.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    if let Err(e) = crate::sys::raise_open_files_limit() {
+        eprintln!("webperf3: could not raise the open files limit: {e}");
+    }
     let logs = LogDir::open(&config.log_dir)
         .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
     let bound = bind(&config)?;

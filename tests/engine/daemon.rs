@@ -21,6 +21,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Resource limits for the server process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rlimits {
+    /// File size limit in bytes (`ulimit -f`).
+    pub fsize: Option<u64>,
+    /// Open files limit, soft and hard (`ulimit -n`).
+    pub nofile: Option<(u64, u64)>,
+}
+
 /// A running `webperf3` serving one iperf3 port on 127.0.0.1.
 pub struct Daemon {
     child: Child,
@@ -33,12 +42,11 @@ impl Daemon {
     /// Starts the binary on `port` with logs in `dir` and `extra` flags, and
     /// waits for its start-up line.
     pub fn start(port: u16, dir: &Path, extra: &[&str]) -> Daemon {
-        Daemon::start_limited(port, dir, extra, None)
+        Daemon::start_limited(port, dir, extra, Rlimits::default())
     }
 
-    /// As [`Daemon::start`], with the file size limit (`ulimit -f`, bytes)
-    /// set to `fsize` for the server process.
-    pub fn start_limited(port: u16, dir: &Path, extra: &[&str], fsize: Option<u64>) -> Daemon {
+    /// As [`Daemon::start`], with resource limits set for the server process.
+    pub fn start_limited(port: u16, dir: &Path, extra: &[&str], limits: Rlimits) -> Daemon {
         let mut cmd = Command::new(BIN);
         cmd.args(["--port", &port.to_string(), "--servers", "1"])
             .args(["--bind", "127.0.0.1", "--http", "127.0.0.1:0", "--log-dir"])
@@ -46,21 +54,28 @@ impl Daemon {
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(limit) = fsize {
-            // SAFETY: setrlimit is async-signal-safe; nothing else runs
-            // between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between
+        // fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let set = |resource, (soft, hard): (u64, u64)| {
                     let rl = libc::rlimit {
-                        rlim_cur: limit,
-                        rlim_max: limit,
+                        rlim_cur: soft,
+                        rlim_max: hard,
                     };
-                    if libc::setrlimit(libc::RLIMIT_FSIZE, &rl) != 0 {
+                    if libc::setrlimit(resource, &rl) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
-                });
-            }
+                };
+                if let Some(bytes) = limits.fsize {
+                    set(libc::RLIMIT_FSIZE, (bytes, bytes))?;
+                }
+                if let Some(pair) = limits.nofile {
+                    set(libc::RLIMIT_NOFILE, pair)?;
+                }
+                Ok(())
+            });
         }
         let mut child = cmd.spawn().expect("start webperf3");
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -117,6 +132,20 @@ impl Daemon {
             .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or_else(|| panic!("no {key} in /proc status"))
+    }
+
+    /// The soft limit of `name` in /proc/<pid>/limits (e.g. "Max open files").
+    pub fn soft_limit(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in /proc limits"));
+        line[name.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Open file descriptors of the server.

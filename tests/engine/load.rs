@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::daemon::{free_port, Daemon};
+use crate::daemon::{free_port, Daemon, Rlimits};
 use crate::harness::{client_json, require_iperf3};
 
 /// Opens a websocket on `/ws` by hand and returns the connection and the
@@ -58,6 +58,18 @@ fn settle<T: Copy + std::fmt::Debug>(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Rlimits {
+        nofile: Some((256, 4096)),
+        ..Rlimits::default()
+    };
+    let server = Daemon::start_limited(free_port(), dir.path(), &[], limits);
+    assert_eq!(server.soft_limit("Max open files"), "4096");
+    server.stop();
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::daemon::{free_port, Daemon};
+use crate::daemon::{free_port, Daemon, Rlimits};
 use crate::harness::{client_json, read_entries, require_iperf3};
 
 const STOCK: &str = include_str!("../fixtures/stock-3.12.json");
@@ -33,7 +33,11 @@ fn a_file_size_limit_is_reported_and_leaves_no_half_entry() {
     std::fs::write(&log, STOCK).unwrap();
     // Room for a few hundred more bytes: less than any entry.
     let limit = STOCK.len() as u64 + 300;
-    let server = Daemon::start_limited(port, dir.path(), &[], Some(limit));
+    let limits = Rlimits {
+        fsize: Some(limit),
+        ..Rlimits::default()
+    };
+    let server = Daemon::start_limited(port, dir.path(), &[], limits);
     let c = client_json(port, &["-t", "1", "--extra-data", "over the limit"]);
     assert!(c["end"]["sum_received"]["bytes"].as_u64().unwrap() > 0);
     let line = server.wait_stderr("cannot write");
