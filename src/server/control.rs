@@ -656,7 +656,8 @@ impl Test {
         for s in &mut self.streams {
             s.stop();
         }
-        self.slot.stop_streams();
+        // A client that just finished may start its next test at once.
+        self.slot.release();
         self.stream_rx = None;
         self.udp_rx = None;
         self.udp_guard = None;

@@ -109,10 +109,11 @@ struct Table {
     awaiting: HashMap<Cookie, mpsc::Sender<(TcpStream, SocketAddr)>>,
 }
 
-/// Keeps a test counted on its port until dropped.
+/// Keeps a test counted on its port until released or dropped.
 pub struct TestSlot {
     ctx: Arc<PortCtx>,
     cookie: Option<Cookie>,
+    released: bool,
 }
 
 impl TestSlot {
@@ -139,13 +140,21 @@ impl TestSlot {
                 .remove(&c);
         }
     }
+
+    /// Frees the port for the next test: this one's outcome is decided and
+    /// only its bookkeeping (the log entry) remains.
+    pub fn release(&mut self) {
+        self.stop_streams();
+        if !std::mem::replace(&mut self.released, true) {
+            let mut t = self.ctx.table.lock().expect("table lock");
+            t.active = t.active.saturating_sub(1);
+        }
+    }
 }
 
 impl Drop for TestSlot {
     fn drop(&mut self) {
-        self.stop_streams();
-        let mut t = self.ctx.table.lock().expect("table lock");
-        t.active = t.active.saturating_sub(1);
+        self.release();
     }
 }
 
@@ -159,6 +168,7 @@ impl PortCtx {
         Some(TestSlot {
             ctx: Arc::clone(self),
             cookie: None,
+            released: false,
         })
     }
 

@@ -246,7 +246,11 @@ pub fn client_json(port: u16, extra: &[&str]) -> Value {
         "iperf3 {args:?} failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client JSON: {e}: {stdout}"))
+    let v: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client JSON: {e}: {stdout}"));
+    // With -J, some clients exit 0 even when the server refused the test.
+    assert!(v.get("error").is_none(), "iperf3 {args:?}: {}", v["error"]);
+    v
 }
 
 /// A number at a JSON pointer.
