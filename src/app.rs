@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::Config;
+use crate::http::HttpSettings;
 use crate::hub::Hub;
 use crate::protocol::errors;
 use crate::server::auth::{Authenticator, Padding};
@@ -60,6 +61,7 @@ pub async fn serve(
     bound: Bound,
     hub: Arc<Hub>,
     settings: PortSettings,
+    http_settings: HttpSettings,
     shutdown: CancellationToken,
     reason: Arc<OnceLock<&'static str>>,
 ) -> anyhow::Result<()> {
@@ -81,7 +83,9 @@ pub async fn serve(
     }
     bound.http.set_nonblocking(true)?;
     let http = tokio::net::TcpListener::from_std(bound.http)?;
-    tasks.spawn(crate::http::serve(http, Arc::clone(&hub), shutdown.clone()));
+    let ctx =
+        crate::http::Context::new(Arc::clone(&hub), shutdown.clone()).with_settings(&http_settings);
+    tasks.spawn(crate::http::serve_with(http, ctx));
     shutdown.cancelled().await;
     tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
@@ -95,6 +99,14 @@ pub async fn serve(
 
 /// Runs the program for `config` until SIGINT/SIGTERM.
 pub fn run_main(config: Config) -> anyhow::Result<()> {
+    // A file size limit (ulimit -f) must make a log write fail, which is
+    // reported, rather than kill the server with SIGXFSZ.
+    // SAFETY: setting a signal's disposition to "ignore" has no handler to
+    // race with; it is done before any thread is started.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    if let Err(e) = crate::sys::raise_open_files_limit() {
+        eprintln!("webperf3: could not raise the open files limit: {e}");
+    }
     let logs = LogDir::open(&config.log_dir)
         .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
     let auth = match &config.auth {
@@ -137,7 +149,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             auth,
             ..PortSettings::default()
         };
-        serve(bound, hub, settings, shutdown, reason).await
+        serve(bound, hub, settings, config.http_settings, shutdown, reason).await
     })
 }
 

@@ -50,6 +50,57 @@ pub struct Args {
     #[arg(long = "rcv-timeout", default_value_t = 120.0, value_name = "SECONDS")]
     pub rcv_timeout: f64,
 
+    /// Seconds a client has to start sending its cookie, parameters or
+    /// results; the whole message (and the data streams' connecting) may
+    /// take three times as long. Then the connection is dropped and the
+    /// port is free again.
+    #[arg(long = "ctrl-timeout", default_value_t = 10.0, value_name = "SECONDS")]
+    pub ctrl_timeout: f64,
+
+    /// Require this token to clear the dashboard's table (POST /api/clear
+    /// with "Authorization: Bearer TOKEN"; the page asks for it). Prefer the
+    /// environment variable: command lines are visible to every local user.
+    #[arg(
+        long = "clear-token",
+        env = "WEBPERF3_CLEAR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub clear_token: Option<String>,
+
+    /// Tests that may run at the same time on one port. 1 is stock's
+    /// behaviour: a second client is told the server is busy. Overlapping
+    /// tests share the link; their results are marked as overlapped.
+    #[arg(long = "max-tests-per-port", default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_tests_per_port: u16,
+
+    /// Refuse tests longer than this (time + omit), and tests without a time
+    /// limit (-n/-k), with stock's error 37.
+    #[arg(long = "server-max-duration", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub server_max_duration: Option<u32>,
+
+    /// Cap on the total rate of a test, e.g. 500M or 1G/10 (averaged over N
+    /// seconds, default 5): refused at start or cut with stock's error 27.
+    #[arg(long = "server-bitrate-limit", value_name = "RATE[/SECONDS]")]
+    pub server_bitrate_limit: Option<BitrateLimit>,
+
+    /// Refuse UDP tests.
+    #[arg(long = "no-udp")]
+    pub no_udp: bool,
+
+    /// Only these client networks may run tests, e.g. 192.168.0.0/16,fd00::/8
+    /// (others get "test authorization failed") [default: everyone].
+    #[arg(long = "allow", value_name = "NETWORKS")]
+    pub allow: Option<AllowList>,
+
+    /// Re-create an idle port's listener after this many seconds without a
+    /// connection (stock's --idle-timeout).
+    #[arg(long = "idle-timeout", value_name = "SECONDS",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub idle_timeout: Option<u32>,
+
     /// Require authentication: the RSA private key (PEM) that decrypts the
     /// credentials of clients run with --username and --rsa-public-key-path.
     #[arg(
@@ -87,38 +138,6 @@ pub struct Args {
         help_heading = "Authentication"
     )]
     pub use_pkcs1_padding: bool,
-    /// Tests that may run at the same time on one port. 1 is stock's
-    /// behaviour: a second client is told the server is busy. Overlapping
-    /// tests share the link; their results are marked as overlapped.
-    #[arg(long = "max-tests-per-port", default_value_t = 1, value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub max_tests_per_port: u16,
-
-    /// Refuse tests longer than this (time + omit), and tests without a time
-    /// limit (-n/-k), with stock's error 37.
-    #[arg(long = "server-max-duration", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub server_max_duration: Option<u32>,
-
-    /// Cap on the total rate of a test, e.g. 500M or 1G/10 (averaged over N
-    /// seconds, default 5): refused at start or cut with stock's error 27.
-    #[arg(long = "server-bitrate-limit", value_name = "RATE[/SECONDS]")]
-    pub server_bitrate_limit: Option<BitrateLimit>,
-
-    /// Refuse UDP tests.
-    #[arg(long = "no-udp")]
-    pub no_udp: bool,
-
-    /// Only these client networks may run tests, e.g. 192.168.0.0/16,fd00::/8
-    /// (others get "test authorization failed") [default: everyone].
-    #[arg(long = "allow", value_name = "NETWORKS")]
-    pub allow: Option<AllowList>,
-
-    /// Re-create an idle port's listener after this many seconds without a
-    /// connection (stock's --idle-timeout).
-    #[arg(long = "idle-timeout", value_name = "SECONDS",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub idle_timeout: Option<u32>,
 }
 
 /// The validated configuration the program runs with.
@@ -138,6 +157,8 @@ pub struct Config {
     pub limits: crate::protocol::session::Limits,
     /// Authentication, when required: where the key and users file are.
     pub auth: Option<AuthConfig>,
+    /// The dashboard's settings (the clear token).
+    pub http_settings: crate::http::HttpSettings,
     /// Tests per port at the same time.
     pub max_tests_per_port: usize,
     /// What tests may do.
@@ -165,12 +186,31 @@ impl Args {
                 self.rcv_timeout
             ));
         }
+        if !(self.ctrl_timeout.is_finite() && (0.1..=3600.0).contains(&self.ctrl_timeout)) {
+            return Err(format!(
+                "--ctrl-timeout must be between 0.1 and 3600 seconds, not {}",
+                self.ctrl_timeout
+            ));
+        }
+        if self
+            .clear_token
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(
+                "--clear-token must be non-empty, without spaces or control characters".into(),
+            );
+        }
         let ports = (0..self.servers).map(|i| self.port + i).collect();
         let log_dir = match self.log_dir {
             Some(dir) => dir,
             None => default_log_dir()?,
         };
+        let ctrl = Duration::from_secs_f64(self.ctrl_timeout);
         let limits = crate::protocol::session::Limits {
+            read_start: ctrl,
+            read_total: ctrl * 3,
+            streams: ctrl * 3,
             rcv_timeout: Duration::from_secs_f64(self.rcv_timeout),
             ..Default::default()
         };
@@ -203,6 +243,10 @@ impl Args {
             log_dir,
             limits,
             auth,
+            http_settings: crate::http::HttpSettings {
+                clear_token: self.clear_token,
+                ..Default::default()
+            },
             max_tests_per_port: usize::from(self.max_tests_per_port),
             policy,
             idle_timeout: self.idle_timeout.map(|s| Duration::from_secs(u64::from(s))),
@@ -297,6 +341,32 @@ mod tests {
             assert!(err.contains("required"), "{args:?}: {err}");
         }
         assert!(config(&["-d", "x", "--time-skew-threshold", "-1"]).is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert_eq!(c.limits, crate::protocol::session::Limits::default());
+        let c = config(&["-d", "x", "--ctrl-timeout", "2", "--rcv-timeout", "5"]).unwrap();
+        assert_eq!(c.limits.read_start, Duration::from_secs(2));
+        assert_eq!(c.limits.read_total, Duration::from_secs(6));
+        assert_eq!(c.limits.streams, Duration::from_secs(6));
+        assert_eq!(c.limits.rcv_timeout, Duration::from_secs(5));
+        for bad in ["0", "-1", "nan", "inf", "3601"] {
+            let arg = format!("--ctrl-timeout={bad}");
+            let err = config(&["-d", "x", &arg]).unwrap_err();
+            assert!(err.contains("ctrl-timeout"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn clear_token() {
+        let c = config(&["-d", "x", "--clear-token", "s3cret"]).unwrap();
+        assert_eq!(c.http_settings.clear_token.as_deref(), Some("s3cret"));
+        for bad in ["--clear-token=", "--clear-token=a b"] {
+            let err = config(&["-d", "x", bad]).unwrap_err();
+            assert!(err.contains("clear-token"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -5,8 +5,12 @@
 #[cfg(feature = "auth")]
 mod auth;
 mod compat;
+mod daemon;
+mod faults;
 mod harness;
 mod limits;
+mod load;
+mod logs;
 mod process;
 mod tcp;
 mod udp;
