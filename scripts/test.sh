@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages, the Pi's Rust target) and
 # runs every check: formatting, clippy, the unit and integration tests (real
-# stock iperf3 clients, HTTP, websocket, headless Chromium), and the static
-# aarch64 binary under qemu against the stock client.
+# stock iperf3 clients, HTTP, websocket, headless Chromium, authentication
+# with keys made by the openssl command), and the static aarch64 binary under
+# qemu against the stock client. Building needs a C compiler (gcc) for AWS-LC;
+# the aarch64 build compiles it with zig cc (PyPI ziglang, installed into the
+# venv target/ziglang when no zig is found; see docs/auth.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +15,7 @@ as_root() {
 
 need_pkgs=()
 for pair in iperf3:iperf3 chromium:chromium qemu-aarch64-static:qemu-user-static \
-            file:file curl:curl python3:python3; do
+            file:file curl:curl python3:python3 cc:gcc openssl:openssl; do
     cmd=${pair%%:*} pkg=${pair##*:}
     command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")
 done
@@ -35,5 +38,19 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test
+# zig cc compiles AWS-LC for the aarch64 build (scripts/zig-cc finds it).
+if [ -z "${ZIG:-}" ] && ! command -v zig >/dev/null 2>&1 &&
+    ! python3 -c 'import ziglang' >/dev/null 2>&1 &&
+    ! target/ziglang/bin/python -c 'import ziglang' >/dev/null 2>&1; then
+    echo "== installing zig (PyPI ziglang) into target/ziglang"
+    rm -rf target/ziglang
+    if ! python3 -m venv target/ziglang >/dev/null 2>&1; then
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        rm -rf target/ziglang
+        python3 -m venv target/ziglang
+    fi
+    target/ziglang/bin/pip install -q ziglang
+fi
 echo "== the static aarch64 binary under qemu, against the stock client"
 scripts/pi-smoke.sh

@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::Config;
+use crate::http::HttpSettings;
 use crate::hub::Hub;
 use crate::protocol::errors;
+use crate::server::auth::{Authenticator, Padding};
 use crate::server::listen::{self, ListenOpts};
 use crate::server::port::{self, PortSettings};
 use crate::store::log::LogDir;
@@ -59,6 +61,7 @@ pub async fn serve(
     bound: Bound,
     hub: Arc<Hub>,
     settings: PortSettings,
+    http_settings: HttpSettings,
     shutdown: CancellationToken,
     reason: Arc<OnceLock<&'static str>>,
 ) -> anyhow::Result<()> {
@@ -80,7 +83,9 @@ pub async fn serve(
     }
     bound.http.set_nonblocking(true)?;
     let http = tokio::net::TcpListener::from_std(bound.http)?;
-    tasks.spawn(crate::http::serve(http, Arc::clone(&hub), shutdown.clone()));
+    let ctx =
+        crate::http::Context::new(Arc::clone(&hub), shutdown.clone()).with_settings(&http_settings);
+    tasks.spawn(crate::http::serve_with(http, ctx));
     shutdown.cancelled().await;
     tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
@@ -94,8 +99,22 @@ pub async fn serve(
 
 /// Runs the program for `config` until SIGINT/SIGTERM.
 pub fn run_main(config: Config) -> anyhow::Result<()> {
+    // A file size limit (ulimit -f) must make a log write fail, which is
+    // reported, rather than kill the server with SIGXFSZ.
+    // SAFETY: setting a signal's disposition to "ignore" has no handler to
+    // race with; it is done before any thread is started.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    if let Err(e) = crate::sys::raise_open_files_limit() {
+        eprintln!("webperf3: could not raise the open files limit: {e}");
+    }
     let logs = LogDir::open(&config.log_dir)
         .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
+    let auth = match &config.auth {
+        Some(c) => Some(Arc::new(
+            Authenticator::load(c).context("authentication cannot be set up")?,
+        )),
+        None => None,
+    };
     let bound = bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -109,13 +128,14 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         }
         let http_addr = bound.http.local_addr()?;
         eprintln!(
-            "webperf3 {}: iperf3 on port{} {}, dashboard on http://{}, {} tests loaded from {}",
+            "webperf3 {}: iperf3 on port{} {}, dashboard on http://{}, {} tests loaded from {}{}",
             env!("CARGO_PKG_VERSION"),
             if config.ports.len() > 1 { "s" } else { "" },
             port_range(&config.ports),
             http_addr,
             loaded.store.all().len(),
-            config.log_dir.display()
+            config.log_dir.display(),
+            auth_summary(auth.as_deref()),
         );
         let hub = Hub::new(logs, loaded.store);
         let shutdown = CancellationToken::new();
@@ -126,10 +146,27 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             max_tests: config.max_tests_per_port,
             policy: config.policy.clone(),
             idle_timeout: config.idle_timeout,
+            auth,
             ..PortSettings::default()
         };
-        serve(bound, hub, settings, shutdown, reason).await
+        serve(bound, hub, settings, config.http_settings, shutdown, reason).await
     })
+}
+
+/// The start-up line's note on authentication.
+fn auth_summary(auth: Option<&Authenticator>) -> String {
+    match auth {
+        None => String::new(),
+        Some(a) => format!(
+            "; authentication required: {} user{}, {}",
+            a.user_count(),
+            if a.user_count() == 1 { "" } else { "s" },
+            match a.padding() {
+                Padding::Oaep => "OAEP padding (iperf3 3.17+ clients)",
+                Padding::Pkcs1 => "PKCS#1 v1.5 padding (iperf3 3.7-3.16 clients)",
+            }
+        ),
+    }
 }
 
 fn port_range(ports: &[u16]) -> String {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::protocol::auth::DEFAULT_SKEW_SECS;
 use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
+use crate::server::auth::{AuthConfig, Padding};
 
 /// Command-line arguments as the user typed them.
 #[derive(Debug, Parser)]
@@ -48,6 +50,24 @@ pub struct Args {
     #[arg(long = "rcv-timeout", default_value_t = 120.0, value_name = "SECONDS")]
     pub rcv_timeout: f64,
 
+    /// Seconds a client has to start sending its cookie, parameters or
+    /// results; the whole message (and the data streams' connecting) may
+    /// take three times as long. Then the connection is dropped and the
+    /// port is free again.
+    #[arg(long = "ctrl-timeout", default_value_t = 10.0, value_name = "SECONDS")]
+    pub ctrl_timeout: f64,
+
+    /// Require this token to clear the dashboard's table (POST /api/clear
+    /// with "Authorization: Bearer TOKEN"; the page asks for it). Prefer the
+    /// environment variable: command lines are visible to every local user.
+    #[arg(
+        long = "clear-token",
+        env = "WEBPERF3_CLEAR_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub clear_token: Option<String>,
+
     /// Tests that may run at the same time on one port. 1 is stock's
     /// behaviour: a second client is told the server is busy. Overlapping
     /// tests share the link; their results are marked as overlapped.
@@ -80,6 +100,44 @@ pub struct Args {
     #[arg(long = "idle-timeout", value_name = "SECONDS",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub idle_timeout: Option<u32>,
+
+    /// Require authentication: the RSA private key (PEM) that decrypts the
+    /// credentials of clients run with --username and --rsa-public-key-path.
+    #[arg(
+        long = "rsa-private-key-path",
+        value_name = "FILE",
+        requires = "authorized_users_path",
+        help_heading = "Authentication"
+    )]
+    pub rsa_private_key_path: Option<PathBuf>,
+
+    /// Users allowed to test, one `username,sha256hex` line each, the hash
+    /// being SHA-256 of `{username}password` (stock iperf3's format).
+    #[arg(
+        long = "authorized-users-path",
+        value_name = "FILE",
+        requires = "rsa_private_key_path",
+        help_heading = "Authentication"
+    )]
+    pub authorized_users_path: Option<PathBuf>,
+
+    /// Largest difference allowed between a client's clock and ours [default: 10].
+    #[arg(
+        long = "time-skew-threshold",
+        value_name = "SECONDS",
+        requires = "rsa_private_key_path",
+        help_heading = "Authentication"
+    )]
+    pub time_skew_threshold: Option<u32>,
+
+    /// Accept PKCS#1 v1.5 padding, as iperf3 3.7-3.16 clients send, instead
+    /// of OAEP (3.17+). Weaker (padding-oracle attacks), so opt-in.
+    #[arg(
+        long = "use-pkcs1-padding",
+        requires = "rsa_private_key_path",
+        help_heading = "Authentication"
+    )]
+    pub use_pkcs1_padding: bool,
 }
 
 /// The validated configuration the program runs with.
@@ -97,6 +155,10 @@ pub struct Config {
     pub log_dir: PathBuf,
     /// Protocol timing limits.
     pub limits: crate::protocol::session::Limits,
+    /// Authentication, when required: where the key and users file are.
+    pub auth: Option<AuthConfig>,
+    /// The dashboard's settings (the clear token).
+    pub http_settings: crate::http::HttpSettings,
     /// Tests per port at the same time.
     pub max_tests_per_port: usize,
     /// What tests may do.
@@ -124,14 +186,49 @@ impl Args {
                 self.rcv_timeout
             ));
         }
+        if !(self.ctrl_timeout.is_finite() && (0.1..=3600.0).contains(&self.ctrl_timeout)) {
+            return Err(format!(
+                "--ctrl-timeout must be between 0.1 and 3600 seconds, not {}",
+                self.ctrl_timeout
+            ));
+        }
+        if self
+            .clear_token
+            .as_deref()
+            .is_some_and(|t| t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(
+                "--clear-token must be non-empty, without spaces or control characters".into(),
+            );
+        }
         let ports = (0..self.servers).map(|i| self.port + i).collect();
         let log_dir = match self.log_dir {
             Some(dir) => dir,
             None => default_log_dir()?,
         };
+        let ctrl = Duration::from_secs_f64(self.ctrl_timeout);
         let limits = crate::protocol::session::Limits {
+            read_start: ctrl,
+            read_total: ctrl * 3,
+            streams: ctrl * 3,
             rcv_timeout: Duration::from_secs_f64(self.rcv_timeout),
             ..Default::default()
+        };
+        // clap already insists on both paths together.
+        let auth = match (self.rsa_private_key_path, self.authorized_users_path) {
+            (Some(key_path), Some(users_path)) => Some(AuthConfig {
+                key_path,
+                users_path,
+                padding: if self.use_pkcs1_padding {
+                    Padding::Pkcs1
+                } else {
+                    Padding::Oaep
+                },
+                skew: self
+                    .time_skew_threshold
+                    .map_or(DEFAULT_SKEW_SECS, u64::from),
+            }),
+            _ => None,
         };
         let policy = Policy {
             max_duration: self.server_max_duration,
@@ -145,6 +242,11 @@ impl Args {
             http: self.http,
             log_dir,
             limits,
+            auth,
+            http_settings: crate::http::HttpSettings {
+                clear_token: self.clear_token,
+                ..Default::default()
+            },
             max_tests_per_port: usize::from(self.max_tests_per_port),
             policy,
             idle_timeout: self.idle_timeout.map(|s| Duration::from_secs(u64::from(s))),
@@ -193,6 +295,78 @@ mod tests {
         assert_eq!(c.ports, vec![5201, 5202, 5203, 5204]);
         assert!(c.bind.is_none());
         assert!(c.http.is_none());
+        assert!(c.auth.is_none());
+    }
+
+    #[test]
+    fn auth_flags() {
+        let c = config(&[
+            "-d",
+            "x",
+            "--rsa-private-key-path",
+            "k.pem",
+            "--authorized-users-path",
+            "u.csv",
+        ])
+        .unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!(a.key_path, PathBuf::from("k.pem"));
+        assert_eq!(a.users_path, PathBuf::from("u.csv"));
+        assert_eq!((a.padding, a.skew), (Padding::Oaep, 10));
+        let c = config(&[
+            "-d",
+            "x",
+            "--rsa-private-key-path=k",
+            "--authorized-users-path=u",
+            "--use-pkcs1-padding",
+            "--time-skew-threshold",
+            "30",
+        ])
+        .unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!((a.padding, a.skew), (Padding::Pkcs1, 30));
+    }
+
+    #[test]
+    fn auth_paths_come_together() {
+        for args in [
+            &["--rsa-private-key-path", "k"][..],
+            &["--authorized-users-path", "u"],
+            &["--use-pkcs1-padding"],
+            &["--time-skew-threshold", "5"],
+        ] {
+            let mut argv = vec!["-d", "x"];
+            argv.extend_from_slice(args);
+            let err = config(&argv).unwrap_err();
+            assert!(err.contains("required"), "{args:?}: {err}");
+        }
+        assert!(config(&["-d", "x", "--time-skew-threshold", "-1"]).is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert_eq!(c.limits, crate::protocol::session::Limits::default());
+        let c = config(&["-d", "x", "--ctrl-timeout", "2", "--rcv-timeout", "5"]).unwrap();
+        assert_eq!(c.limits.read_start, Duration::from_secs(2));
+        assert_eq!(c.limits.read_total, Duration::from_secs(6));
+        assert_eq!(c.limits.streams, Duration::from_secs(6));
+        assert_eq!(c.limits.rcv_timeout, Duration::from_secs(5));
+        for bad in ["0", "-1", "nan", "inf", "3601"] {
+            let arg = format!("--ctrl-timeout={bad}");
+            let err = config(&["-d", "x", &arg]).unwrap_err();
+            assert!(err.contains("ctrl-timeout"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn clear_token() {
+        let c = config(&["-d", "x", "--clear-token", "s3cret"]).unwrap();
+        assert_eq!(c.http_settings.clear_token.as_deref(), Some("s3cret"));
+        for bad in ["--clear-token=", "--clear-token=a b"] {
+            let err = config(&["-d", "x", bad]).unwrap_err();
+            assert!(err.contains("clear-token"), "{bad}: {err}");
+        }
     }
 
     #[test]

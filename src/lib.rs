@@ -30,3 +30,6 @@ pub mod report;
 pub mod server;
 pub mod store;
 pub mod sys;
+
+#[cfg(test)]
+mod testing;

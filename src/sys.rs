@@ -1,6 +1,33 @@
-//! Small OS facts: uname, process CPU time, TCP_INFO and congestion control.
+//! Small OS facts: uname, process CPU time, TCP_INFO and congestion control,
+//! and the open-files limit.
 
 use std::os::fd::AsRawFd;
+
+/// Raises the soft limit on open files to the hard limit and returns the
+/// limit in force. Every connection and data stream is a descriptor; under
+/// load the per-port and dashboard limits, not a soft limit of 1024, should
+/// be what refuses connections.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write one local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    // rlim_t is u64 on the targets built today, not on every libc.
+    #[allow(clippy::unnecessary_cast)]
+    Ok(rl.rlim_cur as u64)
+}
 
 /// `sysname nodename release version machine`, as stock's `system_info`.
 pub fn system_info() -> String {

@@ -71,12 +71,13 @@ pub fn latest(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Reje
         .and_then(handlers::latest)
 }
 
-/// POST /api/clear
+/// POST /api/clear (with `Authorization: Bearer <token>` when a clear token is set)
 pub fn clear(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "clear")
         .and(warp::post())
         .and(warp::header::optional::<String>("origin"))
         .and(warp::header::optional::<String>("host"))
+        .and(warp::header::optional::<String>("authorization"))
         .and(with(ctx))
         .and_then(handlers::clear)
 }

@@ -20,6 +20,11 @@ impl Reject for BadQuery {}
 pub struct Forbidden(pub String);
 impl Reject for Forbidden {}
 
+/// A request to a protected route without the right token.
+#[derive(Debug)]
+pub struct Unauthorized(pub String);
+impl Reject for Unauthorized {}
+
 /// Something on our side failed while building the answer.
 #[derive(Debug)]
 pub struct Internal(pub String);
@@ -39,9 +44,14 @@ pub async fn asset(
     assets::serve(&path, if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
 }
 
-/// `GET /api/status`.
+/// `GET /api/status`: the hub's status, and `clear_protected` (whether
+/// `POST /api/clear` needs a token).
 pub async fn status(ctx: Context) -> Result<impl Reply, Infallible> {
-    Ok(warp::reply::json(&ctx.hub.status()))
+    let mut body = serde_json::to_value(ctx.hub.status()).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("clear_protected".into(), ctx.clear_token.is_some().into());
+    }
+    Ok(warp::reply::json(&body))
 }
 
 /// `GET /api/results?port=&name=&since=`.
@@ -89,9 +99,12 @@ pub async fn csv(ctx: Context) -> Result<warp::reply::Response, Rejection> {
 
 /// `POST /api/clear`. A browser's cross-site request (its `Origin` differs
 /// from the `Host` it was sent to) is refused; scripts send no `Origin`.
+/// With a clear token set, the request must carry `Authorization: Bearer
+/// <token>`; anything else is answered 401.
 pub async fn clear(
     origin: Option<String>,
     host: Option<String>,
+    authorization: Option<String>,
     ctx: Context,
 ) -> Result<impl Reply, Rejection> {
     if let Some(origin) = origin {
@@ -100,12 +113,42 @@ pub async fn clear(
             return Err(warp::reject::custom(Forbidden(msg)));
         }
     }
+    if let Some(token) = &ctx.clear_token {
+        let given = authorization.as_deref().and_then(bearer);
+        if !given.is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes())) {
+            let msg = if given.is_some() {
+                "wrong clear token"
+            } else {
+                "clearing needs the clear token (Authorization: Bearer <token>)"
+            };
+            return Err(warp::reject::custom(Unauthorized(msg.into())));
+        }
+    }
     // Clearing appends to every log file: keep that off the reactor.
     let hub = ctx.hub.clone();
     let latest = tokio::task::spawn_blocking(move || hub.clear())
         .await
         .map_err(|e| warp::reject::custom(Internal(format!("clear failed: {e}"))))?;
     Ok(warp::reply::json(&latest))
+}
+
+/// The credentials of an `Authorization: Bearer <token>` header.
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Compares a given secret with the expected one in time that depends only
+/// on the expected one's length, not on where they first differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
 }
 
 /// Whether an `Origin` header names the same host (and port) as `Host`.
@@ -132,14 +175,24 @@ pub async fn metrics(ctx: Context) -> Result<impl Reply, Infallible> {
     ))
 }
 
-/// `GET /ws`: upgrades and runs the session as a task that shutdown waits for.
-pub fn websocket(upgrade: warp::ws::Ws, ctx: Context) -> impl Reply {
+/// `GET /ws`: upgrades and runs the session as a task that shutdown waits
+/// for; beyond [`super::MAX_WEBSOCKETS`] sessions the answer is 503.
+pub fn websocket(upgrade: warp::ws::Ws, ctx: Context) -> warp::reply::Response {
+    if ctx.sessions.len() >= super::MAX_WEBSOCKETS {
+        let body = ErrorBody {
+            error: "too many live connections; try again later".into(),
+            status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+        };
+        let reply = warp::reply::json(&body);
+        return warp::reply::with_status(reply, StatusCode::SERVICE_UNAVAILABLE).into_response();
+    }
     upgrade
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| {
             let session = ws::session(socket, ctx.hub.clone(), ctx.shutdown.clone());
             ctx.sessions.track_future(session)
         })
+        .into_response()
 }
 
 /// Turns every rejection into a JSON error `{"error": "...", "status": N}`.
@@ -153,6 +206,8 @@ pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
         (StatusCode::BAD_REQUEST, msg.to_string())
     } else if let Some(Forbidden(msg)) = err.find() {
         (StatusCode::FORBIDDEN, msg.clone())
+    } else if let Some(Unauthorized(msg)) = err.find() {
+        (StatusCode::UNAUTHORIZED, msg.clone())
     } else if let Some(e) = err.find::<warp::reject::MissingHeader>() {
         (StatusCode::BAD_REQUEST, e.to_string())
     } else if let Some(e) = err.find::<warp::reject::InvalidHeader>() {
@@ -175,12 +230,40 @@ pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
         error: message,
         status: status.as_u16(),
     };
-    Ok(warp::reply::with_status(warp::reply::json(&body), status))
+    let mut response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"webperf3\""),
+        );
+    }
+    Ok(response)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::same_origin;
+    use super::{bearer, same_origin, same_secret};
+
+    #[test]
+    fn bearer_tokens() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer(""), None);
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"s3cretX", b"s3cret"));
+        assert!(!same_secret(b"S3cret", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+        // A longer guess that starts with the secret, and a NUL-padded one.
+        assert!(!same_secret(b"s3cret\0", b"s3cret"));
+    }
 
     #[test]
     fn origin_must_match_host() {

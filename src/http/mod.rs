@@ -6,7 +6,10 @@
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
 //! embedded `web/` directory), [`export`] (CSV and Prometheus text, pure
 //! functions) and [`ws`] (one websocket session). This module binds the
-//! dashboard's socket and runs the server until shutdown.
+//! dashboard's socket and runs the server until shutdown, with bounds: at
+//! most [`MAX_CONNECTIONS`] connections and [`MAX_WEBSOCKETS`] websocket
+//! sessions at once, and a deadline on every request's header (which also
+//! closes idle keep-alive connections).
 
 pub mod assets;
 pub mod export;
@@ -18,6 +21,10 @@ pub mod ws;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::sync::CancellationToken;
@@ -32,6 +39,36 @@ pub use filters::routes;
 /// before it stops waiting.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// HTTP connections served at once; one more is closed as soon as it is
+/// accepted (a page needs a handful; this bounds the memory of many).
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Websocket sessions at once; one more is answered `503`.
+pub const MAX_WEBSOCKETS: usize = 256;
+
+/// A request's header must arrive within this time after the connection
+/// (or its previous request) is ready; idle keep-alive connections close
+/// after it too.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the dashboard's HTTP side is configured with.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// When set, `POST /api/clear` requires `Authorization: Bearer <token>`.
+    pub clear_token: Option<String>,
+    /// The deadline on a request's header ([`HEADER_TIMEOUT`]).
+    pub header_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            clear_token: None,
+            header_timeout: HEADER_TIMEOUT,
+        }
+    }
+}
+
 /// What every handler needs: the hub, the shutdown token (websocket sessions
 /// end on it) and the tracker of websocket sessions (shutdown waits for them).
 #[derive(Clone)]
@@ -42,6 +79,10 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Running websocket sessions.
     pub sessions: TaskTracker,
+    /// The token `POST /api/clear` requires, if any.
+    pub clear_token: Option<Arc<str>>,
+    /// The deadline on a request's header.
+    pub header_timeout: Duration,
 }
 
 impl Context {
@@ -51,32 +92,87 @@ impl Context {
             hub,
             shutdown,
             sessions: TaskTracker::new(),
+            clear_token: None,
+            header_timeout: HEADER_TIMEOUT,
         }
+    }
+
+    /// The same context with the settings applied (an empty token is none).
+    pub fn with_settings(mut self, settings: &HttpSettings) -> Context {
+        self.clear_token = settings
+            .clear_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(Arc::from);
+        self.header_timeout = settings.header_timeout;
+        self
     }
 }
 
-/// Serves the dashboard on an already-bound listener until `shutdown` fires.
-/// Then it stops accepting, closes websockets with a "going away" frame and
-/// waits (a bounded time) for open requests and sessions to finish.
+/// Serves the dashboard on an already-bound listener until `shutdown` fires
+/// (no clear token).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     hub: Arc<Hub>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let ctx = Context::new(hub, shutdown.clone());
+    serve_with(listener, Context::new(hub, shutdown)).await;
+}
+
+/// Serves the routes over `ctx` on an already-bound listener until its
+/// shutdown token fires. Then it stops accepting, closes websockets with a
+/// "going away" frame and waits (a bounded time) for open requests and
+/// sessions to finish.
+pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
+    let shutdown = ctx.shutdown.clone();
     let sessions = ctx.sessions.clone();
-    let server = warp::serve(routes(ctx))
-        .incoming(listener)
-        .graceful(shutdown.clone().cancelled_owned())
-        .run();
-    let deadline = async {
-        shutdown.cancelled().await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        () = server => {}
-        () = deadline => {}
+    let header_timeout = ctx.header_timeout;
+    let service = warp::service(routes(ctx));
+    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors and the like: back off, keep serving.
+                eprintln!("webperf3: dashboard: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Over the limit: closed at once, before anything is read or kept.
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            continue;
+        };
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service.clone()),
+            )
+            .with_upgrades();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            // Errors are the peer's (reset, bad request, slow header).
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
+                }
+            }
+            drop(permit);
+        });
     }
+    connections.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
     sessions.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions.wait()).await;
 }

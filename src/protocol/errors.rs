@@ -60,6 +60,8 @@ impl ErrorCode {
     pub const STREAM_ACCEPT: ErrorCode = ErrorCode(204);
     /// Reading a data stream failed.
     pub const STREAM_READ: ErrorCode = ErrorCode(206);
+    /// Writing a data stream failed.
+    pub const STREAM_WRITE: ErrorCode = ErrorCode(207);
     /// Client results named an unknown stream id.
     pub const STREAM_ID: ErrorCode = ErrorCode(208);
 
@@ -93,6 +95,7 @@ impl ErrorCode {
             202 => "unable to start stream listener",
             204 => "unable to accept stream connection",
             206 => "unable to read from stream socket",
+            207 => "unable to write to stream socket",
             208 => "stream has an invalid id",
             _ => "unknown error",
         }
@@ -100,7 +103,7 @@ impl ErrorCode {
 
     /// Whether stock iperf3 appends `: <OS error text>` to this code's text.
     pub fn carries_os_error(self) -> bool {
-        matches!(self.0, 106 | 114 | 117 | 124 | 202 | 204 | 206)
+        matches!(self.0, 106 | 114 | 117 | 124 | 202 | 204 | 206 | 207)
     }
 
     /// The log's `error` value for this code and OS errno, as stock writes it:

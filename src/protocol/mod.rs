@@ -1,6 +1,7 @@
 //! The iperf3 wire protocol, with no sockets, no tokio and no clock reads.
 //!
 //! - [`wire`]: cookie, state bytes, length-prefixed JSON, `SERVER_ERROR`.
+//! - [`auth`]: decrypted credentials, clock skew, the authorized-users file.
 //! - [`errors`]: iperf3 error codes and their texts.
 //! - [`params`]: the client's parameters, decoded and validated.
 //! - [`policy`]: server-side limits: duration, bitrate, UDP, client networks.
@@ -8,6 +9,7 @@
 //! - [`session`]: the control-channel state machine: events in, actions out.
 //! - [`udp`]: the UDP datagram header and the receiver's loss/jitter arithmetic.
 
+pub mod auth;
 pub mod errors;
 pub mod params;
 pub mod policy;

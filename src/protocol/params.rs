@@ -392,3 +392,192 @@ mod tests {
         assert!(!p.reverse && !p.nodelay);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::testing::{config, json_value};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Every key the decoder reads.
+    const KEYS: &[&str] = &[
+        "tcp",
+        "udp",
+        "sctp",
+        "mptcp",
+        "omit",
+        "time",
+        "num",
+        "blockcount",
+        "parallel",
+        "reverse",
+        "bidirectional",
+        "len",
+        "window",
+        "MSS",
+        "nodelay",
+        "bandwidth",
+        "fqrate",
+        "burst",
+        "TOS",
+        "congestion",
+        "title",
+        "extra_data",
+        "get_server_output",
+        "udp_counters_64bit",
+        "repeating_payload",
+        "dont_fragment",
+        "gso",
+        "gro",
+        "authtoken",
+        "client_version",
+        "pacing_timer",
+    ];
+
+    /// The document a client would send for `p`.
+    fn document(p: &TestParams) -> Value {
+        let mut doc = json!({
+            "omit": p.omit, "time": p.time, "num": p.num, "blockcount": p.blockcount,
+            "parallel": p.parallel, "len": p.len, "window": p.window, "MSS": p.mss,
+            "bandwidth": p.bandwidth, "fqrate": p.fqrate, "burst": p.burst, "TOS": p.tos,
+            "pacing_timer": 1000,
+        });
+        let m = doc.as_object_mut().unwrap();
+        m.insert(p.protocol.name().to_ascii_lowercase(), json!(true));
+        for (key, on) in [
+            ("reverse", p.reverse),
+            ("bidirectional", p.bidirectional),
+            ("nodelay", p.nodelay),
+            ("get_server_output", p.get_server_output),
+            ("udp_counters_64bit", p.udp_counters_64bit),
+            ("repeating_payload", p.repeating_payload),
+            ("dont_fragment", p.dont_fragment),
+            ("gso", p.gso),
+            ("gro", p.gro),
+        ] {
+            if on {
+                m.insert(key.into(), json!(1));
+            }
+        }
+        for (key, v) in [
+            ("congestion", &p.congestion),
+            ("title", &p.title),
+            ("extra_data", &p.extra_data),
+            ("authtoken", &p.authtoken),
+            ("client_version", &p.client_version),
+        ] {
+            if let Some(v) = v {
+                m.insert(key.into(), json!(v));
+            }
+        }
+        doc
+    }
+
+    fn text() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(".{1,16}")
+    }
+
+    /// Parameters within every limit.
+    fn valid_params() -> impl Strategy<Value = TestParams> {
+        let numbers = (
+            0u32..=600,
+            0u32..=86400,
+            0u64..=i64::MAX as u64,
+            0u64..=i64::MAX as u64,
+            1u32..=MAX_PARALLEL,
+            0u32..=536_870_912,
+            0u32..=32767,
+            0u64..=i64::MAX as u64,
+            0u64..=i64::MAX as u64,
+            0u32..=1000,
+            any::<u8>(),
+        );
+        let flags = proptest::collection::vec(any::<bool>(), 9);
+        let texts = (text(), text(), text(), text(), text());
+        (any::<bool>(), numbers, flags, texts, 0u32..=MAX_TCP_LEN).prop_map(
+            |(udp, n, f, t, len)| {
+                let (protocol, len) = if udp {
+                    (
+                        Protocol::Udp,
+                        MIN_UDP_LEN + len % (MAX_UDP_LEN - MIN_UDP_LEN + 1),
+                    )
+                } else {
+                    (Protocol::Tcp, len.max(1))
+                };
+                TestParams {
+                    protocol,
+                    omit: n.0,
+                    time: n.1,
+                    num: n.2,
+                    blockcount: n.3,
+                    parallel: n.4,
+                    reverse: f[0] && !f[1],
+                    bidirectional: f[1],
+                    len,
+                    window: n.5,
+                    mss: n.6,
+                    nodelay: f[2],
+                    bandwidth: n.7,
+                    fqrate: n.8,
+                    burst: n.9,
+                    tos: n.10,
+                    congestion: t.0,
+                    title: t.1,
+                    extra_data: t.2,
+                    get_server_output: f[3],
+                    udp_counters_64bit: f[4],
+                    repeating_payload: f[5],
+                    dont_fragment: f[6],
+                    gso: f[7],
+                    gro: f[8],
+                    authtoken: t.3,
+                    client_version: t.4,
+                }
+            },
+        )
+    }
+
+    /// What every accepted document must satisfy.
+    fn within_limits(p: &TestParams) -> Result<(), TestCaseError> {
+        prop_assert!((1..=MAX_PARALLEL).contains(&p.parallel));
+        prop_assert!(p.time <= 86400 && p.omit <= 600 && p.burst <= 1000);
+        prop_assert!(p.window <= 536_870_912 && p.mss <= 32767);
+        prop_assert!(!(p.reverse && p.bidirectional));
+        match p.protocol {
+            Protocol::Tcp => prop_assert!((1..=MAX_TCP_LEN).contains(&p.len)),
+            Protocol::Udp => prop_assert!((MIN_UDP_LEN..=MAX_UDP_LEN).contains(&p.len)),
+        }
+        prop_assert!(p.stream_count() <= 2 * MAX_PARALLEL);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            if let Ok(p) = TestParams::decode(&body) {
+                within_limits(&p)?;
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics_and_errors_carry_a_code(doc in json_value(KEYS)) {
+            let body = serde_json::to_vec(&doc).unwrap();
+            match TestParams::decode(&body) {
+                Ok(p) => within_limits(&p)?,
+                Err(e) => {
+                    let known = [5, 6, 7, 8, 10, 12, 15, 18, 21, 25, 114, 131];
+                    prop_assert!(known.contains(&e.code.0), "code {}", e.code.0);
+                }
+            }
+        }
+
+        #[test]
+        fn valid_documents_round_trip(p in valid_params()) {
+            let body = serde_json::to_vec(&document(&p)).unwrap();
+            prop_assert_eq!(TestParams::decode(&body), Ok(p));
+        }
+    }
+}

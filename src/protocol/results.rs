@@ -15,6 +15,21 @@ pub fn stream_id(index: usize) -> i64 {
     }
 }
 
+/// Deepest nesting accepted in a client's results document. Real documents
+/// are three levels deep (object, `streams` array, stream objects); the
+/// document is kept in the log under `webperf3`, and the log must stay
+/// readable by JSON parsers with a recursion limit (serde_json: 128).
+pub const MAX_RESULTS_DEPTH: usize = 16;
+
+/// How deeply `v` nests arrays and objects (a scalar is 0).
+fn depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// A client's results document that passed the checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientResults {
@@ -25,7 +40,8 @@ pub struct ClientResults {
 /// Checks a client's results document as a stock server does: the top-level
 /// numbers and `streams` must exist with the right types, every stream must
 /// carry its required numbers, and every id must be one of ours (1 … `count`
-/// streams). Errors carry the code to send: 117, or 208 for an unknown id.
+/// streams); the document may nest at most [`MAX_RESULTS_DEPTH`] levels.
+/// Errors carry the code to send: 117, or 208 for an unknown id.
 pub fn check_client_results(
     body: &[u8],
     count: usize,
@@ -35,6 +51,9 @@ pub fn check_client_results(
     let Value::Object(top) = &doc else {
         return Err(bad("not an object".into()));
     };
+    if depth(&doc) > MAX_RESULTS_DEPTH {
+        return Err(bad(format!("nested deeper than {MAX_RESULTS_DEPTH}")));
+    }
     for key in [
         "cpu_util_total",
         "cpu_util_user",
@@ -101,5 +120,107 @@ mod tests {
         assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":2"), 1), 208);
         assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":3"), 1), 208);
         assert!(check_client_results(CLIENT.replace("\"id\":1", "\"id\":3").as_bytes(), 2).is_ok());
+    }
+
+    #[test]
+    fn rejects_deep_nesting_without_overflowing() {
+        let code = |s: &str| check_client_results(s.as_bytes(), 1).unwrap_err().0 .0;
+        // Beyond serde_json's recursion limit: a parse error, not a crash.
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(code(&deep), 117);
+        let deep_obj = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
+        assert_eq!(code(&deep_obj), 117);
+        // Within serde_json's limit but too deep to keep in a log that
+        // readers must parse again.
+        let extra = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        let doc = CLIENT.replacen('{', &format!(r#"{{"extra":{extra},"#), 1);
+        assert_eq!(code(&doc), 117);
+        let shallow = CLIENT.replacen('{', r#"{"extra":[[1]],"#, 1);
+        assert!(check_client_results(shallow.as_bytes(), 1).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::testing::{config, json_value};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const KEYS: &[&str] = &[
+        "cpu_util_total",
+        "cpu_util_user",
+        "cpu_util_system",
+        "sender_has_retransmits",
+        "streams",
+        "id",
+        "bytes",
+        "retransmits",
+        "jitter",
+        "errors",
+        "packets",
+    ];
+
+    /// A well-formed document for `count` streams, each with arbitrary
+    /// numbers.
+    fn valid(count: usize) -> impl Strategy<Value = Value> {
+        proptest::collection::vec((any::<u32>(), any::<i32>(), 0.0f64..1.0), count).prop_map(
+            |streams| {
+                let streams: Vec<Value> = streams
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (bytes, retr, jitter))| {
+                        json!({"id": stream_id(i), "bytes": bytes, "retransmits": retr,
+                               "jitter": jitter, "errors": 0, "packets": 0})
+                    })
+                    .collect();
+                json!({"cpu_util_total": 1.5, "cpu_util_user": 1, "cpu_util_system": 0.5,
+                       "sender_has_retransmits": 1, "streams": streams})
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            count in 0usize..300,
+        ) {
+            if let Err((code, _)) = check_client_results(&body, count) {
+                prop_assert!(code == ErrorCode::RECV_RESULTS || code == ErrorCode::STREAM_ID);
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_is_accepted_only_when_well_formed(
+            doc in json_value(KEYS),
+            count in 0usize..5,
+        ) {
+            let body = serde_json::to_vec(&doc).unwrap();
+            if let Ok(r) = check_client_results(&body, count) {
+                prop_assert_eq!(&r.document, &doc);
+                prop_assert!(depth(&doc) <= MAX_RESULTS_DEPTH);
+                let ids: Vec<i64> = (0..count).map(stream_id).collect();
+                for s in doc["streams"].as_array().unwrap() {
+                    prop_assert!(ids.contains(&s["id"].as_i64().unwrap()));
+                }
+            }
+        }
+
+        #[test]
+        fn well_formed_documents_are_accepted(
+            (count, doc) in (0usize..8).prop_flat_map(|n| (Just(n), valid(n))),
+            extra in 0usize..4,
+        ) {
+            let body = serde_json::to_vec(&doc).unwrap();
+            prop_assert!(check_client_results(&body, count + extra).is_ok());
+            if count > 0 {
+                // One stream fewer on our side: its id is unknown to us.
+                let (code, _) = check_client_results(&body, count - 1).unwrap_err();
+                prop_assert_eq!(code, ErrorCode::STREAM_ID);
+            }
+        }
     }
 }

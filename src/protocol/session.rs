@@ -1,17 +1,24 @@
-//! The control-channel state machine.
+//! The control-channel state machine: events in (with the time they
+//! happened), actions out, and the next deadline. Every phase that waits on
+//! the client has a deadline from [`Limits`], so no client can hold a port
+//! forever; the driver only reports [`Event::Timeout`] when it passes.
 
 use std::time::Duration;
 
 /// Timing limits of a test.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
-    /// Longest wait for the first byte of the cookie, parameters or results.
+    /// Longest wait for the first byte of the cookie, parameters or results
+    /// (stock 3.15+: 10 s).
     pub read_start: Duration,
-    /// Longest wait for a whole cookie, parameters or results message.
+    /// Longest wait for a whole cookie, parameters or results message, and
+    /// for `IPERF_DONE` after the results (stock 3.15+: 30 s).
     pub read_total: Duration,
     /// Longest wait for all data streams to connect.
     pub streams: Duration,
-    /// No data received for this long while receiving → error 144.
+    /// No data received for this long while receiving → error 144; no data
+    /// sent for this long while every sending stream is blocked (the client
+    /// stopped reading) → error 144 too.
     pub rcv_timeout: Duration,
     /// Extra time past `time + omit` before a timed test is cut (error 160).
     pub grace: Duration,
@@ -65,6 +72,9 @@ pub enum Event {
     Cookie(Cookie),
     /// A parameters document arrived (its body).
     Params(Vec<u8>),
+    /// The first bytes of the awaited cookie, parameters or results arrived
+    /// (the rest may follow; the message now has the whole `read_total`).
+    ReadStarted,
     /// Reading the cookie, parameters or results failed: EOF before the
     /// whole message, an oversized or empty length prefix, an OS error.
     ReadFailed(Option<String>),
@@ -80,7 +90,11 @@ pub enum Event {
     ClientResults(Vec<u8>),
     /// The receiving streams made progress (new bytes).
     DataProgress,
-    /// The deadline from [`Session::deadline`] passed.
+    /// The sending streams made progress, or are waiting only for their
+    /// pacing (not blocked by a client that stopped reading).
+    SendProgress,
+    /// The deadline from [`Session::deadline`] passed (reported early, it
+    /// is ignored).
     Timeout,
     /// A failure on the server's side, to be reported with this code.
     Fault(ErrorCode, Option<String>),
@@ -139,6 +153,8 @@ pub struct Session {
     streams: u32,
     started: Option<Instant>,
     last_progress: Instant,
+    last_send_progress: Instant,
+    read_started: bool,
     ended: bool,
     policy: Policy,
 }
@@ -155,6 +171,8 @@ impl Session {
             streams: 0,
             started: None,
             last_progress: now,
+            last_send_progress: now,
+            read_started: false,
             ended: false,
             policy: Policy::default(),
         }
@@ -186,6 +204,13 @@ impl Session {
         self.streams
     }
 
+    /// Whether the session waits for the first byte of a cookie, parameters
+    /// or results (the driver then reports [`Event::ReadStarted`] when bytes
+    /// of it arrive).
+    pub fn awaiting_first_byte(&self) -> bool {
+        matches!(self.phase, Phase::Cookie | Phase::Params | Phase::Results) && !self.read_started
+    }
+
     /// What to read next.
     pub fn expect(&self) -> Expect {
         match self.phase {
@@ -201,9 +226,15 @@ impl Session {
     pub fn deadline(&self) -> Option<Instant> {
         let l = &self.limits;
         match self.phase {
-            Phase::Cookie | Phase::Params | Phase::Results | Phase::Done => {
-                Some(self.phase_since + l.read_total)
+            Phase::Cookie | Phase::Params | Phase::Results => {
+                let total = self.phase_since + l.read_total;
+                if self.read_started {
+                    Some(total)
+                } else {
+                    Some(total.min(self.phase_since + l.read_start))
+                }
             }
+            Phase::Done => Some(self.phase_since + l.read_total),
             Phase::Preparing => None,
             Phase::Streams => Some(self.phase_since + l.streams),
             Phase::Running => {
@@ -213,9 +244,15 @@ impl Session {
                     let run = Duration::from_secs(u64::from(params.time) + u64::from(params.omit));
                     deadline = Some(start + run + l.grace);
                 }
+                let mut idle = Vec::new();
                 if params.server_receives() {
-                    let idle = self.last_progress + l.rcv_timeout;
-                    deadline = Some(deadline.map_or(idle, |d: Instant| d.min(idle)));
+                    idle.push(self.last_progress + l.rcv_timeout);
+                }
+                if params.server_sends() {
+                    idle.push(self.last_send_progress + l.rcv_timeout);
+                }
+                for at in idle {
+                    deadline = Some(deadline.map_or(at, |d: Instant| d.min(at)));
                 }
                 deadline
             }
@@ -226,6 +263,7 @@ impl Session {
     fn enter(&mut self, phase: Phase, now: Instant) {
         self.phase = phase;
         self.phase_since = now;
+        self.read_started = false;
     }
 
     /// Ends the test with `error`, closing `end` first if the test ran.
@@ -242,8 +280,14 @@ impl Session {
 
     /// Reports `code` to the client and ends the test with its text.
     fn fail(&mut self, now: Instant, code: ErrorCode, os: Option<String>) -> Vec<Action> {
+        let text = code.log_text(os.as_deref());
+        self.fail_with(now, code, text)
+    }
+
+    /// Reports `code` to the client and ends the test with `text` in the log.
+    fn fail_with(&mut self, now: Instant, code: ErrorCode, text: String) -> Vec<Action> {
         let mut out = vec![Action::SendError(code, 0)];
-        out.extend(self.finish(now, Some(code.log_text(os.as_deref()))));
+        out.extend(self.finish(now, Some(text)));
         out
     }
 
@@ -294,14 +338,23 @@ impl Session {
                 self.enter(P::Running, now);
                 self.started = Some(now);
                 self.last_progress = now;
+                self.last_send_progress = now;
                 vec![
                     Action::Send(State::TestStart),
                     Action::Send(State::TestRunning),
                     Action::StartTest,
                 ]
             }
+            (P::Cookie | P::Params | P::Results, Event::ReadStarted) => {
+                self.read_started = true;
+                Vec::new()
+            }
             (P::Running, Event::DataProgress) => {
                 self.last_progress = now;
+                Vec::new()
+            }
+            (P::Running, Event::SendProgress) => {
+                self.last_send_progress = now;
                 Vec::new()
             }
             (P::Results, Event::ClientResults(body)) => {
@@ -334,6 +387,8 @@ impl Session {
             }
             (P::Done, Event::Eof) => self.finish(now, None),
             (_, Event::Eof) => self.finish(now, Some(errors::CLIENT_CLOSED.to_string())),
+            // Early (progress came in between): not a timeout after all.
+            (_, Event::Timeout) if self.deadline().is_some_and(|d| now < d) => Vec::new(),
             (phase, Event::Timeout) => {
                 let code = match phase {
                     P::Cookie => ErrorCode::RECV_COOKIE,
@@ -341,13 +396,18 @@ impl Session {
                     P::Streams => ErrorCode::STREAM_ACCEPT,
                     P::Results => ErrorCode::RECV_RESULTS,
                     P::Running => {
-                        let idle = self.last_progress + self.limits.rcv_timeout;
-                        let receives = self
+                        let limit = self.limits.rcv_timeout;
+                        let (receives, sends) = self
                             .params
                             .as_ref()
-                            .is_some_and(TestParams::server_receives);
-                        if receives && now >= idle {
+                            .map_or((false, false), |p| (p.server_receives(), p.server_sends()));
+                        if receives && now >= self.last_progress + limit {
                             ErrorCode::NO_MSG
+                        } else if sends && now >= self.last_send_progress + limit {
+                            // Stock has no such rule; the client hears the
+                            // idle code, the log says which direction stalled.
+                            let text = "error - idle timeout for sending data".to_string();
+                            return self.fail_with(now, ErrorCode::NO_MSG, text);
                         } else {
                             ErrorCode::DURATION_EXPIRED
                         }
@@ -547,8 +607,8 @@ mod tests {
     fn timeouts_per_phase() {
         let clock = Clock(Instant::now());
         let mut s = Session::new(clock.at(0.0), Limits::default());
-        assert_eq!(s.deadline(), Some(clock.at(30.0)));
-        let out = s.handle(clock.at(30.0), Event::Timeout);
+        assert_eq!(s.deadline(), Some(clock.at(10.0)));
+        let out = s.handle(clock.at(10.0), Event::Timeout);
         assert_eq!(out[0], Action::SendError(ErrorCode::RECV_COOKIE, 0));
 
         // Running, receiving: idle timeout 120 s unless progress; hard limit
@@ -568,6 +628,179 @@ mod tests {
         assert!(
             matches!(&out[2], Action::Finish(Some(t)) if t == "error - idle timeout for receiving data")
         );
+    }
+
+    #[test]
+    fn read_start_then_read_total() {
+        let clock = Clock(Instant::now());
+        // Nothing at all: the start limit (10 s) applies.
+        let mut s = Session::new(clock.at(0.0), Limits::default());
+        assert!(s.awaiting_first_byte());
+        assert_eq!(s.deadline(), Some(clock.at(10.0)));
+        // Some bytes came: the whole message has the total (30 s) from the
+        // start of the phase.
+        assert_eq!(s.handle(clock.at(4.0), Event::ReadStarted), vec![]);
+        assert!(!s.awaiting_first_byte());
+        assert_eq!(s.deadline(), Some(clock.at(30.0)));
+        // The next message starts a new phase with its own limits.
+        s.handle(clock.at(5.0), Event::Cookie(cookie()));
+        assert!(s.awaiting_first_byte());
+        assert_eq!(s.deadline(), Some(clock.at(15.0)));
+        let out = s.handle(clock.at(15.0), Event::Timeout);
+        assert_eq!(out[0], Action::SendError(ErrorCode::RECV_PARAMS, 0));
+        assert!(
+            matches!(&out[1], Action::Finish(Some(t)) if t.starts_with("error - unable to receive parameters"))
+        );
+        assert_eq!(s.phase(), Phase::Finished);
+        assert_eq!(s.deadline(), None);
+
+        // Results that never come: 117 after the start limit.
+        let mut s = running(&clock);
+        s.handle(clock.at(2.0), Event::StateByte(4));
+        assert_eq!(s.deadline(), Some(clock.at(12.0)));
+        let out = s.handle(clock.at(12.0), Event::Timeout);
+        assert_eq!(out[0], Action::SendError(ErrorCode::RECV_RESULTS, 0));
+
+        // A short limit from the command line.
+        let limits = Limits {
+            read_start: Duration::from_millis(500),
+            read_total: Duration::from_millis(1500),
+            ..Limits::default()
+        };
+        let mut s = Session::new(clock.at(0.0), limits);
+        assert_eq!(s.deadline(), Some(clock.at(0.5)));
+        s.handle(clock.at(0.1), Event::ReadStarted);
+        assert_eq!(s.deadline(), Some(clock.at(1.5)));
+    }
+
+    #[test]
+    fn streams_that_never_connect_time_out() {
+        let clock = Clock(Instant::now());
+        let mut s = Session::new(clock.at(0.0), Limits::default());
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        s.handle(clock.at(0.0), Event::Params(PARAMS.to_vec()));
+        s.handle(clock.at(1.0), Event::Prepared);
+        assert_eq!(s.deadline(), Some(clock.at(31.0)));
+        s.handle(clock.at(2.0), Event::StreamConnected);
+        let out = s.handle(clock.at(31.0), Event::Timeout);
+        assert_eq!(out[0], Action::SendError(ErrorCode::STREAM_ACCEPT, 0));
+        assert!(matches!(out[1], Action::Finish(Some(_))));
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_is_dropped() {
+        let clock = Clock(Instant::now());
+        let limits = Limits {
+            rcv_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        };
+        let mut s = Session::new(clock.at(0.0), limits);
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        let reverse = br#"{"tcp":true,"time":0,"num":1000000000,"reverse":true}"#;
+        s.handle(clock.at(0.0), Event::Params(reverse.to_vec()));
+        s.handle(clock.at(0.0), Event::Prepared);
+        s.handle(clock.at(0.0), Event::StreamConnected);
+        // An untimed reverse test: only the send-idle rule bounds it.
+        assert_eq!(s.deadline(), Some(clock.at(5.0)));
+        // Receiving nothing is normal when only sending.
+        s.handle(clock.at(4.0), Event::SendProgress);
+        assert_eq!(s.deadline(), Some(clock.at(9.0)));
+        // A timeout reported before the deadline changes nothing.
+        assert_eq!(s.handle(clock.at(8.0), Event::Timeout), vec![]);
+        let out = s.handle(clock.at(9.0), Event::Timeout);
+        assert_eq!(out[0], Action::SendError(ErrorCode::NO_MSG, 0));
+        assert_eq!(out[1], Action::EndTest);
+        assert_eq!(
+            out[2],
+            Action::Finish(Some("error - idle timeout for sending data".into()))
+        );
+    }
+
+    #[test]
+    fn bad_parameter_documents_get_their_codes() {
+        let clock = Clock(Instant::now());
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep_in_object = format!(
+            r#"{{"title":{}1{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        let cases: Vec<(&[u8], i32)> = vec![
+            (b"", 114),
+            (b"\xff\xfe", 114),
+            (b"null", 114),
+            (b"[]", 114),
+            (b"\"tcp\"", 114),
+            (b"{\"time\":", 114),
+            (b"{} trailing", 114),
+            (deep.as_bytes(), 114),
+            (deep_in_object.as_bytes(), 114),
+            (br#"{"time":"10"}"#, 114),
+            (br#"{"parallel":[1]}"#, 114),
+            (br#"{"udp":"yes"}"#, 114),
+            (br#"{"title":42}"#, 114),
+            (br#"{"num":-5}"#, 114),
+            (br#"{"bandwidth":1e400}"#, 114),
+            (br#"{"time":-10}"#, 5),
+            (br#"{"time":1e30}"#, 5),
+            (br#"{"time":18446744073709551616}"#, 5),
+            (br#"{"omit":-1}"#, 12),
+            (br#"{"parallel":129}"#, 6),
+            (br#"{"parallel":-1}"#, 6),
+            (br#"{"len":-1}"#, 7),
+            (br#"{"window":-1}"#, 8),
+            (br#"{"TOS":-1}"#, 21),
+        ];
+        for (body, want) in cases {
+            let mut s = Session::new(clock.at(0.0), Limits::default());
+            s.handle(clock.at(0.0), Event::Cookie(cookie()));
+            let out = s.handle(clock.at(0.0), Event::Params(body.to_vec()));
+            assert_eq!(
+                out[0],
+                Action::SendError(ErrorCode(want), 0),
+                "{}",
+                String::from_utf8_lossy(&body[..body.len().min(40)])
+            );
+            assert!(matches!(out[1], Action::Finish(Some(_))));
+            assert_eq!(s.phase(), Phase::Finished);
+        }
+        // Missing keys are defaults, not errors.
+        let mut s = Session::new(clock.at(0.0), Limits::default());
+        s.handle(clock.at(0.0), Event::Cookie(cookie()));
+        assert_eq!(
+            s.handle(clock.at(0.0), Event::Params(b"{}".to_vec())),
+            vec![Action::Prepare]
+        );
+    }
+
+    #[test]
+    fn bad_results_documents_get_their_codes() {
+        let clock = Clock(Instant::now());
+        let deep = format!("{}{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+        let cases: Vec<(Vec<u8>, i32)> = vec![
+            (b"garbage".to_vec(), 117),
+            (b"[]".to_vec(), 117),
+            (deep.into_bytes(), 117),
+            (
+                RESULTS.replace("\"streams\"", "\"streamz\"").into_bytes(),
+                117,
+            ),
+            (
+                RESULTS
+                    .replace("\"bytes\":5", "\"bytes\":\"5\"")
+                    .into_bytes(),
+                117,
+            ),
+            (RESULTS.replace("\"id\":3", "\"id\":9").into_bytes(), 208),
+            (RESULTS.replace("\"id\":3", "\"id\":-3").into_bytes(), 208),
+        ];
+        for (body, want) in cases {
+            let mut s = running(&clock);
+            s.handle(clock.at(2.0), Event::StateByte(4));
+            let out = s.handle(clock.at(2.0), Event::ClientResults(body));
+            assert_eq!(out[0], Action::SendError(ErrorCode(want), 0));
+            assert!(matches!(out[1], Action::Finish(Some(_))));
+        }
     }
 
     #[test]
@@ -591,5 +824,130 @@ mod tests {
         let out = s.handle(clock.at(2.0), Event::ClientResults(b"{}".to_vec()));
         assert_eq!(out[0], Action::SendError(ErrorCode::RECV_RESULTS, 0));
         assert!(matches!(&out[1], Action::Finish(Some(_))));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::protocol::wire::COOKIE_LEN;
+    use crate::testing::config;
+    use proptest::prelude::*;
+
+    const PARAMS: &[&[u8]] = &[
+        br#"{"tcp":true,"time":2,"parallel":2}"#,
+        br#"{"tcp":true,"time":0,"num":1000,"reverse":true}"#,
+        br#"{"udp":true,"time":1,"bidirectional":true,"len":1400}"#,
+        br#"{}"#,
+        br#"{"parallel":500}"#,
+        b"garbage",
+    ];
+    const RESULTS: &[&[u8]] = &[
+        br#"{"cpu_util_total":1,"cpu_util_user":0,"cpu_util_system":1,"sender_has_retransmits":1,"streams":[{"id":1,"bytes":5,"retransmits":0,"jitter":0,"errors":0,"packets":0}]}"#,
+        br#"{"cpu_util_total":1,"cpu_util_user":0,"cpu_util_system":1,"sender_has_retransmits":0,"streams":[]}"#,
+        br#"{"cpu_util_total":1,"cpu_util_user":0,"cpu_util_system":1,"sender_has_retransmits":0,"streams":[{"id":7,"bytes":5,"retransmits":0,"jitter":0,"errors":0,"packets":0}]}"#,
+        b"{}",
+        b"\xff",
+    ];
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            1 => any::<u8>().prop_map(|b| Event::Cookie(Cookie([b; COOKIE_LEN]))),
+            1 => proptest::sample::select(PARAMS).prop_map(|p| Event::Params(p.to_vec())),
+            1 => proptest::collection::vec(any::<u8>(), 0..24).prop_map(Event::Params),
+            1 => Just(Event::ReadStarted),
+            1 => proptest::option::of(Just(String::from("Connection reset by peer")))
+                .prop_map(Event::ReadFailed),
+            1 => Just(Event::Prepared),
+            3 => Just(Event::StreamConnected),
+            3 => any::<u8>().prop_map(Event::StateByte),
+            3 => proptest::sample::select(&[1u8, 4, 12, 16][..]).prop_map(Event::StateByte),
+            1 => Just(Event::Eof),
+            1 => proptest::sample::select(RESULTS).prop_map(|r| Event::ClientResults(r.to_vec())),
+            1 => Just(Event::DataProgress),
+            1 => Just(Event::SendProgress),
+            2 => Just(Event::Timeout),
+            1 => Just(Event::Fault(ErrorCode::STREAM_ACCEPT, None)),
+            1 => Just(Event::Shutdown(errors::SERVER_TERMINATED_TERM)),
+        ]
+    }
+
+    /// Events with the milliseconds that passed before each.
+    fn events() -> impl Strategy<Value = Vec<(u32, Event)>> {
+        proptest::collection::vec((0u32..200_000, event()), 0..40)
+    }
+
+    proptest! {
+        #![proptest_config(config(192))]
+
+        #[test]
+        fn any_event_sequence_ends_cleanly(seq in events()) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut s = Session::new(now, Limits::default());
+            let mut finishes = 0;
+            let mut ends = 0;
+            let mut feed = |s: &mut Session, now: Instant, ev: Event| -> Result<(), TestCaseError> {
+                let was_finished = s.phase() == Phase::Finished;
+                let out = s.handle(now, ev);
+                if was_finished {
+                    prop_assert!(out.is_empty(), "actions after Finished: {:?}", out);
+                }
+                for (i, a) in out.iter().enumerate() {
+                    match a {
+                        Action::Finish(_) => {
+                            finishes += 1;
+                            prop_assert_eq!(i, out.len() - 1, "Finish is the last action");
+                            prop_assert_eq!(s.phase(), Phase::Finished);
+                        }
+                        Action::EndTest => ends += 1,
+                        Action::SendError(..) => {
+                            prop_assert!(matches!(out.last(), Some(Action::Finish(Some(_)))));
+                        }
+                        _ => {}
+                    }
+                }
+                prop_assert!(finishes <= 1 && ends <= 1);
+                let idle = matches!(s.phase(), Phase::Preparing | Phase::Finished);
+                prop_assert_eq!(s.deadline().is_none(), idle);
+                prop_assert_eq!(s.expect() == Expect::Nothing, idle);
+                if let Some(d) = s.deadline() {
+                    prop_assert!(d >= t0);
+                }
+                Ok(())
+            };
+            for (ms, ev) in seq {
+                now += Duration::from_millis(u64::from(ms));
+                feed(&mut s, now, ev)?;
+            }
+            feed(&mut s, now, Event::Eof)?;
+            prop_assert_eq!(s.phase(), Phase::Finished);
+            prop_assert_eq!(finishes, 1);
+            prop_assert_eq!(s.deadline(), None);
+        }
+
+        /// Whatever the client does, waiting out each deadline ends the
+        /// session within a bounded number of timeouts.
+        #[test]
+        fn deadlines_alone_end_every_session(seq in events()) {
+            let mut now = Instant::now();
+            let mut s = Session::new(now, Limits::default());
+            for (ms, ev) in seq {
+                now += Duration::from_millis(u64::from(ms));
+                s.handle(now, ev);
+            }
+            for _ in 0..3 {
+                match s.phase() {
+                    Phase::Finished => break,
+                    // The driver answers Prepare at once.
+                    Phase::Preparing => { s.handle(now, Event::Prepared); }
+                    _ => {
+                        now = s.deadline().expect("a waiting phase has a deadline").max(now);
+                        s.handle(now, Event::Timeout);
+                    }
+                }
+            }
+            prop_assert_eq!(s.phase(), Phase::Finished);
+        }
     }
 }

@@ -238,3 +238,34 @@ mod tests {
         assert!((a.jitter - b.jitter).abs() < 1e-9);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::testing::config;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        /// Whatever datagrams a client sends (any header, any size), the
+        /// receiver's arithmetic never panics and its counts stay sane.
+        #[test]
+        fn any_datagrams_are_accounted(
+            datagrams in proptest::collection::vec(
+                (proptest::collection::vec(any::<u8>(), 0..20), any::<u32>(), any::<u32>()),
+                0..50,
+            ),
+            wide in any::<bool>(),
+        ) {
+            let mut rx = Receiver::default();
+            for (bytes, secs, micros) in datagrams {
+                if let Some(h) = decode_header(&bytes, wide) {
+                    rx.on_datagram(h, Stamp { secs, micros });
+                    prop_assert!(rx.lost <= rx.max_seq);
+                    prop_assert!(rx.jitter.is_finite() && rx.jitter >= 0.0);
+                }
+            }
+        }
+    }
+}

@@ -226,3 +226,103 @@ mod tests {
         assert_eq!(junk.text().len(), 36);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::testing::config;
+    use proptest::prelude::*;
+
+    /// Bytes that often start with a plausible length prefix.
+    fn framed_bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            (0u32..80, proptest::collection::vec(any::<u8>(), 0..96)).prop_map(|(len, body)| {
+                let mut v = len.to_be_bytes().to_vec();
+                v.extend(body);
+                v
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config(512))]
+
+        #[test]
+        fn decode_frame_never_panics_and_respects_the_limit(
+            buf in framed_bytes(),
+            max in 0usize..100,
+        ) {
+            match decode_frame(&buf, max) {
+                Ok(Some((body, used))) => {
+                    prop_assert!(!body.is_empty());
+                    prop_assert!(body.len() <= max);
+                    prop_assert_eq!(used, 4 + body.len());
+                    prop_assert!(used <= buf.len());
+                    prop_assert_eq!(&buf[4..used], body);
+                    let announced = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                    prop_assert_eq!(announced as usize, body.len());
+                }
+                Ok(None) => {
+                    // Only ever "need more" while the message is incomplete
+                    // and within the limit.
+                    if buf.len() >= 4 {
+                        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+                        prop_assert!(len >= 1 && len <= max && buf.len() < 4 + len);
+                    }
+                }
+                Err(FrameError::Empty) => prop_assert_eq!(&buf[..4], &[0, 0, 0, 0]),
+                Err(FrameError::TooLong { len, max: m }) => {
+                    prop_assert_eq!(m, max);
+                    prop_assert!(len as usize > max);
+                }
+            }
+        }
+
+        /// Feeding a message a piece at a time gives "need more" until the
+        /// decoder has what it needs, then exactly what feeding it whole gives.
+        #[test]
+        fn incremental_feeding_equals_whole_feeding(
+            buf in framed_bytes(),
+            max in 0usize..100,
+        ) {
+            let whole = decode_frame(&buf, max);
+            let mut decided = false;
+            for k in 0..=buf.len() {
+                let part = decode_frame(&buf[..k], max);
+                if decided {
+                    prop_assert_eq!(part, whole);
+                } else if part != Ok(None) {
+                    prop_assert_eq!(part, whole);
+                    decided = true;
+                }
+            }
+            prop_assert_eq!(decided, whole != Ok(None));
+        }
+
+        #[test]
+        fn encoded_frames_decode_to_their_body(
+            body in proptest::collection::vec(any::<u8>(), 1..200),
+            tail in proptest::collection::vec(any::<u8>(), 0..8),
+        ) {
+            let mut framed = encode_frame(&body);
+            let used = framed.len();
+            framed.extend(&tail);
+            prop_assert_eq!(
+                decode_frame(&framed, MAX_PARAMS_LEN),
+                Ok(Some((&body[..], used)))
+            );
+            prop_assert_eq!(
+                decode_frame(&framed, body.len() - 1),
+                Err(FrameError::TooLong { len: body.len() as u32, max: body.len() - 1 })
+            );
+        }
+
+        #[test]
+        fn state_bytes_never_panic(b in any::<u8>()) {
+            if let Ok(s) = State::try_from(b) {
+                prop_assert_eq!(s.byte(), b);
+            }
+        }
+    }
+}

@@ -164,7 +164,7 @@ impl Stats {
                 &mut recv_sum
             };
             sum.present = true;
-            sum.bytes += bytes;
+            sum.bytes = sum.bytes.saturating_add(bytes);
             if let (true, Some(info)) = (t.kind.sender && !t.kind.udp, s.tcp) {
                 let prev = t
                     .prev
@@ -196,15 +196,15 @@ impl Stats {
                 let packets = u.packets.saturating_sub(prev.packets);
                 if t.kind.sender {
                     o.push("packets", packets);
-                    sum.packets += packets;
+                    sum.packets = sum.packets.saturating_add(packets);
                 } else {
                     let lost = u.lost.saturating_sub(prev.lost);
                     o.push("jitter_ms", u.jitter * 1000.0);
                     o.push("lost_packets", lost);
                     o.push("packets", packets);
                     o.push("lost_percent", pct(lost, packets));
-                    sum.packets += packets;
-                    sum.lost += lost;
+                    sum.packets = sum.packets.saturating_add(packets);
+                    sum.lost = sum.lost.saturating_add(lost);
                     sum.jitter += u.jitter;
                     sum.udp_recv = true;
                 }
@@ -277,7 +277,7 @@ impl Stats {
                 &mut recv_sum
             };
             sum.present = true;
-            sum.bytes += bytes;
+            sum.bytes = sum.bytes.saturating_add(bytes);
             if t.kind.udp {
                 sum.udp = true;
                 let u = t.last.udp.unwrap_or_default();
@@ -292,10 +292,10 @@ impl Stats {
                 };
                 if !t.kind.sender {
                     sum.udp_recv = true;
-                    sum.lost += lost;
+                    sum.lost = sum.lost.saturating_add(lost);
                     sum.jitter += u.jitter;
                 }
-                sum.packets += packets;
+                sum.packets = sum.packets.saturating_add(packets);
                 streams.push(
                     Json::obj().with(
                         "udp",
@@ -778,5 +778,31 @@ mod tests {
         let udp = stream.get("udp").unwrap();
         assert_eq!(udp.get("bytes"), Some(&Json::Int(0)));
         assert_eq!(udp.get("lost_percent"), Some(&Json::Num(0.0)));
+    }
+
+    /// A UDP client controls the sequence numbers the counters come from;
+    /// numbers near 2^64 on several streams must not overflow the sums.
+    #[test]
+    fn huge_udp_sequence_numbers_do_not_overflow() {
+        let t0 = Instant::now();
+        let kind = StreamKind {
+            sender: false,
+            udp: true,
+        };
+        let mut st = Stats::new(&[(6, kind), (7, kind)], 2, t0, false);
+        let huge = Sample {
+            bytes: 100,
+            tcp: None,
+            udp: Some(UdpSnapshot {
+                packets: u64::MAX,
+                lost: u64::MAX - 1,
+                out_of_order: 0,
+                jitter: 0.0,
+            }),
+        };
+        st.sample(at(t0, 1.0), &[huge, huge]).unwrap();
+        let end = st.end((0.0, 0.0, 0.0), None);
+        let recv = end.get("sum_received").unwrap();
+        assert!(recv.get("packets").is_some());
     }
 }

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
+use super::auth::Authenticator;
 use super::listen::ListenOpts;
 use super::overlap::Running;
 use super::port::{PortCtx, Reconfigure, TestSlot};
@@ -29,16 +30,35 @@ use crate::report::json::{self, Json};
 use crate::report::log::{TestLog, INTERVAL_SECS};
 use crate::report::stats::{results_document, Stats};
 
+/// The earliest a refused client hears `SERVER_ERROR` 142, counted from
+/// the start of the check.
+const AUTH_REFUSAL_DELAY: Duration = Duration::from_millis(250);
+/// TCP keepalive on the control connection: a client host that vanished
+/// (powered off, cable pulled) is noticed within about two minutes in any
+/// phase, even while its data streams are silent too.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// Interval between keepalive probes.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered probes before the connection counts as dead.
+const KEEPALIVE_RETRIES: u32 = 6;
+
 /// Runs one test from its accepted control connection to its log entry.
-/// `cookie` is given when the port already read it.
+/// `cookie` is given when the port already read it; `permit` is the port's
+/// count of this connection, held until it is closed.
 pub async fn run_test(
     conn: TcpStream,
     peer: SocketAddr,
     cookie: Option<Cookie>,
     slot: TestSlot,
+    permit: OwnedSemaphorePermit,
     ctx: Arc<PortCtx>,
 ) {
     let _ = conn.set_nodelay(true);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_RETRIES);
+    let _ = socket2::SockRef::from(&conn).set_tcp_keepalive(&keepalive);
     let (rd, wr) = conn.into_split();
     let now = Instant::now();
     let session = Session::new(now, ctx.settings.limits).with_policy(ctx.settings.policy.clone());
@@ -58,6 +78,7 @@ pub async fn run_test(
         health: health::Record::default(),
         ctx,
         slot,
+        _permit: permit,
         reader: ControlReader {
             rd,
             buf: Vec::with_capacity(512),
@@ -82,7 +103,10 @@ pub async fn run_test(
         last_tick_at: None,
         streams_stopped: false,
         last_rx_bytes: 0,
+        last_tx_bytes: 0,
+        stream_broke: false,
         announced: false,
+        user: None,
     };
     test.run(cookie).await;
 }
@@ -102,6 +126,7 @@ struct Test {
     /// Temperature and throttling seen during the test.
     health: health::Record,
     slot: TestSlot,
+    _permit: OwnedSemaphorePermit,
     session: Session,
     reader: ControlReader,
     writer: OwnedWriteHalf,
@@ -123,7 +148,11 @@ struct Test {
     last_tick_at: Option<Instant>,
     streams_stopped: bool,
     last_rx_bytes: u64,
+    last_tx_bytes: u64,
+    stream_broke: bool,
     announced: bool,
+    /// The authenticated username, when authentication is required.
+    user: Option<String>,
 }
 
 /// What woke the driver up.
@@ -132,6 +161,7 @@ enum Wake {
     Stream(TcpStream, SocketAddr),
     UdpStream(std::io::Result<(UdpSocket, SocketAddr)>),
     Tick,
+    Deadline,
 }
 
 impl Test {
@@ -160,16 +190,16 @@ impl Test {
             if self.session.phase() == Phase::Finished {
                 break;
             }
-            let event = match self.wait().await {
-                Wake::Event(e) => e,
-                Wake::Stream(conn, peer) => self.add_stream(conn, peer),
-                Wake::UdpStream(result) => self.add_udp_stream(result),
-                Wake::Tick => match self.tick() {
-                    Some(e) => e,
-                    None => continue,
-                },
+            let events = match self.wait().await {
+                Wake::Event(e) => vec![e],
+                Wake::Stream(conn, peer) => vec![self.add_stream(conn, peer)],
+                Wake::UdpStream(result) => vec![self.add_udp_stream(result)],
+                Wake::Tick => self.tick(),
+                Wake::Deadline => self.at_deadline(),
             };
-            pending.extend(self.session.handle(Instant::now(), event));
+            for event in events {
+                pending.extend(self.session.handle(Instant::now(), event));
+            }
         }
         self.close().await;
     }
@@ -179,6 +209,7 @@ impl Test {
         let deadline = self.session.deadline().map(tokio::time::Instant::from_std);
         let tick = self.next_tick.map(tokio::time::Instant::from_std);
         let want_streams = self.session.phase() == Phase::Streams;
+        let report_start = self.session.awaiting_first_byte();
         let stream_rx = self.stream_rx.as_mut();
         let udp_rx = self.udp_rx.as_mut();
         tokio::select! {
@@ -190,8 +221,8 @@ impl Test {
             Some((conn, peer)) = async { stream_rx?.recv().await }, if want_streams => Wake::Stream(conn, peer),
             Some(result) = async { udp_rx?.recv().await }, if want_streams => Wake::UdpStream(result),
             _ = sleep_until(tick), if tick.is_some() => Wake::Tick,
-            _ = sleep_until(deadline), if deadline.is_some() => Wake::Event(Event::Timeout),
-            ev = self.reader.next(expect), if expect != Expect::Nothing => Wake::Event(ev),
+            _ = sleep_until(deadline), if deadline.is_some() => Wake::Deadline,
+            ev = self.reader.next(expect, report_start), if expect != Expect::Nothing => Wake::Event(ev),
         }
     }
 
@@ -258,11 +289,47 @@ impl Test {
         }
     }
 
+    /// Checks the client's `authtoken` off the reactor (RSA takes
+    /// milliseconds). A refusal is answered no sooner than
+    /// [`AUTH_REFUSAL_DELAY`] after the check began, so its timing tells
+    /// nothing about which check failed (with PKCS#1 v1.5 padding that
+    /// would be a padding oracle), and guessing is slow.
+    async fn authorized(&mut self, auth: Arc<Authenticator>, p: &TestParams) -> bool {
+        let began = tokio::time::Instant::now();
+        let token = p.authtoken.clone();
+        let now_unix = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let verdict = tokio::task::spawn_blocking(move || auth.verify(token.as_deref(), now_unix));
+        let why = match verdict.await {
+            Ok(Ok(user)) => {
+                self.user = Some(user);
+                return true;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the check failed: {e}"),
+        };
+        eprintln!(
+            "webperf3: port {}: test from {} ({}) not authorized: {why}",
+            self.ctx.port,
+            self.peer.ip().to_canonical(),
+            p.extra_data.as_deref().unwrap_or("-")
+        );
+        tokio::time::sleep_until(began + AUTH_REFUSAL_DELAY).await;
+        false
+    }
+
     /// Gets the data listener ready for the accepted parameters.
     async fn prepare(&mut self) -> Event {
         let Some(p) = self.params().cloned() else {
             return Event::Fault(ErrorCode::RECV_PARAMS, None);
         };
+        // Authentication first: a refused client changes nothing here.
+        if let Some(auth) = self.ctx.settings.auth.clone() {
+            if !self.authorized(auth, &p).await {
+                return Event::Fault(ErrorCode::AUTH_TEST, None);
+            }
+        }
         let cookie = self.session.cookie().map(|c| c.text()).unwrap_or_default();
         if p.protocol == Protocol::Udp {
             self.log
@@ -283,6 +350,7 @@ impl Test {
             self.udp_accept = Some(tokio::spawn(udp::accept_streams(
                 listener,
                 self.ctx.addr,
+                self.peer.ip(),
                 p.stream_count(),
                 tx,
             )));
@@ -437,7 +505,14 @@ impl Test {
 
     async fn start_test(&mut self) -> Option<Event> {
         self.slot.stop_streams();
-        self.stream_rx = None;
+        if let Some(mut rx) = self.stream_rx.take() {
+            // More connections with our cookie than streams: refused, as
+            // stock refuses them once all streams are there.
+            rx.close();
+            while let Ok((conn, _)) = rx.try_recv() {
+                super::port::refuse(conn);
+            }
+        }
         self.udp_rx = None;
         self.udp_guard = None;
         self.restore_listener().await;
@@ -463,12 +538,13 @@ impl Test {
         None
     }
 
-    /// An interval sample; reports progress of the receiving streams.
-    fn tick(&mut self) -> Option<Event> {
+    /// An interval sample; reports progress of the receiving and the
+    /// sending streams.
+    fn tick(&mut self) -> Vec<Event> {
         let now = Instant::now();
         let (Some(t0), Some(stats)) = (self.t0, self.stats.as_mut()) else {
             self.next_tick = None;
-            return None;
+            return Vec::new();
         };
         let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
         let omit = self.session.params().map_or(0, |p| p.omit);
@@ -498,19 +574,75 @@ impl Test {
         let step = Duration::from_secs(u64::from(INTERVAL_SECS));
         let next = self.next_tick.map_or(now + step, |t| t + step);
         self.next_tick = Some(if next <= now { now + step } else { next });
-        let rx: u64 = self
+        if over_limit {
+            return vec![Event::Fault(ErrorCode::TOTAL_RATE, None)];
+        }
+        // A data stream that broke (reset, read or write error) ends the
+        // test, one tick later: a client that was killed closes its control
+        // connection at the same moment, and that is what it should say.
+        let broken = self
             .streams
             .iter()
-            .zip(&samples)
-            .filter(|(s, _)| !s.kind.sender)
-            .map(|(_, x)| x.bytes)
-            .sum();
-        let progressed = rx > self.last_rx_bytes;
-        self.last_rx_bytes = rx;
-        if over_limit {
-            return Some(Event::Fault(ErrorCode::TOTAL_RATE, None));
+            .find_map(|s| s.failure().map(|errno| (s.kind.sender, errno)));
+        if let Some((sender, errno)) = broken {
+            if std::mem::replace(&mut self.stream_broke, true) {
+                let code = if sender {
+                    ErrorCode::STREAM_WRITE
+                } else {
+                    ErrorCode::STREAM_READ
+                };
+                let os = std::io::Error::from_raw_os_error(errno);
+                let text = (errno != 0).then(|| crate::sys::os_error_text(&os));
+                return vec![Event::Fault(code, Some(text.unwrap_or_default()))];
+            }
         }
-        progressed.then_some(Event::DataProgress)
+        self.progress()
+    }
+
+    /// The session's deadline passed. While data flows, progress is looked
+    /// at first (the interval tick may be further away than a short receive
+    /// timeout); the session ignores a timeout that progress moved away.
+    fn at_deadline(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        if self.session.phase() == Phase::Running {
+            events = self.progress();
+        }
+        events.push(Event::Timeout);
+        events
+    }
+
+    /// Whether the streams moved data since the last look: received bytes
+    /// ([`Event::DataProgress`]), and sent bytes or sending streams that are
+    /// not stuck ([`Event::SendProgress`]).
+    fn progress(&mut self) -> Vec<Event> {
+        let total = |sender: bool| -> u64 {
+            self.streams
+                .iter()
+                .filter(|s| s.kind.sender == sender)
+                .map(|s| s.sample_bytes())
+                .sum()
+        };
+        let (rx, tx) = (total(false), total(true));
+        let received = rx > self.last_rx_bytes;
+        // Sending is stuck only when nothing went out and every sending
+        // stream sits in a write (the client stopped reading) or broke; a
+        // stream waiting for its pacing is fine.
+        let stuck = self
+            .streams
+            .iter()
+            .filter(|s| s.kind.sender)
+            .all(|s| s.blocked_in_write() || s.failure().is_some());
+        let sent = tx > self.last_tx_bytes || !stuck;
+        self.last_rx_bytes = rx;
+        self.last_tx_bytes = tx;
+        let mut events = Vec::new();
+        if received {
+            events.push(Event::DataProgress);
+        }
+        if sent {
+            events.push(Event::SendProgress);
+        }
+        events
     }
 
     fn end_test(&mut self) {
@@ -561,7 +693,7 @@ impl Test {
             // error, a limit): give the client a moment to read why and hang
             // up before its streams break under it.
             let goodbye =
-                async { while self.reader.next(Expect::StateByte).await != Event::Eof {} };
+                async { while self.reader.next(Expect::StateByte, false).await != Event::Eof {} };
             let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
         }
         for s in &mut self.streams {
@@ -591,6 +723,9 @@ impl Test {
         let mut ours = Json::obj();
         if let Some(v) = p.and_then(|p| p.client_version.clone()) {
             ours.push("client_version", v);
+        }
+        if let Some(user) = &self.user {
+            ours.push("user", user.clone());
         }
         if let Some(overlapped) = self.overlapped {
             ours.push("overlapped", overlapped);
@@ -627,9 +762,10 @@ impl Test {
             slot,
             ..
         } = self;
-        let _ = writer.shutdown().await;
-        // The port is free again while the drain finishes.
+        // The port is free again before the client sees our end, so a client
+        // that reconnects at once is not told "busy"; the drain follows.
         drop(slot);
+        let _ = writer.shutdown().await;
         let mut sink = [0u8; 1024];
         let drain = async {
             while let Ok(n) = reader.rd.read(&mut sink).await {
@@ -726,10 +862,16 @@ impl ControlReader {
         Some(event)
     }
 
-    async fn next(&mut self, expect: Expect) -> Event {
+    /// The next event for what the session expects. With `report_start`,
+    /// the first bytes of an incomplete message are reported as
+    /// [`Event::ReadStarted`] (once: the session then stops asking).
+    async fn next(&mut self, expect: Expect, report_start: bool) -> Event {
         loop {
             if let Some(event) = self.parse(expect) {
                 return event;
+            }
+            if report_start && !self.buf.is_empty() {
+                return Event::ReadStarted;
             }
             if self.eof {
                 return match expect {

@@ -1,5 +1,6 @@
 //! The I/O around the protocol: listeners, control connections, data streams.
 //!
+//! - [`auth`]: the RSA private key and users file; `authtoken` checks.
 //! - [`listen`]: binding listeners with socket2 (dual-stack, per-test options).
 //! - [`overlap`]: which tests run at the same time, box-wide.
 //! - [`port`]: one port's accept loop and the cookie-keyed routing table.
@@ -7,6 +8,7 @@
 //! - [`streams`]: data stream threads and their counters.
 //! - [`udp`]: the UDP stream handshake and the UDP stream threads.
 
+pub mod auth;
 pub mod control;
 pub mod listen;
 pub mod overlap;

@@ -7,18 +7,24 @@
 //! has room for another test. When no test waits for streams, a connection is
 //! a new test's control connection if there is room, and is otherwise told
 //! "busy" (`0xFF`) at once, without reading from it.
+//!
+//! Nothing here queues without bound: every accepted connection takes one of
+//! [`MAX_CONNECTIONS`] permits per port (a test's control connection, or a
+//! connection whose cookie is being read) or is refused on the spot, cookies
+//! are read concurrently under a deadline, and refusals need no task.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::auth::Authenticator;
 use super::listen::{self, ListenOpts};
 use super::overlap::Overlaps;
 use crate::health::HealthProbe;
@@ -27,12 +33,11 @@ use crate::protocol::policy::Policy;
 use crate::protocol::session::Limits;
 use crate::protocol::wire::{Cookie, State, COOKIE_LEN};
 
-/// How long a new connection may take to send its cookie while a test waits
-/// for streams.
-const STREAM_COOKIE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections waiting to have their cookie read; more are refused.
-const CLASSIFY_QUEUE: usize = 256;
+/// Connections one port holds at once: its tests' control connections and
+/// the connections whose cookie is being read or waits to be routed. More
+/// are refused at once. A `-P 128 --bidir` test opens 256 streams in a row,
+/// so this leaves room for that and for a flood beside it.
+pub const MAX_CONNECTIONS: usize = 512;
 
 /// Settings shared by every port.
 #[derive(Debug, Clone)]
@@ -50,6 +55,8 @@ pub struct PortSettings {
     pub idle_timeout: Option<Duration>,
     /// Where the machine's temperature and throttling are read.
     pub health: HealthProbe,
+    /// When set, every test must carry a valid `authtoken`.
+    pub auth: Option<Arc<Authenticator>>,
 }
 
 impl Default for PortSettings {
@@ -61,6 +68,7 @@ impl Default for PortSettings {
             overlaps: Arc::default(),
             idle_timeout: None,
             health: HealthProbe::default(),
+            auth: None,
         }
     }
 }
@@ -96,6 +104,7 @@ pub struct PortCtx {
     /// cookie, so only one test at a time may be waiting for them.
     pub udp_setup: Arc<tokio::sync::Mutex<()>>,
     table: Mutex<Table>,
+    permits: Arc<Semaphore>,
 }
 
 #[derive(Default)]
@@ -182,10 +191,19 @@ impl PortCtx {
 }
 
 /// Refuses a connection the way stock does: one `0xFF` byte, then close.
-async fn refuse(mut conn: TcpStream) {
+/// Needs no task: the byte fits any fresh socket's send buffer.
+pub fn refuse(conn: TcpStream) {
     // A failed write is ignored: the running test must not notice.
     let _ = conn.try_write(&[State::AccessDenied.byte()]);
-    let _ = conn.shutdown().await;
+    let _ = socket2::SockRef::from(&conn).shutdown(std::net::Shutdown::Write);
+}
+
+/// A connection whose cookie was read, waiting to be routed.
+struct Classified {
+    conn: TcpStream,
+    peer: SocketAddr,
+    cookie: Cookie,
+    permit: OwnedSemaphorePermit,
 }
 
 /// Runs one port until shutdown: accepts, routes, and spawns tests.
@@ -201,9 +219,11 @@ pub async fn run(
     let default_buffers = listen::buffer_sizes(&listener);
     let mut listener = TcpListener::from_std(listener)?;
     let (reconf_tx, mut reconf_rx) = mpsc::channel::<Reconfigure>(4);
-    // Connections that may be data streams are classified one at a time, in
-    // accept order: stream roles (and ids) follow the order of arrival.
-    let (classify_tx, mut classify_rx) = mpsc::channel::<(TcpStream, SocketAddr)>(CLASSIFY_QUEUE);
+    // Cookies are read concurrently, but connections are routed in accept
+    // order: stream roles (and ids) follow the order of arrival. Each entry
+    // is the answer-to-be of one cookie read.
+    let (order_tx, mut order_rx) =
+        mpsc::channel::<oneshot::Receiver<Option<Classified>>>(MAX_CONNECTIONS);
     let ctx = Arc::new(PortCtx {
         port: addr.port(),
         addr,
@@ -215,22 +235,32 @@ pub async fn run(
         default_buffers,
         udp_setup: Arc::default(),
         table: Mutex::default(),
+        permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
     });
-    let classifier = {
+    let router = {
         let (ctx, tasks) = (Arc::clone(&ctx), tasks.clone());
         let shutdown = shutdown.clone();
         async move {
             loop {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    next = classify_rx.recv() => next,
+                    next = order_rx.recv() => next,
                 };
-                let Some((conn, peer)) = next else { return };
-                classify(conn, peer, Arc::clone(&ctx), tasks.clone()).await;
+                let Some(answer) = next else { return };
+                // A read ends within its deadline, so the head of the line
+                // holds the others back for a bounded time only.
+                let classified = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    c = answer => c,
+                };
+                if let Ok(Some(c)) = classified {
+                    route(c, &ctx, &tasks);
+                }
             }
         }
     };
-    tasks.spawn(classifier);
+    tasks.spawn(router);
+    let mut accept_errors = 0u64;
     let idle = ctx.settings.idle_timeout;
     let mut idle_since = tokio::time::Instant::now();
     loop {
@@ -257,48 +287,85 @@ pub async fn run(
                     Ok(pair) => pair,
                     Err(e) => {
                         // Out of descriptors and the like: back off briefly
-                        // instead of spinning; the listener stays.
-                        eprintln!("webperf3: port {}: accept failed: {e}", ctx.port);
+                        // instead of spinning; the listener stays. Said once
+                        // per burst, not once per attempt.
+                        if accept_errors == 0 {
+                            eprintln!("webperf3: port {}: accept failed: {e}", ctx.port);
+                        }
+                        accept_errors += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
-                let ctx = Arc::clone(&ctx);
+                accept_errors = 0;
+                let Ok(permit) = Arc::clone(&ctx.permits).try_acquire_owned() else {
+                    refuse(conn);
+                    continue;
+                };
                 if ctx.awaiting_streams() {
-                    if let Err(mpsc::error::TrySendError::Full((conn, _))) = classify_tx.try_send((conn, peer)) {
-                        tasks.spawn(refuse(conn));
+                    let (tx, rx) = oneshot::channel();
+                    if order_tx.try_send(rx).is_err() {
+                        refuse(conn);
+                        continue;
                     }
+                    let limit = ctx.settings.limits.read_start;
+                    let shutdown = shutdown.clone();
+                    tasks.spawn(async move {
+                        let cookie = tokio::select! {
+                            _ = shutdown.cancelled() => None,
+                            c = read_stream_cookie(conn, limit) => c,
+                        };
+                        let _ = tx.send(cookie.map(|(cookie, conn)| Classified { conn, peer, cookie, permit }));
+                    });
                 } else if let Some(slot) = ctx.try_slot() {
-                    tasks.spawn(super::control::run_test(conn, peer, None, slot, ctx));
+                    let ctx = Arc::clone(&ctx);
+                    tasks.spawn(super::control::run_test(conn, peer, None, slot, permit, ctx));
                 } else {
-                    tasks.spawn(refuse(conn));
+                    refuse(conn);
                 }
             }
         }
     }
 }
 
-/// Reads the cookie of a connection that arrived while a test waits for its
-/// streams, and routes it.
-async fn classify(mut conn: TcpStream, peer: SocketAddr, ctx: Arc<PortCtx>, tasks: TaskTracker) {
+/// Reads the 37-byte cookie of a connection that arrived while a test
+/// waits for its streams. A stock client sends it in one write right after
+/// connecting, so the whole cookie must arrive within `limit` (the read-start
+/// limit): a silent connection cannot hold later streams back for longer.
+async fn read_stream_cookie(mut conn: TcpStream, limit: Duration) -> Option<(Cookie, TcpStream)> {
     let mut raw = [0u8; COOKIE_LEN];
-    let read = tokio::time::timeout(STREAM_COOKIE_TIMEOUT, conn.read_exact(&mut raw)).await;
-    if !matches!(read, Ok(Ok(_))) {
-        return;
+    match tokio::time::timeout(limit, conn.read_exact(&mut raw)).await {
+        Ok(Ok(_)) => Some((Cookie(raw), conn)),
+        _ => None,
     }
-    let cookie = Cookie(raw);
+}
+
+/// Routes a connection whose cookie was read: to the test that waits for
+/// streams with this cookie, else to a new test if the port has room, else
+/// away with `0xFF`.
+fn route(c: Classified, ctx: &Arc<PortCtx>, tasks: &TaskTracker) {
+    let Classified {
+        conn,
+        peer,
+        cookie,
+        permit,
+    } = c;
     if let Some(tx) = ctx.stream_route(&cookie) {
-        if let Err(mpsc::error::SendError((conn, _))) = tx.send((conn, peer)).await {
-            refuse(conn).await;
+        // The test takes exactly as many streams as it asked for; one more
+        // with its cookie (or one arriving as it ends) is refused.
+        if let Err(e) = tx.try_send((conn, peer)) {
+            let (conn, _) = e.into_inner();
+            refuse(conn);
         }
         return;
     }
     match ctx.try_slot() {
         Some(slot) => {
-            let fut = super::control::run_test(conn, peer, Some(cookie), slot, Arc::clone(&ctx));
+            let fut =
+                super::control::run_test(conn, peer, Some(cookie), slot, permit, Arc::clone(ctx));
             tasks.spawn(fut);
         }
-        None => refuse(conn).await,
+        None => refuse(conn),
     }
 }
 

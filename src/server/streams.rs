@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -29,12 +29,24 @@ pub struct Counters {
     pub jitter_bits: AtomicU64,
     /// The stream ended with an I/O error before it was stopped.
     pub failed: AtomicBool,
+    /// The OS error number of that failure (0 if none was given).
+    pub os_error: AtomicI32,
     /// Set by the reporter when the omit period ends: the receiver restarts
     /// its jitter measurement.
     pub restart: AtomicBool,
+    /// A sending TCP stream is inside a write (blocked there while the
+    /// client does not read).
+    pub writing: AtomicBool,
 }
 
 impl Counters {
+    /// Records that the stream ended with `error`.
+    pub fn fail(&self, error: Option<&std::io::Error>) {
+        let errno = error.and_then(std::io::Error::raw_os_error).unwrap_or(0);
+        self.os_error.store(errno, Relaxed);
+        self.failed.store(true, Relaxed);
+    }
+
     /// Adds to a counter that only this thread writes: a plain load and
     /// store, no locked read-modify-write on the hot path.
     #[inline]
@@ -225,6 +237,24 @@ impl DataStream {
         }
     }
 
+    /// Bytes moved so far (without the rest of a [`DataStream::sample`]).
+    pub fn sample_bytes(&self) -> u64 {
+        self.counters.bytes.load(Relaxed)
+    }
+
+    /// The OS error number the stream's thread ended with, if it failed
+    /// (0 when the failure had none).
+    pub fn failure(&self) -> Option<i32> {
+        let c = &self.counters;
+        c.failed.load(Relaxed).then(|| c.os_error.load(Relaxed))
+    }
+
+    /// Whether the stream's thread sits in a write: a sending TCP stream
+    /// whose client stopped reading. Receiving and UDP streams never are.
+    pub fn blocked_in_write(&self) -> bool {
+        self.counters.writing.load(Relaxed)
+    }
+
     /// The congestion algorithm in effect on a TCP stream.
     pub fn congestion(&self) -> Option<String> {
         match &self.io {
@@ -270,8 +300,8 @@ fn tcp_receive(mut sock: TcpStream, len: usize, c: &Counters) {
                 Counters::add(&c.blocks, 1);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                c.failed.store(true, Relaxed);
+            Err(e) => {
+                c.fail(Some(&e));
                 return;
             }
         }
@@ -285,14 +315,28 @@ fn tcp_send(mut sock: TcpStream, buf: Vec<u8>, pacing: Pacing, t0: Instant, c: &
             std::thread::sleep(wait);
         }
         for _ in 0..pacing.burst {
-            if sock.write_all(&buf).is_err() {
-                // A write fails once the test is stopped (or the peer is
-                // gone); either way this stream is over.
-                c.failed.store(true, Relaxed);
-                return;
+            // Counted as the kernel takes it, so a slow client still shows
+            // progress within a large block.
+            let mut rest = &buf[..];
+            c.writing.store(true, Relaxed);
+            while !rest.is_empty() {
+                match sock.write(rest) {
+                    Ok(n) if n > 0 => {
+                        rest = &rest[n..];
+                        sent += n as u64;
+                        Counters::add(&c.bytes, n as u64);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // A write fails once the test is stopped (or the peer
+                    // is gone); either way this stream is over.
+                    other => {
+                        c.writing.store(false, Relaxed);
+                        c.fail(other.err().as_ref());
+                        return;
+                    }
+                }
             }
-            sent += buf.len() as u64;
-            Counters::add(&c.bytes, buf.len() as u64);
+            c.writing.store(false, Relaxed);
             Counters::add(&c.blocks, 1);
         }
     }

@@ -36,13 +36,22 @@ pub fn bind_listener(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket.into())
 }
 
+/// Length of the hello datagram every stock client sends.
+const HELLO_LEN: usize = 4;
+
 /// Accepts `count` UDP streams in order: each hello datagram connects the
 /// current listener to its sender, a fresh listener is bound for the next
 /// stream *before* the reply goes out (the client sends the next hello as
 /// soon as it sees the reply), and the connected socket is handed over.
+///
+/// Stock takes any datagram as a hello. Here a hello must be 4 bytes long
+/// (what every stock client sends) and come from `client`, the address of
+/// the test's control connection: stray or garbage datagrams on the port
+/// cannot take a stream's place.
 pub async fn accept_streams(
     first: UdpSocket,
     addr: SocketAddr,
+    client: std::net::IpAddr,
     count: u32,
     tx: mpsc::Sender<io::Result<(UdpSocket, SocketAddr)>>,
 ) {
@@ -51,10 +60,22 @@ pub async fn accept_streams(
         let result = async {
             let listener = tokio::net::UdpSocket::from_std(next.take().expect("listener"))?;
             let mut hello = [0u8; 64];
-            // Stock never checks the hello's content; neither do we.
-            let (_, peer) = listener.recv_from(&mut hello).await?;
+            // The content is not checked (stock never does), only its
+            // length and its sender.
+            let peer = loop {
+                let (n, peer) = listener.recv_from(&mut hello).await?;
+                if n == HELLO_LEN && peer.ip().to_canonical() == client.to_canonical() {
+                    break peer;
+                }
+            };
             let sock = listener.into_std()?;
             sock.connect(peer)?;
+            // Datagrams that reached the listener before the connect (from
+            // anyone) are still queued; dropped here, so the stream counts
+            // only what its client sends after the reply. The socket is
+            // still non-blocking: this ends when the queue is empty.
+            let mut sink = [0u8; 64];
+            while sock.recv(&mut sink).is_ok() {}
             if i + 1 < count {
                 next = Some(bind_listener(addr)?);
             }
@@ -115,8 +136,8 @@ fn now_stamp() -> Stamp {
 /// (`recvmmsg`), accounting each with stock's arithmetic and publishing the
 /// counters once per batch.
 pub fn receive(sock: UdpSocket, len: usize, counters_64bit: bool, c: &Counters, stop: &AtomicBool) {
-    if sock.set_read_timeout(Some(STOP_POLL)).is_err() {
-        c.failed.store(true, Relaxed);
+    if let Err(e) = sock.set_read_timeout(Some(STOP_POLL)) {
+        c.fail(Some(&e));
         return;
     }
     let len = len.max(16);
@@ -162,7 +183,7 @@ pub fn receive(sock: UdpSocket, len: usize, counters_64bit: bool, c: &Counters, 
                 // An ICMP error from an earlier datagram; the stream goes on.
                 io::ErrorKind::ConnectionRefused => continue,
                 _ => {
-                    c.failed.store(true, Relaxed);
+                    c.fail(Some(&err));
                     return;
                 }
             }
@@ -205,8 +226,8 @@ pub struct SendSpec {
 pub fn send(sock: UdpSocket, spec: SendSpec, t0: Instant, c: &Counters, stop: &AtomicBool) {
     let mut buf = payload(spec.len.max(16), spec.repeating_payload);
     buf.truncate(spec.len.max(16));
-    if sock.set_write_timeout(Some(STOP_POLL)).is_err() {
-        c.failed.store(true, Relaxed);
+    if let Err(e) = sock.set_write_timeout(Some(STOP_POLL)) {
+        c.fail(Some(&e));
         return;
     }
     let mut seq: u64 = 0;
@@ -245,8 +266,8 @@ pub fn send(sock: UdpSocket, spec: SendSpec, t0: Instant, c: &Counters, stop: &A
                     break;
                 }
                 // The client's port is closed: it has gone.
-                Err(_) => {
-                    c.failed.store(true, Relaxed);
+                Err(e) => {
+                    c.fail(Some(&e));
                     return;
                 }
             }
@@ -287,25 +308,36 @@ mod tests {
         let first = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = first.local_addr().unwrap();
         let (tx, mut rx) = mpsc::channel(4);
-        tokio::spawn(accept_streams(first, addr, 2, tx));
-        for _ in 0..2 {
+        tokio::spawn(accept_streams(first, addr, addr.ip(), 2, tx));
+        // Neither garbage nor a datagram of another length is a hello.
+        let stray = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        stray.send_to(b"garbage!", addr).unwrap();
+        stray.send_to(b"", addr).unwrap();
+        for round in 0..2 {
             let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             client.connect(addr).unwrap();
             client
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
             client.send(b"9876").unwrap();
+            if round == 0 {
+                // Garbage that arrives after the hello, before the reply:
+                // it must not end up in the stream.
+                stray.send_to(&[0xee; 40], addr).unwrap();
+            }
             let mut reply = [0u8; 8];
             let n = client.recv(&mut reply).unwrap();
             assert_eq!(&reply[..n], b"6789");
             let (sock, peer) = rx.recv().await.unwrap().unwrap();
             assert_eq!(peer, client.local_addr().unwrap());
             assert_eq!(sock.peer_addr().unwrap(), client.local_addr().unwrap());
-            // Data from this client lands on its own connected socket.
+            // Data from this client lands on its own connected socket, and
+            // nothing else is queued there.
             client.send(b"data").unwrap();
             sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let mut buf = [0u8; 8];
+            let mut buf = [0u8; 64];
             assert_eq!(sock.recv(&mut buf).unwrap(), 4);
+            assert_eq!(&buf[..4], b"data");
         }
     }
 }

@@ -71,36 +71,76 @@ impl LogDir {
     ///
     /// `O_APPEND` makes each `write` land at the end of the file atomically
     /// with respect to other appends, so concurrent appends never
-    /// interleave; only a short write (disk full, signal) makes a second one.
+    /// interleave; only a short write (disk full, file size limit, signal)
+    /// makes a second one. If the entry cannot be written whole, what was
+    /// written of it is cut off again, so the file never keeps half an
+    /// entry. A file whose last line is unfinished (a torn tail left by a
+    /// crash or another program) gets a line break first, so the new entry
+    /// starts on a line of its own.
     pub fn append(&self, port: u16, text: &str) -> io::Result<()> {
         let path = self.path(port);
         let shown = path.display();
-        let mut file = fs::OpenOptions::new()
+        let file = fs::OpenOptions::new()
+            .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(|e| context(e, format_args!("cannot open {shown}")))?;
-        let mut rest = text.as_bytes();
-        while !rest.is_empty() {
-            match file.write(rest) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        format!("cannot write {shown}: no space written"),
-                    ))
-                }
-                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(context(e, format_args!("cannot write {shown}"))),
+        let before = file
+            .metadata()
+            .map_err(|e| context(e, format_args!("cannot open {shown}")))?
+            .len();
+        let mut owned = String::new();
+        let mut bytes = text.as_bytes();
+        if before > 0 && last_byte(&file, before) != Some(b'\n') {
+            owned.reserve(text.len() + 1);
+            owned.push('\n');
+            owned.push_str(text);
+            bytes = owned.as_bytes();
+        }
+        match write_whole(&file, bytes) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Only what this call added is cut, back to where it began.
+                let cut =
+                    file.metadata().is_ok_and(|m| m.len() > before) && file.set_len(before).is_ok();
+                let note = if cut {
+                    " (the partial entry was removed)"
+                } else {
+                    ""
+                };
+                Err(context(e, format_args!("cannot write {shown}{note}")))
             }
         }
-        Ok(())
     }
 
     /// Appends the `{}` clear marker ([`CLEARED_MARKER`]) to the port's log.
     pub fn append_cleared(&self, port: u16) -> io::Result<()> {
         self.append(port, CLEARED_MARKER)
     }
+}
+
+/// The byte before offset `len` of `file`, if it can be read.
+fn last_byte(file: &fs::File, len: u64) -> Option<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut byte = [0u8];
+    match file.read_at(&mut byte, len - 1) {
+        Ok(1) => Some(byte[0]),
+        _ => None,
+    }
+}
+
+/// Writes all of `bytes`, retrying short writes and interruptions.
+fn write_whole(mut file: &fs::File, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match file.write(bytes) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "no space written")),
+            Ok(n) => bytes = bytes.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// What loading the log directory at start-up found.
@@ -345,6 +385,44 @@ mod tests {
             };
             assert_eq!(v["pad"].as_str().map(str::len), Some(big.len()));
         }
+    }
+
+    #[test]
+    fn an_entry_after_a_torn_tail_starts_on_its_own_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        let whole = entry(10, "a");
+        fs::write(logs.path(5201), &whole[..whole.len() / 2]).unwrap();
+        logs.append(5201, &entry(11, "b")).unwrap();
+        let text = fs::read_to_string(logs.path(5201)).unwrap();
+        assert!(text.ends_with(&format!("\n{}", entry(11, "b"))));
+        let read = read_log(&text);
+        assert_eq!(read.items.len(), 1);
+        assert_eq!(read.damage.len(), 1);
+        assert_eq!(
+            read.damage[0].kind,
+            super::super::reader::DamageKind::Truncated
+        );
+        // A clean file gets nothing extra.
+        logs.append(5202, &entry(12, "c")).unwrap();
+        logs.append(5202, &entry(13, "d")).unwrap();
+        let text = fs::read_to_string(logs.path(5202)).unwrap();
+        assert_eq!(text, entry(12, "c") + &entry(13, "d"));
+    }
+
+    #[test]
+    fn a_full_device_is_an_error_naming_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        // Writes to /dev/full fail with ENOSPC, as on a full disk.
+        std::os::unix::fs::symlink("/dev/full", logs.path(5201)).unwrap();
+        let err = logs.append(5201, &entry(10, "a")).unwrap_err();
+        assert!(err.to_string().contains("port-5201.json"), "{err}");
+        assert!(err.to_string().contains("No space left"), "{err}");
+        // A directory where the log should be.
+        fs::create_dir(logs.path(5202)).unwrap();
+        let err = logs.append(5202, &entry(10, "a")).unwrap_err();
+        assert!(err.to_string().contains("port-5202.json"), "{err}");
     }
 
     #[test]

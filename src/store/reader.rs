@@ -413,3 +413,94 @@ mod tests {
         assert_eq!(log.items.len(), 2);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::report::json::to_pretty;
+    use crate::server::control::from_value;
+    use crate::testing::{config, json_value};
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &["start", "intervals", "end", "extra_data", "error"];
+
+    /// A log entry as the server writes it (a non-empty object, pretty),
+    /// and the value a JSON parser reads from that text.
+    fn entry() -> impl Strategy<Value = (Value, String)> {
+        proptest::collection::vec((proptest::sample::select(KEYS), json_value(KEYS)), 1..4)
+            .prop_map(|members| {
+                let value = Value::Object(
+                    members
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect(),
+                );
+                let text = to_pretty(&from_value(&value));
+                // What the printer wrote (cJSON's number rules included).
+                let written = serde_json::from_str(&text).expect("the printer writes JSON");
+                (written, text)
+            })
+    }
+
+    /// Text that is anything but a whole entry: random characters, and
+    /// lines made of the characters that matter to the reader.
+    fn garbage() -> impl Strategy<Value = String> {
+        prop_oneof![
+            ".{0,40}",
+            "[{}\t\n\r\" :a1\\[\\],]{0,60}",
+            Just("{\n".to_string()),
+            Just("{\n\t\"start\":\t{\n".to_string()),
+            Just("}\n".to_string()),
+            Just("\u{0}\u{feff}\n".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "(.|\n|\t|\\{|\\})*") {
+            let log = read_log(&text);
+            prop_assert_eq!(log.skipped, log.damage.len());
+            let lines = text.split_inclusive('\n').count().max(1);
+            let mut previous = 0;
+            for d in &log.damage {
+                prop_assert!(d.line >= 1 && d.line <= lines);
+                prop_assert!(d.line >= previous);
+                previous = d.line;
+            }
+        }
+
+        /// Valid entries spliced with garbage are all found, in order.
+        #[test]
+        fn garbage_between_entries_keeps_every_entry(
+            parts in proptest::collection::vec((garbage(), entry()), 1..6),
+            tail in garbage(),
+        ) {
+            let mut text = String::new();
+            for (junk, (_, entry)) in &parts {
+                text.push_str(junk);
+                text.push_str(entry);
+            }
+            text.push_str(&tail);
+            let log = read_log(&text);
+            let found: Vec<&Value> = log
+                .items
+                .iter()
+                .filter_map(|item| match item {
+                    LogItem::Entry(v) => Some(v),
+                    LogItem::Cleared => None,
+                })
+                .collect();
+            let mut rest = found.iter();
+            for (_, (want, _)) in &parts {
+                prop_assert!(
+                    rest.any(|got| *got == want),
+                    "entry lost: {}\nin:\n{}",
+                    want,
+                    text
+                );
+            }
+        }
+    }
+}

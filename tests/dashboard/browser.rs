@@ -392,3 +392,47 @@ async fn the_page_follows_live_events_and_reconnects() {
     );
     page.eventually(&first, json!("back-again")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_asks_for_the_clear_token() {
+    let env = Env::stock();
+    let listener = webperf3::http::bind(Some(SocketAddr::from(([127, 0, 0, 1], 0)))).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let ctx = env
+        .ctx
+        .clone()
+        .with_settings(&webperf3::http::HttpSettings {
+            clear_token: Some("s3cret".into()),
+            ..Default::default()
+        });
+    tokio::spawn(webperf3::http::serve_with(listener, ctx));
+    let mut page = Browser::open(&format!("http://{addr}/")).await;
+    let name = format!(
+        "document.querySelector('#latest tr[data-port=\"{P1}\"] td.name span')?.textContent ?? null"
+    );
+    page.eventually(&name, json!("alice")).await;
+    // The person confirms, types a wrong token, is asked again, types the
+    // right one; every prompt is recorded.
+    page.eval(
+        "window.confirm = () => true;
+         window.prompts = [];
+         const answers = ['wrong', 's3cret'];
+         window.prompt = (msg) => { window.prompts.push(msg); return answers.shift() ?? null; };
+         document.getElementById('clear').click(); true",
+    )
+    .await;
+    let empty =
+        format!("document.querySelector('#latest tr[data-port=\"{P1}\"] td.name').textContent");
+    page.eventually(&empty, json!("no result yet")).await;
+    let prompts = page.eval("window.prompts").await;
+    assert_eq!(
+        prompts,
+        json!([
+            "Clearing needs the clear token:",
+            "That token was not accepted. Clear token:"
+        ])
+    );
+    // Cleared for real, on the server.
+    assert!(env.hub.latest().iter().all(Option::is_none));
+}

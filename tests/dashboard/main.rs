@@ -7,4 +7,5 @@ mod browser;
 mod common;
 mod e2e;
 mod routes;
+mod security;
 mod ws;

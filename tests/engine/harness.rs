@@ -1,7 +1,7 @@
 //! A server in-process on ephemeral ports, the stock client, and strict log
 //! reading.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use webperf3::app::{self, Bound};
 use webperf3::hub::Hub;
+use webperf3::protocol::session::Limits;
 use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::store::log::LogDir;
@@ -44,6 +45,9 @@ pub struct Server {
     pub ports: Vec<u16>,
     /// The log directory (deleted on drop).
     pub dir: tempfile::TempDir,
+    /// The dashboard's address.
+    #[allow(dead_code)]
+    pub http: SocketAddr,
     shutdown: CancellationToken,
     thread: Option<JoinHandle<()>>,
     _hold: Machine,
@@ -54,6 +58,18 @@ impl Server {
     pub fn start(n: usize) -> Server {
         let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
         Server::start_with(n, PortSettings::default(), hold)
+    }
+
+    /// Starts `n` iperf3 ports with these protocol limits (short ones let
+    /// timeout tests finish quickly).
+    pub fn with_limits(n: usize, limits: Limits) -> Server {
+        Server::with_settings(
+            n,
+            PortSettings {
+                limits,
+                ..PortSettings::default()
+            },
+        )
     }
 
     /// Starts `n` iperf3 ports for a test that measures loss or pacing and
@@ -84,6 +100,7 @@ impl Server {
             .map(|l| l.local_addr().unwrap().port())
             .collect();
         let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
+        let http_addr = http.local_addr().unwrap();
         let logs = LogDir::open(dir.path()).expect("log dir");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
@@ -96,14 +113,23 @@ impl Server {
             rt.block_on(async move {
                 let hub = Hub::new(logs, ResultsStore::new(&port_list));
                 let reason = Arc::new(OnceLock::new());
-                app::serve(Bound { iperf, http }, hub, settings, token, reason)
-                    .await
-                    .unwrap();
+                let http_settings = Default::default();
+                app::serve(
+                    Bound { iperf, http },
+                    hub,
+                    settings,
+                    http_settings,
+                    token,
+                    reason,
+                )
+                .await
+                .unwrap();
             });
         });
         Server {
             ports,
             dir,
+            http: http_addr,
             shutdown,
             thread: Some(thread),
             _hold: hold,

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::harness::{read_entries, require_iperf3, wait_entries, wait_output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_webperf3");
+pub const BIN: &str = env!("CARGO_BIN_EXE_webperf3");
 
-fn run(args: &[&str]) -> Output {
+pub fn run(args: &[&str]) -> Output {
     let child = Command::new(BIN)
         .args(args)
         .stdout(Stdio::piped())
@@ -20,7 +20,7 @@ fn run(args: &[&str]) -> Output {
 }
 
 /// A port nobody listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -90,6 +90,30 @@ fn usage_errors_exit_2() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.to_lowercase().contains("error"), "{args:?}: {err}");
     }
+}
+
+#[cfg(not(feature = "auth"))]
+#[test]
+fn auth_flags_without_the_auth_feature_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let out = run(&[
+        "--port",
+        &port,
+        "--servers",
+        "1",
+        "--http",
+        "127.0.0.1:0",
+        "-d",
+        dir.path().to_str().unwrap(),
+        "--rsa-private-key-path",
+        "key.pem",
+        "--authorized-users-path",
+        "users.csv",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cargo feature `auth`"), "{err}");
 }
 
 #[test]

@@ -20,6 +20,7 @@
     results: [],            // every result, oldest first
     resultKeys: new Set(),  // resultKey() of each of them
     logError: null,
+    clearProtected: false,  // POST /api/clear needs a token
     nameFilter: '',
     showAll: false,
   };
@@ -410,6 +411,8 @@
     state.ports = status.ports.map((p) => p.port);
     state.status = new Map(status.ports.map((p) => [p.port, p]));
     state.logError = status.log_error ?? null;
+    // Only /api/status says this; live status events leave it as it was.
+    if (typeof status.clear_protected === 'boolean') state.clearProtected = status.clear_protected;
   }
 
   function applyLatest(latest) {
@@ -585,13 +588,35 @@
 
   // ---- Controls ---------------------------------------------------------
 
+  // The clear token, once typed, is kept for this page only (never stored).
+  let clearToken = null;
+
+  function askToken(message) {
+    const typed = window.prompt(message, '');
+    clearToken = typed ? typed.trim() : null;
+    return clearToken;
+  }
+
   async function clearTable() {
     const ok = window.confirm('Clear the latest-result table?\n\nThe history and the CSV keep every test.');
     if (!ok) return;
+    if (state.clearProtected && !clearToken && !askToken('Clearing needs the clear token:')) return;
     try {
-      const latest = await getJSON('/api/clear', { method: 'POST' });
-      applyLatest(latest);
-      renderLatest();
+      for (;;) {
+        const headers = clearToken ? { Authorization: `Bearer ${clearToken}` } : {};
+        const response = await fetch('/api/clear', { method: 'POST', cache: 'no-store', headers });
+        if (response.status === 401) {
+          // The server wants a token (or a different one): ask, then retry.
+          state.clearProtected = true;
+          const again = clearToken ? 'That token was not accepted. Clear token:' : 'Clearing needs the clear token:';
+          if (!askToken(again)) return;
+          continue;
+        }
+        if (!response.ok) throw new Error(`/api/clear: HTTP ${response.status}`);
+        applyLatest(await response.json());
+        renderLatest();
+        return;
+      }
     } catch (err) {
       window.alert(`Clearing failed: ${err.message}`);
     }

@@ -1,0 +1,320 @@
+//! Authentication with the stock client (`--username`,
+//! `--rsa-public-key-path`, password in `IPERF3_PASSWORD`): a key pair made
+//! with the `openssl` command in each test's temp dir, a users file, our
+//! server requiring both. Debian's iperf3 3.12 encrypts with PKCS#1 v1.5,
+//! so these servers run with that padding unless a test says otherwise.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use webperf3::server::auth::{AuthConfig, Authenticator, Padding};
+use webperf3::server::port::PortSettings;
+
+use crate::harness::{read_entries, require_iperf3, wait_output, Server};
+use crate::process::{free_port, run, BIN};
+
+/// alice / secret: SHA-256 of `{alice}secret`.
+const USERS: &str = "# test users\n\
+                     alice,27b307f21eb6137ab56a3c80a93a5db840e79a697f80f3381c87edaa79a83f6f\n";
+
+/// A key pair and users file in a temp dir.
+struct Keys {
+    dir: tempfile::TempDir,
+}
+
+impl Keys {
+    /// Makes an RSA key pair with `openssl` (`traditional`: the PKCS#1
+    /// `RSA PRIVATE KEY` PEM instead of PKCS#8) and the users file.
+    fn new(traditional: bool) -> Keys {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = dir.path().join("private.pem");
+        let mut genrsa = vec!["genrsa", "-out", key.to_str().unwrap()];
+        if traditional {
+            genrsa.push("-traditional");
+        }
+        genrsa.push("2048");
+        openssl(&genrsa);
+        openssl(&[
+            "rsa",
+            "-in",
+            key.to_str().unwrap(),
+            "-pubout",
+            "-out",
+            dir.path().join("public.pem").to_str().unwrap(),
+        ]);
+        std::fs::write(dir.path().join("users.csv"), USERS).unwrap();
+        Keys { dir }
+    }
+
+    fn private(&self) -> PathBuf {
+        self.dir.path().join("private.pem")
+    }
+
+    fn public(&self) -> PathBuf {
+        self.dir.path().join("public.pem")
+    }
+
+    fn users(&self) -> PathBuf {
+        self.dir.path().join("users.csv")
+    }
+
+    fn authenticator(&self, padding: Padding) -> Arc<Authenticator> {
+        let config = AuthConfig {
+            key_path: self.private(),
+            users_path: self.users(),
+            padding,
+            skew: 10,
+        };
+        Arc::new(Authenticator::load(&config).expect("load key and users"))
+    }
+}
+
+/// One port of our server, requiring authentication.
+fn with_auth(auth: Arc<Authenticator>) -> Server {
+    let settings = PortSettings {
+        auth: Some(auth),
+        ..PortSettings::default()
+    };
+    Server::with_settings(1, settings)
+}
+
+/// Runs the `openssl` command; fails the test with an install hint when it
+/// is missing.
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .stdin(Stdio::null())
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => panic!(
+            "the openssl command is required for the authentication tests \
+             (apt-get install -y openssl): {e}"
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs the stock client against `port` for a one-second test; with
+/// `creds` = (user, password, public key) it authenticates.
+fn client(port: u16, creds: Option<(&str, &str, &Path)>) -> Output {
+    require_iperf3();
+    let mut cmd = Command::new("iperf3");
+    cmd.args(["-c", "127.0.0.1", "-p", &port.to_string(), "-t", "1"])
+        .env_remove("IPERF3_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some((user, password, key)) = creds {
+        cmd.args(["--username", user, "--rsa-public-key-path"])
+            .arg(key)
+            .env("IPERF3_PASSWORD", password);
+    }
+    wait_output(cmd.spawn().expect("spawn iperf3"), Duration::from_secs(30))
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn assert_refused(out: &Output) {
+    assert!(!out.status.success(), "client passed: {}", text(out));
+    assert!(
+        text(out).contains("test authorization failed"),
+        "client output: {}",
+        text(out)
+    );
+}
+
+fn assert_passed(out: &Output) {
+    assert!(out.status.success(), "client failed: {}", text(out));
+}
+
+#[test]
+fn right_password_passes_and_the_user_is_logged() {
+    let keys = Keys::new(false);
+    let server = with_auth(keys.authenticator(Padding::Pkcs1));
+    let port = server.ports[0];
+    assert_passed(&client(port, Some(("alice", "secret", &keys.public()))));
+    let e = server.wait_entries(0, 1).remove(0);
+    assert!(e.get("error").is_none(), "error in log: {}", e["error"]);
+    assert_eq!(e["webperf3"]["user"], "alice");
+    assert!(e["end"]["sum_received"]["bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn refusals_then_a_normal_test() {
+    let keys = Keys::new(false);
+    let server = with_auth(keys.authenticator(Padding::Pkcs1));
+    let port = server.ports[0];
+    let public = keys.public();
+    // Wrong password, unknown user, no credentials at all.
+    assert_refused(&client(port, Some(("alice", "guess", &public))));
+    assert_refused(&client(port, Some(("mallory", "secret", &public))));
+    assert_refused(&client(port, None));
+    // The port is free again and an authorized test runs normally.
+    assert_passed(&client(port, Some(("alice", "secret", &public))));
+    let entries = server.wait_entries(0, 4);
+    for e in &entries[..3] {
+        assert_eq!(e["error"], "error - test authorization failed");
+        assert!(e["webperf3"].get("user").is_none());
+        assert_eq!(e["intervals"].as_array().unwrap().len(), 0);
+    }
+    assert!(entries[3].get("error").is_none());
+    assert_eq!(entries[3]["webperf3"]["user"], "alice");
+}
+
+#[test]
+fn another_key_or_padding_is_refused() {
+    let keys = Keys::new(false);
+    let other = Keys::new(false);
+    // OAEP (the default) refuses a 3.7-3.16 client's PKCS#1 v1.5 token.
+    let server = with_auth(keys.authenticator(Padding::Oaep));
+    let port = server.ports[0];
+    let version = Command::new("iperf3").arg("--version").output();
+    let old_client = version
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .is_ok_and(|v| (7..=16).any(|minor| v.starts_with(&format!("iperf 3.{minor} "))));
+    if old_client {
+        assert_refused(&client(port, Some(("alice", "secret", &keys.public()))));
+    }
+    // A token made for another key never decrypts.
+    assert_refused(&client(port, Some(("alice", "secret", &other.public()))));
+    let n = if old_client { 2 } else { 1 };
+    for e in server.wait_entries(0, n) {
+        assert_eq!(e["error"], "error - test authorization failed");
+    }
+}
+
+#[test]
+fn credentials_are_ignored_without_authentication() {
+    let keys = Keys::new(false);
+    let server = Server::start(1);
+    let port = server.ports[0];
+    assert_passed(&client(port, Some(("alice", "whatever", &keys.public()))));
+    let e = server.wait_entries(0, 1).remove(0);
+    assert!(e.get("error").is_none());
+    assert!(e["webperf3"].get("user").is_none());
+}
+
+#[test]
+fn auth_flags_come_in_pairs() {
+    let help = run(&["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--rsa-private-key-path",
+        "--authorized-users-path",
+        "--time-skew-threshold",
+        "--use-pkcs1-padding",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    let keys = Keys::new(false);
+    let (key, users) = (keys.private(), keys.users());
+    for args in [
+        vec!["--rsa-private-key-path", key.to_str().unwrap()],
+        vec!["--authorized-users-path", users.to_str().unwrap()],
+        vec!["--use-pkcs1-padding"],
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+    }
+}
+
+/// Starts the binary on a free loopback port with `extra` flags; returns
+/// its exit status when it stops on its own within a few seconds.
+fn start_up_failure(extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let mut args = vec!["--port", &port, "--servers", "1", "--bind", "127.0.0.1"];
+    args.extend_from_slice(&["--http", "127.0.0.1:0", "-d", dir.path().to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn bad_key_or_users_file_exits_1_with_one_line() {
+    let keys = Keys::new(false);
+    let key = keys.private();
+    let users = keys.users();
+    let public = keys.public();
+    let bad_users = keys.dir.path().join("bad.csv");
+    std::fs::write(&bad_users, "alice,not-a-hash\n").unwrap();
+    let missing = keys.dir.path().join("missing.pem");
+    for (k, u, expect) in [
+        (&missing, &users, "missing.pem"),
+        (&public, &users, "public.pem"),
+        (&key, &bad_users, "line 1"),
+        (&key, &missing, "missing.pem"),
+    ] {
+        let out = start_up_failure(&[
+            "--rsa-private-key-path",
+            k.to_str().unwrap(),
+            "--authorized-users-path",
+            u.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{k:?} {u:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+        assert!(err.contains(expect), "{expect} not in: {err}");
+    }
+}
+
+#[test]
+fn binary_with_a_traditional_key() {
+    let keys = Keys::new(true);
+    let key_text = std::fs::read_to_string(keys.private()).unwrap();
+    assert!(key_text.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = Command::new(BIN)
+        .args(["--port", &port.to_string(), "--servers", "1"])
+        .args(["--bind", "127.0.0.1", "--http", "127.0.0.1:0", "--log-dir"])
+        .arg(dir.path())
+        .arg("--rsa-private-key-path")
+        .arg(keys.private())
+        .arg("--authorized-users-path")
+        .arg(keys.users())
+        .arg("--use-pkcs1-padding")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start webperf3");
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let banner = loop {
+        let line = lines
+            .next()
+            .expect("webperf3 exited before it started")
+            .unwrap();
+        if line.contains("dashboard on") {
+            break line;
+        }
+    };
+    assert!(
+        banner.contains("authentication required: 1 user, PKCS#1 v1.5 padding"),
+        "{banner}"
+    );
+    assert_refused(&client(port, Some(("alice", "wrong", &keys.public()))));
+    // The refusal's reason goes to stderr, not to the client.
+    let reason = lines.next().expect("a line about the refusal").unwrap();
+    assert!(
+        reason.contains("not authorized") && reason.contains("wrong password for user \"alice\""),
+        "{reason}"
+    );
+    assert_passed(&client(port, Some(("alice", "secret", &keys.public()))));
+    std::thread::spawn(move || for _ in lines {});
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let out = wait_output(server, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0));
+    let entries = read_entries(&dir.path().join(format!("port-{port}.json")));
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1]["webperf3"]["user"], "alice");
+}
