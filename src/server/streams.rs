@@ -293,9 +293,9 @@ impl Drop for DataStream {
 /// Reads until the socket is empty, then waits in `poll` until it is
 /// readable again (or shut down by [`DataStream::stop`], which makes the
 /// next read return 0). Measured on loopback against a blocking `recv`
-/// that sleeps inside the kernel's receive path, this costs the sending
-/// peer about 8 % less CPU per GB, so the same client moves more (see
-/// docs/performance.md).
+/// that sleeps inside the kernel's receive path, the sending peer spends
+/// 2–8 % less CPU per GB and the same client moves 2–17 % more, most when
+/// the machine is busy (see docs/performance.md).
 fn tcp_receive(mut sock: TcpStream, len: usize, c: &Counters) {
     if let Err(e) = sock.set_nonblocking(true) {
         c.fail(Some(&e));
