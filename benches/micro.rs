@@ -1,0 +1,311 @@
+//! Micro-benches of the paths that do not move test data but can still be
+//! slow: loading the logs at start-up, answering `/api/results` and `/csv`,
+//! and the per-datagram UDP receive accounting.
+//!
+//! Plain timing loops (`std::hint::black_box`, median of several samples)
+//! rather than a framework: each figure is one clear loop, and the bench
+//! adds no dependency. Parts are picked by name after `--`
+//! (`cargo bench --bench micro -- load http udp`); `WEBPERF3_MICRO_MAX_N`
+//! caps the number of logged tests for `load` (default 100000).
+//!
+//! The logs are real stock iperf3 3.12 server entries
+//! (`tests/fixtures/stock-3.12.json`: TCP, `-R`, `-P 2`, UDP, paced)
+//! repeated with fresh timestamps and client names, spread over four
+//! `port-<N>.json` files in a temp dir.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use webperf3::hub::Hub;
+use webperf3::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp};
+use webperf3::store::log::LogDir;
+
+const FIXTURE: &str = include_str!("../tests/fixtures/stock-3.12.json");
+const PORTS: [u16; 4] = [5201, 5202, 5203, 5204];
+const PARTS: [&str; 3] = ["load", "http", "udp"];
+
+fn main() -> std::process::ExitCode {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if let Some(bad) = wanted.iter().find(|w| !PARTS.contains(&w.as_str())) {
+        eprintln!(
+            "micro bench: unknown part {bad:?}; parts: {}",
+            PARTS.join(", ")
+        );
+        return std::process::ExitCode::FAILURE;
+    }
+    let run = |part: &str| wanted.is_empty() || wanted.iter().any(|w| w == part);
+    let max_n = std::env::var("WEBPERF3_MICRO_MAX_N")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(100_000);
+    if run("load") {
+        bench_load(max_n);
+    }
+    if run("http") {
+        bench_http();
+    }
+    if run("udp") {
+        bench_udp();
+    }
+    std::process::ExitCode::SUCCESS
+}
+
+/// CPU time this thread has used (less disturbed than wall time by other
+/// work on a shared machine).
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Times `f` once to warm up, then `samples` times; prints the median wall
+/// and thread CPU times and returns the median CPU time (every part here
+/// runs on this one thread).
+fn measure<R>(name: &str, samples: usize, mut f: impl FnMut() -> R) -> Duration {
+    black_box(f());
+    let (mut wall, mut cpu): (Vec<Duration>, Vec<Duration>) = (0..samples.max(1))
+        .map(|_| {
+            let (t, c) = (Instant::now(), thread_cpu());
+            black_box(f());
+            (t.elapsed(), thread_cpu().saturating_sub(c))
+        })
+        .unzip();
+    wall.sort();
+    cpu.sort();
+    let (wall, cpu) = (wall[wall.len() / 2], cpu[cpu.len() / 2]);
+    println!(
+        "{name:<44} cpu {:>11}  wall {:>11}  (medians of {samples})",
+        show(cpu),
+        show(wall),
+    );
+    cpu
+}
+
+fn show(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.3} ms", s * 1e3)
+    } else {
+        format!("{:.3} µs", s * 1e6)
+    }
+}
+
+// ---------------------------------------------------------------- logs
+
+/// The fixture's test entries, each the text from a `{` line to its `}`
+/// line (its last entry, a server shut down before any test, is left out so
+/// that N entries are N tests).
+fn fixture_entries() -> Vec<String> {
+    let mut entries = Vec::new();
+    let mut current = String::new();
+    for line in FIXTURE.lines() {
+        current.push_str(line);
+        current.push('\n');
+        if line == "}" {
+            let text = std::mem::take(&mut current);
+            if text.contains("\"test_start\"") {
+                entries.push(text);
+            }
+        }
+    }
+    assert!(!entries.is_empty(), "no entries in the fixture");
+    entries
+}
+
+/// Entry `i`: a fixture entry with timestamp `t0 + i` and, where it has a
+/// name, a per-client one.
+fn entry(templates: &[String], i: usize, t0: i64) -> String {
+    let template = &templates[i % templates.len()];
+    let mut out = String::with_capacity(template.len() + 16);
+    for line in template.lines() {
+        if let Some((key, _)) = line.split_once("\"timesecs\":") {
+            out.push_str(&format!("{key}\"timesecs\":\t{}", t0 + i as i64));
+        } else if let Some((key, _)) = line.split_once("\"extra_data\":") {
+            out.push_str(&format!("{key}\"extra_data\":\t\"host-{:02}\"", i % 37));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes `n` entries round-robin over the ports' logs (streamed, so the
+/// bench itself holds little memory); returns the bytes written.
+fn write_logs(dir: &Path, n: usize) -> usize {
+    use std::io::Write;
+    let templates = fixture_entries();
+    let logs = LogDir::open(dir).expect("temp log dir");
+    let mut files: Vec<_> = PORTS
+        .iter()
+        .map(|&port| {
+            let f = std::fs::File::create(logs.path(port)).expect("create log");
+            std::io::BufWriter::new(f)
+        })
+        .collect();
+    let mut bytes = 0;
+    for i in 0..n {
+        let text = entry(&templates, i, 1_700_000_000);
+        files[i % PORTS.len()]
+            .write_all(text.as_bytes())
+            .expect("write log");
+        bytes += text.len();
+    }
+    for mut f in files {
+        f.flush().expect("write log");
+    }
+    bytes
+}
+
+fn bench_load(max_n: usize) {
+    println!("== loading the logs at start-up (LogDir::load, page cache warm)");
+    for n in [1_000, 10_000, 100_000] {
+        if n > max_n {
+            println!("load {n} tests: skipped (WEBPERF3_MICRO_MAX_N={max_n})");
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bytes = write_logs(dir.path(), n);
+        let logs = LogDir::open(dir.path()).expect("log dir");
+        let loaded = logs.load(&PORTS);
+        assert_eq!(loaded.store.all().len(), n, "every entry loads");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let samples = if n >= 100_000 { 3 } else { 7 };
+        let t = measure(
+            &format!("load {n} tests ({:.0} MB)", bytes as f64 / 1e6),
+            samples,
+            || logs.load(&PORTS),
+        );
+        println!(
+            "{:<44}   = {:.1} µs CPU per test, {:.0} MB/s; peak RSS so far {:.0} MB",
+            "",
+            t.as_secs_f64() * 1e6 / n as f64,
+            bytes as f64 / 1e6 / t.as_secs_f64(),
+            peak_rss_mb()
+        );
+    }
+}
+
+/// The most memory this process has held at once, MB (the loads above are
+/// the only large holders).
+fn peak_rss_mb() -> f64 {
+    // SAFETY: rusage is plain old data filled by getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    ru.ru_maxrss as f64 / 1024.0
+}
+
+// ---------------------------------------------------------------- http
+
+fn bench_http() {
+    const N: usize = 10_000;
+    println!("== dashboard answers with {N} recorded tests (in-process, warp::test)");
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_logs(dir.path(), N);
+    let logs = LogDir::open(dir.path()).expect("log dir");
+    let loaded = logs.load(&PORTS);
+    assert_eq!(loaded.store.all().len(), N);
+    let hub: Arc<Hub> = Hub::new(logs, loaded.store);
+    let ctx = webperf3::http::Context::new(hub, CancellationToken::new());
+    let routes = webperf3::http::routes(ctx);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for path in ["/api/results", "/csv"] {
+        let get = || {
+            rt.block_on(
+                warp::test::request()
+                    .method("GET")
+                    .path(path)
+                    .reply(&routes),
+            )
+        };
+        let first = get();
+        assert_eq!(first.status(), 200, "{path}");
+        let size = first.body().len();
+        let t = measure(
+            &format!("GET {path} ({:.1} MB)", size as f64 / 1e6),
+            15,
+            get,
+        );
+        println!(
+            "{:<44}   = {:.2} µs CPU per test",
+            "",
+            t.as_secs_f64() * 1e6 / N as f64
+        );
+    }
+}
+
+// ---------------------------------------------------------------- udp
+
+fn bench_udp() {
+    // As the receive loop sees them: batches of 64 datagrams of 1400 bytes
+    // in one buffer, one arrival time per batch.
+    const LEN: usize = 1400;
+    const BATCH: usize = 64;
+    const BATCHES: usize = 64;
+    const COUNT: usize = BATCH * BATCHES;
+    println!("== UDP receive accounting (decode_header + Receiver::on_datagram)");
+    let mut bufs = vec![0u8; COUNT * LEN];
+    // Sequence numbers with some loss (every 997th missing) and reordering
+    // (every 499th pair swapped), as a busy link gives.
+    let mut seqs: Vec<u64> = (1..=COUNT as u64 + COUNT as u64 / 997 + 1)
+        .filter(|s| s % 997 != 0)
+        .take(COUNT)
+        .collect();
+    for i in (0..COUNT - 1).step_by(499) {
+        seqs.swap(i, i + 1);
+    }
+    for (i, seq) in seqs.iter().enumerate() {
+        let sent = Stamp::from_nanos(5_000_000_000 + i as u64 * 11_200);
+        encode_header(
+            &mut bufs[i * LEN..(i + 1) * LEN],
+            Header { sent, seq: *seq },
+            false,
+        );
+    }
+    let pass = || {
+        let mut rx = Receiver::default();
+        let mut bytes = 0u64;
+        for b in 0..BATCHES {
+            let arrived = Stamp::from_nanos(5_000_050_000 + (b * BATCH) as u64 * 11_200);
+            for i in b * BATCH..(b + 1) * BATCH {
+                let datagram = black_box(&bufs[i * LEN..(i + 1) * LEN]);
+                if let Some(h) = decode_header(datagram, false) {
+                    bytes += LEN as u64;
+                    rx.on_datagram(h, arrived);
+                }
+            }
+        }
+        (rx, bytes)
+    };
+    let (rx, _) = pass();
+    assert!(rx.lost > 0 && rx.out_of_order > 0, "{rx:?}");
+    let t = measure(&format!("{COUNT} datagrams of {LEN} bytes"), 201, pass);
+    let per = t.as_secs_f64() / COUNT as f64;
+    println!(
+        "{:<44}   = {:.2} ns CPU per datagram ({:.0} M datagrams/s, {:.0} Gbit/s of {LEN}-byte payload)",
+        "",
+        per * 1e9,
+        1e-6 / per,
+        LEN as f64 * 8.0 / per / 1e9
+    );
+}

@@ -1,0 +1,967 @@
+//! End-to-end throughput: our server beside stock `iperf3 -s`, driven by the
+//! same stock client over loopback.
+//!
+//! Both servers run as child processes on 127.0.0.1 with random free ports
+//! and stay up for the whole run. For each case the bench alternates the two
+//! servers over several rounds (ours first in even rounds, stock first in odd
+//! ones, so drift on a shared machine hits both alike) and prints the median
+//! bits/s of each, the ratio ours/stock, the server's CPU seconds per GB moved
+//! (utime + stime from `/proc/<pid>/stat`, before and after each test;
+//! median over the rounds), the same with the client's CPU added, and, for
+//! UDP, the receiver's loss (median).
+//!
+//! Why both CPU figures: on loopback much of the kernel's TCP work for one
+//! side runs in whichever process happens to process the other side's
+//! packets (an ACK arriving at the receiver can transmit the sender's queued
+//! data), so the server's own share moves from run to run; server + client
+//! is the whole cost and is steadier. A case our server refuses ("protocol does not
+//! exist") is reported as unsupported by ours, never skipped.
+//!
+//! Our server is the binary cargo builds for this bench (`CARGO_BIN_EXE_…`,
+//! release settings) rather than an in-process `app::serve`: that way both
+//! servers are measured the same way (a process's own CPU time, excluding the
+//! client and this harness), the binary is exactly what users run, and a hung
+//! server is killed without taking the bench down.
+//!
+//! Environment: `WEBPERF3_BENCH_ROUNDS` (default 5), `WEBPERF3_BENCH_SECONDS`
+//! (per test, default 3), `IPERF3_REFERENCE` (the stock server binary, default
+//! the `iperf3` on PATH; the client is always the `iperf3` on PATH). Names
+//! given after `--` pick cases (`cargo bench --bench throughput -- tcp udp`).
+//! Figures go to `target/bench/throughput-<unix time>.json` and
+//! `target/bench/throughput-latest.json`.
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+/// The only address anything here binds or connects to.
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+/// How long a server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a client may run beyond its test duration.
+const CLIENT_SLACK: Duration = Duration::from_secs(20);
+/// How long a server may take to append a finished test to its log.
+const LOG_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between tests, so one test's teardown does not overlap the next.
+const SETTLE: Duration = Duration::from_millis(300);
+/// What our server answers a protocol it does not implement.
+const UNSUPPORTED: &str = "protocol does not exist";
+const INSTALL_HINT: &str = "install it with: apt-get install -y iperf3";
+
+/// One client command line, run against both servers.
+struct Case {
+    name: &'static str,
+    args: &'static [&'static str],
+    udp: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "tcp",
+        args: &[],
+        udp: false,
+    },
+    Case {
+        name: "tcp-reverse",
+        args: &["-R"],
+        udp: false,
+    },
+    Case {
+        name: "tcp-parallel-4",
+        args: &["-P", "4"],
+        udp: false,
+    },
+    Case {
+        name: "tcp-bidir",
+        args: &["--bidir"],
+        udp: false,
+    },
+    Case {
+        name: "udp",
+        args: &["-u", "-b", "0", "-l", "1400"],
+        udp: true,
+    },
+    Case {
+        name: "udp-reverse",
+        args: &["-u", "-R", "-b", "1G"],
+        udp: true,
+    },
+];
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("throughput bench: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Settings {
+    rounds: usize,
+    seconds: u64,
+    client: PathBuf,
+    reference: PathBuf,
+    cases: Vec<&'static Case>,
+}
+
+fn env_number(
+    name: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{name}={text:?}: expected a whole number in {}..={}",
+                range.start(),
+                range.end()
+            )),
+        },
+    }
+}
+
+fn settings() -> Result<Settings, String> {
+    let rounds = env_number("WEBPERF3_BENCH_ROUNDS", 5, 1..=100)?;
+    let seconds = env_number("WEBPERF3_BENCH_SECONDS", 3, 1..=60)?;
+    let client = find_on_path("iperf3")
+        .ok_or_else(|| format!("iperf3 is not installed (no iperf3 on PATH); {INSTALL_HINT}"))?;
+    let reference = match std::env::var_os("IPERF3_REFERENCE") {
+        Some(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            if !p.is_file() {
+                return Err(format!("IPERF3_REFERENCE={} is not a file", p.display()));
+            }
+            p
+        }
+        _ => client.clone(),
+    };
+    // `cargo bench` passes `--bench`; other words name cases.
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    for w in &wanted {
+        if !CASES.iter().any(|c| c.name == w) {
+            let names: Vec<_> = CASES.iter().map(|c| c.name).collect();
+            return Err(format!("unknown case {w:?}; cases: {}", names.join(", ")));
+        }
+    }
+    let cases = CASES
+        .iter()
+        .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.name))
+        .collect();
+    Ok(Settings {
+        rounds: usize::try_from(rounds).unwrap_or(5),
+        seconds,
+        client,
+        reference,
+        cases,
+    })
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn run() -> Result<(), String> {
+    let s = settings()?;
+    let ours_exe = PathBuf::from(env!("CARGO_BIN_EXE_webperf3"));
+    let machine = machine(&s);
+    println!("== webperf3 throughput bench (loopback {LOOPBACK})");
+    for (k, v) in &machine {
+        println!("{k:>16}: {v}");
+    }
+    println!(
+        "{:>16}: {} rounds x {} s per case and server, A/B alternating",
+        "settings", s.rounds, s.seconds
+    );
+    println!();
+
+    let work = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let mut ours = Server::ours(&ours_exe, work.path())?;
+    let mut stock = Server::stock(&s.reference, work.path())?;
+
+    let mut rows = Vec::new();
+    for case in &s.cases {
+        let mut ours_runs = Vec::new();
+        let mut stock_runs = Vec::new();
+        for round in 0..s.rounds {
+            let order: [bool; 2] = if round % 2 == 0 {
+                [true, false]
+            } else {
+                [false, true]
+            };
+            for is_ours in order {
+                let (server, runs) = if is_ours {
+                    (&mut ours, &mut ours_runs)
+                } else {
+                    (&mut stock, &mut stock_runs)
+                };
+                let r = run_one(&s, case, server)?;
+                eprintln!(
+                    "  {:<15} round {} {:<5} {}",
+                    case.name,
+                    round + 1,
+                    server.label,
+                    r.brief()
+                );
+                runs.push(r);
+                std::thread::sleep(SETTLE);
+            }
+        }
+        let paired = paired_ratio(&ours_runs, &stock_runs);
+        let row = Row::new(case, summarise(&ours_runs), summarise(&stock_runs), paired);
+        rows.push(row);
+    }
+    drop(ours);
+    drop(stock);
+
+    println!();
+    print_table(&rows);
+    let load_at_end = load_average();
+    println!("load average at the end: {load_at_end}");
+    let doc = json!({
+        "unix_time": unix_time(),
+        "load_at_end": load_at_end,
+        "machine": machine.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "rounds": s.rounds,
+        "seconds": s.seconds,
+        "client": s.client.display().to_string(),
+        "reference": s.reference.display().to_string(),
+        "cases": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+    });
+    let written = write_figures(&ours_exe, &doc)?;
+    println!();
+    println!("figures written to {}", written.display());
+    Ok(())
+}
+
+/// The machine the figures come from.
+fn machine(s: &Settings) -> Vec<(&'static str, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "model name").then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|k| k.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    vec![
+        ("nproc", nproc.to_string()),
+        ("cpu", model),
+        ("kernel", kernel),
+        ("load at start", load_average()),
+        ("client", version_of(&s.client)),
+        ("stock server", version_of(&s.reference)),
+        ("ours", format!("webperf3 {}", env!("CARGO_PKG_VERSION"))),
+    ]
+}
+
+/// `/proc/loadavg`'s 1, 5 and 15 minute figures: how busy the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn version_of(exe: &Path) -> String {
+    let out = bounded_output(Command::new(exe).arg("--version"), Duration::from_secs(5));
+    let first = out
+        .as_deref()
+        .unwrap_or("")
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    format!("{first} ({})", exe.display())
+}
+
+// ---------------------------------------------------------------- processes
+
+/// A child process that is killed when dropped, and (through
+/// `PR_SET_PDEATHSIG`) when this bench dies some other way.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(cmd: &mut Command) -> std::io::Result<Guard> {
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.spawn().map(Guard)
+}
+
+/// Runs `cmd` to completion within `limit`; its stdout, or `None`.
+fn bounded_output(cmd: &mut Command, limit: Duration) -> Option<String> {
+    let out = run_bounded(cmd.stdin(Stdio::null()).stderr(Stdio::null()), limit).ok()?;
+    Some(out.stdout)
+}
+
+struct Finished {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` with captured stdout/stderr, killing it after `limit`.
+fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Finished, String> {
+    let mut guard = spawn(cmd.stdout(Stdio::piped()))
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let readers: Vec<_> = [
+        guard
+            .0
+            .stdout
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+        guard
+            .0
+            .stderr
+            .take()
+            .map(|r| Box::new(r) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .map(|r| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    })
+    .collect();
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match guard.0.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break None,
+        }
+    };
+    // Killing (if still running) closes the pipes, so the readers end.
+    drop(guard);
+    let mut texts = readers.into_iter().map(|h| h.join().unwrap_or_default());
+    let stdout = texts.next().unwrap_or_default();
+    let stderr = texts.next().unwrap_or_default();
+    match status {
+        Some(st) => Ok(Finished {
+            ok: st.success(),
+            stdout,
+            stderr,
+        }),
+        None => Err(format!(
+            "{:?} did not finish within {limit:?}; killed",
+            cmd.get_program()
+        )),
+    }
+}
+
+/// A free port on loopback for both TCP and UDP (an iperf3 server uses the
+/// same number for both).
+fn free_port() -> Result<u16, String> {
+    for _ in 0..50 {
+        let tcp = TcpListener::bind((LOOPBACK, 0)).map_err(|e| format!("bind: {e}"))?;
+        let port = tcp.local_addr().map_err(|e| e.to_string())?.port();
+        if UdpSocket::bind((LOOPBACK, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free port on loopback".into())
+}
+
+/// Whether something listens on `127.0.0.1:port` (read from
+/// `/proc/net/tcp`, so that checking does not open a connection that a
+/// server would log as a test).
+fn listening(port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            let f: Vec<_> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == want && f[3] == "0A"
+        })
+    })
+}
+
+/// CPU seconds (user + system) of this process's finished and waited-for
+/// children: the difference around one client run is that client's CPU.
+fn children_cpu() -> f64 {
+    // SAFETY: rusage is plain old data filled by getrusage.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after its ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<_> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| ticks as f64 / hz as f64)
+}
+
+/// A running server under test.
+struct Server {
+    label: &'static str,
+    port: u16,
+    pid: u32,
+    log: PathBuf,
+    /// Our server's stderr, kept to show when something goes wrong.
+    stderr: Arc<Mutex<String>>,
+    child: Guard,
+}
+
+impl Server {
+    fn ours(exe: &Path, work: &Path) -> Result<Server, String> {
+        let port = free_port()?;
+        let http = free_port()?;
+        let dir = work.join("ours");
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "-n",
+            "1",
+            "-p",
+            &port.to_string(),
+            "-B",
+            &LOOPBACK.to_string(),
+        ])
+        .arg("--http")
+        .arg(SocketAddr::from((LOOPBACK, http)).to_string())
+        .arg("-d")
+        .arg(&dir);
+        Server::start("ours", cmd, port, dir.join(format!("port-{port}.json")))
+    }
+
+    fn stock(exe: &Path, work: &Path) -> Result<Server, String> {
+        let port = free_port()?;
+        let log = work.join("stock.json");
+        let mut cmd = Command::new(exe);
+        cmd.args(["-s", "-p", &port.to_string(), "-B", &LOOPBACK.to_string()])
+            .args(["--json", "--logfile"])
+            .arg(&log);
+        Server::start("stock", cmd, port, log)
+    }
+
+    fn start(
+        label: &'static str,
+        mut cmd: Command,
+        port: u16,
+        log: PathBuf,
+    ) -> Result<Server, String> {
+        let mut child = spawn(
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+        .map_err(|e| {
+            format!(
+                "cannot start the {label} server {:?}: {e}",
+                cmd.get_program()
+            )
+        })?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(mut pipe) = child.0.stderr.take() {
+            let sink = Arc::clone(&stderr);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if let Ok(mut s) = sink.lock() {
+                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    }
+                }
+            });
+        }
+        let pid = child.0.id();
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !listening(port) {
+            if let Ok(Some(st)) = child.0.try_wait() {
+                let text = stderr.lock().map(|s| s.clone()).unwrap_or_default();
+                return Err(format!("the {label} server exited at start ({st}): {text}"));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "the {label} server is not listening on {LOOPBACK}:{port} after {START_TIMEOUT:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Server {
+            label,
+            port,
+            pid,
+            log,
+            stderr,
+            child,
+        })
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.0.try_wait(), Ok(None))
+    }
+
+    /// Log entries written so far (each pretty-printed object ends with a
+    /// `}` alone on its line).
+    fn entries(&self) -> usize {
+        std::fs::read_to_string(&self.log).map_or(0, |t| t.lines().filter(|l| *l == "}").count())
+    }
+
+    /// The newest log entry.
+    fn last_entry(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(&self.log).ok()?;
+        serde_json::Deserializer::from_str(&text)
+            .into_iter::<Value>()
+            .map_while(Result::ok)
+            .last()
+    }
+}
+
+// ---------------------------------------------------------------- one test
+
+/// What one test against one server gave.
+enum Outcome {
+    Done {
+        bps: f64,
+        /// Bytes the server itself sent or received.
+        bytes: f64,
+        /// CPU seconds the server used for the test.
+        cpu: f64,
+        /// CPU seconds the client used.
+        client_cpu: f64,
+        /// UDP: the receiver's loss, percent.
+        loss: Option<f64>,
+    },
+    Unsupported(String),
+    Failed(String),
+}
+
+impl Outcome {
+    fn brief(&self) -> String {
+        match self {
+            Outcome::Done {
+                bps,
+                bytes,
+                cpu,
+                loss,
+                ..
+            } => {
+                let mut s = format!(
+                    "{:>7.2} Gbit/s  cpu {:>5.2} s/GB",
+                    bps / 1e9,
+                    cpu / (bytes / 1e9)
+                );
+                if let Some(l) = loss {
+                    s.push_str(&format!("  loss {l:.2}%"));
+                }
+                s
+            }
+            Outcome::Unsupported(e) => format!("unsupported: {e}"),
+            Outcome::Failed(e) => format!("FAILED: {e}"),
+        }
+    }
+}
+
+fn run_one(s: &Settings, case: &Case, server: &mut Server) -> Result<Outcome, String> {
+    if !server.alive() {
+        let text = server.stderr.lock().map(|t| t.clone()).unwrap_or_default();
+        return Err(format!("the {} server died: {text}", server.label));
+    }
+    let before_entries = server.entries();
+    let cpu0 = cpu_seconds(server.pid).ok_or("cannot read the server's CPU time")?;
+    let mut cmd = Command::new(&s.client);
+    cmd.args(["-c", &LOOPBACK.to_string(), "-p", &server.port.to_string()])
+        .args([
+            "-t",
+            &s.seconds.to_string(),
+            "-J",
+            "--connect-timeout",
+            "5000",
+        ])
+        .args(case.args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    let limit = Duration::from_secs(s.seconds) + CLIENT_SLACK;
+    let client_cpu0 = children_cpu();
+    let finished = run_bounded(&mut cmd, limit);
+    let client_cpu = children_cpu() - client_cpu0;
+    // Wait for the server's log entry, so its CPU time covers the whole test.
+    let deadline = Instant::now() + LOG_TIMEOUT;
+    while server.entries() <= before_entries && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cpu = cpu_seconds(server.pid).ok_or("cannot read the server's CPU time")? - cpu0;
+    let finished = match finished {
+        Ok(f) => f,
+        Err(e) => return Ok(Outcome::Failed(e)),
+    };
+    let doc: Option<Value> = serde_json::from_str(&finished.stdout).ok();
+    let error = doc
+        .as_ref()
+        .and_then(|d| d.get("error"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(e) = error.or_else(|| (!finished.ok).then(|| finished.stderr.trim().to_string())) {
+        if e.contains(UNSUPPORTED) {
+            return Ok(Outcome::Unsupported(e));
+        }
+        return Ok(Outcome::Failed(e));
+    }
+    let Some(end) = doc.as_ref().and_then(|d| d.get("end")) else {
+        return Ok(Outcome::Failed("client printed no results".into()));
+    };
+    let num = |sum: &str, key: &str| {
+        end.get(sum)
+            .and_then(|v| v.get(key))
+            .and_then(Value::as_f64)
+    };
+    let reverse = case.args.contains(&"-R");
+    let bidir = case.args.contains(&"--bidir");
+    // What arrived at the receiver(s), and what the server handled itself:
+    // it received the forward direction and sent the reverse one.
+    let (bps, bytes) = if bidir {
+        (
+            num("sum_received", "bits_per_second").unwrap_or(0.0)
+                + num("sum_received_bidir_reverse", "bits_per_second").unwrap_or(0.0),
+            num("sum_received", "bytes").unwrap_or(0.0)
+                + num("sum_sent_bidir_reverse", "bytes").unwrap_or(0.0),
+        )
+    } else {
+        (
+            num("sum_received", "bits_per_second").unwrap_or(0.0),
+            num(if reverse { "sum_sent" } else { "sum_received" }, "bytes").unwrap_or(0.0),
+        )
+    };
+    if bps <= 0.0 || bytes <= 0.0 {
+        return Ok(Outcome::Failed("no bytes moved".into()));
+    }
+    // UDP loss as the receiver saw it: the server's own log entry for a
+    // forward test, the client's figures for -R.
+    let loss = if !case.udp {
+        None
+    } else if reverse {
+        num("sum_received", "lost_percent")
+    } else {
+        server
+            .last_entry()
+            .and_then(|e| e.pointer("/end/sum/lost_percent").and_then(Value::as_f64))
+    };
+    Ok(Outcome::Done {
+        bps,
+        bytes,
+        cpu,
+        client_cpu,
+        loss,
+    })
+}
+
+// ---------------------------------------------------------------- figures
+
+/// One server's figures for one case.
+enum Summary {
+    Ok {
+        median_bps: f64,
+        runs_bps: Vec<f64>,
+        /// Median over the runs: where the kernel charges loopback work
+        /// (the process, or ksoftirqd) varies from run to run, so a median
+        /// is steadier than a total.
+        cpu_s_per_gb: f64,
+        runs_cpu_s_per_gb: Vec<f64>,
+        /// Median over the runs of server + client CPU seconds per GB.
+        pair_cpu_s_per_gb: f64,
+        loss_percent: Option<f64>,
+        failed_runs: usize,
+    },
+    Unsupported(String),
+    Failed(String),
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The median over rounds of ours/stock within the same round: the two
+/// runs of a round are back to back, so they share the machine's load of
+/// the moment, which the ratio of the two overall medians does not.
+fn paired_ratio(ours: &[Outcome], stock: &[Outcome]) -> Option<f64> {
+    let bps = |o: &Outcome| match o {
+        Outcome::Done { bps, .. } => Some(*bps),
+        _ => None,
+    };
+    let ratios = ours
+        .iter()
+        .zip(stock)
+        .filter_map(|(a, b)| Some(bps(a)? / bps(b)?))
+        .collect();
+    median(ratios)
+}
+
+fn summarise(runs: &[Outcome]) -> Summary {
+    let mut bps = Vec::new();
+    let mut cpu_per_gb = Vec::new();
+    let mut pair_per_gb = Vec::new();
+    let mut losses = Vec::new();
+    let mut failed = Vec::new();
+    for r in runs {
+        match r {
+            Outcome::Done {
+                bps: b,
+                bytes: n,
+                cpu: c,
+                client_cpu,
+                loss,
+            } => {
+                bps.push(*b);
+                cpu_per_gb.push(c / (n / 1e9));
+                pair_per_gb.push((c + client_cpu) / (n / 1e9));
+                losses.extend(*loss);
+            }
+            Outcome::Unsupported(e) => return Summary::Unsupported(e.clone()),
+            Outcome::Failed(e) => failed.push(e.clone()),
+        }
+    }
+    match median(bps.clone()) {
+        Some(median_bps) => Summary::Ok {
+            median_bps,
+            runs_bps: bps,
+            cpu_s_per_gb: median(cpu_per_gb.clone()).unwrap_or(f64::NAN),
+            runs_cpu_s_per_gb: cpu_per_gb,
+            pair_cpu_s_per_gb: median(pair_per_gb).unwrap_or(f64::NAN),
+            loss_percent: median(losses),
+            failed_runs: failed.len(),
+        },
+        None => Summary::Failed(failed.first().cloned().unwrap_or_else(|| "no runs".into())),
+    }
+}
+
+impl Summary {
+    fn to_json(&self) -> Value {
+        match self {
+            Summary::Ok {
+                median_bps,
+                runs_bps,
+                cpu_s_per_gb,
+                runs_cpu_s_per_gb,
+                pair_cpu_s_per_gb,
+                loss_percent,
+                failed_runs,
+            } => json!({
+                "status": "ok",
+                "median_bps": median_bps,
+                "runs_bps": runs_bps,
+                "median_cpu_seconds_per_gb": cpu_s_per_gb,
+                "runs_cpu_seconds_per_gb": runs_cpu_s_per_gb,
+                "median_server_and_client_cpu_seconds_per_gb": pair_cpu_s_per_gb,
+                "receiver_loss_percent": loss_percent,
+                "failed_runs": failed_runs,
+            }),
+            Summary::Unsupported(e) => json!({"status": "unsupported by ours", "error": e}),
+            Summary::Failed(e) => json!({"status": "failed", "error": e}),
+        }
+    }
+
+    fn median_bps(&self) -> Option<f64> {
+        match self {
+            Summary::Ok { median_bps, .. } => Some(*median_bps),
+            _ => None,
+        }
+    }
+}
+
+struct Row {
+    case: &'static Case,
+    ours: Summary,
+    stock: Summary,
+    paired: Option<f64>,
+}
+
+impl Row {
+    fn new(case: &'static Case, ours: Summary, stock: Summary, paired: Option<f64>) -> Row {
+        Row {
+            case,
+            ours,
+            stock,
+            paired,
+        }
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        Some(self.ours.median_bps()? / self.stock.median_bps()?)
+    }
+
+    fn cpu_ratio(&self) -> Option<f64> {
+        match (&self.ours, &self.stock) {
+            (
+                Summary::Ok {
+                    cpu_s_per_gb: a, ..
+                },
+                Summary::Ok {
+                    cpu_s_per_gb: b, ..
+                },
+            ) => Some(a / b),
+            _ => None,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "case": self.case.name,
+            "client_args": self.case.args,
+            "ours": self.ours.to_json(),
+            "stock": self.stock.to_json(),
+            "ratio_ours_to_stock": self.ratio(),
+            "paired_ratio_ours_to_stock": self.paired,
+            "cpu_per_gb_ratio_ours_to_stock": self.cpu_ratio(),
+        })
+    }
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<15} {:^33} {:^15} {:^17} {:^17}",
+        "", "Gbit/s (median)", "server CPU s/GB", "server+client s/GB", "receiver loss"
+    );
+    println!(
+        "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
+        "case",
+        "ours",
+        "stock",
+        "ratio",
+        "paired",
+        "ours",
+        "stock",
+        "ours",
+        "stock",
+        "ours",
+        "stock"
+    );
+    for row in rows {
+        let cell = |s: &Summary| match s {
+            Summary::Ok { median_bps, .. } => format!("{:.2}", median_bps / 1e9),
+            Summary::Unsupported(_) => "unsupp.".into(),
+            Summary::Failed(_) => "FAILED".into(),
+        };
+        let cpu = |s: &Summary, pair: bool| match s {
+            Summary::Ok {
+                cpu_s_per_gb,
+                pair_cpu_s_per_gb,
+                ..
+            } => format!(
+                "{:.3}",
+                if pair {
+                    *pair_cpu_s_per_gb
+                } else {
+                    *cpu_s_per_gb
+                }
+            ),
+            _ => "-".into(),
+        };
+        let loss = |s: &Summary| match s {
+            Summary::Ok {
+                loss_percent: Some(l),
+                ..
+            } => format!("{l:.2}%"),
+            _ => "-".into(),
+        };
+        let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
+        println!(
+            "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
+            row.case.name,
+            cell(&row.ours),
+            cell(&row.stock),
+            ratio(row.ratio()),
+            ratio(row.paired),
+            cpu(&row.ours, false),
+            cpu(&row.stock, false),
+            cpu(&row.ours, true),
+            cpu(&row.stock, true),
+            loss(&row.ours),
+            loss(&row.stock)
+        );
+    }
+    println!("ratio: of the two medians; paired: median of the per-round ratios");
+    for row in rows {
+        for (who, s) in [("ours", &row.ours), ("stock", &row.stock)] {
+            match s {
+                Summary::Unsupported(e) => {
+                    println!("note: {}: unsupported by {who}: {e}", row.case.name)
+                }
+                Summary::Failed(e) => println!("note: {}: FAILED on {who}: {e}", row.case.name),
+                Summary::Ok { failed_runs, .. } if *failed_runs > 0 => {
+                    println!(
+                        "note: {}: {failed_runs} run(s) failed on {who}",
+                        row.case.name
+                    )
+                }
+                Summary::Ok { .. } => {}
+            }
+        }
+    }
+}
+
+fn unix_time() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes the figures under `<target>/bench/`, next to the binary cargo built.
+fn write_figures(ours_exe: &Path, doc: &Value) -> Result<PathBuf, String> {
+    // The binary is <target>/<profile>/webperf3.
+    let target = ours_exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or("cannot find the target directory")?;
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())? + "\n";
+    let stamped = dir.join(format!("throughput-{}.json", unix_time()));
+    for path in [&stamped, &dir.join("throughput-latest.json")] {
+        std::fs::write(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(stamped)
+}
