@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::reader::{read_log, LogItem};
+use super::reader::{read_log_each, Detail, LogItem};
 use super::results::ResultsStore;
 use super::summary::{summarize, TestResult};
 
@@ -238,28 +238,21 @@ fn load_file(port: u16, path: &Path, warnings: &mut Vec<String>) -> Option<FileR
         }
     };
     let text = String::from_utf8_lossy(&bytes);
-    let read = read_log(&text);
-    warnings.extend(
-        read.damage
-            .iter()
-            .map(|damage| format!("{shown}: {damage}")),
-    );
-
     let mut file = FileResults {
         results: Vec::new(),
         latest: None,
     };
-    for item in &read.items {
-        match item {
-            LogItem::Entry(entry) => {
-                if let Some(result) = summarize(port, entry) {
-                    file.results.push(result);
-                    file.latest = Some(file.results.len() - 1);
-                }
+    // Each entry is summarised as soon as it is parsed and then dropped.
+    let damage = read_log_each(&text, Detail::Summary, |item| match item {
+        LogItem::Entry(entry) => {
+            if let Some(result) = summarize(port, &entry) {
+                file.results.push(result);
+                file.latest = Some(file.results.len() - 1);
             }
-            LogItem::Cleared => file.latest = None,
         }
-    }
+        LogItem::Cleared => file.latest = None,
+    });
+    warnings.extend(damage.iter().map(|damage| format!("{shown}: {damage}")));
     Some(file)
 }
 
@@ -267,6 +260,7 @@ fn load_file(port: u16, path: &Path, warnings: &mut Vec<String>) -> Option<FileR
 mod tests {
     use super::*;
     use crate::report::json::{to_pretty, Json};
+    use crate::store::reader::read_log;
 
     const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
 
