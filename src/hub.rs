@@ -380,28 +380,9 @@ mod tests {
 
     fn result(port: u16, timestamp: i64, name: Option<&str>) -> TestResult {
         TestResult {
-            port,
-            timestamp,
             name: name.map(str::to_string),
-            title: None,
             client: Some("192.0.2.1".into()),
-            protocol: "TCP".into(),
-            duration: 10.0,
-            streams: 1,
-            reverse: false,
-            bidir: false,
-            send_bps: None,
-            receive_bps: Some(1e9),
-            bytes_sent: 0,
-            bytes_received: 1_250_000_000,
-            retransmits: None,
-            jitter_ms: None,
-            lost_percent: None,
-            error: None,
-            overlapped: None,
-            server_cpu_percent: None,
-            cpu_temp_c: None,
-            throttled: None,
+            ..crate::store::results::tests::result(port, timestamp)
         }
     }
 

@@ -74,6 +74,9 @@ pub fn payload(len: usize, repeating: bool) -> Vec<u8> {
         .collect()
 }
 
+/// How far ahead of its schedule a paced stream may run before it sleeps.
+pub const PACING_SLACK: Duration = Duration::from_millis(1);
+
 /// Pacing of a sending stream: the average rate since the test started must
 /// stay at or below `rate` bits/s; `burst` blocks go out per check.
 #[derive(Debug, Clone, Copy)]
@@ -94,13 +97,16 @@ impl Pacing {
     }
 
     /// How long to wait before sending more, having sent `sent` bytes
-    /// `elapsed` after the start; `None` = send now.
+    /// `elapsed` after the start; `None` = send now. A stream may run up to
+    /// [`PACING_SLACK`] ahead of its schedule before it sleeps, so it wakes
+    /// about once per millisecond at most, as stock's 1 ms pacing timer did,
+    /// instead of once per datagram.
     pub fn wait(&self, sent: u64, elapsed: Duration) -> Option<Duration> {
         if self.rate == 0 {
             return None;
         }
         let due = Duration::from_secs_f64(sent as f64 * 8.0 / self.rate as f64);
-        (due > elapsed).then(|| due - elapsed)
+        (due > elapsed + PACING_SLACK).then(|| due - elapsed)
     }
 }
 
@@ -395,6 +401,12 @@ mod tests {
             Some(Duration::from_millis(600))
         );
         assert_eq!(p.wait(1_000_000, Duration::from_millis(1200)), None);
+        // Less than the slack ahead of schedule: keep sending.
+        assert_eq!(p.wait(1_000_000, Duration::from_micros(999_500)), None);
+        assert_eq!(
+            p.wait(1_000_000, Duration::from_micros(998_000)),
+            Some(Duration::from_millis(2))
+        );
         assert_eq!(
             Pacing { rate: 0, burst: 1 }.wait(u64::MAX, Duration::ZERO),
             None

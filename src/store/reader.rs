@@ -61,19 +61,80 @@ pub struct ReadLog {
     pub damage: Vec<Damage>,
 }
 
-impl ReadLog {
+/// How much of each entry to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Every member.
+    Full,
+    /// Everything but `intervals` (the bulk of an entry), unless `end` is
+    /// empty (a test cut short), whose summary falls back on them. What
+    /// loading history at start-up needs, several times faster.
+    Summary,
+}
+
+/// The reader's output side: items go to a sink as they are found.
+struct Reader<F: FnMut(LogItem)> {
+    sink: F,
+    detail: Detail,
+    damage: Vec<Damage>,
+}
+
+impl<F: FnMut(LogItem)> Reader<F> {
     fn skip(&mut self, line: usize, kind: DamageKind) {
-        self.skipped += 1;
         self.damage.push(Damage { line, kind });
     }
 
-    /// Parses `text` as one object and records it, or records the damage.
+    /// Parses `text` as one object and hands it on, or records the damage.
     fn object(&mut self, text: &str, line: usize, kind: DamageKind) {
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(members)) if members.is_empty() => self.items.push(LogItem::Cleared),
-            Ok(value @ Value::Object(_)) => self.items.push(LogItem::Entry(value)),
+        let parsed = match self.detail {
+            Detail::Full => serde_json::from_str::<Value>(text),
+            Detail::Summary => serde_json::from_str::<Lean>(text).and_then(|lean| {
+                let ended = lean
+                    .0
+                    .get("end")
+                    .and_then(Value::as_object)
+                    .is_some_and(|end| !end.is_empty());
+                if ended || !lean.1 {
+                    Ok(Value::Object(lean.0))
+                } else {
+                    serde_json::from_str::<Value>(text)
+                }
+            }),
+        };
+        match parsed {
+            Ok(Value::Object(members)) if members.is_empty() => (self.sink)(LogItem::Cleared),
+            Ok(value @ Value::Object(_)) => (self.sink)(LogItem::Entry(value)),
             _ => self.skip(line, kind),
         }
+    }
+}
+
+/// An entry's top-level members without `intervals`, and whether it had any.
+struct Lean(serde_json::Map<String, Value>, bool);
+
+impl<'de> serde::Deserialize<'de> for Lean {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Lean;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Lean, A::Error> {
+                let mut members = serde_json::Map::new();
+                let mut had_intervals = false;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "intervals" {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                        had_intervals = true;
+                    } else {
+                        members.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(Lean(members, had_intervals))
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -128,7 +189,24 @@ fn entry_start(lines: &[Line<'_>], i: usize) -> Option<usize> {
 
 /// Reads a log file's text.
 pub fn read_log(text: &str) -> ReadLog {
-    let mut log = ReadLog::default();
+    let mut items = Vec::new();
+    let damage = read_log_each(text, Detail::Full, |item| items.push(item));
+    ReadLog {
+        items,
+        skipped: damage.len(),
+        damage,
+    }
+}
+
+/// Reads a log file's text, handing each item to `sink` as soon as it is
+/// parsed (so a large file is never held as parsed trees all at once), and
+/// returns what was skipped.
+pub fn read_log_each(text: &str, detail: Detail, sink: impl FnMut(LogItem)) -> Vec<Damage> {
+    let mut log = Reader {
+        sink,
+        detail,
+        damage: Vec::new(),
+    };
     let mut state = State::Outside;
     let lines = lines(text);
     for (i, line) in lines.iter().enumerate() {
@@ -176,7 +254,7 @@ pub fn read_log(text: &str) -> ReadLog {
     if let State::Entry { line, .. } = state {
         log.skip(line, DamageKind::Truncated);
     }
-    log
+    log.damage
 }
 
 #[cfg(test)]
@@ -193,6 +271,35 @@ mod tests {
                 LogItem::Cleared => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn summary_detail_skips_intervals_but_keeps_what_summaries_need() {
+        let full = read_log(STOCK_LOG).items;
+        let mut lean = Vec::new();
+        let damage = read_log_each(STOCK_LOG, Detail::Summary, |item| lean.push(item));
+        assert!(damage.is_empty());
+        assert_eq!(full.len(), lean.len());
+        for (f, l) in full.iter().zip(&lean) {
+            let (LogItem::Entry(f), LogItem::Entry(l)) = (f, l) else {
+                continue;
+            };
+            let cut_short = f["end"].as_object().is_none_or(|end| end.is_empty());
+            assert_eq!(
+                l.get("intervals").is_some(),
+                cut_short,
+                "intervals kept only where end is empty"
+            );
+            assert_eq!(
+                crate::store::summary::summarize(5201, f),
+                crate::store::summary::summarize(5201, l)
+            );
+        }
+        // A test cut short keeps its intervals for the summary's fallback.
+        let cut = "{\n\t\"start\":\t{\n\t},\n\t\"intervals\":\t[1],\n\t\"end\":\t{\n\t}\n}\n";
+        let mut items = Vec::new();
+        read_log_each(cut, Detail::Summary, |item| items.push(item));
+        assert!(matches!(&items[0], LogItem::Entry(v) if v["intervals"][0] == 1));
     }
 
     #[test]

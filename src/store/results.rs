@@ -71,10 +71,10 @@ impl ResultsStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A minimal result of `port` at `timestamp`.
+    /// A minimal result of `port` at `timestamp` (1 Gbit/s received).
     pub(crate) fn result(port: u16, timestamp: i64) -> TestResult {
         TestResult {
             port,
