@@ -296,7 +296,17 @@ impl Drop for DataStream {
     }
 }
 
+/// Reads until the socket is empty, then waits in `poll` until it is
+/// readable again (or shut down by [`DataStream::stop`], which makes the
+/// next read return 0). Measured on loopback against a blocking `recv`
+/// that sleeps inside the kernel's receive path, the sending peer spends
+/// 2–8 % less CPU per GB and the same client moves 2–17 % more, most when
+/// the machine is busy (see docs/performance.md).
 fn tcp_receive(mut sock: TcpStream, len: usize, c: &Counters) {
+    if let Err(e) = sock.set_nonblocking(true) {
+        c.fail(Some(&e));
+        return;
+    }
     let mut buf = vec![0u8; len.max(1)];
     loop {
         match sock.read(&mut buf) {
@@ -306,10 +316,36 @@ fn tcp_receive(mut sock: TcpStream, len: usize, c: &Counters) {
                 Counters::add(&c.blocks, 1);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Err(e) = wait_readable(&sock) {
+                    c.fail(Some(&e));
+                    return;
+                }
+            }
             Err(e) => {
                 c.fail(Some(&e));
                 return;
             }
+        }
+    }
+}
+
+/// Blocks until `sock` is readable, has an error, or is shut down.
+fn wait_readable(sock: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        if unsafe { libc::poll(&mut pfd, 1, -1) } >= 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }
