@@ -8,7 +8,9 @@
 //! bits/s of each, the ratio ours/stock, the server's CPU seconds per GB moved
 //! (utime + stime from `/proc/<pid>/stat`, before and after each test;
 //! median over the rounds), the same with the client's CPU added, and, for
-//! UDP, the receiver's loss (median).
+//! UDP, the receiver's loss (median). Then `udp-ceiling` raises the offered
+//! UDP rate step by step against both servers and reports, for each, the
+//! highest rate that arrives with under 1 % loss.
 //!
 //! Why both CPU figures: on loopback much of the kernel's TCP work for one
 //! side runs in whichever process happens to process the other side's
@@ -58,39 +60,32 @@ const INSTALL_HINT: &str = "install it with: apt-get install -y iperf3";
 struct Case {
     name: &'static str,
     args: &'static [&'static str],
-    udp: bool,
 }
 
 const CASES: &[Case] = &[
     Case {
         name: "tcp",
         args: &[],
-        udp: false,
     },
     Case {
         name: "tcp-reverse",
         args: &["-R"],
-        udp: false,
     },
     Case {
         name: "tcp-parallel-4",
         args: &["-P", "4"],
-        udp: false,
     },
     Case {
         name: "tcp-bidir",
         args: &["--bidir"],
-        udp: false,
     },
     Case {
         name: "udp",
         args: &["-u", "-b", "0", "-l", "1400"],
-        udp: true,
     },
     Case {
         name: "udp-reverse",
         args: &["-u", "-R", "-b", "1G"],
-        udp: true,
     },
 ];
 
@@ -110,6 +105,8 @@ struct Settings {
     client: PathBuf,
     reference: PathBuf,
     cases: Vec<&'static Case>,
+    /// Whether to run the UDP ceiling search (`udp-ceiling`).
+    ceiling: bool,
 }
 
 fn env_number(
@@ -151,8 +148,9 @@ fn settings() -> Result<Settings, String> {
         .filter(|a| !a.starts_with('-'))
         .collect();
     for w in &wanted {
-        if !CASES.iter().any(|c| c.name == w) {
-            let names: Vec<_> = CASES.iter().map(|c| c.name).collect();
+        if !CASES.iter().any(|c| c.name == w) && w != CEILING {
+            let mut names: Vec<_> = CASES.iter().map(|c| c.name).collect();
+            names.push(CEILING);
             return Err(format!("unknown case {w:?}; cases: {}", names.join(", ")));
         }
     }
@@ -160,12 +158,14 @@ fn settings() -> Result<Settings, String> {
         .iter()
         .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.name))
         .collect();
+    let ceiling = wanted.is_empty() || wanted.iter().any(|w| w == CEILING);
     Ok(Settings {
         rounds: usize::try_from(rounds).unwrap_or(5),
         seconds,
         client,
         reference,
         cases,
+        ceiling,
     })
 }
 
@@ -210,7 +210,7 @@ fn run() -> Result<(), String> {
                 } else {
                     (&mut stock, &mut stock_runs)
                 };
-                let r = run_one(&s, case, server)?;
+                let r = run_one(&s, case.args, server)?;
                 eprintln!(
                     "  {:<15} round {} {:<5} {}",
                     case.name,
@@ -226,11 +226,22 @@ fn run() -> Result<(), String> {
         let row = Row::new(case, summarise(&ours_runs), summarise(&stock_runs), paired);
         rows.push(row);
     }
+    let ceiling = if s.ceiling {
+        Some(udp_ceiling(&s, &mut ours, &mut stock)?)
+    } else {
+        None
+    };
     drop(ours);
     drop(stock);
 
-    println!();
-    print_table(&rows);
+    if !rows.is_empty() {
+        println!();
+        print_table(&rows);
+    }
+    if let Some(c) = &ceiling {
+        println!();
+        c.print();
+    }
     let load_at_end = load_average();
     println!("load average at the end: {load_at_end}");
     let doc = json!({
@@ -242,6 +253,7 @@ fn run() -> Result<(), String> {
         "client": s.client.display().to_string(),
         "reference": s.reference.display().to_string(),
         "cases": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
+        "udp_ceiling": ceiling.as_ref().map(Ceiling::to_json),
     });
     let written = write_figures(&ours_exe, &doc)?;
     println!();
@@ -597,7 +609,7 @@ impl Outcome {
     }
 }
 
-fn run_one(s: &Settings, case: &Case, server: &mut Server) -> Result<Outcome, String> {
+fn run_one(s: &Settings, args: &[&str], server: &mut Server) -> Result<Outcome, String> {
     if !server.alive() {
         let text = server.stderr.lock().map(|t| t.clone()).unwrap_or_default();
         return Err(format!("the {} server died: {text}", server.label));
@@ -613,7 +625,7 @@ fn run_one(s: &Settings, case: &Case, server: &mut Server) -> Result<Outcome, St
             "--connect-timeout",
             "5000",
         ])
-        .args(case.args)
+        .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::piped());
     let limit = Duration::from_secs(s.seconds) + CLIENT_SLACK;
@@ -650,8 +662,9 @@ fn run_one(s: &Settings, case: &Case, server: &mut Server) -> Result<Outcome, St
             .and_then(|v| v.get(key))
             .and_then(Value::as_f64)
     };
-    let reverse = case.args.contains(&"-R");
-    let bidir = case.args.contains(&"--bidir");
+    let reverse = args.contains(&"-R");
+    let bidir = args.contains(&"--bidir");
+    let udp = args.contains(&"-u");
     // What arrived at the receiver(s), and what the server handled itself:
     // it received the forward direction and sent the reverse one.
     let (bps, bytes) = if bidir {
@@ -672,7 +685,7 @@ fn run_one(s: &Settings, case: &Case, server: &mut Server) -> Result<Outcome, St
     }
     // UDP loss as the receiver saw it: the server's own log entry for a
     // forward test, the client's figures for -R.
-    let loss = if !case.udp {
+    let loss = if !udp {
         None
     } else if reverse {
         num("sum_received", "lost_percent")
@@ -688,6 +701,175 @@ fn run_one(s: &Settings, case: &Case, server: &mut Server) -> Result<Outcome, St
         client_cpu,
         loss,
     })
+}
+
+// ---------------------------------------------------------------- UDP ceiling
+
+/// The name that picks the UDP ceiling search.
+const CEILING: &str = "udp-ceiling";
+/// Offered rates of the ceiling search, in Mbit/s, lowest first; 0 is
+/// `-b 0` (as fast as the client can send).
+const CEILING_STEPS_MBPS: &[u64] = &[250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 6000, 0];
+/// Loss (percent, at the receiver) under which a rate counts as carried.
+const CEILING_LOSS_PERCENT: f64 = 1.0;
+/// Most runs per step and server (the median is taken).
+const CEILING_RUNS: usize = 3;
+
+/// One server's median figures at one offered rate.
+#[derive(Clone, Copy)]
+struct Step {
+    bps: f64,
+    loss: f64,
+}
+
+/// What the ceiling search found.
+struct Ceiling {
+    /// Offered rate (Mbit/s, 0 = unlimited) and each server's step.
+    steps: Vec<(u64, Option<Step>, Option<Step>)>,
+}
+
+/// Raises the offered UDP rate (`-u -l 1400 -b R`) step by step against both
+/// servers, alternating which goes first, and finds for each server the
+/// highest received rate whose loss stays under [`CEILING_LOSS_PERCENT`].
+/// Stops once both servers lose more than that at two steps in a row.
+fn udp_ceiling(s: &Settings, ours: &mut Server, stock: &mut Server) -> Result<Ceiling, String> {
+    let runs = s.rounds.clamp(1, CEILING_RUNS);
+    let mut steps = Vec::new();
+    let mut lossy_in_a_row = 0;
+    let mut skip_to_unlimited = false;
+    for (i, &mbps) in CEILING_STEPS_MBPS.iter().enumerate() {
+        if skip_to_unlimited && mbps != 0 {
+            continue;
+        }
+        let rate = if mbps == 0 {
+            "0".to_string()
+        } else {
+            format!("{mbps}M")
+        };
+        let args = ["-u", "-l", "1400", "-b", rate.as_str()];
+        let mut figures: [Vec<Step>; 2] = [Vec::new(), Vec::new()];
+        for run in 0..runs {
+            let order = if (i + run) % 2 == 0 { [0, 1] } else { [1, 0] };
+            for who in order {
+                let server = if who == 0 { &mut *ours } else { &mut *stock };
+                let r = run_one(s, &args, server)?;
+                eprintln!(
+                    "  {CEILING:<15} -b {rate:<6} {:<5} {}",
+                    server.label,
+                    r.brief()
+                );
+                if let Outcome::Done {
+                    bps,
+                    loss: Some(loss),
+                    ..
+                } = r
+                {
+                    figures[who].push(Step { bps, loss });
+                }
+                std::thread::sleep(SETTLE);
+            }
+        }
+        let med = |v: &[Step]| {
+            Some(Step {
+                bps: median(v.iter().map(|s| s.bps).collect())?,
+                loss: median(v.iter().map(|s| s.loss).collect())?,
+            })
+        };
+        let (a, b) = (med(&figures[0]), med(&figures[1]));
+        let lossy = |x: Option<Step>| x.is_none_or(|x| x.loss >= CEILING_LOSS_PERCENT);
+        steps.push((mbps, a, b));
+        lossy_in_a_row = if lossy(a) && lossy(b) {
+            lossy_in_a_row + 1
+        } else {
+            0
+        };
+        if lossy_in_a_row == 2 {
+            break;
+        }
+        // Past what the client can send, higher fixed rates add nothing:
+        // go straight to `-b 0`.
+        let short = |x: Option<Step>| x.is_none_or(|x| x.bps < 0.8 * mbps as f64 * 1e6);
+        if mbps != 0 && short(a) && short(b) {
+            skip_to_unlimited = true;
+        }
+    }
+    Ok(Ceiling { steps })
+}
+
+impl Ceiling {
+    /// The highest received rate (bits/s) of `pick`'s steps with loss under
+    /// the limit.
+    fn best(&self, pick: impl Fn(&(u64, Option<Step>, Option<Step>)) -> Option<Step>) -> f64 {
+        self.steps
+            .iter()
+            .filter_map(pick)
+            .filter(|x| x.loss < CEILING_LOSS_PERCENT)
+            .map(|x| x.bps)
+            .fold(0.0, f64::max)
+    }
+
+    fn ours(&self) -> f64 {
+        self.best(|s| s.1)
+    }
+
+    fn stock(&self) -> f64 {
+        self.best(|s| s.2)
+    }
+
+    fn print(&self) {
+        println!(
+            "{CEILING}: UDP -l 1400 at rising -b, received Gbit/s and loss (median of up to {CEILING_RUNS} runs)"
+        );
+        println!("{:>8} {:>17} {:>17}", "-b", "ours", "stock");
+        let cell = |x: &Option<Step>| {
+            x.map_or("-".into(), |x| {
+                format!("{:.2} {:>6.2}%", x.bps / 1e9, x.loss)
+            })
+        };
+        for (mbps, a, b) in &self.steps {
+            let rate = if *mbps == 0 {
+                "0".to_string()
+            } else {
+                format!("{mbps}M")
+            };
+            println!("{rate:>8} {:>17} {:>17}", cell(a), cell(b));
+        }
+        let (a, b) = (self.ours(), self.stock());
+        println!(
+            "highest rate with loss under {CEILING_LOSS_PERCENT}%: ours {:.2} Gbit/s, stock {:.2} Gbit/s, ratio {}",
+            a / 1e9,
+            b / 1e9,
+            if b > 0.0 {
+                format!("{:.2}x", a / b)
+            } else {
+                "-".into()
+            }
+        );
+        if let Some((0, Some(x), _)) = self.steps.last() {
+            if x.loss < CEILING_LOSS_PERCENT {
+                println!(
+                    "note: ours still lost under {CEILING_LOSS_PERCENT}% at the client's top rate; its ceiling is the client's"
+                );
+            }
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let step = |x: &Option<Step>| {
+            x.map(|x| json!({"median_bps": x.bps, "median_loss_percent": x.loss}))
+        };
+        json!({
+            "client_args": ["-u", "-l", "1400", "-b", "<rate>"],
+            "loss_limit_percent": CEILING_LOSS_PERCENT,
+            "steps": self.steps.iter().map(|(mbps, a, b)| json!({
+                "offered_mbps": mbps,
+                "ours": step(a),
+                "stock": step(b),
+            })).collect::<Vec<_>>(),
+            "ours_bps": self.ours(),
+            "stock_bps": self.stock(),
+        })
+    }
 }
 
 // ---------------------------------------------------------------- figures

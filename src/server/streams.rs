@@ -301,7 +301,7 @@ impl Drop for DataStream {
 /// next read return 0). Measured on loopback against a blocking `recv`
 /// that sleeps inside the kernel's receive path, the sending peer spends
 /// 2–8 % less CPU per GB and the same client moves 2–17 % more, most when
-/// the machine is busy (see docs/performance.md).
+/// the machine is busy (see the README, "Performance").
 fn tcp_receive(mut sock: TcpStream, len: usize, c: &Counters) {
     if let Err(e) = sock.set_nonblocking(true) {
         c.fail(Some(&e));
