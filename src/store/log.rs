@@ -260,7 +260,10 @@ fn load_file(port: u16, path: &Path, warnings: &mut Vec<String>) -> Option<FileR
             return None;
         }
     };
-    let text = String::from_utf8_lossy(&bytes);
+    // Checked as UTF-8 first (fast, and the text is not copied); only a
+    // file with invalid bytes pays for their replacement.
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     let mut file = FileResults {
         results: Vec::new(),
         latest: None,
