@@ -793,8 +793,133 @@ mod props {
         ]
     }
 
+    /// Names the summary reads, at any level.
+    const SUMMARY_KEYS: &[&str] = &[
+        "test_start",
+        "sender",
+        "omitted",
+        "sum",
+        "sum_sent",
+        "sum_received",
+        "sum_bidir_reverse",
+        "bytes",
+        "seconds",
+        "jitter_ms",
+        "packets",
+    ];
+
+    /// A value where the summary expects an object with `names` (an end
+    /// sum, a stream): mostly that, sometimes anything.
+    fn object_of(names: &'static [&'static str]) -> impl Strategy<Value = Value> {
+        let members = proptest::collection::vec(
+            (proptest::sample::select(names), json_value(SUMMARY_KEYS)),
+            0..5,
+        )
+        .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+        prop_oneof![4 => members, 1 => json_value(SUMMARY_KEYS)]
+    }
+
+    /// An entry shaped as stock writes one (any version), with odd values
+    /// and members here and there, pretty as written.
+    fn summary_entry() -> impl Strategy<Value = String> {
+        const SUM: &[&str] = &[
+            "bytes",
+            "seconds",
+            "bits_per_second",
+            "jitter_ms",
+            "packets",
+        ];
+        const STREAM: &[&str] = &["sender", "bytes", "seconds", "socket", "omitted"];
+        const END: &[&str] = &[
+            "sum",
+            "sum_sent",
+            "sum_received",
+            "sum_sent_bidir_reverse",
+            "sum_received_bidir_reverse",
+            "streams",
+        ];
+        let test_start = (
+            proptest::sample::select(&["TCP", "UDP"][..]),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(protocol, bidir, reverse)| {
+                serde_json::json!({"protocol": protocol, "bidir": bidir, "reverse": reverse})
+            });
+        // Mostly with the flags and numbers of their real types.
+        let sum = || {
+            (object_of(SUM), proptest::option::of(0.0..10.0f64)).prop_map(|(mut sum, seconds)| {
+                if let (Some(seconds), Some(sum)) = (seconds, sum.as_object_mut()) {
+                    sum.insert("seconds".to_string(), seconds.into());
+                }
+                sum
+            })
+        };
+        let stream = (object_of(STREAM), any::<bool>()).prop_map(|(mut stream, sender)| {
+            if let Some(stream) = stream.as_object_mut() {
+                stream.insert("sender".to_string(), sender.into());
+            }
+            stream
+        });
+        let interval = (
+            proptest::collection::vec(stream, 0..3),
+            sum(),
+            proptest::option::weighted(0.2, sum()),
+        )
+            .prop_map(|(streams, sum, bidir_sum)| {
+                let mut interval = serde_json::json!({"streams": streams, "sum": sum});
+                if let Some(s) = bidir_sum {
+                    interval["sum_bidir_reverse"] = s;
+                }
+                interval
+            });
+        let end = proptest::collection::vec((proptest::sample::select(END), sum()), 0..5)
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+        (
+            test_start,
+            proptest::collection::vec(interval, 0..3),
+            prop_oneof![4 => end, 1 => json_value(SUMMARY_KEYS)],
+            proptest::option::of(("[a-z]{0,4}", json_value(SUMMARY_KEYS))),
+        )
+            .prop_map(|(test_start, intervals, end, extra)| {
+                let mut entry = serde_json::json!({
+                    "start": {"test_start": test_start, "timestamp": {"timesecs": 1}},
+                    "intervals": intervals,
+                    "end": end,
+                });
+                if let Some((name, value)) = extra {
+                    entry[name] = value;
+                }
+                to_pretty(&from_value(&entry))
+            })
+    }
+
     proptest! {
         #![proptest_config(config(256))]
+
+        /// The lean reader finds and skips what the full one does, and its
+        /// entries summarise the same.
+        #[test]
+        fn summary_detail_agrees_with_the_full_reader(
+            parts in proptest::collection::vec((garbage(), summary_entry()), 1..5),
+        ) {
+            let text: String = parts.iter().map(|(junk, entry)| format!("{junk}{entry}")).collect();
+            let full = read_log(&text);
+            let mut lean = Vec::new();
+            let damage = read_log_each(&text, Detail::Summary, |item| lean.push(item));
+            prop_assert_eq!(&damage, &full.damage);
+            prop_assert_eq!(lean.len(), full.items.len());
+            for (l, f) in lean.iter().zip(&full.items) {
+                match (l, f) {
+                    (LogItem::Entry(l), LogItem::Entry(f)) => {
+                        let summary = crate::store::summary::summarize;
+                        prop_assert_eq!(summary(1, l), summary(1, f));
+                    }
+                    (LogItem::Cleared, LogItem::Cleared) => {}
+                    _ => prop_assert!(false, "{:?} read as {:?}", f, l),
+                }
+            }
+        }
 
         #[test]
         fn arbitrary_text_never_panics(text in "(.|\n|\t|\\{|\\})*") {
