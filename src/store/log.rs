@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::reader::{read_log_each, Detail, LogItem};
+use super::reader::{read_log_each, Damage, Detail, LogItem};
 use super::results::ResultsStore;
 use super::summary::{summarize, TestResult};
 
@@ -191,37 +191,40 @@ impl LogDir {
         // Every result with the order it was found in, and whether it is its
         // port's latest.
         let mut found: Vec<(TestResult, bool)> = Vec::new();
-        // The files are read in parallel, a few at a time (one per core):
-        // years of history load in a fraction of the time on a Pi's four
-        // cores, and at most that many files' text is in memory at once.
+        // One file at a time, each parsed in pieces in parallel (one per
+        // core) while the next one is read: years of history load in a
+        // fraction of the time on a Pi's four cores, however the tests are
+        // spread over the ports, and at most two files' text is in memory.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for batch in files.chunks(cores) {
-            let loaded: Vec<(Option<FileResults>, Vec<String>)> = std::thread::scope(|scope| {
-                let handles: Vec<_> = batch
-                    .iter()
-                    .map(|(port, path)| {
-                        scope.spawn(move || {
-                            let mut w = Vec::new();
-                            (load_file(*port, path, &mut w), w)
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| (None, vec!["a log file could not be read".into()]))
-                    })
-                    .collect()
-            });
-            for (file, w) in loaded {
-                warnings.extend(w);
-                let Some(file) = file else { continue };
+        std::thread::scope(|scope| {
+            let read = |i: usize| {
+                let (port, path) = files.get(i)?;
+                Some((*port, path, scope.spawn(move || read_text(path))))
+            };
+            let mut next = read(0);
+            for i in 1..=files.len() {
+                let Some((port, path, reading)) = std::mem::replace(&mut next, read(i)) else {
+                    break;
+                };
+                let text = match reading.join() {
+                    Ok(Ok(text)) => text,
+                    Ok(Err(warning)) => {
+                        warnings.push(warning);
+                        continue;
+                    }
+                    Err(_) => {
+                        warnings.push(format!("{}: cannot read", path.display()));
+                        continue;
+                    }
+                };
+                let Some(file) = read_file(port, path, &text, cores, &mut warnings) else {
+                    continue;
+                };
                 for (i, result) in file.results.into_iter().enumerate() {
                     found.push((result, file.latest == Some(i)));
                 }
             }
-        }
+        });
         // Oldest first; the sort is stable, so equal timestamps keep port and
         // file order.
         found.sort_by_key(|(result, _)| result.timestamp);
@@ -238,45 +241,108 @@ impl LogDir {
     }
 }
 
-/// Reads one log file; damage and read errors become warnings naming it.
-fn load_file(port: u16, path: &Path, warnings: &mut Vec<String>) -> Option<FileResults> {
+/// The text of a log file, or a warning naming it.
+fn read_text(path: &Path) -> Result<String, String> {
     let shown = path.display();
     // Only regular files: reading a FIFO would block start-up.
     match fs::metadata(path) {
         Ok(meta) if meta.is_file() => {}
-        Ok(_) => {
-            warnings.push(format!("{shown}: skipped: not a regular file"));
-            return None;
-        }
-        Err(e) => {
-            warnings.push(format!("{shown}: cannot read: {e}"));
-            return None;
-        }
+        Ok(_) => return Err(format!("{shown}: skipped: not a regular file")),
+        Err(e) => return Err(format!("{shown}: cannot read: {e}")),
     }
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            warnings.push(format!("{shown}: cannot read: {e}"));
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&bytes);
+    let bytes = fs::read(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
+    // Checked as UTF-8 first (fast, and the text is not copied); only a
+    // file with invalid bytes pays for their replacement.
+    Ok(String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+/// The results of `text`, port `port`'s log at `path`, read in up to
+/// `cores` pieces at once; damage becomes warnings naming the file.
+fn read_file(
+    port: u16,
+    path: &Path,
+    text: &str,
+    cores: usize,
+    warnings: &mut Vec<String>,
+) -> Option<FileResults> {
+    let shown = path.display();
+    let pieces = pieces(text, cores);
+    let read: Vec<Option<Piece>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .map(|&(_, piece)| scope.spawn(move || read_piece(port, piece)))
+            .collect();
+        handles.into_iter().map(|h| h.join().ok()).collect()
+    });
     let mut file = FileResults {
         results: Vec::new(),
         latest: None,
     };
-    // Each entry is summarised as soon as it is parsed and then dropped.
-    let damage = read_log_each(&text, Detail::Summary, |item| match item {
-        LogItem::Entry(entry) => {
-            if let Some(result) = summarize(port, &entry) {
-                file.results.push(result);
-                file.latest = Some(file.results.len() - 1);
+    for (piece, &(offset, _)) in read.into_iter().zip(&pieces) {
+        let Some(piece) = piece else {
+            warnings.push(format!("{shown}: cannot read: the reader failed"));
+            return None;
+        };
+        for result in piece.results {
+            match result {
+                Some(result) => {
+                    file.results.push(result);
+                    file.latest = Some(file.results.len() - 1);
+                }
+                None => file.latest = None,
             }
         }
-        LogItem::Cleared => file.latest = None,
-    });
-    warnings.extend(damage.iter().map(|damage| format!("{shown}: {damage}")));
+        if !piece.damage.is_empty() {
+            // Damage is rare: only then are the lines before the piece counted.
+            let before = memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count();
+            warnings.extend(piece.damage.into_iter().map(|mut damage| {
+                damage.line += before;
+                format!("{shown}: {damage}")
+            }));
+        }
+    }
     Some(file)
+}
+
+/// What one piece of a log file held: results in order (`None` for a `{}`
+/// marker), and damage with line numbers counted from the piece's start.
+struct Piece {
+    results: Vec<Option<TestResult>>,
+    damage: Vec<Damage>,
+}
+
+/// Reads one piece of a log file of `port`; each entry is summarised as
+/// soon as it is parsed and then dropped.
+fn read_piece(port: u16, text: &str) -> Piece {
+    let mut results = Vec::new();
+    let damage = read_log_each(text, Detail::Summary, |item| match item {
+        LogItem::Entry(entry) => results.extend(summarize(port, &entry).map(Some)),
+        LogItem::Cleared => results.push(None),
+    });
+    Piece { results, damage }
+}
+
+/// `text` cut into up to `n` pieces of about the same size, with where each
+/// starts. Each cut is just before a line that is exactly `{`: such a line
+/// starts an entry whatever came before it (an unfinished entry before it
+/// is reported truncated at the end of its piece, as it would be there), so
+/// the pieces read apart find what the whole text read at once does.
+fn pieces(text: &str, n: usize) -> Vec<(usize, &str)> {
+    let bytes = text.as_bytes();
+    let mut cuts = vec![0];
+    for k in 1..n {
+        let from = (text.len() / n * k).max(cuts[cuts.len() - 1]);
+        let next = memchr::memmem::find_iter(&bytes[from..], b"\n{")
+            .map(|i| from + i + 1)
+            .find(|&at| matches!(&bytes[at + 1..], [b'\n', ..] | [b'\r', b'\n', ..]));
+        match next {
+            Some(cut) => cuts.push(cut),
+            None => break,
+        }
+    }
+    cuts.push(text.len());
+    cuts.windows(2).map(|w| (w[0], &text[w[0]..w[1]])).collect()
 }
 
 #[cfg(test)]
@@ -498,6 +564,38 @@ mod tests {
         assert!(loaded.warnings[0].starts_with(&shown) && loaded.warnings[0].contains("line 1"));
         assert!(loaded.warnings[1].starts_with(&shown) && loaded.warnings[1].contains("truncated"));
         assert!(loaded.warnings[2].contains("port-5202.json"));
+    }
+
+    #[test]
+    fn pieces_read_apart_find_what_the_whole_file_does() {
+        let path = Path::new("port-5201.json");
+        // Garbage, an entry cut mid-line with the next appended to it, a
+        // marker, and a truncated tail, between whole entries.
+        let second = STOCK_LOG.find("\n{\n").expect("two entries") + 1;
+        let text = format!(
+            "junk\n{STOCK_LOG}{}{}{{\n}}\n{}\n{STOCK_LOG}{}",
+            &STOCK_LOG[..second / 2],
+            &STOCK_LOG[second..],
+            entry(5, "after-marker"),
+            &STOCK_LOG[..300]
+        );
+        let mut whole_warnings = Vec::new();
+        let whole = read_file(5201, path, &text, 1, &mut whole_warnings).expect("read");
+        assert_eq!(whole.results.len(), 21);
+        assert_eq!(whole_warnings.len(), 3, "{whole_warnings:?}");
+        for cores in 2..=12 {
+            let cut = pieces(&text, cores);
+            assert_eq!(cut.iter().map(|(_, p)| *p).collect::<String>(), text);
+            assert!(cut.len() > 1 || cores == 1);
+            for (offset, piece) in &cut[1..] {
+                assert!(piece.starts_with("{\n") && text[..*offset].ends_with('\n'));
+            }
+            let mut warnings = Vec::new();
+            let file = read_file(5201, path, &text, cores, &mut warnings).expect("read");
+            assert_eq!(file.results, whole.results, "{cores} pieces");
+            assert_eq!(file.latest, whole.latest, "{cores} pieces");
+            assert_eq!(warnings, whole_warnings, "{cores} pieces");
+        }
     }
 
     #[test]

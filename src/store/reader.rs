@@ -5,9 +5,13 @@
 //! with a line that is exactly `{` and ending with a line that is exactly `}`;
 //! nested lines are indented and strings never hold raw newlines, so those two
 //! lines are reliable boundaries. A compact object on a line of its own is
-//! accepted too. This module only reads text: no files, no summaries.
+//! accepted too. This module only reads text: no files, no summaries (what
+//! of an entry a summary needs, [`summary::LEAN`] says).
 
+use serde::Deserialize;
 use serde_json::Value;
+
+use super::summary;
 
 /// One item found in a log file.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,10 +70,190 @@ pub struct ReadLog {
 pub enum Detail {
     /// Every member.
     Full,
-    /// Everything but `intervals` (the bulk of an entry), unless `end` is
-    /// empty (a test cut short), whose summary falls back on them. What
-    /// loading history at start-up needs, several times faster.
+    /// Only the members a summary reads ([`summary::LEAN`]); `intervals`
+    /// (the bulk of an entry) only where the summary needs their numbers
+    /// (a test cut short, 3.7–3.10 entries), and then whole. What loading
+    /// history at start-up needs, several times faster. What is left out is
+    /// still checked as strictly as [`Detail::Full`] checks it, so both
+    /// accept and skip the same entries.
     Summary,
+}
+
+/// Which parts of a JSON value to build when reading it lean. Whatever is
+/// left out is still parsed, with every check a full parse makes (number
+/// range, escapes, nesting depth), only never built.
+#[derive(Debug)]
+pub enum Keep {
+    /// The whole value.
+    All,
+    /// Of an object, only the members named, each kept as its [`Keep`]
+    /// says; a name starting with `*` stands for every name ending in the
+    /// rest. Any other value is kept whole.
+    Members(&'static [(&'static str, Keep)]),
+    /// Of an object, only the members named, whole. Any other value is kept
+    /// whole.
+    Named(&'static [&'static str]),
+    /// Of an array, every element kept as the [`Keep`] says. Any other
+    /// value is kept whole.
+    Each(&'static Keep),
+}
+
+impl Keep {
+    /// How to keep the member `name` of an object kept as `self`, if at all.
+    fn member(&self, name: &str) -> Option<&'static Keep> {
+        match self {
+            Keep::Members(members) => members.iter().find_map(|(pattern, keep)| {
+                let hit = match pattern.strip_prefix('*') {
+                    Some(suffix) => name.ends_with(suffix),
+                    None => name == *pattern,
+                };
+                hit.then_some(keep)
+            }),
+            Keep::Named(names) => names.contains(&name).then_some(&Keep::All),
+            Keep::All | Keep::Each(_) => Some(&Keep::All),
+        }
+    }
+}
+
+/// Reads one value, building only what `Keep` says (serde seed and visitor).
+#[derive(Clone, Copy)]
+struct Pruned(&'static Keep);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pruned {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.0 {
+            Keep::All => Value::deserialize(d),
+            _ => d.deserialize_any(self),
+        }
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pruned {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    // Scalars as serde_json's own `Value` reads them.
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let each = match self.0 {
+            Keep::Each(each) => each,
+            _ => &Keep::All,
+        };
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Pruned(each))? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(member) = map.next_key_seed(MemberName(self.0))? {
+            match member {
+                // Duplicate names: the last one wins, as in a full parse.
+                Some((name, keep)) => {
+                    members.insert(name, map.next_value_seed(Pruned(keep))?);
+                }
+                None => {
+                    map.next_value::<Checked>()?;
+                }
+            }
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// Reads a member's name in an object kept as the [`Keep`] says: the name
+/// and how to keep its value, or `None` for a member left out (whose name
+/// is then never copied).
+struct MemberName(&'static Keep);
+
+impl<'de> serde::de::DeserializeSeed<'de> for MemberName {
+    type Value = Option<(String, &'static Keep)>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for MemberName {
+    type Value = Option<(String, &'static Keep)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(self.0.member(name).map(|keep| (name.to_string(), keep)))
+    }
+}
+
+/// A value that is parsed and checked as a full parse would, and dropped.
+/// (serde's `IgnoredAny` skips more leniently: numbers out of range, lone
+/// surrogates and any depth pass.)
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Checked)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Checked {
+    type Value = Checked;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<Checked, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+/// Parses `text` as one value, building only what `keep` says.
+fn parse_pruned(text: &str, keep: &'static Keep) -> serde_json::Result<Value> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Pruned(keep).deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
 }
 
 /// The reader's output side: items go to a sink as they are found.
@@ -88,17 +272,16 @@ impl<F: FnMut(LogItem)> Reader<F> {
     fn object(&mut self, text: &str, line: usize, kind: DamageKind) {
         let parsed = match self.detail {
             Detail::Full => serde_json::from_str::<Value>(text),
-            Detail::Summary => serde_json::from_str::<Lean>(text).and_then(|lean| {
-                let ended = lean
-                    .0
-                    .get("end")
-                    .and_then(Value::as_object)
-                    .is_some_and(|end| !end.is_empty());
-                if ended || !lean.1 {
-                    Ok(Value::Object(lean.0))
-                } else {
-                    serde_json::from_str::<Value>(text)
+            Detail::Summary => parse_pruned(text, &summary::LEAN).and_then(|mut lean| {
+                if !summary::lean_is_enough(&lean) {
+                    return serde_json::from_str::<Value>(text);
                 }
+                // Only what told that the intervals are not needed was kept
+                // of them: drop it rather than hand on a partial array.
+                if let Value::Object(members) = &mut lean {
+                    members.remove("intervals");
+                }
+                Ok(lean)
             }),
         };
         match parsed {
@@ -106,35 +289,6 @@ impl<F: FnMut(LogItem)> Reader<F> {
             Ok(value @ Value::Object(_)) => (self.sink)(LogItem::Entry(value)),
             _ => self.skip(line, kind),
         }
-    }
-}
-
-/// An entry's top-level members without `intervals`, and whether it had any.
-struct Lean(serde_json::Map<String, Value>, bool);
-
-impl<'de> serde::Deserialize<'de> for Lean {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Lean;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Lean, A::Error> {
-                let mut members = serde_json::Map::new();
-                let mut had_intervals = false;
-                while let Some(key) = map.next_key::<String>()? {
-                    if key == "intervals" {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                        had_intervals = true;
-                    } else {
-                        members.insert(key, map.next_value()?);
-                    }
-                }
-                Ok(Lean(members, had_intervals))
-            }
-        }
-        d.deserialize_map(V)
     }
 }
 
@@ -149,42 +303,40 @@ enum State {
     Entry { offset: usize, line: usize },
 }
 
-/// One line of the text: where it starts and its content without the line end.
+/// One line of the text: where it starts, its content without the line end
+/// (`\n` and a `\r` before it), and where the next line starts.
 struct Line<'a> {
     offset: usize,
     text: &'a str,
+    next: usize,
 }
 
-/// Splits `text` into lines, dropping `\n` and a `\r` before it.
-fn lines(text: &str) -> Vec<Line<'_>> {
-    let mut offset = 0;
-    text.split_inclusive('\n')
-        .map(|raw| {
-            let line = raw.strip_suffix('\n').unwrap_or(raw);
-            let line = line.strip_suffix('\r').unwrap_or(line);
-            let start = offset;
-            offset += raw.len();
-            Line {
-                offset: start,
-                text: line,
-            }
-        })
-        .collect()
+/// The line of `text` that starts at byte `offset`.
+fn line_at(text: &str, offset: usize) -> Line<'_> {
+    let rest = &text[offset..];
+    let (raw, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
+        Some(end) => (&rest[..end], offset + end + 1),
+        None => (rest, text.len()),
+    };
+    Line {
+        offset,
+        text: raw.strip_suffix('\r').unwrap_or(raw),
+        next,
+    }
 }
 
-/// Where an entry starts on line `i`, if one does: the line is exactly `{`,
-/// or it ends with a `{` that is followed by a line indented by exactly one
-/// tab (`\t"start":…`). In a pretty entry only the top-level object's members
-/// have one tab, so the second form is an entry appended right after a
-/// truncated one, whose tail shares the line. Returns the byte offset of `{`.
-fn entry_start(lines: &[Line<'_>], i: usize) -> Option<usize> {
-    let line = &lines[i];
+/// Where an entry starts on `line`, if one does: the line is exactly `{`,
+/// or it ends with a `{` and the next line (at the start of `after`) is
+/// indented by exactly one tab (`\t"start":…`). In a pretty entry only the
+/// top-level object's members have one tab, so the second form is an entry
+/// appended right after a truncated one, whose tail shares the line.
+/// Returns the byte offset of `{`.
+fn entry_start(line: &Line<'_>, after: &str) -> Option<usize> {
     if line.text == "{" {
         return Some(line.offset);
     }
-    let next = lines.get(i + 1)?;
-    let one_tab = next.text.starts_with("\t\"");
-    (line.text.ends_with('{') && one_tab).then(|| line.offset + line.text.len() - 1)
+    (line.text.ends_with('{') && after.starts_with("\t\""))
+        .then(|| line.offset + line.text.len() - 1)
 }
 
 /// Reads a log file's text.
@@ -208,10 +360,12 @@ pub fn read_log_each(text: &str, detail: Detail, sink: impl FnMut(LogItem)) -> V
         damage: Vec::new(),
     };
     let mut state = State::Outside;
-    let lines = lines(text);
-    for (i, line) in lines.iter().enumerate() {
-        let number = i + 1;
-        if let Some(start) = entry_start(&lines, i) {
+    // Lines are split as they are read, never held all at once.
+    let (mut at, mut number) = (0, 0);
+    while at < text.len() {
+        let line = line_at(text, at);
+        (at, number) = (line.next, number + 1);
+        if let Some(start) = entry_start(&line, &text[line.next..]) {
             let mid_line = start != line.offset;
             match state {
                 State::Entry { line, .. } => log.skip(line, DamageKind::Truncated),
@@ -300,6 +454,83 @@ mod tests {
         let mut items = Vec::new();
         read_log_each(cut, Detail::Summary, |item| items.push(item));
         assert!(matches!(&items[0], LogItem::Entry(v) if v["intervals"][0] == 1));
+    }
+
+    /// Stock-like entries of every kind the summary tells apart: the stock
+    /// fixture (TCP, -R, --bidir, UDP, UDP -R, UDP --bidir, -P 2, SIGTERM),
+    /// 3.7-3.10 forms (UDP with only `end.sum`, bidir without
+    /// `_bidir_reverse` names), a test cut short, and our own `webperf3`
+    /// member.
+    fn every_kind_of_entry() -> Vec<Value> {
+        use crate::store::summary::tests::{as_old_bidir, stock};
+        let fixture = |text: &str| serde_json::from_str::<Value>(text).expect("fixture");
+        let mut all = stock();
+        all.push(fixture(include_str!(
+            "../../tests/fixtures/cjson-entry-a.json"
+        )));
+        all.push(fixture(include_str!(
+            "../../tests/fixtures/doc-entry-b.json"
+        )));
+        all.push(fixture(include_str!(
+            "../../tests/fixtures/doc-entry-c.json"
+        )));
+        for i in [3, 4] {
+            let mut old_udp = stock().swap_remove(i);
+            let end = old_udp["end"].as_object_mut().expect("end");
+            end.remove("sum_sent");
+            end.remove("sum_received");
+            all.push(old_udp);
+        }
+        all.push(as_old_bidir(stock().swap_remove(2)));
+        all.push(as_old_bidir(stock().swap_remove(5)));
+        let mut cut_short = stock().swap_remove(0);
+        cut_short["end"] = serde_json::json!({});
+        cut_short["error"] = "the client has unexpectedly closed the connection".into();
+        all.push(cut_short);
+        let mut ours = stock().swap_remove(4);
+        ours["webperf3"] = serde_json::json!({
+            "overlapped": true,
+            "health": {"server_cpu_percent": 12.5, "cpu_temp_max_c": 61.2,
+                       "throttled_during": ["under-voltage"]},
+            "client_results": {"streams": [
+                {"id": 1, "bytes": 1000, "jitter": 0.00002, "errors": 1, "packets": 20}
+            ]}
+        });
+        all.push(ours);
+        all
+    }
+
+    #[test]
+    fn summary_detail_summarises_as_the_full_parse_does() {
+        use crate::report::json::to_pretty;
+        use crate::server::control::from_value;
+        use crate::store::summary::summarize;
+        let mut text: String = every_kind_of_entry()
+            .iter()
+            .map(|entry| to_pretty(&from_value(entry)))
+            .collect();
+        text.push_str("{\n}\n");
+        let full: Vec<_> = read_log(&text)
+            .items
+            .iter()
+            .map(|item| match item {
+                LogItem::Entry(entry) => Some(summarize(5201, entry)),
+                LogItem::Cleared => None,
+            })
+            .collect();
+        let mut lean = Vec::new();
+        let damage = read_log_each(&text, Detail::Summary, |item| {
+            lean.push(match item {
+                LogItem::Entry(entry) => Some(summarize(5201, &entry)),
+                LogItem::Cleared => None,
+            })
+        });
+        assert!(damage.is_empty(), "{damage:?}");
+        assert_eq!(full.len(), 18);
+        for (i, (f, l)) in full.iter().zip(&lean).enumerate() {
+            assert_eq!(f, l, "entry {i}");
+        }
+        assert_eq!(full.len(), lean.len());
     }
 
     #[test]
@@ -562,8 +793,133 @@ mod props {
         ]
     }
 
+    /// Names the summary reads, at any level.
+    const SUMMARY_KEYS: &[&str] = &[
+        "test_start",
+        "sender",
+        "omitted",
+        "sum",
+        "sum_sent",
+        "sum_received",
+        "sum_bidir_reverse",
+        "bytes",
+        "seconds",
+        "jitter_ms",
+        "packets",
+    ];
+
+    /// A value where the summary expects an object with `names` (an end
+    /// sum, a stream): mostly that, sometimes anything.
+    fn object_of(names: &'static [&'static str]) -> impl Strategy<Value = Value> {
+        let members = proptest::collection::vec(
+            (proptest::sample::select(names), json_value(SUMMARY_KEYS)),
+            0..5,
+        )
+        .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+        prop_oneof![4 => members, 1 => json_value(SUMMARY_KEYS)]
+    }
+
+    /// An entry shaped as stock writes one (any version), with odd values
+    /// and members here and there, pretty as written.
+    fn summary_entry() -> impl Strategy<Value = String> {
+        const SUM: &[&str] = &[
+            "bytes",
+            "seconds",
+            "bits_per_second",
+            "jitter_ms",
+            "packets",
+        ];
+        const STREAM: &[&str] = &["sender", "bytes", "seconds", "socket", "omitted"];
+        const END: &[&str] = &[
+            "sum",
+            "sum_sent",
+            "sum_received",
+            "sum_sent_bidir_reverse",
+            "sum_received_bidir_reverse",
+            "streams",
+        ];
+        let test_start = (
+            proptest::sample::select(&["TCP", "UDP"][..]),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(protocol, bidir, reverse)| {
+                serde_json::json!({"protocol": protocol, "bidir": bidir, "reverse": reverse})
+            });
+        // Mostly with the flags and numbers of their real types.
+        let sum = || {
+            (object_of(SUM), proptest::option::of(0.0..10.0f64)).prop_map(|(mut sum, seconds)| {
+                if let (Some(seconds), Some(sum)) = (seconds, sum.as_object_mut()) {
+                    sum.insert("seconds".to_string(), seconds.into());
+                }
+                sum
+            })
+        };
+        let stream = (object_of(STREAM), any::<bool>()).prop_map(|(mut stream, sender)| {
+            if let Some(stream) = stream.as_object_mut() {
+                stream.insert("sender".to_string(), sender.into());
+            }
+            stream
+        });
+        let interval = (
+            proptest::collection::vec(stream, 0..3),
+            sum(),
+            proptest::option::weighted(0.2, sum()),
+        )
+            .prop_map(|(streams, sum, bidir_sum)| {
+                let mut interval = serde_json::json!({"streams": streams, "sum": sum});
+                if let Some(s) = bidir_sum {
+                    interval["sum_bidir_reverse"] = s;
+                }
+                interval
+            });
+        let end = proptest::collection::vec((proptest::sample::select(END), sum()), 0..5)
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+        (
+            test_start,
+            proptest::collection::vec(interval, 0..3),
+            prop_oneof![4 => end, 1 => json_value(SUMMARY_KEYS)],
+            proptest::option::of(("[a-z]{0,4}", json_value(SUMMARY_KEYS))),
+        )
+            .prop_map(|(test_start, intervals, end, extra)| {
+                let mut entry = serde_json::json!({
+                    "start": {"test_start": test_start, "timestamp": {"timesecs": 1}},
+                    "intervals": intervals,
+                    "end": end,
+                });
+                if let Some((name, value)) = extra {
+                    entry[name] = value;
+                }
+                to_pretty(&from_value(&entry))
+            })
+    }
+
     proptest! {
         #![proptest_config(config(256))]
+
+        /// The lean reader finds and skips what the full one does, and its
+        /// entries summarise the same.
+        #[test]
+        fn summary_detail_agrees_with_the_full_reader(
+            parts in proptest::collection::vec((garbage(), summary_entry()), 1..5),
+        ) {
+            let text: String = parts.iter().map(|(junk, entry)| format!("{junk}{entry}")).collect();
+            let full = read_log(&text);
+            let mut lean = Vec::new();
+            let damage = read_log_each(&text, Detail::Summary, |item| lean.push(item));
+            prop_assert_eq!(&damage, &full.damage);
+            prop_assert_eq!(lean.len(), full.items.len());
+            for (l, f) in lean.iter().zip(&full.items) {
+                match (l, f) {
+                    (LogItem::Entry(l), LogItem::Entry(f)) => {
+                        let summary = crate::store::summary::summarize;
+                        prop_assert_eq!(summary(1, l), summary(1, f));
+                    }
+                    (LogItem::Cleared, LogItem::Cleared) => {}
+                    _ => prop_assert!(false, "{:?} read as {:?}", f, l),
+                }
+            }
+        }
 
         #[test]
         fn arbitrary_text_never_panics(text in "(.|\n|\t|\\{|\\})*") {

@@ -9,6 +9,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::reader::Keep;
+
 /// A recorded test as the HTTP API, websocket and CSV show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestResult {
@@ -72,12 +74,11 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
     let health = ours.and_then(|o| o.get("health")).filter(|v| v.is_object());
     let protocol = text(test_start.get("protocol")).unwrap_or_else(|| "TCP".to_string());
     let udp = protocol.eq_ignore_ascii_case("UDP");
-    // 3.7–3.10 bidir entries have no flag and no `_bidir_reverse` keys; their
-    // sums repeat the plain names (the parser kept the last), so such entries
-    // are recognised by streams of both directions and read per stream.
-    let old_bidir = !has_bidir_keys(entry) && both_directions(entry);
-    let bidir = truthy(test_start.get("bidir")) || has_bidir_keys(entry) || old_bidir;
-    let reverse = !bidir && truthy(test_start.get("reverse"));
+    let Ways {
+        bidir,
+        old_bidir,
+        reverse,
+    } = ways(entry, test_start);
     let receives = !reverse;
     let sends = reverse || bidir;
 
@@ -151,6 +152,107 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
                     .collect()
             }),
     })
+}
+
+/// What of an entry [`summarize`] reads, for reading logs lean
+/// ([`Detail::Summary`](super::reader::Detail)): all of it but the numbers
+/// of `intervals`, of which only what [`lean_is_enough`] looks at to tell
+/// whether they are needed. Keep in step with the reads in this module.
+pub const LEAN: Keep = Keep::Members(&[
+    (
+        "start",
+        Keep::Members(&[
+            ("timestamp", Keep::Named(&["timesecs"])),
+            ("accepted_connection", Keep::Named(&["host"])),
+            (
+                "test_start",
+                Keep::Named(&["protocol", "num_streams", "duration", "reverse", "bidir"]),
+            ),
+        ]),
+    ),
+    (
+        "intervals",
+        Keep::Each(&Keep::Members(&[
+            ("sum_bidir_reverse", Keep::Members(&[])),
+            ("streams", Keep::Each(&Keep::Named(&["sender"]))),
+        ])),
+    ),
+    (
+        "end",
+        Keep::Members(&[
+            ("sum", SUM),
+            ("sum_sent", SUM),
+            ("sum_received", SUM),
+            ("*_bidir_reverse", SUM),
+            ("cpu_utilization_percent", Keep::Named(&["host_total"])),
+        ]),
+    ),
+    ("extra_data", Keep::All),
+    ("title", Keep::All),
+    ("error", Keep::All),
+    (
+        "webperf3",
+        Keep::Members(&[
+            ("overlapped", Keep::All),
+            ("health", Keep::All),
+            ("client_results", Keep::Named(&["streams"])),
+        ]),
+    ),
+]);
+
+/// What [`Pass::from_sum`] reads of an `end` sum.
+const SUM: Keep = Keep::Named(&[
+    "bytes",
+    "seconds",
+    "bits_per_second",
+    "retransmits",
+    "jitter_ms",
+    "lost_percent",
+    "lost_packets",
+    "packets",
+]);
+
+/// Whether [`summarize`] gives the same for `lean`, an entry read as
+/// [`LEAN`] says, as for the whole entry: when its `end` holds every sum the
+/// summary reads, so no numbers of the intervals are needed. (They are for
+/// tests cut short and for 3.7–3.10 UDP and bidir entries.)
+pub fn lean_is_enough(lean: &Value) -> bool {
+    let Some(end) = lean.get("end") else {
+        return false;
+    };
+    let test_start = lean.pointer("/start/test_start").unwrap_or(&Value::Null);
+    let ways = ways(lean, test_start);
+    let sum = |key: &str| end.get(key).is_some_and(Value::is_object);
+    !ways.old_bidir
+        && sum("sum_received")
+        && sum("sum_sent")
+        && (!ways.bidir || sum("sum_sent_bidir_reverse"))
+}
+
+/// Which ways a test moved data.
+struct Ways {
+    /// `--bidir`, whatever the version.
+    bidir: bool,
+    /// A 3.7–3.10 bidir entry, to be read per stream.
+    old_bidir: bool,
+    /// `-R`.
+    reverse: bool,
+}
+
+/// Which ways the test of `entry` (whose `start.test_start` is
+/// `test_start`) moved data.
+fn ways(entry: &Value, test_start: &Value) -> Ways {
+    // 3.7–3.10 bidir entries have no flag and no `_bidir_reverse` keys; their
+    // sums repeat the plain names (the parser kept the last), so such entries
+    // are recognised by streams of both directions and read per stream.
+    let bidir_keys = has_bidir_keys(entry);
+    let old_bidir = !bidir_keys && both_directions(entry);
+    let bidir = truthy(test_start.get("bidir")) || bidir_keys || old_bidir;
+    Ways {
+        bidir,
+        old_bidir,
+        reverse: !bidir && truthy(test_start.get("reverse")),
+    }
 }
 
 /// The numbers of one direction of a test.
@@ -458,7 +560,7 @@ fn percent(part: u64, whole: u64) -> Option<f64> {
 #[cfg(test)]
 // Expected values are copied from logs as stock prints them: 17 digits.
 #[allow(clippy::excessive_precision)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::store::reader::{read_log, LogItem};
     use serde_json::json;
@@ -474,7 +576,7 @@ mod tests {
 
     /// The entries of the stock fixture: TCP, -R, --bidir, UDP, UDP -R,
     /// UDP --bidir, -P 2 over IPv6, SIGTERM.
-    fn stock() -> Vec<Value> {
+    pub(crate) fn stock() -> Vec<Value> {
         read_log(STOCK_LOG)
             .items
             .into_iter()
@@ -671,7 +773,7 @@ mod tests {
     /// `entry` as a 3.7–3.10 server would have written it, as a last-wins
     /// parser sees it: no `_bidir_reverse` names, the sending pass's sums
     /// under the plain names.
-    fn as_old_bidir(mut entry: Value) -> Value {
+    pub(crate) fn as_old_bidir(mut entry: Value) -> Value {
         let end = entry["end"].as_object_mut().expect("end");
         for (new, old) in [
             ("sum_bidir_reverse", "sum"),
