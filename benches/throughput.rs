@@ -10,7 +10,7 @@
 //! median over the rounds), the same with the client's CPU added, and, for
 //! UDP, the receiver's loss (median). Then `udp-ceiling` raises the offered
 //! UDP rate step by step against both servers and reports, for each, the
-//! highest rate that arrives with under 1 % loss.
+//! highest rate up to which loss stayed under 1 %.
 //!
 //! Why both CPU figures: on loopback much of the kernel's TCP work for one
 //! side runs in whichever process happens to process the other side's
@@ -730,7 +730,8 @@ struct Ceiling {
 
 /// Raises the offered UDP rate (`-u -l 1400 -b R`) step by step against both
 /// servers, alternating which goes first, and finds for each server the
-/// highest received rate whose loss stays under [`CEILING_LOSS_PERCENT`].
+/// highest received rate up to which loss stayed under
+/// [`CEILING_LOSS_PERCENT`].
 /// Stops once both servers lose more than that at two steps in a row.
 fn udp_ceiling(s: &Settings, ours: &mut Server, stock: &mut Server) -> Result<Ceiling, String> {
     let runs = s.rounds.clamp(1, CEILING_RUNS);
@@ -797,13 +798,13 @@ fn udp_ceiling(s: &Settings, ours: &mut Server, stock: &mut Server) -> Result<Ce
 }
 
 impl Ceiling {
-    /// The highest received rate (bits/s) of `pick`'s steps with loss under
-    /// the limit.
+    /// The highest received rate (bits/s) up to which `pick`'s loss stayed
+    /// under the limit: the steps before the first one at or over it.
     fn best(&self, pick: impl Fn(&(u64, Option<Step>, Option<Step>)) -> Option<Step>) -> f64 {
         self.steps
             .iter()
-            .filter_map(pick)
-            .filter(|x| x.loss < CEILING_LOSS_PERCENT)
+            .map(pick)
+            .map_while(|x| x.filter(|x| x.loss < CEILING_LOSS_PERCENT))
             .map(|x| x.bps)
             .fold(0.0, f64::max)
     }
@@ -836,7 +837,7 @@ impl Ceiling {
         }
         let (a, b) = (self.ours(), self.stock());
         println!(
-            "highest rate with loss under {CEILING_LOSS_PERCENT}%: ours {:.2} Gbit/s, stock {:.2} Gbit/s, ratio {}",
+            "highest rate up to which loss stayed under {CEILING_LOSS_PERCENT}%: ours {:.2} Gbit/s, stock {:.2} Gbit/s, ratio {}",
             a / 1e9,
             b / 1e9,
             if b > 0.0 {
