@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::protocol::params::TestParams;
 use crate::report::stats::{Sample, StreamKind, UdpSnapshot};
+use crate::sys::PageBuf;
 
 /// Counters one stream thread writes and the reporter reads.
 #[derive(Debug, Default)]
@@ -57,21 +58,29 @@ impl Counters {
 
 /// A block of payload: random bytes, or `0123456789…` for `--repeating-payload`.
 pub fn payload(len: usize, repeating: bool) -> Vec<u8> {
+    let mut buf = vec![0; len];
+    fill_payload(&mut buf, repeating);
+    buf
+}
+
+/// Fills `buf` with payload, as [`payload`] makes it.
+pub fn fill_payload(buf: &mut [u8], repeating: bool) {
     if repeating {
-        return (0..len).map(|i| b"0123456789"[i % 10]).collect();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = b"0123456789"[i % 10];
+        }
+        return;
     }
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    for b in buf {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = (x >> 24) as u8;
+    }
 }
 
 /// How far ahead of its schedule a paced stream may run before it sleeps.
@@ -196,17 +205,19 @@ impl DataStream {
                 let Some(sock) = run.take() else {
                     return Ok(());
                 };
-                let len = p.len as usize;
+                // One block, on a page boundary as stock's mapped buffers
+                // are: see [`PageBuf`].
+                let mut buf = PageBuf::zeroed(p.len as usize)?;
                 if self.kind.sender {
-                    let buf = payload(len, p.repeating_payload);
+                    fill_payload(&mut buf, p.repeating_payload);
                     let pacing = Pacing::of(p);
                     std::thread::Builder::new()
                         .name(name)
-                        .spawn(move || tcp_send(sock, buf, pacing, t0, &counters))?
+                        .spawn(move || tcp_send(sock, &buf, pacing, t0, &counters))?
                 } else {
                     std::thread::Builder::new()
                         .name(name)
-                        .spawn(move || tcp_receive(sock, len, &counters))?
+                        .spawn(move || tcp_receive(sock, &mut buf, &counters))?
                 }
             }
             Io::Udp { stop, body } => {
@@ -296,72 +307,7 @@ impl Drop for DataStream {
     }
 }
 
-/// A stream's block buffer: its own anonymous mapping, so it starts on a
-/// page boundary as stock's mapped buffers do (a plain heap block of 128 KiB
-/// starts 16 bytes into its mapping, so the kernel's copies split cache
-/// lines), and goes back to the system when the stream ends without moving
-/// the allocator's mmap threshold (glibc raises it to the size of each
-/// mapped block freed, after which other blocks of that size stay on the
-/// heap). Against the same client on loopback, medians of 5 alternating
-/// rounds went from 38.9 to 40.3 Gbit/s receiving, 33.7 to 36.6 with
-/// `--bidir` and 32.1 to 33.5 with `-R`: small, but in every case.
-struct PageBuf {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: PageBuf owns its mapping exclusively, like a Vec<u8>.
-unsafe impl Send for PageBuf {}
-
-impl PageBuf {
-    /// `len` zero bytes.
-    fn zeroed(len: usize) -> std::io::Result<PageBuf> {
-        // SAFETY: a fresh private anonymous mapping; nothing else aliases it.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len.max(1),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        let ptr = std::ptr::NonNull::new(p.cast::<u8>()).ok_or(std::io::ErrorKind::OutOfMemory)?;
-        Ok(PageBuf { ptr, len })
-    }
-
-    /// A copy of `bytes`.
-    fn copy_of(bytes: &[u8]) -> std::io::Result<PageBuf> {
-        let mut b = PageBuf::zeroed(bytes.len())?;
-        b.bytes_mut().copy_from_slice(bytes);
-        Ok(b)
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `len` mapped, initialised (zero-filled) bytes, owned by self.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `bytes`, and `&mut self` makes the borrow unique.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for PageBuf {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `zeroed`, unmapped once.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len.max(1));
-        }
-    }
-}
-
-/// Receives in whole blocks of `len` bytes, as stock does: a blocking read
+/// Receives in whole blocks of `buf.len()` bytes, as stock does: a blocking read
 /// asks for the rest of the current block, so the socket is drained in
 /// block-sized steps rather than in whatever happens to be queued. Measured
 /// on loopback against a single stock client: reading whatever is queued
@@ -370,12 +316,7 @@ impl Drop for PageBuf {
 /// and 10–20 % less throughput than stock 3.21; reading whole blocks brings
 /// both back to stock's (see the README, "Performance"). A shutdown by
 /// [`DataStream::stop`] makes the blocked read return 0.
-fn tcp_receive(mut sock: TcpStream, len: usize, c: &Counters) {
-    let mut buf = match PageBuf::zeroed(len) {
-        Ok(b) => b,
-        Err(e) => return c.fail(Some(&e)),
-    };
-    let buf = buf.bytes_mut();
+fn tcp_receive(mut sock: TcpStream, buf: &mut [u8], c: &Counters) {
     let mut filled = 0;
     loop {
         match sock.read(&mut buf[filled..]) {
@@ -397,13 +338,7 @@ fn tcp_receive(mut sock: TcpStream, len: usize, c: &Counters) {
     }
 }
 
-fn tcp_send(mut sock: TcpStream, payload: Vec<u8>, pacing: Pacing, t0: Instant, c: &Counters) {
-    let buf = match PageBuf::copy_of(&payload) {
-        Ok(b) => b,
-        Err(e) => return c.fail(Some(&e)),
-    };
-    drop(payload);
-    let buf = buf.bytes();
+fn tcp_send(mut sock: TcpStream, buf: &[u8], pacing: Pacing, t0: Instant, c: &Counters) {
     let mut sent: u64 = 0;
     loop {
         if let Some(wait) = pacing.wait(sent, t0.elapsed()) {
@@ -467,18 +402,11 @@ mod tests {
     }
 
     #[test]
-    fn page_buffers_start_on_a_page() {
-        for len in [0, 1, 1400, 131_072] {
-            let b = PageBuf::copy_of(&payload(len, true)).unwrap();
-            assert_eq!(b.bytes().as_ptr() as usize % 4096, 0);
-            assert_eq!(b.bytes().len(), len);
-            assert_eq!(b.bytes(), &payload(len, true)[..]);
-        }
-    }
-
-    #[test]
     fn payloads() {
         assert_eq!(&payload(12, true), b"012345678901");
+        let mut block = PageBuf::zeroed(12).unwrap();
+        fill_payload(&mut block, true);
+        assert_eq!(&block[..], b"012345678901");
         let r = payload(4096, false);
         assert_eq!(r.len(), 4096);
         assert!(r.iter().any(|&b| b != r[0]));
