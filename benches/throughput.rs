@@ -722,37 +722,60 @@ struct Step {
     loss: f64,
 }
 
-/// What the ceiling search found.
+/// Whether a server's figures at a rate show it carried: loss under the limit.
+fn carried(x: Option<Step>) -> bool {
+    x.is_some_and(|x| x.loss < CEILING_LOSS_PERCENT)
+}
+
+/// Index of each server in [`Rung::servers`].
+const OURS: usize = 0;
+const STOCK: usize = 1;
+
+/// One offered rate and what each server made of it.
+struct Rung {
+    /// Mbit/s; 0 = unlimited.
+    mbps: u64,
+    /// Ours, then stock.
+    servers: [Option<Step>; 2],
+}
+
+/// What the ceiling search found, lowest rate first.
 struct Ceiling {
-    /// Offered rate (Mbit/s, 0 = unlimited) and each server's step.
-    steps: Vec<(u64, Option<Step>, Option<Step>)>,
+    rungs: Vec<Rung>,
+}
+
+/// The `-b` argument for `mbps` (0 = unlimited).
+fn rate_arg(mbps: u64) -> String {
+    if mbps == 0 {
+        "0".to_string()
+    } else {
+        format!("{mbps}M")
+    }
 }
 
 /// Raises the offered UDP rate (`-u -l 1400 -b R`) step by step against both
 /// servers, alternating which goes first, and finds for each server the
 /// highest received rate up to which loss stayed under
-/// [`CEILING_LOSS_PERCENT`].
-/// Stops once both servers lose more than that at two steps in a row.
+/// [`CEILING_LOSS_PERCENT`]. Stops once both have reached theirs.
 fn udp_ceiling(s: &Settings, ours: &mut Server, stock: &mut Server) -> Result<Ceiling, String> {
     let runs = s.rounds.clamp(1, CEILING_RUNS);
-    let mut steps = Vec::new();
-    let mut lossy_in_a_row = 0;
+    let mut ceiling = Ceiling { rungs: Vec::new() };
     let mut skip_to_unlimited = false;
     for (i, &mbps) in CEILING_STEPS_MBPS.iter().enumerate() {
         if skip_to_unlimited && mbps != 0 {
             continue;
         }
-        let rate = if mbps == 0 {
-            "0".to_string()
-        } else {
-            format!("{mbps}M")
-        };
+        let rate = rate_arg(mbps);
         let args = ["-u", "-l", "1400", "-b", rate.as_str()];
         let mut figures: [Vec<Step>; 2] = [Vec::new(), Vec::new()];
         for run in 0..runs {
-            let order = if (i + run) % 2 == 0 { [0, 1] } else { [1, 0] };
+            let order = if (i + run) % 2 == 0 {
+                [OURS, STOCK]
+            } else {
+                [STOCK, OURS]
+            };
             for who in order {
-                let server = if who == 0 { &mut *ours } else { &mut *stock };
+                let server = if who == OURS { &mut *ours } else { &mut *stock };
                 let r = run_one(s, &args, server)?;
                 eprintln!(
                     "  {CEILING:<15} -b {rate:<6} {:<5} {}",
@@ -770,51 +793,38 @@ fn udp_ceiling(s: &Settings, ours: &mut Server, stock: &mut Server) -> Result<Ce
                 std::thread::sleep(SETTLE);
             }
         }
-        let med = |v: &[Step]| {
+        let servers = figures.map(|v| {
             Some(Step {
                 bps: median(v.iter().map(|s| s.bps).collect())?,
                 loss: median(v.iter().map(|s| s.loss).collect())?,
             })
-        };
-        let (a, b) = (med(&figures[0]), med(&figures[1]));
-        let lossy = |x: Option<Step>| x.is_none_or(|x| x.loss >= CEILING_LOSS_PERCENT);
-        steps.push((mbps, a, b));
-        lossy_in_a_row = if lossy(a) && lossy(b) {
-            lossy_in_a_row + 1
-        } else {
-            0
-        };
-        if lossy_in_a_row == 2 {
+        });
+        ceiling.rungs.push(Rung { mbps, servers });
+        if ceiling.reached(OURS) && ceiling.reached(STOCK) {
             break;
         }
         // Past what the client can send, higher fixed rates add nothing:
         // go straight to `-b 0`.
-        let short = |x: Option<Step>| x.is_none_or(|x| x.bps < 0.8 * mbps as f64 * 1e6);
-        if mbps != 0 && short(a) && short(b) {
-            skip_to_unlimited = true;
-        }
+        let short = |x: &Option<Step>| x.is_none_or(|x| x.bps < 0.8 * mbps as f64 * 1e6);
+        skip_to_unlimited = mbps != 0 && servers.iter().all(short);
     }
-    Ok(Ceiling { steps })
+    Ok(ceiling)
 }
 
 impl Ceiling {
-    /// The highest received rate (bits/s) up to which `pick`'s loss stayed
-    /// under the limit: the steps before the first one at or over it.
-    fn best(&self, pick: impl Fn(&(u64, Option<Step>, Option<Step>)) -> Option<Step>) -> f64 {
-        self.steps
+    /// Whether server `who` has lost 1 % or more at some rate already.
+    fn reached(&self, who: usize) -> bool {
+        self.rungs.iter().any(|r| !carried(r.servers[who]))
+    }
+
+    /// The highest received rate (bits/s) up to which server `who`'s loss
+    /// stayed under the limit: the rungs before its first one at or over it.
+    fn best(&self, who: usize) -> f64 {
+        self.rungs
             .iter()
-            .map(pick)
-            .map_while(|x| x.filter(|x| x.loss < CEILING_LOSS_PERCENT))
+            .map_while(|r| Some(r.servers[who]).filter(|&x| carried(x)).flatten())
             .map(|x| x.bps)
             .fold(0.0, f64::max)
-    }
-
-    fn ours(&self) -> f64 {
-        self.best(|s| s.1)
-    }
-
-    fn stock(&self) -> f64 {
-        self.best(|s| s.2)
     }
 
     fn print(&self) {
@@ -827,15 +837,11 @@ impl Ceiling {
                 format!("{:.2} {:>6.2}%", x.bps / 1e9, x.loss)
             })
         };
-        for (mbps, a, b) in &self.steps {
-            let rate = if *mbps == 0 {
-                "0".to_string()
-            } else {
-                format!("{mbps}M")
-            };
-            println!("{rate:>8} {:>17} {:>17}", cell(a), cell(b));
+        for r in &self.rungs {
+            let [a, b] = &r.servers;
+            println!("{:>8} {:>17} {:>17}", rate_arg(r.mbps), cell(a), cell(b));
         }
-        let (a, b) = (self.ours(), self.stock());
+        let (a, b) = (self.best(OURS), self.best(STOCK));
         println!(
             "highest rate up to which loss stayed under {CEILING_LOSS_PERCENT}%: ours {:.2} Gbit/s, stock {:.2} Gbit/s, ratio {}",
             a / 1e9,
@@ -846,12 +852,10 @@ impl Ceiling {
                 "-".into()
             }
         );
-        if let Some((0, Some(x), _)) = self.steps.last() {
-            if x.loss < CEILING_LOSS_PERCENT {
-                println!(
-                    "note: ours still lost under {CEILING_LOSS_PERCENT}% at the client's top rate; its ceiling is the client's"
-                );
-            }
+        if !self.reached(OURS) && self.rungs.last().is_some_and(|r| r.mbps == 0) {
+            println!(
+                "note: ours still lost under {CEILING_LOSS_PERCENT}% at the client's top rate; its ceiling is the client's"
+            );
         }
     }
 
@@ -862,13 +866,13 @@ impl Ceiling {
         json!({
             "client_args": ["-u", "-l", "1400", "-b", "<rate>"],
             "loss_limit_percent": CEILING_LOSS_PERCENT,
-            "steps": self.steps.iter().map(|(mbps, a, b)| json!({
-                "offered_mbps": mbps,
-                "ours": step(a),
-                "stock": step(b),
+            "steps": self.rungs.iter().map(|r| json!({
+                "offered_mbps": r.mbps,
+                "ours": step(&r.servers[OURS]),
+                "stock": step(&r.servers[STOCK]),
             })).collect::<Vec<_>>(),
-            "ours_bps": self.ours(),
-            "stock_bps": self.stock(),
+            "ours_bps": self.best(OURS),
+            "stock_bps": self.best(STOCK),
         })
     }
 }
