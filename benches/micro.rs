@@ -18,7 +18,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
 use webperf3::hub::Hub;
 use webperf3::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp};
 use webperf3::store::log::LogDir;
@@ -226,7 +225,7 @@ fn bench_http() {
     let loaded = logs.load(&PORTS);
     assert_eq!(loaded.store.all().len(), N);
     let hub: Arc<Hub> = Hub::new(logs, loaded.store);
-    let ctx = webperf3::http::Context::new(hub, CancellationToken::new());
+    let ctx = webperf3::http::Context::new(hub, webperf3::shutdown::Shutdown::new());
     let routes = webperf3::http::routes(ctx);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,11 +4,10 @@
 //! use).
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::Config;
@@ -18,6 +17,7 @@ use crate::protocol::errors;
 use crate::server::auth::{Authenticator, Padding};
 use crate::server::listen::{self, ListenOpts};
 use crate::server::port::{self, PortSettings};
+use crate::shutdown::Shutdown;
 use crate::store::log::LogDir;
 
 /// How long shutdown waits for running tests to write their log entries.
@@ -55,15 +55,14 @@ pub fn bind(config: &Config) -> anyhow::Result<Bound> {
 
 /// Runs the iperf3 ports and the dashboard on bound listeners until
 /// `shutdown` fires, then lets running tests end cleanly (they are told the
-/// server is terminating, with `reason` in their log entries) and waits for
-/// them, at most a few seconds.
+/// server is terminating, with its reason in their log entries) and waits
+/// for them, at most a few seconds.
 pub async fn serve(
     bound: Bound,
     hub: Arc<Hub>,
     settings: PortSettings,
     http_settings: HttpSettings,
-    shutdown: CancellationToken,
-    reason: Arc<OnceLock<&'static str>>,
+    shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     for listener in bound.iperf {
@@ -72,7 +71,6 @@ pub async fn serve(
             Arc::clone(&hub),
             settings.clone(),
             shutdown.clone(),
-            Arc::clone(&reason),
             tasks.clone(),
         );
         tasks.spawn(async move {
@@ -86,7 +84,7 @@ pub async fn serve(
     let ctx =
         crate::http::Context::new(Arc::clone(&hub), shutdown.clone()).with_settings(&http_settings);
     tasks.spawn(crate::http::serve_with(http, ctx));
-    shutdown.cancelled().await;
+    shutdown.triggered().await;
     tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
         .await
@@ -138,9 +136,8 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             auth_summary(auth.as_deref()),
         );
         let hub = Hub::new(logs, loaded.store);
-        let shutdown = CancellationToken::new();
-        let reason = Arc::new(OnceLock::new());
-        tokio::spawn(signals.wait(shutdown.clone(), Arc::clone(&reason)));
+        let shutdown = Shutdown::new();
+        tokio::spawn(signals.wait(shutdown.clone()));
         let settings = PortSettings {
             limits: config.limits,
             max_tests: config.max_tests_per_port,
@@ -149,7 +146,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             auth,
             ..PortSettings::default()
         };
-        serve(bound, hub, settings, config.http_settings, shutdown, reason).await
+        serve(bound, hub, settings, config.http_settings, shutdown).await
     })
 }
 
@@ -196,13 +193,12 @@ impl Signals {
 
     /// Waits for the first signal, records it as the shutdown reason and
     /// cancels everything.
-    async fn wait(mut self, shutdown: CancellationToken, reason: Arc<OnceLock<&'static str>>) {
+    async fn wait(mut self, shutdown: Shutdown) {
         let text = tokio::select! {
             _ = self.term.recv() => errors::SERVER_TERMINATED_TERM,
             _ = self.int.recv() => errors::SERVER_TERMINATED_INT,
             _ = self.hup.recv() => "interrupt - the server has terminated by signal Hangup(1)",
         };
-        let _ = reason.set(text);
-        shutdown.cancel();
+        shutdown.trigger(text);
     }
 }

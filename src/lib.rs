@@ -19,15 +19,22 @@
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
 //!   broadcast of events to websocket clients.
 //! - [`http`]: warp routes, embedded frontend, websocket, CSV, metrics.
+//! - [`shutdown`]: the shutdown token and its reason, as one value.
+//! - [`locks`]: poison-tolerant locking of shared state.
+//! - [`diagnostics`]: `tracing` to standard error, its level from the
+//!   environment.
 
 pub mod app;
 pub mod cli;
+pub mod diagnostics;
 pub mod health;
 pub mod http;
 pub mod hub;
+pub mod locks;
 pub mod protocol;
 pub mod report;
 pub mod server;
+pub mod shutdown;
 pub mod store;
 pub mod sys;
 

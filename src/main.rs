@@ -1,4 +1,5 @@
-//! The `webperf3` binary: parse the command line, run, map errors to exit codes.
+//! The `webperf3` binary: parse the command line, start diagnostics, run,
+//! map errors to exit codes.
 
 use std::process::ExitCode;
 
@@ -7,6 +8,7 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    webperf3::diagnostics::init();
     match webperf3::app::run_main(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

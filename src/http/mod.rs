@@ -27,11 +27,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::DEFAULT_HTTP_PORT;
 use crate::hub::Hub;
+use crate::shutdown::Shutdown;
 
 pub use filters::routes;
 
@@ -76,7 +76,7 @@ pub struct Context {
     /// The live state.
     pub hub: Arc<Hub>,
     /// Fires when the program shuts down.
-    pub shutdown: CancellationToken,
+    pub shutdown: Shutdown,
     /// Running websocket sessions.
     pub sessions: TaskTracker,
     /// The token `POST /api/clear` requires, if any.
@@ -87,7 +87,7 @@ pub struct Context {
 
 impl Context {
     /// A context with a fresh session tracker.
-    pub fn new(hub: Arc<Hub>, shutdown: CancellationToken) -> Context {
+    pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
         Context {
             hub,
             shutdown,
@@ -111,11 +111,7 @@ impl Context {
 
 /// Serves the dashboard on an already-bound listener until `shutdown` fires
 /// (no clear token).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    hub: Arc<Hub>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
+pub async fn serve(listener: tokio::net::TcpListener, hub: Arc<Hub>, shutdown: Shutdown) {
     serve_with(listener, Context::new(hub, shutdown)).await;
 }
 
@@ -132,7 +128,7 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = shutdown.triggered() => break,
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
@@ -162,7 +158,7 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
             // Errors are the peer's (reset, bad request, slow header).
             tokio::select! {
                 _ = conn.as_mut() => {}
-                () = shutdown.cancelled() => {
+                () = shutdown.triggered() => {
                     // Finish the request in flight, then close.
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::CancellationToken;
 use warp::ws::{Message, WebSocket};
 
 use crate::hub::{Event, Hub};
+use crate::shutdown::Shutdown;
 
 /// A client that does not take a message within this time is dropped, so a
 /// stalled peer cannot pin a task (or shutdown) forever.
@@ -20,7 +20,7 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const GOING_AWAY: u16 = 1001;
 
 /// Runs one websocket session to its end.
-pub async fn session(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationToken) {
+pub async fn session(socket: WebSocket, hub: Arc<Hub>, shutdown: Shutdown) {
     let (mut tx, mut rx) = socket.split();
     // Subscribe before taking the snapshot: an event in between is then both
     // in the snapshot and sent after it, never lost.
@@ -31,7 +31,7 @@ pub async fn session(socket: WebSocket, hub: Arc<Hub>, shutdown: CancellationTok
     }
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => {
+            () = shutdown.triggered() => {
                 let bye = Message::close_with(GOING_AWAY, "server shutting down");
                 let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(bye)).await;
                 break;

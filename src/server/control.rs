@@ -214,8 +214,8 @@ impl Test {
         let udp_rx = self.udp_rx.as_mut();
         tokio::select! {
             biased;
-            _ = self.ctx.shutdown.cancelled() => {
-                let text = self.ctx.shutdown_reason.get().copied().unwrap_or(errors::SERVER_TERMINATED_TERM);
+            _ = self.ctx.shutdown.triggered() => {
+                let text = self.ctx.shutdown.reason_or(errors::SERVER_TERMINATED_TERM);
                 Wake::Event(Event::Shutdown(text))
             }
             Some((conn, peer)) = async { stream_rx?.recv().await }, if want_streams => Wake::Stream(conn, peer),

@@ -5,6 +5,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use crate::locks::lock;
+
 /// The tests moving data right now, on every port.
 #[derive(Debug, Default)]
 pub struct Overlaps {
@@ -26,7 +28,7 @@ impl Overlaps {
     pub fn start(self: &Arc<Self>) -> Running {
         let id = self.next.fetch_add(1, Relaxed);
         let flag = Arc::new(AtomicBool::new(false));
-        let mut active = self.active.lock().expect("overlaps lock");
+        let mut active = lock(&self.active);
         if !active.is_empty() {
             flag.store(true, Relaxed);
             for (_, other) in active.iter() {
@@ -43,7 +45,7 @@ impl Overlaps {
 
     /// How many tests are moving data now.
     pub fn running(&self) -> usize {
-        self.active.lock().expect("overlaps lock").len()
+        lock(&self.active).len()
     }
 }
 
@@ -56,11 +58,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.all
-            .active
-            .lock()
-            .expect("overlaps lock")
-            .retain(|(id, _)| *id != self.id);
+        lock(&self.all.active).retain(|(id, _)| *id != self.id);
     }
 }
 

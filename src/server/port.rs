@@ -15,13 +15,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::auth::Authenticator;
@@ -29,9 +28,11 @@ use super::listen::{self, ListenOpts};
 use super::overlap::Overlaps;
 use crate::health::HealthProbe;
 use crate::hub::Hub;
+use crate::locks::lock;
 use crate::protocol::policy::Policy;
 use crate::protocol::session::Limits;
 use crate::protocol::wire::{Cookie, State, COOKIE_LEN};
+use crate::shutdown::Shutdown;
 
 /// Connections one port holds at once: its tests' control connections and
 /// the connections whose cookie is being read or waits to be routed. More
@@ -92,10 +93,8 @@ pub struct PortCtx {
     pub settings: PortSettings,
     /// Where results and live status go.
     pub hub: Arc<Hub>,
-    /// Fires on shutdown.
-    pub shutdown: CancellationToken,
-    /// Why the server shuts down (the log's `error` for running tests).
-    pub shutdown_reason: Arc<OnceLock<&'static str>>,
+    /// Fires on shutdown, with the reason running tests log.
+    pub shutdown: Shutdown,
     /// Requests to re-create the listener.
     pub reconfigure: mpsc::Sender<Reconfigure>,
     /// `SO_SNDBUF`/`SO_RCVBUF` of the listener without per-test options.
@@ -124,24 +123,14 @@ impl TestSlot {
     /// Routes TCP connections carrying `cookie` to `tx` until
     /// [`TestSlot::stop_streams`].
     pub fn await_streams(&mut self, cookie: Cookie, tx: mpsc::Sender<(TcpStream, SocketAddr)>) {
-        self.ctx
-            .table
-            .lock()
-            .expect("table lock")
-            .awaiting
-            .insert(cookie, tx);
+        lock(&self.ctx.table).awaiting.insert(cookie, tx);
         self.cookie = Some(cookie);
     }
 
     /// Stops routing streams to this test: later connections are refused.
     pub fn stop_streams(&mut self) {
         if let Some(c) = self.cookie.take() {
-            self.ctx
-                .table
-                .lock()
-                .expect("table lock")
-                .awaiting
-                .remove(&c);
+            lock(&self.ctx.table).awaiting.remove(&c);
         }
     }
 
@@ -150,7 +139,7 @@ impl TestSlot {
     pub fn release(&mut self) {
         self.stop_streams();
         if !std::mem::replace(&mut self.released, true) {
-            let mut t = self.ctx.table.lock().expect("table lock");
+            let mut t = lock(&self.ctx.table);
             t.active = t.active.saturating_sub(1);
         }
     }
@@ -164,7 +153,7 @@ impl Drop for TestSlot {
 
 impl PortCtx {
     fn try_slot(self: &Arc<Self>) -> Option<TestSlot> {
-        let mut t = self.table.lock().expect("table lock");
+        let mut t = lock(&self.table);
         if t.active >= self.settings.max_tests {
             return None;
         }
@@ -177,16 +166,11 @@ impl PortCtx {
     }
 
     fn awaiting_streams(&self) -> bool {
-        !self.table.lock().expect("table lock").awaiting.is_empty()
+        !lock(&self.table).awaiting.is_empty()
     }
 
     fn stream_route(&self, cookie: &Cookie) -> Option<mpsc::Sender<(TcpStream, SocketAddr)>> {
-        self.table
-            .lock()
-            .expect("table lock")
-            .awaiting
-            .get(cookie)
-            .cloned()
+        lock(&self.table).awaiting.get(cookie).cloned()
     }
 }
 
@@ -211,8 +195,7 @@ pub async fn run(
     listener: std::net::TcpListener,
     hub: Arc<Hub>,
     settings: PortSettings,
-    shutdown: CancellationToken,
-    shutdown_reason: Arc<OnceLock<&'static str>>,
+    shutdown: Shutdown,
     tasks: TaskTracker,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
@@ -230,7 +213,6 @@ pub async fn run(
         settings,
         hub,
         shutdown: shutdown.clone(),
-        shutdown_reason,
         reconfigure: reconf_tx,
         default_buffers,
         udp_setup: Arc::default(),
@@ -243,14 +225,14 @@ pub async fn run(
         async move {
             loop {
                 let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.triggered() => return,
                     next = order_rx.recv() => next,
                 };
                 let Some(answer) = next else { return };
                 // A read ends within its deadline, so the head of the line
                 // holds the others back for a bounded time only.
                 let classified = tokio::select! {
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.triggered() => return,
                     c = answer => c,
                 };
                 if let Ok(Some(c)) = classified {
@@ -266,12 +248,12 @@ pub async fn run(
     loop {
         let idle_at = idle.map(|d| idle_since + d);
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.triggered() => return Ok(()),
             _ = async { tokio::time::sleep_until(idle_at.expect("guarded")).await }, if idle_at.is_some() => {
                 // Stock re-creates an idle server's listener, in case it got
                 // into a bad state; do the same when no test is running.
                 idle_since = tokio::time::Instant::now();
-                if ctx.table.lock().expect("table lock").active == 0 {
+                if lock(&ctx.table).active == 0 {
                     if let Err(e) = rebind(&mut listener, addr, ListenOpts::default()).await {
                         eprintln!("webperf3: port {}: could not re-create the idle listener: {e}", ctx.port);
                     }
@@ -312,7 +294,7 @@ pub async fn run(
                     let shutdown = shutdown.clone();
                     tasks.spawn(async move {
                         let cookie = tokio::select! {
-                            _ = shutdown.cancelled() => None,
+                            _ = shutdown.triggered() => None,
                             c = read_stream_cookie(conn, limit) => c,
                         };
                         let _ = tx.send(cookie.map(|(cookie, conn)| Classified { conn, peer, cookie, permit }));

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
+use webperf3::shutdown::Shutdown;
 
 use crate::common::*;
 
@@ -291,7 +291,7 @@ impl Drop for Browser {
 /// Serves the dashboard of `env` at `addr` until `token` fires, retrying
 /// the bind briefly (the previous server on that address may still be
 /// letting go of it).
-async fn serve_at(env: &Env, addr: SocketAddr, token: CancellationToken) {
+async fn serve_at(env: &Env, addr: SocketAddr, token: Shutdown) {
     let deadline = Instant::now() + Duration::from_secs(10);
     let listener = loop {
         match webperf3::http::bind(Some(addr)) {
@@ -372,15 +372,15 @@ async fn the_page_follows_live_events_and_reconnects() {
 
     // The server goes away: the page says so, then reconnects by itself
     // and catches up on what happened meanwhile.
-    env.shutdown.cancel();
+    env.shutdown.token().cancel();
     page.eventually(
         "document.getElementById('conn').dataset.state",
         json!("offline"),
     )
     .await;
     env.hub.record_entry(P1, &entry_named(STOCK, "back-again"));
-    let token = CancellationToken::new();
-    let _stop = token.clone().drop_guard();
+    let token = Shutdown::new();
+    let _stop = token.token().clone().drop_guard();
     serve_at(&env, addr, token).await;
     page.eventually(
         "document.getElementById('conn').dataset.state",

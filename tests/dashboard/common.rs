@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
 use webperf3::http::Context;
 use webperf3::hub::Hub;
+use webperf3::shutdown::Shutdown;
 use webperf3::store::log::LogDir;
 
 /// Port the fixtures are loaded on, and the second served port.
@@ -66,7 +66,7 @@ pub fn entry_named(log: &str, name: &str) -> String {
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub hub: Arc<Hub>,
-    pub shutdown: CancellationToken,
+    pub shutdown: Shutdown,
     pub ctx: Context,
     /// Stops the served dashboard and websocket sessions when the env goes.
     _stop: tokio_util::sync::DropGuard,
@@ -96,9 +96,9 @@ impl Env {
         let logs = LogDir::open(dir.path()).unwrap();
         let loaded = logs.load(ports);
         let hub = Hub::new(logs, loaded.store);
-        let shutdown = CancellationToken::new();
+        let shutdown = Shutdown::new();
         let ctx = Context::new(hub.clone(), shutdown.clone());
-        let _stop = shutdown.clone().drop_guard();
+        let _stop = shutdown.token().clone().drop_guard();
         Env {
             dir,
             hub,

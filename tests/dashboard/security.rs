@@ -115,8 +115,8 @@ async fn raw_paths_never_leave_the_assets_or_the_log_dir() {
     let log_dir = webperf3::store::log::LogDir::open(&logs).unwrap();
     let loaded = log_dir.load(&[5201, 5202]);
     let hub = webperf3::hub::Hub::new(log_dir, loaded.store);
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let _stop = shutdown.clone().drop_guard();
+    let shutdown = webperf3::shutdown::Shutdown::new();
+    let _stop = shutdown.token().clone().drop_guard();
     let listener = webperf3::http::bind(Some(SocketAddr::from(([127, 0, 0, 1], 0)))).unwrap();
     let addr = listener.local_addr().unwrap();
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();

@@ -114,7 +114,7 @@ async fn shutdown_closes_websockets() {
     let env = Env::empty();
     let mut client = connect(&env).await;
     next_json(&mut client).await;
-    env.shutdown.cancel();
+    env.shutdown.token().cancel();
     tokio::time::timeout(LIMIT, client.recv_closed())
         .await
         .expect("closed in time")

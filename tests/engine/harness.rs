@@ -4,17 +4,17 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use webperf3::app::{self, Bound};
 use webperf3::hub::Hub;
 use webperf3::protocol::session::Limits;
 use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
+use webperf3::shutdown::Shutdown;
 use webperf3::store::log::LogDir;
 use webperf3::store::results::ResultsStore;
 
@@ -48,7 +48,7 @@ pub struct Server {
     /// The dashboard's address.
     #[allow(dead_code)]
     pub http: SocketAddr,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
     thread: Option<JoinHandle<()>>,
     _hold: Machine,
 }
@@ -102,7 +102,7 @@ impl Server {
         let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
         let http_addr = http.local_addr().unwrap();
         let logs = LogDir::open(dir.path()).expect("log dir");
-        let shutdown = CancellationToken::new();
+        let shutdown = Shutdown::new();
         let token = shutdown.clone();
         let port_list: Vec<u16> = ports_of(&iperf);
         let thread = std::thread::spawn(move || {
@@ -112,18 +112,10 @@ impl Server {
                 .unwrap();
             rt.block_on(async move {
                 let hub = Hub::new(logs, ResultsStore::new(&port_list));
-                let reason = Arc::new(OnceLock::new());
                 let http_settings = Default::default();
-                app::serve(
-                    Bound { iperf, http },
-                    hub,
-                    settings,
-                    http_settings,
-                    token,
-                    reason,
-                )
-                .await
-                .unwrap();
+                app::serve(Bound { iperf, http }, hub, settings, http_settings, token)
+                    .await
+                    .unwrap();
             });
         });
         Server {
@@ -149,7 +141,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.shutdown.token().cancel();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
