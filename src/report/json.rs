@@ -540,6 +540,23 @@ pub fn format_g(value: f64, precision: usize) -> String {
     out
 }
 
+/// A serde_json value as an ordered [`Json`] tree (serde_json keeps object
+/// members in key order, so the order is that of the map).
+pub fn from_value(v: &serde_json::Value) -> Json {
+    use serde_json::Value as V;
+    match v {
+        V::Null => Json::Null,
+        V::Bool(b) => Json::Bool(*b),
+        V::Number(n) => match n.as_i64() {
+            Some(i) => Json::Int(i),
+            None => Json::Num(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        V::String(s) => Json::Str(s.clone()),
+        V::Array(a) => Json::Arr(a.iter().map(from_value).collect()),
+        V::Object(m) => Json::Obj(m.iter().map(|(k, v)| (k.clone(), from_value(v))).collect()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -735,7 +735,7 @@ impl Test {
             ours.push("refused", why.as_str());
         }
         if let Some(doc) = &self.client_results {
-            ours.push("client_results", from_value(doc));
+            ours.push("client_results", json::from_value(doc));
         }
         let entry = self.log.entry(
             error.as_deref(),
@@ -803,22 +803,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-/// A serde_json value as an ordered [`Json`] tree.
-pub fn from_value(v: &serde_json::Value) -> Json {
-    use serde_json::Value as V;
-    match v {
-        V::Null => Json::Null,
-        V::Bool(b) => Json::Bool(*b),
-        V::Number(n) => match n.as_i64() {
-            Some(i) => Json::Int(i),
-            None => Json::Num(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        V::String(s) => Json::Str(s.clone()),
-        V::Array(a) => Json::Arr(a.iter().map(from_value).collect()),
-        V::Object(m) => Json::Obj(m.iter().map(|(k, v)| (k.clone(), from_value(v))).collect()),
     }
 }
 

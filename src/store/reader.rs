@@ -502,8 +502,8 @@ mod tests {
 
     #[test]
     fn summary_detail_summarises_as_the_full_parse_does() {
+        use crate::report::json::from_value;
         use crate::report::json::to_pretty;
-        use crate::server::control::from_value;
         use crate::store::summary::summarize;
         let mut text: String = every_kind_of_entry()
             .iter()
@@ -755,8 +755,8 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
+    use crate::report::json::from_value;
     use crate::report::json::to_pretty;
-    use crate::server::control::from_value;
     use crate::testing::{config, json_value};
     use proptest::prelude::*;
 
