@@ -32,6 +32,8 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 rustup target add aarch64-unknown-linux-musl >/dev/null
 
+echo "== documentation links"
+scripts/check-links.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
