@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 
+use tracing::error;
 use warp::http::{header, HeaderValue, Response, StatusCode};
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
@@ -218,7 +219,7 @@ pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
             "method not allowed".to_string(),
         )
     } else if let Some(Internal(msg)) = err.find() {
-        eprintln!("webperf3: {msg}");
+        error!("{msg}");
         (StatusCode::INTERNAL_SERVER_ERROR, msg.clone())
     } else {
         (
