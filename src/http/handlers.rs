@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 
-use tracing::error;
+use tracing::{error, info, warn};
 use warp::http::{header, HeaderValue, Response, StatusCode};
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
@@ -110,6 +110,7 @@ pub async fn clear(
 ) -> Result<impl Reply, Rejection> {
     if let Some(origin) = origin {
         if !same_origin(&origin, host.as_deref()) {
+            warn!(origin = ?origin, "dashboard: cross-site clear refused");
             let msg = format!("cross-site request refused (Origin {origin})");
             return Err(warp::reject::custom(Forbidden(msg)));
         }
@@ -117,6 +118,7 @@ pub async fn clear(
     if let Some(token) = &ctx.clear_token {
         let given = authorization.as_deref().and_then(bearer);
         if !given.is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes())) {
+            warn!("dashboard: clear refused without the right token");
             let msg = if given.is_some() {
                 "wrong clear token"
             } else {
@@ -130,6 +132,7 @@ pub async fn clear(
     let latest = tokio::task::spawn_blocking(move || hub.clear())
         .await
         .map_err(|e| warp::reject::custom(Internal(format!("clear failed: {e}"))))?;
+    info!("dashboard: table cleared");
     Ok(warp::reply::json(&latest))
 }
 

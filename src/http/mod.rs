@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::task::TaskTracker;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::config::DEFAULT_HTTP_PORT;
 use crate::hub::Hub;
@@ -121,6 +121,10 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
         };
         // Over the limit: closed at once, before anything is read or kept.
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            debug!(
+                limit = MAX_CONNECTIONS,
+                "dashboard: connection limit reached; closed"
+            );
             continue;
         };
         let conn = hyper::server::conn::http1::Builder::new()
