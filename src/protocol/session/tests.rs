@@ -407,6 +407,18 @@ fn started(clock: &Clock, limits: Limits, policy: Policy, params: &[u8]) -> Sess
     s
 }
 
+/// Asserts that a data-phase tick sampled its interval and then failed
+/// the test with `code` and the log text `text`.
+fn assert_sampled_then_failed(out: &[Action], code: ErrorCode, text: &str) {
+    let want = [
+        Action::SampleInterval,
+        Action::SendError(code, 0),
+        Action::EndTest,
+        Action::Finish(Some(text.to_string())),
+    ];
+    assert_eq!(out, want);
+}
+
 fn moved(received: u64, sent: u64) -> Event {
     Event::Tick(Counters {
         received,
@@ -504,10 +516,8 @@ fn the_bitrate_cap_is_judged_over_its_window() {
         vec![Action::SampleInterval]
     );
     let out = s.handle(clock.at(2.0), moved(4_000_000, 0));
-    assert_eq!(out[0], Action::SampleInterval);
-    assert_eq!(out[1], Action::SendError(ErrorCode::TOTAL_RATE, 0));
-    assert_eq!(out[2], Action::EndTest);
-    assert!(matches!(&out[3], Action::Finish(Some(t)) if t.contains("server limit")));
+    let text = "error - total required bandwidth is larger than server limit";
+    assert_sampled_then_failed(&out, ErrorCode::TOTAL_RATE, text);
 
     // Both directions count; one fast second in a slow window is fine.
     let mut s = started(&clock, Limits::default(), policy, params);
@@ -555,11 +565,8 @@ fn a_broken_stream_ends_the_test_one_tick_later() {
                 vec![Action::SampleInterval]
             );
             let out = s.handle(clock.at(2.0), Event::Tick(broken));
-            assert_eq!(out[0], Action::SampleInterval);
-            assert_eq!(out[1], Action::SendError(code, 0));
-            assert_eq!(out[2], Action::EndTest);
             let text = code.log_text(Some(os.as_deref().unwrap_or("")));
-            assert_eq!(out[3], Action::Finish(Some(text)));
+            assert_sampled_then_failed(&out, code, &text);
         }
     }
 }
@@ -601,11 +608,8 @@ fn a_paced_sender_is_not_stuck() {
         vec![Action::SampleInterval]
     );
     let out = s.handle(clock.at(4.0), moved(0, 10));
-    assert_eq!(out[1], Action::SendError(ErrorCode::NO_MSG, 0));
-    assert_eq!(
-        out[3],
-        Action::Finish(Some("error - idle timeout for sending data".into()))
-    );
+    let text = "error - idle timeout for sending data";
+    assert_sampled_then_failed(&out, ErrorCode::NO_MSG, text);
 }
 
 #[test]
@@ -622,20 +626,15 @@ fn idle_timeouts_per_direction() {
     for t in 1..=3u32 {
         out = s.handle(clock.at(f64::from(t)), moved(0, u64::from(t)));
     }
-    assert_eq!(out[1], Action::SendError(ErrorCode::NO_MSG, 0));
-    assert_eq!(
-        out[3],
-        Action::Finish(Some("error - idle timeout for receiving data".into()))
-    );
+    let text = "error - idle timeout for receiving data";
+    assert_sampled_then_failed(&out, ErrorCode::NO_MSG, text);
     // Receiving flows, sending stalls: the send rule fires.
     let mut s = started(&clock, limits, Policy::default(), bidir);
     for t in 1..=3u32 {
         out = s.handle(clock.at(f64::from(t)), moved(u64::from(t), 0));
     }
-    assert_eq!(
-        out[3],
-        Action::Finish(Some("error - idle timeout for sending data".into()))
-    );
+    let text = "error - idle timeout for sending data";
+    assert_sampled_then_failed(&out, ErrorCode::NO_MSG, text);
     // A receive-only test never judges its (absent) senders.
     let mut s = started(
         &clock,
@@ -660,7 +659,8 @@ fn a_timed_test_is_cut_after_its_grace() {
         assert_eq!(out, vec![Action::SampleInterval]);
     }
     let out = s.handle(clock.at(42.0), moved(42, 0));
-    assert_eq!(out[1], Action::SendError(ErrorCode::DURATION_EXPIRED, 0));
+    let text = "error - server test duration expired";
+    assert_sampled_then_failed(&out, ErrorCode::DURATION_EXPIRED, text);
 }
 
 #[test]
