@@ -7,8 +7,9 @@
 //! (the bitrate cap, the omit end, broken and stalled streams, timeouts)
 //! is decided here, with the time as a parameter.
 //!
-//! - [`events`]: the events, actions, phases and tick counters.
-//! - [`timers`]: the timer table and the timing limits.
+//! Files: `events.rs` (the events, actions, phases and tick counters),
+//! `timers.rs` (the timer table and the timing limits), this file (the
+//! machine), `tests.rs` and `props.rs` (simulated-clock and property tests).
 
 mod events;
 mod timers;

@@ -6,11 +6,11 @@
 //! session's; the driver moves bytes, samples counters and sleeps.
 //!
 //! - this file: the per-test state and the run loop (wait, feed, perform).
-//! - [`control_io`]: the control connection's timed reads and writes.
-//! - [`setup`]: the data listener and the data streams, with their socket
+//! - `control_io.rs`: the control connection's timed reads and writes.
+//! - `setup.rs`: the data listener and the data streams, with their socket
 //!   options, up to the start of the data phase.
-//! - [`sample`]: the stream counters into ticks, intervals and `end`.
-//! - [`finish`]: the results document and the finished log entry.
+//! - `sample.rs`: the stream counters into ticks, intervals and `end`.
+//! - `finish.rs`: the results document and the finished log entry.
 
 mod control_io;
 mod finish;
@@ -33,6 +33,7 @@ use super::slot::{PortCtx, TestSlot};
 use super::streams::DataStream;
 use crate::health;
 use crate::protocol::errors;
+use crate::protocol::params::TestParams;
 use crate::protocol::session::{Action, Event, Expect, Phase, Session};
 use crate::protocol::wire::{self, Cookie};
 use crate::report::json;
@@ -173,7 +174,8 @@ enum Wake {
 }
 
 impl Test {
-    fn params(&self) -> Option<&crate::protocol::params::TestParams> {
+    /// The accepted parameters, once there are some.
+    fn params(&self) -> Option<&TestParams> {
         self.session.params()
     }
 
