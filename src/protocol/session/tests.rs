@@ -15,6 +15,14 @@ impl Clock {
     }
 }
 
+/// Default limits with an idle limit of `secs`.
+fn idle_after(secs: u64) -> Limits {
+    Limits {
+        rcv_timeout: Duration::from_secs(secs),
+        ..Limits::default()
+    }
+}
+
 /// A tick that saw nothing move.
 fn tick() -> Event {
     Event::Tick(Counters::default())
@@ -170,10 +178,7 @@ fn timeouts_per_phase() {
     // time + omit + 40 s.
     let s = running(&clock);
     assert_eq!(s.deadline(), Some(clock.at(0.1 + 42.0)));
-    let limits = Limits {
-        rcv_timeout: Duration::from_secs(5),
-        ..Limits::default()
-    };
+    let limits = idle_after(5);
     let mut s = running_with(&clock, Session::new(clock.at(0.0), limits));
     assert_eq!(s.deadline(), Some(clock.at(5.1)));
     let moved = Counters {
@@ -249,10 +254,7 @@ fn streams_that_never_connect_time_out() {
 #[test]
 fn a_client_that_stops_reading_is_dropped() {
     let clock = Clock(Instant::now());
-    let limits = Limits {
-        rcv_timeout: Duration::from_secs(5),
-        ..Limits::default()
-    };
+    let limits = idle_after(5);
     let mut s = Session::new(clock.at(0.0), limits);
     s.handle(clock.at(0.0), Event::Cookie(cookie()));
     let reverse = br#"{"tcp":true,"time":0,"num":1000000000,"reverse":true}"#;
@@ -574,10 +576,7 @@ fn a_broken_stream_ends_the_test_one_tick_later() {
 #[test]
 fn a_paced_sender_is_not_stuck() {
     let clock = Clock(Instant::now());
-    let limits = Limits {
-        rcv_timeout: Duration::from_secs(3),
-        ..Limits::default()
-    };
+    let limits = idle_after(3);
     let params = br#"{"tcp":true,"time":0,"num":1000000,"reverse":true,"bandwidth":1000}"#;
     let pacing = |sent| {
         Event::Tick(Counters {
@@ -615,10 +614,7 @@ fn a_paced_sender_is_not_stuck() {
 #[test]
 fn idle_timeouts_per_direction() {
     let clock = Clock(Instant::now());
-    let limits = Limits {
-        rcv_timeout: Duration::from_secs(3),
-        ..Limits::default()
-    };
+    let limits = idle_after(3);
     let bidir = br#"{"tcp":true,"time":0,"num":1000000,"bidirectional":true}"#;
     // Sending flows, receiving stalls: the receive rule fires.
     let mut s = started(&clock, limits, Policy::default(), bidir);
