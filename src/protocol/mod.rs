@@ -6,7 +6,8 @@
 //! - [`params`]: the client's parameters, decoded and validated.
 //! - [`policy`]: server-side limits: duration, bitrate, UDP, client networks.
 //! - [`results`]: the results documents exchanged at the end of a test.
-//! - [`session`]: the control-channel state machine: events in, actions out.
+//! - [`session`]: the control-channel state machine: events and ticks in,
+//!   actions out, one timer per kind of wait.
 //! - [`udp`]: the UDP datagram header and the receiver's loss/jitter arithmetic.
 
 pub mod auth;

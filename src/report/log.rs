@@ -8,8 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::json::Json;
 use crate::protocol::params::TestParams;
 
-/// The reporting interval, seconds (stock's default; clients cannot change it).
-pub const INTERVAL_SECS: u32 = 1;
+/// The reporting interval, seconds (stock's default; clients cannot change
+/// it): the session's interval timer.
+pub const INTERVAL_SECS: u32 = crate::protocol::session::INTERVAL.as_secs() as u32;
 
 /// The `version` we write: our own name, in stock's `"<name> <version>"` shape.
 pub fn version_string() -> String {

@@ -1,17 +1,23 @@
 //! The I/O around the protocol: listeners, control connections, data streams.
 //!
+//! Arrows point down: [`port`] spawns a [`test`](mod@test) per control connection;
+//! both share what is in [`slot`].
+//!
 //! - [`auth`]: the RSA private key and users file; `authtoken` checks.
 //! - [`listen`]: binding listeners with socket2 (dual-stack, per-test options).
 //! - [`overlap`]: which tests run at the same time, box-wide.
-//! - [`port`]: one port's accept loop and the cookie-keyed routing table.
-//! - [`control`]: the control connection driver around the session.
+//! - [`port`]: one port's accept loop and the routing of new connections.
+//! - [`slot`]: port settings, the port context with its cookie-keyed
+//!   routing table, test slots, refusals.
+//! - [`test`](mod@test): the driver of one test around its session.
 //! - [`streams`]: data stream threads and their counters.
 //! - [`udp`]: the UDP stream handshake and the UDP stream threads.
 
 pub mod auth;
-pub mod control;
 pub mod listen;
 pub mod overlap;
 pub mod port;
+pub mod slot;
 pub mod streams;
+pub mod test;
 pub mod udp;

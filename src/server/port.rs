@@ -13,174 +13,23 @@
 //! connection whose cookie is being read) or is refused on the spot, cookies
 //! are read concurrently under a deadline, and refusals need no task.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
-use super::auth::Authenticator;
 use super::listen::{self, ListenOpts};
-use super::overlap::Overlaps;
-use crate::health::HealthProbe;
+use super::slot::{refuse, PortCtx, Reconfigure};
+pub use super::slot::{PortSettings, MAX_CONNECTIONS};
+use super::test::run_test;
 use crate::hub::Hub;
-use crate::locks::lock;
-use crate::protocol::policy::Policy;
-use crate::protocol::session::Limits;
-use crate::protocol::wire::{Cookie, State, COOKIE_LEN};
+use crate::protocol::wire::{Cookie, COOKIE_LEN};
 use crate::shutdown::Shutdown;
-
-/// Connections one port holds at once: its tests' control connections and
-/// the connections whose cookie is being read or waits to be routed. More
-/// are refused at once. A `-P 128 --bidir` test opens 256 streams in a row,
-/// so this leaves room for that and for a flood beside it.
-pub const MAX_CONNECTIONS: usize = 512;
-
-/// Settings shared by every port.
-#[derive(Debug, Clone)]
-pub struct PortSettings {
-    /// Protocol timing limits.
-    pub limits: Limits,
-    /// Tests that may run at once on one port (stock: 1).
-    pub max_tests: usize,
-    /// What tests may do.
-    pub policy: Policy,
-    /// Tests moving data right now, box-wide.
-    pub overlaps: Arc<Overlaps>,
-    /// Re-create an idle port's listener after this long without a
-    /// connection (stock's `--idle-timeout`).
-    pub idle_timeout: Option<Duration>,
-    /// Where the machine's temperature and throttling are read.
-    pub health: HealthProbe,
-    /// When set, every test must carry a valid `authtoken`.
-    pub auth: Option<Arc<Authenticator>>,
-}
-
-impl Default for PortSettings {
-    fn default() -> Self {
-        PortSettings {
-            limits: Limits::default(),
-            max_tests: 1,
-            policy: Policy::default(),
-            overlaps: Arc::default(),
-            idle_timeout: None,
-            health: HealthProbe::default(),
-            auth: None,
-        }
-    }
-}
-
-/// Asks the accept loop to re-create its listener with other options.
-pub struct Reconfigure {
-    /// The new options.
-    pub opts: ListenOpts,
-    /// The listener's buffer sizes after the change, or the failure.
-    pub reply: oneshot::Sender<std::io::Result<(u32, u32)>>,
-}
-
-/// What one port's tests share: the routing table and the way to ask for a
-/// reconfigured listener.
-pub struct PortCtx {
-    /// The port number.
-    pub port: u16,
-    /// The address the listener is bound to.
-    pub addr: SocketAddr,
-    /// Settings.
-    pub settings: PortSettings,
-    /// Where results and live status go.
-    pub hub: Arc<Hub>,
-    /// Fires on shutdown, with the reason running tests log.
-    pub shutdown: Shutdown,
-    /// Requests to re-create the listener.
-    pub reconfigure: mpsc::Sender<Reconfigure>,
-    /// `SO_SNDBUF`/`SO_RCVBUF` of the listener without per-test options.
-    pub default_buffers: (u32, u32),
-    /// Held by the test whose UDP streams are being set up: hellos carry no
-    /// cookie, so only one test at a time may be waiting for them.
-    pub udp_setup: Arc<tokio::sync::Mutex<()>>,
-    table: Mutex<Table>,
-    permits: Arc<Semaphore>,
-}
-
-#[derive(Default)]
-struct Table {
-    active: usize,
-    awaiting: HashMap<Cookie, mpsc::Sender<(TcpStream, SocketAddr)>>,
-}
-
-/// Keeps a test counted on its port until released or dropped.
-pub struct TestSlot {
-    ctx: Arc<PortCtx>,
-    cookie: Option<Cookie>,
-    released: bool,
-}
-
-impl TestSlot {
-    /// Routes TCP connections carrying `cookie` to `tx` until
-    /// [`TestSlot::stop_streams`].
-    pub fn await_streams(&mut self, cookie: Cookie, tx: mpsc::Sender<(TcpStream, SocketAddr)>) {
-        lock(&self.ctx.table).awaiting.insert(cookie, tx);
-        self.cookie = Some(cookie);
-    }
-
-    /// Stops routing streams to this test: later connections are refused.
-    pub fn stop_streams(&mut self) {
-        if let Some(c) = self.cookie.take() {
-            lock(&self.ctx.table).awaiting.remove(&c);
-        }
-    }
-
-    /// Frees the port for the next test: this one's outcome is decided and
-    /// only its bookkeeping (the log entry) remains.
-    pub fn release(&mut self) {
-        self.stop_streams();
-        if !std::mem::replace(&mut self.released, true) {
-            let mut t = lock(&self.ctx.table);
-            t.active = t.active.saturating_sub(1);
-        }
-    }
-}
-
-impl Drop for TestSlot {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-impl PortCtx {
-    fn try_slot(self: &Arc<Self>) -> Option<TestSlot> {
-        let mut t = lock(&self.table);
-        if t.active >= self.settings.max_tests {
-            return None;
-        }
-        t.active += 1;
-        Some(TestSlot {
-            ctx: Arc::clone(self),
-            cookie: None,
-            released: false,
-        })
-    }
-
-    fn awaiting_streams(&self) -> bool {
-        !lock(&self.table).awaiting.is_empty()
-    }
-
-    fn stream_route(&self, cookie: &Cookie) -> Option<mpsc::Sender<(TcpStream, SocketAddr)>> {
-        lock(&self.table).awaiting.get(cookie).cloned()
-    }
-}
-
-/// Refuses a connection the way stock does: one `0xFF` byte, then close.
-/// Needs no task: the byte fits any fresh socket's send buffer.
-pub fn refuse(conn: TcpStream) {
-    // A failed write is ignored: the running test must not notice.
-    let _ = conn.try_write(&[State::AccessDenied.byte()]);
-    let _ = socket2::SockRef::from(&conn).shutdown(std::net::Shutdown::Write);
-}
 
 /// A connection whose cookie was read, waiting to be routed.
 struct Classified {
@@ -191,6 +40,7 @@ struct Classified {
 }
 
 /// Runs one port until shutdown: accepts, routes, and spawns tests.
+/// Diagnostics of the port (and of its tests) carry its number.
 pub async fn run(
     listener: std::net::TcpListener,
     hub: Arc<Hub>,
@@ -199,6 +49,21 @@ pub async fn run(
     tasks: TaskTracker,
 ) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
+    let span = tracing::info_span!("port", port = addr.port());
+    serve(listener, addr, hub, settings, shutdown, tasks)
+        .instrument(span)
+        .await
+}
+
+/// The accept loop of [`run`], inside the port's span.
+async fn serve(
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    hub: Arc<Hub>,
+    settings: PortSettings,
+    shutdown: Shutdown,
+    tasks: TaskTracker,
+) -> std::io::Result<()> {
     let default_buffers = listen::buffer_sizes(&listener);
     let mut listener = TcpListener::from_std(listener)?;
     let (reconf_tx, mut reconf_rx) = mpsc::channel::<Reconfigure>(4);
@@ -207,18 +72,14 @@ pub async fn run(
     // is the answer-to-be of one cookie read.
     let (order_tx, mut order_rx) =
         mpsc::channel::<oneshot::Receiver<Option<Classified>>>(MAX_CONNECTIONS);
-    let ctx = Arc::new(PortCtx {
-        port: addr.port(),
+    let ctx = Arc::new(PortCtx::new(
         addr,
         settings,
         hub,
-        shutdown: shutdown.clone(),
-        reconfigure: reconf_tx,
+        shutdown.clone(),
+        reconf_tx,
         default_buffers,
-        udp_setup: Arc::default(),
-        table: Mutex::default(),
-        permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
-    });
+    ));
     let router = {
         let (ctx, tasks) = (Arc::clone(&ctx), tasks.clone());
         let shutdown = shutdown.clone();
@@ -241,7 +102,7 @@ pub async fn run(
             }
         }
     };
-    tasks.spawn(router);
+    tasks.spawn(router.in_current_span());
     let mut accept_errors = 0u64;
     let idle = ctx.settings.idle_timeout;
     let mut idle_since = tokio::time::Instant::now();
@@ -253,9 +114,9 @@ pub async fn run(
                 // Stock re-creates an idle server's listener, in case it got
                 // into a bad state; do the same when no test is running.
                 idle_since = tokio::time::Instant::now();
-                if lock(&ctx.table).active == 0 {
+                if ctx.is_idle() {
                     if let Err(e) = rebind(&mut listener, addr, ListenOpts::default()).await {
-                        eprintln!("webperf3: port {}: could not re-create the idle listener: {e}", ctx.port);
+                        tracing::warn!(error = %e, "could not re-create the idle listener");
                     }
                 }
             }
@@ -272,7 +133,7 @@ pub async fn run(
                         // instead of spinning; the listener stays. Said once
                         // per burst, not once per attempt.
                         if accept_errors == 0 {
-                            eprintln!("webperf3: port {}: accept failed: {e}", ctx.port);
+                            tracing::warn!(error = %e, "accept failed");
                         }
                         accept_errors += 1;
                         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -280,7 +141,7 @@ pub async fn run(
                     }
                 };
                 accept_errors = 0;
-                let Ok(permit) = Arc::clone(&ctx.permits).try_acquire_owned() else {
+                let Some(permit) = ctx.try_permit() else {
                     refuse(conn);
                     continue;
                 };
@@ -301,7 +162,7 @@ pub async fn run(
                     });
                 } else if let Some(slot) = ctx.try_slot() {
                     let ctx = Arc::clone(&ctx);
-                    tasks.spawn(super::control::run_test(conn, peer, None, slot, permit, ctx));
+                    tasks.spawn(run_test(conn, peer, None, slot, permit, ctx));
                 } else {
                     refuse(conn);
                 }
@@ -343,8 +204,7 @@ fn route(c: Classified, ctx: &Arc<PortCtx>, tasks: &TaskTracker) {
     }
     match ctx.try_slot() {
         Some(slot) => {
-            let fut =
-                super::control::run_test(conn, peer, Some(cookie), slot, permit, Arc::clone(ctx));
+            let fut = run_test(conn, peer, Some(cookie), slot, permit, Arc::clone(ctx));
             tasks.spawn(fut);
         }
         None => refuse(conn),

@@ -1,0 +1,106 @@
+//! The end of a test: the server's results document for the client, and
+//! the finished log entry, handed to the hub in one call once everything
+//! the test held is let go.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Test;
+use crate::protocol::params::Protocol;
+use crate::protocol::results::stream_id;
+use crate::report::json::{self, Json};
+use crate::report::stats::results_document;
+
+/// How long a client told why its test ends (while data still flows) gets
+/// to read it and hang up before its streams are stopped.
+const GOODBYE: Duration = Duration::from_secs(1);
+
+impl Test {
+    /// The server's results document (with our log as `server_output` when
+    /// the client asked for it).
+    pub(super) fn results_document(&self) -> Json {
+        let p = self.params();
+        let ids: Vec<i64> = (0..self.streams.len()).map(stream_id).collect();
+        let server_output = p
+            .is_some_and(|p| p.get_server_output)
+            .then(|| self.log.body());
+        let tcp = p.is_some_and(|p| p.protocol == Protocol::Tcp);
+        let congestion = if tcp {
+            Some(self.congestion.as_deref().unwrap_or("unknown"))
+        } else {
+            None
+        };
+        match &self.stats {
+            Some(stats) => results_document(stats, &ids, self.cpu, congestion, server_output),
+            None => Json::obj(),
+        }
+    }
+
+    /// Our additions to the stock log entry.
+    fn our_fields(&self) -> Json {
+        let mut ours = Json::obj();
+        if let Some(v) = self.params().and_then(|p| p.client_version.clone()) {
+            ours.push("client_version", v);
+        }
+        if let Some(user) = &self.user {
+            ours.push("user", user.clone());
+        }
+        if let Some(overlapped) = self.overlapped {
+            ours.push("overlapped", overlapped);
+            ours.push("health", self.health.to_json(self.cpu.0));
+        }
+        if let Some(why) = &self.refused {
+            ours.push("refused", why.as_str());
+        }
+        if let Some(doc) = &self.client_results {
+            ours.push("client_results", json::from_value(doc));
+        }
+        ours
+    }
+
+    /// Stops everything the test holds, frees the port, and records the
+    /// log entry with `error` (none for a clean end).
+    pub(super) async fn finish(&mut self, error: Option<String>) {
+        if self.t0.is_some() && !self.streams_stopped {
+            // The test ends while data still flows (server shutdown, an
+            // error, a limit): give the client a moment to read why and hang
+            // up before its streams break under it.
+            self.reader.await_goodbye(GOODBYE).await;
+        }
+        for s in &mut self.streams {
+            s.stop();
+        }
+        // A client that just finished may start its next test at once.
+        self.slot.release();
+        self.stream_rx = None;
+        self.udp_rx = None;
+        self.udp_guard = None;
+        if let Some(running) = self.running.take() {
+            self.overlapped = Some(running.overlapped());
+        }
+        if let Some(task) = self.udp_accept.take() {
+            task.abort();
+        }
+        self.restore_listener().await;
+        if let (Some(e), Some(_)) = (&error, self.params()) {
+            tracing::info!(error = %e, "test ended");
+        }
+        let p = self.params();
+        let entry = self.log.entry(
+            error.as_deref(),
+            p.and_then(|p| p.title.as_deref()),
+            p.and_then(|p| p.extra_data.as_deref()),
+            self.our_fields(),
+        );
+        let text = json::to_pretty(&entry);
+        let hub = Arc::clone(&self.ctx.hub);
+        let port = self.ctx.port;
+        let span = tracing::Span::current();
+        // The append is one write to local storage; keep it off the reactor.
+        let record = move || span.in_scope(|| hub.record_entry(port, &text));
+        let _ = tokio::task::spawn_blocking(record).await;
+        if self.announced {
+            self.ctx.hub.test_ended(self.ctx.port);
+        }
+    }
+}

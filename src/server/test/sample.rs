@@ -1,0 +1,99 @@
+//! Reading the data streams: their counters into the session's tick, the
+//! interval samples into the log and the dashboard (with the machine's
+//! health beside them), the omit end, and the final sample with the CPU
+//! figures that make `end`.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use super::Test;
+use crate::protocol::session::Counters;
+use crate::server::streams::DataStream;
+use crate::sys::os_error_text;
+
+impl Test {
+    /// The streams' counters for a tick: totals per direction, whether a
+    /// sender can still move (it waits on its pacing rather than on the
+    /// client), and the first broken stream.
+    pub(super) fn counters(&self) -> Counters {
+        let total = |sender: bool| -> u64 {
+            self.streams
+                .iter()
+                .filter(|s| s.kind.sender == sender)
+                .map(DataStream::sample_bytes)
+                .sum()
+        };
+        let pacing = self
+            .streams
+            .iter()
+            .filter(|s| s.kind.sender)
+            .any(|s| !s.blocked_in_write() && s.failure().is_none());
+        let broken = self.streams.iter().find_map(|s| {
+            s.failure().map(|errno| {
+                let os = std::io::Error::from_raw_os_error(errno);
+                (s.kind.sender, (errno != 0).then(|| os_error_text(&os)))
+            })
+        });
+        Counters {
+            received: total(false),
+            sent: total(true),
+            pacing,
+            broken,
+        }
+    }
+
+    /// An interval sample: into the log and the dashboard, with a health
+    /// reading. Kept for [`Test::end_omit`], which must start from it.
+    pub(super) fn sample_interval(&mut self) {
+        let now = Instant::now();
+        let (Some(t0), Some(stats)) = (self.t0, self.stats.as_mut()) else {
+            return;
+        };
+        let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
+        self.health.add(self.ctx.settings.health.sample());
+        if let Some((interval, bps)) = stats.sample(now, &samples) {
+            self.log.intervals.push(interval);
+            self.ctx
+                .hub
+                .progress(self.ctx.port, bps, (now - t0).as_secs_f64());
+        }
+        self.last_sample = Some((now, samples));
+    }
+
+    /// Ends the omit period at the last interval sample: its counters
+    /// become the baselines, and receivers restart their jitter.
+    pub(super) fn end_omit(&mut self) {
+        let (Some(stats), Some((at, samples))) = (self.stats.as_mut(), self.last_sample.as_ref())
+        else {
+            return;
+        };
+        stats.end_omit(*at, samples);
+        for s in &self.streams {
+            s.counters.restart.store(true, Relaxed);
+        }
+    }
+
+    /// The final sample, the CPU figures and the `end` section.
+    pub(super) fn end_test(&mut self) {
+        if let Some(running) = self.running.take() {
+            self.overlapped = Some(running.overlapped());
+        }
+        self.health.add(self.ctx.settings.health.sample());
+        let now = Instant::now();
+        if let Some(stats) = self.stats.as_mut() {
+            let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
+            if let Some((interval, _)) = stats.sample(now, &samples) {
+                self.log.intervals.push(interval);
+            }
+            if let Some((started, (u0, s0))) = self.cpu_start {
+                let (u1, s1) = crate::sys::cpu_times();
+                let wall = (now - started).as_secs_f64();
+                if wall > 0.0 {
+                    let (u, s) = ((u1 - u0) / wall * 100.0, (s1 - s0) / wall * 100.0);
+                    self.cpu = (u + s, u, s);
+                }
+            }
+            self.log.end = stats.end(self.cpu, self.congestion.as_deref());
+        }
+    }
+}
