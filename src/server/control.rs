@@ -743,11 +743,10 @@ impl Test {
             p.and_then(|p| p.extra_data.as_deref()),
             ours,
         );
-        let text = json::to_pretty(&entry);
         let hub = Arc::clone(&self.ctx.hub);
         let port = self.ctx.port;
         // The append is one write to local storage; keep it off the reactor.
-        let _ = tokio::task::spawn_blocking(move || hub.record_entry(port, &text)).await;
+        let _ = tokio::task::spawn_blocking(move || hub.record(port, &entry)).await;
         if self.announced {
             self.ctx.hub.test_ended(self.ctx.port);
         }
