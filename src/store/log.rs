@@ -3,7 +3,7 @@
 //! summarised ([`LogDir::record`]); a clear appends a `{}` marker
 //! ([`LogDir::append_cleared`]). Nothing else writes a log.
 //!
-//! Loading the logs at start-up is [`super::load`]; text handling lives in
+//! Loading the logs at start-up is the `load` module's; text handling lives in
 //! [`super::reader`], summaries in [`super::summary`].
 
 use std::fs;

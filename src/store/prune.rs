@@ -1,7 +1,7 @@
 //! Reading a JSON value lean: building only the members a [`Keep`] names,
 //! while parsing and checking everything else exactly as a full parse does
 //! (so a lean read accepts and refuses the same texts). Knows nothing of
-//! logs or summaries; what a summary keeps is [`super::summary::LEAN`].
+//! logs or summaries (what a summary keeps is the summary's `LEAN`).
 
 use serde::Deserialize;
 use serde_json::Value;

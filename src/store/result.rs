@@ -1,6 +1,6 @@
 //! The result object of SPEC.md: one recorded test as the HTTP API, the
 //! websocket and the CSV show it. Derived from a log entry by
-//! [`super::summary`]; shared by the store, the hub and the web side.
+//! the summary; shared by the store, the hub and the web side.
 
 use serde::Serialize;
 

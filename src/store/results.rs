@@ -1,6 +1,6 @@
 //! Every recorded test in memory, oldest first, and the latest per port.
 //!
-//! Holds no I/O: [`super::load`] fills it at start-up and the hub pushes each
+//! Holds no I/O: loading the logs fills it at start-up and the hub pushes each
 //! new result.
 
 use super::result::TestResult;
