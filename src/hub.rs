@@ -1,14 +1,16 @@
 //! The live state the dashboard shows, and the broadcast of its changes.
 //!
 //! The iperf3 side reports into the hub (a test started, progress, a finished
-//! test's log entry); the hub appends entries to the logs, keeps the results
-//! store, and publishes [`Event`]s on a tokio broadcast channel that websocket
-//! clients subscribe to. A slow subscriber lags and skips ahead; it never
-//! slows a test.
+//! test's log entry); the hub hands entries to the store's write path
+//! ([`LogDir::record`]), keeps the results, and publishes [`Event`]s on a
+//! tokio broadcast channel that websocket clients subscribe to. A slow
+//! subscriber lags and skips ahead; it never slows a test. The web side
+//! takes the result type from here ([`TestResult`]) rather than from the
+//! store.
 //!
 //! Nothing here does network I/O or awaits: every method is a short critical
-//! section (plus, for [`Hub::record_entry`] and [`Hub::clear`], one log
-//! append), callable from any thread or task.
+//! section (plus, for [`Hub::record`] and [`Hub::clear`], one log append),
+//! callable from any thread or task.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -19,10 +21,10 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::locks::lock;
+use crate::report::json::Json;
 use crate::store::log::LogDir;
-use crate::store::reader::{read_log, LogItem};
+pub use crate::store::result::TestResult;
 use crate::store::results::ResultsStore;
-use crate::store::summary::{summarize, TestResult};
 
 /// How many events a websocket subscriber may fall behind before it skips
 /// ahead (it then misses the oldest ones; the page resynchronises on reconnect).
@@ -176,7 +178,7 @@ pub struct Hub {
     writer: Mutex<()>,
     state: RwLock<State>,
     events: broadcast::Sender<Event>,
-    /// Log write errors already printed on stderr (each is printed once).
+    /// Log write errors already logged (each is logged once).
     reported: Mutex<HashSet<String>>,
 }
 
@@ -239,27 +241,20 @@ impl Hub {
         self.publish(event);
     }
 
-    /// Appends one finished test's log entry (`text`, a whole pretty-printed
-    /// object ending in `\n`) to the port's log with a single write, then adds
-    /// its summary to the results and announces it. A failed write is
-    /// reported (stderr, status) and the result is still shown.
-    pub fn record_entry(&self, port: u16, text: &str) {
+    /// Records one finished test's log `entry`: the store appends it to the
+    /// port's log with a single write and summarises it; the result joins
+    /// the results and is announced. A failed write is reported (standard
+    /// error, status) and the result is still shown.
+    pub fn record(&self, port: u16, entry: &Json) {
         let _writer = lock(&self.writer);
-        let written = self.logs.append(port, text);
-        let parsed = read_log(text);
+        let recorded = self.logs.record(port, entry);
         let mut state = self.write();
-        self.note_write(&mut state, port, written);
-        // The engine hands over whole test entries; a `{}` marker has no
-        // business here (clearing is `clear`), so only entries count.
-        for item in parsed.items {
-            if let LogItem::Entry(entry) = item {
-                if let Some(result) = summarize(port, &entry) {
-                    state.store.push(result.clone());
-                    self.publish(Event::Result {
-                        result: Box::new(result),
-                    });
-                }
-            }
+        self.note_write(&mut state, port, recorded.written);
+        if let Some(result) = recorded.result {
+            state.store.push(result.clone());
+            self.publish(Event::Result {
+                result: Box::new(result),
+            });
         }
     }
 
@@ -271,7 +266,7 @@ impl Hub {
         let ports = self.read().store.ports().to_vec();
         let written: Vec<_> = ports
             .iter()
-            .map(|&port| (port, self.logs.append(port, "{}\n")))
+            .map(|&port| (port, self.logs.append_cleared(port)))
             .collect();
         let mut state = self.write();
         for (port, result) in written {
@@ -334,9 +329,9 @@ impl Hub {
         self.read().log_error()
     }
 
-    /// Records the outcome of a log write: an error is printed on stderr the
-    /// first time it is seen and shown in the status until that port's log
-    /// is written successfully again.
+    /// Records the outcome of a log write: an error is logged the first
+    /// time it is seen and shown in the status until that port's log is
+    /// written successfully again.
     fn note_write(&self, state: &mut State, port: u16, result: io::Result<()>) {
         let before = state.log_error();
         match result {
@@ -346,7 +341,7 @@ impl Hub {
             Err(err) => {
                 let msg = format!("cannot write {}: {err}", self.logs.path(port).display());
                 if lock(&self.reported).insert(msg.clone()) {
-                    eprintln!("webperf3: {msg}");
+                    tracing::error!(port, "{msg}");
                 }
                 state.log_errors.insert(port, msg);
             }
@@ -423,6 +418,43 @@ mod tests {
             ..Default::default()
         }
         .matches(&anonymous));
+    }
+
+    #[test]
+    fn a_failed_write_is_reported_and_the_result_still_shown() {
+        use crate::store::log::tests::entry;
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        // Writes to /dev/full fail with ENOSPC, as on a full disk.
+        std::os::unix::fs::symlink("/dev/full", logs.path(5201)).unwrap();
+        let hub = Hub::new(logs.clone(), ResultsStore::new(&[5201, 5202]));
+        let mut events = hub.subscribe();
+        hub.record(5201, &entry(10, "a"));
+        let error = hub.log_error().expect("the error is shown");
+        assert!(error.contains("cannot write") && error.contains("port-5201.json"));
+        let Ok(Event::Status(status)) = events.try_recv() else {
+            panic!("the status changed first")
+        };
+        assert_eq!(status.log_error, Some(error));
+        let Ok(Event::Result { result }) = events.try_recv() else {
+            panic!("then the result")
+        };
+        assert_eq!(result.name.as_deref(), Some("a"));
+        let latest: Vec<_> = hub
+            .latest()
+            .into_iter()
+            .map(|r| r.map(|r| r.port))
+            .collect();
+        assert_eq!(latest, vec![Some(5201), None]);
+
+        // Another port's log is written, then cleared with a `{}` marker.
+        hub.record(5202, &entry(11, "b"));
+        assert_eq!(hub.clear(), vec![None, None]);
+        assert_eq!(
+            std::fs::read_to_string(logs.path(5202)).unwrap(),
+            crate::report::json::to_pretty(&entry(11, "b")) + "{}\n"
+        );
+        assert_eq!(hub.results(&ResultFilter::default()).len(), 2);
     }
 
     #[test]

@@ -7,8 +7,7 @@ use std::fmt::Write as _;
 
 use chrono::TimeZone;
 
-use crate::hub::{PortState, Status};
-use crate::store::summary::TestResult;
+use crate::hub::{PortState, Status, TestResult};
 
 /// The CSV header; the first five columns are the original tool's.
 pub const CSV_HEADER: [&str; 18] = [

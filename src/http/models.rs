@@ -1,11 +1,10 @@
 //! The serde types of the HTTP API that are not the hub's own: query strings,
 //! error bodies and the `/table` rows. Result objects and status are
-//! [`crate::store::summary::TestResult`] and [`crate::hub::Status`].
+//! [`crate::hub::TestResult`] and [`crate::hub::Status`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::hub::ResultFilter;
-use crate::store::summary::TestResult;
+use crate::hub::{ResultFilter, TestResult};
 
 /// The query of `GET /api/results`: `port=`, `name=`, `since=` (unix seconds).
 #[derive(Debug, Default, Deserialize)]

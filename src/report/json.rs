@@ -110,257 +110,65 @@ impl From<Vec<Json>> for Json {
     }
 }
 
-impl Json {
-    /// Parses JSON text into an ordered tree, keeping every member in order,
-    /// duplicate keys included. Integers that fit `i64` become [`Json::Int`],
-    /// every other number a correctly rounded [`Json::Num`] (cJSON holds
-    /// doubles), so printing a parsed stock entry gives back the same bytes.
-    pub fn parse(text: &str) -> Result<Json, ParseError> {
-        let mut parser = Parser {
-            bytes: text.as_bytes(),
-            pos: 0,
-        };
-        parser.skip_ws();
-        let value = parser.value(0)?;
-        parser.skip_ws();
-        if parser.pos != parser.bytes.len() {
-            return Err(parser.error("trailing characters"));
-        }
-        Ok(value)
+/// Reads any JSON into an ordered tree, keeping every member in order,
+/// duplicate keys included. Integers that fit `i64` become [`Json::Int`],
+/// every other number a [`Json::Num`] (cJSON holds doubles), so printing a
+/// stock entry read with `serde_json::from_str::<Json>` gives back the same
+/// bytes.
+impl<'de> serde::Deserialize<'de> for Json {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(JsonVisitor)
     }
 }
 
-/// Why [`Json::parse`] rejected its input.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid JSON at byte {offset}: {reason}")]
-pub struct ParseError {
-    /// Byte offset of the problem in the input.
-    pub offset: usize,
-    /// What was wrong there.
-    pub reason: &'static str,
-}
+/// Builds a [`Json`] from what a serde deserializer reads.
+struct JsonVisitor;
 
-/// Nesting deeper than this is refused rather than risking the stack.
-const MAX_DEPTH: usize = 256;
-
-/// A recursive-descent parser over the input bytes (RFC 8259 grammar).
-struct Parser<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Parser<'_> {
-    fn error(&self, reason: &'static str) -> ParseError {
-        ParseError {
-            offset: self.pos,
-            reason,
-        }
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Json;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
     }
-
-    fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.pos).copied()
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
     }
-
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
+    fn visit_none<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
     }
-
-    fn expect(&mut self, literal: &[u8]) -> Result<(), ParseError> {
-        if self.bytes[self.pos..].starts_with(literal) {
-            self.pos += literal.len();
-            Ok(())
-        } else {
-            Err(self.error("unexpected character"))
-        }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
+        serde::Deserialize::deserialize(d)
     }
-
-    fn value(&mut self, depth: usize) -> Result<Json, ParseError> {
-        if depth > MAX_DEPTH {
-            return Err(self.error("nested too deeply"));
-        }
-        match self.peek() {
-            Some(b'{') => self.object(depth),
-            Some(b'[') => self.array(depth),
-            Some(b'"') => self.string().map(Json::Str),
-            Some(b't') => self.expect(b"true").map(|()| Json::Bool(true)),
-            Some(b'f') => self.expect(b"false").map(|()| Json::Bool(false)),
-            Some(b'n') => self.expect(b"null").map(|()| Json::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.error("unexpected character")),
-            None => Err(self.error("unexpected end of input")),
-        }
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
     }
-
-    fn object(&mut self, depth: usize) -> Result<Json, ParseError> {
-        self.pos += 1;
-        let mut members = Vec::new();
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(Json::Obj(members));
-        }
-        loop {
-            self.skip_ws();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a member name"));
-            }
-            let key = self.string()?;
-            self.skip_ws();
-            self.expect(b":")?;
-            self.skip_ws();
-            let value = self.value(depth + 1)?;
-            members.push((key, value));
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Json::Obj(members));
-                }
-                _ => return Err(self.error("expected `,` or `}`")),
-            }
-        }
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::Int(v))
     }
-
-    fn array(&mut self, depth: usize) -> Result<Json, ParseError> {
-        self.pos += 1;
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+        Ok(Json::Num(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+        Ok(Json::Str(v))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
         let mut items = Vec::new();
-        self.skip_ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            return Ok(Json::Arr(items));
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
         }
-        loop {
-            self.skip_ws();
-            items.push(self.value(depth + 1)?);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Json::Arr(items));
-                }
-                _ => return Err(self.error("expected `,` or `]`")),
-            }
-        }
+        Ok(Json::Arr(items))
     }
-
-    fn number(&mut self) -> Result<Json, ParseError> {
-        let start = self.pos;
-        let digits = |p: &mut Self| {
-            let from = p.pos;
-            while let Some(b'0'..=b'9') = p.peek() {
-                p.pos += 1;
-            }
-            p.pos > from
-        };
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut members = Vec::new();
+        while let Some(member) = map.next_entry()? {
+            members.push(member);
         }
-        if self.peek() == Some(b'0') {
-            self.pos += 1;
-        } else if !digits(self) {
-            return Err(self.error("invalid number"));
-        }
-        let mut integral = true;
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            integral = false;
-            if !digits(self) {
-                return Err(self.error("invalid number"));
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            integral = false;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            if !digits(self) {
-                return Err(self.error("invalid number"));
-            }
-        }
-        // The slice holds only ASCII digits, signs, `.` and `e`.
-        let text = std::str::from_utf8(&self.bytes[start..self.pos])
-            .map_err(|_| self.error("invalid number"))?;
-        if integral {
-            if let Ok(i) = text.parse::<i64>() {
-                return Ok(Json::Int(i));
-            }
-        }
-        text.parse::<f64>()
-            .map(Json::Num)
-            .map_err(|_| self.error("invalid number"))
-    }
-
-    fn hex4(&mut self) -> Result<u32, ParseError> {
-        let hex = self
-            .bytes
-            .get(self.pos..self.pos + 4)
-            .ok_or_else(|| self.error("short \\u escape"))?;
-        let hex = std::str::from_utf8(hex).map_err(|_| self.error("invalid \\u escape"))?;
-        let code = u32::from_str_radix(hex, 16).map_err(|_| self.error("invalid \\u escape"))?;
-        self.pos += 4;
-        Ok(code)
-    }
-
-    fn string(&mut self) -> Result<String, ParseError> {
-        self.pos += 1;
-        let mut out: Vec<u8> = Vec::new();
-        loop {
-            let Some(b) = self.peek() else {
-                return Err(self.error("unterminated string"));
-            };
-            self.pos += 1;
-            match b {
-                b'"' => break,
-                b'\\' => {
-                    let Some(e) = self.peek() else {
-                        return Err(self.error("unterminated string"));
-                    };
-                    self.pos += 1;
-                    let c = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
-                        b'u' => {
-                            let high = self.hex4()?;
-                            let code = if (0xd800..0xdc00).contains(&high)
-                                && self.bytes[self.pos..].starts_with(b"\\u")
-                            {
-                                let save = self.pos;
-                                self.pos += 2;
-                                let low = self.hex4()?;
-                                if (0xdc00..0xe000).contains(&low) {
-                                    0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00)
-                                } else {
-                                    self.pos = save;
-                                    high
-                                }
-                            } else {
-                                high
-                            };
-                            char::from_u32(code).unwrap_or('\u{fffd}')
-                        }
-                        _ => return Err(self.error("invalid escape")),
-                    };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                }
-                0x00..=0x1f => return Err(self.error("control character in string")),
-                _ => out.push(b),
-            }
-        }
-        // The input is a `&str` and escapes add whole characters, so this
-        // only fails if a multi-byte character was split, which cannot happen.
-        String::from_utf8(out).map_err(|_| self.error("invalid UTF-8"))
+        Ok(Json::Obj(members))
     }
 }
 
@@ -557,9 +365,41 @@ pub fn from_value(v: &serde_json::Value) -> Json {
     }
 }
 
+/// `value` as a JSON reader sees its printed text ([`to_pretty`]): every
+/// number as [`format_number`] prints it and read back as serde_json reads
+/// it (so integral doubles become integers, non-finite ones `null`), and of
+/// repeated keys the last. What the store summarises a finished test from,
+/// without printing it and reading it back whole.
+pub fn to_value(value: &Json) -> serde_json::Value {
+    use serde_json::Value as V;
+    match value {
+        Json::Null => V::Null,
+        Json::Bool(b) => V::Bool(*b),
+        Json::Int(i) => V::from(*i),
+        Json::Num(n) => format_number(*n)
+            .parse::<serde_json::Number>()
+            .map_or(V::Null, V::Number),
+        Json::Str(s) => V::String(s.clone()),
+        Json::Arr(items) => V::Array(items.iter().map(to_value).collect()),
+        Json::Obj(members) => V::Object(
+            members
+                .iter()
+                .map(|(k, v)| (k.clone(), to_value(v)))
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{config, json_tree};
+    use proptest::prelude::*;
+
+    /// Reads `text` as a [`Json`] tree.
+    fn parse(text: &str) -> serde_json::Result<Json> {
+        serde_json::from_str(text)
+    }
 
     /// Example entry A of the protocol reference (a stock 3.12 TCP entry).
     const ENTRY_A: &str = include_str!("../../tests/fixtures/cjson-entry-a.json");
@@ -583,7 +423,7 @@ mod tests {
 
     #[test]
     fn entry_a_is_reproduced_byte_for_byte() {
-        let tree = Json::parse(ENTRY_A).expect("entry A parses");
+        let tree = parse(ENTRY_A).expect("entry A parses");
         assert_eq!(to_pretty(&tree), ENTRY_A);
     }
 
@@ -592,14 +432,14 @@ mod tests {
         let entries = split_entries(STOCK_LOG);
         assert_eq!(entries.len(), 8);
         for entry in entries {
-            let tree = Json::parse(&entry).expect("stock entry parses");
+            let tree = parse(&entry).expect("stock entry parses");
             assert_eq!(to_pretty(&tree), entry);
         }
     }
 
     #[test]
-    fn parse_keeps_order_and_duplicate_keys() {
-        let tree = Json::parse(r#"{"b":1,"a":2,"b":3.5}"#).unwrap();
+    fn reading_keeps_order_and_duplicate_keys() {
+        let tree = parse(r#"{"b":1,"a":2,"b":3.5}"#).unwrap();
         assert_eq!(
             tree,
             Json::Obj(vec![
@@ -613,7 +453,7 @@ mod tests {
     }
 
     #[test]
-    fn parse_rejects_bad_input_without_panicking() {
+    fn reading_rejects_bad_input_without_panicking() {
         for bad in [
             "",
             "{",
@@ -634,33 +474,31 @@ mod tests {
             "[1 2]",
             "{1:2}",
         ] {
-            assert!(Json::parse(bad).is_err(), "{bad:?}");
+            assert!(parse(bad).is_err(), "{bad:?}");
         }
         let deep = "[".repeat(100_000);
-        assert!(Json::parse(&deep).is_err());
-        let err = Json::parse("[1, x]").unwrap_err();
-        assert_eq!(err.offset, 4);
+        assert!(parse(&deep).is_err());
+        let err = parse("[1, x]").unwrap_err();
+        assert_eq!((err.line(), err.column()), (1, 5));
     }
 
     #[test]
-    fn parse_reads_escapes_and_numbers() {
+    fn reading_takes_escapes_and_numbers() {
         let text = r#" ["\u00e9\ud83d\ude00\n\/", -0, 1E2, 9223372036854775808, -12, 0.5e-3] "#;
         assert_eq!(
-            Json::parse(text).unwrap(),
+            parse(text).unwrap(),
             Json::Arr(vec![
                 Json::Str("é😀\n/".into()),
-                Json::Int(0),
+                // serde_json reads `-0` as the double -0.0; it prints `0`.
+                Json::Num(-0.0),
                 Json::Num(100.0),
                 Json::Num(9223372036854775808.0),
                 Json::Int(-12),
                 Json::Num(0.0005),
             ])
         );
-        // A lone surrogate becomes U+FFFD rather than an error.
-        assert_eq!(
-            Json::parse(r#""\ud800x""#).unwrap(),
-            Json::Str("\u{fffd}x".into())
-        );
+        // A lone surrogate has no character to stand for: refused.
+        assert!(parse(r#""\ud800x""#).is_err());
     }
 
     #[test]
@@ -839,7 +677,7 @@ mod tests {
 
     #[test]
     fn compact_output_is_valid_json_without_whitespace() {
-        let tree = Json::parse(ENTRY_A).unwrap();
+        let tree = parse(ENTRY_A).unwrap();
         let compact = to_compact(&tree);
         // No whitespace outside strings.
         let (mut in_string, mut escaped) = (false, false);
@@ -857,5 +695,39 @@ mod tests {
         assert_eq!(a, b);
         let pretty = to_pretty(&Json::obj().with("x", f64::NAN).with("y", Json::Arr(vec![])));
         assert!(serde_json::from_str::<serde_json::Value>(&pretty).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        /// Printing, reading back and printing again gives the same bytes.
+        #[test]
+        fn read_and_printed_again_is_the_same_text(tree in json_tree()) {
+            let text = to_pretty(&tree);
+            let back: Json = serde_json::from_str(&text).expect("the printer writes JSON");
+            prop_assert_eq!(to_pretty(&back), text);
+        }
+
+        /// [`to_value`] is what serde_json reads from the printed text.
+        #[test]
+        fn to_value_is_the_printed_text_read(tree in json_tree()) {
+            let read: serde_json::Value =
+                serde_json::from_str(&to_pretty(&tree)).expect("the printer writes JSON");
+            prop_assert_eq!(to_value(&tree), read);
+        }
+    }
+
+    #[test]
+    fn to_value_keeps_the_last_of_repeated_keys_and_prints_numbers() {
+        let tree = Json::obj()
+            .with("k", 1)
+            .with("k", 2)
+            .with("whole", 3.0)
+            .with("nan", f64::NAN)
+            .with("big", 9223372036854775808.0);
+        assert_eq!(
+            to_value(&tree),
+            serde_json::json!({"k": 2, "whole": 3, "nan": null, "big": 9223372036854775807u64})
+        );
     }
 }

@@ -1,12 +1,22 @@
 //! The per-port log files and the results derived from them.
 //!
-//! - [`log`]: `port-<PORT>.json` files: one-write appends, loading at start-up.
+//! Arrows point down this list; no module imports one above it.
+//!
+//! - [`load`]: every log loaded at start-up, damage named and skipped.
+//! - [`log`]: `port-<PORT>.json` files and the one write path into them: a
+//!   finished test printed, appended with one write and summarised
+//!   ([`log::LogDir::record`]); the `{}` clear marker.
 //! - [`reader`]: splits a log's text into entries, tolerating damage.
-//! - [`summary`]: one log entry → one [`summary::TestResult`] (the SPEC's
-//!   result object).
+//! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
+//!   entry that needs ([`summary::LEAN`]).
+//! - [`prune`]: reads a JSON value building only the members named.
 //! - [`results`]: every result in memory, and the latest per port.
+//! - [`result`]: the result object of SPEC.md.
 
+pub mod load;
 pub mod log;
+pub mod prune;
 pub mod reader;
+pub mod result;
 pub mod results;
 pub mod summary;

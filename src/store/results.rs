@@ -1,9 +1,9 @@
 //! Every recorded test in memory, oldest first, and the latest per port.
 //!
-//! Holds no I/O: [`super::log`] fills it at start-up and the hub pushes each
+//! Holds no I/O: loading the logs fills it at start-up and the hub pushes each
 //! new result.
 
-use super::summary::TestResult;
+use super::result::TestResult;
 
 /// All results and the latest-per-port table (which a clear empties).
 #[derive(Debug, Default, Clone)]

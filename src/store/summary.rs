@@ -6,62 +6,10 @@
 //! what it sent in `end.sum_sent` (`-R`) or `end.sum_sent_bidir_reverse`
 //! (`--bidir`). No I/O here.
 
-use serde::Serialize;
 use serde_json::Value;
 
-use super::reader::Keep;
-
-/// A recorded test as the HTTP API, websocket and CSV show it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TestResult {
-    /// The iperf3 port the test ran on.
-    pub port: u16,
-    /// Unix seconds when the test's control connection was accepted.
-    pub timestamp: i64,
-    /// The client's `--extra-data`.
-    pub name: Option<String>,
-    /// The client's `--title`.
-    pub title: Option<String>,
-    /// The client's address as a person reads it (IPv4-mapped shown as IPv4).
-    pub client: Option<String>,
-    /// `"TCP"` or `"UDP"`.
-    pub protocol: String,
-    /// Seconds the test ran (measured), else the requested duration.
-    pub duration: f64,
-    /// Parallel streams (`-P`).
-    pub streams: u32,
-    /// `-R`.
-    pub reverse: bool,
-    /// `--bidir`.
-    pub bidir: bool,
-    /// What the server sent (server → client), bits/s; `None` if that direction did not run.
-    pub send_bps: Option<f64>,
-    /// What the server received (client → server), bits/s; `None` if that direction did not run.
-    pub receive_bps: Option<f64>,
-    /// Bytes the server sent.
-    pub bytes_sent: u64,
-    /// Bytes the server received.
-    pub bytes_received: u64,
-    /// TCP retransmissions of the server's sending streams.
-    pub retransmits: Option<u64>,
-    /// UDP jitter (ms) of the received direction.
-    pub jitter_ms: Option<f64>,
-    /// UDP loss (%) of the received direction.
-    pub lost_percent: Option<f64>,
-    /// The entry's `error`, if the test failed or was cut short.
-    pub error: Option<String>,
-    /// Whether another test on the box moved data at the same time (they
-    /// shared the link); `None` for logs that do not say (stock's).
-    pub overlapped: Option<bool>,
-    /// The server's CPU use during the test, %.
-    pub server_cpu_percent: Option<f64>,
-    /// The highest CPU temperature seen during the test, °C (where the
-    /// machine reports one).
-    pub cpu_temp_c: Option<f64>,
-    /// Pi throttling seen during the test (e.g. `"under-voltage"`); `None`
-    /// where the machine has no such flags.
-    pub throttled: Option<Vec<String>>,
-}
+use super::prune::Keep;
+use super::result::TestResult;
 
 /// Summarises one log entry of `port`. `None` for entries that never got as
 /// far as starting a test (e.g. a port scan that sent no parameters).
@@ -154,8 +102,8 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
     })
 }
 
-/// What of an entry [`summarize`] reads, for reading logs lean
-/// ([`Detail::Summary`](super::reader::Detail)): all of it but the numbers
+/// What of an entry [`summarize`] reads, for reading logs lean (the
+/// reader's `Detail::Summary`): all of it but the numbers
 /// of `intervals`, of which only what [`lean_is_enough`] looks at to tell
 /// whether they are needed. Keep in step with the reads in this module.
 pub const LEAN: Keep = Keep::Members(&[
@@ -562,7 +510,6 @@ fn percent(part: u64, whole: u64) -> Option<f64> {
 #[allow(clippy::excessive_precision)]
 pub(crate) mod tests {
     use super::*;
-    use crate::store::reader::{read_log, LogItem};
     use serde_json::json;
 
     const ENTRY_A: &str = include_str!("../../tests/fixtures/cjson-entry-a.json");
@@ -577,14 +524,11 @@ pub(crate) mod tests {
     /// The entries of the stock fixture: TCP, -R, --bidir, UDP, UDP -R,
     /// UDP --bidir, -P 2 over IPv6, SIGTERM.
     pub(crate) fn stock() -> Vec<Value> {
-        read_log(STOCK_LOG)
-            .items
-            .into_iter()
-            .filter_map(|item| match item {
-                LogItem::Entry(v) => Some(v),
-                LogItem::Cleared => None,
-            })
-            .collect()
+        // The fixture is whole objects one after the other.
+        serde_json::Deserializer::from_str(STOCK_LOG)
+            .into_iter::<Value>()
+            .collect::<Result<_, _>>()
+            .expect("fixture parses")
     }
 
     #[track_caller]

@@ -88,7 +88,7 @@ fn section<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
 async fn names_are_text_never_markup() {
     // One such test loaded from the logs at start-up, one recorded live.
     let env = Env::with_logs(&[P1, P2, 5203], &[(P1, XSS)]);
-    env.hub.record_entry(P2, &entry_named(STOCK, XSS_NAME));
+    env.hub.record(P2, &entry_named(STOCK, XSS_NAME));
     let url = format!("http://{}/", env.serve());
     let dom = tokio::task::spawn_blocking(move || dump_dom(&url))
         .await
@@ -133,7 +133,7 @@ async fn names_are_text_never_markup() {
 #[ignore = "writes screenshots to /tmp for manual review"]
 async fn screenshots() {
     let env = Env::with_logs(&[P1, P2, 5203, 5204], &[(P1, STOCK), (5203, XSS)]);
-    env.hub.record_entry(P2, &entry_named(STOCK, "judy-phone"));
+    env.hub.record(P2, &entry_named(STOCK, "judy-phone"));
     env.hub.test_started(
         5204,
         "::ffff:192.168.1.23".parse().unwrap(),
@@ -344,7 +344,7 @@ async fn the_page_follows_live_events_and_reconnects() {
     );
 
     // It ends and is recorded: the row shows the name as text.
-    env.hub.record_entry(P2, &entry_named(STOCK, XSS_NAME));
+    env.hub.record(P2, &entry_named(STOCK, XSS_NAME));
     env.hub.test_ended(P2);
     page.eventually(&busy, json!("")).await;
     let name = format!(
@@ -378,7 +378,7 @@ async fn the_page_follows_live_events_and_reconnects() {
         json!("offline"),
     )
     .await;
-    env.hub.record_entry(P1, &entry_named(STOCK, "back-again"));
+    env.hub.record(P1, &entry_named(STOCK, "back-again"));
     let token = Shutdown::new();
     let _stop = token.token().clone().drop_guard();
     serve_at(&env, addr, token).await;

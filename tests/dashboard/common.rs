@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use webperf3::http::Context;
 use webperf3::hub::Hub;
+use webperf3::report::json::Json;
 use webperf3::shutdown::Shutdown;
 use webperf3::store::log::LogDir;
 
@@ -47,19 +48,20 @@ pub fn entries(log: &str) -> Vec<String> {
 }
 
 /// The first entry of a stock log with its `extra_data` replaced by `name`
-/// (JSON-escaped as the log would have it).
-pub fn entry_named(log: &str, name: &str) -> String {
+/// (JSON-escaped as the log would have it), as the engine hands it over.
+pub fn entry_named(log: &str, name: &str) -> Json {
     let first = entries(log).remove(0);
     let start = first
         .find("\t\"extra_data\":\t")
         .expect("fixture has extra_data");
     let end = first[start..].find('\n').unwrap() + start;
     let value = serde_json::to_string(name).unwrap();
-    format!(
+    let text = format!(
         "{}\t\"extra_data\":\t{value}{}",
         &first[..start],
         &first[end..]
-    )
+    );
+    serde_json::from_str(&text).unwrap()
 }
 
 /// A temp log dir, the hub loaded from it, and the routes over the hub.

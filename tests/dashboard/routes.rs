@@ -370,9 +370,9 @@ async fn csv_export() {
 #[tokio::test]
 async fn csv_keeps_negative_numbers_as_numbers() {
     let env = Env::empty();
-    env.hub.record_entry(P1, &entry_named(STOCK, "-1.5"));
-    env.hub.record_entry(P1, &entry_named(STOCK, "@cmd"));
-    env.hub.record_entry(P1, &entry_named(STOCK, "+1+2"));
+    env.hub.record(P1, &entry_named(STOCK, "-1.5"));
+    env.hub.record(P1, &entry_named(STOCK, "@cmd"));
+    env.hub.record(P1, &entry_named(STOCK, "+1+2"));
     let res = request().path("/csv").reply(&env.routes()).await;
     let mut reader = csv::Reader::from_reader(res.body().as_ref());
     let names: Vec<String> = reader
@@ -424,7 +424,7 @@ async fn clear_empties_latest_keeps_history_and_survives_a_restart() {
     assert_eq!(all.as_array().unwrap().len(), 5);
 
     // A test after the clear is the latest again, also after a restart.
-    env.hub.record_entry(P2, &entry_named(STOCK, "erin"));
+    env.hub.record(P2, &entry_named(STOCK, "erin"));
     let env = env.restart();
     let latest = json_of(&request().path("/api/latest").reply(&env.routes()).await);
     assert!(latest[0].is_null());
@@ -481,7 +481,7 @@ async fn wrong_methods_and_unknown_paths_are_json_errors() {
 async fn metrics_are_prometheus_text() {
     let env = Env::stock();
     env.hub
-        .record_entry(P2, &entry_named(STOCK, "quote\" back\\slash\nnewline"));
+        .record(P2, &entry_named(STOCK, "quote\" back\\slash\nnewline"));
     env.hub.test_started(P1, "127.0.0.1".parse().unwrap(), None);
     let res = request().path("/metrics").reply(&env.routes()).await;
     assert_eq!(res.status(), 200);
@@ -535,7 +535,7 @@ async fn a_failed_log_write_is_reported_and_the_result_still_shown() {
     let env = Env::empty();
     // A directory where the log file should be: every append fails.
     std::fs::create_dir(env.log_path(P1)).unwrap();
-    env.hub.record_entry(P1, &entry_named(STOCK, "frank"));
+    env.hub.record(P1, &entry_named(STOCK, "frank"));
 
     let latest = json_of(&request().path("/api/latest").reply(&env.routes()).await);
     assert_eq!(
@@ -548,7 +548,7 @@ async fn a_failed_log_write_is_reported_and_the_result_still_shown() {
 
     // Fixed: the next successful write clears the error.
     std::fs::remove_dir(env.log_path(P1)).unwrap();
-    env.hub.record_entry(P1, &entry_named(STOCK, "grace"));
+    env.hub.record(P1, &entry_named(STOCK, "grace"));
     let status = json_of(&request().path("/api/status").reply(&env.routes()).await);
     assert!(status["log_error"].is_null(), "{status}");
 }

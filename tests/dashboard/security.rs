@@ -275,5 +275,5 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
     .await
     .unwrap();
     // The hub saw nothing of it.
-    env.hub.record_entry(P1, &entry_named(STOCK, "after"));
+    env.hub.record(P1, &entry_named(STOCK, "after"));
 }

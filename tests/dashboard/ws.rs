@@ -55,12 +55,12 @@ async fn first_message_is_the_status() {
 }
 
 #[tokio::test]
-async fn result_after_record_entry_and_cleared_after_clear() {
+async fn result_after_record_and_cleared_after_clear() {
     let env = Env::empty();
     let mut client = connect(&env).await;
     assert_eq!(next_json(&mut client).await["type"], "status");
 
-    env.hub.record_entry(P2, &entry_named(STOCK, "heidi"));
+    env.hub.record(P2, &entry_named(STOCK, "heidi"));
     let msg = next_of(&mut client, "result").await;
     assert_eq!(msg["result"]["name"], "heidi");
     assert_eq!(msg["result"]["port"], P2);

@@ -92,12 +92,11 @@ impl Test {
             p.and_then(|p| p.extra_data.as_deref()),
             self.our_fields(),
         );
-        let text = json::to_pretty(&entry);
         let hub = Arc::clone(&self.ctx.hub);
         let port = self.ctx.port;
         let span = tracing::Span::current();
         // The append is one write to local storage; keep it off the reactor.
-        let record = move || span.in_scope(|| hub.record_entry(port, &text));
+        let record = move || span.in_scope(|| hub.record(port, &entry));
         let _ = tokio::task::spawn_blocking(record).await;
         if self.announced {
             self.ctx.hub.test_ended(self.ctx.port);

@@ -1,0 +1,57 @@
+//! The result object of SPEC.md: one recorded test as the HTTP API, the
+//! websocket and the CSV show it. Derived from a log entry by
+//! the summary; shared by the store, the hub and the web side.
+
+use serde::Serialize;
+
+/// A recorded test as the HTTP API, websocket and CSV show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestResult {
+    /// The iperf3 port the test ran on.
+    pub port: u16,
+    /// Unix seconds when the test's control connection was accepted.
+    pub timestamp: i64,
+    /// The client's `--extra-data`.
+    pub name: Option<String>,
+    /// The client's `--title`.
+    pub title: Option<String>,
+    /// The client's address as a person reads it (IPv4-mapped shown as IPv4).
+    pub client: Option<String>,
+    /// `"TCP"` or `"UDP"`.
+    pub protocol: String,
+    /// Seconds the test ran (measured), else the requested duration.
+    pub duration: f64,
+    /// Parallel streams (`-P`).
+    pub streams: u32,
+    /// `-R`.
+    pub reverse: bool,
+    /// `--bidir`.
+    pub bidir: bool,
+    /// What the server sent (server → client), bits/s; `None` if that direction did not run.
+    pub send_bps: Option<f64>,
+    /// What the server received (client → server), bits/s; `None` if that direction did not run.
+    pub receive_bps: Option<f64>,
+    /// Bytes the server sent.
+    pub bytes_sent: u64,
+    /// Bytes the server received.
+    pub bytes_received: u64,
+    /// TCP retransmissions of the server's sending streams.
+    pub retransmits: Option<u64>,
+    /// UDP jitter (ms) of the received direction.
+    pub jitter_ms: Option<f64>,
+    /// UDP loss (%) of the received direction.
+    pub lost_percent: Option<f64>,
+    /// The entry's `error`, if the test failed or was cut short.
+    pub error: Option<String>,
+    /// Whether another test on the box moved data at the same time (they
+    /// shared the link); `None` for logs that do not say (stock's).
+    pub overlapped: Option<bool>,
+    /// The server's CPU use during the test, %.
+    pub server_cpu_percent: Option<f64>,
+    /// The highest CPU temperature seen during the test, °C (where the
+    /// machine reports one).
+    pub cpu_temp_c: Option<f64>,
+    /// Pi throttling seen during the test (e.g. `"under-voltage"`); `None`
+    /// where the machine has no such flags.
+    pub throttled: Option<Vec<String>>,
+}
