@@ -1,6 +1,7 @@
 //! Helpers for the property tests that sit next to the code they check
 //! (compiled for tests only): the run length, and generators of JSON values
-//! (serde_json's) and of ordered [`Json`] trees.
+//! (serde_json's). It imports nothing of the crate, so any module's tests
+//! may use it.
 //!
 //! Each property runs a modest number of cases so the whole suite stays
 //! fast; `PROPTEST_CASES=N cargo test` runs every property N times instead.
@@ -8,8 +9,6 @@
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 use serde_json::Value;
-
-use crate::report::json::Json;
 
 /// A proptest configuration running `default` cases, or `PROPTEST_CASES`
 /// cases when that is set. Failures are not persisted to files: a failure
@@ -52,28 +51,6 @@ pub fn json_value(keys: &'static [&'static str]) -> impl Strategy<Value = Value>
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             proptest::collection::vec((key.clone(), inner), 0..8)
                 .prop_map(|members| Value::Object(members.into_iter().collect())),
-        ]
-    })
-}
-
-/// An ordered [`Json`] tree as the server builds one: integers, doubles of
-/// any kind (non-finite included), strings with control characters, and
-/// objects whose keys may repeat.
-pub fn json_tree() -> impl Strategy<Value = Json> {
-    let scalar = prop_oneof![
-        Just(Json::Null),
-        any::<bool>().prop_map(Json::Bool),
-        any::<i64>().prop_map(Json::Int),
-        any::<f64>().prop_map(Json::Num),
-        (-1e6..1e6f64).prop_map(Json::Num),
-        "\\PC{0,8}|[\\x00-\\x1f\"\\\\/]{0,4}".prop_map(Json::Str),
-    ];
-    scalar.prop_recursive(4, 32, 6, |inner| {
-        let key = proptest::sample::select(&["a", "b", "c", "\"\\\n", "é"][..]);
-        prop_oneof![
-            proptest::collection::vec(inner.clone(), 0..6).prop_map(Json::Arr),
-            proptest::collection::vec((key.prop_map(str::to_string), inner), 0..6)
-                .prop_map(Json::Obj),
         ]
     })
 }

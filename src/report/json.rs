@@ -393,8 +393,30 @@ pub fn to_value(value: &Json) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{config, json_tree};
+    use crate::testing::config;
     use proptest::prelude::*;
+
+    /// An ordered [`Json`] tree as the server builds one: integers, doubles of
+    /// any kind (non-finite included), strings with control characters, and
+    /// objects whose keys may repeat.
+    pub fn json_tree() -> impl Strategy<Value = Json> {
+        let scalar = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::Bool),
+            any::<i64>().prop_map(Json::Int),
+            any::<f64>().prop_map(Json::Num),
+            (-1e6..1e6f64).prop_map(Json::Num),
+            "\\PC{0,8}|[\\x00-\\x1f\"\\\\/]{0,4}".prop_map(Json::Str),
+        ];
+        scalar.prop_recursive(4, 32, 6, |inner| {
+            let key = proptest::sample::select(&["a", "b", "c", "\"\\\n", "é"][..]);
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Json::Arr),
+                proptest::collection::vec((key.prop_map(str::to_string), inner), 0..6)
+                    .prop_map(Json::Obj),
+            ]
+        })
+    }
 
     /// Reads `text` as a [`Json`] tree.
     fn parse(text: &str) -> serde_json::Result<Json> {
