@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(short = 'B', long = "bind", value_name = "ADDR")]
     pub bind: Option<IpAddr>,
 
-    /// Dashboard address [default: 0.0.0.0:8080, and [::]:8080 where IPv6 is on].
+    /// Dashboard address [default: 0.0.0.0:8080, also reachable over IPv6 where it is on].
     #[arg(long = "http", value_name = "ADDR:PORT")]
     pub http: Option<SocketAddr>,
 

@@ -1,6 +1,6 @@
 //! The I/O around the protocol: listeners, control connections, data streams.
 //!
-//! Arrows point down: [`port`] spawns a [`test`](mod@test) per control connection;
+//! Arrows point down: [`port`] spawns a [`driver`] per control connection;
 //! both share what is in [`slot`].
 //!
 //! - [`auth`]: the RSA private key and users file; `authtoken` checks.
@@ -9,15 +9,15 @@
 //! - [`port`]: one port's accept loop and the routing of new connections.
 //! - [`slot`]: port settings, the port context with its cookie-keyed
 //!   routing table, test slots, refusals.
-//! - [`test`](mod@test): the driver of one test around its session.
+//! - [`driver`]: the driver of one test around its session.
 //! - [`streams`]: data stream threads and their counters.
 //! - [`udp`]: the UDP stream handshake and the UDP stream threads.
 
 pub mod auth;
+pub mod driver;
 pub mod listen;
 pub mod overlap;
 pub mod port;
 pub mod slot;
 pub mod streams;
-pub mod test;
 pub mod udp;

@@ -23,10 +23,10 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use super::driver::run_test;
 use super::listen::{self, ListenOpts};
 use super::slot::{refuse, PortCtx, Reconfigure};
 pub use super::slot::{PortSettings, MAX_CONNECTIONS};
-use super::test::run_test;
 use crate::hub::Hub;
 use crate::protocol::wire::{Cookie, COOKIE_LEN};
 use crate::shutdown::Shutdown;

@@ -1,7 +1,7 @@
 //! What one port's tests share with its accept loop: the settings, the
 //! port context with its cookie-keyed routing table, the test slots that
 //! count running tests, and the stock way to refuse a connection. Both the
-//! accept loop ([`super::port`]) and the test driver ([`super::test`](mod@super::test)) build
+//! accept loop ([`super::port`]) and the test driver ([`super::driver`]) build
 //! on this; it knows neither.
 
 use std::collections::HashMap;
