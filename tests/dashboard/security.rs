@@ -12,7 +12,9 @@ use warp::http::StatusCode;
 use warp::test::request;
 use webperf3::http::{Context, HttpSettings, MAX_CONNECTIONS};
 
-use crate::common::{entry_named, http, http_get, wait_until, Env, P1, STOCK};
+use crate::common::{entry_named, Env, P1, STOCK};
+use crate::support::http::{http_get, http_request};
+use crate::support::wait::wait_until;
 
 fn with_token(env: &Env, token: &str) -> Context {
     env.ctx.clone().with_settings(&HttpSettings {
@@ -166,7 +168,7 @@ async fn raw_paths_never_leave_the_assets_or_the_log_dir() {
             assert!(code >= 400, "{method} {path}: {code}");
         }
         // A query is ignored: clear writes the served ports' logs only.
-        let clear = http(addr, "POST", "/api/clear?port=../../../x&file=/etc/x").unwrap();
+        let clear = http_request(addr, "POST", "/api/clear?port=../../../x&file=/etc/x").unwrap();
         assert_eq!(clear.status, 200);
     });
     requests.await.unwrap();
