@@ -31,6 +31,17 @@ pub struct Bound {
     pub http: TcpListener,
 }
 
+impl Bound {
+    /// The iperf3 ports actually bound, in order (port 0 in the
+    /// configuration becomes the kernel's choice here).
+    pub fn iperf_ports(&self) -> std::io::Result<Vec<u16>> {
+        self.iperf
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect()
+    }
+}
+
 /// Binds every iperf3 port and the dashboard address.
 pub fn bind(config: &Config) -> anyhow::Result<Bound> {
     let ip = config.bind.unwrap_or_else(listen::default_bind);
@@ -120,7 +131,8 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         // Handlers first: from the start-up line on, a signal means a clean stop.
         let signals = Signals::install()?;
-        let loaded = logs.load(&config.ports);
+        let ports = bound.iperf_ports()?;
+        let loaded = logs.load(&ports);
         for w in &loaded.warnings {
             eprintln!("webperf3: {w}");
         }
@@ -128,8 +140,8 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         eprintln!(
             "webperf3 {}: iperf3 on port{} {}, dashboard on http://{}, {} tests loaded from {}{}",
             env!("CARGO_PKG_VERSION"),
-            if config.ports.len() > 1 { "s" } else { "" },
-            port_range(&config.ports),
+            if ports.len() > 1 { "s" } else { "" },
+            port_range(&ports),
             http_addr,
             loaded.store.all().len(),
             config.log_dir.display(),

@@ -28,9 +28,14 @@ pub struct Args {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub servers: u16,
 
-    /// First iperf3 port.
-    #[arg(short = 'p', long = "port", default_value_t = 5201, value_name = "PORT",
-          value_parser = clap::value_parser!(u16).range(1..))]
+    /// First iperf3 port; 0 (with --servers 1) takes any free port, named
+    /// in the start-up line.
+    #[arg(
+        short = 'p',
+        long = "port",
+        default_value_t = 5201,
+        value_name = "PORT"
+    )]
     pub port: u16,
 
     /// Address the iperf3 listeners bind [default: :: dual-stack, 0.0.0.0 where IPv6 is off].
@@ -173,6 +178,14 @@ pub const DEFAULT_HTTP_PORT: u16 = 8080;
 impl Args {
     /// Checks what clap cannot and fills in the defaults.
     pub fn into_config(self) -> Result<Config, String> {
+        // One kernel-chosen port is fine; "consecutive free ports" is not
+        // something the kernel can be asked for.
+        if self.port == 0 && self.servers != 1 {
+            return Err(format!(
+                "--port 0 (any free port) needs --servers 1, not {}",
+                self.servers
+            ));
+        }
         let last = u32::from(self.port) + u32::from(self.servers) - 1;
         if last > 65535 {
             return Err(format!(
@@ -407,7 +420,17 @@ mod tests {
         assert!(config(&["-p", "65534", "-n", "2", "-d", "x"]).is_ok());
         let err = config(&["-p", "65535", "-n", "2", "-d", "x"]).unwrap_err();
         assert!(err.contains("do not fit"), "{err}");
-        assert!(config(&["-p", "0"]).is_err());
         assert!(config(&["-n", "0"]).is_err());
+    }
+
+    #[test]
+    fn port_0_means_one_free_port() {
+        let c = config(&["-p", "0", "-n", "1", "-d", "x"]).unwrap();
+        assert_eq!(c.ports, vec![0]);
+        let err = config(&["-p", "0", "-d", "x"]).unwrap_err();
+        assert!(
+            err.contains("--port 0") && err.contains("--servers 1"),
+            "{err}"
+        );
     }
 }

@@ -158,3 +158,70 @@ fn loads_existing_logs_at_start() {
         "{banner}"
     );
 }
+
+/// The iperf3 port a start-up line names (`... iperf3 on port P, ...`).
+fn banner_port(banner: &str) -> u16 {
+    banner
+        .split_once("iperf3 on port ")
+        .and_then(|(_, rest)| rest.split_once(','))
+        .and_then(|(port, _)| port.parse().ok())
+        .unwrap_or_else(|| panic!("no port in the start-up line: {banner}"))
+}
+
+#[test]
+fn port_0_binds_a_free_port_and_names_it() {
+    require_iperf3();
+    let dir = tempfile::tempdir().unwrap();
+    let (server, banner) = start(0, dir.path());
+    let port = banner_port(&banner);
+    assert_ne!(port, 0, "{banner}");
+    assert!(
+        banner.contains("dashboard on http://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(!banner.contains("http://127.0.0.1:0,"), "{banner}");
+    let out = crate::harness::client(&[
+        "-c",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-t",
+        "1",
+        "--extra-data",
+        "any port",
+    ]);
+    assert!(
+        out.status.success(),
+        "iperf3 against port {port}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let e = wait_entries(&dir.path().join(format!("port-{port}.json")), 1).remove(0);
+    assert_eq!(e["extra_data"], "any port");
+    assert!(!dir.path().join("port-0.json").exists());
+    signal(&server, libc::SIGTERM);
+    let out = wait_output(server, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn port_0_with_several_servers_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "--port",
+        "0",
+        "--servers",
+        "2",
+        "--http",
+        "127.0.0.1:0",
+        "-d",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one-line error: {err}");
+    assert!(
+        err.contains("--port 0") && err.contains("--servers"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
