@@ -170,9 +170,10 @@ fn banner_port(banner: &str) -> u16 {
 
 #[test]
 fn port_0_binds_a_free_port_and_names_it() {
-    require_iperf3();
+    iperf3::require();
     let dir = tempfile::tempdir().unwrap();
-    let (server, banner) = start(0, dir.path());
+    let mut server = Daemon::start(dir.path(), &[]);
+    let banner = server.banner();
     let port = banner_port(&banner);
     assert_ne!(port, 0, "{banner}");
     assert!(
@@ -180,7 +181,7 @@ fn port_0_binds_a_free_port_and_names_it() {
         "{banner}"
     );
     assert!(!banner.contains("http://127.0.0.1:0,"), "{banner}");
-    let out = crate::harness::client(&[
+    let out = iperf3::client(&[
         "-c",
         "127.0.0.1",
         "-p",
@@ -198,9 +199,7 @@ fn port_0_binds_a_free_port_and_names_it() {
     let e = wait_entries(&dir.path().join(format!("port-{port}.json")), 1).remove(0);
     assert_eq!(e["extra_data"], "any port");
     assert!(!dir.path().join("port-0.json").exists());
-    signal(&server, libc::SIGTERM);
-    let out = wait_output(server, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(server.terminate().code(), Some(0));
 }
 
 #[test]

@@ -181,7 +181,9 @@ pub fn start_prepared(
 fn parse_start_up(line: &str) -> Option<(u16, SocketAddr)> {
     let (_, rest) = line.split_once(": iperf3 on port")?;
     let rest = rest.strip_prefix('s').unwrap_or(rest).trim_start();
-    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
     let port = rest[..digits].parse().ok()?;
     let (_, rest) = line.split_once(", dashboard on http://")?;
     let http = rest.split(',').next()?.parse().ok()?;
@@ -242,7 +244,9 @@ impl Daemon {
         self.process
             .stderr()
             .wait_for(DEADLINE, text)
-            .unwrap_or_else(|why| panic!("stderr never said {text:?} ({why:?}): {:?}", self.stderr()))
+            .unwrap_or_else(|why| {
+                panic!("stderr never said {text:?} ({why:?}): {:?}", self.stderr())
+            })
     }
 
     /// Waits (deadline 20 s) for the `n`-th line after the start-up line
@@ -296,7 +300,10 @@ impl Daemon {
     /// `GET path` on the dashboard: the status code and the body.
     pub fn get(&self, path: &str) -> (u16, String) {
         let reply = http_get(self.http, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-        (reply.status, String::from_utf8_lossy(&reply.body).into_owned())
+        (
+            reply.status,
+            String::from_utf8_lossy(&reply.body).into_owned(),
+        )
     }
 
     /// Sends `sig` to the server.

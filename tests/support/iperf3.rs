@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::ports::{listening, retry_in_use};
+use super::ports::{in_use, listening, retry_in_use};
 use super::process::{wait_output, Spawned};
 use super::tools;
 use super::wait::poll_until;
@@ -148,9 +148,7 @@ impl StockServer {
             let pid = process.pid();
             // Wait for the listening socket without connecting to it (stock
             // would take a probe connection for a client).
-            let up = poll_until(START_DEADLINE, || {
-                listening(pid, port) || !process.alive()
-            });
+            let up = poll_until(START_DEADLINE, || listening(pid, port) || !process.alive());
             if up && process.alive() {
                 return Ok(StockServer {
                     process,
@@ -159,14 +157,17 @@ impl StockServer {
                     _dir: None,
                 });
             }
-            // With --logfile, stock writes its errors there.
+            // With --logfile, stock writes its errors there; 3.12 with
+            // --json dies of SIGSEGV on a port in use without a word, so
+            // whether the port is taken is looked at here.
             let said = format!(
                 "{} {}",
                 process.stderr().text(),
                 std::fs::read_to_string(&log).unwrap_or_default()
             );
+            let taken = if in_use(port) { " (port in use)" } else { "" };
             Err(if up {
-                format!("the stock server exited at start: {said}")
+                format!("the stock server exited at start{taken}: {said}")
             } else {
                 format!("the stock server is not listening on 127.0.0.1:{port} after {START_DEADLINE:?}: {said}")
             })

@@ -35,7 +35,9 @@ pub fn retry_in_use<T>(
             Err(e) => return Err(e),
         }
     }
-    Err(format!("ports stayed in use over {ATTEMPTS} attempts: {last}"))
+    Err(format!(
+        "ports stayed in use over {ATTEMPTS} attempts: {last}"
+    ))
 }
 
 /// `count` consecutive ports free for TCP and UDP on loopback just now.
@@ -57,6 +59,13 @@ fn candidate(count: u16) -> Result<u16, String> {
         }
     }
     Err(format!("no {count} consecutive free ports on loopback"))
+}
+
+/// Whether a TCP listener on `127.0.0.1:port` is refused as "address in
+/// use" just now.
+pub fn in_use(port: u16) -> bool {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
 }
 
 /// Whether process `pid` has a TCP socket listening on `port` (read from

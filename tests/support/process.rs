@@ -103,7 +103,9 @@ impl Captured {
 
     /// Waits (at most `limit`) for the first line containing `text`.
     pub fn wait_for(&self, limit: Duration, text: &str) -> Result<String, Missed> {
-        self.wait(limit, |lines| lines.iter().find(|l| l.contains(text)).cloned())
+        self.wait(limit, |lines| {
+            lines.iter().find(|l| l.contains(text)).cloned()
+        })
     }
 
     /// Waits (at most `limit`) for the pipe to end; whether it did.
