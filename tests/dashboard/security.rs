@@ -13,7 +13,7 @@ use warp::test::request;
 use webperf3::http::{Context, HttpSettings, MAX_CONNECTIONS};
 
 use crate::common::{entry_named, Env, P1, STOCK};
-use crate::support::http::{http_get, http_request};
+use crate::support::http::{http_get, http_request, status_code};
 use crate::support::wait::wait_until;
 
 fn with_token(env: &Env, token: &str) -> Context {
@@ -100,12 +100,7 @@ fn raw_status(addr: SocketAddr, raw: &str) -> (u16, String) {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
+    (status_code(&text).unwrap_or(0), text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::support::daemon::{Daemon, Rlimits};
+use crate::support::http::status_code;
 use crate::support::iperf3::{self, client_json};
 
 /// Opens a websocket on `/ws` by hand and returns the connection and the
@@ -30,12 +31,7 @@ fn ws_upgrade(addr: SocketAddr) -> (TcpStream, u16) {
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head);
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (s, code)
+    (s, status_code(&head).unwrap_or(0))
 }
 
 /// Waits (deadline `limit`) until `ok` holds for the server, and returns

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::http::http_get;
 use super::ports::retry_in_use;
-use super::process::{wait_output, Missed, Spawned};
+use super::process::{run_bounded, Missed, Spawned};
 
 /// The binary cargo built for this test target or bench.
 pub const BIN: &str = env!("CARGO_BIN_EXE_webperf3");
@@ -22,14 +22,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Runs the binary with `args` to its end (deadline 20 s).
 pub fn run(args: &[&str]) -> Output {
-    let child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start webperf3");
-    wait_output(child, DEADLINE)
+    run_bounded(Command::new(BIN).args(args), DEADLINE).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Resource limits for the server process.

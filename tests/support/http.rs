@@ -47,6 +47,12 @@ pub fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> std::io::Result<R
     send(addr, "POST", path, body)
 }
 
+/// The status code of a response that starts with `head`
+/// (`HTTP/1.1 200 OK...`).
+pub fn status_code(head: &str) -> Option<u16> {
+    head.split(' ').nth(1)?.parse().ok()
+}
+
 fn send(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -66,8 +72,7 @@ fn send(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Res
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
+        .and_then(status_code)
         .ok_or_else(|| std::io::Error::other("bad status line"))?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))

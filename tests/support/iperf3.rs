@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::ports::{in_use, listening, retry_in_use};
-use super::process::{wait_output, Spawned};
+use super::process::{run_bounded, Spawned};
 use super::tools;
 use super::wait::poll_until;
 
@@ -36,14 +36,8 @@ pub fn require() -> PathBuf {
 
 /// Runs the stock client with `args` (deadline 60 s) and returns its output.
 pub fn client(args: &[&str]) -> Output {
-    let child = Command::new(require())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn iperf3");
-    wait_output(child, CLIENT_DEADLINE)
+    run_bounded(Command::new(require()).args(args), CLIENT_DEADLINE)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs the client with `-J` against `port` on 127.0.0.1 and returns its
