@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::task::TaskTracker;
+use tracing::{error, warn};
 
-use crate::cli::Config;
-use crate::http::HttpSettings;
+use crate::config::{Config, HttpSettings, Padding, DEFAULT_HTTP_PORT};
 use crate::hub::Hub;
 use crate::protocol::errors;
-use crate::server::auth::{Authenticator, Padding};
+use crate::server::auth::Authenticator;
 use crate::server::listen::{self, ListenOpts};
 use crate::server::port::{self, PortSettings};
 use crate::shutdown::Shutdown;
@@ -56,10 +56,7 @@ pub fn bind(config: &Config) -> anyhow::Result<Bound> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let http = crate::http::bind(config.http).with_context(|| match config.http {
         Some(addr) => format!("cannot listen on dashboard address {addr}"),
-        None => format!(
-            "cannot listen on dashboard port {}",
-            crate::cli::DEFAULT_HTTP_PORT
-        ),
+        None => format!("cannot listen on dashboard port {DEFAULT_HTTP_PORT}"),
     })?;
     Ok(Bound { iperf, http })
 }
@@ -76,7 +73,8 @@ pub async fn serve(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
-    for listener in bound.iperf {
+    let ports = bound.iperf_ports()?;
+    for (listener, number) in bound.iperf.into_iter().zip(ports) {
         let fut = port::run(
             listener,
             Arc::clone(&hub),
@@ -86,7 +84,7 @@ pub async fn serve(
         );
         tasks.spawn(async move {
             if let Err(e) = fut.await {
-                eprintln!("webperf3: iperf3 port stopped: {e}");
+                error!(port = number, error = %e, "iperf3 port stopped");
             }
         });
     }
@@ -101,7 +99,7 @@ pub async fn serve(
         .await
         .is_err()
     {
-        eprintln!("webperf3: some tests did not end within {SHUTDOWN_GRACE:?}");
+        warn!("some tests did not end within {SHUTDOWN_GRACE:?}");
     }
     Ok(())
 }
@@ -114,7 +112,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
     // race with; it is done before any thread is started.
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     if let Err(e) = crate::sys::raise_open_files_limit() {
-        eprintln!("webperf3: could not raise the open files limit: {e}");
+        warn!(error = %e, "could not raise the open files limit");
     }
     let logs = LogDir::open(&config.log_dir)
         .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
@@ -134,7 +132,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         let ports = bound.iperf_ports()?;
         let loaded = logs.load(&ports);
         for w in &loaded.warnings {
-            eprintln!("webperf3: {w}");
+            warn!("{w}");
         }
         let http_addr = bound.http.local_addr()?;
         eprintln!(

@@ -1,16 +1,18 @@
 //! The command line: clap definitions, validated once into a ready-to-use
-//! [`Config`]. Nothing here touches the network or the disk.
+//! [`Config`]. Nothing here touches the network or the disk, and nothing is
+//! printed: [`parse`] hands back a [`UsageError`] and `main` says it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use thiserror::Error;
 
+use crate::config::{AuthConfig, Config, HttpSettings, Padding};
 use crate::protocol::auth::DEFAULT_SKEW_SECS;
 use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
-use crate::server::auth::{AuthConfig, Padding};
+use crate::protocol::session::Limits;
 
 /// Command-line arguments as the user typed them.
 #[derive(Debug, Parser)]
@@ -145,36 +147,6 @@ pub struct Args {
     pub use_pkcs1_padding: bool,
 }
 
-/// The validated configuration the program runs with.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The iperf3 ports, consecutive, in order.
-    pub ports: Vec<u16>,
-    /// Address for the iperf3 listeners; `None` = dual-stack `::` (or
-    /// `0.0.0.0` where IPv6 is unavailable).
-    pub bind: Option<IpAddr>,
-    /// Dashboard address; `None` = the default (`[::]:8080` dual-stack, or
-    /// `0.0.0.0:8080`).
-    pub http: Option<SocketAddr>,
-    /// Where `port-<PORT>.json` files live.
-    pub log_dir: PathBuf,
-    /// Protocol timing limits.
-    pub limits: crate::protocol::session::Limits,
-    /// Authentication, when required: where the key and users file are.
-    pub auth: Option<AuthConfig>,
-    /// The dashboard's settings (the clear token).
-    pub http_settings: crate::http::HttpSettings,
-    /// Tests per port at the same time.
-    pub max_tests_per_port: usize,
-    /// What tests may do.
-    pub policy: Policy,
-    /// Re-create an idle listener after this long.
-    pub idle_timeout: Option<Duration>,
-}
-
-/// The default dashboard port.
-pub const DEFAULT_HTTP_PORT: u16 = 8080;
-
 impl Args {
     /// Checks what clap cannot and fills in the defaults.
     pub fn into_config(self) -> Result<Config, String> {
@@ -220,7 +192,7 @@ impl Args {
             None => default_log_dir()?,
         };
         let ctrl = Duration::from_secs_f64(self.ctrl_timeout);
-        let limits = crate::protocol::session::Limits {
+        let limits = Limits {
             read_start: ctrl,
             read_total: ctrl * 3,
             streams: ctrl * 3,
@@ -256,7 +228,7 @@ impl Args {
             log_dir,
             limits,
             auth,
-            http_settings: crate::http::HttpSettings {
+            http_settings: HttpSettings {
                 clear_token: self.clear_token,
                 ..Default::default()
             },
@@ -274,21 +246,35 @@ fn default_log_dir() -> Result<PathBuf, String> {
     }
 }
 
-/// Parses `std::env::args`. On `--help`/`--version` prints and returns exit
-/// code 0; on a usage error prints a one-line error and returns exit code 2.
-pub fn parse() -> Result<Config, ExitCode> {
-    let args = match Args::try_parse() {
-        Ok(args) => args,
-        Err(err) => {
-            let code = err.exit_code();
-            let _ = err.print();
-            return Err(ExitCode::from(u8::try_from(code).unwrap_or(2)));
+/// Why the command line gave no configuration.
+#[derive(Debug, Error)]
+pub enum UsageError {
+    /// clap's own outcome: `--help` or `--version` (exit 0), or a flag or
+    /// value it rejects (exit 2); it formats and prints it itself.
+    #[error(transparent)]
+    Clap(#[from] clap::Error),
+    /// Values clap accepts that do not make a configuration together
+    /// (ports past 65535, `--port 0` with several servers, a bad timeout).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl UsageError {
+    /// The exit code: clap's for its own outcomes, 2 for an invalid
+    /// combination.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            UsageError::Clap(err) => u8::try_from(err.exit_code()).unwrap_or(2),
+            UsageError::Invalid(_) => 2,
         }
-    };
-    args.into_config().map_err(|msg| {
-        eprintln!("webperf3: error: {msg}");
-        ExitCode::from(2)
-    })
+    }
+}
+
+/// Parses and validates `std::env::args`.
+pub fn parse() -> Result<Config, UsageError> {
+    Args::try_parse()?
+        .into_config()
+        .map_err(UsageError::Invalid)
 }
 
 #[cfg(test)]
@@ -359,7 +345,7 @@ mod tests {
     #[test]
     fn timeouts() {
         let c = config(&["-d", "x"]).unwrap();
-        assert_eq!(c.limits, crate::protocol::session::Limits::default());
+        assert_eq!(c.limits, Limits::default());
         let c = config(&["-d", "x", "--ctrl-timeout", "2", "--rcv-timeout", "5"]).unwrap();
         assert_eq!(c.limits.read_start, Duration::from_secs(2));
         assert_eq!(c.limits.read_total, Duration::from_secs(6));

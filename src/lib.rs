@@ -1,24 +1,31 @@
 //! webperf3: an iperf3-compatible test server with a live web dashboard.
 //!
-//! Module map (data flows top to bottom):
+//! Module map, in the order of the layers (a module imports only from
+//! modules listed after it):
 //!
-//! - [`cli`]: the command line, validated once into a [`cli::Config`].
-//! - [`app`]: binds nothing itself; takes bound listeners and a shutdown token
-//!   and runs the iperf3 ports and the dashboard together.
-//! - [`protocol`]: the iperf3 wire protocol with no sockets and no clock reads:
-//!   framing, state bytes, parameters, results, the control state machine,
-//!   error codes and the UDP datagram header.
-//! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
-//!   cJSON-compatible printer and the builder of `start`/`intervals`/`end`.
+//! - [`cli`]: the command line (clap), validated once into a
+//!   [`config::Config`].
+//! - [`app`]: the one place that wires things together: binds what the
+//!   configuration names, loads the logs, runs the iperf3 ports and the
+//!   dashboard on bound listeners until shutdown.
 //! - [`server`]: the I/O around the protocol: per-port listeners, the control
 //!   connection driver, TCP and UDP data streams, socket options.
-//! - [`sys`]: small OS facts: uname, process CPU time, TCP_INFO.
+//! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
+//!   metrics.
 //! - [`health`]: CPU temperature and Pi throttling during a test.
-//! - [`store`]: the per-port log files (append, tolerant read) and the
-//!   in-memory results derived from them.
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
 //!   broadcast of events to websocket clients.
-//! - [`http`]: warp routes, embedded frontend, websocket, CSV, metrics.
+//! - [`store`]: the per-port log files (append, tolerant read) and the
+//!   in-memory results derived from them.
+//! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
+//!   cJSON-compatible printer and the builder of `start`/`intervals`/`end`.
+//! - [`config`]: the configuration of a run as plain values (ports,
+//!   addresses, limits, dashboard and authentication settings).
+//! - [`protocol`]: the iperf3 wire protocol with no sockets and no clock reads:
+//!   framing, state bytes, parameters, results, the control state machine,
+//!   policy, authentication checks, error codes and the UDP datagram header.
+//! - [`sys`]: small OS facts: uname, process CPU time, TCP_INFO, the
+//!   open-files limit, page-aligned buffers.
 //! - [`shutdown`]: the shutdown token and its reason, as one value.
 //! - [`locks`]: poison-tolerant locking of shared state.
 //! - [`diagnostics`]: `tracing` to standard error, its level from the
@@ -26,6 +33,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod config;
 pub mod diagnostics;
 pub mod health;
 pub mod http;

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 
+use tracing::{error, info, warn};
 use warp::http::{header, HeaderValue, Response, StatusCode};
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
@@ -109,6 +110,7 @@ pub async fn clear(
 ) -> Result<impl Reply, Rejection> {
     if let Some(origin) = origin {
         if !same_origin(&origin, host.as_deref()) {
+            warn!(origin = ?origin, "dashboard: cross-site clear refused");
             let msg = format!("cross-site request refused (Origin {origin})");
             return Err(warp::reject::custom(Forbidden(msg)));
         }
@@ -116,6 +118,7 @@ pub async fn clear(
     if let Some(token) = &ctx.clear_token {
         let given = authorization.as_deref().and_then(bearer);
         if !given.is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes())) {
+            warn!("dashboard: clear refused without the right token");
             let msg = if given.is_some() {
                 "wrong clear token"
             } else {
@@ -129,6 +132,7 @@ pub async fn clear(
     let latest = tokio::task::spawn_blocking(move || hub.clear())
         .await
         .map_err(|e| warp::reject::custom(Internal(format!("clear failed: {e}"))))?;
+    info!("dashboard: table cleared");
     Ok(warp::reply::json(&latest))
 }
 
@@ -218,7 +222,7 @@ pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
             "method not allowed".to_string(),
         )
     } else if let Some(Internal(msg)) = err.find() {
-        eprintln!("webperf3: {msg}");
+        error!("{msg}");
         (StatusCode::INTERNAL_SERVER_ERROR, msg.clone())
     } else {
         (

@@ -28,11 +28,13 @@ use tokio::sync::Semaphore;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
 
-use crate::cli::DEFAULT_HTTP_PORT;
+use crate::config::DEFAULT_HTTP_PORT;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 
+pub use crate::config::{HttpSettings, HEADER_TIMEOUT};
 pub use filters::routes;
 
 /// How long shutdown waits for open HTTP connections and websocket sessions
@@ -45,29 +47,6 @@ pub const MAX_CONNECTIONS: usize = 256;
 
 /// Websocket sessions at once; one more is answered `503`.
 pub const MAX_WEBSOCKETS: usize = 256;
-
-/// A request's header must arrive within this time after the connection
-/// (or its previous request) is ready; idle keep-alive connections close
-/// after it too.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// What the dashboard's HTTP side is configured with.
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    /// When set, `POST /api/clear` requires `Authorization: Bearer <token>`.
-    pub clear_token: Option<String>,
-    /// The deadline on a request's header ([`HEADER_TIMEOUT`]).
-    pub header_timeout: Duration,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings {
-            clear_token: None,
-            header_timeout: HEADER_TIMEOUT,
-        }
-    }
-}
 
 /// What every handler needs: the hub, the shutdown token (websocket sessions
 /// end on it) and the tracker of websocket sessions (shutdown waits for them).
@@ -135,13 +114,17 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of descriptors and the like: back off, keep serving.
-                eprintln!("webperf3: dashboard: accept failed: {e}");
+                warn!(error = %e, "dashboard: accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         // Over the limit: closed at once, before anything is read or kept.
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            debug!(
+                limit = MAX_CONNECTIONS,
+                "dashboard: connection limit reached; closed"
+            );
             continue;
         };
         let conn = hyper::server::conn::http1::Builder::new()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
+use tracing::debug;
 use warp::ws::{Message, WebSocket};
 
 use crate::hub::{Event, Hub};
@@ -43,7 +44,10 @@ pub async fn session(socket: WebSocket, hub: Arc<Hub>, shutdown: Shutdown) {
                     }
                 }
                 // A slow client skips ahead; it reloads everything on reconnect.
-                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Lagged(skipped)) => {
+                    debug!(skipped, "dashboard: a slow websocket client skipped events");
+                    continue;
+                }
                 Err(RecvError::Closed) => break,
             },
             incoming = rx.next() => match incoming {
@@ -64,6 +68,10 @@ where
     let text = serde_json::to_string(event).map_err(|_| ())?;
     match tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(text))).await {
         Ok(Ok(())) => Ok(()),
-        _ => Err(()),
+        Ok(Err(_)) => Err(()),
+        Err(_) => {
+            debug!("dashboard: a websocket client took no message for {SEND_TIMEOUT:?}; dropped");
+            Err(())
+        }
     }
 }

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use thiserror::Error;
 
+pub use crate::config::{AuthConfig, Padding};
 use crate::protocol::auth::{self, AuthError, AuthorizedUsers, UsersFileError};
 
 /// Longest `authtoken` looked at: base64 of an 8192-bit ciphertext is 1368
@@ -25,30 +26,6 @@ const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// Longest users file read, in bytes.
 const MAX_USERS_FILE: u64 = 16 * 1024 * 1024;
-
-/// RSA padding of the `authtoken`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Padding {
-    /// OAEP with SHA-1 and MGF1-SHA-1: what 3.17+ clients send.
-    Oaep,
-    /// PKCS#1 v1.5: what 3.7–3.16 clients send. Opt-in: it is the padding
-    /// Bleichenbacher-style oracle attacks work against.
-    Pkcs1,
-}
-
-/// Where the key and users file are and how to check tokens (from the
-/// command line).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthConfig {
-    /// PEM RSA private key (`--rsa-private-key-path`).
-    pub key_path: PathBuf,
-    /// Authorized users (`--authorized-users-path`).
-    pub users_path: PathBuf,
-    /// Padding the clients use.
-    pub padding: Padding,
-    /// Largest allowed clock difference, seconds (`--time-skew-threshold`).
-    pub skew: u64,
-}
 
 /// Why authentication could not be set up at start-up.
 #[derive(Debug, Error)]

@@ -181,21 +181,7 @@ fn port_0_binds_a_free_port_and_names_it() {
         "{banner}"
     );
     assert!(!banner.contains("http://127.0.0.1:0,"), "{banner}");
-    let out = iperf3::client(&[
-        "-c",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-t",
-        "1",
-        "--extra-data",
-        "any port",
-    ]);
-    assert!(
-        out.status.success(),
-        "iperf3 against port {port}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    iperf3::client_json(port, &["-t", "1", "--extra-data", "any port"]);
     let e = wait_entries(&dir.path().join(format!("port-{port}.json")), 1).remove(0);
     assert_eq!(e["extra_data"], "any port");
     assert!(!dir.path().join("port-0.json").exists());
