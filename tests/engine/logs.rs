@@ -4,11 +4,14 @@
 //! behind, and damaged logs at start-up are named, skipped and appended to
 //! cleanly.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::support::daemon::{start_prepared, Daemon, Rlimits};
 use crate::support::iperf3::{self, client_json};
 use crate::support::logs::{read_entries, wait_entries};
+use crate::support::wait::wait_until;
 
 const STOCK: &str = include_str!("../fixtures/stock-3.12.json");
 
@@ -148,11 +151,9 @@ fn damaged_logs_at_start_are_named_skipped_and_appended_to_cleanly() {
 
     // A new test is appended on a line of its own after the torn tail.
     client_json(port, &["-t", "1", "--extra-data", "after damage"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while tolerant(&log).len() < 4 {
-        assert!(std::time::Instant::now() < deadline, "entry not written");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(20), "the entry to be written", || {
+        tolerant(&log).len() >= 4
+    });
     let after = std::fs::read(&log).unwrap();
     assert_eq!(&after[..bytes.len()], &bytes[..], "old content untouched");
     let added = String::from_utf8(after[bytes.len()..].to_vec()).unwrap();
