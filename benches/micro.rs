@@ -22,6 +22,9 @@ use webperf3::hub::Hub;
 use webperf3::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp};
 use webperf3::store::log::LogDir;
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 const FIXTURE: &str = include_str!("../tests/fixtures/stock-3.12.json");
 const PORTS: [u16; 4] = [5201, 5202, 5203, 5204];
 const PARTS: [&str; 3] = ["load", "http", "udp"];
@@ -113,18 +116,10 @@ fn show(d: Duration) -> String {
 /// line (its last entry, a server shut down before any test, is left out so
 /// that N entries are N tests).
 fn fixture_entries() -> Vec<String> {
-    let mut entries = Vec::new();
-    let mut current = String::new();
-    for line in FIXTURE.lines() {
-        current.push_str(line);
-        current.push('\n');
-        if line == "}" {
-            let text = std::mem::take(&mut current);
-            if text.contains("\"test_start\"") {
-                entries.push(text);
-            }
-        }
-    }
+    let entries: Vec<String> = support::logs::entry_texts(FIXTURE)
+        .into_iter()
+        .filter(|text| text.contains("\"test_start\""))
+        .collect();
     assert!(!entries.is_empty(), "no entries in the fixture");
     entries
 }

@@ -1,8 +1,10 @@
 //! End-to-end throughput: our server beside stock `iperf3 -s`, driven by the
 //! same stock client over loopback.
 //!
-//! Both servers run as child processes on 127.0.0.1 with random free ports
-//! and stay up for the whole run. For each case the bench alternates the two
+//! Both servers run as child processes on 127.0.0.1 and stay up for the
+//! whole run: ours on a port it picks itself (`--port 0`), stock on one
+//! picked ahead with a retry when it turns out taken (it has no port-0
+//! mode); see `tests/support`, shared with the integration tests. For each case the bench alternates the two
 //! servers over several rounds (ours first in even rounds, stock first in odd
 //! ones, so drift on a shared machine hits both alike) and prints the median
 //! bits/s of each, the ratio ours/stock, the server's CPU seconds per GB moved
@@ -32,20 +34,23 @@
 //! Figures go to `target/bench/throughput-<unix time>.json` and
 //! `target/bench/throughput-latest.json`.
 
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
-use std::os::unix::process::CommandExt;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::daemon::{Daemon, Launch};
+use support::iperf3::StockServer;
+use support::process::run_bounded;
+use support::wait::poll_until;
+
 /// The only address anything here binds or connects to.
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
-/// How long a server may take to start listening.
-const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a client may run beyond its test duration.
 const CLIENT_SLACK: Duration = Duration::from_secs(20);
 /// How long a server may take to append a finished test to its log.
@@ -54,7 +59,6 @@ const LOG_TIMEOUT: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_millis(300);
 /// What our server answers a protocol it does not implement.
 const UNSUPPORTED: &str = "protocol does not exist";
-const INSTALL_HINT: &str = "install it with: apt-get install -y iperf3";
 
 /// One client command line, run against both servers.
 struct Case {
@@ -130,8 +134,7 @@ fn env_number(
 fn settings() -> Result<Settings, String> {
     let rounds = env_number("WEBPERF3_BENCH_ROUNDS", 5, 1..=100)?;
     let seconds = env_number("WEBPERF3_BENCH_SECONDS", 3, 1..=60)?;
-    let client = find_on_path("iperf3")
-        .ok_or_else(|| format!("iperf3 is not installed (no iperf3 on PATH); {INSTALL_HINT}"))?;
+    let client = support::iperf3::find()?;
     let reference = match std::env::var_os("IPERF3_REFERENCE") {
         Some(p) if !p.is_empty() => {
             let p = PathBuf::from(p);
@@ -169,16 +172,9 @@ fn settings() -> Result<Settings, String> {
     })
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
 fn run() -> Result<(), String> {
     let s = settings()?;
-    let ours_exe = PathBuf::from(env!("CARGO_BIN_EXE_webperf3"));
+    let ours_exe = PathBuf::from(support::daemon::BIN);
     let machine = machine(&s);
     println!("== webperf3 throughput bench (loopback {LOOPBACK})");
     for (k, v) in &machine {
@@ -191,7 +187,7 @@ fn run() -> Result<(), String> {
     println!();
 
     let work = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let mut ours = Server::ours(&ours_exe, work.path())?;
+    let mut ours = Server::ours(work.path())?;
     let mut stock = Server::stock(&s.reference, work.path())?;
 
     let mut rows = Vec::new();
@@ -294,132 +290,15 @@ fn load_average() -> String {
 }
 
 fn version_of(exe: &Path) -> String {
-    let out = bounded_output(Command::new(exe).arg("--version"), Duration::from_secs(5));
-    let first = out
-        .as_deref()
-        .unwrap_or("")
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let out = run_bounded(Command::new(exe).arg("--version"), Duration::from_secs(5));
+    let out = out.map_or(String::new(), |o| {
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    });
+    let first = out.lines().next().unwrap_or("").trim().to_string();
     format!("{first} ({})", exe.display())
 }
 
 // ---------------------------------------------------------------- processes
-
-/// A child process that is killed when dropped, and (through
-/// `PR_SET_PDEATHSIG`) when this bench dies some other way.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(cmd: &mut Command) -> std::io::Result<Guard> {
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    cmd.spawn().map(Guard)
-}
-
-/// Runs `cmd` to completion within `limit`; its stdout, or `None`.
-fn bounded_output(cmd: &mut Command, limit: Duration) -> Option<String> {
-    let out = run_bounded(cmd.stdin(Stdio::null()).stderr(Stdio::null()), limit).ok()?;
-    Some(out.stdout)
-}
-
-struct Finished {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` with captured stdout/stderr, killing it after `limit`.
-fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<Finished, String> {
-    let mut guard = spawn(cmd.stdout(Stdio::piped()))
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    let readers: Vec<_> = [
-        guard
-            .0
-            .stdout
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-        guard
-            .0
-            .stderr
-            .take()
-            .map(|r| Box::new(r) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .map(|r| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_string(&mut s);
-            }
-            s
-        })
-    })
-    .collect();
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        match guard.0.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => break None,
-        }
-    };
-    // Killing (if still running) closes the pipes, so the readers end.
-    drop(guard);
-    let mut texts = readers.into_iter().map(|h| h.join().unwrap_or_default());
-    let stdout = texts.next().unwrap_or_default();
-    let stderr = texts.next().unwrap_or_default();
-    match status {
-        Some(st) => Ok(Finished {
-            ok: st.success(),
-            stdout,
-            stderr,
-        }),
-        None => Err(format!(
-            "{:?} did not finish within {limit:?}; killed",
-            cmd.get_program()
-        )),
-    }
-}
-
-/// A free port on loopback for both TCP and UDP (an iperf3 server uses the
-/// same number for both).
-fn free_port() -> Result<u16, String> {
-    for _ in 0..50 {
-        let tcp = TcpListener::bind((LOOPBACK, 0)).map_err(|e| format!("bind: {e}"))?;
-        let port = tcp.local_addr().map_err(|e| e.to_string())?.port();
-        if UdpSocket::bind((LOOPBACK, port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err("no free port on loopback".into())
-}
-
-/// Whether something listens on `127.0.0.1:port` (read from
-/// `/proc/net/tcp`, so that checking does not open a connection that a
-/// server would log as a test).
-fn listening(port: u16) -> bool {
-    let want = format!("0100007F:{port:04X}");
-    std::fs::read_to_string("/proc/net/tcp").is_ok_and(|t| {
-        t.lines().skip(1).any(|l| {
-            let f: Vec<_> = l.split_whitespace().collect();
-            f.len() > 3 && f[1] == want && f[3] == "0A"
-        })
-    })
-}
 
 /// CPU seconds (user + system) of this process's finished and waited-for
 /// children: the difference around one client run is that client's CPU.
@@ -450,102 +329,58 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 struct Server {
     label: &'static str,
     port: u16,
-    pid: u32,
     log: PathBuf,
-    /// Our server's stderr, kept to show when something goes wrong.
-    stderr: Arc<Mutex<String>>,
-    child: Guard,
+    process: Process,
+}
+
+/// Which server, as its process.
+enum Process {
+    Ours(Daemon),
+    Stock(StockServer),
 }
 
 impl Server {
-    fn ours(exe: &Path, work: &Path) -> Result<Server, String> {
-        let port = free_port()?;
-        let http = free_port()?;
+    /// The binary cargo built for this bench ([`support::daemon::BIN`]).
+    fn ours(work: &Path) -> Result<Server, String> {
         let dir = work.join("ours");
-        let mut cmd = Command::new(exe);
-        cmd.args([
-            "-n",
-            "1",
-            "-p",
-            &port.to_string(),
-            "-B",
-            &LOOPBACK.to_string(),
-        ])
-        .arg("--http")
-        .arg(SocketAddr::from((LOOPBACK, http)).to_string())
-        .arg("-d")
-        .arg(&dir);
-        Server::start("ours", cmd, port, dir.join(format!("port-{port}.json")))
-    }
-
-    fn stock(exe: &Path, work: &Path) -> Result<Server, String> {
-        let port = free_port()?;
-        let log = work.join("stock.json");
-        let mut cmd = Command::new(exe);
-        cmd.args(["-s", "-p", &port.to_string(), "-B", &LOOPBACK.to_string()])
-            .args(["--json", "--logfile"])
-            .arg(&log);
-        Server::start("stock", cmd, port, log)
-    }
-
-    fn start(
-        label: &'static str,
-        mut cmd: Command,
-        port: u16,
-        log: PathBuf,
-    ) -> Result<Server, String> {
-        let mut child = spawn(
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        )
-        .map_err(|e| {
-            format!(
-                "cannot start the {label} server {:?}: {e}",
-                cmd.get_program()
-            )
-        })?;
-        let stderr = Arc::new(Mutex::new(String::new()));
-        if let Some(mut pipe) = child.0.stderr.take() {
-            let sink = Arc::clone(&stderr);
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if let Ok(mut s) = sink.lock() {
-                        s.push_str(&String::from_utf8_lossy(&buf[..n]));
-                    }
-                }
-            });
-        }
-        let pid = child.0.id();
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !listening(port) {
-            if let Ok(Some(st)) = child.0.try_wait() {
-                let text = stderr.lock().map(|s| s.clone()).unwrap_or_default();
-                return Err(format!("the {label} server exited at start ({st}): {text}"));
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "the {label} server is not listening on {LOOPBACK}:{port} after {START_TIMEOUT:?}"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let daemon = Launch::new(&dir).try_start()?;
         Ok(Server {
-            label,
-            port,
-            pid,
-            log,
-            stderr,
-            child,
+            label: "ours",
+            port: daemon.port,
+            log: daemon.log_path(0),
+            process: Process::Ours(daemon),
         })
     }
 
+    fn stock(exe: &Path, work: &Path) -> Result<Server, String> {
+        let stock = StockServer::try_start(exe, work)?;
+        Ok(Server {
+            label: "stock",
+            port: stock.port,
+            log: stock.log.clone(),
+            process: Process::Stock(stock),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        match &self.process {
+            Process::Ours(d) => d.pid(),
+            Process::Stock(s) => s.pid(),
+        }
+    }
+
     fn alive(&mut self) -> bool {
-        matches!(self.child.0.try_wait(), Ok(None))
+        match &mut self.process {
+            Process::Ours(d) => d.alive(),
+            Process::Stock(s) => s.alive(),
+        }
+    }
+
+    fn stderr(&self) -> String {
+        match &self.process {
+            Process::Ours(d) => d.stderr_text(),
+            Process::Stock(s) => s.stderr_text(),
+        }
     }
 
     /// Log entries written so far (each pretty-printed object ends with a
@@ -611,11 +446,14 @@ impl Outcome {
 
 fn run_one(s: &Settings, args: &[&str], server: &mut Server) -> Result<Outcome, String> {
     if !server.alive() {
-        let text = server.stderr.lock().map(|t| t.clone()).unwrap_or_default();
-        return Err(format!("the {} server died: {text}", server.label));
+        return Err(format!(
+            "the {} server died: {}",
+            server.label,
+            server.stderr()
+        ));
     }
     let before_entries = server.entries();
-    let cpu0 = cpu_seconds(server.pid).ok_or("cannot read the server's CPU time")?;
+    let cpu0 = cpu_seconds(server.pid()).ok_or("cannot read the server's CPU time")?;
     let mut cmd = Command::new(&s.client);
     cmd.args(["-c", &LOOPBACK.to_string(), "-p", &server.port.to_string()])
         .args([
@@ -625,30 +463,28 @@ fn run_one(s: &Settings, args: &[&str], server: &mut Server) -> Result<Outcome, 
             "--connect-timeout",
             "5000",
         ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped());
+        .args(args);
     let limit = Duration::from_secs(s.seconds) + CLIENT_SLACK;
     let client_cpu0 = children_cpu();
     let finished = run_bounded(&mut cmd, limit);
     let client_cpu = children_cpu() - client_cpu0;
     // Wait for the server's log entry, so its CPU time covers the whole test.
-    let deadline = Instant::now() + LOG_TIMEOUT;
-    while server.entries() <= before_entries && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let cpu = cpu_seconds(server.pid).ok_or("cannot read the server's CPU time")? - cpu0;
+    poll_until(LOG_TIMEOUT, || server.entries() > before_entries);
+    let cpu = cpu_seconds(server.pid()).ok_or("cannot read the server's CPU time")? - cpu0;
     let finished = match finished {
         Ok(f) => f,
         Err(e) => return Ok(Outcome::Failed(e)),
     };
-    let doc: Option<Value> = serde_json::from_str(&finished.stdout).ok();
+    let stdout = String::from_utf8_lossy(&finished.stdout);
+    let doc: Option<Value> = serde_json::from_str(&stdout).ok();
     let error = doc
         .as_ref()
         .and_then(|d| d.get("error"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    if let Some(e) = error.or_else(|| (!finished.ok).then(|| finished.stderr.trim().to_string())) {
+    let failed = !finished.status.success();
+    let stderr = || String::from_utf8_lossy(&finished.stderr).trim().to_string();
+    if let Some(e) = error.or_else(|| failed.then(stderr)) {
         if e.contains(UNSUPPORTED) {
             return Ok(Outcome::Unsupported(e));
         }

@@ -2,146 +2,24 @@
 //! reach a websocket client, `/api/latest` shows the test, SIGTERM ends the
 //! program cleanly, and a restart shows the same history.
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::*;
+use crate::support::daemon::{Daemon, Launch};
+use crate::support::http::http_get;
+use crate::support::iperf3;
+use crate::support::ports::retry_in_use;
 
-/// A running `webperf3` on loopback with its own ports and log dir.
-struct Daemon {
-    child: Child,
-    /// The first iperf3 port.
-    port: u16,
-    /// The dashboard.
-    http: SocketAddr,
-    stderr: Arc<Mutex<String>>,
-}
-
-/// `n` consecutive ports free for TCP and UDP on loopback (as far as can
-/// be known before the program binds them; [`Daemon::start`] retries).
-fn free_ports(n: u16) -> u16 {
-    loop {
-        let first = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if u32::from(first) + u32::from(n) > 65535 {
-            continue;
-        }
-        let all_free = (first..first + n).all(|p| {
-            TcpListener::bind(("127.0.0.1", p)).is_ok() && UdpSocket::bind(("127.0.0.1", p)).is_ok()
-        });
-        if all_free {
-            return first;
-        }
-    }
-}
-
-impl Daemon {
-    /// Starts the binary serving `servers` ports, logging into `log_dir`,
-    /// and waits until the dashboard answers.
-    fn start(servers: u16, log_dir: &Path) -> Daemon {
-        let mut last_err = String::new();
-        for _ in 0..5 {
-            let port = free_ports(servers);
-            let http_port = free_ports(1);
-            let http = SocketAddr::from(([127, 0, 0, 1], http_port));
-            let mut child = Command::new(env!("CARGO_BIN_EXE_webperf3"))
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--servers")
-                .arg(servers.to_string())
-                .arg("--bind")
-                .arg("127.0.0.1")
-                .arg("--http")
-                .arg(http.to_string())
-                .arg("--log-dir")
-                .arg(log_dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("start webperf3");
-            let stderr = Arc::new(Mutex::new(String::new()));
-            let mut pipe = child.stderr.take().unwrap();
-            let sink = stderr.clone();
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-            let mut daemon = Daemon {
-                child,
-                port,
-                http,
-                stderr,
-            };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            loop {
-                if let Some(status) = daemon.child.try_wait().unwrap() {
-                    last_err = format!("webperf3 exited ({status}): {}", daemon.stderr());
-                    break;
-                }
-                if http_get(http, "/api/status").is_ok_and(|r| r.status == 200) {
-                    return daemon;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "webperf3 did not come up: {}",
-                    daemon.stderr()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if !last_err.contains("in use") {
-                break;
-            }
-        }
-        panic!("{last_err}");
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// SIGTERM, then the exit status (within a deadline).
-    fn terminate(&mut self) -> ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let mut status = None;
-        let child = &mut self.child;
-        wait_until(
-            Duration::from_secs(10),
-            "webperf3 to exit after SIGTERM",
-            || {
-                status = child.try_wait().unwrap();
-                status.is_some()
-            },
-        );
-        status.unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the binary on two consecutive loopback ports (more than
+/// `--port 0` gives), logging into `log_dir`.
+fn start_two(log_dir: &Path) -> Daemon {
+    retry_in_use(2, |first| Launch::new(log_dir).ports(first, 2).try_start())
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn text_json(msg: &Message) -> Option<Value> {
@@ -155,9 +33,9 @@ fn text_json(msg: &Message) -> Option<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stock_client_test_is_shown_live_and_kept() {
-    let iperf3 = iperf3();
+    let iperf3 = iperf3::require();
     let dir = tempfile::tempdir().unwrap();
-    let mut daemon = Daemon::start(2, dir.path());
+    let mut daemon = start_two(dir.path());
     let port = daemon.port + 1;
 
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", daemon.http))
@@ -277,7 +155,7 @@ async fn a_stock_client_test_is_shown_live_and_kept() {
     assert!(
         status.success(),
         "exit status {status}: {}",
-        daemon.stderr()
+        daemon.stderr_text()
     );
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -291,7 +169,7 @@ async fn a_stock_client_test_is_shown_live_and_kept() {
     assert!(closed.is_ok(), "websocket closed on shutdown");
 
     // A restart on the same log dir shows the same history.
-    let daemon = Daemon::start(2, dir.path());
+    let daemon = start_two(dir.path());
     let all = http_get(daemon.http, "/api/results").unwrap().json();
     let names: Vec<_> = all
         .as_array()

@@ -8,4 +8,6 @@ mod common;
 mod e2e;
 mod routes;
 mod security;
+#[path = "../support/mod.rs"]
+mod support;
 mod ws;

@@ -12,7 +12,9 @@ use warp::http::StatusCode;
 use warp::test::request;
 use webperf3::http::{Context, HttpSettings, MAX_CONNECTIONS};
 
-use crate::common::{entry_named, http, http_get, wait_until, Env, P1, STOCK};
+use crate::common::{entry_named, Env, P1, STOCK};
+use crate::support::http::{http_get, http_request, status_code};
+use crate::support::wait::wait_until;
 
 fn with_token(env: &Env, token: &str) -> Context {
     env.ctx.clone().with_settings(&HttpSettings {
@@ -98,12 +100,7 @@ fn raw_status(addr: SocketAddr, raw: &str) -> (u16, String) {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).into_owned();
-    let code = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, text)
+    (status_code(&text).unwrap_or(0), text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +163,7 @@ async fn raw_paths_never_leave_the_assets_or_the_log_dir() {
             assert!(code >= 400, "{method} {path}: {code}");
         }
         // A query is ignored: clear writes the served ports' logs only.
-        let clear = http(addr, "POST", "/api/clear?port=../../../x&file=/etc/x").unwrap();
+        let clear = http_request(addr, "POST", "/api/clear?port=../../../x&file=/etc/x").unwrap();
         assert_eq!(clear.status, 200);
     });
     requests.await.unwrap();

@@ -4,7 +4,6 @@
 //! server requiring both. Debian's iperf3 3.12 encrypts with PKCS#1 v1.5,
 //! so these servers run with that padding unless a test says otherwise.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -13,8 +12,11 @@ use std::time::Duration;
 use webperf3::server::auth::{AuthConfig, Authenticator, Padding};
 use webperf3::server::port::PortSettings;
 
-use crate::harness::{read_entries, require_iperf3, wait_output, Server};
-use crate::process::{free_port, run, BIN};
+use crate::harness::Server;
+use crate::support::daemon::{run, Launch};
+use crate::support::iperf3;
+use crate::support::logs::read_entries;
+use crate::support::process::wait_output;
 
 /// alice / secret: SHA-256 of `{alice}secret`.
 const USERS: &str = "# test users\n\
@@ -105,8 +107,7 @@ fn openssl(args: &[&str]) {
 /// Runs the stock client against `port` for a one-second test; with
 /// `creds` = (user, password, public key) it authenticates.
 fn client(port: u16, creds: Option<(&str, &str, &Path)>) -> Output {
-    require_iperf3();
-    let mut cmd = Command::new("iperf3");
+    let mut cmd = Command::new(iperf3::require());
     cmd.args(["-c", "127.0.0.1", "-p", &port.to_string(), "-t", "1"])
         .env_remove("IPERF3_PASSWORD")
         .stdin(Stdio::null())
@@ -228,12 +229,11 @@ fn auth_flags_come_in_pairs() {
     }
 }
 
-/// Starts the binary on a free loopback port with `extra` flags; returns
-/// its exit status when it stops on its own within a few seconds.
+/// Starts the binary on a kernel-chosen loopback port with `extra` flags;
+/// returns its exit status when it stops on its own within a few seconds.
 fn start_up_failure(extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port().to_string();
-    let mut args = vec!["--port", &port, "--servers", "1", "--bind", "127.0.0.1"];
+    let mut args = vec!["--port", "0", "--servers", "1", "--bind", "127.0.0.1"];
     args.extend_from_slice(&["--http", "127.0.0.1:0", "-d", dir.path().to_str().unwrap()]);
     args.extend_from_slice(extra);
     run(&args)
@@ -273,47 +273,28 @@ fn binary_with_a_traditional_key() {
     let key_text = std::fs::read_to_string(keys.private()).unwrap();
     assert!(key_text.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut server = Command::new(BIN)
-        .args(["--port", &port.to_string(), "--servers", "1"])
-        .args(["--bind", "127.0.0.1", "--http", "127.0.0.1:0", "--log-dir"])
-        .arg(dir.path())
+    let mut server = Launch::new(dir.path())
         .arg("--rsa-private-key-path")
         .arg(keys.private())
         .arg("--authorized-users-path")
         .arg(keys.users())
         .arg("--use-pkcs1-padding")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start webperf3");
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
-    let banner = loop {
-        let line = lines
-            .next()
-            .expect("webperf3 exited before it started")
-            .unwrap();
-        if line.contains("dashboard on") {
-            break line;
-        }
-    };
+        .start();
+    let port = server.port;
+    let banner = server.banner();
     assert!(
         banner.contains("authentication required: 1 user, PKCS#1 v1.5 padding"),
         "{banner}"
     );
     assert_refused(&client(port, Some(("alice", "wrong", &keys.public()))));
     // The refusal's reason goes to stderr, not to the client.
-    let reason = lines.next().expect("a line about the refusal").unwrap();
+    let reason = server.wait_line_after_banner(1);
     assert!(
         reason.contains("not authorized") && reason.contains("wrong password for user \"alice\""),
         "{reason}"
     );
     assert_passed(&client(port, Some(("alice", "secret", &keys.public()))));
-    std::thread::spawn(move || for _ in lines {});
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
-    let out = wait_output(server, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(server.terminate().code(), Some(0));
     let entries = read_entries(&dir.path().join(format!("port-{port}.json")));
     assert_eq!(entries.len(), 2);
     assert_eq!(entries[1]["webperf3"]["user"], "alice");

@@ -3,12 +3,12 @@
 //! --logfile` runs beside ours on loopback.
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{client_json, read_entries, wait_entries, Server};
+use crate::harness::Server;
+use crate::support::iperf3::{client_json, StockServer};
+use crate::support::logs::{read_entries, wait_entries};
 
 /// Keys newer stock releases write that Debian's 3.12 does not, and our own
 /// `webperf3` key. Paths are given with array indices removed.
@@ -55,73 +55,8 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-struct Stock {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Stock {
-    fn start() -> Stock {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("stock.json");
-        // A free port: bind, read it back, let go (stock binds it at once).
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("iperf3")
-            .args([
-                "-s",
-                "-B",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "--json",
-                "--logfile",
-            ])
-            .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start stock iperf3 -s");
-        // Wait for the listening socket without connecting to it (stock
-        // would take a probe connection for a client).
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !listening(port) {
-            assert!(Instant::now() < deadline, "stock server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Stock {
-            child,
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-}
-
-/// Whether a TCP socket listens on `port` (from /proc/net/tcp).
-fn listening(port: u16) -> bool {
-    let text = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let local = format!(":{port:04X} ");
-    text.lines().any(|l| {
-        let cols: Vec<&str> = l.split_whitespace().collect();
-        cols.len() > 3 && format!("{} ", cols[1]).ends_with(&local) && cols[3] == "0A"
-    })
-}
-
-impl Drop for Stock {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn compare(args: &[&str]) {
-    let stock = Stock::start();
+    let stock = StockServer::start();
     let ours = Server::alone(1);
     client_json(stock.port, args);
     client_json(ours.ports[0], args);

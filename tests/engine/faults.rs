@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use webperf3::protocol::session::Limits;
 
-use crate::harness::{client_json, read_entries, Server};
+use crate::harness::Server;
+use crate::support::iperf3::{client_json, Running};
+use crate::support::logs::read_entries;
 
 /// Short limits, so each timeout fires within a second or two.
 fn short() -> Limits {
@@ -574,34 +576,14 @@ fn udp_garbage_idle_and_during_a_udp_test() {
 
 #[test]
 fn udp_client_killed_mid_test() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let server = Server::start(1);
-    let port = server.ports[0].to_string();
-    let mut victim = Command::new("iperf3")
-        .args([
-            "-c",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-u",
-            "-b",
-            "10M",
-            "-t",
-            "10",
-        ])
-        .args(["-i", "0.2", "--forceflush", "--extra-data", "udp victim"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn iperf3");
-    let mut lines = BufReader::new(victim.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("client output ended early").unwrap();
-        if line.contains("sec") && line.contains("Bytes") {
-            break;
-        }
-    }
+    let Running {
+        child: mut victim,
+        rest: _output,
+    } = Running::start(
+        server.ports[0],
+        &["-u", "-b", "10M", "-t", "10", "--extra-data", "udp victim"],
+    );
     victim.kill().unwrap();
     victim.wait().unwrap();
     let e = &server.wait_entries(0, 1)[0];

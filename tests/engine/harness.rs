@@ -1,12 +1,10 @@
-//! A server in-process on ephemeral ports, the stock client, and strict log
-//! reading.
+//! Our server in-process on ephemeral ports (bound here, handed to
+//! `app::serve`), and comparing figures.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use webperf3::app::{self, Bound};
@@ -18,6 +16,9 @@ use webperf3::shutdown::Shutdown;
 use webperf3::store::log::LogDir;
 use webperf3::store::results::ResultsStore;
 
+use crate::support::iperf3;
+use crate::support::logs::wait_entries;
+
 /// Tests that measure loss or pacing run alone; the others share the machine.
 static MACHINE: RwLock<()> = RwLock::new(());
 
@@ -25,18 +26,6 @@ static MACHINE: RwLock<()> = RwLock::new(());
 enum Machine {
     Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
     Alone(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
-}
-
-/// Fails the test with an install hint when stock `iperf3` is missing.
-pub fn require_iperf3() {
-    let ok = Command::new("iperf3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "stock iperf3 is required for this test: apt-get install -y iperf3"
-    );
 }
 
 /// Our server, running in a background thread until dropped.
@@ -87,7 +76,7 @@ impl Server {
     }
 
     fn start_with(n: usize, settings: PortSettings, hold: Machine) -> Server {
-        require_iperf3();
+        iperf3::require();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
             .map(|_| {
@@ -153,96 +142,6 @@ fn ports_of(listeners: &[TcpListener]) -> Vec<u16> {
         .iter()
         .map(|l| l.local_addr().unwrap().port())
         .collect()
-}
-
-/// Parses a log strictly: it must be nothing but whole JSON objects.
-pub fn read_entries(path: &Path) -> Vec<Value> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(_) => return Vec::new(),
-    };
-    let entries: Result<Vec<Value>, _> = serde_json::Deserializer::from_str(&text)
-        .into_iter::<Value>()
-        .collect();
-    let entries =
-        entries.unwrap_or_else(|e| panic!("{} is not a clean log: {e}\n{text}", path.display()));
-    for e in &entries {
-        assert!(e.is_object(), "non-object in log: {e}");
-    }
-    assert!(
-        text.is_empty() || text.ends_with("}\n"),
-        "log does not end with an entry"
-    );
-    entries
-}
-
-/// Waits (deadline 20 s) until the log at `path` holds `n` entries.
-pub fn wait_entries(path: &Path, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let entries = read_entries(path);
-        if entries.len() >= n {
-            assert_eq!(entries.len(), n, "more log entries than expected");
-            return entries;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "log has {} entries, wanted {n}",
-            entries.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs the stock client (deadline 60 s) and returns its output.
-pub fn client(args: &[&str]) -> Output {
-    let child = Command::new("iperf3")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn iperf3");
-    wait_output(child, Duration::from_secs(60))
-}
-
-/// Waits for a child with a deadline, killing it if it overruns.
-pub fn wait_output(mut child: Child, limit: Duration) -> Output {
-    let deadline = Instant::now() + limit;
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return child.wait_with_output().expect("output");
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "iperf3 did not finish within {limit:?}: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs the client with `-J` against port `port` of 127.0.0.1 and returns
-/// its JSON after checking it exited 0.
-pub fn client_json(port: u16, extra: &[&str]) -> Value {
-    let port = port.to_string();
-    let mut args = vec!["-c", "127.0.0.1", "-p", &port, "-J"];
-    args.extend_from_slice(extra);
-    let out = client(&args);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "iperf3 {args:?} failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value =
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("client JSON: {e}: {stdout}"));
-    // With -J, some clients exit 0 even when the server refused the test.
-    assert!(v.get("error").is_none(), "iperf3 {args:?}: {}", v["error"]);
-    v
 }
 
 /// A number at a JSON pointer.

@@ -10,7 +10,8 @@ use webperf3::protocol::session::Limits;
 use webperf3::server::overlap::Overlaps;
 use webperf3::server::port::PortSettings;
 
-use crate::harness::{client, client_json, num, Server};
+use crate::harness::{num, Server};
+use crate::support::iperf3::{client, client_json};
 
 fn settings(policy: Policy) -> PortSettings {
     PortSettings {

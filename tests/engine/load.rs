@@ -7,8 +7,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::daemon::{free_port, Daemon, Rlimits};
-use crate::harness::{client_json, require_iperf3};
+use crate::support::daemon::{Daemon, Rlimits};
+use crate::support::http::status_code;
+use crate::support::iperf3::{self, client_json};
 
 /// Opens a websocket on `/ws` by hand and returns the connection and the
 /// answer's status code; the socket is never read again (a slow reader).
@@ -30,12 +31,7 @@ fn ws_upgrade(addr: SocketAddr) -> (TcpStream, u16) {
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head);
-    let code = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (s, code)
+    (s, status_code(&head).unwrap_or(0))
 }
 
 /// Waits (deadline `limit`) until `ok` holds for the server, and returns
@@ -67,17 +63,17 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
         nofile: Some((256, 4096)),
         ..Rlimits::default()
     };
-    let server = Daemon::start_limited(free_port(), dir.path(), &[], limits);
+    let server = Daemon::start_limited(dir.path(), &[], limits);
     assert_eq!(server.soft_limit("Max open files"), "4096");
     server.stop();
 }
 
 #[test]
 fn floods_leave_memory_and_descriptors_near_idle() {
-    require_iperf3();
+    iperf3::require();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let server = Daemon::start(port, dir.path(), &["--ctrl-timeout", "1"]);
+    let server = Daemon::start(dir.path(), &["--ctrl-timeout", "1"]);
+    let port = server.port;
     // Warm up what a normal day uses: a test, the page, the API.
     client_json(port, &["-t", "1", "--extra-data", "warm-up"]);
     for path in ["/", "/assets/app.js", "/api/status", "/api/results", "/csv"] {

@@ -4,10 +4,14 @@
 //! behind, and damaged logs at start-up are named, skipped and appended to
 //! cleanly.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
-use crate::daemon::{free_port, Daemon, Rlimits};
-use crate::harness::{client_json, read_entries, require_iperf3};
+use crate::support::daemon::{start_prepared, Daemon, Rlimits};
+use crate::support::iperf3::{self, client_json};
+use crate::support::logs::{read_entries, wait_entries};
+use crate::support::wait::wait_until;
 
 const STOCK: &str = include_str!("../fixtures/stock-3.12.json");
 
@@ -26,18 +30,19 @@ fn tolerant(path: &std::path::Path) -> Vec<Value> {
 
 #[test]
 fn a_file_size_limit_is_reported_and_leaves_no_half_entry() {
-    require_iperf3();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let log = dir.path().join(format!("port-{port}.json"));
-    std::fs::write(&log, STOCK).unwrap();
+    iperf3::require();
     // Room for a few hundred more bytes: less than any entry.
     let limit = STOCK.len() as u64 + 300;
     let limits = Rlimits {
         fsize: Some(limit),
         ..Rlimits::default()
     };
-    let server = Daemon::start_limited(port, dir.path(), &[], limits);
+    let (_dir, server) = start_prepared(
+        |launch| launch.limits(limits),
+        |dir, port| std::fs::write(dir.join(format!("port-{port}.json")), STOCK).unwrap(),
+    );
+    let port = server.port;
+    let log = server.log_path(0);
     let c = client_json(port, &["-t", "1", "--extra-data", "over the limit"]);
     assert!(c["end"]["sum_received"]["bytes"].as_u64().unwrap() > 0);
     let line = server.wait_stderr("cannot write");
@@ -66,12 +71,13 @@ fn a_file_size_limit_is_reported_and_leaves_no_half_entry() {
 
 #[test]
 fn a_directory_in_place_of_the_log_is_reported() {
-    require_iperf3();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let log = dir.path().join(format!("port-{port}.json"));
-    std::fs::create_dir(&log).unwrap();
-    let server = Daemon::start(port, dir.path(), &[]);
+    iperf3::require();
+    let (_dir, server) = start_prepared(
+        |launch| launch,
+        |dir, port| std::fs::create_dir(dir.join(format!("port-{port}.json"))).unwrap(),
+    );
+    let port = server.port;
+    let log = server.log_path(0);
     let skipped = server.wait_stderr("skipped: not a regular file");
     assert!(skipped.contains(&log.display().to_string()), "{skipped}");
     client_json(port, &["-t", "1", "--extra-data", "nowhere to go"]);
@@ -85,7 +91,7 @@ fn a_directory_in_place_of_the_log_is_reported() {
     // Fixed while running: the next test is written and the error clears.
     std::fs::remove_dir(&log).unwrap();
     client_json(port, &["-t", "1", "--extra-data", "written"]);
-    crate::harness::wait_entries(&log, 1);
+    wait_entries(&log, 1);
     let (_, body) = server.get("/api/status");
     let status: Value = serde_json::from_str(&body).unwrap();
     assert!(status["log_error"].is_null(), "{status}");
@@ -94,10 +100,7 @@ fn a_directory_in_place_of_the_log_is_reported() {
 
 #[test]
 fn damaged_logs_at_start_are_named_skipped_and_appended_to_cleanly() {
-    require_iperf3();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let log = dir.path().join(format!("port-{port}.json"));
+    iperf3::require();
     let entries: Vec<&str> = STOCK.split_inclusive("\n}\n").collect();
     let mut text = String::from("\u{feff}binary \u{0} junk\n");
     text.push_str(entries[0]);
@@ -109,13 +112,20 @@ fn damaged_logs_at_start_are_named_skipped_and_appended_to_cleanly() {
     text.push_str(&entries[3][..entries[3].len() / 2]);
     let mut bytes = text.into_bytes();
     bytes.extend_from_slice(b"\xff\xfe");
-    std::fs::write(&log, &bytes).unwrap();
-    // Logs of ports this run does not serve are history; these are damaged.
-    std::fs::write(dir.path().join("port-1.json"), b"\x00\x01\x02 not json").unwrap();
-    std::fs::write(dir.path().join("port-2.json"), b"").unwrap();
-    std::fs::create_dir(dir.path().join("port-3.json")).unwrap();
 
-    let server = Daemon::start(port, dir.path(), &[]);
+    let (dir, server) = start_prepared(
+        |launch| launch,
+        |dir, port| {
+            std::fs::write(dir.join(format!("port-{port}.json")), &bytes).unwrap();
+            // Logs of ports this run does not serve are history; these are
+            // damaged.
+            std::fs::write(dir.join("port-1.json"), b"\x00\x01\x02 not json").unwrap();
+            std::fs::write(dir.join("port-2.json"), b"").unwrap();
+            std::fs::create_dir(dir.join("port-3.json")).unwrap();
+        },
+    );
+    let port = server.port;
+    let log = server.log_path(0);
     let said = server.stderr().join("\n");
     let shown = log.display().to_string();
     for want in [
@@ -141,11 +151,9 @@ fn damaged_logs_at_start_are_named_skipped_and_appended_to_cleanly() {
 
     // A new test is appended on a line of its own after the torn tail.
     client_json(port, &["-t", "1", "--extra-data", "after damage"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while tolerant(&log).len() < 4 {
-        assert!(std::time::Instant::now() < deadline, "entry not written");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(20), "the entry to be written", || {
+        tolerant(&log).len() >= 4
+    });
     let after = std::fs::read(&log).unwrap();
     assert_eq!(&after[..bytes.len()], &bytes[..], "old content untouched");
     let added = String::from_utf8(after[bytes.len()..].to_vec()).unwrap();
@@ -156,8 +164,9 @@ fn damaged_logs_at_start_are_named_skipped_and_appended_to_cleanly() {
     );
     server.stop();
 
-    // A restart loads the same, plus the new test.
-    let server = Daemon::start(port, dir.path(), &[]);
+    // A restart loads the same, plus the new test (all of the dir's logs
+    // load, whichever ports are served: the kernel picks this one).
+    let server = Daemon::start(dir.path(), &[]);
     assert!(
         server.stderr().join("\n").contains("4 tests loaded"),
         "{:?}",

@@ -1,16 +1,19 @@
 //! Integration tests of the iperf3 engine against the real stock `iperf3`
 //! client on loopback: our server runs in-process on ports bound to
-//! `[::]:0`, the client is the `iperf3` binary on PATH.
+//! `[::]:0`, the client is the `iperf3` binary on PATH; the binary itself
+//! as a user runs it, on a port it picks (`--port 0`). Support code shared
+//! with the dashboard tests and the benches is in `tests/support`.
 
 #[cfg(feature = "auth")]
 mod auth;
 mod compat;
-mod daemon;
 mod faults;
 mod harness;
 mod limits;
 mod load;
 mod logs;
 mod process;
+#[path = "../support/mod.rs"]
+mod support;
 mod tcp;
 mod udp;

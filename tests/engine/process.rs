@@ -1,68 +1,11 @@
 //! The binary as a user runs it: flags, exit codes, start-up, signals.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::harness::{read_entries, require_iperf3, wait_entries, wait_output};
-
-pub const BIN: &str = env!("CARGO_BIN_EXE_webperf3");
-
-pub fn run(args: &[&str]) -> Output {
-    let child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start webperf3");
-    wait_output(child, Duration::from_secs(20))
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the binary on `port` and waits for its start-up line.
-fn start(port: u16, dir: &Path) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--servers",
-            "1",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .args(["--http", "127.0.0.1:0", "--log-dir"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start webperf3");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let banner = loop {
-        let line = lines
-            .next()
-            .expect("webperf3 exited before it started")
-            .unwrap();
-        if line.contains("dashboard on") {
-            break line;
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, banner)
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, sig) };
-}
+use crate::support::daemon::{run, start_prepared, Daemon};
+use crate::support::iperf3::{self, Running};
+use crate::support::logs::{read_entries, wait_entries};
+use crate::support::process::wait_output;
 
 #[test]
 fn help_and_version() {
@@ -96,10 +39,9 @@ fn usage_errors_exit_2() {
 #[test]
 fn auth_flags_without_the_auth_feature_exit_1() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port().to_string();
     let out = run(&[
         "--port",
-        &port,
+        "0",
         "--servers",
         "1",
         "--http",
@@ -150,10 +92,9 @@ fn unusable_log_dir_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let port = free_port().to_string();
     let out = run(&[
         "--port",
-        &port,
+        "0",
         "--servers",
         "1",
         "--http",
@@ -168,47 +109,20 @@ fn unusable_log_dir_exits_1() {
 #[test]
 fn sigterm_when_idle_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, _) = start(free_port(), dir.path());
-    signal(&child, libc::SIGTERM);
-    let out = wait_output(child, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(0));
+    let mut server = Daemon::start(dir.path(), &[]);
+    assert_eq!(server.terminate().code(), Some(0));
 }
 
 #[test]
 fn sigterm_during_a_test_ends_it_cleanly() {
-    require_iperf3();
+    iperf3::require();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let (server, _) = start(port, dir.path());
-    let mut client = Command::new("iperf3")
-        .args([
-            "-c",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            "20",
-            "-i",
-            "0.2",
-            "--forceflush",
-        ])
-        .args(["--extra-data", "cut short"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
-    loop {
-        let line = lines.next().expect("client ended early").unwrap();
-        if line.contains("sec") && line.contains("Bytes") {
-            break;
-        }
-    }
-    signal(&server, libc::SIGTERM);
-    let out = wait_output(server, Duration::from_secs(15));
-    assert_eq!(out.status.code(), Some(0));
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let c = wait_output(client, Duration::from_secs(15));
+    let mut server = Daemon::start(dir.path(), &[]);
+    let port = server.port;
+    let client = Running::start(port, &["-t", "20", "--extra-data", "cut short"]);
+    assert_eq!(server.terminate().code(), Some(0));
+    let rest: Vec<String> = client.rest.map_while(Result::ok).collect();
+    let c = wait_output(client.child, Duration::from_secs(15));
     let text = rest.join("\n") + &String::from_utf8_lossy(&c.stderr);
     assert!(
         text.contains("the server has terminated"),
@@ -228,17 +142,17 @@ fn sigterm_during_a_test_ends_it_cleanly() {
 
 #[test]
 fn loads_existing_logs_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let fixture = include_str!("../fixtures/stock-3.12.json");
-    std::fs::write(dir.path().join(format!("port-{port}.json")), fixture).unwrap();
-    let expected = read_entries(&dir.path().join(format!("port-{port}.json")))
+    let (_dir, mut server) = start_prepared(
+        |launch| launch,
+        |dir, port| std::fs::write(dir.join(format!("port-{port}.json")), fixture).unwrap(),
+    );
+    let expected = read_entries(&server.log_path(0))
         .iter()
         .filter(|e| e["start"].get("test_start").is_some())
         .count();
-    let (child, banner) = start(port, dir.path());
-    signal(&child, libc::SIGTERM);
-    wait_output(child, Duration::from_secs(10));
+    let banner = server.banner();
+    server.terminate();
     assert!(
         banner.contains(&format!("{expected} tests loaded")),
         "{banner}"
@@ -256,9 +170,10 @@ fn banner_port(banner: &str) -> u16 {
 
 #[test]
 fn port_0_binds_a_free_port_and_names_it() {
-    require_iperf3();
+    iperf3::require();
     let dir = tempfile::tempdir().unwrap();
-    let (server, banner) = start(0, dir.path());
+    let mut server = Daemon::start(dir.path(), &[]);
+    let banner = server.banner();
     let port = banner_port(&banner);
     assert_ne!(port, 0, "{banner}");
     assert!(
@@ -266,13 +181,11 @@ fn port_0_binds_a_free_port_and_names_it() {
         "{banner}"
     );
     assert!(!banner.contains("http://127.0.0.1:0,"), "{banner}");
-    crate::harness::client_json(port, &["-t", "1", "--extra-data", "any port"]);
+    iperf3::client_json(port, &["-t", "1", "--extra-data", "any port"]);
     let e = wait_entries(&dir.path().join(format!("port-{port}.json")), 1).remove(0);
     assert_eq!(e["extra_data"], "any port");
     assert!(!dir.path().join("port-0.json").exists());
-    signal(&server, libc::SIGTERM);
-    let out = wait_output(server, Duration::from_secs(10));
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(server.terminate().code(), Some(0));
 }
 
 #[test]

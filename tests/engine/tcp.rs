@@ -1,13 +1,13 @@
 //! TCP tests with the stock client: every client flag a server must honour,
 //! the busy answer, clients that vanish, and the log each test leaves.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{client, client_json, close, num, wait_output, Server};
+use crate::harness::{close, num, Server};
+use crate::support::iperf3::{client, client_json, Running};
+use crate::support::process::wait_output;
 
 /// Runs one client test on a fresh server and returns (client JSON, our log
 /// entry), after the checks every test shares: exit 0, exactly one new log
@@ -265,38 +265,9 @@ fn window_not_granted_is_an_error() {
 /// Starts a client in text mode and returns once it printed its first
 /// interval (the test is running).
 fn running_client(port: u16, secs: &str, extra: &[&str]) -> std::process::Child {
-    let port = port.to_string();
-    let mut child = Command::new("iperf3")
-        .args([
-            "-c",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-t",
-            secs,
-            "-i",
-            "0.2",
-            "--forceflush",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn iperf3");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("client output ended before the test ran")
-            .unwrap();
-        if line.contains("sec") && line.contains("Bytes") {
-            break;
-        }
-    }
-    // Keep draining so the client never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    child
+    let mut args = vec!["-t", secs];
+    args.extend_from_slice(extra);
+    Running::start(port, &args).draining()
 }
 
 #[test]

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use crate::harness::{client, client_json, close, num, Server};
+use crate::harness::{close, num, Server};
+use crate::support::iperf3::{client, client_json};
 
 /// Runs one UDP client test on a fresh server (alone on the machine, so
 /// loss figures mean something) and returns (client JSON, our log entry)

@@ -1,0 +1,67 @@
+//! Reading iperf3 JSON logs in tests: strictly (nothing but whole JSON
+//! objects, or the test fails), waiting for a number of entries, and
+//! splitting a stock log's text into its entries.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::wait::wait_until;
+
+/// Parses a log strictly: it must be nothing but whole JSON objects. A
+/// missing file is an empty log.
+pub fn read_entries(path: &Path) -> Vec<Value> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(_) => return Vec::new(),
+    };
+    let entries: Result<Vec<Value>, _> = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .collect();
+    let entries =
+        entries.unwrap_or_else(|e| panic!("{} is not a clean log: {e}\n{text}", path.display()));
+    for e in &entries {
+        assert!(e.is_object(), "non-object in log: {e}");
+    }
+    assert!(
+        text.is_empty() || text.ends_with("}\n"),
+        "log does not end with an entry"
+    );
+    entries
+}
+
+/// Waits (deadline 20 s) until the log at `path` holds `n` entries, and
+/// returns them; more than `n` fails the test.
+pub fn wait_entries(path: &Path, n: usize) -> Vec<Value> {
+    let mut entries = Vec::new();
+    wait_until(
+        Duration::from_secs(20),
+        &format!("{n} entries in {}", path.display()),
+        || {
+            entries = read_entries(path);
+            entries.len() >= n
+        },
+    );
+    assert_eq!(entries.len(), n, "more log entries than expected");
+    entries
+}
+
+/// The top-level objects of a stock log, each as its own text (from a `{`
+/// line to its `}` line, ending `}\n`).
+pub fn entry_texts(log: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in log.split_inclusive('\n') {
+        if line.trim_end() == "{" {
+            current = Some(String::new());
+        }
+        if let Some(text) = current.as_mut() {
+            text.push_str(line);
+            if line.trim_end() == "}" {
+                out.push(current.take().unwrap_or_default());
+            }
+        }
+    }
+    out
+}

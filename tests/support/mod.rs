@@ -1,0 +1,18 @@
+//! Support code shared by every test target (`tests/engine`,
+//! `tests/dashboard`) and the benches: the `webperf3` binary run as a child
+//! process, stock `iperf3` clients and servers, a tiny blocking HTTP
+//! client, strict log reading, and waiting on conditions with a deadline.
+//!
+//! It holds no assertions about the program's behaviour; those stay in the
+//! tests. Each target uses part of it, hence the `dead_code` allowance.
+
+#![allow(dead_code)]
+
+pub mod daemon;
+pub mod http;
+pub mod iperf3;
+pub mod logs;
+pub mod ports;
+pub mod process;
+pub mod tools;
+pub mod wait;
