@@ -314,7 +314,7 @@ impl Drop for DataStream {
 /// (up to a block) made the client see 3–5× more reordering (its packets
 /// sent partly from the receiver's CPU by our ACKs), spurious retransmits
 /// and 10–20 % less throughput than stock 3.21; reading whole blocks brings
-/// both back to stock's (see the README, "Performance"). A shutdown by
+/// both back to stock's (see docs/performance.md). A shutdown by
 /// [`DataStream::stop`] makes the blocked read return 0.
 fn tcp_receive(mut sock: TcpStream, buf: &mut [u8], c: &Counters) {
     let mut filled = 0;
