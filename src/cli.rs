@@ -138,6 +138,12 @@ pub struct Args {
         help_heading = "Authentication"
     )]
     pub use_pkcs1_padding: bool,
+
+    /// Copy test data between the kernel and the server as stock iperf3
+    /// does (unless a client asks otherwise with -Z or --skip-rx-copy),
+    /// instead of sending and receiving without copying.
+    #[arg(long = "copy")]
+    pub copy: bool,
 }
 
 /// The validated configuration the program runs with.
@@ -165,6 +171,8 @@ pub struct Config {
     pub policy: Policy,
     /// Re-create an idle listener after this long.
     pub idle_timeout: Option<Duration>,
+    /// Copy test data as stock does (`--copy`).
+    pub copy: bool,
 }
 
 /// The default dashboard port.
@@ -250,6 +258,7 @@ impl Args {
             max_tests_per_port: usize::from(self.max_tests_per_port),
             policy,
             idle_timeout: self.idle_timeout.map(|s| Duration::from_secs(u64::from(s))),
+            copy: self.copy,
         })
     }
 }

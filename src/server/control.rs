@@ -17,7 +17,7 @@ use super::auth::Authenticator;
 use super::listen::ListenOpts;
 use super::overlap::Running;
 use super::port::{PortCtx, Reconfigure, TestSlot};
-use super::streams::DataStream;
+use super::streams::{data_path_json, DataStream};
 use super::udp;
 use crate::health;
 use crate::protocol::errors::{self, ErrorCode};
@@ -528,7 +528,7 @@ impl Test {
         self.t0 = Some(t0);
         self.next_tick = Some(t0 + Duration::from_secs(u64::from(INTERVAL_SECS)));
         for s in &mut self.streams {
-            if let Err(e) = s.start(&p, t0) {
+            if let Err(e) = s.start(&p, p.data_path(self.ctx.settings.copy), t0) {
                 return Some(Event::Fault(
                     ErrorCode::STREAM_ACCEPT,
                     Some(crate::sys::os_error_text(&e)),
@@ -736,6 +736,9 @@ impl Test {
         }
         if let Some(doc) = &self.client_results {
             ours.push("client_results", json::from_value(doc));
+        }
+        if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy) {
+            ours.push("data_path", path);
         }
         let entry = self.log.entry(
             error.as_deref(),

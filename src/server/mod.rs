@@ -6,7 +6,9 @@
 //! - [`port`]: one port's accept loop and the cookie-keyed routing table.
 //! - [`control`]: the control connection driver around the session.
 //! - [`streams`]: data stream threads and their counters.
-//! - [`udp`]: the UDP stream handshake and the UDP stream threads.
+//! - [`tcp_io`]: the TCP stream loops (discarding receive, `sendfile` send).
+//! - [`udp`]: the UDP stream handshake, buffers and thread bodies.
+//! - [`udp_batch`]: the UDP stream loops, batched (GRO/GSO).
 
 pub mod auth;
 pub mod control;
@@ -14,4 +16,6 @@ pub mod listen;
 pub mod overlap;
 pub mod port;
 pub mod streams;
+pub mod tcp_io;
 pub mod udp;
+pub mod udp_batch;

@@ -58,6 +58,8 @@ pub struct PortSettings {
     pub health: HealthProbe,
     /// When set, every test must carry a valid `authtoken`.
     pub auth: Option<Arc<Authenticator>>,
+    /// `--copy`: data streams copy as stock's do, unless a client asks not to.
+    pub copy: bool,
 }
 
 impl Default for PortSettings {
@@ -70,6 +72,7 @@ impl Default for PortSettings {
             idle_timeout: None,
             health: HealthProbe::default(),
             auth: None,
+            copy: false,
         }
     }
 }
