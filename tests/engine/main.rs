@@ -5,6 +5,7 @@
 #[cfg(feature = "auth")]
 mod auth;
 mod compat;
+mod copyfree;
 mod daemon;
 mod faults;
 mod harness;
