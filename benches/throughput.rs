@@ -1,15 +1,17 @@
-//! End-to-end throughput: our server beside stock `iperf3 -s`, driven by the
-//! same stock client over loopback.
+//! End-to-end throughput: our server (copy-free by default, and with
+//! `--copy`) beside one or more stock `iperf3 -s`, driven by the same stock
+//! client over loopback.
 //!
-//! Both servers run as child processes on 127.0.0.1 with random free ports
-//! and stay up for the whole run. For each case the bench alternates the two
-//! servers over several rounds (ours first in even rounds, stock first in odd
-//! ones, so drift on a shared machine hits both alike) and prints the median
-//! bits/s of each, the ratio ours/stock, the server's CPU seconds per GB moved
-//! (utime + stime from `/proc/<pid>/stat`, before and after each test;
-//! median over the rounds), the same with the client's CPU added, and, for
-//! UDP, the receiver's loss (median). Then `udp-ceiling` raises the offered
-//! UDP rate step by step against both servers and reports, for each, the
+//! All servers run as child processes on 127.0.0.1 with random free ports
+//! and stay up for the whole run. For each case the bench takes the servers
+//! in turn over several rounds (each round starting with the next server,
+//! so drift on a shared machine hits all alike) and prints, per server, the
+//! median bits/s, the server's CPU seconds per GB moved (utime + stime from
+//! `/proc/<pid>/stat`, before and after each test; median over the rounds),
+//! the same with the client's CPU added, for UDP the receiver's loss
+//! (median), and the ratios of throughput and CPU per GB to the first stock
+//! server's (the reference). Then `udp-ceiling` raises the offered UDP rate
+//! step by step against ours and the reference and reports, for each, the
 //! highest rate up to which loss stayed under 1 %.
 //!
 //! Why both CPU figures: on loopback much of the kernel's TCP work for one
@@ -26,9 +28,12 @@
 //! server is killed without taking the bench down.
 //!
 //! Environment: `WEBPERF3_BENCH_ROUNDS` (default 5), `WEBPERF3_BENCH_SECONDS`
-//! (per test, default 3), `IPERF3_REFERENCE` (the stock server binary, default
-//! the `iperf3` on PATH; the client is always the `iperf3` on PATH). Names
-//! given after `--` pick cases (`cargo bench --bench throughput -- tcp udp`).
+//! (per test, default 3), `IPERF3_REFERENCE` (the stock server binaries,
+//! separated by `:`, the first being the reference; default the `iperf3` on
+//! PATH), `IPERF3_CLIENT` (the client binary; default the `iperf3` on PATH;
+//! the `-light` cases need one with `--skip-rx-copy`, 3.16 or later).
+//! Names given after `--` pick cases (`cargo bench --bench throughput -- tcp
+//! udp`).
 //! Figures go to `target/bench/throughput-<unix time>.json` and
 //! `target/bench/throughput-latest.json`.
 
@@ -87,6 +92,32 @@ const CASES: &[Case] = &[
         name: "udp-reverse",
         args: &["-u", "-R", "-b", "1G"],
     },
+    Case {
+        name: "udp-reverse-max",
+        args: &["-u", "-R", "-b", "0"],
+    },
+    // The client light (`-Z`, `--skip-rx-copy`), so the server is the
+    // bottleneck. Stock 3.21 servers honour both flags too.
+    Case {
+        name: "tcp-light",
+        args: &["-Z", "--skip-rx-copy"],
+    },
+    Case {
+        name: "tcp-reverse-light",
+        args: &["-R", "-Z", "--skip-rx-copy"],
+    },
+    Case {
+        name: "tcp-parallel-4-light",
+        args: &["-P", "4", "-Z", "--skip-rx-copy"],
+    },
+    Case {
+        name: "tcp-bidir-light",
+        args: &["--bidir", "-Z", "--skip-rx-copy"],
+    },
+    Case {
+        name: "udp-reverse-max-light",
+        args: &["-u", "-R", "-b", "0", "--skip-rx-copy"],
+    },
 ];
 
 fn main() -> ExitCode {
@@ -103,7 +134,8 @@ struct Settings {
     rounds: usize,
     seconds: u64,
     client: PathBuf,
-    reference: PathBuf,
+    /// Stock servers; the first is the reference of the ratios.
+    references: Vec<PathBuf>,
     cases: Vec<&'static Case>,
     /// Whether to run the UDP ceiling search (`udp-ceiling`).
     ceiling: bool,
@@ -130,18 +162,24 @@ fn env_number(
 fn settings() -> Result<Settings, String> {
     let rounds = env_number("WEBPERF3_BENCH_ROUNDS", 5, 1..=100)?;
     let seconds = env_number("WEBPERF3_BENCH_SECONDS", 3, 1..=60)?;
-    let client = find_on_path("iperf3")
-        .ok_or_else(|| format!("iperf3 is not installed (no iperf3 on PATH); {INSTALL_HINT}"))?;
-    let reference = match std::env::var_os("IPERF3_REFERENCE") {
-        Some(p) if !p.is_empty() => {
-            let p = PathBuf::from(p);
-            if !p.is_file() {
-                return Err(format!("IPERF3_REFERENCE={} is not a file", p.display()));
-            }
-            p
-        }
-        _ => client.clone(),
+    let on_path = find_on_path("iperf3")
+        .ok_or_else(|| format!("iperf3 is not installed (no iperf3 on PATH); {INSTALL_HINT}"));
+    let given = |name: &str| -> Result<Vec<PathBuf>, String> {
+        let Some(list) = std::env::var_os(name).filter(|v| !v.is_empty()) else {
+            return Ok(vec![on_path.clone()?]);
+        };
+        std::env::split_paths(&list)
+            .map(|p| {
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    Err(format!("{name}: {} is not a file", p.display()))
+                }
+            })
+            .collect()
     };
+    let client = given("IPERF3_CLIENT")?.remove(0);
+    let references = given("IPERF3_REFERENCE")?;
     // `cargo bench` passes `--bench`; other words name cases.
     let wanted: Vec<String> = std::env::args()
         .skip(1)
@@ -163,7 +201,7 @@ fn settings() -> Result<Settings, String> {
         rounds: usize::try_from(rounds).unwrap_or(5),
         seconds,
         client,
-        reference,
+        references,
         cases,
         ceiling,
     })
@@ -191,48 +229,43 @@ fn run() -> Result<(), String> {
     println!();
 
     let work = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let mut ours = Server::ours(&ours_exe, work.path())?;
-    let mut stock = Server::stock(&s.reference, work.path())?;
+    let mut servers = vec![
+        Server::ours(&ours_exe, work.path(), false)?,
+        Server::ours(&ours_exe, work.path(), true)?,
+    ];
+    for (i, exe) in s.references.iter().enumerate() {
+        servers.push(Server::stock(exe, work.path(), i)?);
+    }
+    let labels: Vec<String> = servers.iter().map(|x| x.label.clone()).collect();
 
     let mut rows = Vec::new();
     for case in &s.cases {
-        let mut ours_runs = Vec::new();
-        let mut stock_runs = Vec::new();
+        let mut runs: Vec<Vec<Outcome>> = servers.iter().map(|_| Vec::new()).collect();
         for round in 0..s.rounds {
-            let order: [bool; 2] = if round % 2 == 0 {
-                [true, false]
-            } else {
-                [false, true]
-            };
-            for is_ours in order {
-                let (server, runs) = if is_ours {
-                    (&mut ours, &mut ours_runs)
-                } else {
-                    (&mut stock, &mut stock_runs)
-                };
+            for k in 0..servers.len() {
+                let i = (round + k) % servers.len();
+                let server = &mut servers[i];
                 let r = run_one(&s, case.args, server)?;
                 eprintln!(
-                    "  {:<15} round {} {:<5} {}",
+                    "  {:<22} round {} {:<12} {}",
                     case.name,
                     round + 1,
                     server.label,
                     r.brief()
                 );
-                runs.push(r);
+                runs[i].push(r);
                 std::thread::sleep(SETTLE);
             }
         }
-        let paired = paired_ratio(&ours_runs, &stock_runs);
-        let row = Row::new(case, summarise(&ours_runs), summarise(&stock_runs), paired);
-        rows.push(row);
+        rows.push(Row::new(case, &labels, &runs));
     }
     let ceiling = if s.ceiling {
-        Some(udp_ceiling(&s, &mut ours, &mut stock)?)
+        let (ours, rest) = servers.split_at_mut(REFERENCE);
+        Some(udp_ceiling(&s, &mut ours[0], &mut rest[0])?)
     } else {
         None
     };
-    drop(ours);
-    drop(stock);
+    drop(servers);
 
     if !rows.is_empty() {
         println!();
@@ -251,7 +284,7 @@ fn run() -> Result<(), String> {
         "rounds": s.rounds,
         "seconds": s.seconds,
         "client": s.client.display().to_string(),
-        "reference": s.reference.display().to_string(),
+        "references": s.references.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "cases": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         "udp_ceiling": ceiling.as_ref().map(Ceiling::to_json),
     });
@@ -281,7 +314,14 @@ fn machine(s: &Settings) -> Vec<(&'static str, String)> {
         ("kernel", kernel),
         ("load at start", load_average()),
         ("client", version_of(&s.client)),
-        ("stock server", version_of(&s.reference)),
+        (
+            "stock servers",
+            s.references
+                .iter()
+                .map(|p| version_of(p))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         ("ours", format!("webperf3 {}", env!("CARGO_PKG_VERSION"))),
     ]
 }
@@ -448,7 +488,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// A running server under test.
 struct Server {
-    label: &'static str,
+    label: String,
     port: u16,
     pid: u32,
     log: PathBuf,
@@ -458,10 +498,11 @@ struct Server {
 }
 
 impl Server {
-    fn ours(exe: &Path, work: &Path) -> Result<Server, String> {
+    /// Ours, copy-free or (`copy`) with `--copy`.
+    fn ours(exe: &Path, work: &Path, copy: bool) -> Result<Server, String> {
         let port = free_port()?;
         let http = free_port()?;
-        let dir = work.join("ours");
+        let dir = work.join(if copy { "ours-copy" } else { "ours" });
         let mut cmd = Command::new(exe);
         cmd.args([
             "-n",
@@ -475,25 +516,36 @@ impl Server {
         .arg(SocketAddr::from((LOOPBACK, http)).to_string())
         .arg("-d")
         .arg(&dir);
-        Server::start("ours", cmd, port, dir.join(format!("port-{port}.json")))
+        if copy {
+            cmd.arg("--copy");
+        }
+        let label = if copy { "ours --copy" } else { "ours" };
+        Server::start(
+            label.into(),
+            cmd,
+            port,
+            dir.join(format!("port-{port}.json")),
+        )
     }
 
-    fn stock(exe: &Path, work: &Path) -> Result<Server, String> {
+    /// The `i`-th stock server, labelled with its version.
+    fn stock(exe: &Path, work: &Path, i: usize) -> Result<Server, String> {
         let port = free_port()?;
-        let log = work.join("stock.json");
+        let log = work.join(format!("stock-{i}.json"));
         let mut cmd = Command::new(exe);
         cmd.args(["-s", "-p", &port.to_string(), "-B", &LOOPBACK.to_string()])
             .args(["--json", "--logfile"])
             .arg(&log);
-        Server::start("stock", cmd, port, log)
+        // `iperf 3.21 (cJSON …)` → `stock 3.21`.
+        let version = version_of(exe);
+        let label = match version.split_whitespace().nth(1) {
+            Some(v) if version.starts_with("iperf ") => format!("stock {v}"),
+            _ => format!("stock #{}", i + 1),
+        };
+        Server::start(label, cmd, port, log)
     }
 
-    fn start(
-        label: &'static str,
-        mut cmd: Command,
-        port: u16,
-        log: PathBuf,
-    ) -> Result<Server, String> {
+    fn start(label: String, mut cmd: Command, port: u16, log: PathBuf) -> Result<Server, String> {
         let mut child = spawn(
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -911,17 +963,17 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// The median over rounds of ours/stock within the same round: the two
-/// runs of a round are back to back, so they share the machine's load of
-/// the moment, which the ratio of the two overall medians does not.
-fn paired_ratio(ours: &[Outcome], stock: &[Outcome]) -> Option<f64> {
+/// The median over rounds of a/b within the same round: the runs of a
+/// round are back to back, so they share the machine's load of the
+/// moment, which the ratio of the two overall medians does not.
+fn paired_ratio(a: &[Outcome], b: &[Outcome]) -> Option<f64> {
     let bps = |o: &Outcome| match o {
         Outcome::Done { bps, .. } => Some(*bps),
         _ => None,
     };
-    let ratios = ours
+    let ratios = a
         .iter()
-        .zip(stock)
+        .zip(b)
         .filter_map(|(a, b)| Some(bps(a)? / bps(b)?))
         .collect();
     median(ratios)
@@ -999,131 +1051,137 @@ impl Summary {
     }
 }
 
-struct Row {
-    case: &'static Case,
-    ours: Summary,
-    stock: Summary,
+/// Index of the reference (the first stock server) among the servers:
+/// after ours and ours with `--copy`.
+const REFERENCE: usize = 2;
+
+/// One server's figures in one case.
+struct Cell {
+    label: String,
+    summary: Summary,
+    /// Median of the per-round throughput ratios to the reference.
     paired: Option<f64>,
 }
 
+struct Row {
+    case: &'static Case,
+    cells: Vec<Cell>,
+}
+
 impl Row {
-    fn new(case: &'static Case, ours: Summary, stock: Summary, paired: Option<f64>) -> Row {
-        Row {
-            case,
-            ours,
-            stock,
-            paired,
-        }
+    fn new(case: &'static Case, labels: &[String], runs: &[Vec<Outcome>]) -> Row {
+        let cells = labels
+            .iter()
+            .zip(runs)
+            .map(|(label, r)| Cell {
+                label: label.clone(),
+                summary: summarise(r),
+                paired: runs
+                    .get(REFERENCE)
+                    .and_then(|reference| paired_ratio(r, reference)),
+            })
+            .collect();
+        Row { case, cells }
     }
 
-    fn ratio(&self) -> Option<f64> {
-        Some(self.ours.median_bps()? / self.stock.median_bps()?)
-    }
-
-    fn cpu_ratio(&self) -> Option<f64> {
-        match (&self.ours, &self.stock) {
-            (
-                Summary::Ok {
-                    cpu_s_per_gb: a, ..
-                },
-                Summary::Ok {
-                    cpu_s_per_gb: b, ..
-                },
-            ) => Some(a / b),
+    fn cpu_per_gb(&self, i: usize) -> Option<f64> {
+        match self.cells.get(i).map(|c| &c.summary) {
+            Some(Summary::Ok { cpu_s_per_gb, .. }) => Some(*cpu_s_per_gb),
             _ => None,
         }
     }
 
+    /// Throughput of server `i` over the reference's (medians).
+    fn ratio(&self, i: usize) -> Option<f64> {
+        Some(
+            self.cells[i].summary.median_bps()?
+                / self.cells.get(REFERENCE)?.summary.median_bps()?,
+        )
+    }
+
+    /// CPU per GB of server `i` over the reference's.
+    fn cpu_ratio(&self, i: usize) -> Option<f64> {
+        Some(self.cpu_per_gb(i)? / self.cpu_per_gb(REFERENCE)?)
+    }
+
     fn to_json(&self) -> Value {
+        let servers: Vec<Value> = self
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({
+                    "server": c.label,
+                    "figures": c.summary.to_json(),
+                    "ratio_to_reference": self.ratio(i),
+                    "paired_ratio_to_reference": c.paired,
+                    "cpu_per_gb_ratio_to_reference": self.cpu_ratio(i),
+                })
+            })
+            .collect();
         json!({
             "case": self.case.name,
             "client_args": self.case.args,
-            "ours": self.ours.to_json(),
-            "stock": self.stock.to_json(),
-            "ratio_ours_to_stock": self.ratio(),
-            "paired_ratio_ours_to_stock": self.paired,
-            "cpu_per_gb_ratio_ours_to_stock": self.cpu_ratio(),
+            "servers": servers,
         })
     }
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<15} {:^33} {:^15} {:^17} {:^17}",
-        "", "Gbit/s (median)", "server CPU s/GB", "server+client s/GB", "receiver loss"
-    );
-    println!(
-        "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
-        "case",
-        "ours",
-        "stock",
-        "ratio",
-        "paired",
-        "ours",
-        "stock",
-        "ours",
-        "stock",
-        "ours",
-        "stock"
+        "{:<22} {:<12} {:>8} {:>9} {:>9} {:>8} | {:>7} {:>7} {:>7}",
+        "case", "server", "Gbit/s", "CPU s/GB", "+client", "loss", "ratio", "paired", "CPU"
     );
     for row in rows {
-        let cell = |s: &Summary| match s {
-            Summary::Ok { median_bps, .. } => format!("{:.2}", median_bps / 1e9),
-            Summary::Unsupported(_) => "unsupp.".into(),
-            Summary::Failed(_) => "FAILED".into(),
-        };
-        let cpu = |s: &Summary, pair: bool| match s {
-            Summary::Ok {
-                cpu_s_per_gb,
-                pair_cpu_s_per_gb,
-                ..
-            } => format!(
-                "{:.3}",
-                if pair {
-                    *pair_cpu_s_per_gb
-                } else {
-                    *cpu_s_per_gb
-                }
-            ),
-            _ => "-".into(),
-        };
-        let loss = |s: &Summary| match s {
-            Summary::Ok {
-                loss_percent: Some(l),
-                ..
-            } => format!("{l:.2}%"),
-            _ => "-".into(),
-        };
-        let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
-        println!(
-            "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
-            row.case.name,
-            cell(&row.ours),
-            cell(&row.stock),
-            ratio(row.ratio()),
-            ratio(row.paired),
-            cpu(&row.ours, false),
-            cpu(&row.stock, false),
-            cpu(&row.ours, true),
-            cpu(&row.stock, true),
-            loss(&row.ours),
-            loss(&row.stock)
-        );
+        for (i, c) in row.cells.iter().enumerate() {
+            let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
+            let (bps, cpu, pair, loss) = match &c.summary {
+                Summary::Ok {
+                    median_bps,
+                    cpu_s_per_gb,
+                    pair_cpu_s_per_gb,
+                    loss_percent,
+                    ..
+                } => (
+                    format!("{:.2}", median_bps / 1e9),
+                    format!("{cpu_s_per_gb:.3}"),
+                    format!("{pair_cpu_s_per_gb:.3}"),
+                    loss_percent.map_or("-".into(), |l| format!("{l:.2}%")),
+                ),
+                Summary::Unsupported(_) => ("unsupp.".into(), "-".into(), "-".into(), "-".into()),
+                Summary::Failed(_) => ("FAILED".into(), "-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{:<22} {:<12} {:>8} {:>9} {:>9} {:>8} | {:>7} {:>7} {:>7}",
+                if i == 0 { row.case.name } else { "" },
+                c.label,
+                bps,
+                cpu,
+                pair,
+                loss,
+                ratio(row.ratio(i)),
+                ratio(c.paired),
+                ratio(row.cpu_ratio(i)),
+            );
+        }
     }
-    println!("ratio: of the two medians; paired: median of the per-round ratios");
+    println!(
+        "ratio: throughput over the reference's (medians); paired: median of the per-round \
+         ratios; CPU: server CPU s/GB over the reference's. Reference: the first stock server."
+    );
     for row in rows {
-        for (who, s) in [("ours", &row.ours), ("stock", &row.stock)] {
-            match s {
+        for c in &row.cells {
+            match &c.summary {
                 Summary::Unsupported(e) => {
-                    println!("note: {}: unsupported by {who}: {e}", row.case.name)
+                    println!("note: {}: unsupported by {}: {e}", row.case.name, c.label)
                 }
-                Summary::Failed(e) => println!("note: {}: FAILED on {who}: {e}", row.case.name),
-                Summary::Ok { failed_runs, .. } if *failed_runs > 0 => {
-                    println!(
-                        "note: {}: {failed_runs} run(s) failed on {who}",
-                        row.case.name
-                    )
+                Summary::Failed(e) => {
+                    println!("note: {}: FAILED on {}: {e}", row.case.name, c.label)
                 }
+                Summary::Ok { failed_runs, .. } if *failed_runs > 0 => println!(
+                    "note: {}: {failed_runs} run(s) failed on {}",
+                    row.case.name, c.label
+                ),
                 Summary::Ok { .. } => {}
             }
         }

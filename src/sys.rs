@@ -312,8 +312,9 @@ fn check(rc: libc::ssize_t) -> std::io::Result<usize> {
     }
 }
 
-/// An in-memory file (`memfd_create`) holding `data`, for [`sendfile`].
-pub fn memfd_with(data: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
+/// An in-memory file (`memfd_create`) holding `data` `copies` times, for
+/// [`sendfile`].
+pub fn memfd_with(data: &[u8], copies: usize) -> std::io::Result<std::os::fd::OwnedFd> {
     use std::io::Write;
     use std::os::fd::FromRawFd;
     // SAFETY: a NUL-terminated name; the descriptor returned is ours.
@@ -324,7 +325,9 @@ pub fn memfd_with(data: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
     // SAFETY: a fresh descriptor nothing else owns.
     let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
     let mut file = std::fs::File::from(fd);
-    file.write_all(data)?;
+    for _ in 0..copies {
+        file.write_all(data)?;
+    }
     Ok(file.into())
 }
 
@@ -507,13 +510,13 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (mut s, _) = l.accept().unwrap();
-        let block = memfd_with(b"0123456789").unwrap();
+        let block = memfd_with(b"01234", 2).unwrap();
         let mut off = 0;
         assert_eq!(sendfile(&s, &block, &mut off, 10).unwrap(), 10);
         assert_eq!(off, 10);
         let mut got = [0u8; 10];
         c.read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"0123456789");
+        assert_eq!(&got, b"0123401234");
         use std::io::Write;
         c.write_all(&[9u8; 10]).unwrap();
         let mut buf = [0u8; 10];

@@ -299,10 +299,15 @@ impl DataStream {
                 let mut buf = PageBuf::zeroed(p.len as usize)?;
                 if self.kind.sender {
                     fill_payload(&mut buf, p.repeating_payload);
-                    let file = path.send_file.then(|| block_file(&buf)).flatten();
+                    let copies = tcp_io::blocks_per_call(buf.len());
+                    let file = path.send_file.then(|| block_file(&buf, copies)).flatten();
                     let pacing = Pacing::of(p);
                     std::thread::Builder::new().name(name).spawn(move || {
-                        let block = tcp_io::Block { bytes: &buf, file };
+                        let block = tcp_io::Block {
+                            bytes: &buf,
+                            file,
+                            copies,
+                        };
                         tcp_io::send(sock, block, pacing, t0, &counters);
                     })?
                 } else {
@@ -401,8 +406,8 @@ impl Drop for DataStream {
 
 /// The block in an in-memory file for `sendfile`; `None` (copying) where
 /// the kernel has no memfd.
-fn block_file(bytes: &[u8]) -> Option<std::os::fd::OwnedFd> {
-    crate::sys::memfd_with(bytes)
+fn block_file(bytes: &[u8], copies: usize) -> Option<std::os::fd::OwnedFd> {
+    crate::sys::memfd_with(bytes, copies)
         .inspect_err(|e| tracing::debug!(error = %e, "no in-memory file; copying"))
         .ok()
 }

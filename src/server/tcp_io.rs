@@ -67,8 +67,18 @@ pub fn receive(sock: TcpStream, buf: &mut [u8], mut discard: bool, c: &Counters)
 pub struct Block<'a> {
     /// The block's bytes (what `write` sends).
     pub bytes: &'a [u8],
-    /// The same bytes in a file; `None` = write from `bytes`.
+    /// The block [`Block::copies`] times over in a file; `None` = write
+    /// from `bytes`.
     pub file: Option<OwnedFd>,
+    /// How many blocks the file holds back to back.
+    pub copies: usize,
+}
+
+/// How many blocks of `len` bytes an unpaced `sendfile` stream hands the
+/// kernel per call: about 1 MiB, so a call does more than one block's
+/// worth of work.
+pub fn blocks_per_call(len: usize) -> usize {
+    ((1 << 20) / len.max(1)).clamp(1, 64)
 }
 
 /// Sends blocks until the socket fails (the test is stopped, or the peer is
@@ -76,7 +86,8 @@ pub struct Block<'a> {
 /// a slow client still shows progress within a large block, and `writing`
 /// is set for as long as a call may block (the stuck-sender rule reads it).
 /// A file the kernel will not `sendfile` from is dropped and the rest is
-/// written.
+/// written. An unpaced stream sending from a file hands the kernel all the
+/// file's blocks per call; paced ones, one block per call as stock.
 pub fn send(sock: TcpStream, mut block: Block<'_>, pacing: Pacing, t0: Instant, c: &Counters) {
     c.set_method(if block.file.is_some() {
         Method::Sendfile
@@ -84,6 +95,12 @@ pub fn send(sock: TcpStream, mut block: Block<'_>, pacing: Pacing, t0: Instant, 
         Method::Write
     });
     let len = block.bytes.len();
+    let per_call = if block.file.is_some() && pacing.rate == 0 {
+        block.copies.max(1)
+    } else {
+        1
+    };
+    let chunk = per_call * len;
     let mut sent: u64 = 0;
     loop {
         if let Some(wait) = pacing.wait(sent, t0.elapsed()) {
@@ -92,19 +109,20 @@ pub fn send(sock: TcpStream, mut block: Block<'_>, pacing: Pacing, t0: Instant, 
         for _ in 0..pacing.burst {
             let mut done = 0;
             c.writing.store(true, Relaxed);
-            while done < len {
+            while done < chunk {
                 let result = match &block.file {
                     Some(file) => {
                         let mut offset = done as i64;
-                        sys::sendfile(&sock, file, &mut offset, len - done)
+                        sys::sendfile(&sock, file, &mut offset, chunk - done)
                     }
-                    None => (&sock).write(&block.bytes[done..]),
+                    None => (&sock).write(&block.bytes[done % len..]),
                 };
                 match result {
                     Ok(n) if n > 0 => {
                         done += n;
                         sent += n as u64;
                         Counters::add(&c.bytes, n as u64);
+                        c.blocks.store(sent / len as u64, Relaxed);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) if block.file.is_some() && sys::unsupported(&e) => {
@@ -122,7 +140,6 @@ pub fn send(sock: TcpStream, mut block: Block<'_>, pacing: Pacing, t0: Instant, 
                 }
             }
             c.writing.store(false, Relaxed);
-            Counters::add(&c.blocks, 1);
         }
     }
 }
@@ -186,6 +203,7 @@ mod tests {
     /// Runs a sender with `file` until `total` bytes arrived, checking
     /// them against the block; returns how it ended up sending.
     fn send_counts(file: impl FnOnce(&[u8]) -> Option<OwnedFd>) -> Method {
+        let copies = 4;
         let (mut client, server) = pair();
         let probe = server.try_clone().unwrap();
         let bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
@@ -197,6 +215,7 @@ mod tests {
             let block = Block {
                 bytes: &sender_bytes,
                 file,
+                copies,
             };
             send(
                 server,
@@ -224,7 +243,7 @@ mod tests {
     #[test]
     fn sending_from_a_file_or_the_buffer() {
         assert_eq!(
-            send_counts(|b| Some(sys::memfd_with(b).unwrap())),
+            send_counts(|b| Some(sys::memfd_with(b, 4).unwrap())),
             Method::Sendfile
         );
         assert_eq!(send_counts(|_| None), Method::Write);

@@ -61,7 +61,7 @@ fn check_tcp_forward(c: &Value, e: &Value) {
     assert_eq!(ours, num(c, "/end/sum_received/bytes"), "results exchanged");
     assert!(ours <= sent, "received {ours} of {sent}");
     assert!(
-        sent - ours <= 4.0 * 1_048_576.0,
+        sent - ours <= in_flight_limit(),
         "received {ours} of {sent}"
     );
     // The intervals add up to the total.
@@ -83,7 +83,7 @@ fn check_tcp_reverse(c: &Value, e: &Value) {
     assert_eq!(ours, num(c, "/end/sum_sent/bytes"), "results exchanged");
     assert!(ours >= got, "sent {ours}, received {got}");
     assert!(
-        ours - got <= 16.0 * 1_048_576.0,
+        ours - got <= in_flight_limit(),
         "sent {ours}, received {got}"
     );
 }
