@@ -264,16 +264,19 @@ pub fn set_max_pacing_rate(sock: &impl AsRawFd, bytes_per_sec: u64) -> std::io::
     }
 }
 
-/// Sets "don't fragment" (`IP_MTU_DISCOVER` = `IP_PMTUDISC_DO`) on an IPv4
-/// (or IPv4-mapped) UDP socket.
-pub fn set_dont_fragment(sock: &impl AsRawFd) -> std::io::Result<()> {
-    let value: libc::c_int = libc::IP_PMTUDISC_DO;
+/// Sets an `int` socket option.
+pub fn set_int_option(
+    sock: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
     // SAFETY: passing a c_int option value of its exact size.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
+            level,
+            name,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -283,6 +286,17 @@ pub fn set_dont_fragment(sock: &impl AsRawFd) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// Sets "don't fragment" (`IP_MTU_DISCOVER` = `IP_PMTUDISC_DO`) on an IPv4
+/// (or IPv4-mapped) UDP socket.
+pub fn set_dont_fragment(sock: &impl AsRawFd) -> std::io::Result<()> {
+    set_int_option(
+        sock,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DO,
+    )
 }
 
 /// The text of an OS error number, as `strerror` gives it.
@@ -371,30 +385,14 @@ pub const UDP_GRO: libc::c_int = 104;
 
 /// Asks the kernel to hand this UDP socket coalesced datagrams (`UDP_GRO`).
 pub fn set_udp_gro(sock: &impl AsRawFd) -> std::io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: passing a c_int option value of its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_UDP,
-            UDP_GRO,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    check(rc as libc::ssize_t).map(drop)
+    set_int_option(sock, libc::SOL_UDP, UDP_GRO, 1)
 }
 
 /// Space for one control message carrying a `u16` (`UDP_SEGMENT`) or an
 /// `int` (`UDP_GRO`), aligned for `cmsghdr`.
 #[repr(C, align(8))]
+#[derive(Default)]
 pub struct SegmentCmsg([u8; 32]);
-
-impl Default for SegmentCmsg {
-    fn default() -> Self {
-        SegmentCmsg([0; 32])
-    }
-}
 
 impl SegmentCmsg {
     /// Bytes a control message with a `T` payload takes.

@@ -447,18 +447,7 @@ mod tests {
         if no_checksums {
             /// `SO_NO_CHECK` (Linux).
             const SO_NO_CHECK: libc::c_int = 11;
-            let on: libc::c_int = 1;
-            // SAFETY: a c_int option value of its exact size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    tx.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    SO_NO_CHECK,
-                    (&on as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0);
+            sys::set_int_option(&tx, libc::SOL_SOCKET, SO_NO_CHECK, 1).unwrap();
         }
         socket2::SockRef::from(&rxs)
             .set_recv_buffer_size(8 << 20)
