@@ -223,7 +223,7 @@ fn run() -> Result<(), String> {
         println!("{k:>16}: {v}");
     }
     println!(
-        "{:>16}: {} rounds x {} s per case and server, A/B alternating",
+        "{:>16}: {} rounds x {} s per case and server, servers in turn",
         "settings", s.rounds, s.seconds
     );
     println!();
