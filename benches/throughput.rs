@@ -96,6 +96,11 @@ const CASES: &[Case] = &[
         name: "udp-reverse-max",
         args: &["-u", "-R", "-b", "0"],
     },
+    // Datagrams of an Ethernet MTU, so many go out per call (GSO).
+    Case {
+        name: "udp-reverse-max-1400",
+        args: &["-u", "-R", "-b", "0", "-l", "1400"],
+    },
     // The client light (`-Z`, `--skip-rx-copy`), so the server is the
     // bottleneck. Stock 3.21 servers honour both flags too.
     Case {
