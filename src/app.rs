@@ -154,6 +154,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             policy: config.policy.clone(),
             idle_timeout: config.idle_timeout,
             auth,
+            copy: config.copy,
             ..PortSettings::default()
         };
         serve(bound, hub, settings, config.http_settings, shutdown).await

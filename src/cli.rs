@@ -145,6 +145,12 @@ pub struct Args {
         help_heading = "Authentication"
     )]
     pub use_pkcs1_padding: bool,
+
+    /// Copy test data between the kernel and the server as stock iperf3
+    /// does (unless a client asks otherwise with -Z or --skip-rx-copy),
+    /// instead of sending and receiving without copying.
+    #[arg(long = "copy")]
+    pub copy: bool,
 }
 
 impl Args {
@@ -235,6 +241,7 @@ impl Args {
             max_tests_per_port: usize::from(self.max_tests_per_port),
             policy,
             idle_timeout: self.idle_timeout.map(|s| Duration::from_secs(u64::from(s))),
+            copy: self.copy,
         })
     }
 }

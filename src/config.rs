@@ -45,6 +45,9 @@ pub struct Config {
     pub policy: Policy,
     /// Re-create an idle listener after this long.
     pub idle_timeout: Option<Duration>,
+    /// Copy test data as stock does (`--copy`) instead of moving it
+    /// without copying.
+    pub copy: bool,
 }
 
 /// What the dashboard's HTTP side is configured with.

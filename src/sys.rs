@@ -1,5 +1,6 @@
 //! Small OS facts: uname, process CPU time, TCP_INFO and congestion control,
-//! the open-files limit, and page-aligned buffers.
+//! the open-files limit, page-aligned buffers, and the thin wrappers the
+//! copy-free data paths use (memfd, sendfile, `MSG_TRUNC`, UDP GSO/GRO).
 
 use std::os::fd::AsRawFd;
 
@@ -263,16 +264,19 @@ pub fn set_max_pacing_rate(sock: &impl AsRawFd, bytes_per_sec: u64) -> std::io::
     }
 }
 
-/// Sets "don't fragment" (`IP_MTU_DISCOVER` = `IP_PMTUDISC_DO`) on an IPv4
-/// (or IPv4-mapped) UDP socket.
-pub fn set_dont_fragment(sock: &impl AsRawFd) -> std::io::Result<()> {
-    let value: libc::c_int = libc::IP_PMTUDISC_DO;
+/// Sets an `int` socket option.
+pub fn set_int_option(
+    sock: &impl AsRawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
     // SAFETY: passing a c_int option value of its exact size.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
+            level,
+            name,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -284,6 +288,17 @@ pub fn set_dont_fragment(sock: &impl AsRawFd) -> std::io::Result<()> {
     }
 }
 
+/// Sets "don't fragment" (`IP_MTU_DISCOVER` = `IP_PMTUDISC_DO`) on an IPv4
+/// (or IPv4-mapped) UDP socket.
+pub fn set_dont_fragment(sock: &impl AsRawFd) -> std::io::Result<()> {
+    set_int_option(
+        sock,
+        libc::IPPROTO_IP,
+        libc::IP_MTU_DISCOVER,
+        libc::IP_PMTUDISC_DO,
+    )
+}
+
 /// The text of an OS error number, as `strerror` gives it.
 pub fn os_error_text(err: &std::io::Error) -> String {
     let text = err.to_string();
@@ -291,6 +306,152 @@ pub fn os_error_text(err: &std::io::Error) -> String {
     match text.rfind(" (os error") {
         Some(i) => text[..i].to_string(),
         None => text,
+    }
+}
+
+/// Whether `err` says the kernel (or an emulator such as qemu-user) lacks
+/// a feature, so the copying path should be used instead.
+pub fn unsupported(err: &std::io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOPROTOOPT | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
+}
+
+fn check(rc: libc::ssize_t) -> std::io::Result<usize> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc as usize)
+    }
+}
+
+/// An in-memory file (`memfd_create`) holding `data` `copies` times, for
+/// [`sendfile`].
+pub fn memfd_with(data: &[u8], copies: usize) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: a NUL-terminated name; the descriptor returned is ours.
+    let fd = unsafe { libc::memfd_create(c"webperf3-block".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let mut file = std::fs::File::from(fd);
+    for _ in 0..copies {
+        file.write_all(data)?;
+    }
+    Ok(file.into())
+}
+
+/// `sendfile`: up to `count` bytes of `from` at `*offset` onto the socket
+/// `to`, without passing through user space; advances `*offset`.
+pub fn sendfile(
+    to: &impl AsRawFd,
+    from: &impl AsRawFd,
+    offset: &mut i64,
+    count: usize,
+) -> std::io::Result<usize> {
+    let mut off = *offset as libc::off_t;
+    // SAFETY: two descriptors and a local offset the kernel updates.
+    let n = check(unsafe { libc::sendfile(to.as_raw_fd(), from.as_raw_fd(), &mut off, count) })?;
+    *offset = off as i64;
+    Ok(n)
+}
+
+/// Receives up to `len` bytes of a TCP stream and discards them in the
+/// kernel (`MSG_TRUNC`): nothing is copied into `buf`, which only has to be
+/// `len` bytes of this process's memory (an emulator may check it).
+pub fn recv_discard(sock: &impl AsRawFd, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes; with MSG_TRUNC on TCP
+    // the kernel writes none of them.
+    check(unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_TRUNC,
+        )
+    })
+}
+
+/// `UDP_SEGMENT` (Linux 4.18): the socket option and control message
+/// giving the segment size of a GSO send.
+pub const UDP_SEGMENT: libc::c_int = 103;
+/// `UDP_GRO` (Linux 5.0): the socket option asking for coalesced
+/// receives, and the control message giving their segment size.
+pub const UDP_GRO: libc::c_int = 104;
+
+/// Asks the kernel to hand this UDP socket coalesced datagrams (`UDP_GRO`).
+pub fn set_udp_gro(sock: &impl AsRawFd) -> std::io::Result<()> {
+    set_int_option(sock, libc::SOL_UDP, UDP_GRO, 1)
+}
+
+/// Space for one control message carrying a `u16` (`UDP_SEGMENT`) or an
+/// `int` (`UDP_GRO`), aligned for `cmsghdr`.
+#[repr(C, align(8))]
+#[derive(Default)]
+pub struct SegmentCmsg([u8; 32]);
+
+impl SegmentCmsg {
+    /// Bytes a control message with a `T` payload takes.
+    fn space<T>() -> usize {
+        // SAFETY: CMSG_SPACE is arithmetic.
+        unsafe { libc::CMSG_SPACE(std::mem::size_of::<T>() as u32) as usize }
+    }
+
+    /// The segment size a `UDP_GRO` control message in `hdr` gives, if any.
+    pub fn gro_size(hdr: &libc::msghdr) -> Option<usize> {
+        if hdr.msg_controllen == 0 || hdr.msg_control.is_null() {
+            return None;
+        }
+        // SAFETY: the kernel filled msg_control (of msg_controllen bytes);
+        // CMSG_FIRSTHDR/NXTHDR stay within it.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(hdr);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                    let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                    return usize::try_from(v).ok().filter(|&v| v > 0);
+                }
+                c = libc::CMSG_NXTHDR(hdr, c);
+            }
+        }
+        None
+    }
+}
+
+/// Prepares `hdr` to receive a `UDP_GRO` control message into `space`.
+pub fn expect_gro_cmsg(hdr: &mut libc::msghdr, space: &mut SegmentCmsg) {
+    hdr.msg_control = space.0.as_mut_ptr().cast();
+    hdr.msg_controllen = SegmentCmsg::space::<libc::c_int>() as _;
+}
+
+/// Sends `buf` on a connected UDP socket as datagrams of `segment` bytes
+/// (the last may be shorter) in one call (`UDP_SEGMENT`, GSO). Returns the
+/// bytes sent: all of `buf`, or an error.
+pub fn send_segments(sock: &impl AsRawFd, buf: &[u8], segment: u16) -> std::io::Result<usize> {
+    let mut space = SegmentCmsg::default();
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: msghdr is plain old data; zeroed is a valid empty header.
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    hdr.msg_control = space.0.as_mut_ptr().cast();
+    hdr.msg_controllen = SegmentCmsg::space::<u16>() as _;
+    // SAFETY: the control buffer holds one message with a u16 payload;
+    // iov points at `buf`, which the kernel only reads.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&hdr);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+        check(libc::sendmsg(sock.as_raw_fd(), &hdr, 0))
     }
 }
 
@@ -324,6 +485,45 @@ mod tests {
         let info = tcp_info(&c).expect("TCP_INFO on Linux");
         assert!(info.snd_cwnd_bytes > 0);
         assert!(info.pmtu > 0);
+    }
+
+    #[test]
+    fn unsupported_errors_are_the_fallback_ones() {
+        for errno in [
+            libc::EINVAL,
+            libc::ENOPROTOOPT,
+            libc::ENOSYS,
+            libc::EOPNOTSUPP,
+        ] {
+            assert!(unsupported(&std::io::Error::from_raw_os_error(errno)));
+        }
+        for errno in [libc::EPIPE, libc::ECONNRESET, libc::EAGAIN] {
+            assert!(!unsupported(&std::io::Error::from_raw_os_error(errno)));
+        }
+    }
+
+    #[test]
+    fn sendfile_from_a_memfd_and_discarding_receive() {
+        use std::io::Read;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        let block = memfd_with(b"01234", 2).unwrap();
+        let mut off = 0;
+        assert_eq!(sendfile(&s, &block, &mut off, 10).unwrap(), 10);
+        assert_eq!(off, 10);
+        let mut got = [0u8; 10];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"0123401234");
+        use std::io::Write;
+        c.write_all(&[9u8; 10]).unwrap();
+        let mut buf = [0u8; 10];
+        let mut n = 0;
+        while n < 10 {
+            n += recv_discard(&s, &mut buf[n..]).unwrap();
+        }
+        assert_eq!(buf, [0u8; 10], "discarded, not copied");
+        s.write_all(b"x").unwrap();
     }
 
     #[test]

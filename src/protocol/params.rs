@@ -82,10 +82,31 @@ pub struct TestParams {
     pub gso: bool,
     /// UDP receive offload flag of 3.21 clients (reported only).
     pub gro: bool,
+    /// The client's `-Z`: the sender avoids copying (stock: `sendfile`).
+    pub zerocopy: bool,
+    /// The client's `--skip-rx-copy`: the receiver discards in the kernel.
+    pub skip_rx_copy: bool,
     /// Encrypted credentials (`--username`), base64.
     pub authtoken: Option<String>,
     /// The client's version, e.g. `"3.12"`.
     pub client_version: Option<String>,
+}
+
+/// How a test's data streams move bytes (each falls back to copying where
+/// the kernel lacks the feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DataPath {
+    /// The server's `--copy`: stock's behaviour, the client's flags decide.
+    pub copy: bool,
+    /// TCP sending: from an in-memory file with `sendfile`, not `write`.
+    pub send_file: bool,
+    /// Receiving: discarded in the kernel (`MSG_TRUNC`); UDP reads only
+    /// each datagram's header.
+    pub discard: bool,
+    /// UDP sending: many datagrams per call (`UDP_SEGMENT`).
+    pub gso: bool,
+    /// UDP receiving: coalesced datagrams (`UDP_GRO`).
+    pub gro: bool,
 }
 
 /// Default TCP block size.
@@ -285,14 +306,41 @@ impl TestParams {
             dont_fragment: m.flag("dont_fragment")?,
             gso: m.flag("gso")?,
             gro: m.flag("gro")?,
+            // Stock reads these without refusing a value of another type.
+            zerocopy: m.flag("zerocopy").unwrap_or(false),
+            skip_rx_copy: m.flag("skip_rx_copy").unwrap_or(false),
             authtoken: m.string("authtoken")?,
             client_version: m.string("client_version")?,
         };
         // Keys we accept but have no use for on the server: pacing_timer,
-        // flowlabel, server_affinity, zerocopy, skip_rx_copy, gso/gro sizes,
+        // flowlabel, server_affinity, gso/gro sizes,
         // congestion_used. Their types are still checked where stock does.
         m.uint("pacing_timer", 1000, u64::MAX, p)?;
         Ok(params)
+    }
+
+    /// How the data streams move bytes. By default nothing is copied
+    /// between the kernel and the server; with the server's `--copy`, as
+    /// stock: copying, unless the client asked otherwise (`-Z`,
+    /// `--skip-rx-copy`, `--gsro`).
+    pub fn data_path(&self, copy: bool) -> DataPath {
+        if copy {
+            DataPath {
+                copy,
+                send_file: self.zerocopy,
+                discard: self.skip_rx_copy,
+                gso: self.gso,
+                gro: self.gro,
+            }
+        } else {
+            DataPath {
+                copy,
+                send_file: true,
+                discard: true,
+                gso: true,
+                gro: true,
+            }
+        }
     }
 
     /// Number of data streams the client opens: `parallel`, twice for bidir.
@@ -342,6 +390,35 @@ mod tests {
         let p = decode(r#"{"udp":true,"omit":0,"time":1,"parallel":1,"len":32768,"bandwidth":1048576,"pacing_timer":1000,"client_version":"3.7"}"#).unwrap();
         assert_eq!(p.num, 0);
         assert_eq!(p.client_version.as_deref(), Some("3.7"));
+    }
+
+    #[test]
+    fn copy_avoidance_follows_the_server_then_the_client() {
+        let plain = decode("{}").unwrap();
+        let asked = decode(r#"{"zerocopy":1,"skip_rx_copy":1,"gso":1,"gro":1}"#).unwrap();
+        assert!(asked.zerocopy && asked.skip_rx_copy);
+        let all = DataPath {
+            copy: false,
+            send_file: true,
+            discard: true,
+            gso: true,
+            gro: true,
+        };
+        // By default nothing is copied, whatever the client asked.
+        assert_eq!(plain.data_path(false), all);
+        assert_eq!(asked.data_path(false), all);
+        // With --copy, as stock: the client's flags decide.
+        assert_eq!(
+            plain.data_path(true),
+            DataPath {
+                copy: true,
+                ..DataPath::default()
+            }
+        );
+        assert_eq!(asked.data_path(true), DataPath { copy: true, ..all });
+        // A value of another type is ignored, as stock ignores it.
+        let odd = decode(r#"{"zerocopy":"yes","skip_rx_copy":[1]}"#).unwrap();
+        assert!(!odd.zerocopy && !odd.skip_rx_copy);
     }
 
     #[test]
@@ -430,6 +507,8 @@ mod props {
         "dont_fragment",
         "gso",
         "gro",
+        "zerocopy",
+        "skip_rx_copy",
         "authtoken",
         "client_version",
         "pacing_timer",
@@ -455,6 +534,8 @@ mod props {
             ("dont_fragment", p.dont_fragment),
             ("gso", p.gso),
             ("gro", p.gro),
+            ("zerocopy", p.zerocopy),
+            ("skip_rx_copy", p.skip_rx_copy),
         ] {
             if on {
                 m.insert(key.into(), json!(1));
@@ -493,7 +574,7 @@ mod props {
             0u32..=1000,
             any::<u8>(),
         );
-        let flags = proptest::collection::vec(any::<bool>(), 9);
+        let flags = proptest::collection::vec(any::<bool>(), 11);
         let texts = (text(), text(), text(), text(), text());
         (any::<bool>(), numbers, flags, texts, 0u32..=MAX_TCP_LEN).prop_map(
             |(udp, n, f, t, len)| {
@@ -531,6 +612,8 @@ mod props {
                     dont_fragment: f[6],
                     gso: f[7],
                     gro: f[8],
+                    zerocopy: f[9],
+                    skip_rx_copy: f[10],
                     authtoken: t.3,
                     client_version: t.4,
                 }

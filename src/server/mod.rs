@@ -11,7 +11,9 @@
 //!   routing table, test slots, refusals.
 //! - [`driver`]: the driver of one test around its session.
 //! - [`streams`]: data stream threads and their counters.
-//! - [`udp`]: the UDP stream handshake and the UDP stream threads.
+//! - [`tcp_io`]: the TCP stream loops (discarding receive, `sendfile` send).
+//! - [`udp`]: the UDP stream handshake, buffers and thread bodies.
+//! - [`udp_batch`]: the UDP stream loops, batched (GRO/GSO).
 
 pub mod auth;
 pub mod driver;
@@ -20,4 +22,6 @@ pub mod overlap;
 pub mod port;
 pub mod slot;
 pub mod streams;
+pub mod tcp_io;
 pub mod udp;
+pub mod udp_batch;

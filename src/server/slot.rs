@@ -47,6 +47,8 @@ pub struct PortSettings {
     pub health: HealthProbe,
     /// When set, every test must carry a valid `authtoken`.
     pub auth: Option<Arc<Authenticator>>,
+    /// `--copy`: data streams copy as stock's do, unless a client asks not to.
+    pub copy: bool,
 }
 
 impl Default for PortSettings {
@@ -59,6 +61,7 @@ impl Default for PortSettings {
             idle_timeout: None,
             health: HealthProbe::default(),
             auth: None,
+            copy: false,
         }
     }
 }

@@ -1,17 +1,73 @@
-//! Data streams: one OS thread per stream moving bytes through one reused
-//! buffer, bumping counters that the interval reporter reads without ever
-//! stopping the stream (single writer, relaxed atomics, no lock per block).
+//! Data streams: one OS thread per stream moving bytes (copy-free where the
+//! kernel allows: see [`super::tcp_io`] and [`super::udp_batch`]), bumping
+//! counters that the interval reporter reads without ever stopping the
+//! stream (single writer, relaxed atomics, no lock per block).
 
-use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::protocol::params::TestParams;
+use super::tcp_io;
+use crate::protocol::params::{DataPath, TestParams};
+use crate::report::json::Json;
 use crate::report::stats::{Sample, StreamKind, UdpSnapshot};
 use crate::sys::PageBuf;
+
+/// How a stream's thread moves its bytes, as the log names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Method {
+    /// The thread has not started.
+    None = 0,
+    /// TCP receive, copied into a buffer.
+    Read,
+    /// TCP or UDP receive, dropped in the kernel (`MSG_TRUNC`; UDP keeps
+    /// each datagram's header).
+    Discard,
+    /// TCP send, copied from a buffer.
+    Write,
+    /// TCP send from an in-memory file.
+    Sendfile,
+    /// UDP receive, datagrams copied in batches (`recvmmsg`).
+    Recvmmsg,
+    /// UDP receive, coalesced datagrams (`UDP_GRO`).
+    Gro,
+    /// UDP send, one datagram per call.
+    Send,
+    /// UDP send, many datagrams per call (`UDP_SEGMENT`).
+    Gso,
+}
+
+impl Method {
+    const ALL: [Method; 9] = [
+        Method::None,
+        Method::Read,
+        Method::Discard,
+        Method::Write,
+        Method::Sendfile,
+        Method::Recvmmsg,
+        Method::Gro,
+        Method::Send,
+        Method::Gso,
+    ];
+
+    /// The name the log gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::None => "none",
+            Method::Read => "read",
+            Method::Discard => "discard",
+            Method::Write => "write",
+            Method::Sendfile => "sendfile",
+            Method::Recvmmsg => "recvmmsg",
+            Method::Gro => "gro",
+            Method::Send => "send",
+            Method::Gso => "gso",
+        }
+    }
+}
 
 /// Counters one stream thread writes and the reporter reads.
 #[derive(Debug, Default)]
@@ -38,6 +94,8 @@ pub struct Counters {
     /// A sending TCP stream is inside a write (blocked there while the
     /// client does not read).
     pub writing: AtomicBool,
+    /// The [`Method`] the thread uses (it changes on a fallback).
+    method: AtomicU8,
 }
 
 impl Counters {
@@ -46,6 +104,21 @@ impl Counters {
         let errno = error.and_then(std::io::Error::raw_os_error).unwrap_or(0);
         self.os_error.store(errno, Relaxed);
         self.failed.store(true, Relaxed);
+    }
+
+    /// Records how the thread moves bytes from now on.
+    pub fn set_method(&self, m: Method) {
+        self.method.store(m as u8, Relaxed);
+    }
+
+    /// How the thread moves bytes.
+    pub fn method(&self) -> Method {
+        Method::ALL[usize::from(self.method.load(Relaxed)).min(Method::ALL.len() - 1)]
+    }
+
+    /// Whether the stream has not failed.
+    pub fn failure_free(&self) -> bool {
+        !self.failed.load(Relaxed)
     }
 
     /// Adds to a counter that only this thread writes: a plain load and
@@ -117,11 +190,24 @@ impl Pacing {
         let due = Duration::from_secs_f64(sent as f64 * 8.0 / self.rate as f64);
         (due > elapsed + PACING_SLACK).then(|| due - elapsed)
     }
+
+    /// How many datagrams of `len` bytes may go out now, having sent `sent`
+    /// bytes `elapsed` after the start (when [`Pacing::wait`] said "now"):
+    /// those the schedule allows up to [`PACING_SLACK`] ahead, at least the
+    /// burst; `u64::MAX` when unpaced.
+    pub fn allowance(&self, sent: u64, elapsed: Duration, len: usize) -> u64 {
+        if self.rate == 0 {
+            return u64::MAX;
+        }
+        let due = (elapsed + PACING_SLACK).as_secs_f64() * self.rate as f64 / 8.0;
+        let ahead = (due - sent as f64).max(0.0) / len.max(1) as f64;
+        (ahead as u64).max(u64::from(self.burst))
+    }
 }
 
 /// The body of a UDP stream's thread: counters to fill, a stop flag to
-/// obey, the test's start (for pacing).
-pub type UdpBody = Box<dyn FnOnce(Arc<Counters>, Arc<AtomicBool>, Instant) + Send>;
+/// obey, the test's start (for pacing), how to move bytes.
+pub type UdpBody = Box<dyn FnOnce(Arc<Counters>, Arc<AtomicBool>, Instant, DataPath) + Send>;
 
 /// A data stream of a test, before and while it runs.
 pub struct DataStream {
@@ -196,8 +282,9 @@ impl DataStream {
         }
     }
 
-    /// Starts the stream's thread. `t0` is the test start (for pacing).
-    pub fn start(&mut self, p: &TestParams, t0: Instant) -> std::io::Result<()> {
+    /// Starts the stream's thread, moving bytes as `path` says. `t0` is the
+    /// test start (for pacing).
+    pub fn start(&mut self, p: &TestParams, path: DataPath, t0: Instant) -> std::io::Result<()> {
         let counters = Arc::clone(&self.counters);
         let name = format!("stream-{}", self.socket_no);
         let handle = match &mut self.io {
@@ -207,17 +294,27 @@ impl DataStream {
                 };
                 // One block, on a page boundary as stock's mapped buffers
                 // are: see [`PageBuf`].
+                // Discarding receives never touch it, so its pages are
+                // never backed.
                 let mut buf = PageBuf::zeroed(p.len as usize)?;
                 if self.kind.sender {
                     fill_payload(&mut buf, p.repeating_payload);
+                    let copies = tcp_io::blocks_per_call(buf.len());
+                    let file = path.send_file.then(|| block_file(&buf, copies)).flatten();
                     let pacing = Pacing::of(p);
-                    std::thread::Builder::new()
-                        .name(name)
-                        .spawn(move || tcp_send(sock, &buf, pacing, t0, &counters))?
+                    std::thread::Builder::new().name(name).spawn(move || {
+                        let block = tcp_io::Block {
+                            bytes: &buf,
+                            file,
+                            copies,
+                        };
+                        tcp_io::send(sock, block, pacing, t0, &counters);
+                    })?
                 } else {
+                    let discard = path.discard;
                     std::thread::Builder::new()
                         .name(name)
-                        .spawn(move || tcp_receive(sock, &mut buf, &counters))?
+                        .spawn(move || tcp_io::receive(sock, &mut buf, discard, &counters))?
                 }
             }
             Io::Udp { stop, body } => {
@@ -227,7 +324,7 @@ impl DataStream {
                 let stop = Arc::clone(stop);
                 std::thread::Builder::new()
                     .name(name)
-                    .spawn(move || body(counters, stop, t0))?
+                    .spawn(move || body(counters, stop, t0, path))?
             }
         };
         self.thread = Some(handle);
@@ -307,69 +404,41 @@ impl Drop for DataStream {
     }
 }
 
-/// Receives in whole blocks of `buf.len()` bytes, as stock does: a blocking read
-/// asks for the rest of the current block, so the socket is drained in
-/// block-sized steps rather than in whatever happens to be queued. Measured
-/// on loopback against a single stock client: reading whatever is queued
-/// (up to a block) made the client see 3–5× more reordering (its packets
-/// sent partly from the receiver's CPU by our ACKs), spurious retransmits
-/// and 10–20 % less throughput than stock 3.21; reading whole blocks brings
-/// both back to stock's (see docs/performance.md). A shutdown by
-/// [`DataStream::stop`] makes the blocked read return 0.
-fn tcp_receive(mut sock: TcpStream, buf: &mut [u8], c: &Counters) {
-    let mut filled = 0;
-    loop {
-        match sock.read(&mut buf[filled..]) {
-            Ok(0) => return,
-            Ok(n) => {
-                Counters::add(&c.bytes, n as u64);
-                filled += n;
-                if filled == buf.len() {
-                    filled = 0;
-                    Counters::add(&c.blocks, 1);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                c.fail(Some(&e));
-                return;
-            }
-        }
-    }
+/// The block in an in-memory file for `sendfile`; `None` (copying) where
+/// the kernel has no memfd.
+fn block_file(bytes: &[u8], copies: usize) -> Option<std::os::fd::OwnedFd> {
+    crate::sys::memfd_with(bytes, copies)
+        .inspect_err(|e| tracing::debug!(error = %e, "no in-memory file; copying"))
+        .ok()
 }
 
-fn tcp_send(mut sock: TcpStream, buf: &[u8], pacing: Pacing, t0: Instant, c: &Counters) {
-    let mut sent: u64 = 0;
-    loop {
-        if let Some(wait) = pacing.wait(sent, t0.elapsed()) {
-            std::thread::sleep(wait);
-        }
-        for _ in 0..pacing.burst {
-            // Counted as the kernel takes it, so a slow client still shows
-            // progress within a large block.
-            let mut rest = buf;
-            c.writing.store(true, Relaxed);
-            while !rest.is_empty() {
-                match sock.write(rest) {
-                    Ok(n) if n > 0 => {
-                        rest = &rest[n..];
-                        sent += n as u64;
-                        Counters::add(&c.bytes, n as u64);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    // A write fails once the test is stopped (or the peer
-                    // is gone); either way this stream is over.
-                    other => {
-                        c.writing.store(false, Relaxed);
-                        c.fail(other.err().as_ref());
-                        return;
-                    }
-                }
+/// What the log's `webperf3` key says of how the streams moved bytes:
+/// `mode` (`copy-free`, or `copy` under the server's `--copy`), and the
+/// methods the server's sending and receiving streams used in the end
+/// (`a+b` when they differ). `None` when no stream started.
+pub fn data_path_json(streams: &[DataStream], copy: bool) -> Option<Json> {
+    let methods = |sender: bool| {
+        let mut names: Vec<&str> = Vec::new();
+        for s in streams.iter().filter(|s| s.kind.sender == sender) {
+            let m = s.counters.method();
+            if m != Method::None && !names.contains(&m.name()) {
+                names.push(m.name());
             }
-            c.writing.store(false, Relaxed);
-            Counters::add(&c.blocks, 1);
         }
+        (!names.is_empty()).then(|| names.join("+"))
+    };
+    let (send, receive) = (methods(true), methods(false));
+    if send.is_none() && receive.is_none() {
+        return None;
     }
+    let mut out = Json::obj().with("mode", if copy { "copy" } else { "copy-free" });
+    if let Some(m) = send {
+        out.push("send", m);
+    }
+    if let Some(m) = receive {
+        out.push("receive", m);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -402,6 +471,23 @@ mod tests {
     }
 
     #[test]
+    fn allowance_follows_the_schedule_and_the_burst() {
+        let p = Pacing {
+            rate: 8_000_000,
+            burst: 2,
+        };
+        // 1 MB/s: by 10 ms (+1 ms slack) 11 000 bytes are due.
+        assert_eq!(p.allowance(0, Duration::from_millis(10), 1000), 11);
+        assert_eq!(p.allowance(5_000, Duration::from_millis(10), 1000), 6);
+        // Never less than the burst, even when on schedule.
+        assert_eq!(p.allowance(11_000, Duration::from_millis(10), 1000), 2);
+        assert_eq!(
+            Pacing { rate: 0, burst: 1 }.allowance(0, Duration::ZERO, 1000),
+            u64::MAX
+        );
+    }
+
+    #[test]
     fn payloads() {
         assert_eq!(&payload(12, true), b"012345678901");
         let mut block = PageBuf::zeroed(12).unwrap();
@@ -414,18 +500,24 @@ mod tests {
 
     #[test]
     fn tcp_stream_counts_and_stops() {
+        use std::io::{Read, Write};
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (server, _) = l.accept().unwrap();
         let mut ds = DataStream::tcp(server, false).unwrap();
         let p = crate::protocol::params::TestParams::decode(b"{}").unwrap();
-        ds.start(&p, Instant::now()).unwrap();
+        ds.start(&p, p.data_path(false), Instant::now()).unwrap();
         client.write_all(&[7u8; 100_000]).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while ds.sample().bytes < 100_000 {
             assert!(Instant::now() < deadline, "bytes not counted");
             std::thread::yield_now();
         }
+        let json = data_path_json(std::slice::from_ref(&ds), false).unwrap();
+        assert_eq!(
+            crate::report::json::to_compact(&json),
+            r#"{"mode":"copy-free","receive":"discard"}"#
+        );
         ds.stop();
         let mut rest = Vec::new();
         assert_eq!(

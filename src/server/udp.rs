@@ -1,22 +1,19 @@
 //! UDP data streams: the per-stream "connect" handshake on the test's port,
-//! and the stream threads (batched receive with stock's loss/jitter
-//! accounting; paced sending with stock's header).
+//! the socket buffers, and each stream's thread body (the loops themselves,
+//! batched, are in [`super::udp_batch`]).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 
-use super::streams::{payload, Counters, Pacing};
-use crate::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp, REPLY};
-
-/// How often a blocked stream thread looks at its stop flag.
-const STOP_POLL: Duration = Duration::from_millis(100);
+use super::streams::{Counters, Pacing};
+use super::udp_batch::{self, RecvSpec, SendSpec};
+use crate::protocol::params::DataPath;
+use crate::protocol::udp::REPLY;
 
 /// Receive buffer asked for on receiving streams when the client set no
 /// window: large, so bursts at high rates are not dropped by the kernel
@@ -121,160 +118,6 @@ pub fn set_buffers(
     Ok(super::listen::buffer_sizes(sock))
 }
 
-/// The monotonic clock as the UDP header carries it.
-fn now_stamp() -> Stamp {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    Stamp::from_nanos(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
-}
-
-/// Receives datagrams of up to `len` bytes until `stop`, in batches
-/// (`recvmmsg`), accounting each with stock's arithmetic and publishing the
-/// counters once per batch.
-pub fn receive(sock: UdpSocket, len: usize, counters_64bit: bool, c: &Counters, stop: &AtomicBool) {
-    if let Err(e) = sock.set_read_timeout(Some(STOP_POLL)) {
-        c.fail(Some(&e));
-        return;
-    }
-    let len = len.max(16);
-    let batch = (256 * 1024 / len).clamp(1, 64);
-    let mut bufs = vec![0u8; batch * len];
-    let mut iovs: Vec<libc::iovec> = bufs
-        .chunks_mut(len)
-        .map(|b| libc::iovec {
-            iov_base: b.as_mut_ptr().cast(),
-            iov_len: b.len(),
-        })
-        .collect();
-    // SAFETY: mmsghdr is plain old data; zeroed is a valid empty header.
-    let mut msgs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .map(|iov| {
-            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_iov = iov;
-            m.msg_hdr.msg_iovlen = 1;
-            m
-        })
-        .collect();
-    let mut rx = Receiver::default();
-    let mut bytes: u64 = 0;
-    while !stop.load(Relaxed) {
-        // SAFETY: msgs point into iovs, which point into bufs; all live and
-        // unmoved for the duration of the call.
-        let n = unsafe {
-            libc::recvmmsg(
-                sock.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                msgs.len() as _,
-                libc::MSG_WAITFORONE as _,
-                std::ptr::null_mut(),
-            )
-        };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => continue,
-                // An ICMP error from an earlier datagram; the stream goes on.
-                io::ErrorKind::ConnectionRefused => continue,
-                _ => {
-                    c.fail(Some(&err));
-                    return;
-                }
-            }
-        }
-        let arrived = now_stamp();
-        if c.restart.swap(false, Relaxed) {
-            rx.restart_jitter();
-        }
-        for (i, m) in msgs.iter().take(n as usize).enumerate() {
-            let got = (m.msg_len as usize).min(len);
-            let datagram = &bufs[i * len..i * len + got];
-            if let Some(h) = decode_header(datagram, counters_64bit) {
-                bytes += got as u64;
-                rx.on_datagram(h, arrived);
-            }
-        }
-        c.bytes.store(bytes, Relaxed);
-        c.blocks.store(rx.max_seq, Relaxed);
-        c.packets.store(rx.max_seq, Relaxed);
-        c.lost.store(rx.lost, Relaxed);
-        c.out_of_order.store(rx.out_of_order, Relaxed);
-        c.jitter_bits.store(rx.jitter.to_bits(), Relaxed);
-    }
-}
-
-/// What a sending stream needs.
-pub struct SendSpec {
-    /// Datagram size.
-    pub len: usize,
-    /// 64-bit sequence numbers.
-    pub counters_64bit: bool,
-    /// `0123456789…` filler instead of random bytes.
-    pub repeating_payload: bool,
-    /// Rate and burst.
-    pub pacing: Pacing,
-}
-
-/// Sends datagrams of `len` bytes until `stop`, paced so the average rate
-/// since `t0` stays at the target.
-pub fn send(sock: UdpSocket, spec: SendSpec, t0: Instant, c: &Counters, stop: &AtomicBool) {
-    let mut buf = payload(spec.len.max(16), spec.repeating_payload);
-    buf.truncate(spec.len.max(16));
-    if let Err(e) = sock.set_write_timeout(Some(STOP_POLL)) {
-        c.fail(Some(&e));
-        return;
-    }
-    let mut seq: u64 = 0;
-    let mut sent: u64 = 0;
-    while !stop.load(Relaxed) {
-        if let Some(wait) = spec.pacing.wait(sent, t0.elapsed()) {
-            std::thread::sleep(wait.min(STOP_POLL));
-            continue;
-        }
-        for _ in 0..spec.pacing.burst {
-            encode_header(
-                &mut buf,
-                Header {
-                    sent: now_stamp(),
-                    seq: seq + 1,
-                },
-                spec.counters_64bit,
-            );
-            match sock.send(&buf) {
-                Ok(n) => {
-                    seq += 1;
-                    sent += n as u64;
-                    c.bytes.store(sent, Relaxed);
-                    c.packets.store(seq, Relaxed);
-                    c.blocks.store(seq, Relaxed);
-                }
-                // A full queue: try again, without using up a number.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) || e.raw_os_error() == Some(libc::ENOBUFS) =>
-                {
-                    break;
-                }
-                // The client's port is closed: it has gone.
-                Err(e) => {
-                    c.fail(Some(&e));
-                    return;
-                }
-            }
-        }
-    }
-}
-
 /// Builds a UDP stream's thread body for its role.
 pub fn body(
     sock: UdpSocket,
@@ -284,23 +127,38 @@ pub fn body(
     let len = p.len as usize;
     let c64 = p.udp_counters_64bit;
     if sender {
-        let spec = SendSpec {
-            len,
-            counters_64bit: c64,
-            repeating_payload: p.repeating_payload,
-            pacing: Pacing::of(p),
-        };
-        Box::new(move |c: Arc<Counters>, stop: Arc<AtomicBool>, t0| send(sock, spec, t0, &c, &stop))
+        let (repeating_payload, pacing) = (p.repeating_payload, Pacing::of(p));
+        Box::new(
+            move |c: Arc<Counters>, stop: Arc<AtomicBool>, t0, path: DataPath| {
+                let spec = SendSpec {
+                    len,
+                    counters_64bit: c64,
+                    repeating_payload,
+                    pacing,
+                    gso: path.gso,
+                };
+                udp_batch::send(sock, spec, t0, &c, &stop);
+            },
+        )
     } else {
-        Box::new(move |c: Arc<Counters>, stop: Arc<AtomicBool>, _t0| {
-            receive(sock, len, c64, &c, &stop)
-        })
+        Box::new(
+            move |c: Arc<Counters>, stop: Arc<AtomicBool>, _t0, path: DataPath| {
+                let spec = RecvSpec {
+                    len,
+                    counters_64bit: c64,
+                    gro: path.gro,
+                    discard: path.discard,
+                };
+                udp_batch::receive(sock, spec, &c, &stop);
+            },
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     // Multi-threaded: the test's client blocks while the handshake task runs.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 #[cfg(feature = "auth")]
 mod auth;
 mod compat;
+mod copyfree;
 mod faults;
 mod harness;
 mod limits;

@@ -10,6 +10,7 @@ use crate::protocol::params::Protocol;
 use crate::protocol::results::stream_id;
 use crate::report::json::{self, Json};
 use crate::report::stats::results_document;
+use crate::server::streams::data_path_json;
 
 /// How long a client told why its test ends (while data still flows) gets
 /// to read it and hang up before its streams are stopped.
@@ -54,6 +55,9 @@ impl Test {
         }
         if let Some(doc) = &self.client_results {
             ours.push("client_results", json::from_value(doc));
+        }
+        if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy) {
+            ours.push("data_path", path);
         }
         ours
     }

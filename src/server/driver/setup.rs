@@ -282,7 +282,7 @@ impl Test {
         self.cpu_start = Some((t0, crate::sys::cpu_times()));
         self.t0 = Some(t0);
         for s in &mut self.streams {
-            if let Err(e) = s.start(&p, t0) {
+            if let Err(e) = s.start(&p, p.data_path(self.ctx.settings.copy), t0) {
                 return Event::Fault(ErrorCode::STREAM_ACCEPT, Some(os_error_text(&e)));
             }
         }
