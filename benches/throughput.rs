@@ -1,37 +1,44 @@
-//! End-to-end throughput: our server beside stock `iperf3 -s`, driven by the
-//! same stock client over loopback.
+//! End-to-end throughput: our server (copy-free by default, and with
+//! `--copy`) beside one or more stock `iperf3 -s`, driven by the same stock
+//! client over loopback.
 //!
-//! Both servers run as child processes on 127.0.0.1 and stay up for the
-//! whole run: ours on a port it picks itself (`--port 0`), stock on one
-//! picked ahead with a retry when it turns out taken (it has no port-0
-//! mode); see `tests/support`, shared with the integration tests. For each case the bench alternates the two
-//! servers over several rounds (ours first in even rounds, stock first in odd
-//! ones, so drift on a shared machine hits both alike) and prints the median
-//! bits/s of each, the ratio ours/stock, the server's CPU seconds per GB moved
-//! (utime + stime from `/proc/<pid>/stat`, before and after each test;
-//! median over the rounds), the same with the client's CPU added, and, for
-//! UDP, the receiver's loss (median). Then `udp-ceiling` raises the offered
-//! UDP rate step by step against both servers and reports, for each, the
-//! highest rate up to which loss stayed under 1 %.
+//! All servers run as child processes on 127.0.0.1 and stay up for the
+//! whole run: ours on ports they pick themselves (`--port 0`), each stock
+//! server on one picked ahead with a retry when it turns out taken (stock
+//! has no port-0 mode); see `tests/support`, shared with the integration
+//! tests. For each case the bench takes the servers in turn over several
+//! rounds (each round starting with the next server, so drift on a shared
+//! machine hits all alike) and prints, per server, the median bits/s, the
+//! server's CPU seconds per GB moved (utime + stime from `/proc/<pid>/stat`,
+//! before and after each test; median over the rounds), the same with the
+//! client's CPU added, for UDP the receiver's loss (median), and the ratios
+//! of throughput (of the medians, and the median of the per-round ratios)
+//! and of CPU per GB to the first stock server's (the reference). Then
+//! `udp-ceiling` raises the offered UDP rate step by step against ours and
+//! the reference and reports, for each, the highest rate up to which loss
+//! stayed under 1 %.
 //!
 //! Why both CPU figures: on loopback much of the kernel's TCP work for one
 //! side runs in whichever process happens to process the other side's
 //! packets (an ACK arriving at the receiver can transmit the sender's queued
 //! data), so the server's own share moves from run to run; server + client
-//! is the whole cost and is steadier. A case our server refuses ("protocol does not
-//! exist") is reported as unsupported by ours, never skipped.
+//! is the whole cost and is steadier. A case our server refuses ("protocol
+//! does not exist") is reported as unsupported by ours, never skipped.
 //!
 //! Our server is the binary cargo builds for this bench (`CARGO_BIN_EXE_…`,
-//! release settings) rather than an in-process `app::serve`: that way both
+//! release settings) rather than an in-process `app::serve`: that way all
 //! servers are measured the same way (a process's own CPU time, excluding the
 //! client and this harness), the binary is exactly what users run, and a hung
 //! server is killed without taking the bench down.
 //!
 //! Environment: `WEBPERF3_BENCH_ROUNDS` (default 5), `WEBPERF3_BENCH_SECONDS`
-//! (per test, default 3), `IPERF3_REFERENCE` (the stock server binary, default
-//! the `iperf3` on PATH; the client is always the `iperf3` on PATH). Names
-//! given after `--` pick cases (`cargo bench --bench throughput -- tcp udp`).
-//! Figures go to `target/bench/throughput-<unix time>.json` and
+//! (per test, default 3), `IPERF3_REFERENCE` (the stock server binaries,
+//! separated by `:`, the first being the reference of the ratios; default
+//! the `iperf3` on PATH), `IPERF3_CLIENT` (the client binary; default the
+//! `iperf3` on PATH; the `-light` cases need one with `--skip-rx-copy`, 3.16
+//! or later). Names given after `--` pick cases (`cargo bench --bench
+//! throughput -- tcp udp`). Figures go to
+//! `target/bench/throughput-<unix time>.json` and
 //! `target/bench/throughput-latest.json`.
 
 use std::net::Ipv4Addr;
@@ -60,6 +67,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 /// What our server answers a protocol it does not implement.
 const UNSUPPORTED: &str = "protocol does not exist";
 
+/// One client command line, run against both servers.
 /// One client command line, run against both servers.
 struct Case {
     name: &'static str,
@@ -91,6 +99,37 @@ const CASES: &[Case] = &[
         name: "udp-reverse",
         args: &["-u", "-R", "-b", "1G"],
     },
+    Case {
+        name: "udp-reverse-max",
+        args: &["-u", "-R", "-b", "0"],
+    },
+    // Datagrams of an Ethernet MTU, so many go out per call (GSO).
+    Case {
+        name: "udp-reverse-max-1400",
+        args: &["-u", "-R", "-b", "0", "-l", "1400"],
+    },
+    // The client light (`-Z`, `--skip-rx-copy`), so the server is the
+    // bottleneck. Stock 3.21 servers honour both flags too.
+    Case {
+        name: "tcp-light",
+        args: &["-Z", "--skip-rx-copy"],
+    },
+    Case {
+        name: "tcp-reverse-light",
+        args: &["-R", "-Z", "--skip-rx-copy"],
+    },
+    Case {
+        name: "tcp-parallel-4-light",
+        args: &["-P", "4", "-Z", "--skip-rx-copy"],
+    },
+    Case {
+        name: "tcp-bidir-light",
+        args: &["--bidir", "-Z", "--skip-rx-copy"],
+    },
+    Case {
+        name: "udp-reverse-max-light",
+        args: &["-u", "-R", "-b", "0", "--skip-rx-copy"],
+    },
 ];
 
 fn main() -> ExitCode {
@@ -107,7 +146,8 @@ struct Settings {
     rounds: usize,
     seconds: u64,
     client: PathBuf,
-    reference: PathBuf,
+    /// Stock servers; the first is the reference of the ratios.
+    references: Vec<PathBuf>,
     cases: Vec<&'static Case>,
     /// Whether to run the UDP ceiling search (`udp-ceiling`).
     ceiling: bool,
@@ -134,17 +174,24 @@ fn env_number(
 fn settings() -> Result<Settings, String> {
     let rounds = env_number("WEBPERF3_BENCH_ROUNDS", 5, 1..=100)?;
     let seconds = env_number("WEBPERF3_BENCH_SECONDS", 3, 1..=60)?;
-    let client = support::iperf3::find()?;
-    let reference = match std::env::var_os("IPERF3_REFERENCE") {
-        Some(p) if !p.is_empty() => {
-            let p = PathBuf::from(p);
-            if !p.is_file() {
-                return Err(format!("IPERF3_REFERENCE={} is not a file", p.display()));
-            }
-            p
-        }
-        _ => client.clone(),
+    // Each variable is a `:`-separated list of binaries; unset or empty,
+    // the `iperf3` on PATH.
+    let given = |name: &str| -> Result<Vec<PathBuf>, String> {
+        let Some(list) = std::env::var_os(name).filter(|v| !v.is_empty()) else {
+            return Ok(vec![support::iperf3::find()?]);
+        };
+        std::env::split_paths(&list)
+            .map(|p| {
+                if p.is_file() {
+                    Ok(p)
+                } else {
+                    Err(format!("{name}: {} is not a file", p.display()))
+                }
+            })
+            .collect()
     };
+    let client = given("IPERF3_CLIENT")?.remove(0);
+    let references = given("IPERF3_REFERENCE")?;
     // `cargo bench` passes `--bench`; other words name cases.
     let wanted: Vec<String> = std::env::args()
         .skip(1)
@@ -166,7 +213,7 @@ fn settings() -> Result<Settings, String> {
         rounds: usize::try_from(rounds).unwrap_or(5),
         seconds,
         client,
-        reference,
+        references,
         cases,
         ceiling,
     })
@@ -181,54 +228,49 @@ fn run() -> Result<(), String> {
         println!("{k:>16}: {v}");
     }
     println!(
-        "{:>16}: {} rounds x {} s per case and server, A/B alternating",
+        "{:>16}: {} rounds x {} s per case and server, servers in turn",
         "settings", s.rounds, s.seconds
     );
     println!();
 
     let work = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let mut ours = Server::ours(work.path())?;
-    let mut stock = Server::stock(&s.reference, work.path())?;
+    let mut servers = vec![
+        Server::ours(work.path(), false)?,
+        Server::ours(work.path(), true)?,
+    ];
+    for (i, exe) in s.references.iter().enumerate() {
+        servers.push(Server::stock(exe, work.path(), i)?);
+    }
+    let labels: Vec<String> = servers.iter().map(|x| x.label.clone()).collect();
 
     let mut rows = Vec::new();
     for case in &s.cases {
-        let mut ours_runs = Vec::new();
-        let mut stock_runs = Vec::new();
+        let mut runs: Vec<Vec<Outcome>> = servers.iter().map(|_| Vec::new()).collect();
         for round in 0..s.rounds {
-            let order: [bool; 2] = if round % 2 == 0 {
-                [true, false]
-            } else {
-                [false, true]
-            };
-            for is_ours in order {
-                let (server, runs) = if is_ours {
-                    (&mut ours, &mut ours_runs)
-                } else {
-                    (&mut stock, &mut stock_runs)
-                };
+            for k in 0..servers.len() {
+                let i = (round + k) % servers.len();
+                let server = &mut servers[i];
                 let r = run_one(&s, case.args, server)?;
                 eprintln!(
-                    "  {:<15} round {} {:<5} {}",
+                    "  {:<22} round {} {:<12} {}",
                     case.name,
                     round + 1,
                     server.label,
                     r.brief()
                 );
-                runs.push(r);
+                runs[i].push(r);
                 std::thread::sleep(SETTLE);
             }
         }
-        let paired = paired_ratio(&ours_runs, &stock_runs);
-        let row = Row::new(case, summarise(&ours_runs), summarise(&stock_runs), paired);
-        rows.push(row);
+        rows.push(Row::new(case, &labels, &runs));
     }
     let ceiling = if s.ceiling {
-        Some(udp_ceiling(&s, &mut ours, &mut stock)?)
+        let (ours, rest) = servers.split_at_mut(REFERENCE);
+        Some(udp_ceiling(&s, &mut ours[0], &mut rest[0])?)
     } else {
         None
     };
-    drop(ours);
-    drop(stock);
+    drop(servers);
 
     if !rows.is_empty() {
         println!();
@@ -247,7 +289,7 @@ fn run() -> Result<(), String> {
         "rounds": s.rounds,
         "seconds": s.seconds,
         "client": s.client.display().to_string(),
-        "reference": s.reference.display().to_string(),
+        "references": s.references.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "cases": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         "udp_ceiling": ceiling.as_ref().map(Ceiling::to_json),
     });
@@ -277,7 +319,14 @@ fn machine(s: &Settings) -> Vec<(&'static str, String)> {
         ("kernel", kernel),
         ("load at start", load_average()),
         ("client", version_of(&s.client)),
-        ("stock server", version_of(&s.reference)),
+        (
+            "stock servers",
+            s.references
+                .iter()
+                .map(|p| version_of(p))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         ("ours", format!("webperf3 {}", env!("CARGO_PKG_VERSION"))),
     ]
 }
@@ -327,7 +376,8 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// A running server under test.
 struct Server {
-    label: &'static str,
+    /// `ours`, `ours --copy`, or `stock <version>`.
+    label: String,
     port: u16,
     log: PathBuf,
     process: Process,
@@ -340,22 +390,38 @@ enum Process {
 }
 
 impl Server {
-    /// The binary cargo built for this bench ([`support::daemon::BIN`]).
-    fn ours(work: &Path) -> Result<Server, String> {
-        let dir = work.join("ours");
-        let daemon = Launch::new(&dir).try_start()?;
+    /// The binary cargo built for this bench ([`support::daemon::BIN`]),
+    /// copy-free or (`copy`) with `--copy`.
+    fn ours(work: &Path, copy: bool) -> Result<Server, String> {
+        let (label, dir) = if copy {
+            ("ours --copy", work.join("ours-copy"))
+        } else {
+            ("ours", work.join("ours"))
+        };
+        let mut launch = Launch::new(&dir);
+        if copy {
+            launch = launch.arg("--copy");
+        }
+        let daemon = launch.try_start()?;
         Ok(Server {
-            label: "ours",
+            label: label.into(),
             port: daemon.port,
             log: daemon.log_path(0),
             process: Process::Ours(daemon),
         })
     }
 
-    fn stock(exe: &Path, work: &Path) -> Result<Server, String> {
+    /// The `i`-th stock server, labelled with its version.
+    fn stock(exe: &Path, work: &Path, i: usize) -> Result<Server, String> {
         let stock = StockServer::try_start(exe, work)?;
+        // `iperf 3.21 (cJSON …)` → `stock 3.21`.
+        let version = version_of(exe);
+        let label = match version.split_whitespace().nth(1) {
+            Some(v) if version.starts_with("iperf ") => format!("stock {v}"),
+            _ => format!("stock #{}", i + 1),
+        };
         Ok(Server {
-            label: "stock",
+            label,
             port: stock.port,
             log: stock.log.clone(),
             process: Process::Stock(stock),
@@ -577,6 +643,8 @@ struct Rung {
 
 /// What the ceiling search found, lowest rate first.
 struct Ceiling {
+    /// The stock server's label (the reference's, e.g. `stock 3.21`).
+    stock: String,
     rungs: Vec<Rung>,
 }
 
@@ -595,7 +663,10 @@ fn rate_arg(mbps: u64) -> String {
 /// [`CEILING_LOSS_PERCENT`]. Stops once both have reached theirs.
 fn udp_ceiling(s: &Settings, ours: &mut Server, stock: &mut Server) -> Result<Ceiling, String> {
     let runs = s.rounds.clamp(1, CEILING_RUNS);
-    let mut ceiling = Ceiling { rungs: Vec::new() };
+    let mut ceiling = Ceiling {
+        stock: stock.label.clone(),
+        rungs: Vec::new(),
+    };
     let mut skip_to_unlimited = false;
     for (i, &mbps) in CEILING_STEPS_MBPS.iter().enumerate() {
         if skip_to_unlimited && mbps != 0 {
@@ -614,7 +685,7 @@ fn udp_ceiling(s: &Settings, ours: &mut Server, stock: &mut Server) -> Result<Ce
                 let server = if who == OURS { &mut *ours } else { &mut *stock };
                 let r = run_one(s, &args, server)?;
                 eprintln!(
-                    "  {CEILING:<15} -b {rate:<6} {:<5} {}",
+                    "  {CEILING:<22} -b {rate:<6} {:<12} {}",
                     server.label,
                     r.brief()
                 );
@@ -667,7 +738,7 @@ impl Ceiling {
         println!(
             "{CEILING}: UDP -l 1400 at rising -b, received Gbit/s and loss (median of up to {CEILING_RUNS} runs)"
         );
-        println!("{:>8} {:>17} {:>17}", "-b", "ours", "stock");
+        println!("{:>8} {:>17} {:>17}", "-b", "ours", self.stock);
         let cell = |x: &Option<Step>| {
             x.map_or("-".into(), |x| {
                 format!("{:.2} {:>6.2}%", x.bps / 1e9, x.loss)
@@ -679,8 +750,9 @@ impl Ceiling {
         }
         let (a, b) = (self.best(OURS), self.best(STOCK));
         println!(
-            "highest rate up to which loss stayed under {CEILING_LOSS_PERCENT}%: ours {:.2} Gbit/s, stock {:.2} Gbit/s, ratio {}",
+            "highest rate up to which loss stayed under {CEILING_LOSS_PERCENT}%: ours {:.2} Gbit/s, {} {:.2} Gbit/s, ratio {}",
             a / 1e9,
+            self.stock,
             b / 1e9,
             if b > 0.0 {
                 format!("{:.2}x", a / b)
@@ -702,6 +774,7 @@ impl Ceiling {
         json!({
             "client_args": ["-u", "-l", "1400", "-b", "<rate>"],
             "loss_limit_percent": CEILING_LOSS_PERCENT,
+            "stock_server": self.stock,
             "steps": self.rungs.iter().map(|r| json!({
                 "offered_mbps": r.mbps,
                 "ours": step(&r.servers[OURS]),
@@ -747,17 +820,17 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// The median over rounds of ours/stock within the same round: the two
-/// runs of a round are back to back, so they share the machine's load of
-/// the moment, which the ratio of the two overall medians does not.
-fn paired_ratio(ours: &[Outcome], stock: &[Outcome]) -> Option<f64> {
+/// The median over rounds of a/b within the same round: the runs of a
+/// round are back to back, so they share the machine's load of the
+/// moment, which the ratio of the two overall medians does not.
+fn paired_ratio(a: &[Outcome], b: &[Outcome]) -> Option<f64> {
     let bps = |o: &Outcome| match o {
         Outcome::Done { bps, .. } => Some(*bps),
         _ => None,
     };
-    let ratios = ours
+    let ratios = a
         .iter()
-        .zip(stock)
+        .zip(b)
         .filter_map(|(a, b)| Some(bps(a)? / bps(b)?))
         .collect();
     median(ratios)
@@ -835,131 +908,137 @@ impl Summary {
     }
 }
 
-struct Row {
-    case: &'static Case,
-    ours: Summary,
-    stock: Summary,
+/// Index of the reference (the first stock server) among the servers:
+/// after ours and ours with `--copy`.
+const REFERENCE: usize = 2;
+
+/// One server's figures in one case.
+struct Cell {
+    label: String,
+    summary: Summary,
+    /// Median of the per-round throughput ratios to the reference.
     paired: Option<f64>,
 }
 
+struct Row {
+    case: &'static Case,
+    cells: Vec<Cell>,
+}
+
 impl Row {
-    fn new(case: &'static Case, ours: Summary, stock: Summary, paired: Option<f64>) -> Row {
-        Row {
-            case,
-            ours,
-            stock,
-            paired,
-        }
+    fn new(case: &'static Case, labels: &[String], runs: &[Vec<Outcome>]) -> Row {
+        let cells = labels
+            .iter()
+            .zip(runs)
+            .map(|(label, r)| Cell {
+                label: label.clone(),
+                summary: summarise(r),
+                paired: runs
+                    .get(REFERENCE)
+                    .and_then(|reference| paired_ratio(r, reference)),
+            })
+            .collect();
+        Row { case, cells }
     }
 
-    fn ratio(&self) -> Option<f64> {
-        Some(self.ours.median_bps()? / self.stock.median_bps()?)
-    }
-
-    fn cpu_ratio(&self) -> Option<f64> {
-        match (&self.ours, &self.stock) {
-            (
-                Summary::Ok {
-                    cpu_s_per_gb: a, ..
-                },
-                Summary::Ok {
-                    cpu_s_per_gb: b, ..
-                },
-            ) => Some(a / b),
+    fn cpu_per_gb(&self, i: usize) -> Option<f64> {
+        match self.cells.get(i).map(|c| &c.summary) {
+            Some(Summary::Ok { cpu_s_per_gb, .. }) => Some(*cpu_s_per_gb),
             _ => None,
         }
     }
 
+    /// Throughput of server `i` over the reference's (medians).
+    fn ratio(&self, i: usize) -> Option<f64> {
+        Some(
+            self.cells[i].summary.median_bps()?
+                / self.cells.get(REFERENCE)?.summary.median_bps()?,
+        )
+    }
+
+    /// CPU per GB of server `i` over the reference's.
+    fn cpu_ratio(&self, i: usize) -> Option<f64> {
+        Some(self.cpu_per_gb(i)? / self.cpu_per_gb(REFERENCE)?)
+    }
+
     fn to_json(&self) -> Value {
+        let servers: Vec<Value> = self
+            .cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                json!({
+                    "server": c.label,
+                    "figures": c.summary.to_json(),
+                    "ratio_to_reference": self.ratio(i),
+                    "paired_ratio_to_reference": c.paired,
+                    "cpu_per_gb_ratio_to_reference": self.cpu_ratio(i),
+                })
+            })
+            .collect();
         json!({
             "case": self.case.name,
             "client_args": self.case.args,
-            "ours": self.ours.to_json(),
-            "stock": self.stock.to_json(),
-            "ratio_ours_to_stock": self.ratio(),
-            "paired_ratio_ours_to_stock": self.paired,
-            "cpu_per_gb_ratio_ours_to_stock": self.cpu_ratio(),
+            "servers": servers,
         })
     }
 }
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<15} {:^33} {:^15} {:^17} {:^17}",
-        "", "Gbit/s (median)", "server CPU s/GB", "server+client s/GB", "receiver loss"
-    );
-    println!(
-        "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
-        "case",
-        "ours",
-        "stock",
-        "ratio",
-        "paired",
-        "ours",
-        "stock",
-        "ours",
-        "stock",
-        "ours",
-        "stock"
+        "{:<22} {:<12} {:>8} {:>9} {:>9} {:>8} | {:>7} {:>7} {:>7}",
+        "case", "server", "Gbit/s", "CPU s/GB", "+client", "loss", "ratio", "paired", "CPU"
     );
     for row in rows {
-        let cell = |s: &Summary| match s {
-            Summary::Ok { median_bps, .. } => format!("{:.2}", median_bps / 1e9),
-            Summary::Unsupported(_) => "unsupp.".into(),
-            Summary::Failed(_) => "FAILED".into(),
-        };
-        let cpu = |s: &Summary, pair: bool| match s {
-            Summary::Ok {
-                cpu_s_per_gb,
-                pair_cpu_s_per_gb,
-                ..
-            } => format!(
-                "{:.3}",
-                if pair {
-                    *pair_cpu_s_per_gb
-                } else {
-                    *cpu_s_per_gb
-                }
-            ),
-            _ => "-".into(),
-        };
-        let loss = |s: &Summary| match s {
-            Summary::Ok {
-                loss_percent: Some(l),
-                ..
-            } => format!("{l:.2}%"),
-            _ => "-".into(),
-        };
-        let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
-        println!(
-            "{:<15} {:>8} {:>8} {:>7} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
-            row.case.name,
-            cell(&row.ours),
-            cell(&row.stock),
-            ratio(row.ratio()),
-            ratio(row.paired),
-            cpu(&row.ours, false),
-            cpu(&row.stock, false),
-            cpu(&row.ours, true),
-            cpu(&row.stock, true),
-            loss(&row.ours),
-            loss(&row.stock)
-        );
+        for (i, c) in row.cells.iter().enumerate() {
+            let ratio = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.2}x"));
+            let (bps, cpu, pair, loss) = match &c.summary {
+                Summary::Ok {
+                    median_bps,
+                    cpu_s_per_gb,
+                    pair_cpu_s_per_gb,
+                    loss_percent,
+                    ..
+                } => (
+                    format!("{:.2}", median_bps / 1e9),
+                    format!("{cpu_s_per_gb:.3}"),
+                    format!("{pair_cpu_s_per_gb:.3}"),
+                    loss_percent.map_or("-".into(), |l| format!("{l:.2}%")),
+                ),
+                Summary::Unsupported(_) => ("unsupp.".into(), "-".into(), "-".into(), "-".into()),
+                Summary::Failed(_) => ("FAILED".into(), "-".into(), "-".into(), "-".into()),
+            };
+            println!(
+                "{:<22} {:<12} {:>8} {:>9} {:>9} {:>8} | {:>7} {:>7} {:>7}",
+                if i == 0 { row.case.name } else { "" },
+                c.label,
+                bps,
+                cpu,
+                pair,
+                loss,
+                ratio(row.ratio(i)),
+                ratio(c.paired),
+                ratio(row.cpu_ratio(i)),
+            );
+        }
     }
-    println!("ratio: of the two medians; paired: median of the per-round ratios");
+    println!(
+        "ratio: throughput over the reference's (medians); paired: median of the per-round \
+         ratios; CPU: server CPU s/GB over the reference's. Reference: the first stock server."
+    );
     for row in rows {
-        for (who, s) in [("ours", &row.ours), ("stock", &row.stock)] {
-            match s {
+        for c in &row.cells {
+            match &c.summary {
                 Summary::Unsupported(e) => {
-                    println!("note: {}: unsupported by {who}: {e}", row.case.name)
+                    println!("note: {}: unsupported by {}: {e}", row.case.name, c.label)
                 }
-                Summary::Failed(e) => println!("note: {}: FAILED on {who}: {e}", row.case.name),
-                Summary::Ok { failed_runs, .. } if *failed_runs > 0 => {
-                    println!(
-                        "note: {}: {failed_runs} run(s) failed on {who}",
-                        row.case.name
-                    )
+                Summary::Failed(e) => {
+                    println!("note: {}: FAILED on {}: {e}", row.case.name, c.label)
                 }
+                Summary::Ok { failed_runs, .. } if *failed_runs > 0 => println!(
+                    "note: {}: {failed_runs} run(s) failed on {}",
+                    row.case.name, c.label
+                ),
                 Summary::Ok { .. } => {}
             }
         }
