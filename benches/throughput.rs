@@ -67,8 +67,7 @@ const SETTLE: Duration = Duration::from_millis(300);
 /// What our server answers a protocol it does not implement.
 const UNSUPPORTED: &str = "protocol does not exist";
 
-/// One client command line, run against both servers.
-/// One client command line, run against both servers.
+/// One client command line, run against every server.
 struct Case {
     name: &'static str,
     args: &'static [&'static str],
