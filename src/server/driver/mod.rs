@@ -85,7 +85,7 @@ pub fn run_test(
             stats: None,
             last_sample: None,
             t0: None,
-            cpu_start: None,
+            cpu_at_t0: None,
             cpu: (0.0, 0.0, 0.0),
             congestion: None,
             client_results: None,
@@ -143,8 +143,8 @@ struct Test {
     last_sample: Option<(Instant, Vec<Sample>)>,
     /// When the data streams started.
     t0: Option<Instant>,
-    /// When the CPU clock started, and the process CPU times then.
-    cpu_start: Option<(Instant, (f64, f64))>,
+    /// The process CPU times (user, system) at [`Test::t0`].
+    cpu_at_t0: Option<(f64, f64)>,
     /// CPU use over the test: total, user, system (%).
     cpu: (f64, f64, f64),
     /// The congestion algorithm of the first TCP stream.

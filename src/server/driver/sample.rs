@@ -85,9 +85,9 @@ impl Test {
             if let Some((interval, _)) = stats.sample(now, &samples) {
                 self.log.intervals.push(interval);
             }
-            if let Some((started, (u0, s0))) = self.cpu_start {
+            if let (Some(t0), Some((u0, s0))) = (self.t0, self.cpu_at_t0) {
                 let (u1, s1) = crate::sys::cpu_times();
-                let wall = (now - started).as_secs_f64();
+                let wall = (now - t0).as_secs_f64();
                 if wall > 0.0 {
                     let (u, s) = ((u1 - u0) / wall * 100.0, (s1 - s0) / wall * 100.0);
                     self.cpu = (u + s, u, s);

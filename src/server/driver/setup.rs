@@ -279,7 +279,7 @@ impl Test {
         let metas: Vec<_> = self.streams.iter().map(|s| (s.socket_no, s.kind)).collect();
         self.stats = Some(Stats::new(&metas, p.parallel, t0, p.omit > 0));
         self.congestion = self.streams.first().and_then(DataStream::congestion);
-        self.cpu_start = Some((t0, crate::sys::cpu_times()));
+        self.cpu_at_t0 = Some(crate::sys::cpu_times());
         self.t0 = Some(t0);
         for s in &mut self.streams {
             if let Err(e) = s.start(&p, p.data_path(self.ctx.settings.copy), t0) {
