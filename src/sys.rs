@@ -149,71 +149,74 @@ pub struct TcpInfo {
     pub reord_seen: u32,
 }
 
-/// Linux `struct tcp_info` up to `tcpi_snd_wnd` (kernel 5.19+); older kernels
-/// fill less and report how much.
+/// Linux `struct tcp_info` up to `tcpi_snd_wnd` (kernel 5.19+), every field
+/// by its kernel name without the `tcpi_` prefix; fields an older kernel does
+/// not fill stay 0 ([`kernel_tcp_info`] says how many bytes were filled). Times are µs, sizes bytes
+/// unless the kernel counts segments (`snd_cwnd`, `snd_ssthresh`).
 #[repr(C)]
-#[derive(Default)]
-struct RawTcpInfo {
-    state: u8,
-    ca_state: u8,
-    retransmits: u8,
-    probes: u8,
-    backoff: u8,
-    options: u8,
-    wscale: u8,
-    flags: u8,
-    rto: u32,
-    ato: u32,
-    snd_mss: u32,
-    rcv_mss: u32,
-    unacked: u32,
-    sacked: u32,
-    lost: u32,
-    retrans: u32,
-    fackets: u32,
-    last_data_sent: u32,
-    last_ack_sent: u32,
-    last_data_recv: u32,
-    last_ack_recv: u32,
-    pmtu: u32,
-    rcv_ssthresh: u32,
-    rtt: u32,
-    rttvar: u32,
-    snd_ssthresh: u32,
-    snd_cwnd: u32,
-    advmss: u32,
-    reordering: u32,
-    rcv_rtt: u32,
-    rcv_space: u32,
-    total_retrans: u32,
-    pacing_rate: u64,
-    max_pacing_rate: u64,
-    bytes_acked: u64,
-    bytes_received: u64,
-    segs_out: u32,
-    segs_in: u32,
-    notsent_bytes: u32,
-    min_rtt: u32,
-    data_segs_in: u32,
-    data_segs_out: u32,
-    delivery_rate: u64,
-    busy_time: u64,
-    rwnd_limited: u64,
-    sndbuf_limited: u64,
-    delivered: u32,
-    delivered_ce: u32,
-    bytes_sent: u64,
-    bytes_retrans: u64,
-    dsack_dups: u32,
-    reord_seen: u32,
-    rcv_ooopack: u32,
-    snd_wnd: u32,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelTcpInfo {
+    pub state: u8,
+    pub ca_state: u8,
+    pub retransmits: u8,
+    pub probes: u8,
+    pub backoff: u8,
+    pub options: u8,
+    pub wscale: u8,
+    pub flags: u8,
+    pub rto: u32,
+    pub ato: u32,
+    pub snd_mss: u32,
+    pub rcv_mss: u32,
+    pub unacked: u32,
+    pub sacked: u32,
+    pub lost: u32,
+    pub retrans: u32,
+    pub fackets: u32,
+    pub last_data_sent: u32,
+    pub last_ack_sent: u32,
+    pub last_data_recv: u32,
+    pub last_ack_recv: u32,
+    pub pmtu: u32,
+    pub rcv_ssthresh: u32,
+    pub rtt: u32,
+    pub rttvar: u32,
+    pub snd_ssthresh: u32,
+    pub snd_cwnd: u32,
+    pub advmss: u32,
+    pub reordering: u32,
+    pub rcv_rtt: u32,
+    pub rcv_space: u32,
+    pub total_retrans: u32,
+    pub pacing_rate: u64,
+    pub max_pacing_rate: u64,
+    pub bytes_acked: u64,
+    pub bytes_received: u64,
+    pub segs_out: u32,
+    pub segs_in: u32,
+    pub notsent_bytes: u32,
+    pub min_rtt: u32,
+    pub data_segs_in: u32,
+    pub data_segs_out: u32,
+    pub delivery_rate: u64,
+    pub busy_time: u64,
+    pub rwnd_limited: u64,
+    pub sndbuf_limited: u64,
+    pub delivered: u32,
+    pub delivered_ce: u32,
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
+    pub dsack_dups: u32,
+    pub reord_seen: u32,
+    pub rcv_ooopack: u32,
+    pub snd_wnd: u32,
 }
 
-/// Reads TCP_INFO of a TCP socket; `None` if the kernel refuses.
-pub fn tcp_info(sock: &impl AsRawFd) -> Option<TcpInfo> {
-    let mut raw = RawTcpInfo::default();
-    let mut len = std::mem::size_of::<RawTcpInfo>() as libc::socklen_t;
+/// Reads the whole TCP_INFO of a TCP socket and how many bytes the kernel
+/// filled; `None` if the kernel refuses.
+pub fn kernel_tcp_info(sock: &impl AsRawFd) -> Option<(KernelTcpInfo, usize)> {
+    let mut raw = KernelTcpInfo::default();
+    let mut len = std::mem::size_of::<KernelTcpInfo>() as libc::socklen_t;
     // SAFETY: the buffer is a repr(C) struct of the given length; the kernel
     // writes at most `len` bytes and returns how many.
     let rc = unsafe {
@@ -221,14 +224,17 @@ pub fn tcp_info(sock: &impl AsRawFd) -> Option<TcpInfo> {
             sock.as_raw_fd(),
             libc::IPPROTO_TCP,
             libc::TCP_INFO,
-            (&mut raw as *mut RawTcpInfo).cast(),
+            (&mut raw as *mut KernelTcpInfo).cast(),
             &mut len,
         )
     };
-    if rc != 0 {
-        return None;
-    }
-    let has_snd_wnd = len as usize >= std::mem::size_of::<RawTcpInfo>();
+    (rc == 0).then_some((raw, len as usize))
+}
+
+/// Reads TCP_INFO of a TCP socket; `None` if the kernel refuses.
+pub fn tcp_info(sock: &impl AsRawFd) -> Option<TcpInfo> {
+    let (raw, len) = kernel_tcp_info(sock)?;
+    let has_snd_wnd = len >= std::mem::size_of::<KernelTcpInfo>();
     Some(TcpInfo {
         total_retrans: raw.total_retrans,
         snd_cwnd_bytes: u64::from(raw.snd_cwnd) * u64::from(raw.snd_mss),
