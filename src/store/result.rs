@@ -7,7 +7,11 @@ use serde::Serialize;
 /// A recorded test as the HTTP API, websocket and CSV show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestResult {
-    /// The iperf3 port the test ran on.
+    /// Names this test on the box, the same after a restart: derived from
+    /// where the test sits in its log (see `store::log`). Empty until the
+    /// test has been written.
+    pub id: String,
+    /// The iperf3 port the test ran on (the dashboard's port for ndt7).
     pub port: u16,
     /// Unix seconds when the test's control connection was accepted.
     pub timestamp: i64,
@@ -17,7 +21,7 @@ pub struct TestResult {
     pub title: Option<String>,
     /// The client's address as a person reads it (IPv4-mapped shown as IPv4).
     pub client: Option<String>,
-    /// `"TCP"` or `"UDP"`.
+    /// `"TCP"`, `"UDP"` or `"ndt7"`.
     pub protocol: String,
     /// Seconds the test ran (measured), else the requested duration.
     pub duration: f64,
@@ -41,6 +45,8 @@ pub struct TestResult {
     pub jitter_ms: Option<f64>,
     /// UDP loss (%) of the received direction.
     pub lost_percent: Option<f64>,
+    /// The smallest RTT the server's TCP saw, ms (ndt7; `None` where not measured).
+    pub min_rtt_ms: Option<f64>,
     /// The entry's `error`, if the test failed or was cut short.
     pub error: Option<String>,
     /// Whether another test on the box moved data at the same time (they

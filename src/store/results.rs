@@ -77,6 +77,7 @@ pub(crate) mod tests {
     /// A minimal result of `port` at `timestamp` (1 Gbit/s received).
     pub(crate) fn result(port: u16, timestamp: i64) -> TestResult {
         TestResult {
+            id: String::new(),
             port,
             timestamp,
             name: None,
@@ -94,6 +95,7 @@ pub(crate) mod tests {
             retransmits: None,
             jitter_ms: None,
             lost_percent: None,
+            min_rtt_ms: None,
             error: None,
             overlapped: None,
             server_cpu_percent: None,

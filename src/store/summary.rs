@@ -63,6 +63,7 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
         .unwrap_or(0.0);
 
     Some(TestResult {
+        id: String::new(),
         port,
         timestamp: integer(start.pointer("/timestamp/timesecs")).unwrap_or(0),
         name: text(entry.get("extra_data")),
@@ -82,6 +83,7 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
         retransmits: sent.as_ref().and_then(|p| p.retransmits),
         jitter_ms,
         lost_percent,
+        min_rtt_ms: None,
         error: text(entry.get("error")),
         overlapped: ours
             .and_then(|o| o.get("overlapped"))
