@@ -48,6 +48,12 @@ pub struct Args {
     #[arg(long = "http", value_name = "ADDR:PORT")]
     pub http: Option<SocketAddr>,
 
+    /// A host name the dashboard answers to (repeatable), besides IP
+    /// addresses, localhost and the machine's own names; a request for any
+    /// other name (DNS rebinding) is refused.
+    #[arg(long = "http-host", value_name = "NAME")]
+    pub http_hosts: Vec<String>,
+
     /// Directory of the per-port logs; created if missing [default: ~/iperf3-logs].
     #[arg(short = 'd', long = "log-dir", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
@@ -236,6 +242,7 @@ impl Args {
             auth,
             http_settings: HttpSettings {
                 clear_token: self.clear_token,
+                hosts: self.http_hosts,
                 ..Default::default()
             },
             max_tests_per_port: usize::from(self.max_tests_per_port),

@@ -119,6 +119,22 @@ pub fn system_info() -> String {
     .join(" ")
 }
 
+/// The machine's host name (uname's nodename), if it has one.
+pub fn hostname() -> Option<String> {
+    // SAFETY: utsname is plain old data; uname fills it and NUL-terminates.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = u
+        .nodename
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8(bytes).ok().filter(|h| !h.is_empty())
+}
+
 /// CPU time used by this process so far: (user, system) seconds.
 pub fn cpu_times() -> (f64, f64) {
     // SAFETY: rusage is plain old data filled by getrusage.

@@ -5,17 +5,23 @@
 //! (method and path in its doc line), [`handlers`] the async functions that
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
 //! embedded `web/` directory), [`export`] (CSV and Prometheus text, pure
-//! functions) and [`ws`] (one websocket session). This module binds the
-//! dashboard's socket and runs the server until shutdown, with bounds: at
+//! functions), [`download`] (the CSV streamed off the async workers),
+//! [`origin`] (which `Host` and `Origin` are ours), [`sessions`] (the bound
+//! on live websockets) and [`ws`] (one websocket session). This module binds
+//! the dashboard's socket and runs the server until shutdown, with bounds: at
 //! most [`MAX_CONNECTIONS`] connections and [`MAX_WEBSOCKETS`] websocket
-//! sessions at once, and a deadline on every request's header (which also
-//! closes idle keep-alive connections).
+//! sessions at once, a deadline on every request's header (which also
+//! closes idle keep-alive connections) and on every write ([`deadline`]).
 
 pub mod assets;
+pub mod deadline;
+pub mod download;
 pub mod export;
 pub mod filters;
 pub mod handlers;
 pub mod models;
+pub mod origin;
+pub mod sessions;
 pub mod ws;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -33,9 +39,12 @@ use tracing::{debug, warn};
 use crate::config::DEFAULT_HTTP_PORT;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
+use deadline::WriteDeadline;
 
-pub use crate::config::{HttpSettings, HEADER_TIMEOUT};
+pub use crate::config::{HttpSettings, HEADER_TIMEOUT, WRITE_TIMEOUT};
+pub use download::MAX_EXPORTS;
 pub use filters::routes;
+pub use sessions::{MAX_WEBSOCKETS, PER_SOURCE};
 
 /// How long shutdown waits for open HTTP connections and websocket sessions
 /// before it stops waiting.
@@ -45,11 +54,13 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// accepted (a page needs a handful; this bounds the memory of many).
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// Websocket sessions at once; one more is answered `503`.
-pub const MAX_WEBSOCKETS: usize = 256;
+/// The client's address, as the accept loop saw it (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
 
 /// What every handler needs: the hub, the shutdown token (websocket sessions
-/// end on it) and the tracker of websocket sessions (shutdown waits for them).
+/// end on it), the tracker of websocket sessions (shutdown waits for them)
+/// and the dashboard's bounds and settings.
 #[derive(Clone)]
 pub struct Context {
     /// The live state.
@@ -58,21 +69,38 @@ pub struct Context {
     pub shutdown: Shutdown,
     /// Running websocket sessions.
     pub sessions: TaskTracker,
+    /// The live websocket sessions and who they make room for.
+    pub websockets: Arc<sessions::Sessions>,
+    /// Exports streaming now (at most [`MAX_EXPORTS`]).
+    pub exports: Arc<Semaphore>,
+    /// The names (besides IP literals and `localhost`) `Host` may carry.
+    pub hosts: origin::HostNames,
     /// The token `POST /api/clear` requires, if any.
     pub clear_token: Option<Arc<str>>,
     /// The deadline on a request's header.
     pub header_timeout: Duration,
+    /// The deadline on a write that makes no progress.
+    pub write_timeout: Duration,
+    /// How often websocket clients are pinged.
+    pub ws_ping: Duration,
 }
 
 impl Context {
-    /// A context with a fresh session tracker.
+    /// A context with a fresh session tracker, the default settings and the
+    /// machine's host names.
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
+        let defaults = HttpSettings::default();
         Context {
             hub,
             shutdown,
             sessions: TaskTracker::new(),
+            websockets: Arc::default(),
+            exports: Arc::new(Semaphore::new(MAX_EXPORTS)),
+            hosts: origin::HostNames::new(crate::sys::hostname().as_deref(), &[]),
             clear_token: None,
-            header_timeout: HEADER_TIMEOUT,
+            header_timeout: defaults.header_timeout,
+            write_timeout: defaults.write_timeout,
+            ws_ping: defaults.ws_ping,
         }
     }
 
@@ -84,6 +112,9 @@ impl Context {
             .filter(|t| !t.is_empty())
             .map(Arc::from);
         self.header_timeout = settings.header_timeout;
+        self.write_timeout = settings.write_timeout;
+        self.ws_ping = settings.ws_ping;
+        self.hosts = origin::HostNames::new(crate::sys::hostname().as_deref(), &settings.hosts);
         self
     }
 }
@@ -102,7 +133,8 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
     let shutdown = ctx.shutdown.clone();
     let sessions = ctx.sessions.clone();
     let header_timeout = ctx.header_timeout;
-    let service = warp::service(routes(ctx));
+    let write_timeout = ctx.write_timeout;
+    let service = TowerToHyperService::new(warp::service(routes(ctx)));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let connections = TaskTracker::new();
     loop {
@@ -110,8 +142,8 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
             () = shutdown.triggered() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: back off, keep serving.
                 warn!(error = %e, "dashboard: accept failed");
@@ -131,8 +163,11 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service.clone()),
+                TokioIo::new(WriteDeadline::new(stream, write_timeout)),
+                WithPeer {
+                    inner: service.clone(),
+                    peer: Peer(peer),
+                },
             )
             .with_upgrades();
         let shutdown = shutdown.clone();
@@ -154,6 +189,26 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
     sessions.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions.wait()).await;
+}
+
+/// A service that puts the client's address into each request.
+struct WithPeer<S> {
+    inner: S,
+    peer: Peer,
+}
+
+impl<S, B> hyper::service::Service<hyper::Request<B>> for WithPeer<S>
+where
+    S: hyper::service::Service<hyper::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: hyper::Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.peer);
+        self.inner.call(req)
+    }
 }
 
 /// Binds the dashboard address: `addr`, or by default `[::]:8080`

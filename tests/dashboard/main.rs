@@ -6,6 +6,7 @@
 mod browser;
 mod common;
 mod e2e;
+mod hostile;
 mod routes;
 mod security;
 #[path = "../support/mod.rs"]

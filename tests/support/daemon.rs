@@ -44,6 +44,7 @@ pub struct Launch {
     log_dir: PathBuf,
     extra: Vec<OsString>,
     limits: Rlimits,
+    start_within: Duration,
 }
 
 impl Launch {
@@ -55,6 +56,7 @@ impl Launch {
             log_dir: log_dir.to_path_buf(),
             extra: Vec::new(),
             limits: Rlimits::default(),
+            start_within: DEADLINE,
         }
     }
 
@@ -81,6 +83,13 @@ impl Launch {
     /// Resource limits for the server process.
     pub fn limits(mut self, limits: Rlimits) -> Launch {
         self.limits = limits;
+        self
+    }
+
+    /// Waits up to `limit` for the start-up line (a big history takes a
+    /// while to load) instead of 20 s.
+    pub fn start_within(mut self, limit: Duration) -> Launch {
+        self.start_within = limit;
         self
     }
 
@@ -119,7 +128,7 @@ impl Launch {
             });
         }
         let process = Spawned::start(&mut cmd).map_err(|e| format!("cannot start {BIN}: {e}"))?;
-        let found = process.stderr().wait(DEADLINE, |lines| {
+        let found = process.stderr().wait(self.start_within, |lines| {
             lines.iter().enumerate().find_map(|(at, line)| {
                 let (port, http) = parse_start_up(line)?;
                 Some((at, port, http))
@@ -138,7 +147,8 @@ impl Launch {
                 process.stderr().text()
             )),
             Err(Missed::TimedOut) => Err(format!(
-                "no start-up line within {DEADLINE:?}: {}",
+                "no start-up line within {:?}: {}",
+                self.start_within,
                 process.stderr().text()
             )),
         }
