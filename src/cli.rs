@@ -198,6 +198,16 @@ impl Args {
                 "--clear-token must be non-empty, without spaces or control characters".into(),
             );
         }
+        if let Some(bad) = self.http_hosts.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        }) {
+            return Err(format!(
+                "--http-host takes a host name (letters, digits, '.', '-'), not {bad:?}"
+            ));
+        }
         let ports = (0..self.servers).map(|i| self.port + i).collect();
         let log_dir = match self.log_dir {
             Some(dir) => dir,
@@ -379,6 +389,17 @@ mod tests {
         for bad in ["--clear-token=", "--clear-token=a b"] {
             let err = config(&["-d", "x", bad]).unwrap_err();
             assert!(err.contains("clear-token"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn http_hosts() {
+        let c = config(&["-d", "x", "--http-host", "pi.lan", "--http-host", "speed"]).unwrap();
+        assert_eq!(c.http_settings.hosts, ["pi.lan", "speed"]);
+        assert!(config(&["-d", "x"]).unwrap().http_settings.hosts.is_empty());
+        for bad in ["--http-host=", "--http-host=pi:8080", "--http-host=a/b"] {
+            let err = config(&["-d", "x", bad]).unwrap_err();
+            assert!(err.contains("http-host"), "{bad}: {err}");
         }
     }
 

@@ -24,6 +24,8 @@ pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(csv(ctx.clone()))
         .or(metrics(ctx.clone()))
         .boxed();
+    // Routes meant for pages of any site (ndt7) go beside `ours`, outside
+    // the Host check.
     let ours = pages.or(api).or(exports).or(websocket(ctx.clone()));
     known_host(ctx).and(ours).recover(handlers::recover)
 }

@@ -66,7 +66,7 @@ impl HostNames {
             return true;
         }
         let name = name.trim_end_matches('.').to_ascii_lowercase();
-        name == "localhost" || self.names.iter().any(|n| *n == name)
+        name == "localhost" || self.names.contains(&name)
     }
 }
 

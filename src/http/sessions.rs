@@ -22,7 +22,7 @@ use crate::locks::lock;
 pub const MAX_WEBSOCKETS: usize = 256;
 
 /// Websocket sessions at once from one client address.
-pub const PER_SOURCE: usize = 32;
+pub const PER_SOURCE: usize = 64;
 
 /// The table of live sessions.
 #[derive(Debug, Default)]
