@@ -164,6 +164,7 @@ fn huge_unfinished_websocket_frames_are_refused_before_they_are_buffered() {
         conns.push(conn);
     }
     let grown = rss_mb(&d) - before;
+    eprintln!("16 unfinished 16 MiB frames: server RSS {before:.0} MB + {grown:.1} MB");
     assert!(
         grown < 32.0,
         "16 unfinished 16 MiB frames grew the server by {grown:.0} MB"
@@ -280,6 +281,7 @@ fn csv_downloads_nobody_reads_hold_no_memory() {
         peak = peak.max(rss_mb(&d) - before);
         false
     });
+    eprintln!("64 unread CSV downloads: server RSS {before:.0} MB + at most {peak:.1} MB");
     assert!(
         peak < 16.0,
         "64 unread CSV downloads grew the server by {peak:.0} MB"
@@ -331,6 +333,7 @@ fn iperf3_keeps_working_during_big_exports() {
     let took = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let rows: Vec<usize> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    eprintln!("a 1 s stock test beside 4 exports of 100,000 rows: {took:?}; lines {rows:?}");
     assert!(out.get("error").is_none(), "{out}");
     assert!(took < Duration::from_secs(10), "a 1 s test took {took:?}");
     for r in rows {

@@ -80,7 +80,8 @@ fn held(d: &Daemon) -> (u64, usize, f64) {
 
 /// Runs one stock client test named `name` on `port`, again while the
 /// port is still busy with the previous test; whether it ran to the end.
-fn run_one(port: u16, name: &str, flags: &[&str]) -> bool {
+fn run_one(http: SocketAddr, port: u16, name: &str, flags: &[&str]) -> bool {
+    let number = port;
     let port = port.to_string();
     let mut args = vec!["-c", "127.0.0.1", "-p", &port, "-J", "--extra-data", name];
     args.extend_from_slice(flags);
@@ -89,8 +90,9 @@ fn run_one(port: u16, name: &str, flags: &[&str]) -> bool {
         let out = iperf3::client(&args);
         let text = String::from_utf8_lossy(&out.stdout);
         if text.contains("busy") && Instant::now() < deadline {
-            // Refused before it started: nothing logged; try again.
-            poll_until(Duration::from_millis(20), || false);
+            // Refused before it started: nothing logged; again once the
+            // port is idle.
+            poll_until(Duration::from_secs(30), || port_idle(http, number));
             continue;
         }
         let ok = out.status.success() && !text.contains("\"error\"");
@@ -99,6 +101,18 @@ fn run_one(port: u16, name: &str, flags: &[&str]) -> bool {
         }
         return ok;
     }
+}
+
+/// Whether the dashboard shows `port` idle.
+fn port_idle(http: SocketAddr, port: u16) -> bool {
+    let Ok(reply) = http_get(http, "/api/status") else {
+        return false;
+    };
+    reply.json()["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["port"] == port && p["state"] == "idle")
 }
 
 /// Every entry of every log in `dir` (rotated files included), strictly
@@ -198,7 +212,7 @@ fn soak() {
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..PORTS)
         .map(|i| {
-            let (next, port) = (next.clone(), d.port + i);
+            let (next, port, http) = (next.clone(), d.port + i, d.http);
             std::thread::spawn(move || {
                 let mut ran = Vec::new();
                 loop {
@@ -207,7 +221,7 @@ fn soak() {
                         return ran;
                     }
                     let name = format!("soak-{n}");
-                    run_one(port, &name, &mix(n));
+                    run_one(http, port, &name, &mix(n));
                     ran.push(name);
                 }
             })
