@@ -2,7 +2,8 @@
 //! everyone out: a new session is always let in, and when that would pass a
 //! bound an older one is told to stop instead.
 //!
-//! - At most [`PER_SOURCE`] sessions per client address: the next one from
+//! - At most [`PER_SOURCE`] sessions per client address (an IPv6 client's
+//!   whole /64, which one host usually has to itself): the next one from
 //!   that address ends that address's oldest.
 //! - At most [`MAX_WEBSOCKETS`] in all: the next one ends the oldest session
 //!   of the address that holds the most, so a flood from a few hosts evicts
@@ -63,7 +64,7 @@ impl Sessions {
     /// Lets a session from `source` (unknown: `None`) in, stopping the one it
     /// displaces, if any.
     pub fn admit(self: &Arc<Self>, source: Option<IpAddr>) -> Admitted {
-        let source = source.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        let source = source.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), network);
         let mut table = lock(&self.table);
         let sources: Vec<IpAddr> = table.live.iter().map(|s| s.source).collect();
         if let Some(i) = displaced(&sources, source, PER_SOURCE, MAX_WEBSOCKETS) {
@@ -96,6 +97,18 @@ impl Sessions {
     }
 }
 
+/// The address a session counts against: an IPv4 address as it is, an
+/// IPv6 one as its /64 network.
+pub fn network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 /// Which of the live sessions (their sources, oldest first) a new one from
 /// `source` displaces: the source's oldest when it holds `per_source`
 /// already, else when `total` are live the oldest of the source holding the
@@ -123,6 +136,19 @@ mod tests {
 
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, n])
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(network(a), network(b));
+        assert_ne!(network(a), network(c));
+        assert_eq!(network("2001:db8:1:2::".parse().unwrap()), network(a));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(network(mapped), ip(1));
+        assert_eq!(network(ip(1)), ip(1));
     }
 
     #[test]
