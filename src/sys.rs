@@ -234,20 +234,28 @@ pub fn kernel_tcp_info(sock: &impl AsRawFd) -> Option<(KernelTcpInfo, usize)> {
 /// Reads TCP_INFO of a TCP socket; `None` if the kernel refuses.
 pub fn tcp_info(sock: &impl AsRawFd) -> Option<TcpInfo> {
     let (raw, len) = kernel_tcp_info(sock)?;
-    let has_snd_wnd = len >= std::mem::size_of::<KernelTcpInfo>();
-    Some(TcpInfo {
-        total_retrans: raw.total_retrans,
-        snd_cwnd_bytes: u64::from(raw.snd_cwnd) * u64::from(raw.snd_mss),
-        snd_wnd: if has_snd_wnd {
-            i64::from(raw.snd_wnd)
-        } else {
-            -1
-        },
-        rtt: raw.rtt,
-        rttvar: raw.rttvar,
-        pmtu: raw.pmtu,
-        reord_seen: raw.reord_seen,
-    })
+    Some(TcpInfo::from_kernel(&raw, len))
+}
+
+impl TcpInfo {
+    /// The reported fields of a [`kernel_tcp_info`] reading, `len` bytes of
+    /// it filled by the kernel.
+    pub fn from_kernel(raw: &KernelTcpInfo, len: usize) -> TcpInfo {
+        let has_snd_wnd = len >= std::mem::size_of::<KernelTcpInfo>();
+        TcpInfo {
+            total_retrans: raw.total_retrans,
+            snd_cwnd_bytes: u64::from(raw.snd_cwnd) * u64::from(raw.snd_mss),
+            snd_wnd: if has_snd_wnd {
+                i64::from(raw.snd_wnd)
+            } else {
+                -1
+            },
+            rtt: raw.rtt,
+            rttvar: raw.rttvar,
+            pmtu: raw.pmtu,
+            reord_seen: raw.reord_seen,
+        }
+    }
 }
 
 /// Sets `SO_MAX_PACING_RATE` (bytes per second).

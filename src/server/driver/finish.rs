@@ -49,6 +49,12 @@ impl Test {
         if let Some(overlapped) = self.overlapped {
             ours.push("overlapped", overlapped);
             ours.push("health", self.health.to_json(self.cpu.0));
+            // The cores the CPU figure is a share of (see `store::verdict`).
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            ours.push("cpus", cpus);
+        }
+        if let Some(tcp) = self.tcp_send.to_json() {
+            ours.push("tcp_send", tcp);
         }
         if let Some(why) = &self.refused {
             ours.push("refused", why.as_str());
