@@ -130,6 +130,25 @@ pub fn cpu_times() -> (f64, f64) {
     (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
+/// CPU time a thread of this process has used so far, seconds: the
+/// thread's own CPU clock. `None` where the clock cannot be read (the
+/// thread has ended).
+pub fn thread_cpu_secs<T>(thread: &std::thread::JoinHandle<T>) -> Option<f64> {
+    use std::os::unix::thread::JoinHandleExt;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the handle keeps the thread joinable, so its pthread_t stays
+    // valid; the call writes one local clockid_t.
+    if unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) } != 0 {
+        return None;
+    }
+    // SAFETY: timespec is plain old data filled by clock_gettime.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+}
+
 /// The fields of Linux `struct tcp_info` that the JSON reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcpInfo {
@@ -490,6 +509,28 @@ mod tests {
         let info = system_info();
         assert!(info.starts_with("Linux "), "{info}");
         assert!(info.split(' ').count() >= 5);
+    }
+
+    #[test]
+    fn a_threads_own_cpu_clock() {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let busy = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        let idle = std::thread::spawn(|| std::thread::park());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while thread_cpu_secs(&busy).unwrap_or(0.0) < 0.01 {
+            assert!(std::time::Instant::now() < deadline, "no CPU time counted");
+            std::thread::yield_now();
+        }
+        assert!(thread_cpu_secs(&idle).expect("a parked thread's clock") < 0.01);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        idle.thread().unpark();
+        busy.join().unwrap();
+        idle.join().unwrap();
     }
 
     #[test]

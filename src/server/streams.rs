@@ -362,6 +362,12 @@ impl DataStream {
         (sample, info)
     }
 
+    /// CPU time the stream's thread has used so far, seconds; `None`
+    /// before it starts and once it is stopped.
+    pub fn thread_cpu_secs(&self) -> Option<f64> {
+        self.thread.as_ref().and_then(crate::sys::thread_cpu_secs)
+    }
+
     /// Bytes moved so far (without the rest of a [`DataStream::sample`]).
     pub fn sample_bytes(&self) -> u64 {
         self.counters.bytes.load(Relaxed)

@@ -63,6 +63,12 @@ fn a_sending_server_records_the_tcp_info_evidence() {
     let e = value(&entry);
     let ours = &e["webperf3"];
     assert!(ours["cpus"].as_u64().is_some_and(|n| n >= 1), "{ours}");
+    let threads = ours["stream_cpu_percent"].as_array().expect("per stream");
+    assert_eq!(threads.len(), 1, "{ours}");
+    assert_eq!(threads[0]["socket"], e["start"]["connected"][0]["socket"]);
+    let percent = threads[0]["percent"].as_f64().expect("percent");
+    // One thread cannot use more than its core (plus rounding).
+    assert!(percent > 0.0 && percent <= 105.0, "{percent}");
     let streams = ours["tcp_send"]["streams"].as_array().expect("per stream");
     assert_eq!(streams.len(), 1);
     assert_eq!(streams[0]["socket"], e["start"]["connected"][0]["socket"]);

@@ -53,6 +53,14 @@ impl Test {
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
             ours.push("cpus", cpus);
         }
+        if !self.stream_cpu.is_empty() {
+            let per_stream = self.stream_cpu.iter().map(|&(socket, percent)| {
+                Json::obj()
+                    .with("socket", socket)
+                    .with("percent", (percent * 10.0).round() / 10.0)
+            });
+            ours.push("stream_cpu_percent", Json::Arr(per_stream.collect()));
+        }
         if let Some(tcp) = self.tcp_send.to_json() {
             ours.push("tcp_send", tcp);
         }

@@ -89,6 +89,7 @@ pub fn run_test(
             cpu_at_t0: None,
             cpu: (0.0, 0.0, 0.0),
             tcp_send: TcpSend::default(),
+            stream_cpu: Vec::new(),
             congestion: None,
             client_results: None,
             listener_changed: false,
@@ -151,6 +152,8 @@ struct Test {
     cpu: (f64, f64, f64),
     /// TCP_INFO of the sending TCP streams, as last read.
     tcp_send: TcpSend,
+    /// CPU use of each stream's thread over the test: (socket, % of a core).
+    stream_cpu: Vec<(i64, f64)>,
     /// The congestion algorithm of the first TCP stream.
     congestion: Option<String>,
     /// The client's results document, once checked.

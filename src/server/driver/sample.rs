@@ -1,7 +1,7 @@
 //! Reading the data streams: their counters into the session's tick, the
 //! interval samples into the log and the dashboard (with the machine's
 //! health beside them), the omit end, and the final sample with the CPU
-//! figures that make `end`.
+//! figures (the process's, and each stream thread's) that make `end`.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -93,6 +93,12 @@ impl Test {
                 if wall > 0.0 {
                     let (u, s) = ((u1 - u0) / wall * 100.0, (s1 - s0) / wall * 100.0);
                     self.cpu = (u + s, u, s);
+                    // Each stream's thread started at t0.
+                    self.stream_cpu = self
+                        .streams
+                        .iter()
+                        .filter_map(|s| Some((s.socket_no, s.thread_cpu_secs()? / wall * 100.0)))
+                        .collect();
                 }
             }
             self.log.end = stats.end(self.cpu, self.congestion.as_deref());

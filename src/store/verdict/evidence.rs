@@ -49,6 +49,9 @@ pub struct Evidence {
     pub target_bps: Option<f64>,
     /// The server's CPU use over the test, % of one core.
     pub cpu_percent: Option<f64>,
+    /// The CPU use of the busiest stream's thread, % of one core (our logs
+    /// only).
+    pub busiest_stream_cpu: Option<f64>,
     /// How many cores' worth of CPU the server could have used for this
     /// test, and why (in words).
     pub cpu_ceiling: (f64, String),
@@ -144,6 +147,19 @@ impl TcpSend {
     }
 }
 
+/// The highest CPU use of a stream's thread, from
+/// `webperf3.stream_cpu_percent`.
+fn busiest_stream_cpu(entry: &Json) -> Option<f64> {
+    let Some(Json::Arr(streams)) = at(entry, &["webperf3", "stream_cpu_percent"]) else {
+        return None;
+    };
+    streams
+        .iter()
+        .filter_map(|s| num(s.get("percent")))
+        .filter(|p| *p >= 0.0)
+        .reduce(f64::max)
+}
+
 /// Retransmissions the client reported for its streams (those it sent on),
 /// from `webperf3.client_results`.
 fn client_retransmits(entry: &Json) -> Option<f64> {
@@ -185,6 +201,7 @@ impl Evidence {
             directions,
             target_bps: target,
             cpu_percent: result.server_cpu_percent.filter(|c| c.is_finite()),
+            busiest_stream_cpu: busiest_stream_cpu(entry),
             cpu_ceiling: cpu_ceiling(entry, threads),
             throttled: result.throttled.clone().unwrap_or_default(),
             temperature_c: temperature,

@@ -131,6 +131,29 @@ fn many_streams_may_use_as_many_cores_as_the_machine_has() {
 }
 
 #[test]
+fn one_stream_thread_saturated_is_the_cpu() {
+    let threads = |busiest: f64| {
+        json!({"stream_cpu_percent": [{"socket": 5, "percent": 20.0},
+            {"socket": 6, "percent": busiest}, {"socket": 7, "percent": 15.0}]})
+    };
+    // 135 % of four cores' worth is not the process's limit...
+    let v = verdict(&tcp(false, 3, 0, 9e9, ours(135.0, 4, threads(96.5))));
+    assert_eq!(v.limited_by, LimitedBy::ServerCpu);
+    // ...but one stream's thread spent the whole test on its core.
+    assert_eq!(
+        v.evidence[..2],
+        [
+            "the busiest stream's thread used 96.5 % of a core",
+            "the server used 135.0 % CPU: 45 % of the 3 cores it could use (one per stream, 3 streams)"
+        ]
+    );
+    assert_eq!(
+        limited(&tcp(false, 3, 0, 9e9, ours(135.0, 4, threads(70.0)))),
+        LimitedBy::Unknown
+    );
+}
+
+#[test]
 fn stock_before_3_16_had_one_thread_for_all_streams() {
     let mut e = tcp(false, 4, 0, 9e9, Value::Null);
     e["start"]["version"] = json!("iperf 3.12");
