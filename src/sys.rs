@@ -520,7 +520,12 @@ mod tests {
                 std::hint::spin_loop();
             }
         });
-        let idle = std::thread::spawn(|| std::thread::park());
+        let woken = std::sync::Arc::clone(&stop);
+        let idle = std::thread::spawn(move || {
+            while !woken.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::park();
+            }
+        });
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while thread_cpu_secs(&busy).unwrap_or(0.0) < 0.01 {
             assert!(std::time::Instant::now() < deadline, "no CPU time counted");

@@ -54,6 +54,7 @@ struct Sum {
     retransmits: u64,
     segments: Option<u64>,
     delivery: Option<u64>,
+    app_limited: Option<bool>,
 }
 
 fn add(to: &mut Option<u64>, v: u64) {
@@ -76,8 +77,10 @@ impl TcpSend {
     /// stream had data to send, and of those the µs the receive window or
     /// the send buffer held it back), `min_rtt_us`, `retransmits` and
     /// `data_segs_out` (segments that carried data, retransmissions
-    /// included) and `delivery_rate_bps` (the kernel's last estimate,
-    /// bits/s). The sum
+    /// included), `delivery_rate_bps` (the kernel's last estimate, bits/s)
+    /// and `delivery_rate_app_limited` (that estimate was taken while the
+    /// server had less to send than the path could take; in the sum: for
+    /// any stream). The sum
     /// adds times, retransmissions and rates, and keeps the smallest RTT.
     /// Fields the kernel did not report are left out; `None` when no
     /// sending TCP stream was read.
@@ -111,8 +114,13 @@ impl TcpSend {
             }
             if r.has(DELIVERY_END) {
                 let bps = i.delivery_rate.saturating_mul(8);
+                // `tcpi_delivery_rate_app_limited`, the low bit after the
+                // window scales.
+                let app_limited = i.flags & 1 != 0;
                 o.push("delivery_rate_bps", bps);
+                o.push("delivery_rate_app_limited", app_limited);
                 add(&mut sum.delivery, bps);
+                sum.app_limited = Some(sum.app_limited.unwrap_or(false) || app_limited);
             }
             streams.push(o);
         }
@@ -130,6 +138,9 @@ impl TcpSend {
             if let Some(v) = value {
                 total.push(key, v);
             }
+        }
+        if let Some(app_limited) = sum.app_limited {
+            total.push("delivery_rate_app_limited", app_limited);
         }
         Some(
             Json::obj()
@@ -168,16 +179,20 @@ mod tests {
         let mut t = TcpSend::default();
         t.add(5, &info(100, 10, 0, 900, 1), FULL);
         t.add(5, &info(2_000_000, 500_000, 0, 800, 3), FULL);
-        t.add(7, &info(1_000_000, 0, 250_000, 700, 0), FULL);
+        let app_limited = KernelTcpInfo {
+            flags: 1,
+            ..info(1_000_000, 0, 250_000, 700, 0)
+        };
+        t.add(7, &app_limited, FULL);
         assert_eq!(
             to_compact(&t.to_json().unwrap()),
             concat!(
                 r#"{"streams":[{"socket":5,"busy_time_us":2000000,"rwnd_limited_us":500000,"#,
-                r#""sndbuf_limited_us":0,"min_rtt_us":800,"retransmits":3,"data_segs_out":0,"delivery_rate_bps":8000000},"#,
+                r#""sndbuf_limited_us":0,"min_rtt_us":800,"retransmits":3,"data_segs_out":0,"delivery_rate_bps":8000000,"delivery_rate_app_limited":false},"#,
                 r#"{"socket":7,"busy_time_us":1000000,"rwnd_limited_us":0,"sndbuf_limited_us":250000,"#,
-                r#""min_rtt_us":700,"retransmits":0,"data_segs_out":0,"delivery_rate_bps":8000000}],"#,
+                r#""min_rtt_us":700,"retransmits":0,"data_segs_out":0,"delivery_rate_bps":8000000,"delivery_rate_app_limited":true}],"#,
                 r#""sum":{"busy_time_us":3000000,"rwnd_limited_us":500000,"sndbuf_limited_us":250000,"#,
-                r#""min_rtt_us":700,"retransmits":3,"data_segs_out":0,"delivery_rate_bps":16000000}}"#
+                r#""min_rtt_us":700,"retransmits":3,"data_segs_out":0,"delivery_rate_bps":16000000,"delivery_rate_app_limited":true}}"#
             )
         );
     }

@@ -34,6 +34,8 @@ pub struct TcpSend {
     pub data_segs_out: Option<f64>,
     /// The kernel's last delivery-rate estimates, summed, bits/s.
     pub delivery_rate_bps: Option<f64>,
+    /// That estimate was taken while the server had too little to send.
+    pub app_limited: bool,
 }
 
 /// Everything the rules look at.
@@ -68,6 +70,8 @@ pub struct Evidence {
     pub client_retransmits: Option<f64>,
     /// UDP loss, %.
     pub lost_percent: Option<f64>,
+    /// The client's CPU use as it reported it, %.
+    pub client_cpu_percent: Option<f64>,
     /// Another test moved data at the same time.
     pub overlapped: bool,
     /// The test's error, if it had one.
@@ -143,6 +147,7 @@ impl TcpSend {
             retransmits: field("retransmits"),
             data_segs_out: field("data_segs_out"),
             delivery_rate_bps: field("delivery_rate_bps"),
+            app_limited: sum.get("delivery_rate_app_limited") == Some(&Json::Bool(true)),
         })
     }
 }
@@ -209,6 +214,14 @@ impl Evidence {
             server_retransmits: result.retransmits.map(|r| r as f64),
             client_retransmits: client_retransmits(entry),
             lost_percent: result.lost_percent.filter(|l| l.is_finite()),
+            client_cpu_percent: num(at(entry, &["webperf3", "client_results", "cpu_util_total"]))
+                .or_else(|| {
+                    num(at(
+                        entry,
+                        &["end", "cpu_utilization_percent", "remote_total"],
+                    ))
+                })
+                .filter(|c| *c > 0.0),
             overlapped: result.overlapped == Some(true),
             error: result.error.clone(),
         }

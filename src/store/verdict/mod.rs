@@ -99,6 +99,10 @@ struct Finding {
 pub fn judge(entry: &Json, result: &TestResult) -> Verdict {
     let ev = Evidence::read(entry, result);
     let mut context = Vec::new();
+    if let Some(c) = ev.client_cpu_percent {
+        // No rule names the client, but a reader may see it was the limit.
+        context.push(format!("the client reported {c:.1} % CPU"));
+    }
     if ev.overlapped {
         context.push("another test moved data at the same time".to_string());
     }
@@ -327,11 +331,18 @@ fn network(ev: &Evidence) -> Finding {
         f.lines
             .push(format!("the smallest RTT was {}", millis(rtt)));
     }
-    if let Some(bps) = tcp.and_then(|t| t.delivery_rate_bps) {
-        f.lines.push(format!(
-            "the kernel's last delivery-rate estimate was {}",
-            rate(bps)
-        ));
+    if let Some(t) = tcp {
+        if let Some(bps) = t.delivery_rate_bps {
+            let why = if t.app_limited {
+                " (taken while the server had less to send than the path could take)"
+            } else {
+                ""
+            };
+            f.lines.push(format!(
+                "the kernel's last delivery-rate estimate was {}{why}",
+                rate(bps)
+            ));
+        }
     }
     f
 }
