@@ -130,11 +130,14 @@ pub fn cpu_times() -> (f64, f64) {
     (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
-/// CPU time a thread of this process has used so far, seconds: the
-/// thread's own CPU clock. `None` where the clock cannot be read (the
-/// thread has ended).
+/// CPU time a running thread of this process has used so far, seconds:
+/// the thread's own CPU clock. `None` once the thread has finished (or
+/// where the clock cannot be read).
 pub fn thread_cpu_secs<T>(thread: &std::thread::JoinHandle<T>) -> Option<f64> {
     use std::os::unix::thread::JoinHandleExt;
+    if thread.is_finished() {
+        return None;
+    }
     let mut clock: libc::clockid_t = 0;
     // SAFETY: the handle keeps the thread joinable, so its pthread_t stays
     // valid; the call writes one local clockid_t.
@@ -144,6 +147,12 @@ pub fn thread_cpu_secs<T>(thread: &std::thread::JoinHandle<T>) -> Option<f64> {
     // SAFETY: timespec is plain old data filled by clock_gettime.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    // Once a thread has exited, the C library's clock for it names no
+    // thread (or, with its id cleared, the calling one): a reading is
+    // only the thread's if it was still running after it.
+    if thread.is_finished() {
         return None;
     }
     Some(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
@@ -534,6 +543,16 @@ mod tests {
         assert!(thread_cpu_secs(&idle).expect("a parked thread's clock") < 0.01);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         idle.thread().unpark();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !busy.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread did not end"
+            );
+            std::thread::yield_now();
+        }
+        // Not the clock of whichever thread asks.
+        assert_eq!(thread_cpu_secs(&busy), None);
         busy.join().unwrap();
         idle.join().unwrap();
     }
