@@ -101,6 +101,40 @@ fn the_target_reached_is_the_limit_with_its_figures_first() {
 }
 
 #[test]
+fn serialised_as_the_api_gives_it() {
+    let v = Verdict {
+        limited_by: LimitedBy::ReceiveWindow,
+        evidence: vec!["a figure".to_string()],
+    };
+    assert_eq!(
+        serde_json::to_value(&v).unwrap(),
+        json!({"limited_by": "receive-window", "evidence": ["a figure"]})
+    );
+    let names: Vec<Value> = [
+        LimitedBy::BitrateTarget,
+        LimitedBy::ServerCpu,
+        LimitedBy::PiThrottled,
+        LimitedBy::SendBuffer,
+        LimitedBy::Network,
+        LimitedBy::Unknown,
+    ]
+    .iter()
+    .map(|l| serde_json::to_value(l).unwrap())
+    .collect();
+    assert_eq!(
+        names,
+        [
+            "bitrate-target",
+            "server-cpu",
+            "pi-throttled",
+            "send-buffer",
+            "network",
+            "unknown"
+        ]
+    );
+}
+
+#[test]
 fn a_core_saturated_per_stream_is_the_cpu() {
     let one = |cpu| limited(&tcp(false, 1, 0, 9e9, ours(cpu, 4, json!({}))));
     assert_eq!(one(97.0), LimitedBy::ServerCpu);
