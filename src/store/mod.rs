@@ -7,6 +7,7 @@
 //!   finished test printed, appended with one write and summarised
 //!   ([`log::LogDir::record`]); the `{}` clear marker.
 //! - [`reader`]: splits a log's text into entries, tolerating damage.
+//! - [`verdict`]: what most likely limited a recorded test, from its entry.
 //! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
 //!   entry that needs ([`summary::LEAN`]).
 //! - [`prune`]: reads a JSON value building only the members named.
@@ -20,3 +21,4 @@ pub mod reader;
 pub mod result;
 pub mod results;
 pub mod summary;
+pub mod verdict;

@@ -18,3 +18,4 @@ mod process;
 mod support;
 mod tcp;
 mod udp;
+mod verdict;
