@@ -376,6 +376,11 @@ async fn run(
     ctx: Context,
     permit: OwnedSemaphorePermit,
 ) {
+    // Made before the clock starts (the first download pays for it).
+    let payload = match kind {
+        Kind::Download => payload(),
+        Kind::Upload => Bytes::new(),
+    };
     let start = Utc::now();
     let t0 = Instant::now();
     let running = ctx.overlaps.start();
@@ -389,10 +394,7 @@ async fn run(
         sub: Subtest::new(kind),
         t0,
         uuid: uuid(start),
-        payload: match kind {
-            Kind::Download => payload(),
-            Kind::Upload => Bytes::new(),
-        },
+        payload,
         conn,
         ctx: ctx.clone(),
         progress: (Duration::ZERO, 0),

@@ -13,6 +13,7 @@ mod harness;
 mod limits;
 mod load;
 mod logs;
+mod ndt7;
 mod process;
 #[path = "../support/mod.rs"]
 mod support;
