@@ -43,10 +43,18 @@ fn m_labs_client_runs_both_subtests_and_the_rates_agree() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path(), &[]);
     let summary = ndt7::run_client(daemon.http, &[]);
-    wait_until(LIMIT, "two ndt7 results", || ndt7_results(&daemon).len() == 2);
+    wait_until(LIMIT, "two ndt7 results", || {
+        ndt7_results(&daemon).len() == 2
+    });
     let results = ndt7_results(&daemon);
-    let down = results.iter().find(|r| r["send_bps"].is_number()).expect("a download");
-    let up = results.iter().find(|r| r["receive_bps"].is_number()).expect("an upload");
+    let down = results
+        .iter()
+        .find(|r| r["send_bps"].is_number())
+        .expect("a download");
+    let up = results
+        .iter()
+        .find(|r| r["receive_bps"].is_number())
+        .expect("an upload");
     let port = daemon.http.port();
     for r in [down, up] {
         assert_eq!(r["port"], port);
@@ -72,7 +80,10 @@ fn m_labs_client_runs_both_subtests_and_the_rates_agree() {
         .expect("whole documents");
     assert_eq!(docs.len(), 2);
     for doc in &docs {
-        let part = doc.get("Download").or(doc.get("Upload")).expect("a subtest");
+        let part = doc
+            .get("Download")
+            .or(doc.get("Upload"))
+            .expect("a subtest");
         assert!(doc["ClientIP"] == "127.0.0.1" && doc["ServerPort"] == port);
         assert!(part["UUID"].is_string() && part["StartTime"].is_string());
         let server = part["ServerMeasurements"].as_array().unwrap();
@@ -85,7 +96,10 @@ fn m_labs_client_runs_both_subtests_and_the_rates_agree() {
     let ids: Vec<Value> = results.iter().map(|r| r["id"].clone()).collect();
     daemon.stop();
     let again = Daemon::start(dir.path(), &[]);
-    let loaded: Vec<Value> = ndt7_results(&again).iter().map(|r| r["id"].clone()).collect();
+    let loaded: Vec<Value> = ndt7_results(&again)
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
     assert_eq!(loaded, ids);
 }
 
@@ -111,7 +125,10 @@ async fn a_subtest_over_the_limit_is_refused_busy_until_one_ends() {
             Ok(_) => break,
             Err(e) => assert_eq!(refusal(e).0, 503),
         }
-        assert!(tokio::time::Instant::now() < deadline, "the slot never freed");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the slot never freed"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -173,17 +190,21 @@ async fn an_oversized_message_or_data_in_a_download_records_nothing() {
     let daemon = Daemon::start(dir.path(), &[]);
     let mut upload = connect(daemon.http, "/ndt/v7/upload", true).await.unwrap();
     // One byte over the spec's largest message.
-    let _ = upload
-        .send(Message::binary(vec![0u8; (1 << 24) + 1]))
-        .await;
+    let _ = upload.send(Message::binary(vec![0u8; (1 << 24) + 1])).await;
     until_closed(&mut upload).await;
     daemon.wait_stderr("ndt7: subtest dropped");
 
-    let mut download = connect(daemon.http, "/ndt/v7/download", true).await.unwrap();
+    let mut download = connect(daemon.http, "/ndt/v7/download", true)
+        .await
+        .unwrap();
     let _ = download.send(Message::binary(vec![0u8; 1024])).await;
     until_closed(&mut download).await;
     wait_until(LIMIT, "a second drop", || {
-        daemon.stderr_text().matches("ndt7: subtest dropped").count() == 2
+        daemon
+            .stderr_text()
+            .matches("ndt7: subtest dropped")
+            .count()
+            == 2
     });
     assert!(ndt7_results(&daemon).is_empty());
     assert!(!dir.path().join("ndt7.json").exists());
@@ -216,7 +237,10 @@ async fn a_download_measures_and_is_recorded_under_its_name() {
     let first = &measurements[0];
     assert_eq!(first["Origin"], "server");
     assert_eq!(first["Test"], "download");
-    assert!(first["ConnectionInfo"]["Client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(first["ConnectionInfo"]["Client"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     assert!(measurements[1].get("ConnectionInfo").is_none());
     // At most four a second (the spec: no more than ten), for ten seconds;
     // a measurement waits for the message being sent, so fewer is fine.
@@ -227,7 +251,10 @@ async fn a_download_measures_and_is_recorded_under_its_name() {
     // (The last one is taken when the data phase ends.)
     let regular = &times[..times.len() - 1];
     assert!(regular[0] < 100_000, "{times:?}");
-    assert!(regular.windows(2).all(|w| w[1] - w[0] >= 250_000), "{times:?}");
+    assert!(
+        regular.windows(2).all(|w| w[1] - w[0] >= 250_000),
+        "{times:?}"
+    );
     assert!(measurements.len() >= 10, "{times:?}");
     let last = measurements.last().unwrap();
     assert!(last["AppInfo"]["ElapsedTime"].as_i64().unwrap() >= 10_000_000);
