@@ -32,8 +32,12 @@ fn ndt7_js() -> PathBuf {
     dir
 }
 
-/// Headless Chromium on `url`, killed when dropped.
-struct Browser(Child, tempfile::TempDir);
+/// Headless Chromium on `url`, killed when dropped (then its profile
+/// directory is removed).
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+}
 
 impl Browser {
     fn open(url: &str) -> Browser {
@@ -58,14 +62,17 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromium");
-        Browser(child, profile)
+        Browser {
+            child,
+            _profile: profile,
+        }
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

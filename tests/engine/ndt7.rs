@@ -264,3 +264,49 @@ async fn a_download_measures_and_is_recorded_under_its_name() {
     assert_eq!(r["name"], "den");
     assert_eq!(r["overlapped"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_iperf3_test_beside_an_ndt7_subtest_marks_both_and_progress_is_pushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let (mut events, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", daemon.http))
+        .await
+        .expect("the dashboard's websocket");
+    let mut upload = connect(daemon.http, "/ndt/v7/upload?name=beside", true)
+        .await
+        .unwrap();
+    // The upload sends while a stock client runs a short test.
+    let port = daemon.port;
+    let iperf = tokio::task::spawn_blocking(move || {
+        crate::support::iperf3::client_json(port, &["-t", "2", "--extra-data", "iperf-beside"])
+    });
+    let sender = tokio::spawn(async move {
+        let chunk = vec![7u8; 1 << 16];
+        while upload.send(Message::binary(chunk.clone())).await.is_ok() {}
+    });
+    // A progress event names the dashboard's port.
+    let http_port = daemon.http.port();
+    tokio::time::timeout(LIMIT, async {
+        while let Some(Ok(msg)) = events.next().await {
+            let Ok(v) = serde_json::from_str::<Value>(msg.to_text().unwrap_or("")) else {
+                continue;
+            };
+            if v["type"] == "progress" && v["port"] == http_port && v["bps"].as_f64() > Some(0.0) {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("an ndt7 progress event");
+    iperf.await.unwrap();
+    wait_until(LIMIT, "the upload recorded", || {
+        ndt7_results(&daemon).len() == 1
+    });
+    sender.abort();
+    let (_, body) = daemon.get("/api/results");
+    let all: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let ndt = all.iter().find(|r| r["protocol"] == "ndt7").unwrap();
+    let tcp = all.iter().find(|r| r["protocol"] == "TCP").unwrap();
+    assert_eq!(ndt["overlapped"], true, "{ndt}");
+    assert_eq!(tcp["overlapped"], true, "{tcp}");
+}
