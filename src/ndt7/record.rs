@@ -218,13 +218,14 @@ impl Record {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ndt7::measurement::{AppInfo, TcpInfo};
 
-    fn record(kind: Kind) -> Record {
-        let start = DateTime::from_timestamp(1_700_000_000, 5).unwrap();
-        let end = DateTime::from_timestamp(1_700_000_010, 0).unwrap();
+    /// A subtest named `name` from `secs` (unix) for 10 s: 10^9 bytes by
+    /// the application, 1.25 × 10^9 acknowledged (1 Gbit/s), 1.5 ms minimum
+    /// RTT, behind an empty first measurement.
+    pub(crate) fn sample(kind: Kind, secs: i64, name: &str) -> Record {
         let m = Measurement {
             app_info: Some(AppInfo {
                 elapsed_time: 10_000_000,
@@ -242,23 +243,33 @@ mod tests {
             kind,
             "[::ffff:192.0.2.7]:40000".parse().unwrap(),
             "[::1]:8080".parse().unwrap(),
-            (start, end),
+            (
+                DateTime::from_timestamp(secs, 0).unwrap(),
+                DateTime::from_timestamp(secs + 10, 0).unwrap(),
+            ),
             Summary {
                 start_time: String::new(),
                 end_time: String::new(),
-                uuid: "u1".into(),
+                uuid: format!("u{secs}"),
                 client_metadata: vec![NameValue {
                     name: "name".into(),
-                    value: "kitchen".into(),
+                    value: name.into(),
                 }],
-                server_metadata: vec![NameValue {
-                    name: OVERLAPPED.into(),
-                    value: "true".into(),
-                }],
+                server_metadata: vec![],
                 server_measurements: vec![Measurement::default(), m],
                 client_measurements: vec![],
             },
         )
+    }
+
+    fn record(kind: Kind) -> Record {
+        let mut r = sample(kind, 1_700_000_000, "kitchen");
+        let s = r.download.as_mut().or(r.upload.as_mut()).unwrap();
+        s.server_metadata.push(NameValue {
+            name: OVERLAPPED.into(),
+            value: "true".into(),
+        });
+        r
     }
 
     #[test]
@@ -271,8 +282,8 @@ mod tests {
         assert_eq!(v["ClientPort"], 40000);
         assert_eq!(v["ServerIP"], "::1");
         assert_eq!(v["ServerPort"], 8080);
-        assert_eq!(v["StartTime"], "2023-11-14T22:13:20.000000005Z");
-        assert_eq!(v["Download"]["UUID"], "u1");
+        assert_eq!(v["StartTime"], "2023-11-14T22:13:20.000000000Z");
+        assert_eq!(v["Download"]["UUID"], "u1700000000");
         assert_eq!(v["Download"]["ClientMetadata"][0]["Name"], "name");
         assert!(v.get("Upload").is_none());
         let back: Record = serde_json::from_value(v).unwrap();

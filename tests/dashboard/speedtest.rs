@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::browser::HEADLESS;
 use crate::common::chromium;
 use crate::support::daemon::Daemon;
 use crate::support::wait::wait_until;
@@ -43,18 +44,9 @@ impl Browser {
     fn open(url: &str) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                // Keeps the browser running until it is killed.
-                "--remote-debugging-port=0",
-            ])
+            .args(HEADLESS)
+            // Keeps the browser running until it is killed.
+            .arg("--remote-debugging-port=0")
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg(url)
             .stdin(Stdio::null())
