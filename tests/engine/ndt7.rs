@@ -310,3 +310,37 @@ async fn an_iperf3_test_beside_an_ndt7_subtest_marks_both_and_progress_is_pushed
     assert_eq!(ndt["overlapped"], true, "{ndt}");
     assert_eq!(tcp["overlapped"], true, "{tcp}");
 }
+
+#[test]
+fn a_malformed_frame_records_nothing() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let mut tcp = std::net::TcpStream::connect(daemon.http).unwrap();
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        tcp,
+        "GET /ndt/v7/upload HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: {}\r\n\r\n",
+        daemon.http,
+        ndt7::SUBPROTOCOL
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.to_ascii_lowercase().contains(ndt7::SUBPROTOCOL), "{head}");
+    // A client frame must be masked; this one is not.
+    tcp.write_all(&[0x82, 0x04, 1, 2, 3, 4]).unwrap();
+    daemon.wait_stderr("ndt7: subtest dropped");
+    // The server ends the connection.
+    let mut rest = Vec::new();
+    let _ = tcp.read_to_end(&mut rest);
+    assert!(ndt7_results(&daemon).is_empty());
+}
