@@ -42,7 +42,7 @@ pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
         protocol: PROTOCOL.into(),
         duration: f.seconds,
         streams: 1,
-        reverse: f.kind == Kind::Download,
+        reverse: false,
         bidir: false,
         send_bps,
         receive_bps,
