@@ -151,9 +151,9 @@ pub struct Args {
     pub no_ndt7: bool,
 
     /// ndt7 subtests that may run at the same time; one more is refused
-    /// (HTTP 503, the page retries).
+    /// (HTTP 503, the page retries). Each may hold one 16 MiB message.
     #[arg(long = "ndt7-max-tests", default_value_t = 2, value_name = "N",
-          value_parser = clap::value_parser!(u16).range(1..=64))]
+          value_parser = clap::value_parser!(u16).range(1..=16))]
     pub ndt7_max_tests: u16,
 
     /// Copy test data between the kernel and the server as stock iperf3
