@@ -441,4 +441,30 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn ndt7_is_on_by_default_bounded_and_fenced_like_iperf3() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert!(c.http_settings.ndt7.enabled);
+        assert_eq!(c.http_settings.ndt7.max_tests, 2);
+        let c = config(&[
+            "-d",
+            "x",
+            "--no-ndt7",
+            "--ndt7-max-tests",
+            "3",
+            "--allow",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        assert!(!c.http_settings.ndt7.enabled);
+        assert_eq!(c.http_settings.ndt7.max_tests, 3);
+        assert!(!c
+            .http_settings
+            .ndt7
+            .allow
+            .allows("192.0.2.1".parse().unwrap()));
+        assert!(config(&["-d", "x", "--ndt7-max-tests", "0"]).is_err());
+        assert!(config(&["-d", "x", "--ndt7-max-tests", "17"]).is_err());
+    }
 }

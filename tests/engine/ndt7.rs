@@ -335,7 +335,10 @@ fn a_malformed_frame_records_nothing() {
     }
     let head = String::from_utf8_lossy(&head);
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains(ndt7::SUBPROTOCOL), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains(ndt7::SUBPROTOCOL),
+        "{head}"
+    );
     // A client frame must be masked; this one is not.
     tcp.write_all(&[0x82, 0x04, 1, 2, 3, 4]).unwrap();
     daemon.wait_stderr("ndt7: subtest dropped");
