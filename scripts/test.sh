@@ -30,6 +30,21 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# M-Lab's ndt7 clients for the ndt7 tests: the Rust command-line client and
+# the JavaScript library (run in headless Chromium from target/ndt7-js).
+if ! command -v ndt7-client >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/ndt7-client" ]; then
+    echo "== installing ndt7-client (cargo install)"
+    cargo install --quiet ndt7-client
+fi
+if [ ! -f target/ndt7-js/node_modules/@m-lab/ndt7/src/ndt7.js ]; then
+    command -v npm >/dev/null 2>&1 || {
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    }
+    echo "== installing @m-lab/ndt7 (npm) into target/ndt7-js"
+    mkdir -p target/ndt7-js
+    npm install --silent --no-audit --no-fund --prefix target/ndt7-js @m-lab/ndt7
+fi
 rustup target add aarch64-unknown-linux-musl >/dev/null
 
 echo "== documentation links"

@@ -74,6 +74,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     let ports = bound.iperf_ports()?;
+    let overlaps = Arc::clone(&settings.overlaps);
     for (listener, number) in bound.iperf.into_iter().zip(ports) {
         let fut = port::run(
             listener,
@@ -90,8 +91,9 @@ pub async fn serve(
     }
     bound.http.set_nonblocking(true)?;
     let http = tokio::net::TcpListener::from_std(bound.http)?;
-    let ctx =
-        crate::http::Context::new(Arc::clone(&hub), shutdown.clone()).with_settings(&http_settings);
+    let ctx = crate::http::Context::new(Arc::clone(&hub), shutdown.clone())
+        .with_settings(&http_settings)
+        .with_overlaps(overlaps);
     tasks.spawn(crate::http::serve_with(http, ctx));
     shutdown.triggered().await;
     tasks.close();

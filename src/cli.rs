@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use thiserror::Error;
 
-use crate::config::{AuthConfig, Config, HttpSettings, Padding};
+use crate::config::{AuthConfig, Config, HttpSettings, Ndt7Settings, Padding};
 use crate::protocol::auth::DEFAULT_SKEW_SECS;
 use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
 use crate::protocol::session::Limits;
@@ -146,6 +146,16 @@ pub struct Args {
     )]
     pub use_pkcs1_padding: bool,
 
+    /// Turn off the ndt7 speed test on the dashboard's port (/ndt/v7/...).
+    #[arg(long = "no-ndt7")]
+    pub no_ndt7: bool,
+
+    /// ndt7 subtests that may run at the same time; one more is refused
+    /// (HTTP 503, the page retries). Each may hold one 16 MiB message.
+    #[arg(long = "ndt7-max-tests", default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub ndt7_max_tests: u16,
+
     /// Copy test data between the kernel and the server as stock iperf3
     /// does (unless a client asks otherwise with -Z or --skip-rx-copy),
     /// instead of sending and receiving without copying.
@@ -236,6 +246,11 @@ impl Args {
             auth,
             http_settings: HttpSettings {
                 clear_token: self.clear_token,
+                ndt7: Ndt7Settings {
+                    enabled: !self.no_ndt7,
+                    max_tests: usize::from(self.ndt7_max_tests),
+                    allow: policy.allow.clone(),
+                },
                 ..Default::default()
             },
             max_tests_per_port: usize::from(self.max_tests_per_port),
@@ -425,5 +440,31 @@ mod tests {
             err.contains("--port 0") && err.contains("--servers 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn ndt7_is_on_by_default_bounded_and_fenced_like_iperf3() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert!(c.http_settings.ndt7.enabled);
+        assert_eq!(c.http_settings.ndt7.max_tests, 2);
+        let c = config(&[
+            "-d",
+            "x",
+            "--no-ndt7",
+            "--ndt7-max-tests",
+            "3",
+            "--allow",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        assert!(!c.http_settings.ndt7.enabled);
+        assert_eq!(c.http_settings.ndt7.max_tests, 3);
+        assert!(!c
+            .http_settings
+            .ndt7
+            .allow
+            .allows("192.0.2.1".parse().unwrap()));
+        assert!(config(&["-d", "x", "--ndt7-max-tests", "0"]).is_err());
+        assert!(config(&["-d", "x", "--ndt7-max-tests", "17"]).is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::protocol::policy::Policy;
+use crate::protocol::policy::{AllowList, Policy};
 use crate::protocol::session::Limits;
 
 /// The dashboard's port when no `--http` address is given.
@@ -57,6 +57,32 @@ pub struct HttpSettings {
     pub clear_token: Option<String>,
     /// The deadline on a request's header ([`HEADER_TIMEOUT`]).
     pub header_timeout: Duration,
+    /// The ndt7 speed test on the dashboard's port.
+    pub ndt7: Ndt7Settings,
+}
+
+/// ndt7 subtests running at once by default.
+pub const DEFAULT_NDT7_TESTS: usize = 2;
+
+/// The ndt7 speed test's settings.
+#[derive(Debug, Clone)]
+pub struct Ndt7Settings {
+    /// Whether `/ndt/v7/*` is served (`--no-ndt7` turns it off: 404).
+    pub enabled: bool,
+    /// Subtests at once; one more is answered 503 before the upgrade.
+    pub max_tests: usize,
+    /// Client networks allowed (`--allow`, as for the iperf3 ports).
+    pub allow: AllowList,
+}
+
+impl Default for Ndt7Settings {
+    fn default() -> Self {
+        Ndt7Settings {
+            enabled: true,
+            max_tests: DEFAULT_NDT7_TESTS,
+            allow: AllowList::default(),
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -64,6 +90,7 @@ impl Default for HttpSettings {
         HttpSettings {
             clear_token: None,
             header_timeout: HEADER_TIMEOUT,
+            ndt7: Ndt7Settings::default(),
         }
     }
 }

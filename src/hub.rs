@@ -15,14 +15,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::locks::lock;
+use crate::ndt7::record::Record;
 use crate::report::json::Json;
-use crate::store::log::LogDir;
+use crate::store::log::{LogDir, Recorded};
 pub use crate::store::result::TestResult;
 use crate::store::results::ResultsStore;
 
@@ -248,8 +250,22 @@ impl Hub {
     pub fn record(&self, port: u16, entry: &Json) {
         let _writer = lock(&self.writer);
         let recorded = self.logs.record(port, entry);
+        self.recorded(port, recorded, || self.logs.path(port));
+    }
+
+    /// Records one finished ndt7 subtest as [`Hub::record`] does: appended
+    /// to the ndt7 log, then shown and announced (its `port` is the
+    /// dashboard's).
+    pub fn record_ndt7(&self, record: &Record) {
+        let _writer = lock(&self.writer);
+        let recorded = self.logs.record_ndt7(record);
+        self.recorded(record.server_port, recorded, || self.logs.ndt7_path());
+    }
+
+    /// Notes a log write of `port` to `path` and shows and announces its result.
+    fn recorded(&self, port: u16, recorded: Recorded, path: impl Fn() -> PathBuf) {
         let mut state = self.write();
-        self.note_write(&mut state, port, recorded.written);
+        self.note_write(&mut state, port, recorded.written, path);
         if let Some(result) = recorded.result {
             state.store.push(result.clone());
             self.publish(Event::Result {
@@ -270,7 +286,7 @@ impl Hub {
             .collect();
         let mut state = self.write();
         for (port, result) in written {
-            self.note_write(&mut state, port, result);
+            self.note_write(&mut state, port, result, || self.logs.path(port));
         }
         state.store.clear_latest();
         self.publish(Event::Cleared);
@@ -332,14 +348,20 @@ impl Hub {
     /// Records the outcome of a log write: an error is logged the first
     /// time it is seen and shown in the status until that port's log is
     /// written successfully again.
-    fn note_write(&self, state: &mut State, port: u16, result: io::Result<()>) {
+    fn note_write(
+        &self,
+        state: &mut State,
+        port: u16,
+        result: io::Result<()>,
+        path: impl Fn() -> PathBuf,
+    ) {
         let before = state.log_error();
         match result {
             Ok(()) => {
                 state.log_errors.remove(&port);
             }
             Err(err) => {
-                let msg = format!("cannot write {}: {err}", self.logs.path(port).display());
+                let msg = format!("cannot write {}: {err}", path().display());
                 if lock(&self.reported).insert(msg.clone()) {
                     tracing::error!(port, "{msg}");
                 }

@@ -25,7 +25,8 @@ pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infa
     pages
         .or(api)
         .or(exports)
-        .or(websocket(ctx))
+        .or(websocket(ctx.clone()))
+        .or(super::ndt7::routes(ctx))
         .recover(handlers::recover)
 }
 

@@ -183,12 +183,10 @@ pub async fn metrics(ctx: Context) -> Result<impl Reply, Infallible> {
 /// for; beyond [`super::MAX_WEBSOCKETS`] sessions the answer is 503.
 pub fn websocket(upgrade: warp::ws::Ws, ctx: Context) -> warp::reply::Response {
     if ctx.sessions.len() >= super::MAX_WEBSOCKETS {
-        let body = ErrorBody {
-            error: "too many live connections; try again later".into(),
-            status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
-        };
-        let reply = warp::reply::json(&body);
-        return warp::reply::with_status(reply, StatusCode::SERVICE_UNAVAILABLE).into_response();
+        return error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many live connections; try again later",
+        );
     }
     upgrade
         .max_message_size(64 * 1024)
@@ -197,6 +195,15 @@ pub fn websocket(upgrade: warp::ws::Ws, ctx: Context) -> warp::reply::Response {
             ctx.sessions.track_future(session)
         })
         .into_response()
+}
+
+/// A JSON error `{"error": "...", "status": N}` with that status.
+pub fn error_reply(status: StatusCode, message: impl Into<String>) -> warp::reply::Response {
+    let body = ErrorBody {
+        error: message.into(),
+        status: status.as_u16(),
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
 /// Turns every rejection into a JSON error `{"error": "...", "status": N}`.

@@ -5,7 +5,8 @@
 //! (method and path in its doc line), [`handlers`] the async functions that
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
 //! embedded `web/` directory), [`export`] (CSV and Prometheus text, pure
-//! functions) and [`ws`] (one websocket session). This module binds the
+//! functions), [`ws`] (one websocket session) and [`ndt7`] (the ndt7 speed
+//! test's routes and websocket sessions). This module binds the
 //! dashboard's socket and runs the server until shutdown, with bounds: at
 //! most [`MAX_CONNECTIONS`] connections and [`MAX_WEBSOCKETS`] websocket
 //! sessions at once, and a deadline on every request's header (which also
@@ -16,9 +17,11 @@ pub mod export;
 pub mod filters;
 pub mod handlers;
 pub mod models;
+pub mod ndt7;
 pub mod ws;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,8 +33,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::config::Ndt7Settings;
 use crate::config::DEFAULT_HTTP_PORT;
 use crate::hub::Hub;
+use crate::overlap::Overlaps;
 use crate::shutdown::Shutdown;
 
 pub use crate::config::{HttpSettings, HEADER_TIMEOUT};
@@ -62,6 +67,26 @@ pub struct Context {
     pub clear_token: Option<Arc<str>>,
     /// The deadline on a request's header.
     pub header_timeout: Duration,
+    /// The ndt7 speed test's settings.
+    pub ndt7: Ndt7Settings,
+    /// Free ndt7 subtest slots.
+    pub ndt7_slots: Arc<Semaphore>,
+    /// Tests moving data box-wide (shared with the iperf3 ports).
+    pub overlaps: Arc<Overlaps>,
+}
+
+/// The connection a request arrived on, as a request extension: what the
+/// ndt7 routes need beyond the request (addresses, and the socket for
+/// `TCP_INFO`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Our address.
+    pub local: SocketAddr,
+    /// A duplicate of the connection's socket descriptor (closed with the
+    /// last request of the connection that holds it).
+    pub socket: Arc<OwnedFd>,
 }
 
 impl Context {
@@ -73,7 +98,16 @@ impl Context {
             sessions: TaskTracker::new(),
             clear_token: None,
             header_timeout: HEADER_TIMEOUT,
+            ndt7: Ndt7Settings::default(),
+            ndt7_slots: Arc::new(Semaphore::new(Ndt7Settings::default().max_tests)),
+            overlaps: Arc::default(),
         }
+    }
+
+    /// The same context sharing `overlaps` with the iperf3 ports.
+    pub fn with_overlaps(mut self, overlaps: Arc<Overlaps>) -> Context {
+        self.overlaps = overlaps;
+        self
     }
 
     /// The same context with the settings applied (an empty token is none).
@@ -84,6 +118,8 @@ impl Context {
             .filter(|t| !t.is_empty())
             .map(Arc::from);
         self.header_timeout = settings.header_timeout;
+        self.ndt7 = settings.ndt7.clone();
+        self.ndt7_slots = Arc::new(Semaphore::new(settings.ndt7.max_tests));
         self
     }
 }
@@ -110,8 +146,8 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
             () = shutdown.triggered() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: back off, keep serving.
                 warn!(error = %e, "dashboard: accept failed");
@@ -127,13 +163,26 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
             );
             continue;
         };
+        // Each request carries its connection (ndt7 reads TCP_INFO of it).
+        let info = match (stream.local_addr(), stream.as_fd().try_clone_to_owned()) {
+            (Ok(local), Ok(socket)) => Some(ConnInfo {
+                peer,
+                local,
+                socket: Arc::new(socket),
+            }),
+            _ => None,
+        };
+        let inner = TowerToHyperService::new(service.clone());
+        let with_info = hyper::service::service_fn(move |mut req| {
+            if let Some(info) = &info {
+                req.extensions_mut().insert(info.clone());
+            }
+            hyper::service::Service::call(&inner, req)
+        });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service.clone()),
-            )
+            .serve_connection(TokioIo::new(stream), with_info)
             .with_upgrades();
         let shutdown = shutdown.clone();
         connections.spawn(async move {

@@ -8,6 +8,7 @@ mod common;
 mod e2e;
 mod routes;
 mod security;
+mod speedtest;
 #[path = "../support/mod.rs"]
 mod support;
 mod ws;
