@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, warn};
 
 use crate::config::{Config, HttpSettings, Padding, DEFAULT_HTTP_PORT};
+use crate::forward::Forwarder;
 use crate::hub::Hub;
 use crate::protocol::errors;
 use crate::server::auth::Authenticator;
@@ -72,7 +73,28 @@ pub async fn serve(
     http_settings: HttpSettings,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    serve_forwarding(bound, hub, settings, http_settings, None, shutdown).await
+}
+
+/// [`serve`], also forwarding every recorded test with `forward`: it is
+/// queued on the hub's record path and sent by tasks of its own.
+pub async fn serve_forwarding(
+    bound: Bound,
+    hub: Arc<Hub>,
+    settings: PortSettings,
+    http_settings: HttpSettings,
+    forward: Option<Arc<Forwarder>>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
+    if let Some(forward) = &forward {
+        let queued = Arc::clone(forward);
+        hub.watch_records(
+            |_| {},
+            Box::new(move |result, entry| queued.enqueue(result, entry)),
+        );
+        tasks.spawn(Arc::clone(forward).run(shutdown.clone()));
+    }
     let ports = bound.iperf_ports()?;
     for (listener, number) in bound.iperf.into_iter().zip(ports) {
         let fut = port::run(
@@ -90,8 +112,9 @@ pub async fn serve(
     }
     bound.http.set_nonblocking(true)?;
     let http = tokio::net::TcpListener::from_std(bound.http)?;
-    let ctx =
-        crate::http::Context::new(Arc::clone(&hub), shutdown.clone()).with_settings(&http_settings);
+    let ctx = crate::http::Context::new(Arc::clone(&hub), shutdown.clone())
+        .with_settings(&http_settings)
+        .with_forward(forward);
     tasks.spawn(crate::http::serve_with(http, ctx));
     shutdown.triggered().await;
     tasks.close();
@@ -122,6 +145,9 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    let host = config.forward.host.clone().unwrap_or_else(host_name);
+    let forward = Forwarder::open(&config.forward, logs.dir(), host)
+        .context("forwarding cannot be set up")?;
     let bound = bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -157,8 +183,26 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             copy: config.copy,
             ..PortSettings::default()
         };
-        serve(bound, hub, settings, config.http_settings, shutdown).await
+        serve_forwarding(
+            bound,
+            hub,
+            settings,
+            config.http_settings,
+            forward,
+            shutdown,
+        )
+        .await
     })
+}
+
+/// This machine's host name (uname's node name), `localhost` if unknown.
+fn host_name() -> String {
+    crate::sys::system_info()
+        .split(' ')
+        .nth(1)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("localhost")
+        .to_string()
 }
 
 /// The start-up line's note on authentication.

@@ -26,6 +26,11 @@ use crate::store::log::LogDir;
 pub use crate::store::result::TestResult;
 use crate::store::results::ResultsStore;
 
+/// Called with every recorded test and its log entry (as JSON), on the
+/// record path, before the test is announced: what must hold the test
+/// before anyone sees it (the forwarding queue, the metrics) hooks in here.
+pub type Observer = Box<dyn Fn(&TestResult, &serde_json::Value) + Send + Sync>;
+
 /// How many events a websocket subscriber may fall behind before it skips
 /// ahead (it then misses the oldest ones; the page resynchronises on reconnect).
 const EVENT_BUFFER: usize = 256;
@@ -180,6 +185,8 @@ pub struct Hub {
     events: broadcast::Sender<Event>,
     /// Log write errors already logged (each is logged once).
     reported: Mutex<HashSet<String>>,
+    /// Called with every recorded test ([`Hub::watch_records`]).
+    observers: RwLock<Vec<Observer>>,
 }
 
 impl Hub {
@@ -197,6 +204,7 @@ impl Hub {
             }),
             events,
             reported: Mutex::new(HashSet::new()),
+            observers: RwLock::new(Vec::new()),
         })
     }
 
@@ -248,6 +256,10 @@ impl Hub {
     pub fn record(&self, port: u16, entry: &Json) {
         let _writer = lock(&self.writer);
         let recorded = self.logs.record(port, entry);
+        // Before the state lock: a queue's disk sync never holds up readers.
+        if let Some(result) = &recorded.result {
+            self.notify_observers(result, entry);
+        }
         let mut state = self.write();
         self.note_write(&mut state, port, recorded.written);
         if let Some(result) = recorded.result {
@@ -280,6 +292,27 @@ impl Hub {
             .into_iter()
             .map(|r| r.cloned())
             .collect()
+    }
+
+    /// Calls `history` with every result recorded so far and `observer`
+    /// with every one recorded from now on, with no test missed or seen
+    /// twice in between.
+    pub fn watch_records(&self, history: impl FnOnce(&[TestResult]), observer: Observer) {
+        let _writer = lock(&self.writer);
+        history(self.read().store.all());
+        crate::locks::write(&self.observers).push(observer);
+    }
+
+    /// Hands a recorded test to every observer (with the writer lock held).
+    fn notify_observers(&self, result: &TestResult, entry: &Json) {
+        let observers = crate::locks::read(&self.observers);
+        if observers.is_empty() {
+            return;
+        }
+        let entry = crate::report::json::to_value(entry);
+        for observer in observers.iter() {
+            observer(result, &entry);
+        }
     }
 
     /// A receiver of every event from now on.

@@ -4,8 +4,8 @@
 //! Laid out like warp's own examples: [`filters`] has one function per route
 //! (method and path in its doc line), [`handlers`] the async functions that
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
-//! embedded `web/` directory), [`export`] (CSV and Prometheus text, pure
-//! functions) and [`ws`] (one websocket session). This module binds the
+//! embedded `web/` directory), [`export`] (CSV, pure functions), [`metrics`]
+//! (the Prometheus exposition) and [`ws`] (one websocket session). This module binds the
 //! dashboard's socket and runs the server until shutdown, with bounds: at
 //! most [`MAX_CONNECTIONS`] connections and [`MAX_WEBSOCKETS`] websocket
 //! sessions at once, and a deadline on every request's header (which also
@@ -15,6 +15,7 @@ pub mod assets;
 pub mod export;
 pub mod filters;
 pub mod handlers;
+pub mod metrics;
 pub mod models;
 pub mod ws;
 
@@ -31,6 +32,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::config::DEFAULT_HTTP_PORT;
+use crate::forward::Forwarder;
+use crate::health::HealthProbe;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 
@@ -62,18 +65,41 @@ pub struct Context {
     pub clear_token: Option<Arc<str>>,
     /// The deadline on a request's header.
     pub header_timeout: Duration,
+    /// What `GET /metrics` shows, kept up to date by the hub.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The forwarding of recorded tests, when `--forward` is given.
+    pub forward: Option<Arc<Forwarder>>,
 }
 
 impl Context {
-    /// A context with a fresh session tracker.
+    /// A context with a fresh session tracker and metrics counted from
+    /// the hub's history on (the hub reports every test recorded later).
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
+        let metrics = Arc::new(metrics::Metrics::new(
+            crate::hub::VERSION,
+            HealthProbe::default(),
+        ));
+        let observed = Arc::clone(&metrics);
+        hub.watch_records(
+            |history| history.iter().for_each(|r| metrics.observe(r)),
+            Box::new(move |result, _entry| observed.observe(result)),
+        );
         Context {
             hub,
             shutdown,
             sessions: TaskTracker::new(),
             clear_token: None,
             header_timeout: HEADER_TIMEOUT,
+            metrics,
+            forward: None,
         }
+    }
+
+    /// The same context showing `forward`'s state in `/api/status` and
+    /// `/metrics`.
+    pub fn with_forward(mut self, forward: Option<Arc<Forwarder>>) -> Context {
+        self.forward = forward;
+        self
     }
 
     /// The same context with the settings applied (an empty token is none).
