@@ -75,10 +75,7 @@ impl Context {
     /// A context with a fresh session tracker and metrics counted from
     /// the hub's history on (the hub reports every test recorded later).
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
-        let metrics = Arc::new(metrics::Metrics::new(
-            crate::hub::VERSION,
-            HealthProbe::default(),
-        ));
+        let metrics = Arc::new(metrics::Metrics::new(crate::hub::VERSION, health_probe()));
         let observed = Arc::clone(&metrics);
         hub.watch_records(
             |history| history.iter().for_each(|r| metrics.observe(r)),
@@ -111,6 +108,16 @@ impl Context {
             .map(Arc::from);
         self.header_timeout = settings.header_timeout;
         self
+    }
+}
+
+/// Where `/metrics` reads the machine's health: sysfs, or the tree named by
+/// `WEBPERF3_SYSFS_ROOT` (a stand-in tree, to try dashboards and alerts on
+/// a machine without a Pi's sensors).
+fn health_probe() -> HealthProbe {
+    match std::env::var_os("WEBPERF3_SYSFS_ROOT") {
+        Some(root) if !root.is_empty() => HealthProbe::new(std::path::Path::new(&root)),
+        _ => HealthProbe::default(),
     }
 }
 
