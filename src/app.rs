@@ -13,7 +13,7 @@ use tracing::{error, warn};
 
 use crate::config::{Config, HttpSettings, Padding, DEFAULT_HTTP_PORT};
 use crate::forward::Forwarder;
-use crate::hub::Hub;
+use crate::hub::{Hub, RecordHook, TestResult};
 use crate::protocol::errors;
 use crate::server::auth::Authenticator;
 use crate::server::listen::{self, ListenOpts};
@@ -88,10 +88,9 @@ pub async fn serve_forwarding(
 ) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
     if let Some(forward) = &forward {
-        let queued = Arc::clone(forward);
         hub.watch_records(
-            |_| {},
-            Box::new(move |result, entry| queued.enqueue(result, entry)),
+            |history| forward.recover(history),
+            Box::new(Forwarding(Arc::clone(forward))),
         );
         tasks.spawn(Arc::clone(forward).run(shutdown.clone()));
     }
@@ -125,6 +124,20 @@ pub async fn serve_forwarding(
         warn!("some tests did not end within {SHUTDOWN_GRACE:?}");
     }
     Ok(())
+}
+
+/// The forwarder on the hub's record path: a test is noted before its log
+/// write and queued after it, before it is announced.
+struct Forwarding(Arc<Forwarder>);
+
+impl RecordHook for Forwarding {
+    fn before_write(&self, port: u16, entry: &serde_json::Value) {
+        self.0.writing(port, entry);
+    }
+
+    fn after_write(&self, result: Option<&TestResult>, entry: &serde_json::Value) {
+        self.0.recorded(result, entry);
+    }
 }
 
 /// Runs the program for `config` until SIGINT/SIGTERM.

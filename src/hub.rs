@@ -26,10 +26,17 @@ use crate::store::log::LogDir;
 pub use crate::store::result::TestResult;
 use crate::store::results::ResultsStore;
 
-/// Called with every recorded test and its log entry (as JSON), on the
-/// record path, before the test is announced: what must hold the test
-/// before anyone sees it (the forwarding queue, the metrics) hooks in here.
-pub type Observer = Box<dyn Fn(&TestResult, &serde_json::Value) + Send + Sync>;
+/// What must hold every recorded test before anyone sees it (the
+/// forwarding queue, the metrics) hooks into the record path here. Records
+/// are serialised: `before_write` and the `after_write` that follows it
+/// belong to the same test, with no other record in between.
+pub trait RecordHook: Send + Sync {
+    /// `entry` (as JSON) is about to be appended to `port`'s log.
+    fn before_write(&self, _port: u16, _entry: &serde_json::Value) {}
+    /// The entry was handled: `result` is the recorded test (`None` for an
+    /// entry that never started one); it is announced right after.
+    fn after_write(&self, result: Option<&TestResult>, entry: &serde_json::Value);
+}
 
 /// How many events a websocket subscriber may fall behind before it skips
 /// ahead (it then misses the oldest ones; the page resynchronises on reconnect).
@@ -185,8 +192,8 @@ pub struct Hub {
     events: broadcast::Sender<Event>,
     /// Log write errors already logged (each is logged once).
     reported: Mutex<HashSet<String>>,
-    /// Called with every recorded test ([`Hub::watch_records`]).
-    observers: RwLock<Vec<Observer>>,
+    /// Called around every record ([`Hub::watch_records`]).
+    hooks: RwLock<Vec<Box<dyn RecordHook>>>,
 }
 
 impl Hub {
@@ -204,7 +211,7 @@ impl Hub {
             }),
             events,
             reported: Mutex::new(HashSet::new()),
-            observers: RwLock::new(Vec::new()),
+            hooks: RwLock::new(Vec::new()),
         })
     }
 
@@ -255,11 +262,19 @@ impl Hub {
     /// error, status) and the result is still shown.
     pub fn record(&self, port: u16, entry: &Json) {
         let _writer = lock(&self.writer);
-        let recorded = self.logs.record(port, entry);
-        // Before the state lock: a queue's disk sync never holds up readers.
-        if let Some(result) = &recorded.result {
-            self.notify_observers(result, entry);
+        // Hooks run before the state lock: a queue's disk sync never holds
+        // up readers.
+        let hooks = crate::locks::read(&self.hooks);
+        let value = (!hooks.is_empty()).then(|| crate::report::json::to_value(entry));
+        if let Some(value) = &value {
+            hooks.iter().for_each(|h| h.before_write(port, value));
         }
+        let recorded = self.logs.record(port, entry);
+        if let Some(value) = &value {
+            let result = recorded.result.as_ref();
+            hooks.iter().for_each(|h| h.after_write(result, value));
+        }
+        drop(hooks);
         let mut state = self.write();
         self.note_write(&mut state, port, recorded.written);
         if let Some(result) = recorded.result {
@@ -294,25 +309,13 @@ impl Hub {
             .collect()
     }
 
-    /// Calls `history` with every result recorded so far and `observer`
-    /// with every one recorded from now on, with no test missed or seen
-    /// twice in between.
-    pub fn watch_records(&self, history: impl FnOnce(&[TestResult]), observer: Observer) {
+    /// Calls `history` with every result recorded so far and `hook` around
+    /// every record from now on, with no test missed or seen twice in
+    /// between.
+    pub fn watch_records(&self, history: impl FnOnce(&[TestResult]), hook: Box<dyn RecordHook>) {
         let _writer = lock(&self.writer);
         history(self.read().store.all());
-        crate::locks::write(&self.observers).push(observer);
-    }
-
-    /// Hands a recorded test to every observer (with the writer lock held).
-    fn notify_observers(&self, result: &TestResult, entry: &Json) {
-        let observers = crate::locks::read(&self.observers);
-        if observers.is_empty() {
-            return;
-        }
-        let entry = crate::report::json::to_value(entry);
-        for observer in observers.iter() {
-            observer(result, &entry);
-        }
+        crate::locks::write(&self.hooks).push(hook);
     }
 
     /// A receiver of every event from now on.

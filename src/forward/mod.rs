@@ -4,12 +4,14 @@
 //! receiver sends the queue oldest first, off the test path.
 //!
 //! [`target`] holds the pure parts (URLs, bodies, back-off), [`queue`] the
-//! on-disk queue, [`send`] one HTTP request. Delivery is at least once: a
+//! on-disk queue, [`pending`] the write-ahead note that covers the moment
+//! between a test's log write and its queueing, [`send`] one HTTP request. Delivery is at least once: a
 //! test leaves the queue only after a 2xx answer (and that removal is made
 //! durable before the next test is sent), so a receiver may see a test
 //! again only if the box stopped between the answer and the removal; the
 //! `Idempotency-Key: <host>/<id>` header lets it recognise the repeat.
 
+pub mod pending;
 pub mod queue;
 pub mod send;
 pub mod target;
@@ -29,6 +31,7 @@ use crate::config::ForwardConfig;
 use crate::locks::lock;
 use crate::shutdown::Shutdown;
 use crate::store::result::TestResult;
+use pending::Pending;
 use queue::{Bounds, Queue};
 use target::{Target, TargetError};
 
@@ -93,6 +96,7 @@ struct Lane {
 pub struct Forwarder {
     host: String,
     lanes: Vec<Arc<Lane>>,
+    pending: Mutex<Pending>,
 }
 
 fn unix_now() -> i64 {
@@ -129,7 +133,68 @@ impl Forwarder {
                 retry_max: config.retry_max,
             }));
         }
-        Ok(Some(Arc::new(Forwarder { host, lanes })))
+        let dir = log_dir.join(QUEUE_DIR).join("pending");
+        let pending = Pending::open(&dir).map_err(|e| ForwardError::Queue(dir, e))?;
+        Ok(Some(Arc::new(Forwarder {
+            host,
+            lanes,
+            pending: Mutex::new(pending),
+        })))
+    }
+
+    /// Before `entry` is appended to `port`'s log: notes it durably, so a
+    /// stop before [`Forwarder::recorded`] cannot lose the test.
+    pub fn writing(&self, port: u16, entry: &Value) {
+        if let Err(e) = lock(&self.pending).write(port, entry) {
+            error!(port, error = %e, "cannot note a test for forwarding");
+        }
+    }
+
+    /// After the log write: queues the recorded test (if the entry started
+    /// one) and drops the note.
+    pub fn recorded(&self, result: Option<&TestResult>, entry: &Value) {
+        if let Some(result) = result {
+            self.enqueue(result, entry);
+        }
+        if let Err(e) = lock(&self.pending).clear() {
+            warn!(error = %e, "cannot remove a forwarding note");
+        }
+    }
+
+    /// At start-up, with the loaded `history`: a test whose record was
+    /// interrupted after its log write is queued now (unless a queue has it
+    /// already); one whose log write never happened is forgotten.
+    pub fn recover(&self, history: &[TestResult]) {
+        let leftovers = match lock(&self.pending).leftovers() {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot read the forwarding notes");
+                return;
+            }
+        };
+        for note in leftovers {
+            if let Some(result) = pending::find_recorded(history, note.port, &note.entry) {
+                let document = target::document(&self.host, result, &note.entry);
+                let id = document["id"].as_str().unwrap_or_default().to_string();
+                let body = serde_json::to_vec(&document).unwrap_or_default();
+                for lane in &self.lanes {
+                    let mut queue = lock(&lane.queue);
+                    if queue_holds(&queue, &id) {
+                        continue;
+                    }
+                    match queue.push(&body, unix_now()) {
+                        Ok(dropped) => lane.dropped(dropped),
+                        Err(e) => {
+                            error!(receiver = %lane.target.url, error = %e, "cannot queue a test for forwarding")
+                        }
+                    }
+                }
+                info!(port = note.port, id = %id, "an interrupted record queued for forwarding");
+            }
+            if let Err(e) = pending::remove(&note.path) {
+                warn!(error = %e, "cannot remove a forwarding note");
+            }
+        }
     }
 
     /// Queues one recorded test for every receiver, durably, and wakes the
@@ -288,6 +353,17 @@ impl Lane {
     }
 }
 
+/// Whether a waiting test of `queue` has this id.
+fn queue_holds(queue: &Queue, id: &str) -> bool {
+    queue.items().any(|item| {
+        queue
+            .read(&item)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|d| d["id"] == id)
+    })
+}
+
 /// Sleeps `wait`; `false` if shutdown came first.
 async fn sleep_or_stop(wait: Duration, shutdown: &Shutdown) -> bool {
     tokio::select! {
@@ -325,5 +401,78 @@ impl Jitter {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::summary::summarize;
+
+    fn config(url: &str) -> ForwardConfig {
+        ForwardConfig {
+            urls: vec![url.to_string()],
+            ..ForwardConfig::default()
+        }
+    }
+
+    fn queued(f: &Forwarder) -> u64 {
+        f.status()[0].queued
+    }
+
+    #[test]
+    fn a_record_interrupted_after_its_log_write_is_queued_at_start_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config("http://127.0.0.1:9/in");
+        let entry = crate::report::json::to_value(&crate::store::log::tests::entry(10, "a"));
+        let result = summarize(5201, &entry).unwrap();
+
+        // A whole record: queued once, no note left.
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.writing(5201, &entry);
+        f.recorded(Some(&result), &entry);
+        assert_eq!(queued(&f), 1);
+        drop(f);
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.recover(std::slice::from_ref(&result));
+        assert_eq!(queued(&f), 1, "nothing to recover");
+
+        // Stopped after the note (and the log write): queued at start-up.
+        let other = crate::report::json::to_value(&crate::store::log::tests::entry(20, "b"));
+        let other_result = summarize(5201, &other).unwrap();
+        f.writing(5201, &other);
+        drop(f);
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.recover(&[result.clone(), other_result.clone()]);
+        assert_eq!(queued(&f), 2);
+        // Stopped after queueing, before the note went: not queued twice.
+        let fourth = crate::report::json::to_value(&crate::store::log::tests::entry(40, "d"));
+        let fourth_result = summarize(5201, &fourth).unwrap();
+        f.writing(5201, &fourth);
+        f.enqueue(&fourth_result, &fourth);
+        assert_eq!(queued(&f), 3);
+        drop(f);
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.recover(&[result.clone(), other_result.clone(), fourth_result]);
+        assert_eq!(queued(&f), 3, "no second copy of the same record");
+        // Stopped before the log write: the test was never recorded.
+        let third = crate::report::json::to_value(&crate::store::log::tests::entry(30, "c"));
+        f.writing(5201, &third);
+        drop(f);
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.recover(&[result, other_result]);
+        assert_eq!(queued(&f), 3);
+        let notes = tmp.path().join(QUEUE_DIR).join("pending");
+        assert_eq!(std::fs::read_dir(notes).unwrap().count(), 0);
     }
 }

@@ -131,6 +131,11 @@ impl Queue {
         self.items.front().copied()
     }
 
+    /// Every waiting test, oldest first.
+    pub fn items(&self) -> impl Iterator<Item = Item> + '_ {
+        self.items.iter().copied()
+    }
+
     /// The body of a waiting test.
     pub fn read(&self, item: &Item) -> io::Result<Vec<u8>> {
         fs::read(self.path(item))

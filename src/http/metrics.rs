@@ -28,7 +28,7 @@ use prometheus_client::registry::Registry;
 
 use crate::forward::TargetStatus;
 use crate::health::HealthProbe;
-use crate::hub::{PortState, Status, TestResult};
+use crate::hub::{PortState, RecordHook, Status, TestResult};
 
 /// The content type of the Prometheus text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -366,6 +366,17 @@ impl Metrics {
             prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
         };
         out
+    }
+}
+
+/// The metrics on the hub's record path: every recorded test is counted.
+pub struct Observe(pub std::sync::Arc<Metrics>);
+
+impl RecordHook for Observe {
+    fn after_write(&self, result: Option<&TestResult>, _entry: &serde_json::Value) {
+        if let Some(result) = result {
+            self.0.observe(result);
+        }
     }
 }
 

@@ -76,10 +76,9 @@ impl Context {
     /// the hub's history on (the hub reports every test recorded later).
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
         let metrics = Arc::new(metrics::Metrics::new(crate::hub::VERSION, health_probe()));
-        let observed = Arc::clone(&metrics);
         hub.watch_records(
             |history| history.iter().for_each(|r| metrics.observe(r)),
-            Box::new(move |result, _entry| observed.observe(result)),
+            Box::new(metrics::Observe(Arc::clone(&metrics))),
         );
         Context {
             hub,
