@@ -5,12 +5,14 @@
 //!
 //! [`target`] holds the pure parts (URLs, bodies, back-off), [`queue`] the
 //! on-disk queue, [`pending`] the write-ahead note that covers the moment
-//! between a test's log write and its queueing, [`send`] one HTTP request. Delivery is at least once: a
+//! between a test's log write and its queueing, [`send`] one HTTP request;
+//! `disk` makes their files durable. Delivery is at least once: a
 //! test leaves the queue only after a 2xx answer (and that removal is made
 //! durable before the next test is sent), so a receiver may see a test
 //! again only if the box stopped between the answer and the removal; the
 //! `Idempotency-Key: <host>/<id>` header lets it recognise the repeat.
 
+mod disk;
 pub mod pending;
 pub mod queue;
 pub mod send;
@@ -191,7 +193,7 @@ impl Forwarder {
                 }
                 info!(port = note.port, id = %id, "an interrupted record queued for forwarding");
             }
-            if let Err(e) = pending::remove(&note.path) {
+            if let Err(e) = disk::remove_durably(&note.path) {
                 warn!(error = %e, "cannot remove a forwarding note");
             }
         }

@@ -6,11 +6,12 @@
 //! test was never recorded and the note is dropped.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use super::disk::{remove_durably, write_durably};
 use crate::store::result::TestResult;
 use crate::store::summary::summarize;
 
@@ -50,19 +51,8 @@ impl Pending {
             .dir
             .join(format!("{}-{}.json", std::process::id(), self.next));
         self.next += 1;
-        let tmp = path.with_extension("tmp");
         let body = serde_json::to_vec(&json!({"port": port, "entry": entry}))?;
-        let write = || -> io::Result<()> {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(&body)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        write_durably(&path, &body)?;
         self.current = Some(path);
         Ok(())
     }
@@ -70,7 +60,7 @@ impl Pending {
     /// The record in progress is done (queued, or nothing to queue).
     pub fn clear(&mut self) -> io::Result<()> {
         match self.current.take() {
-            Some(path) => remove(&path),
+            Some(path) => remove_durably(&path),
             None => Ok(()),
         }
     }
@@ -102,19 +92,6 @@ impl Pending {
             }
         }
         Ok(found)
-    }
-}
-
-/// Removes a note, durably.
-pub fn remove(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    match path.parent() {
-        Some(dir) => fs::File::open(dir)?.sync_all(),
-        None => Ok(()),
     }
 }
 
@@ -155,7 +132,7 @@ mod tests {
         let left = again.leftovers().unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!((left[0].port, &left[0].entry), (5202, &json!({"b": 2})));
-        remove(&left[0].path).unwrap();
+        remove_durably(&left[0].path).unwrap();
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 }

@@ -10,8 +10,10 @@
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use super::disk::{remove_durably, write_durably};
 
 /// The queue's bounds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,19 +87,7 @@ impl Queue {
             queued: now,
             len: body.len() as u64,
         };
-        let path = self.path(&item);
-        let tmp = path.with_extension("tmp");
-        let write = || -> io::Result<()> {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(body)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            sync_dir(&self.dir)
-        };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
+        write_durably(&self.path(&item), body)?;
         self.next_seq += 1;
         self.items.push_back(item);
         self.bytes += item.len;
@@ -148,12 +138,7 @@ impl Queue {
             return Ok(());
         };
         let item = self.items[at];
-        match fs::remove_file(self.path(&item)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        sync_dir(&self.dir)?;
+        remove_durably(&self.path(&item))?;
         self.items.remove(at);
         self.bytes -= item.len;
         Ok(())
@@ -189,11 +174,6 @@ fn parse_name(name: &str) -> Option<Item> {
         queued: queued.parse().ok()?,
         len: 0,
     })
-}
-
-/// Makes a directory's entries (a rename, an unlink) durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

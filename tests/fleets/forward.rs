@@ -240,3 +240,48 @@ fn every_test_arrives_once_through_failures_restarts_and_a_kill() {
     assert!(accepted.contains_key(&first.key));
     receiver.shut();
 }
+
+#[test]
+fn a_receiver_that_never_answers_holds_up_neither_tests_nor_the_dashboard() {
+    iperf3::require();
+    let tmp = tempfile::tempdir().unwrap();
+    // Accepts connections and never reads or answers them.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                held.lock().unwrap().push(stream);
+            }
+        });
+    }
+    let daemon = start(&tmp.path().join("logs"), &url);
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "one"]);
+    wait_until(
+        Duration::from_secs(20),
+        "a delivery attempt hanging",
+        || !held.lock().unwrap().is_empty(),
+    );
+    // While the sender waits for an answer, tests are recorded and the
+    // dashboard answers at once.
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "two"]);
+    wait_until(Duration::from_secs(10), "both tests recorded", || {
+        let results: Vec<Value> = serde_json::from_str(&daemon.get("/api/results").1).unwrap();
+        results.len() == 2
+    });
+    let asked = std::time::Instant::now();
+    let f = forwarding(&daemon);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        (f["queued"].as_u64(), f["delivered"].as_u64()),
+        (Some(2), Some(0)),
+        "{f}"
+    );
+    assert_eq!(held.lock().unwrap().len(), 1, "one attempt at a time");
+}
