@@ -77,7 +77,7 @@ impl Context {
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
         let metrics = Arc::new(metrics::Metrics::new(crate::hub::VERSION, health_probe()));
         hub.watch_records(
-            |history| history.iter().for_each(|r| metrics.observe(r)),
+            |history| metrics.observe_all(history),
             Box::new(metrics::Observe(Arc::clone(&metrics))),
         );
         Context {
