@@ -194,48 +194,37 @@ pub struct Args {
 
 /// `7d`, `12h`, `30m`, `90s` or plain seconds.
 fn parse_age(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, unit) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
-        _ => (t, 's'),
-    };
-    let scale = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        _ => return Err(format!("unknown unit in {text:?}: use s, m, h or d")),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration such as 7d or 12h, not {text:?}"))?;
-    match n.checked_mul(scale) {
-        Some(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-        _ => Err(format!("{text:?} is not a usable duration")),
-    }
+    let units = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
+    scaled(text, &units, "a duration such as 7d or 12h").map(Duration::from_secs)
 }
 
 /// `256M`, `1G`, `500K` (powers of 1024) or plain bytes.
 fn parse_size(text: &str) -> Result<u64, String> {
+    let units = [('b', 1), ('k', 1 << 10), ('m', 1 << 20), ('g', 1 << 30)];
+    scaled(text, &units, "a size such as 256M")
+}
+
+/// A positive whole number with an optional one-letter unit (any case)
+/// from `units` (the first is the default), multiplied out.
+fn scaled(text: &str, units: &[(char, u64)], what: &str) -> Result<u64, String> {
     let t = text.trim();
-    let (number, scale) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => (
-            &t[..i],
-            match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                _ => return Err(format!("unknown unit in {text:?}: use K, M or G")),
-            },
-        ),
-        _ => (t, 1),
+    let (number, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+        _ => (t, units[0].0),
+    };
+    let Some(&(_, scale)) = units.iter().find(|(u, _)| *u == unit) else {
+        let known: Vec<String> = units.iter().map(|(u, _)| u.to_string()).collect();
+        return Err(format!(
+            "unknown unit in {text:?}: use {}",
+            known.join(", ")
+        ));
     };
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("expected a size such as 256M, not {text:?}"))?;
+        .map_err(|_| format!("expected {what}, not {text:?}"))?;
     match n.checked_mul(scale) {
-        Some(bytes) if bytes > 0 => Ok(bytes),
-        _ => Err(format!("{text:?} is not a usable size")),
+        Some(v) if v > 0 => Ok(v),
+        _ => Err(format!("{text:?} is too large or zero")),
     }
 }
 
