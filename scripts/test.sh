@@ -2,7 +2,8 @@
 # Installs what the tests need (Debian packages, the Pi's Rust target) and
 # runs every check: formatting, clippy, the unit and integration tests (real
 # stock iperf3 clients, HTTP, websocket, headless Chromium, authentication
-# with keys made by the openssl command), and the static aarch64 binary under
+# with keys made by the openssl command, a real Prometheus and promtool from
+# the Debian prometheus package), and the static aarch64 binary under
 # qemu against the stock client. Building needs a C compiler (gcc) for AWS-LC;
 # the aarch64 build compiles it with zig cc (PyPI ziglang, installed into the
 # venv target/ziglang when no zig is found; see docs/auth.md).
@@ -15,6 +16,7 @@ as_root() {
 
 need_pkgs=()
 for pair in iperf3:iperf3 chromium:chromium qemu-aarch64-static:qemu-user-static \
+            prometheus:prometheus promtool:prometheus \
             file:file curl:curl python3:python3 cc:gcc openssl:openssl; do
     cmd=${pair%%:*} pkg=${pair##*:}
     command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")

@@ -48,6 +48,39 @@ pub struct Config {
     /// Copy test data as stock does (`--copy`) instead of moving it
     /// without copying.
     pub copy: bool,
+    /// Where recorded tests are forwarded (`--forward`), and the queue's bounds.
+    pub forward: ForwardConfig,
+}
+
+/// Forwarding of recorded tests (`--forward URL`, repeatable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardConfig {
+    /// Receivers, as typed: `http://host[:port]/path` (JSON POST) or
+    /// `loki+http://host[:port]` (Loki's push API). Empty: no forwarding.
+    pub urls: Vec<String>,
+    /// The `host` member of what is sent; the machine's host name by default.
+    pub host: Option<String>,
+    /// Queued tests older than this are dropped unsent (`--forward-max-age`).
+    pub max_age: Duration,
+    /// Most tests waiting per receiver (`--forward-max-queue`).
+    pub max_count: usize,
+    /// Most bytes waiting per receiver (`--forward-max-bytes`).
+    pub max_bytes: u64,
+    /// The longest wait between two attempts (`--forward-retry-max`).
+    pub retry_max: Duration,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            urls: Vec::new(),
+            host: None,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_count: 10_000,
+            max_bytes: 256 * 1024 * 1024,
+            retry_max: Duration::from_secs(300),
+        }
+    }
 }
 
 /// What the dashboard's HTTP side is configured with.

@@ -13,6 +13,8 @@
 //! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
 //!   metrics.
 //! - [`health`]: CPU temperature and Pi throttling during a test.
+//! - [`forward`]: `--forward`: recorded tests queued on disk and sent to
+//!   other systems (JSON over HTTP, Loki), with retries and back-off.
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
 //!   broadcast of events to websocket clients.
 //! - [`store`]: the per-port log files (append, tolerant read) and the
@@ -38,6 +40,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod forward;
 pub mod health;
 pub mod http;
 pub mod hub;

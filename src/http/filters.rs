@@ -103,6 +103,7 @@ pub fn csv(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejecti
 pub fn metrics(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("metrics")
         .and(warp::get())
+        .and(warp::header::optional::<String>("accept"))
         .and(with(ctx))
         .and_then(handlers::metrics)
 }

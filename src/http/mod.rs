@@ -4,9 +4,9 @@
 //! Laid out like warp's own examples: [`filters`] has one function per route
 //! (method and path in its doc line), [`handlers`] the async functions that
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
-//! embedded `web/` directory), [`export`] (CSV and Prometheus text, pure
-//! functions), [`ws`] (one websocket session) and [`ndt7`] (the ndt7 speed
-//! test's routes and websocket sessions). This module binds the
+//! embedded `web/` directory), [`export`] (CSV, pure functions), [`metrics`]
+//! (the Prometheus exposition), [`ws`] (one websocket session) and [`ndt7`]
+//! (the ndt7 speed test's routes and websocket sessions). This module binds the
 //! dashboard's socket and runs the server until shutdown, with bounds: at
 //! most [`MAX_CONNECTIONS`] connections and [`MAX_WEBSOCKETS`] websocket
 //! sessions at once, and a deadline on every request's header (which also
@@ -16,6 +16,7 @@ pub mod assets;
 pub mod export;
 pub mod filters;
 pub mod handlers;
+pub mod metrics;
 pub mod models;
 pub mod ndt7;
 pub mod ws;
@@ -35,6 +36,8 @@ use tracing::{debug, warn};
 
 use crate::config::Ndt7Settings;
 use crate::config::DEFAULT_HTTP_PORT;
+use crate::forward::Forwarder;
+use crate::health::HealthProbe;
 use crate::hub::Hub;
 use crate::overlap::Overlaps;
 use crate::shutdown::Shutdown;
@@ -73,6 +76,10 @@ pub struct Context {
     pub ndt7_slots: Arc<Semaphore>,
     /// Tests moving data box-wide (shared with the iperf3 ports).
     pub overlaps: Arc<Overlaps>,
+    /// What `GET /metrics` shows, kept up to date by the hub.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The forwarding of recorded tests, when `--forward` is given.
+    pub forward: Option<Arc<Forwarder>>,
 }
 
 /// The connection a request arrived on, as a request extension: what the
@@ -90,8 +97,14 @@ pub struct ConnInfo {
 }
 
 impl Context {
-    /// A context with a fresh session tracker.
+    /// A context with a fresh session tracker and metrics counted from
+    /// the hub's history on (the hub reports every test recorded later).
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
+        let metrics = Arc::new(metrics::Metrics::new(crate::hub::VERSION, health_probe()));
+        hub.watch_records(
+            |history| metrics.observe_all(history),
+            Box::new(metrics::Observe(Arc::clone(&metrics))),
+        );
         Context {
             hub,
             shutdown,
@@ -101,12 +114,21 @@ impl Context {
             ndt7: Ndt7Settings::default(),
             ndt7_slots: Arc::new(Semaphore::new(Ndt7Settings::default().max_tests)),
             overlaps: Arc::default(),
+            metrics,
+            forward: None,
         }
     }
 
     /// The same context sharing `overlaps` with the iperf3 ports.
     pub fn with_overlaps(mut self, overlaps: Arc<Overlaps>) -> Context {
         self.overlaps = overlaps;
+        self
+    }
+
+    /// The same context showing `forward`'s state in `/api/status` and
+    /// `/metrics`.
+    pub fn with_forward(mut self, forward: Option<Arc<Forwarder>>) -> Context {
+        self.forward = forward;
         self
     }
 
@@ -121,6 +143,16 @@ impl Context {
         self.ndt7 = settings.ndt7.clone();
         self.ndt7_slots = Arc::new(Semaphore::new(settings.ndt7.max_tests));
         self
+    }
+}
+
+/// Where `/metrics` reads the machine's health: sysfs, or the tree named by
+/// `WEBPERF3_SYSFS_ROOT` (a stand-in tree, to try dashboards and alerts on
+/// a machine without a Pi's sensors).
+fn health_probe() -> HealthProbe {
+    match std::env::var_os("WEBPERF3_SYSFS_ROOT") {
+        Some(root) if !root.is_empty() => HealthProbe::new(std::path::Path::new(&root)),
+        _ => HealthProbe::default(),
     }
 }
 
