@@ -2,7 +2,8 @@
 # Installs what the tests need (Debian packages, the Pi's Rust target) and
 # runs every check: formatting, clippy, the unit and integration tests (real
 # stock iperf3 clients, HTTP, websocket, headless Chromium, authentication
-# with keys made by the openssl command), and the static aarch64 binary under
+# with keys made by the openssl command, a real Prometheus and promtool from
+# the Debian prometheus package), and the static aarch64 binary under
 # qemu against the stock client. Building needs a C compiler (gcc) for AWS-LC;
 # the aarch64 build compiles it with zig cc (PyPI ziglang, installed into the
 # venv target/ziglang when no zig is found; see docs/auth.md).
@@ -15,6 +16,7 @@ as_root() {
 
 need_pkgs=()
 for pair in iperf3:iperf3 chromium:chromium qemu-aarch64-static:qemu-user-static \
+            prometheus:prometheus promtool:prometheus \
             file:file curl:curl python3:python3 cc:gcc openssl:openssl; do
     cmd=${pair%%:*} pkg=${pair##*:}
     command -v "$cmd" >/dev/null 2>&1 || need_pkgs+=("$pkg")
@@ -30,6 +32,21 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# M-Lab's ndt7 clients for the ndt7 tests: the Rust command-line client and
+# the JavaScript library (run in headless Chromium from target/ndt7-js).
+if ! command -v ndt7-client >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/ndt7-client" ]; then
+    echo "== installing ndt7-client (cargo install)"
+    cargo install --quiet ndt7-client
+fi
+if [ ! -f target/ndt7-js/node_modules/@m-lab/ndt7/src/ndt7.js ]; then
+    command -v npm >/dev/null 2>&1 || {
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    }
+    echo "== installing @m-lab/ndt7 (npm) into target/ndt7-js"
+    mkdir -p target/ndt7-js
+    npm install --silent --no-audit --no-fund --prefix target/ndt7-js @m-lab/ndt7
+fi
 rustup target add aarch64-unknown-linux-musl >/dev/null
 
 echo "== documentation links"

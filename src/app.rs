@@ -12,7 +12,8 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, warn};
 
 use crate::config::{Config, HttpSettings, Padding, DEFAULT_HTTP_PORT};
-use crate::hub::Hub;
+use crate::forward::Forwarder;
+use crate::hub::{Hub, RecordHook, TestResult};
 use crate::protocol::errors;
 use crate::server::auth::Authenticator;
 use crate::server::listen::{self, ListenOpts};
@@ -72,8 +73,29 @@ pub async fn serve(
     http_settings: HttpSettings,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    serve_forwarding(bound, hub, settings, http_settings, None, shutdown).await
+}
+
+/// [`serve`], also forwarding every recorded test with `forward`: it is
+/// queued on the hub's record path and sent by tasks of its own.
+pub async fn serve_forwarding(
+    bound: Bound,
+    hub: Arc<Hub>,
+    settings: PortSettings,
+    http_settings: HttpSettings,
+    forward: Option<Arc<Forwarder>>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let tasks = TaskTracker::new();
+    if let Some(forward) = &forward {
+        hub.watch_records(
+            |history| forward.recover(history),
+            Box::new(Forwarding(Arc::clone(forward))),
+        );
+        tasks.spawn(Arc::clone(forward).run(shutdown.clone()));
+    }
     let ports = bound.iperf_ports()?;
+    let overlaps = Arc::clone(&settings.overlaps);
     for (listener, number) in bound.iperf.into_iter().zip(ports) {
         let fut = port::run(
             listener,
@@ -90,8 +112,10 @@ pub async fn serve(
     }
     bound.http.set_nonblocking(true)?;
     let http = tokio::net::TcpListener::from_std(bound.http)?;
-    let ctx =
-        crate::http::Context::new(Arc::clone(&hub), shutdown.clone()).with_settings(&http_settings);
+    let ctx = crate::http::Context::new(Arc::clone(&hub), shutdown.clone())
+        .with_settings(&http_settings)
+        .with_overlaps(overlaps)
+        .with_forward(forward);
     tasks.spawn(crate::http::serve_with(http, ctx));
     shutdown.triggered().await;
     tasks.close();
@@ -102,6 +126,20 @@ pub async fn serve(
         warn!("some tests did not end within {SHUTDOWN_GRACE:?}");
     }
     Ok(())
+}
+
+/// The forwarder on the hub's record path: a test is noted before its log
+/// write and queued after it, before it is announced.
+struct Forwarding(Arc<Forwarder>);
+
+impl RecordHook for Forwarding {
+    fn before_write(&self, port: u16, entry: &serde_json::Value) {
+        self.0.writing(port, entry);
+    }
+
+    fn after_write(&self, result: Option<&TestResult>, entry: &serde_json::Value) {
+        self.0.recorded(result, entry);
+    }
 }
 
 /// Runs the program for `config` until SIGINT/SIGTERM.
@@ -122,6 +160,9 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         )),
         None => None,
     };
+    let host = config.forward.host.clone().unwrap_or_else(host_name);
+    let forward = Forwarder::open(&config.forward, logs.dir(), host)
+        .context("forwarding cannot be set up")?;
     let bound = bind(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -157,8 +198,26 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             copy: config.copy,
             ..PortSettings::default()
         };
-        serve(bound, hub, settings, config.http_settings, shutdown).await
+        serve_forwarding(
+            bound,
+            hub,
+            settings,
+            config.http_settings,
+            forward,
+            shutdown,
+        )
+        .await
     })
+}
+
+/// This machine's host name (uname's node name), `localhost` if unknown.
+fn host_name() -> String {
+    crate::sys::system_info()
+        .split(' ')
+        .nth(1)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("localhost")
+        .to_string()
 }
 
 /// The start-up line's note on authentication.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Parser;
 use thiserror::Error;
 
-use crate::config::{AuthConfig, Config, HttpSettings, Padding};
+use crate::config::{AuthConfig, Config, ForwardConfig, HttpSettings, Ndt7Settings, Padding};
+use crate::forward::target::Target;
 use crate::protocol::auth::DEFAULT_SKEW_SECS;
 use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
 use crate::protocol::session::Limits;
@@ -152,11 +153,95 @@ pub struct Args {
     )]
     pub use_pkcs1_padding: bool,
 
+    /// Turn off the ndt7 speed test on the dashboard's port (/ndt/v7/...).
+    #[arg(long = "no-ndt7")]
+    pub no_ndt7: bool,
+
+    /// ndt7 subtests that may run at the same time; one more is refused
+    /// (HTTP 503, the page retries). Each may hold one 16 MiB message.
+    #[arg(long = "ndt7-max-tests", default_value_t = 2, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub ndt7_max_tests: u16,
+
     /// Copy test data between the kernel and the server as stock iperf3
     /// does (unless a client asks otherwise with -Z or --skip-rx-copy),
     /// instead of sending and receiving without copying.
     #[arg(long = "copy")]
     pub copy: bool,
+
+    /// Send each recorded test to this receiver: http://HOST[:PORT]/PATH
+    /// (JSON POST) or loki+http://HOST:3100 (Loki's push API). Repeatable.
+    /// Unsent tests wait in <log-dir>/forward/ across restarts.
+    #[arg(long = "forward", value_name = "URL", help_heading = "Forwarding")]
+    pub forward: Vec<String>,
+
+    /// The "host" forwarded tests name [default: this machine's host name].
+    #[arg(
+        long = "forward-host",
+        value_name = "NAME",
+        help_heading = "Forwarding"
+    )]
+    pub forward_host: Option<String>,
+
+    /// Drop queued tests older than this, e.g. 7d, 12h, 30m, 90s.
+    #[arg(long = "forward-max-age", value_name = "AGE", default_value = "7d",
+          value_parser = parse_age, help_heading = "Forwarding")]
+    pub forward_max_age: Duration,
+
+    /// Most tests waiting per receiver; beyond it the oldest are dropped.
+    #[arg(long = "forward-max-queue", value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..), help_heading = "Forwarding")]
+    pub forward_max_queue: u32,
+
+    /// Most bytes waiting per receiver, e.g. 256M; beyond it the oldest are dropped.
+    #[arg(long = "forward-max-bytes", value_name = "SIZE", default_value = "256M",
+          value_parser = parse_size, help_heading = "Forwarding")]
+    pub forward_max_bytes: u64,
+
+    /// Longest wait between two attempts to reach a receiver, seconds.
+    #[arg(
+        long = "forward-retry-max",
+        value_name = "SECONDS",
+        default_value_t = 300.0,
+        help_heading = "Forwarding"
+    )]
+    pub forward_retry_max: f64,
+}
+
+/// `7d`, `12h`, `30m`, `90s` or plain seconds.
+fn parse_age(text: &str) -> Result<Duration, String> {
+    let units = [('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)];
+    scaled(text, &units, "a duration such as 7d or 12h").map(Duration::from_secs)
+}
+
+/// `256M`, `1G`, `500K` (powers of 1024) or plain bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let units = [('b', 1), ('k', 1 << 10), ('m', 1 << 20), ('g', 1 << 30)];
+    scaled(text, &units, "a size such as 256M")
+}
+
+/// A positive whole number with an optional one-letter unit (any case)
+/// from `units` (the first is the default), multiplied out.
+fn scaled(text: &str, units: &[(char, u64)], what: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (number, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+        _ => (t, units[0].0),
+    };
+    let Some(&(_, scale)) = units.iter().find(|(u, _)| *u == unit) else {
+        let known: Vec<String> = units.iter().map(|(u, _)| u.to_string()).collect();
+        return Err(format!(
+            "unknown unit in {text:?}: use {}",
+            known.join(", ")
+        ));
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("expected {what}, not {text:?}"))?;
+    match n.checked_mul(scale) {
+        Some(v) if v > 0 => Ok(v),
+        _ => Err(format!("{text:?} is too large or zero")),
+    }
 }
 
 impl Args {
@@ -208,6 +293,25 @@ impl Args {
                 "--http-host takes a host name (letters, digits, '.', '-'), not {bad:?}"
             ));
         }
+        for url in &self.forward {
+            Target::parse(url).map_err(|e| e.to_string())?;
+        }
+        if !(self.forward_retry_max.is_finite()
+            && (0.1..=86_400.0).contains(&self.forward_retry_max))
+        {
+            return Err(format!(
+                "--forward-retry-max must be between 0.1 and 86400 seconds, not {}",
+                self.forward_retry_max
+            ));
+        }
+        let forward = ForwardConfig {
+            urls: self.forward,
+            host: self.forward_host,
+            max_age: self.forward_max_age,
+            max_count: self.forward_max_queue as usize,
+            max_bytes: self.forward_max_bytes,
+            retry_max: Duration::from_secs_f64(self.forward_retry_max),
+        };
         let ports = (0..self.servers).map(|i| self.port + i).collect();
         let log_dir = match self.log_dir {
             Some(dir) => dir,
@@ -253,12 +357,18 @@ impl Args {
             http_settings: HttpSettings {
                 clear_token: self.clear_token,
                 hosts: self.http_hosts,
+                ndt7: Ndt7Settings {
+                    enabled: !self.no_ndt7,
+                    max_tests: usize::from(self.ndt7_max_tests),
+                    allow: policy.allow.clone(),
+                },
                 ..Default::default()
             },
             max_tests_per_port: usize::from(self.max_tests_per_port),
             policy,
             idle_timeout: self.idle_timeout.map(|s| Duration::from_secs(u64::from(s))),
             copy: self.copy,
+            forward,
         })
     }
 }
@@ -319,6 +429,36 @@ mod tests {
         assert!(c.bind.is_none());
         assert!(c.http.is_none());
         assert!(c.auth.is_none());
+    }
+
+    #[test]
+    fn forward_flags() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert_eq!(c.forward, ForwardConfig::default());
+        let c = config(&[
+            "-d",
+            "x",
+            "--forward",
+            "http://a:8000/in",
+            "--forward=loki+http://l:3100",
+            "--forward-max-age",
+            "12h",
+            "--forward-max-bytes",
+            "1G",
+            "--forward-max-queue",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(c.forward.urls, ["http://a:8000/in", "loki+http://l:3100"]);
+        assert_eq!(c.forward.max_age, Duration::from_secs(12 * 3600));
+        assert_eq!(c.forward.max_bytes, 1 << 30);
+        assert_eq!(c.forward.max_count, 5);
+        assert!(config(&["-d", "x", "--forward", "https://a/"]).is_err());
+        assert!(config(&["-d", "x", "--forward-max-age", "0d"]).is_err());
+        assert!(config(&["-d", "x", "--forward-max-age", "3w"]).is_err());
+        assert!(config(&["-d", "x", "--forward-max-bytes", "12Q"]).is_err());
+        assert_eq!(parse_age("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_size("500K").unwrap(), 500 << 10);
     }
 
     #[test]
@@ -453,5 +593,31 @@ mod tests {
             err.contains("--port 0") && err.contains("--servers 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn ndt7_is_on_by_default_bounded_and_fenced_like_iperf3() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert!(c.http_settings.ndt7.enabled);
+        assert_eq!(c.http_settings.ndt7.max_tests, 2);
+        let c = config(&[
+            "-d",
+            "x",
+            "--no-ndt7",
+            "--ndt7-max-tests",
+            "3",
+            "--allow",
+            "10.0.0.0/8",
+        ])
+        .unwrap();
+        assert!(!c.http_settings.ndt7.enabled);
+        assert_eq!(c.http_settings.ndt7.max_tests, 3);
+        assert!(!c
+            .http_settings
+            .ndt7
+            .allow
+            .allows("192.0.2.1".parse().unwrap()));
+        assert!(config(&["-d", "x", "--ndt7-max-tests", "0"]).is_err());
+        assert!(config(&["-d", "x", "--ndt7-max-tests", "17"]).is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::protocol::policy::Policy;
+use crate::protocol::policy::{AllowList, Policy};
 use crate::protocol::session::Limits;
 
 /// The dashboard's port when no `--http` address is given.
@@ -56,6 +56,39 @@ pub struct Config {
     /// Copy test data as stock does (`--copy`) instead of moving it
     /// without copying.
     pub copy: bool,
+    /// Where recorded tests are forwarded (`--forward`), and the queue's bounds.
+    pub forward: ForwardConfig,
+}
+
+/// Forwarding of recorded tests (`--forward URL`, repeatable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardConfig {
+    /// Receivers, as typed: `http://host[:port]/path` (JSON POST) or
+    /// `loki+http://host[:port]` (Loki's push API). Empty: no forwarding.
+    pub urls: Vec<String>,
+    /// The `host` member of what is sent; the machine's host name by default.
+    pub host: Option<String>,
+    /// Queued tests older than this are dropped unsent (`--forward-max-age`).
+    pub max_age: Duration,
+    /// Most tests waiting per receiver (`--forward-max-queue`).
+    pub max_count: usize,
+    /// Most bytes waiting per receiver (`--forward-max-bytes`).
+    pub max_bytes: u64,
+    /// The longest wait between two attempts (`--forward-retry-max`).
+    pub retry_max: Duration,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            urls: Vec::new(),
+            host: None,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_count: 10_000,
+            max_bytes: 256 * 1024 * 1024,
+            retry_max: Duration::from_secs(300),
+        }
+    }
 }
 
 /// What the dashboard's HTTP side is configured with.
@@ -72,6 +105,32 @@ pub struct HttpSettings {
     /// Host names the dashboard answers to besides IP literals, `localhost`
     /// and the machine's own names (`--http-host`).
     pub hosts: Vec<String>,
+    /// The ndt7 speed test on the dashboard's port.
+    pub ndt7: Ndt7Settings,
+}
+
+/// ndt7 subtests running at once by default.
+pub const DEFAULT_NDT7_TESTS: usize = 2;
+
+/// The ndt7 speed test's settings.
+#[derive(Debug, Clone)]
+pub struct Ndt7Settings {
+    /// Whether `/ndt/v7/*` is served (`--no-ndt7` turns it off: 404).
+    pub enabled: bool,
+    /// Subtests at once; one more is answered 503 before the upgrade.
+    pub max_tests: usize,
+    /// Client networks allowed (`--allow`, as for the iperf3 ports).
+    pub allow: AllowList,
+}
+
+impl Default for Ndt7Settings {
+    fn default() -> Self {
+        Ndt7Settings {
+            enabled: true,
+            max_tests: DEFAULT_NDT7_TESTS,
+            allow: AllowList::default(),
+        }
+    }
 }
 
 impl Default for HttpSettings {
@@ -82,6 +141,7 @@ impl Default for HttpSettings {
             write_timeout: WRITE_TIMEOUT,
             ws_ping: WS_PING,
             hosts: Vec::new(),
+            ndt7: Ndt7Settings::default(),
         }
     }
 }

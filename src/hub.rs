@@ -15,16 +15,30 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::locks::lock;
+use crate::ndt7::record::Record;
 use crate::report::json::Json;
-use crate::store::log::LogDir;
+use crate::store::log::{LogDir, Recorded};
 pub use crate::store::result::TestResult;
 use crate::store::results::ResultsStore;
+
+/// What must hold every recorded test before anyone sees it (the
+/// forwarding queue, the metrics) hooks into the record path here. Records
+/// are serialised: `before_write` and the `after_write` that follows it
+/// belong to the same test, with no other record in between.
+pub trait RecordHook: Send + Sync {
+    /// `entry` (as JSON) is about to be appended to `port`'s log.
+    fn before_write(&self, _port: u16, _entry: &serde_json::Value) {}
+    /// The entry was handled: `result` is the recorded test (`None` for an
+    /// entry that never started one); it is announced right after.
+    fn after_write(&self, result: Option<&TestResult>, entry: &serde_json::Value);
+}
 
 /// How many events a websocket subscriber may fall behind before it skips
 /// ahead (it then misses the oldest ones; the page resynchronises on reconnect).
@@ -180,6 +194,8 @@ pub struct Hub {
     events: broadcast::Sender<Event>,
     /// Log write errors already logged (each is logged once).
     reported: Mutex<HashSet<String>>,
+    /// Called around every record ([`Hub::watch_records`]).
+    hooks: RwLock<Vec<Box<dyn RecordHook>>>,
 }
 
 impl Hub {
@@ -197,6 +213,7 @@ impl Hub {
             }),
             events,
             reported: Mutex::new(HashSet::new()),
+            hooks: RwLock::new(Vec::new()),
         })
     }
 
@@ -247,9 +264,58 @@ impl Hub {
     /// error, status) and the result is still shown.
     pub fn record(&self, port: u16, entry: &Json) {
         let _writer = lock(&self.writer);
+        let value = self.before_write(port, || crate::report::json::to_value(entry));
         let recorded = self.logs.record(port, entry);
+        self.recorded(port, recorded, value, || self.logs.path(port));
+    }
+
+    /// Records one finished ndt7 subtest as [`Hub::record`] does: appended
+    /// to the ndt7 log, then shown and announced (its `port` is the
+    /// dashboard's).
+    pub fn record_ndt7(&self, record: &Record) {
+        let _writer = lock(&self.writer);
+        let value = self.before_write(record.server_port, || {
+            serde_json::to_value(record).unwrap_or_default()
+        });
+        let recorded = self.logs.record_ndt7(record);
+        self.recorded(record.server_port, recorded, value, || {
+            self.logs.ndt7_path()
+        });
+    }
+
+    /// Tells the record hooks that an entry of `port` is about to be
+    /// written; its JSON (made only when a hook listens) for
+    /// [`Hub::recorded`]. Hooks run before the state lock: a queue's disk
+    /// sync never holds up readers.
+    fn before_write(
+        &self,
+        port: u16,
+        value: impl FnOnce() -> serde_json::Value,
+    ) -> Option<serde_json::Value> {
+        let hooks = crate::locks::read(&self.hooks);
+        let value = (!hooks.is_empty()).then(value);
+        if let Some(value) = &value {
+            hooks.iter().for_each(|h| h.before_write(port, value));
+        }
+        value
+    }
+
+    /// Tells the hooks the entry `value` was handled, notes the log write
+    /// of `port` to `path`, and shows and announces its result.
+    fn recorded(
+        &self,
+        port: u16,
+        recorded: Recorded,
+        value: Option<serde_json::Value>,
+        path: impl Fn() -> PathBuf,
+    ) {
+        if let Some(value) = &value {
+            let result = recorded.result.as_ref();
+            let hooks = crate::locks::read(&self.hooks);
+            hooks.iter().for_each(|h| h.after_write(result, value));
+        }
         let mut state = self.write();
-        self.note_write(&mut state, port, recorded.written);
+        self.note_write(&mut state, port, recorded.written, path);
         if let Some(result) = recorded.result {
             state.store.push(result.clone());
             self.publish(Event::Result {
@@ -270,7 +336,7 @@ impl Hub {
             .collect();
         let mut state = self.write();
         for (port, result) in written {
-            self.note_write(&mut state, port, result);
+            self.note_write(&mut state, port, result, || self.logs.path(port));
         }
         state.store.clear_latest();
         self.publish(Event::Cleared);
@@ -280,6 +346,15 @@ impl Hub {
             .into_iter()
             .map(|r| r.cloned())
             .collect()
+    }
+
+    /// Calls `history` with every result recorded so far and `hook` around
+    /// every record from now on, with no test missed or seen twice in
+    /// between.
+    pub fn watch_records(&self, history: impl FnOnce(&[TestResult]), hook: Box<dyn RecordHook>) {
+        let _writer = lock(&self.writer);
+        history(self.read().store.all());
+        crate::locks::write(&self.hooks).push(hook);
     }
 
     /// A receiver of every event from now on.
@@ -332,14 +407,20 @@ impl Hub {
     /// Records the outcome of a log write: an error is logged the first
     /// time it is seen and shown in the status until that port's log is
     /// written successfully again.
-    fn note_write(&self, state: &mut State, port: u16, result: io::Result<()>) {
+    fn note_write(
+        &self,
+        state: &mut State,
+        port: u16,
+        result: io::Result<()>,
+        path: impl Fn() -> PathBuf,
+    ) {
         let before = state.log_error();
         match result {
             Ok(()) => {
                 state.log_errors.remove(&port);
             }
             Err(err) => {
-                let msg = format!("cannot write {}: {err}", self.logs.path(port).display());
+                let msg = format!("cannot write {}: {err}", path().display());
                 if lock(&self.reported).insert(msg.clone()) {
                     tracing::error!(port, "{msg}");
                 }

@@ -13,14 +13,19 @@
 //! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
 //!   metrics.
 //! - [`health`]: CPU temperature and Pi throttling during a test.
+//! - [`forward`]: `--forward`: recorded tests queued on disk and sent to
+//!   other systems (JSON over HTTP, Loki), with retries and back-off.
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
 //!   broadcast of events to websocket clients.
 //! - [`store`]: the per-port log files (append, tolerant read) and the
-//!   in-memory results derived from them.
+//!   in-memory results derived from them; the ndt7 log beside them.
+//! - [`overlap`]: which tests (iperf3 or ndt7) move data at the same time.
 //! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
 //!   cJSON-compatible printer and the builder of `start`/`intervals`/`end`.
 //! - [`config`]: the configuration of a run as plain values (ports,
 //!   addresses, limits, dashboard and authentication settings).
+//! - [`ndt7`]: M-Lab's ndt7 speed test without sockets or clock reads:
+//!   message sizes, time limits, measurements, the result document.
 //! - [`protocol`]: the iperf3 wire protocol with no sockets and no clock reads:
 //!   framing, state bytes, parameters, results, the control state machine,
 //!   policy, authentication checks, error codes and the UDP datagram header.
@@ -35,10 +40,13 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod forward;
 pub mod health;
 pub mod http;
 pub mod hub;
 pub mod locks;
+pub mod ndt7;
+pub mod overlap;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -141,6 +141,34 @@ pub fn cpu_times() -> (f64, f64) {
     (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
+/// CPU time a running thread of this process has used so far, seconds:
+/// the thread's own CPU clock. `None` once the thread has finished (or
+/// where the clock cannot be read).
+pub fn thread_cpu_secs<T>(thread: &std::thread::JoinHandle<T>) -> Option<f64> {
+    use std::os::unix::thread::JoinHandleExt;
+    if thread.is_finished() {
+        return None;
+    }
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the handle keeps the thread joinable, so its pthread_t stays
+    // valid; the call writes one local clockid_t.
+    if unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) } != 0 {
+        return None;
+    }
+    // SAFETY: timespec is plain old data filled by clock_gettime.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    // Once a thread has exited, the C library's clock for it names no
+    // thread (or, with its id cleared, the calling one): a reading is
+    // only the thread's if it was still running after it.
+    if thread.is_finished() {
+        return None;
+    }
+    Some(ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9)
+}
+
 /// The fields of Linux `struct tcp_info` that the JSON reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcpInfo {
@@ -245,20 +273,28 @@ pub fn kernel_tcp_info(sock: &impl AsRawFd) -> Option<(KernelTcpInfo, usize)> {
 /// Reads TCP_INFO of a TCP socket; `None` if the kernel refuses.
 pub fn tcp_info(sock: &impl AsRawFd) -> Option<TcpInfo> {
     let (raw, len) = kernel_tcp_info(sock)?;
-    let has_snd_wnd = len >= std::mem::size_of::<KernelTcpInfo>();
-    Some(TcpInfo {
-        total_retrans: raw.total_retrans,
-        snd_cwnd_bytes: u64::from(raw.snd_cwnd) * u64::from(raw.snd_mss),
-        snd_wnd: if has_snd_wnd {
-            i64::from(raw.snd_wnd)
-        } else {
-            -1
-        },
-        rtt: raw.rtt,
-        rttvar: raw.rttvar,
-        pmtu: raw.pmtu,
-        reord_seen: raw.reord_seen,
-    })
+    Some(TcpInfo::from_kernel(&raw, len))
+}
+
+impl TcpInfo {
+    /// The reported fields of a [`kernel_tcp_info`] reading, `len` bytes of
+    /// it filled by the kernel.
+    pub fn from_kernel(raw: &KernelTcpInfo, len: usize) -> TcpInfo {
+        let has_snd_wnd = len >= std::mem::size_of::<KernelTcpInfo>();
+        TcpInfo {
+            total_retrans: raw.total_retrans,
+            snd_cwnd_bytes: u64::from(raw.snd_cwnd) * u64::from(raw.snd_mss),
+            snd_wnd: if has_snd_wnd {
+                i64::from(raw.snd_wnd)
+            } else {
+                -1
+            },
+            rtt: raw.rtt,
+            rttvar: raw.rttvar,
+            pmtu: raw.pmtu,
+            reord_seen: raw.reord_seen,
+        }
+    }
 }
 
 /// Sets `SO_MAX_PACING_RATE` (bytes per second).
@@ -493,6 +529,43 @@ mod tests {
         let info = system_info();
         assert!(info.starts_with("Linux "), "{info}");
         assert!(info.split(' ').count() >= 5);
+    }
+
+    #[test]
+    fn a_threads_own_cpu_clock() {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let busy = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        let woken = std::sync::Arc::clone(&stop);
+        let idle = std::thread::spawn(move || {
+            while !woken.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::park();
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while thread_cpu_secs(&busy).unwrap_or(0.0) < 0.01 {
+            assert!(std::time::Instant::now() < deadline, "no CPU time counted");
+            std::thread::yield_now();
+        }
+        assert!(thread_cpu_secs(&idle).expect("a parked thread's clock") < 0.01);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        idle.thread().unpark();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !busy.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread did not end"
+            );
+            std::thread::yield_now();
+        }
+        // Not the clock of whichever thread asks.
+        assert_eq!(thread_cpu_secs(&busy), None);
+        busy.join().unwrap();
+        idle.join().unwrap();
     }
 
     #[test]

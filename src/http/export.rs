@@ -1,13 +1,11 @@
-//! The CSV export (`GET /csv`) and the Prometheus exposition (`GET /metrics`):
-//! pure functions from results to text, no I/O.
+//! The CSV export (`GET /csv`): pure functions from results to text, no I/O.
+//! (`GET /metrics` is [`super::metrics`].)
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use chrono::TimeZone;
 
-use crate::hub::{PortState, Status, TestResult};
+use crate::hub::TestResult;
 
 /// The CSV header; the first five columns are the original tool's.
 pub const CSV_HEADER: [&str; 18] = [
@@ -127,127 +125,6 @@ fn is_plain_number(s: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-/// The Prometheus text exposition (format 0.0.4) of the latest results, the
-/// per-port counts of recorded tests and whether each port is busy.
-pub fn metrics(latest: &[Option<TestResult>], all: &[TestResult], status: &Status) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "# HELP webperf3_info The running webperf3 version.");
-    let _ = writeln!(out, "# TYPE webperf3_info gauge");
-    let _ = writeln!(
-        out,
-        "webperf3_info{{version=\"{}\"}} 1",
-        escape_label(&status.version)
-    );
-
-    let mut counts: BTreeMap<u16, u64> = status.ports.iter().map(|p| (p.port, 0)).collect();
-    for r in all {
-        *counts.entry(r.port).or_default() += 1;
-    }
-    let _ = writeln!(
-        out,
-        "# HELP webperf3_tests_recorded_total Tests recorded in the logs, per port."
-    );
-    let _ = writeln!(out, "# TYPE webperf3_tests_recorded_total counter");
-    for (port, n) in &counts {
-        let _ = writeln!(out, "webperf3_tests_recorded_total{{port=\"{port}\"}} {n}");
-    }
-
-    let _ = writeln!(
-        out,
-        "# HELP webperf3_test_running 1 while a test runs on the port, else 0."
-    );
-    let _ = writeln!(out, "# TYPE webperf3_test_running gauge");
-    for p in &status.ports {
-        let running = u8::from(p.state == PortState::Running);
-        let _ = writeln!(
-            out,
-            "webperf3_test_running{{port=\"{}\"}} {running}",
-            p.port
-        );
-    }
-
-    let _ = writeln!(
-        out,
-        "# HELP webperf3_log_write_error 1 while writing a log file fails, else 0."
-    );
-    let _ = writeln!(out, "# TYPE webperf3_log_write_error gauge");
-    let _ = writeln!(
-        out,
-        "webperf3_log_write_error {}",
-        u8::from(status.log_error.is_some())
-    );
-
-    let latest: Vec<&TestResult> = latest.iter().flatten().collect();
-    type Field = fn(&TestResult) -> Option<f64>;
-    let gauges: [(&str, &str, Field); 5] = [
-        (
-            "webperf3_latest_receive_bps",
-            "What the server received (client to server) in the port's latest test, bits/s.",
-            |r| r.receive_bps,
-        ),
-        (
-            "webperf3_latest_send_bps",
-            "What the server sent (server to client) in the port's latest test, bits/s.",
-            |r| r.send_bps,
-        ),
-        (
-            "webperf3_latest_timestamp_seconds",
-            "When the port's latest test started, unix seconds.",
-            |r| Some(r.timestamp as f64),
-        ),
-        (
-            "webperf3_latest_jitter_ms",
-            "UDP jitter of the port's latest test, milliseconds.",
-            |r| r.jitter_ms,
-        ),
-        (
-            "webperf3_latest_lost_percent",
-            "UDP loss of the port's latest test, percent.",
-            |r| r.lost_percent,
-        ),
-    ];
-    for (name, help, field) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for r in &latest {
-            if let Some(v) = field(r) {
-                let _ = writeln!(
-                    out,
-                    "{name}{{port=\"{}\",name=\"{}\"}} {}",
-                    r.port,
-                    escape_label(r.name.as_deref().unwrap_or("")),
-                    prom_number(v)
-                );
-            }
-        }
-    }
-    out
-}
-
-/// A label value with `\`, `"` and newlines escaped as the format requires.
-pub fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn prom_number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        v.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,11 +178,6 @@ mod tests {
         assert_eq!(whole, csv_header().unwrap());
         assert!(whole.starts_with(b"Port,Name,Timestamp,"));
         assert!(csv_rows(&[]).unwrap().is_empty());
-    }
-
-    #[test]
-    fn label_escaping() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
     #[test]

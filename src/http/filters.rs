@@ -8,7 +8,7 @@ use warp::{Filter, Rejection, Reply};
 
 use super::handlers;
 use super::models::ResultsQuery;
-use super::{Context, Peer};
+use super::{ConnInfo, Context};
 
 /// Every route of the dashboard, with errors as JSON. Only requests whose
 /// `Host` names this box are served ([`super::origin`]).
@@ -24,10 +24,13 @@ pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(csv(ctx.clone()))
         .or(metrics(ctx.clone()))
         .boxed();
-    // Routes meant for pages of any site (ndt7) go beside `ours`, outside
-    // the Host check.
+    // ndt7 is meant for pages of any site: beside `ours`, outside the Host
+    // and Origin checks.
     let ours = pages.or(api).or(exports).or(websocket(ctx.clone()));
-    known_host(ctx).and(ours).recover(handlers::recover)
+    known_host(ctx.clone())
+        .and(ours)
+        .or(super::ndt7::routes(ctx))
+        .recover(handlers::recover)
 }
 
 /// GET /
@@ -102,6 +105,7 @@ pub fn csv(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejecti
 pub fn metrics(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("metrics")
         .and(warp::get())
+        .and(warp::header::optional::<String>("accept"))
         .and(with(ctx))
         .and_then(handlers::metrics)
 }
@@ -137,8 +141,8 @@ fn same_origin() -> impl Filter<Extract = (), Error = Rejection> + Clone {
 
 /// The client's address, when the request came through the accept loop.
 fn peer() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
-    warp::ext::optional::<Peer>()
-        .map(|p: Option<Peer>| p.map(|Peer(addr)| addr.ip().to_canonical()))
+    warp::ext::optional::<ConnInfo>()
+        .map(|c: Option<ConnInfo>| c.map(|c| c.peer.ip().to_canonical()))
 }
 
 fn with(ctx: Context) -> impl Filter<Extract = (Context,), Error = Infallible> + Clone {

@@ -11,7 +11,7 @@ use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
 use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
-use super::{assets, download, export, origin, ws, Context};
+use super::{assets, download, metrics, origin, ws, Context};
 
 /// A query string that parsed but makes no sense (e.g. `since=nan`).
 #[derive(Debug)]
@@ -63,6 +63,11 @@ pub async fn status(ctx: Context) -> Result<impl Reply, Infallible> {
     let mut body = serde_json::to_value(ctx.hub.status()).unwrap_or_default();
     if let Some(fields) = body.as_object_mut() {
         fields.insert("clear_protected".into(), ctx.clear_token.is_some().into());
+        let forward = ctx.forward.as_ref().map(|f| f.status()).unwrap_or_default();
+        fields.insert(
+            "forward".into(),
+            serde_json::to_value(forward).unwrap_or_default(),
+        );
     }
     Ok(warp::reply::json(&body))
 }
@@ -180,16 +185,21 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-/// `GET /metrics`.
-pub async fn metrics(ctx: Context) -> Result<impl Reply, Infallible> {
-    let text = ctx.hub.with_store(|store, status| {
-        let latest: Vec<_> = store.latest().into_iter().map(|r| r.cloned()).collect();
-        export::metrics(&latest, store.all(), status)
-    });
+/// `GET /metrics`: Prometheus text, or OpenMetrics when the `Accept`
+/// header asks for it.
+pub async fn metrics(accept: Option<String>, ctx: Context) -> Result<impl Reply, Infallible> {
+    let openmetrics = metrics::wants_openmetrics(accept.as_deref());
+    let forward = ctx.forward.as_ref().map(|f| f.status()).unwrap_or_default();
+    let text = ctx.metrics.render(&ctx.hub.status(), &forward, openmetrics);
+    let content_type = if openmetrics {
+        metrics::OPENMETRICS_CONTENT_TYPE
+    } else {
+        metrics::TEXT_CONTENT_TYPE
+    };
     Ok(warp::reply::with_header(
         text,
         header::CONTENT_TYPE,
-        "text/plain; version=0.0.4; charset=utf-8",
+        content_type,
     ))
 }
 
@@ -217,6 +227,15 @@ pub fn websocket(
             ctx.sessions.track_future(session)
         })
         .into_response()
+}
+
+/// A JSON error `{"error": "...", "status": N}` with that status.
+pub fn error_reply(status: StatusCode, message: impl Into<String>) -> warp::reply::Response {
+    let body = ErrorBody {
+        error: message.into(),
+        status: status.as_u16(),
+    };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
 /// Turns every rejection into a JSON error `{"error": "...", "status": N}`.

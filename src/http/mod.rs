@@ -4,11 +4,13 @@
 //! Laid out like warp's own examples: [`filters`] has one function per route
 //! (method and path in its doc line), [`handlers`] the async functions that
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
-//! embedded `web/` directory), [`export`] (CSV and Prometheus text, pure
-//! functions), [`download`] (the CSV streamed off the async workers),
-//! [`origin`] (which `Host` and `Origin` are ours), [`sessions`] (the bound
-//! on live websockets) and [`ws`] (one websocket session). This module binds
-//! the dashboard's socket and runs the server until shutdown, with bounds: at
+//! embedded `web/` directory), [`export`] (CSV, pure functions), [`metrics`]
+//! (the Prometheus exposition), [`download`] (the CSV streamed off the async
+//! workers), [`origin`] (which `Host` and `Origin` are ours), [`sessions`]
+//! (the bound on live websockets), [`ws`] (one websocket session) and
+//! [`ndt7`] (the ndt7 speed test's routes and websocket sessions). This
+//! module binds the dashboard's socket and runs the server until shutdown,
+//! with bounds: at
 //! most [`MAX_CONNECTIONS`] connections and [`MAX_WEBSOCKETS`] websocket
 //! sessions at once, a deadline on every request's header (which also
 //! closes idle keep-alive connections) and on every write ([`deadline`]).
@@ -19,12 +21,15 @@ pub mod download;
 pub mod export;
 pub mod filters;
 pub mod handlers;
+pub mod metrics;
 pub mod models;
+pub mod ndt7;
 pub mod origin;
 pub mod sessions;
 pub mod ws;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,8 +41,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::config::Ndt7Settings;
 use crate::config::DEFAULT_HTTP_PORT;
+use crate::forward::Forwarder;
+use crate::health::HealthProbe;
 use crate::hub::Hub;
+use crate::overlap::Overlaps;
 use crate::shutdown::Shutdown;
 use deadline::WriteDeadline;
 
@@ -53,10 +62,6 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// HTTP connections served at once; one more is closed as soon as it is
 /// accepted (a page needs a handful; this bounds the memory of many).
 pub const MAX_CONNECTIONS: usize = 256;
-
-/// The client's address, as the accept loop saw it (a request extension).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
 
 /// What every handler needs: the hub, the shutdown token (websocket sessions
 /// end on it), the tracker of websocket sessions (shutdown waits for them)
@@ -83,13 +88,42 @@ pub struct Context {
     pub write_timeout: Duration,
     /// How often websocket clients are pinged.
     pub ws_ping: Duration,
+    /// The ndt7 speed test's settings.
+    pub ndt7: Ndt7Settings,
+    /// Free ndt7 subtest slots.
+    pub ndt7_slots: Arc<Semaphore>,
+    /// Tests moving data box-wide (shared with the iperf3 ports).
+    pub overlaps: Arc<Overlaps>,
+    /// What `GET /metrics` shows, kept up to date by the hub.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The forwarding of recorded tests, when `--forward` is given.
+    pub forward: Option<Arc<Forwarder>>,
+}
+
+/// The connection a request arrived on, as a request extension: what the
+/// ndt7 routes need beyond the request (addresses, and the socket for
+/// `TCP_INFO`).
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Our address.
+    pub local: SocketAddr,
+    /// A duplicate of the connection's socket descriptor (closed with the
+    /// last request of the connection that holds it).
+    pub socket: Arc<OwnedFd>,
 }
 
 impl Context {
-    /// A context with a fresh session tracker, the default settings and the
-    /// machine's host names.
+    /// A context with a fresh session tracker and metrics counted from
+    /// the hub's history on (the hub reports every test recorded later).
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
         let defaults = HttpSettings::default();
+        let metrics = Arc::new(metrics::Metrics::new(crate::hub::VERSION, health_probe()));
+        hub.watch_records(
+            |history| metrics.observe_all(history),
+            Box::new(metrics::Observe(Arc::clone(&metrics))),
+        );
         Context {
             hub,
             shutdown,
@@ -101,7 +135,25 @@ impl Context {
             header_timeout: defaults.header_timeout,
             write_timeout: defaults.write_timeout,
             ws_ping: defaults.ws_ping,
+            ndt7: Ndt7Settings::default(),
+            ndt7_slots: Arc::new(Semaphore::new(Ndt7Settings::default().max_tests)),
+            overlaps: Arc::default(),
+            metrics,
+            forward: None,
         }
+    }
+
+    /// The same context sharing `overlaps` with the iperf3 ports.
+    pub fn with_overlaps(mut self, overlaps: Arc<Overlaps>) -> Context {
+        self.overlaps = overlaps;
+        self
+    }
+
+    /// The same context showing `forward`'s state in `/api/status` and
+    /// `/metrics`.
+    pub fn with_forward(mut self, forward: Option<Arc<Forwarder>>) -> Context {
+        self.forward = forward;
+        self
     }
 
     /// The same context with the settings applied (an empty token is none).
@@ -115,7 +167,19 @@ impl Context {
         self.write_timeout = settings.write_timeout;
         self.ws_ping = settings.ws_ping;
         self.hosts = origin::HostNames::new(crate::sys::hostname().as_deref(), &settings.hosts);
+        self.ndt7 = settings.ndt7.clone();
+        self.ndt7_slots = Arc::new(Semaphore::new(settings.ndt7.max_tests));
         self
+    }
+}
+
+/// Where `/metrics` reads the machine's health: sysfs, or the tree named by
+/// `WEBPERF3_SYSFS_ROOT` (a stand-in tree, to try dashboards and alerts on
+/// a machine without a Pi's sensors).
+fn health_probe() -> HealthProbe {
+    match std::env::var_os("WEBPERF3_SYSFS_ROOT") {
+        Some(root) if !root.is_empty() => HealthProbe::new(std::path::Path::new(&root)),
+        _ => HealthProbe::default(),
     }
 }
 
@@ -134,7 +198,7 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
     let sessions = ctx.sessions.clone();
     let header_timeout = ctx.header_timeout;
     let write_timeout = ctx.write_timeout;
-    let service = TowerToHyperService::new(warp::service(routes(ctx)));
+    let service = warp::service(routes(ctx));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let connections = TaskTracker::new();
     loop {
@@ -159,15 +223,28 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
             );
             continue;
         };
+        // Each request carries its connection (ndt7 reads TCP_INFO of it).
+        let info = match (stream.local_addr(), stream.as_fd().try_clone_to_owned()) {
+            (Ok(local), Ok(socket)) => Some(ConnInfo {
+                peer,
+                local,
+                socket: Arc::new(socket),
+            }),
+            _ => None,
+        };
+        let inner = TowerToHyperService::new(service.clone());
+        let with_info = hyper::service::service_fn(move |mut req| {
+            if let Some(info) = &info {
+                req.extensions_mut().insert(info.clone());
+            }
+            hyper::service::Service::call(&inner, req)
+        });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
             .serve_connection(
                 TokioIo::new(WriteDeadline::new(stream, write_timeout)),
-                WithPeer {
-                    inner: service.clone(),
-                    peer: Peer(peer),
-                },
+                with_info,
             )
             .with_upgrades();
         let shutdown = shutdown.clone();
@@ -189,26 +266,6 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
     sessions.close();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions.wait()).await;
-}
-
-/// A service that puts the client's address into each request.
-struct WithPeer<S> {
-    inner: S,
-    peer: Peer,
-}
-
-impl<S, B> hyper::service::Service<hyper::Request<B>> for WithPeer<S>
-where
-    S: hyper::service::Service<hyper::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn call(&self, mut req: hyper::Request<B>) -> Self::Future {
-        req.extensions_mut().insert(self.peer);
-        self.inner.call(req)
-    }
 }
 
 /// Binds the dashboard address: `addr`, or by default `[::]:8080`

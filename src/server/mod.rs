@@ -5,7 +5,8 @@
 //!
 //! - [`auth`]: the RSA private key and users file; `authtoken` checks.
 //! - [`listen`]: binding listeners with socket2 (dual-stack, per-test options).
-//! - [`overlap`]: which tests run at the same time, box-wide.
+//! - [`overlap`]: which tests run at the same time, box-wide (a room of
+//!   its own below, shared with ndt7).
 //! - [`port`]: one port's accept loop and the routing of new connections.
 //! - [`slot`]: port settings, the port context with its cookie-keyed
 //!   routing table, test slots, refusals.
@@ -18,7 +19,7 @@
 pub mod auth;
 pub mod driver;
 pub mod listen;
-pub mod overlap;
+pub use crate::overlap;
 pub mod port;
 pub mod slot;
 pub mod streams;

@@ -13,7 +13,7 @@ use super::tcp_io;
 use crate::protocol::params::{DataPath, TestParams};
 use crate::report::json::Json;
 use crate::report::stats::{Sample, StreamKind, UdpSnapshot};
-use crate::sys::PageBuf;
+use crate::sys::{KernelTcpInfo, PageBuf, TcpInfo};
 
 /// How a stream's thread moves its bytes, as the log names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,22 +333,39 @@ impl DataStream {
 
     /// A snapshot of the counters (and TCP_INFO of a sending TCP stream).
     pub fn sample(&self) -> Sample {
+        self.sample_with_info().0
+    }
+
+    /// [`DataStream::sample`], with the whole TCP_INFO reading of a sending
+    /// TCP stream (and how many bytes of it the kernel filled) that its
+    /// `tcp` part was taken from: one system call for both.
+    pub fn sample_with_info(&self) -> (Sample, Option<(KernelTcpInfo, usize)>) {
         let c = &self.counters;
-        let tcp = match &self.io {
-            Io::Tcp { probe, .. } if self.kind.sender => crate::sys::tcp_info(probe),
+        let info = match &self.io {
+            Io::Tcp { probe, .. } if self.kind.sender => crate::sys::kernel_tcp_info(probe),
             _ => None,
         };
+        let tcp = info
+            .as_ref()
+            .map(|(raw, len)| TcpInfo::from_kernel(raw, *len));
         let udp = self.kind.udp.then(|| UdpSnapshot {
             packets: c.packets.load(Relaxed),
             lost: c.lost.load(Relaxed),
             out_of_order: c.out_of_order.load(Relaxed),
             jitter: f64::from_bits(c.jitter_bits.load(Relaxed)),
         });
-        Sample {
+        let sample = Sample {
             bytes: c.bytes.load(Relaxed),
             tcp,
             udp,
-        }
+        };
+        (sample, info)
+    }
+
+    /// CPU time the stream's thread has used so far, seconds; `None`
+    /// before it starts and once it is stopped.
+    pub fn thread_cpu_secs(&self) -> Option<f64> {
+        self.thread.as_ref().and_then(crate::sys::thread_cpu_secs)
     }
 
     /// Bytes moved so far (without the rest of a [`DataStream::sample`]).

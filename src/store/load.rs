@@ -1,5 +1,5 @@
-//! Loading every `port-<PORT>.json` log (stock-written or ours) at
-//! start-up into a [`ResultsStore`]: files read one after the other, each
+//! Loading every `port-<PORT>.json` log (stock-written or ours), and
+//! `ndt7.json`, at start-up into a [`ResultsStore`]: files read one after the other, each
 //! parsed in pieces on every core, damage turned into warnings that name
 //! the file and line.
 
@@ -94,6 +94,11 @@ impl LogDir {
                 }
             }
         });
+        found.extend(
+            self.load_ndt7(&mut warnings)
+                .into_iter()
+                .map(|r| (r, false)),
+        );
         // Oldest first; the sort is stable, so equal timestamps keep port and
         // file order.
         found.sort_by_key(|(result, _)| result.timestamp);

@@ -107,39 +107,46 @@ impl LogDir {
     /// crash or another program) gets a line break first, so the new entry
     /// starts on a line of its own.
     fn append(&self, port: u16, text: &str) -> io::Result<()> {
-        let path = self.path(port);
-        let shown = path.display();
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .map_err(|e| context(e, format_args!("cannot open {shown}")))?;
-        let before = file
-            .metadata()
-            .map_err(|e| context(e, format_args!("cannot open {shown}")))?
-            .len();
-        let mut owned = String::new();
-        let mut bytes = text.as_bytes();
-        if before > 0 && last_byte(&file, before) != Some(b'\n') {
-            owned.reserve(text.len() + 1);
-            owned.push('\n');
-            owned.push_str(text);
-            bytes = owned.as_bytes();
-        }
-        match write_whole(&file, bytes) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Only what this call added is cut, back to where it began.
-                let cut =
-                    file.metadata().is_ok_and(|m| m.len() > before) && file.set_len(before).is_ok();
-                let note = if cut {
-                    " (the partial entry was removed)"
-                } else {
-                    ""
-                };
-                Err(context(e, format_args!("cannot write {shown}{note}")))
-            }
+        append_to(&self.path(port), text).map(drop)
+    }
+}
+
+/// Appends `text` to the file at `path` as [`LogDir::record`] does (one
+/// write in append mode, a torn tail first ended, a failed write cut off
+/// again) and returns the byte offset where `text` begins in the file.
+pub(crate) fn append_to(path: &Path, text: &str) -> io::Result<u64> {
+    let shown = path.display();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| context(e, format_args!("cannot open {shown}")))?;
+    let before = file
+        .metadata()
+        .map_err(|e| context(e, format_args!("cannot open {shown}")))?
+        .len();
+    let mut owned = String::new();
+    let mut bytes = text.as_bytes();
+    if before > 0 && last_byte(&file, before) != Some(b'\n') {
+        owned.reserve(text.len() + 1);
+        owned.push('\n');
+        owned.push_str(text);
+        bytes = owned.as_bytes();
+    }
+    let offset = before + u64::from(text.len() < bytes.len());
+    match write_whole(&file, bytes) {
+        Ok(()) => Ok(offset),
+        Err(e) => {
+            // Only what this call added is cut, back to where it began.
+            let cut =
+                file.metadata().is_ok_and(|m| m.len() > before) && file.set_len(before).is_ok();
+            let note = if cut {
+                " (the partial entry was removed)"
+            } else {
+                ""
+            };
+            Err(context(e, format_args!("cannot write {shown}{note}")))
         }
     }
 }

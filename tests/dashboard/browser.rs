@@ -19,7 +19,7 @@ use crate::common::*;
 
 /// Flags every headless run gets: no sandbox (containers, root), nothing
 /// that reaches out to the network on its own.
-const HEADLESS: [&str; 9] = [
+pub const HEADLESS: [&str; 9] = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",

@@ -9,6 +9,7 @@ mod e2e;
 mod hostile;
 mod routes;
 mod security;
+mod speedtest;
 #[path = "../support/mod.rs"]
 mod support;
 mod ws;

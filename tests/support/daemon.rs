@@ -43,6 +43,7 @@ pub struct Launch {
     servers: u16,
     log_dir: PathBuf,
     extra: Vec<OsString>,
+    envs: Vec<(OsString, OsString)>,
     limits: Rlimits,
     start_within: Duration,
 }
@@ -55,6 +56,7 @@ impl Launch {
             servers: 1,
             log_dir: log_dir.to_path_buf(),
             extra: Vec::new(),
+            envs: Vec::new(),
             limits: Rlimits::default(),
             start_within: DEADLINE,
         }
@@ -80,6 +82,12 @@ impl Launch {
         self
     }
 
+    /// An environment variable for the server process.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Launch {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
     /// Resource limits for the server process.
     pub fn limits(mut self, limits: Rlimits) -> Launch {
         self.limits = limits;
@@ -102,6 +110,7 @@ impl Launch {
             .args(["--bind", "127.0.0.1", "--http", "127.0.0.1:0", "--log-dir"])
             .arg(&self.log_dir)
             .args(&self.extra)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null());
         let limits = self.limits;
         // SAFETY: setrlimit is async-signal-safe; nothing else runs between

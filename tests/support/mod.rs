@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod http;
 pub mod iperf3;
 pub mod logs;
+pub mod ndt7;
 pub mod ports;
 pub mod process;
 pub mod tools;

@@ -49,6 +49,20 @@ impl Test {
         if let Some(overlapped) = self.overlapped {
             ours.push("overlapped", overlapped);
             ours.push("health", self.health.to_json(self.cpu.0));
+            // The cores the CPU figure is a share of (see `store::verdict`).
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            ours.push("cpus", cpus);
+        }
+        if !self.stream_cpu.is_empty() {
+            let per_stream = self.stream_cpu.iter().map(|&(socket, percent)| {
+                Json::obj()
+                    .with("socket", socket)
+                    .with("percent", (percent * 10.0).round() / 10.0)
+            });
+            ours.push("stream_cpu_percent", Json::Arr(per_stream.collect()));
+        }
+        if let Some(tcp) = self.tcp_send.to_json() {
+            ours.push("tcp_send", tcp);
         }
         if let Some(why) = &self.refused {
             ours.push("refused", why.as_str());

@@ -39,6 +39,7 @@ use crate::protocol::wire::{self, Cookie};
 use crate::report::json;
 use crate::report::log::TestLog;
 use crate::report::stats::{Sample, Stats};
+use crate::report::tcp_send::TcpSend;
 
 /// Runs one test from its accepted control connection to its log entry.
 /// `cookie` is given when the port already read it; `permit` is the port's
@@ -87,6 +88,8 @@ pub fn run_test(
             t0: None,
             cpu_at_t0: None,
             cpu: (0.0, 0.0, 0.0),
+            tcp_send: TcpSend::default(),
+            stream_cpu: Vec::new(),
             congestion: None,
             client_results: None,
             listener_changed: false,
@@ -147,6 +150,10 @@ struct Test {
     cpu_at_t0: Option<(f64, f64)>,
     /// CPU use over the test: total, user, system (%).
     cpu: (f64, f64, f64),
+    /// TCP_INFO of the sending TCP streams, as last read.
+    tcp_send: TcpSend,
+    /// CPU use of each stream's thread over the test: (socket, % of a core).
+    stream_cpu: Vec<(i64, f64)>,
     /// The congestion algorithm of the first TCP stream.
     congestion: Option<String>,
     /// The client's results document, once checked.

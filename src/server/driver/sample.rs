@@ -1,13 +1,15 @@
 //! Reading the data streams: their counters into the session's tick, the
 //! interval samples into the log and the dashboard (with the machine's
 //! health beside them), the omit end, and the final sample with the CPU
-//! figures that make `end`.
+//! figures (the process's, and each stream thread's) that make `end`.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use super::Test;
 use crate::protocol::session::Counters;
+use crate::report::stats::Sample;
+use crate::report::tcp_send::TcpSend;
 use crate::server::streams::DataStream;
 use crate::sys::os_error_text;
 
@@ -49,7 +51,7 @@ impl Test {
         let (Some(t0), Some(stats)) = (self.t0, self.stats.as_mut()) else {
             return;
         };
-        let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
+        let samples = sample_streams(&self.streams, &mut self.tcp_send);
         self.health.add(self.ctx.settings.health.sample());
         if let Some((interval, bps)) = stats.sample(now, &samples) {
             self.log.intervals.push(interval);
@@ -81,7 +83,7 @@ impl Test {
         self.health.add(self.ctx.settings.health.sample());
         let now = Instant::now();
         if let Some(stats) = self.stats.as_mut() {
-            let samples: Vec<_> = self.streams.iter().map(DataStream::sample).collect();
+            let samples = sample_streams(&self.streams, &mut self.tcp_send);
             if let Some((interval, _)) = stats.sample(now, &samples) {
                 self.log.intervals.push(interval);
             }
@@ -91,9 +93,30 @@ impl Test {
                 if wall > 0.0 {
                     let (u, s) = ((u1 - u0) / wall * 100.0, (s1 - s0) / wall * 100.0);
                     self.cpu = (u + s, u, s);
+                    // Each stream's thread started at t0.
+                    self.stream_cpu = self
+                        .streams
+                        .iter()
+                        .filter_map(|s| Some((s.socket_no, s.thread_cpu_secs()? / wall * 100.0)))
+                        .collect();
                 }
             }
             self.log.end = stats.end(self.cpu, self.congestion.as_deref());
         }
     }
+}
+
+/// Every stream's counters, keeping the TCP_INFO reading of each sending
+/// TCP stream in `tcp_send` (the same reading, no second system call).
+fn sample_streams(streams: &[DataStream], tcp_send: &mut TcpSend) -> Vec<Sample> {
+    streams
+        .iter()
+        .map(|s| {
+            let (sample, info) = s.sample_with_info();
+            if let Some((raw, len)) = info {
+                tcp_send.add(s.socket_no, &raw, len);
+            }
+            sample
+        })
+        .collect()
 }

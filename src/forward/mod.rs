@@ -1,0 +1,480 @@
+//! Forwarding of recorded tests to other systems (`--forward URL`,
+//! repeatable): each recorded test, iperf3 or ndt7, is queued on disk for
+//! every receiver before it is announced as recorded, and a task per
+//! receiver sends the queue oldest first, off the test path.
+//!
+//! [`target`] holds the pure parts (URLs, bodies, back-off), [`queue`] the
+//! on-disk queue, [`pending`] the write-ahead note that covers the moment
+//! between a test's log write and its queueing, [`send`] one HTTP request;
+//! `disk` makes their files durable. Delivery is at least once: a
+//! test leaves the queue only after a 2xx answer (and that removal is made
+//! durable before the next test is sent), so a receiver may see a test
+//! again only if the box stopped between the answer and the removal; the
+//! `Idempotency-Key: <host>/<id>` header lets it recognise the repeat.
+
+mod disk;
+pub mod pending;
+pub mod queue;
+pub mod send;
+pub mod target;
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+use crate::config::ForwardConfig;
+use crate::locks::lock;
+use crate::shutdown::Shutdown;
+use crate::store::result::TestResult;
+use pending::Pending;
+use queue::{Bounds, Queue};
+use target::{Target, TargetError};
+
+/// The directory under the log directory holding one queue per receiver.
+pub const QUEUE_DIR: &str = "forward";
+
+/// Why forwarding cannot start.
+#[derive(Debug, Error)]
+pub enum ForwardError {
+    /// A `--forward` URL is not usable.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A queue directory cannot be created or read.
+    #[error("forwarding queue {0}")]
+    Queue(PathBuf, #[source] io::Error),
+}
+
+/// One receiver's state as `/api/status` (member `forward`) and `/metrics`
+/// show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetStatus {
+    /// The `--forward` URL.
+    pub target: String,
+    /// Tests waiting.
+    pub queued: u64,
+    /// Bytes waiting on disk.
+    pub bytes: u64,
+    /// When the oldest waiting test was queued, unix seconds.
+    pub oldest_queued: Option<i64>,
+    /// Tests delivered (2xx) since start.
+    pub delivered: u64,
+    /// Failed attempts since start.
+    pub failed: u64,
+    /// Tests dropped unsent since start (bounds).
+    pub dropped: u64,
+    /// The latest failure, if any since start.
+    pub last_error: Option<String>,
+    /// When it happened, unix seconds.
+    pub last_error_at: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    delivered: u64,
+    failed: u64,
+    dropped: u64,
+    last_error: Option<String>,
+    last_error_at: Option<i64>,
+}
+
+/// One receiver: its queue, its counters, and the wake-up of its sender.
+struct Lane {
+    target: Target,
+    queue: Mutex<Queue>,
+    stats: Mutex<Stats>,
+    wake: Notify,
+    retry_max: Duration,
+}
+
+/// Every receiver; shared (`Arc`) by the hub's record path, the senders and
+/// the dashboard.
+pub struct Forwarder {
+    host: String,
+    lanes: Vec<Arc<Lane>>,
+    pending: Mutex<Pending>,
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Forwarder {
+    /// Opens a queue under `<log_dir>/forward/` for every URL of `config`
+    /// (what an earlier run left waits again); `None` when there is none.
+    /// `host` is what the documents name as their origin.
+    pub fn open(
+        config: &ForwardConfig,
+        log_dir: &Path,
+        host: String,
+    ) -> Result<Option<Arc<Forwarder>>, ForwardError> {
+        if config.urls.is_empty() {
+            return Ok(None);
+        }
+        let bounds = Bounds {
+            max_count: config.max_count.max(1),
+            max_bytes: config.max_bytes,
+            max_age_secs: i64::try_from(config.max_age.as_secs()).unwrap_or(i64::MAX),
+        };
+        let mut lanes = Vec::new();
+        for url in &config.urls {
+            let target = Target::parse(url)?;
+            let dir = log_dir.join(QUEUE_DIR).join(target.queue_name());
+            let queue = Queue::open(&dir, bounds).map_err(|e| ForwardError::Queue(dir, e))?;
+            lanes.push(Arc::new(Lane {
+                target,
+                queue: Mutex::new(queue),
+                stats: Mutex::new(Stats::default()),
+                wake: Notify::new(),
+                retry_max: config.retry_max,
+            }));
+        }
+        let dir = log_dir.join(QUEUE_DIR).join("pending");
+        let pending = Pending::open(&dir).map_err(|e| ForwardError::Queue(dir, e))?;
+        Ok(Some(Arc::new(Forwarder {
+            host,
+            lanes,
+            pending: Mutex::new(pending),
+        })))
+    }
+
+    /// Before `entry` is appended to `port`'s log: notes it durably, so a
+    /// stop before [`Forwarder::recorded`] cannot lose the test.
+    pub fn writing(&self, port: u16, entry: &Value) {
+        if let Err(e) = lock(&self.pending).write(port, entry) {
+            error!(port, error = %e, "cannot note a test for forwarding");
+        }
+    }
+
+    /// After the log write: queues the recorded test (if the entry started
+    /// one) and drops the note.
+    pub fn recorded(&self, result: Option<&TestResult>, entry: &Value) {
+        if let Some(result) = result {
+            self.enqueue(result, entry);
+        }
+        if let Err(e) = lock(&self.pending).clear() {
+            warn!(error = %e, "cannot remove a forwarding note");
+        }
+    }
+
+    /// At start-up, with the loaded `history`: a test whose record was
+    /// interrupted after its log write is queued now (unless a queue has it
+    /// already); one whose log write never happened is forgotten.
+    pub fn recover(&self, history: &[TestResult]) {
+        let leftovers = match lock(&self.pending).leftovers() {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "cannot read the forwarding notes");
+                return;
+            }
+        };
+        for note in leftovers {
+            if let Some(result) = pending::find_recorded(history, note.port, &note.entry) {
+                let document = target::document(&self.host, result, &note.entry);
+                let id = document["id"].as_str().unwrap_or_default().to_string();
+                let body = serde_json::to_vec(&document).unwrap_or_default();
+                for lane in &self.lanes {
+                    let mut queue = lock(&lane.queue);
+                    if queue_holds(&queue, &id) {
+                        continue;
+                    }
+                    match queue.push(&body, unix_now()) {
+                        Ok(dropped) => lane.dropped(dropped),
+                        Err(e) => {
+                            error!(receiver = %lane.target.url, error = %e, "cannot queue a test for forwarding")
+                        }
+                    }
+                }
+                info!(port = note.port, id = %id, "an interrupted record queued for forwarding");
+            }
+            if let Err(e) = disk::remove_durably(&note.path) {
+                warn!(error = %e, "cannot remove a forwarding note");
+            }
+        }
+    }
+
+    /// Queues one recorded test for every receiver, durably, and wakes the
+    /// senders. Called on the record path before the test is announced.
+    pub fn enqueue(&self, result: &TestResult, entry: &Value) {
+        let document = target::document(&self.host, result, entry);
+        let body = serde_json::to_vec(&document).unwrap_or_default();
+        let now = unix_now();
+        for lane in &self.lanes {
+            let pushed = lock(&lane.queue).push(&body, now);
+            match pushed {
+                Ok(dropped) => lane.dropped(dropped),
+                Err(e) => {
+                    error!(receiver = %lane.target.url, error = %e, "cannot queue a test for forwarding");
+                    lane.failed(format!("cannot queue: {e}"));
+                }
+            }
+            lane.wake.notify_one();
+        }
+    }
+
+    /// Runs a sender per receiver until `shutdown` fires.
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for lane in &self.lanes {
+            tasks.spawn(Arc::clone(lane).run(shutdown.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Every receiver's state, in `--forward` order.
+    pub fn status(&self) -> Vec<TargetStatus> {
+        self.lanes.iter().map(|l| l.status()).collect()
+    }
+}
+
+impl Lane {
+    fn status(&self) -> TargetStatus {
+        let (queued, bytes, oldest_queued) = {
+            let q = lock(&self.queue);
+            (q.len() as u64, q.bytes(), q.front().map(|i| i.queued))
+        };
+        let s = lock(&self.stats);
+        TargetStatus {
+            target: self.target.url.clone(),
+            queued,
+            bytes,
+            oldest_queued,
+            delivered: s.delivered,
+            failed: s.failed,
+            dropped: s.dropped,
+            last_error: s.last_error.clone(),
+            last_error_at: s.last_error_at,
+        }
+    }
+
+    fn dropped(&self, n: usize) {
+        if n > 0 {
+            warn!(receiver = %self.target.url, dropped = n, "forwarding queue full or too old: oldest tests dropped unsent");
+            lock(&self.stats).dropped += n as u64;
+        }
+    }
+
+    fn failed(&self, message: String) {
+        let mut s = lock(&self.stats);
+        s.failed += 1;
+        s.last_error = Some(message);
+        s.last_error_at = Some(unix_now());
+    }
+
+    /// Runs `f` on the queue on a blocking thread (it reads, unlinks and
+    /// syncs files).
+    async fn with_queue<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut Queue) -> T + Send + 'static,
+    ) -> Option<T> {
+        let lane = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&mut lock(&lane.queue)))
+            .await
+            .ok()
+    }
+
+    /// Sends the queue, oldest first, until `shutdown`: on 2xx the test is
+    /// removed; otherwise the sender backs off and tries the same test again.
+    async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let url = self.target.url.clone();
+        let mut failures: u32 = 0;
+        let mut random = Jitter::seeded();
+        loop {
+            let next = self
+                .with_queue(|q| {
+                    let expired = q.expire(unix_now());
+                    let front = q.front().map(|item| (item, q.read(&item)));
+                    (expired, front)
+                })
+                .await;
+            let Some((expired, front)) = next else { return };
+            match expired {
+                Ok(n) => self.dropped(n),
+                Err(e) => warn!(receiver = %url, error = %e, "cannot drop old forwarding entries"),
+            }
+            let Some((item, body)) = front else {
+                tokio::select! {
+                    () = self.wake.notified() => continue,
+                    () = shutdown.triggered() => return,
+                }
+            };
+            let document = match body.map(|b| serde_json::from_slice::<Value>(&b)) {
+                Ok(Ok(doc)) => doc,
+                Ok(Err(e)) => {
+                    warn!(receiver = %url, error = %e, "dropping an unreadable forwarding entry");
+                    self.dropped(1);
+                    let _ = self.with_queue(move |q| q.remove(item.seq)).await;
+                    continue;
+                }
+                Err(e) => {
+                    // Gone or unreadable for now: try again later.
+                    self.failed(format!("cannot read queue: {e}"));
+                    if !sleep_or_stop(Duration::from_secs(1), &shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let key = target::idempotency_key(&document);
+            let sent = tokio::select! {
+                sent = send::post(&self.target, &key, self.target.body(&document)) => sent,
+                () = shutdown.triggered() => return,
+            };
+            match sent {
+                Ok(()) => {
+                    let removed = self.with_queue(move |q| q.remove(item.seq)).await;
+                    if let Some(Err(e)) = removed {
+                        error!(receiver = %url, error = %e, "cannot remove a delivered test from the forwarding queue");
+                    }
+                    lock(&self.stats).delivered += 1;
+                    if failures > 0 {
+                        info!(receiver = %url, "forwarding works again");
+                    }
+                    failures = 0;
+                }
+                Err(e) => {
+                    let message = error_chain(&e);
+                    if failures == 0 {
+                        warn!(receiver = %url, error = %message, "forwarding failed; retrying with back-off");
+                    }
+                    self.failed(message);
+                    let wait = target::backoff(failures, self.retry_max, random.unit());
+                    failures = failures.saturating_add(1);
+                    if !sleep_or_stop(wait, &shutdown).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a waiting test of `queue` has this id.
+fn queue_holds(queue: &Queue, id: &str) -> bool {
+    queue.items().any(|item| {
+        queue
+            .read(&item)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|d| d["id"] == id)
+    })
+}
+
+/// Sleeps `wait`; `false` if shutdown came first.
+async fn sleep_or_stop(wait: Duration, shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = shutdown.triggered() => false,
+    }
+}
+
+/// An error and its causes as one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// A small xorshift generator for back-off jitter (not for secrets).
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded() -> Jitter {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Jitter((nanos ^ u64::from(std::process::id()) << 32) | 1)
+    }
+
+    /// A number in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::summary::summarize;
+
+    fn config(url: &str) -> ForwardConfig {
+        ForwardConfig {
+            urls: vec![url.to_string()],
+            ..ForwardConfig::default()
+        }
+    }
+
+    fn queued(f: &Forwarder) -> u64 {
+        f.status()[0].queued
+    }
+
+    #[test]
+    fn a_record_interrupted_after_its_log_write_is_queued_at_start_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = config("http://127.0.0.1:9/in");
+        let entry = crate::report::json::to_value(&crate::store::log::tests::entry(10, "a"));
+        let result = summarize(5201, &entry).unwrap();
+
+        // A whole record: queued once, no note left.
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.writing(5201, &entry);
+        f.recorded(Some(&result), &entry);
+        assert_eq!(queued(&f), 1);
+        drop(f);
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.recover(std::slice::from_ref(&result));
+        assert_eq!(queued(&f), 1, "nothing to recover");
+
+        // Stopped after the note (and the log write): queued at start-up.
+        let other = crate::report::json::to_value(&crate::store::log::tests::entry(20, "b"));
+        let other_result = summarize(5201, &other).unwrap();
+        f.writing(5201, &other);
+        drop(f);
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.recover(&[result.clone(), other_result.clone()]);
+        assert_eq!(queued(&f), 2);
+        // Stopped after queueing, before the note went: not queued twice.
+        let fourth = crate::report::json::to_value(&crate::store::log::tests::entry(40, "d"));
+        let fourth_result = summarize(5201, &fourth).unwrap();
+        f.writing(5201, &fourth);
+        f.enqueue(&fourth_result, &fourth);
+        assert_eq!(queued(&f), 3);
+        drop(f);
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.recover(&[result.clone(), other_result.clone(), fourth_result]);
+        assert_eq!(queued(&f), 3, "no second copy of the same record");
+        // Stopped before the log write: the test was never recorded.
+        let third = crate::report::json::to_value(&crate::store::log::tests::entry(30, "c"));
+        f.writing(5201, &third);
+        drop(f);
+        let f = Forwarder::open(&cfg, tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        f.recover(&[result, other_result]);
+        assert_eq!(queued(&f), 3);
+        let notes = tmp.path().join(QUEUE_DIR).join("pending");
+        assert_eq!(std::fs::read_dir(notes).unwrap().count(), 0);
+    }
+}

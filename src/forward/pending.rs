@@ -1,0 +1,138 @@
+//! The write-ahead note of the test being recorded. Its log entry is synced
+//! to `<log-dir>/forward/pending/` before it is appended to its log, and the
+//! note is removed once the test is in every receiver's queue. A note found
+//! at start-up means the program stopped in between: if the loaded history
+//! holds the test (its log write happened), it is queued then; if not, the
+//! test was never recorded and the note is dropped.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::disk::{remove_durably, write_durably};
+use crate::store::result::TestResult;
+use crate::store::summary::summarize;
+
+/// The pending notes' directory and the note of the record in progress.
+#[derive(Debug)]
+pub struct Pending {
+    dir: PathBuf,
+    current: Option<PathBuf>,
+    next: u64,
+}
+
+/// A note left by a record that did not finish.
+#[derive(Debug)]
+pub struct Leftover {
+    /// Its file.
+    pub path: PathBuf,
+    /// The port whose log the entry was meant for.
+    pub port: u16,
+    /// The entry.
+    pub entry: Value,
+}
+
+impl Pending {
+    /// Opens (creating) the directory.
+    pub fn open(dir: &Path) -> io::Result<Pending> {
+        fs::create_dir_all(dir)?;
+        Ok(Pending {
+            dir: dir.to_path_buf(),
+            current: None,
+            next: 0,
+        })
+    }
+
+    /// Notes `entry` of `port`, durably, as the record in progress.
+    pub fn write(&mut self, port: u16, entry: &Value) -> io::Result<()> {
+        let path = self
+            .dir
+            .join(format!("{}-{}.json", std::process::id(), self.next));
+        self.next += 1;
+        let body = serde_json::to_vec(&json!({"port": port, "entry": entry}))?;
+        write_durably(&path, &body)?;
+        self.current = Some(path);
+        Ok(())
+    }
+
+    /// The record in progress is done (queued, or nothing to queue).
+    pub fn clear(&mut self) -> io::Result<()> {
+        match self.current.take() {
+            Some(path) => remove_durably(&path),
+            None => Ok(()),
+        }
+    }
+
+    /// Notes left by records that did not finish (unreadable ones are
+    /// removed); temporary files are removed.
+    pub fn leftovers(&self) -> io::Result<Vec<Leftover>> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if Some(&path) == self.current.as_ref() {
+                continue;
+            }
+            let note = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+            let port = note
+                .as_ref()
+                .and_then(|n| n.get("port")?.as_u64())
+                .and_then(|p| u16::try_from(p).ok());
+            match (note, port) {
+                (Some(mut note), Some(port)) if path.extension().is_some_and(|e| e == "json") => {
+                    let entry = note.get_mut("entry").map(Value::take).unwrap_or_default();
+                    found.push(Leftover { path, port, entry });
+                }
+                _ => {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The recorded test that `entry` of `port` became, if its log holds it:
+/// the latest result of `history` with the same port, start, protocol,
+/// duration and byte counts.
+pub fn find_recorded<'a>(
+    history: &'a [TestResult],
+    port: u16,
+    entry: &Value,
+) -> Option<&'a TestResult> {
+    let wanted = summarize(port, entry)?;
+    history.iter().rev().find(|r| {
+        r.port == wanted.port
+            && r.timestamp == wanted.timestamp
+            && r.protocol == wanted.protocol
+            && r.bytes_sent == wanted.bytes_sent
+            && r.bytes_received == wanted.bytes_received
+            && r.duration.to_bits() == wanted.duration.to_bits()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_outlives_a_stop_until_cleared() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = Pending::open(tmp.path()).unwrap();
+        p.write(5201, &json!({"a": 1})).unwrap();
+        p.clear().unwrap();
+        assert!(p.leftovers().unwrap().is_empty());
+        p.write(5202, &json!({"b": 2})).unwrap();
+        fs::write(tmp.path().join("junk.json"), b"{").unwrap();
+        // A stop here: the next run finds the note.
+        let again = Pending::open(tmp.path()).unwrap();
+        let left = again.leftovers().unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!((left[0].port, &left[0].entry), (5202, &json!({"b": 2})));
+        remove_durably(&left[0].path).unwrap();
+        assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,287 @@
+//! `--forward` against a real HTTP receiver written here: it answers 500,
+//! goes away, comes back; `webperf3` is restarted and killed (SIGKILL) in
+//! between. Every test arrives, and none is sent again once the receiver
+//! answered 2xx.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::daemon::{Daemon, Launch};
+use crate::support::iperf3;
+use crate::support::wait::wait_until;
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Delivery {
+    key: String,
+    body: Value,
+    /// The status it answered.
+    status: u16,
+}
+
+/// A receiver on 127.0.0.1: answers every POST with `status`, records it.
+struct Receiver {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    fn start(
+        addr: SocketAddr,
+        status: u16,
+        seen: Arc<Mutex<Vec<Delivery>>>,
+    ) -> std::io::Result<Receiver> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            if let Some(d) = serve(stream, status) {
+                                seen.lock().unwrap().push(d);
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            // Polling accept keeps the stop flag simple.
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        Err(_) => return,
+                    }
+                }
+            })
+        };
+        Ok(Receiver {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops listening: the port refuses connections.
+    fn shut(mut self) -> SocketAddr {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        self.addr
+    }
+}
+
+/// Reads one request, answers `status`.
+fn serve(stream: TcpStream, status: u16) -> Option<Delivery> {
+    stream.set_nonblocking(false).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    assert!(line.starts_with("POST /ingest "), "{line}");
+    let (mut length, mut key) = (0usize, String::new());
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        match name.to_ascii_lowercase().as_str() {
+            "content-length" => length = value.trim().parse().ok()?,
+            "idempotency-key" => key = value.trim().to_string(),
+            _ => {}
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    Some(Delivery {
+        key,
+        body: serde_json::from_slice(&body).ok()?,
+        status,
+    })
+}
+
+fn forwarding(daemon: &Daemon) -> Value {
+    let status: Value = serde_json::from_str(&daemon.get("/api/status").1).unwrap();
+    status["forward"][0].clone()
+}
+
+fn start(logs: &std::path::Path, url: &str) -> Daemon {
+    Launch::new(logs)
+        .args([
+            "--forward",
+            url,
+            "--forward-host",
+            "box-a",
+            "--forward-retry-max",
+            "0.5",
+        ])
+        .start()
+}
+
+#[test]
+fn every_test_arrives_once_through_failures_restarts_and_a_kill() {
+    iperf3::require();
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let seen = Arc::new(Mutex::new(Vec::<Delivery>::new()));
+    let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), 500, seen.clone()).unwrap();
+    let url = format!("http://{}/ingest", receiver.addr);
+
+    // The receiver answers 500: the test stays queued, retried.
+    let mut daemon = start(&logs, &url);
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "one"]);
+    wait_until(Duration::from_secs(20), "two refused attempts", || {
+        seen.lock().unwrap().len() >= 2
+    });
+    let f = forwarding(&daemon);
+    assert_eq!(f["queued"], 1, "{f}");
+    assert!(f["last_error"].as_str().unwrap().contains("500"), "{f}");
+    assert_eq!(f["target"], url.as_str());
+
+    // The receiver goes away; a second test queues behind the first.
+    let addr = receiver.shut();
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "two"]);
+    wait_until(Duration::from_secs(20), "the queue holds both", || {
+        forwarding(&daemon)["queued"] == 2
+    });
+    let failed = forwarding(&daemon)["failed"].as_u64().unwrap();
+    wait_until(Duration::from_secs(20), "a refused connection", || {
+        forwarding(&daemon)["failed"].as_u64().unwrap() > failed
+    });
+    let metrics = daemon.get("/metrics").1;
+    assert!(
+        metrics.contains("webperf3_forward_queue_tests{target=\""),
+        "{metrics}"
+    );
+
+    // A clean restart keeps the queue; a third test joins it; then SIGKILL.
+    assert!(daemon.terminate().success());
+    let mut daemon = start(&logs, &url);
+    assert_eq!(forwarding(&daemon)["queued"], 2);
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "three"]);
+    wait_until(Duration::from_secs(20), "the third test queued", || {
+        forwarding(&daemon)["queued"] == 3
+    });
+    daemon.signal(libc::SIGKILL);
+    assert!(daemon.terminate().code().is_none());
+    let daemon = start(&logs, &url);
+    assert_eq!(forwarding(&daemon)["queued"], 3);
+
+    // The receiver comes back (same address) and says yes.
+    let mut back = None;
+    wait_until(
+        Duration::from_secs(20),
+        "the receiver's address again",
+        || {
+            back = Receiver::start(addr, 200, seen.clone()).ok();
+            back.is_some()
+        },
+    );
+    let receiver = back.unwrap();
+    wait_until(Duration::from_secs(30), "the queue drains", || {
+        forwarding(&daemon)["queued"] == 0
+    });
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "four"]);
+    wait_until(Duration::from_secs(30), "the fourth test", || {
+        forwarding(&daemon)["delivered"] == 4
+    });
+
+    // Killed again after every delivery: nothing is sent twice, and what
+    // comes next still arrives (in order, so nothing older is pending).
+    let mut daemon = daemon;
+    daemon.signal(libc::SIGKILL);
+    daemon.terminate();
+    let daemon = start(&logs, &url);
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "five"]);
+    wait_until(Duration::from_secs(30), "the fifth test", || {
+        forwarding(&daemon)["delivered"] == 1
+    });
+
+    let seen = seen.lock().unwrap().clone();
+    let mut accepted: BTreeMap<String, Vec<&Delivery>> = BTreeMap::new();
+    for d in seen.iter().filter(|d| d.status == 200) {
+        accepted.entry(d.key.clone()).or_default().push(d);
+    }
+    let names: Vec<&str> = accepted
+        .values()
+        .map(|d| d[0].body["result"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(accepted.len(), 5, "{names:?}");
+    for (key, deliveries) in &accepted {
+        assert_eq!(deliveries.len(), 1, "{key} accepted twice");
+        let body = &deliveries[0].body;
+        assert_eq!(body["host"], "box-a");
+        assert_eq!(key, &format!("box-a/{}", body["id"].as_str().unwrap()));
+        assert!(body["entry"]["start"].is_object(), "{body}");
+        assert!(body["result"]["receive_bps"].is_number(), "{body}");
+    }
+    let mut names = names;
+    names.sort_unstable();
+    assert_eq!(names, ["five", "four", "one", "three", "two"]);
+    // The refused attempts carried the same key as the accepted one.
+    let first = seen.iter().find(|d| d.status == 500).unwrap();
+    assert!(accepted.contains_key(&first.key));
+    receiver.shut();
+}
+
+#[test]
+fn a_receiver_that_never_answers_holds_up_neither_tests_nor_the_dashboard() {
+    iperf3::require();
+    let tmp = tempfile::tempdir().unwrap();
+    // Accepts connections and never reads or answers them.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let held = Arc::new(Mutex::new(Vec::new()));
+    {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                held.lock().unwrap().push(stream);
+            }
+        });
+    }
+    let daemon = start(&tmp.path().join("logs"), &url);
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "one"]);
+    wait_until(
+        Duration::from_secs(20),
+        "a delivery attempt hanging",
+        || !held.lock().unwrap().is_empty(),
+    );
+    // While the sender waits for an answer, tests are recorded and the
+    // dashboard answers at once.
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "two"]);
+    wait_until(Duration::from_secs(10), "both tests recorded", || {
+        let results: Vec<Value> = serde_json::from_str(&daemon.get("/api/results").1).unwrap();
+        results.len() == 2
+    });
+    let asked = std::time::Instant::now();
+    let f = forwarding(&daemon);
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(
+        (f["queued"].as_u64(), f["delivered"].as_u64()),
+        (Some(2), Some(0)),
+        "{f}"
+    );
+    assert_eq!(held.lock().unwrap().len(), 1, "one attempt at a time");
+}
