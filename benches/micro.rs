@@ -180,7 +180,7 @@ fn bench_load(max_n: usize) {
         let bytes = write_logs(dir.path(), n);
         let logs = LogDir::open(dir.path()).expect("log dir");
         let loaded = logs.load(&PORTS);
-        assert_eq!(loaded.store.all().len(), n, "every entry loads");
+        assert_eq!(loaded.store.len(), n, "every entry loads");
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         let samples = if n >= 100_000 { 3 } else { 7 };
         let t = measure(
@@ -218,7 +218,7 @@ fn bench_http() {
     write_logs(dir.path(), N);
     let logs = LogDir::open(dir.path()).expect("log dir");
     let loaded = logs.load(&PORTS);
-    assert_eq!(loaded.store.all().len(), N);
+    assert_eq!(loaded.store.len(), N);
     let hub: Arc<Hub> = Hub::new(logs, loaded.store);
     let ctx = webperf3::http::Context::new(hub, webperf3::shutdown::Shutdown::new());
     let routes = webperf3::http::routes(ctx);
