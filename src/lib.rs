@@ -15,8 +15,9 @@
 //! - [`health`]: CPU temperature and Pi throttling during a test.
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
 //!   broadcast of events to websocket clients.
-//! - [`store`]: the per-port log files (append, tolerant read) and the
-//!   in-memory results derived from them.
+//! - [`store`]: the per-port log files (append, rotation, tolerant read, an
+//!   entry read back by its id) and the compact in-memory history derived
+//!   from them, with its pages, filters and buckets.
 //! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
 //!   cJSON-compatible printer and the builder of `start`/`intervals`/`end`.
 //! - [`config`]: the configuration of a run as plain values (ports,
