@@ -16,6 +16,7 @@ pub mod assets;
 pub mod export;
 pub mod filters;
 pub mod handlers;
+pub mod history;
 pub mod metrics;
 pub mod models;
 pub mod ndt7;
@@ -102,7 +103,7 @@ impl Context {
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
         let metrics = Arc::new(metrics::Metrics::new(crate::hub::VERSION, health_probe()));
         hub.watch_records(
-            |history| metrics.observe_all(history),
+            |history| metrics.observe_all(history.iter()),
             Box::new(metrics::Observe(Arc::clone(&metrics))),
         );
         Context {

@@ -6,6 +6,8 @@
 mod browser;
 mod common;
 mod e2e;
+mod history;
+mod paging;
 mod routes;
 mod security;
 mod speedtest;

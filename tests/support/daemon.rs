@@ -45,6 +45,7 @@ pub struct Launch {
     extra: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
     limits: Rlimits,
+    deadline: Duration,
 }
 
 impl Launch {
@@ -57,6 +58,7 @@ impl Launch {
             extra: Vec::new(),
             envs: Vec::new(),
             limits: Rlimits::default(),
+            deadline: DEADLINE,
         }
     }
 
@@ -89,6 +91,13 @@ impl Launch {
     /// Resource limits for the server process.
     pub fn limits(mut self, limits: Rlimits) -> Launch {
         self.limits = limits;
+        self
+    }
+
+    /// How long start-up may take (default 20 s; loading a long history
+    /// on a busy machine takes longer).
+    pub fn start_deadline(mut self, deadline: Duration) -> Launch {
+        self.deadline = deadline;
         self
     }
 
@@ -128,7 +137,7 @@ impl Launch {
             });
         }
         let process = Spawned::start(&mut cmd).map_err(|e| format!("cannot start {BIN}: {e}"))?;
-        let found = process.stderr().wait(DEADLINE, |lines| {
+        let found = process.stderr().wait(self.deadline, |lines| {
             lines.iter().enumerate().find_map(|(at, line)| {
                 let (port, http) = parse_start_up(line)?;
                 Some((at, port, http))
@@ -147,7 +156,8 @@ impl Launch {
                 process.stderr().text()
             )),
             Err(Missed::TimedOut) => Err(format!(
-                "no start-up line within {DEADLINE:?}: {}",
+                "no start-up line within {:?}: {}",
+                self.deadline,
                 process.stderr().text()
             )),
         }
