@@ -4,8 +4,11 @@
 //! ephemeral ports.
 
 mod browser;
+mod chromium;
 mod common;
 mod e2e;
+mod history_gen;
+mod page;
 mod routes;
 mod security;
 #[path = "../support/mod.rs"]

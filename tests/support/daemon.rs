@@ -44,6 +44,7 @@ pub struct Launch {
     log_dir: PathBuf,
     extra: Vec<OsString>,
     limits: Rlimits,
+    startup: Duration,
 }
 
 impl Launch {
@@ -55,6 +56,7 @@ impl Launch {
             log_dir: log_dir.to_path_buf(),
             extra: Vec::new(),
             limits: Rlimits::default(),
+            startup: DEADLINE,
         }
     }
 
@@ -81,6 +83,12 @@ impl Launch {
     /// Resource limits for the server process.
     pub fn limits(mut self, limits: Rlimits) -> Launch {
         self.limits = limits;
+        self
+    }
+
+    /// How long start-up may take (default 20 s; a huge history loads longer).
+    pub fn startup_deadline(mut self, limit: Duration) -> Launch {
+        self.startup = limit;
         self
     }
 
@@ -119,7 +127,7 @@ impl Launch {
             });
         }
         let process = Spawned::start(&mut cmd).map_err(|e| format!("cannot start {BIN}: {e}"))?;
-        let found = process.stderr().wait(DEADLINE, |lines| {
+        let found = process.stderr().wait(self.startup, |lines| {
             lines.iter().enumerate().find_map(|(at, line)| {
                 let (port, http) = parse_start_up(line)?;
                 Some((at, port, http))
@@ -138,7 +146,8 @@ impl Launch {
                 process.stderr().text()
             )),
             Err(Missed::TimedOut) => Err(format!(
-                "no start-up line within {DEADLINE:?}: {}",
+                "no start-up line within {:?}: {}",
+                self.startup,
                 process.stderr().text()
             )),
         }

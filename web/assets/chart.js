@@ -236,7 +236,7 @@
         ctx.stroke();
       }
       ctx.setLineDash([]);
-      if (pts.length <= 120 || s.line === false) {
+      if (s.dots !== false && (pts.length <= 120 || s.line === false)) {
         const radius = pts.length > 60 ? 2 : 3.5;
         for (const p of pts) {
           ctx.beginPath();

@@ -64,7 +64,7 @@
   const fmtRtt = (us) => (num(us) == null ? '—' : `${fmtNum(us / 1000, 2)} ms`);
   const fmtPct = (v) => (num(v) == null ? '—' : `${fmtNum(v, 2)} %`);
   const fmtJitter = (ms) => (num(ms) == null ? '—' : `${fmtNum(ms, 3)} ms`);
-  const fmtSpan = (a, b) => `${fmtNum(a, 1)}–${fmtNum(b, 1)} s`;
+  const fmtSpan = (a, b) => `${fmtNum(a, 2)}–${fmtNum(b, 2)} s`;
 
   /** The columns an interval table has, from what the rows hold. */
   function columns(rows, dirs) {
@@ -113,11 +113,16 @@
   /** The per-interval chart: one series per direction. */
   function drawIntervals(canvas, rows, dirs) {
     const color = { up: W.cssVar('--up'), down: W.cssVar('--down') };
+    // Each interval is a flat step from its start to its end.
     const series = dirs.map((dir) => ({
       label: DIR_NAME[dir],
       color: color[dir],
+      dots: false,
       points: rows.filter((r) => r[dir] && num(r[dir].bits_per_second) != null)
-        .map((r) => ({ x: num(r[dir].end) ?? r.end, y: r[dir].bits_per_second, r })),
+        .flatMap((r) => [
+          { x: num(r[dir].start) ?? r.start, y: r[dir].bits_per_second, r },
+          { x: (num(r[dir].end) ?? r.end) - 1e-6, y: r[dir].bits_per_second, r },
+        ]),
     }));
     W.chart.draw(canvas, {
       kind: 'seconds',
@@ -187,7 +192,7 @@
         ['Download', result.send_bps != null ? fmtRate(result.send_bps) : null],
         ['Target bitrate', num(ts.target_bitrate) ? fmtRate(ts.target_bitrate) : null],
         ['Block size', num(ts.blksize) != null ? fmtBytes(ts.blksize) : null],
-        ['TCP MSS', num(start.tcp_mss_default) != null ? `${start.tcp_mss_default} B` : null],
+        ['TCP MSS', num(start.tcp_mss_default) > 0 ? `${start.tcp_mss_default} B` : null],
         ['UDP loss / jitter', result.protocol === 'UDP' ? W.fmtUdp(result) : null],
         ['TCP retransmits', result.retransmits != null ? String(result.retransmits) : null],
         ['Minimum RTT', num(result.min_rtt_ms) != null ? `${fmtNum(result.min_rtt_ms, 2)} ms` : null],
@@ -254,9 +259,11 @@
         return secs > 0 && num(s.bytes) != null ? fmtRate((s.bytes * 8) / secs) : '—';
       } },
     ];
-    if (streams.some((s) => num(s.retransmits) != null && s.retransmits >= 0)) cols.push({ head: 'Retransmits', get: (s) => fmtNum(num(s.retransmits), 0) });
-    if (streams.some((s) => num(s.jitter) != null)) cols.push({ head: 'Jitter', get: (s) => fmtJitter(num(s.jitter) != null ? s.jitter * 1000 : null) });
-    if (streams.some((s) => num(s.packets) != null)) {
+    // -1 (or its unsigned twin) is iperf3's "not counted".
+    const counted = (v) => (num(v) != null && v >= 0 && v <= Number.MAX_SAFE_INTEGER ? v : null);
+    if (streams.some((s) => counted(s.retransmits) != null)) cols.push({ head: 'Retransmits', get: (s) => fmtNum(counted(s.retransmits), 0) });
+    if (streams.some((s) => num(s.jitter) > 0)) cols.push({ head: 'Jitter', get: (s) => fmtJitter(num(s.jitter) != null ? s.jitter * 1000 : null) });
+    if (streams.some((s) => num(s.packets) > 0)) {
       cols.push({ head: 'Lost / packets', get: (s) => `${s.errors ?? 0} / ${s.packets ?? 0}` });
     }
     return section('The client’s own figures',
@@ -276,7 +283,7 @@
     const pairs = [
       ['Server CPU', num(h.server_cpu_percent ?? result.server_cpu_percent) != null ? `${fmtNum(h.server_cpu_percent ?? result.server_cpu_percent, 1)} %` : null],
       ['Server CPU (iperf3’s count)', num(cpu.host_total) != null ? `${fmtNum(cpu.host_total, 1)} %` : null],
-      ['Client CPU (iperf3’s count)', num(cpu.remote_total) != null ? `${fmtNum(cpu.remote_total, 1)} %` : null],
+      ['Client CPU (iperf3’s count)', num(cpu.remote_total) > 0 ? `${fmtNum(cpu.remote_total, 1)} %` : null],
       ['CPU temperature', num(h.cpu_temp_c) != null ? `${fmtNum(h.cpu_temp_c, 1)} °C` : null],
       ['Hottest during the test', num(h.cpu_temp_max_c) != null ? `${fmtNum(h.cpu_temp_max_c, 1)} °C` : null],
       ['Throttling', during || (typeof h.throttled === 'string' ? h.throttled : null)],
@@ -287,12 +294,21 @@
     return section('The machine during the test', facts(pairs));
   }
 
+  /** A value as one line: `key: value · key: value` for a flat object. */
+  function flat(v) {
+    if (v && typeof v === 'object' && !Array.isArray(v)
+      && Object.values(v).every((x) => x == null || typeof x !== 'object')) {
+      return Object.entries(v).map(([k, x]) => `${k.replace(/_/g, ' ')}: ${x}`).join(' · ');
+    }
+    return JSON.stringify(v);
+  }
+
   /** Whatever else the server logged under its own key, as text. */
   function morePart(ours) {
     if (!ours || typeof ours !== 'object') return null;
     const known = new Set(['client_results', 'health', 'overlapped', 'client_version']);
     const pairs = Object.entries(ours).filter(([k]) => !known.has(k)).map(([k, v]) => {
-      const text = typeof v === 'string' ? v : JSON.stringify(v);
+      const text = typeof v === 'string' ? v : flat(v);
       return [k.replace(/_/g, ' '), text.length > 600 ? `${text.slice(0, 600)}…` : text];
     });
     if (pairs.length === 0) return null;
