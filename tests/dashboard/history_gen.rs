@@ -35,7 +35,10 @@ pub fn write_history(path: &Path, count: usize) -> u64 {
         let reverse = i % 2 == 1;
         // Rates wander with the time of day and per name.
         let bps = 2.0e8
-            + 7.0e8 * (((i % 2880) as f64 / 2880.0) * 6.283).sin().abs()
+            + 7.0e8
+                * (((i % 2880) as f64 / 2880.0) * std::f64::consts::TAU)
+                    .sin()
+                    .abs()
             + 1.0e6 * (i % NAMES) as f64;
         let bytes = (bps / 8.0 * 10.0) as u64;
         let (sum_key, sender) = if reverse {

@@ -56,6 +56,24 @@ const INKED: &str = "(() => { const c = document.getElementById('detail-chart');
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
   let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n += 1; return n; })()";
 
+/// How many elements match `selector` in the page.
+async fn count(page: &mut Browser, selector: &str) -> u64 {
+    let v = page
+        .eval(&format!("document.querySelectorAll({selector:?}).length"))
+        .await;
+    v.as_u64().unwrap()
+}
+
+/// The text of each element matching `selector`.
+async fn texts(page: &mut Browser, selector: &str) -> Vec<String> {
+    let v = page
+        .eval(&format!(
+            "[...document.querySelectorAll({selector:?})].map(e => e.textContent)"
+        ))
+        .await;
+    serde_json::from_value(v).unwrap()
+}
+
 /// Waits until the detail view shows the test `id`.
 async fn wait_detail(page: &mut Browser, id: &str) {
     page.eventually(
@@ -106,31 +124,20 @@ async fn a_real_test_in_detail() {
             .await,
         json!(name)
     );
-    assert_eq!(
-        page.eval("document.querySelectorAll('#detail i').length")
-            .await,
-        json!(0)
-    );
+    assert_eq!(count(&mut page, "#detail i").await, 0);
     let inked = page.eval(INKED).await.as_u64().unwrap();
     assert!(inked > 500, "the chart has ink: {inked} pixels");
     assert_eq!(
-        page.eval("document.querySelectorAll('#detail-intervals tbody tr').length")
-            .await,
-        json!(intervals)
+        count(&mut page, "#detail-intervals tbody tr").await,
+        intervals as u64
     );
     assert_eq!(
-        page.eval("document.querySelectorAll('#detail-intervals tbody th[scope=row]').length")
-            .await,
-        json!(intervals)
+        count(&mut page, "#detail-intervals tbody th[scope=row]").await,
+        intervals as u64
     );
     // The server sent (-R): its retransmits and the streams' RTT are shown,
     // and each of the two streams has a table.
-    let heads = page
-        .eval(
-            "[...document.querySelectorAll('#detail-intervals thead th')].map(t => t.textContent)",
-        )
-        .await;
-    let heads: Vec<String> = serde_json::from_value(heads).unwrap();
+    let heads = texts(&mut page, "#detail-intervals thead th").await;
     for want in [
         "Interval",
         "Download",
@@ -140,11 +147,7 @@ async fn a_real_test_in_detail() {
     ] {
         assert!(heads.iter().any(|h| h == want), "{want} in {heads:?}");
     }
-    assert_eq!(
-        page.eval("document.querySelectorAll('#detail details.streams table').length")
-            .await,
-        json!(2)
-    );
+    assert_eq!(count(&mut page, "#detail details.streams table").await, 2);
     // The verdict and the client's own figures are there.
     assert!(page
         .eval("document.querySelector('#detail .verdict') !== null")
@@ -171,19 +174,13 @@ async fn a_real_test_in_detail() {
     page.navigate(&format!("http://{}/#/test/{udp}", daemon.http))
         .await;
     wait_detail(&mut page, &udp).await;
-    let heads = page
-        .eval(
-            "[...document.querySelectorAll('#detail-intervals thead th')].map(t => t.textContent)",
-        )
-        .await;
-    let heads: Vec<String> = serde_json::from_value(heads).unwrap();
+    let heads = texts(&mut page, "#detail-intervals thead th").await;
     for want in ["Upload", "Loss (upload)", "Jitter (upload)"] {
         assert!(heads.iter().any(|h| h == want), "{want} in {heads:?}");
     }
     assert_eq!(
-        page.eval("document.querySelectorAll('#detail-intervals tbody tr').length")
-            .await,
-        json!(udp_intervals)
+        count(&mut page, "#detail-intervals tbody tr").await,
+        udp_intervals as u64
     );
 
     // An unknown id says so.
@@ -207,9 +204,9 @@ fn scale() -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_tests_render_quickly_without_errors() {
-    let count = scale();
+    let tests = scale();
     let dir = tempfile::tempdir().unwrap();
-    tokio::task::block_in_place(|| write_history(&dir.path().join("port-5201.json"), count));
+    tokio::task::block_in_place(|| write_history(&dir.path().join("port-5201.json"), tests));
     let daemon = tokio::task::block_in_place(|| {
         Launch::new(dir.path())
             .startup_deadline(Duration::from_secs(300))
@@ -235,13 +232,9 @@ async fn a_million_tests_render_quickly_without_errors() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    eprintln!("first paint of {count} tests: {paint_ms:.0} ms");
+    eprintln!("first paint of {tests} tests: {paint_ms:.0} ms");
     assert!(paint_ms < 5000.0, "first paint took {paint_ms:.0} ms");
-    let rows = page
-        .eval("document.querySelectorAll('#history tbody tr[data-port]').length")
-        .await
-        .as_u64()
-        .unwrap();
+    let rows = count(&mut page, "#history tbody tr[data-port]").await;
     assert!(rows <= 200, "a page of the history, not all of it: {rows}");
     let points = page
         .eval("Number(document.getElementById('chart').dataset.points)")
@@ -280,10 +273,9 @@ async fn a_million_tests_render_quickly_without_errors() {
         ]),
     )
     .await;
-    let names = page
-        .eval("[...new Set([...document.querySelectorAll('#history tbody td.name')].map(t => t.textContent))]")
-        .await;
-    assert_eq!(names, json!([who]));
+    let mut names = texts(&mut page, "#history tbody td.name").await;
+    names.dedup();
+    assert_eq!(names, [who]);
     assert_eq!(page.errors().await, Vec::<String>::new());
 }
 

@@ -60,8 +60,8 @@
     const answer = await W.getJSON(`/api/history/buckets${query(filters, { buckets: count })}`);
     const list = Array.isArray(answer) ? answer : (answer.buckets || []);
     return list.map((b) => ({
-      t0: b.t0 ?? b.start ?? b.since,
-      t1: b.t1 ?? b.end ?? b.until,
+      t0: b.from ?? b.t0 ?? b.start,
+      t1: b.to ?? b.t1 ?? b.end,
       count: b.count ?? b.n ?? 0,
       up: triple(b.up ?? b.upload ?? b.receive ?? b.receive_bps),
       down: triple(b.down ?? b.download ?? b.send ?? b.send_bps),
