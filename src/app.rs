@@ -115,7 +115,8 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         warn!(error = %e, "could not raise the open files limit");
     }
     let logs = LogDir::open(&config.log_dir)
-        .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
+        .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?
+        .with_retention(config.retention);
     let auth = match &config.auth {
         Some(c) => Some(Arc::new(
             Authenticator::load(c).context("authentication cannot be set up")?,
@@ -141,7 +142,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             if ports.len() > 1 { "s" } else { "" },
             port_range(&ports),
             http_addr,
-            loaded.store.all().len(),
+            loaded.store.len(),
             config.log_dir.display(),
             auth_summary(auth.as_deref()),
         );

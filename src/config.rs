@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::protocol::policy::Policy;
 use crate::protocol::session::Limits;
+use crate::store::rotate::Retention;
 
 /// The dashboard's port when no `--http` address is given.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
@@ -48,6 +49,8 @@ pub struct Config {
     /// Copy test data as stock does (`--copy`) instead of moving it
     /// without copying.
     pub copy: bool,
+    /// How big logs grow and how many rotated copies are kept.
+    pub retention: Retention,
 }
 
 /// What the dashboard's HTTP side is configured with.

@@ -108,7 +108,11 @@ fn is_plain_number(s: &str) -> bool {
 
 /// The Prometheus text exposition (format 0.0.4) of the latest results, the
 /// per-port counts of recorded tests and whether each port is busy.
-pub fn metrics(latest: &[Option<TestResult>], all: &[TestResult], status: &Status) -> String {
+pub fn metrics(
+    latest: &[Option<TestResult>],
+    recorded: &BTreeMap<u16, u64>,
+    status: &Status,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# HELP webperf3_info The running webperf3 version.");
     let _ = writeln!(out, "# TYPE webperf3_info gauge");
@@ -119,8 +123,8 @@ pub fn metrics(latest: &[Option<TestResult>], all: &[TestResult], status: &Statu
     );
 
     let mut counts: BTreeMap<u16, u64> = status.ports.iter().map(|p| (p.port, 0)).collect();
-    for r in all {
-        *counts.entry(r.port).or_default() += 1;
+    for (port, n) in recorded {
+        *counts.entry(*port).or_default() += n;
     }
     let _ = writeln!(
         out,

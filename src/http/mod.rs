@@ -15,6 +15,7 @@ pub mod assets;
 pub mod export;
 pub mod filters;
 pub mod handlers;
+pub mod history;
 pub mod models;
 pub mod ws;
 
