@@ -76,16 +76,12 @@ async fn texts(page: &mut Browser, selector: &str) -> Vec<String> {
 
 /// Waits until the detail view shows the test `id`.
 async fn wait_detail(page: &mut Browser, id: &str) {
+    // The address may change within the document: wait for this id.
     page.eventually(
-        "document.getElementById('detail').dataset.state ?? null",
-        json!("shown"),
+        "(({state, id}) => [state ?? null, id ?? null])(document.getElementById('detail').dataset)",
+        json!(["shown", id]),
     )
     .await;
-    assert_eq!(
-        page.eval("document.getElementById('detail').dataset.id")
-            .await,
-        json!(id)
-    );
     page.eventually(
         "document.getElementById('detail-chart').dataset.drawn ?? null",
         json!("yes"),
