@@ -31,8 +31,9 @@ pub fn write_history(path: &Path, count: usize) -> u64 {
         } else {
             format!("192.168.{}.{}", i % 7, i % 200 + 1)
         };
-        let udp = i % 5 == 0;
-        let reverse = i % 2 == 1;
+        // Each name gets both directions, both families, TCP and UDP.
+        let udp = (i / 3) % 5 == 0;
+        let reverse = (i / NAMES) % 2 == 1;
         // Rates wander with the time of day and per name.
         let bps = 2.0e8
             + 7.0e8

@@ -44,7 +44,7 @@ pub struct Launch {
     log_dir: PathBuf,
     extra: Vec<OsString>,
     limits: Rlimits,
-    startup: Duration,
+    deadline: Duration,
 }
 
 impl Launch {
@@ -56,7 +56,7 @@ impl Launch {
             log_dir: log_dir.to_path_buf(),
             extra: Vec::new(),
             limits: Rlimits::default(),
-            startup: DEADLINE,
+            deadline: DEADLINE,
         }
     }
 
@@ -86,9 +86,10 @@ impl Launch {
         self
     }
 
-    /// How long start-up may take (default 20 s; a huge history loads longer).
-    pub fn startup_deadline(mut self, limit: Duration) -> Launch {
-        self.startup = limit;
+    /// How long start-up may take (default 20 s; loading a long history
+    /// on a busy machine takes longer).
+    pub fn start_deadline(mut self, deadline: Duration) -> Launch {
+        self.deadline = deadline;
         self
     }
 
@@ -127,7 +128,7 @@ impl Launch {
             });
         }
         let process = Spawned::start(&mut cmd).map_err(|e| format!("cannot start {BIN}: {e}"))?;
-        let found = process.stderr().wait(self.startup, |lines| {
+        let found = process.stderr().wait(self.deadline, |lines| {
             lines.iter().enumerate().find_map(|(at, line)| {
                 let (port, http) = parse_start_up(line)?;
                 Some((at, port, http))
@@ -147,7 +148,7 @@ impl Launch {
             )),
             Err(Missed::TimedOut) => Err(format!(
                 "no start-up line within {:?}: {}",
-                self.startup,
+                self.deadline,
                 process.stderr().text()
             )),
         }

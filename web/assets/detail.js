@@ -21,7 +21,6 @@
     'receive-window': 'the receiver’s TCP window',
     'send-buffer': 'the server’s send buffer',
     network: 'the network (retransmits or loss)',
-    unknown: 'nothing the server could see',
   };
 
   const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
@@ -203,8 +202,10 @@
   function verdictPart(verdict) {
     if (!verdict || !verdict.limited_by) return null;
     const what = VERDICTS[verdict.limited_by] || verdict.limited_by;
-    const head = el('p', { class: 'verdict', data: { limitedBy: verdict.limited_by } },
-      'Most likely limited by ', el('strong', { text: what }), '.');
+    const head = verdict.limited_by === 'unknown'
+      ? el('p', { class: 'verdict', data: { limitedBy: 'unknown' }, text: 'The evidence the server has points to no single limit.' })
+      : el('p', { class: 'verdict', data: { limitedBy: verdict.limited_by } },
+        'Most likely limited by ', el('strong', { text: what }), '.');
     const evidence = Array.isArray(verdict.evidence) ? verdict.evidence : [];
     return section('What limited it', head,
       evidence.length ? el('ul', { class: 'evidence' }, ...evidence.map((e) => el('li', { text: String(e) }))) : null);
