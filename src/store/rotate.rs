@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 /// How big a log may grow before it is rotated when none is given: small
 /// next to any SD card (six files of it, the live one and five rotated, are
-/// under 400 MB), and big enough for about 20,000 tests of ten one-second
-/// intervals per port, years of tests on a home network; a history that
-/// size still loads in about a second on a Pi.
+/// under 400 MB per port), and big enough for about 7,000 ten-second tests
+/// per file (40,000 per port with the copies), years of tests on a home
+/// network, whose history still loads in seconds on a Pi.
 pub const DEFAULT_MAX_LOG_SIZE: u64 = 64 * 1024 * 1024;
 
 /// Rotated copies kept when none is given.

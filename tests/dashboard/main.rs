@@ -7,8 +7,10 @@ mod browser;
 mod chromium;
 mod common;
 mod e2e;
+mod history;
 mod history_gen;
 mod page;
+mod paging;
 mod routes;
 mod security;
 #[path = "../support/mod.rs"]
