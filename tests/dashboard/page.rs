@@ -291,6 +291,34 @@ async fn big_history(tests: usize) {
     let mut names = texts(&mut page, "#history tbody td.name").await;
     names.dedup();
     assert_eq!(names, [who]);
+
+    // Pointing at the chart shows the values there.
+    page.eval(
+        "const c = document.getElementById('chart'); const r = c.getBoundingClientRect();
+         c.dispatchEvent(new PointerEvent('pointermove',
+           {clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true})); true",
+    )
+    .await;
+    page.eventually(
+        "(t => Boolean(t && !t.hidden && t.textContent.includes('IPv')))(document.querySelector('.chart .tip'))",
+        json!(true),
+    )
+    .await;
+
+    // A date range: from the day after tomorrow on there is nothing.
+    page.eval(
+        "const from = document.getElementById('f-since');
+         from.value = new Date(Date.now() + 2 * 86400e3).toISOString().slice(0, 10);
+         from.dispatchEvent(new Event('change', {bubbles: true})); true",
+    )
+    .await;
+    page.eventually(
+        "!document.getElementById('chart-title').textContent.includes('loading') && \
+         document.getElementById('chart').dataset.drawn === 'empty' && \
+         document.querySelectorAll('#history tbody tr[data-port]').length",
+        json!(0),
+    )
+    .await;
     assert_eq!(page.errors().await, Vec::<String>::new());
 }
 
