@@ -14,7 +14,7 @@
 
 (() => {
   const W = window.webperf3;
-  const { $, el, fmtRate, fmtDate, fmtAgo, fmtSeconds, fmtUdp, fmtHealth, fmtProtocol, testLink } = W;
+  const { $, el, fmtRate, fmtDate, fmtAgo, fmtSeconds, fmtUdp, fmtHealth, fmtProtocol, testLink, rateCell } = W;
 
   const state = {
     version: null,
@@ -64,10 +64,6 @@
     const first = state.ports[0] ?? 5201;
     const host = location.hostname.includes(':') ? `[${location.hostname}]` : (location.hostname || 'HOST');
     $('howto').textContent = `iperf3 -c ${host} -p ${first} --extra-data YOUR-NAME`;
-  }
-
-  function rateCell(bps, cls, label) {
-    return el('td', { class: `num ${bps == null ? 'empty blank' : cls}`, label, text: fmtRate(bps) });
   }
 
   /** A cell whose several parts stay together (one block beside its label on phones). */

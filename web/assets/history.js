@@ -9,10 +9,13 @@
 
 (() => {
   const W = (window.webperf3 = window.webperf3 || {});
-  const { $, el, fmtRate, fmtDate, fmtSeconds, fmtUdp, fmtHealth, fmtProtocol, testLink } = W;
+  const { $, el, fmtDate, fmtSeconds, fmtUdp, fmtHealth, fmtProtocol, testLink, rateCell } = W;
 
   /** Results per page of the table. */
   const PAGE = 100;
+  /** Most results the table keeps from live events; older ones are
+   *  dropped (and reachable again with "Older tests"). */
+  const MAX_LIVE_ROWS = 2000;
   /** Most time buckets the chart asks for. */
   const MAX_BUCKETS = 240;
 
@@ -42,10 +45,6 @@
     if (f.since && r.timestamp < Number(f.since)) return false;
     if (f.until && r.timestamp > Number(f.until)) return false;
     return true;
-  }
-
-  function rateCell(bps, cls, label) {
-    return el('td', { class: `num ${bps == null ? 'empty blank' : cls}`, label, text: fmtRate(bps) });
   }
 
   function row(r) {
@@ -233,6 +232,10 @@
     if (!matches(r) || state.ids.has(key(r))) return;
     state.ids.add(key(r));
     state.rows.push(r);
+    if (state.rows.length > MAX_LIVE_ROWS && state.rows[0].id) {
+      for (const old of state.rows.splice(0, state.rows.length - MAX_LIVE_ROWS)) state.ids.delete(key(old));
+      state.more = true;
+    }
     renderTable();
     refreshChartSoon();
   }

@@ -136,6 +136,12 @@
     return el('a', { class: 'detail-link', href: testHref(r.id), text, title });
   }
 
+  /** A table cell with a rate, coloured by direction (`cls`); hidden on
+   *  phones when there is none. */
+  function rateCell(bps, cls, label) {
+    return el('td', { class: `num ${bps == null ? 'empty blank' : cls}`, label, text: fmtRate(bps) });
+  }
+
   function cssVar(name) {
     return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   }
@@ -172,7 +178,7 @@
 
   Object.assign(W, {
     $, el, fmtRate, fmtAxis, fmtBytes, fmtNum, pad, fmtDate, fmtDateSeconds, fmtAgo,
-    fmtSeconds, fmtUdp, fmtHealth, fmtProtocol, family, testHref, testLink, cssVar,
+    fmtSeconds, fmtUdp, fmtHealth, fmtProtocol, family, testHref, testLink, rateCell, cssVar,
     maxOf, minOf, getJSON,
   });
 })();
