@@ -84,7 +84,20 @@ impl LogDir {
             .filter_map(|(port, at)| Some((port, at?)))
             .collect();
         store.sort(&latest);
+        give_back_freed_memory();
         Loaded { store, warnings }
+    }
+}
+
+/// Hands the memory loading freed back to the system: glibc keeps what the
+/// parsing threads freed in their arenas (tens of MB after a long
+/// history), which would otherwise stay in the process's footprint.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; it has no
+    // preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -117,7 +130,10 @@ fn load_file(
         }
     };
     let mut key: Option<(i64, u32)> = None;
-    let mut lines = 0;
+    // Damage with where its piece starts in the file; its line numbers are
+    // made absolute only at the end (damage is rare, counting lines is not
+    // free).
+    let mut damaged: Vec<(u64, Damage)> = Vec::new();
     let read = each_chunk(opened, chunk, |base, text| {
         let Some(pieces) = read_chunk(file.port, text, cores) else {
             warnings.push(format!("{shown}: cannot read: the reader failed"));
@@ -138,27 +154,56 @@ fn load_file(
                 store.push_at(&result, index, at);
                 *latest = Some((index, at));
             }
-            if !piece.damage.is_empty() {
-                // Damage is rare: only then are the lines before the piece counted.
-                let before = lines + newlines(&text.as_bytes()[..offset]);
-                warnings.extend(piece.damage.into_iter().map(|mut damage| {
-                    damage.line += before;
-                    format!("{shown}: {damage}")
-                }));
-            }
+            let start = base + offset as u64;
+            damaged.extend(piece.damage.into_iter().map(|d| (start, d)));
         }
-        lines += newlines(text.as_bytes());
         true
     });
     if let Err(e) = read {
         warnings.push(format!("{shown}: cannot read: {e}"));
     }
+    if !damaged.is_empty() {
+        let starts: Vec<u64> = damaged.iter().map(|(start, _)| *start).collect();
+        let lines = lines_before(&file.path, &starts);
+        warnings.extend(
+            damaged
+                .into_iter()
+                .zip(lines)
+                .map(|((_, mut damage), before)| {
+                    damage.line += before;
+                    format!("{shown}: {damage}")
+                }),
+        );
+    }
     key.map(|(filekey, _)| filekey)
 }
 
-/// The number of line ends in `bytes`.
-fn newlines(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|&&b| b == b'\n').count()
+/// The number of line ends before each of `offsets` (ascending) in the
+/// file at `path` (0 for what cannot be read).
+fn lines_before(path: &std::path::Path, offsets: &[u64]) -> Vec<usize> {
+    use std::io::Read;
+    let mut counts = Vec::with_capacity(offsets.len());
+    let Ok(file) = fs::File::open(path) else {
+        return vec![0; offsets.len()];
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let (mut at, mut lines) = (0u64, 0usize);
+    let mut block = vec![0u8; 1 << 20];
+    for &offset in offsets {
+        while at < offset {
+            let want = usize::try_from(offset - at)
+                .unwrap_or(usize::MAX)
+                .min(block.len());
+            let n = match reader.read(&mut block[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            lines += memchr::memchr_iter(b'\n', &block[..n]).count();
+            at += n as u64;
+        }
+        counts.push(lines);
+    }
+    counts
 }
 
 /// What one piece of a log file held: results in order with the offset of

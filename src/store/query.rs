@@ -225,6 +225,13 @@ pub struct Spread {
     pub max: f64,
 }
 
+/// An f32 value held as f64, shown as the f32's shortest decimal.
+fn shortest(x: f64) -> f64 {
+    // The value came from an f32: narrowing it back is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    widen(x as f32).unwrap_or(x)
+}
+
 #[derive(Debug, Default)]
 struct Accumulator {
     count: u64,
@@ -242,7 +249,11 @@ struct Sums {
 
 impl Sums {
     fn add(&mut self, x: f32) {
-        let Some(x) = widen(x) else { return };
+        if x.is_nan() {
+            return;
+        }
+        // Widened exactly here; only the figures answered are rounded.
+        let x = f64::from(x);
         if self.n == 0 {
             (self.min, self.max) = (x, x);
         }
@@ -255,9 +266,9 @@ impl Sums {
     fn spread(&self) -> Option<Spread> {
         #[allow(clippy::cast_precision_loss)]
         (self.n > 0).then(|| Spread {
-            min: self.min,
+            min: shortest(self.min),
             mean: self.sum / self.n as f64,
-            max: self.max,
+            max: shortest(self.max),
         })
     }
 }

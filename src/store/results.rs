@@ -111,6 +111,8 @@ impl ResultsStore {
     /// end of loading.
     pub fn sort(&mut self, latest: &BTreeMap<u16, (u32, u64)>) {
         self.records.sort_by_key(|r| r.timestamp);
+        // Loading grew the history by doubling: keep only what it holds.
+        self.records.shrink_to_fit();
         self.latest = self
             .ports
             .iter()
