@@ -15,6 +15,10 @@ use webperf3::shutdown::Shutdown;
 use crate::chromium::{dump_dom, screenshot, Browser};
 use crate::common::*;
 
+/// The headless flags, also used by the speed-test page tests.
+#[allow(unused_imports)]
+pub use crate::chromium::HEADLESS;
+
 /// The text between `start` (first occurrence) and the next `end` after it.
 fn section<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text

@@ -25,7 +25,7 @@ const CATCH_ERRORS: &str = "window.__pageErrors = [];
 
 /// Flags every headless run gets: no sandbox (containers, root), nothing
 /// that reaches out to the network on its own.
-const HEADLESS: [&str; 9] = [
+pub const HEADLESS: [&str; 9] = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",

@@ -326,6 +326,11 @@
     W.history.init();
     W.detail.init();
     W.router.register('home', { element: $('view-home'), enter: () => W.history.drawChart() });
+    // The speed test (speedtest.js) shows its card above the dashboard,
+    // whose history its results join.
+    if ($('speedtest')) {
+      W.router.register('speedtest', { element: $('speedtest'), with: 'home', enter: () => W.history.drawChart() });
+    }
     let resizeTimer = null;
     window.addEventListener('resize', () => {
       clearTimeout(resizeTimer);

@@ -1,8 +1,10 @@
 // webperf3 page: a small hash router. The address `#/<view>/<rest>` shows
 // the element of the view registered as `<view>` (and hides the others);
 // `#/` and anything unknown show the dashboard (`home`). A view registers
-// with `webperf3.router.register(name, {element, enter(rest), leave()})`
-// from its own file; `enter` gets the decoded rest of the address.
+// with `webperf3.router.register(name, {element, with, enter(rest), leave()})`
+// from its own file; `enter` gets the decoded rest of the address (without
+// a `?query`, which stays the view's own), `with` names another view whose
+// element stays on screen beside it.
 'use strict';
 
 (() => {
@@ -12,7 +14,8 @@
 
   /** The view name and the rest of the current address. */
   function parse() {
-    const hash = location.hash.replace(/^#\/?/, '');
+    // A view's own options may follow a `?` (#/speedtest?name=...).
+    const hash = location.hash.replace(/^#\/?/, '').replace(/\?.*$/, '');
     const slash = hash.indexOf('/');
     const name = slash < 0 ? hash : hash.slice(0, slash);
     let rest = slash < 0 ? '' : hash.slice(slash + 1);
@@ -23,8 +26,9 @@
   function show() {
     const { name, rest } = parse();
     if (current && current !== name) views.get(current)?.leave?.();
+    const also = views.get(name)?.with;
     for (const [other, view] of views) {
-      if (view.element) view.element.hidden = other !== name;
+      if (view.element) view.element.hidden = other !== name && other !== also;
     }
     for (const link of document.querySelectorAll('[data-nav]')) {
       if (link.dataset.nav === name) link.setAttribute('aria-current', 'page');
