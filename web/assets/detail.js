@@ -176,7 +176,7 @@
     return el('section', { class: 'card' },
       el('div', { class: 'section-head' },
         name,
-        el('a', { class: 'button', href: '#/', text: '← Dashboard' })),
+        el('a', { class: 'button', href: '#/', text: '← Results' })),
       result.title ? el('p', { class: 'detail-title', text: result.title }) : null,
       result.error ? el('p', { class: 'banner', text: result.error }) : null,
       facts([
@@ -354,7 +354,7 @@
       box.replaceChildren(el('section', { class: 'card' },
         el('h2', { text: err.status === 404 ? 'No such test' : 'Could not load this test' }),
         el('p', { class: 'hint', text: err.message }),
-        el('p', null, el('a', { class: 'button', href: '#/', text: '← Dashboard' }))));
+        el('p', null, el('a', { class: 'button', href: '#/', text: '← Results' }))));
     }
   }
 
