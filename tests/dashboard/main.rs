@@ -4,9 +4,12 @@
 //! ephemeral ports.
 
 mod browser;
+mod chromium;
 mod common;
 mod e2e;
 mod history;
+mod history_gen;
+mod page;
 mod paging;
 mod routes;
 mod security;
