@@ -7,6 +7,9 @@
 //! adds no dependency. Parts are picked by name after `--`
 //! (`cargo bench --bench micro -- load http udp`); `WEBPERF3_MICRO_MAX_N`
 //! caps the number of logged tests for `load` (default 100000).
+//! `history` runs the binary itself over 100k and 1M logged tests
+//! (`WEBPERF3_HISTORY_MAX_N` caps it): start-up time, memory per test, and
+//! the history routes' latency.
 //!
 //! The logs are real stock iperf3 3.12 server entries
 //! (`tests/fixtures/stock-3.12.json`: TCP, `-R`, `-P 2`, UDP, paced)
@@ -27,7 +30,7 @@ mod support;
 
 const FIXTURE: &str = include_str!("../tests/fixtures/stock-3.12.json");
 const PORTS: [u16; 4] = [5201, 5202, 5203, 5204];
-const PARTS: [&str; 3] = ["load", "http", "udp"];
+const PARTS: [&str; 4] = ["load", "http", "udp", "history"];
 
 fn main() -> std::process::ExitCode {
     let wanted: Vec<String> = std::env::args()
@@ -54,6 +57,13 @@ fn main() -> std::process::ExitCode {
     }
     if run("udp") {
         bench_udp();
+    }
+    if run("history") {
+        let max = std::env::var("WEBPERF3_HISTORY_MAX_N")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1_000_000);
+        bench_history(max);
     }
     std::process::ExitCode::SUCCESS
 }
@@ -180,7 +190,7 @@ fn bench_load(max_n: usize) {
         let bytes = write_logs(dir.path(), n);
         let logs = LogDir::open(dir.path()).expect("log dir");
         let loaded = logs.load(&PORTS);
-        assert_eq!(loaded.store.all().len(), n, "every entry loads");
+        assert_eq!(loaded.store.len(), n, "every entry loads");
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         let samples = if n >= 100_000 { 3 } else { 7 };
         let t = measure(
@@ -218,7 +228,7 @@ fn bench_http() {
     write_logs(dir.path(), N);
     let logs = LogDir::open(dir.path()).expect("log dir");
     let loaded = logs.load(&PORTS);
-    assert_eq!(loaded.store.all().len(), N);
+    assert_eq!(loaded.store.len(), N);
     let hub: Arc<Hub> = Hub::new(logs, loaded.store);
     let ctx = webperf3::http::Context::new(hub, webperf3::shutdown::Shutdown::new());
     let routes = webperf3::http::routes(ctx);
@@ -248,6 +258,135 @@ fn bench_http() {
             "",
             t.as_secs_f64() * 1e6 / N as f64
         );
+    }
+}
+
+// ---------------------------------------------------------------- history
+
+/// Wall time of `f`, median of `samples` runs after one to warm up.
+fn wall<R>(samples: usize, mut f: impl FnMut() -> R) -> Duration {
+    black_box(f());
+    let mut times: Vec<Duration> = (0..samples.max(1))
+        .map(|_| {
+            let t = Instant::now();
+            black_box(f());
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// The binary over a log dir: its start-up time (spawn to start-up line)
+/// and the CPU time it took to get there (user + system, every thread: on
+/// a busy machine the steadier figure).
+fn start_daemon(dir: &Path) -> (support::daemon::Daemon, Duration, Duration) {
+    let t = Instant::now();
+    let daemon = support::daemon::Launch::new(dir)
+        .start_deadline(Duration::from_secs(900))
+        .start();
+    let took = t.elapsed();
+    let cpu = process_cpu_of(daemon.pid());
+    (daemon, took, cpu)
+}
+
+/// CPU time process `pid` has used so far (`/proc/<pid>/stat`).
+fn process_cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which ends with the last `)`).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_secs_f64(ticks as f64 / hz as f64)
+}
+
+fn bench_history(max_n: usize) {
+    println!("== the binary over a long history (release build, page cache warm)");
+    let empty = tempfile::tempdir().expect("temp dir");
+    let (daemon, _, _) = start_daemon(empty.path());
+    let empty_rss = daemon.status_kb("VmRSS");
+    daemon.stop();
+    println!("{:<44} RSS {empty_rss} kB", "no tests logged");
+    for n in [100_000, 1_000_000] {
+        if n > max_n {
+            println!("history {n} tests: skipped (WEBPERF3_HISTORY_MAX_N={max_n})");
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let t = Instant::now();
+        let bytes = write_logs(dir.path(), n);
+        println!(
+            "{:<44} {:.1} s",
+            format!("write {n} tests ({:.0} MB)", bytes as f64 / 1e6),
+            t.elapsed().as_secs_f64()
+        );
+        // The first start reads the files into the page cache.
+        let (daemon, cold, _) = start_daemon(dir.path());
+        daemon.stop();
+        let (daemon, took, cpu) = start_daemon(dir.path());
+        println!(
+            "{:<44} wall {:.3} s, CPU {:.3} s (first start {:.3} s wall; load average {})",
+            format!("start-up with {n} tests"),
+            took.as_secs_f64(),
+            cpu.as_secs_f64(),
+            cold.as_secs_f64(),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split(' ')
+                .next()
+                .unwrap_or("?")
+        );
+        let rss = daemon.status_kb("VmRSS");
+        let hwm = daemon.status_kb("VmHWM");
+        println!(
+            "{:<44} RSS {rss} kB (peak {hwm} kB): {:.0} bytes per test over an empty start",
+            format!("memory with {n} tests"),
+            (rss.saturating_sub(empty_rss) * 1024) as f64 / n as f64
+        );
+        let (status, page) = daemon.get("/api/results?limit=500");
+        assert_eq!(status, 200);
+        let page: serde_json::Value = serde_json::from_str(&page).expect("JSON");
+        assert_eq!(page.as_array().map(Vec::len), Some(500));
+        let id = page[0]["id"].as_str().expect("an id").to_string();
+        let routes = [
+            "/api/results?limit=500".to_string(),
+            format!("/api/results?limit=500&before={id}"),
+            "/api/results?limit=50&name=host-07&protocol=udp".to_string(),
+            format!("/api/results/{id}"),
+            "/api/history/buckets?buckets=500".to_string(),
+            "/api/history/buckets?buckets=200&name=host-07".to_string(),
+        ];
+        for path in &routes {
+            let t = wall(9, || {
+                let (status, body) = daemon.get(path);
+                assert_eq!(status, 200, "{path}: {body}");
+            });
+            println!(
+                "{:<44} {:.2} ms",
+                format!("GET {path}"),
+                t.as_secs_f64() * 1e3
+            );
+        }
+        let mut size = 0;
+        let t = wall(1, || {
+            let (status, body) = daemon.get("/api/results");
+            assert_eq!(status, 200);
+            size = body.len();
+        });
+        println!(
+            "{:<44} {:.2} s, {:.0} MB streamed; peak RSS after {} kB",
+            "GET /api/results (everything)",
+            t.as_secs_f64(),
+            size as f64 / 1e6,
+            daemon.status_kb("VmHWM")
+        );
+        daemon.stop();
     }
 }
 

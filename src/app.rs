@@ -62,6 +62,10 @@ pub fn bind(config: &Config) -> anyhow::Result<Bound> {
     Ok(Bound { iperf, http })
 }
 
+/// How many of the latest tests are searched for a record that a stop
+/// interrupted between its forwarding note and its log write.
+const RECOVERY_WINDOW: usize = 1000;
+
 /// Runs the iperf3 ports and the dashboard on bound listeners until
 /// `shutdown` fires, then lets running tests end cleanly (they are told the
 /// server is terminating, with its reason in their log entries) and waits
@@ -89,7 +93,12 @@ pub async fn serve_forwarding(
     let tasks = TaskTracker::new();
     if let Some(forward) = &forward {
         hub.watch_records(
-            |history| forward.recover(history),
+            |history| {
+                // A record a stop interrupted is among the latest few.
+                let from = history.len().saturating_sub(RECOVERY_WINDOW);
+                let recent: Vec<_> = (from..history.len()).map(|i| history.result(i)).collect();
+                forward.recover(&recent)
+            },
             Box::new(Forwarding(Arc::clone(forward))),
         );
         tasks.spawn(Arc::clone(forward).run(shutdown.clone()));
@@ -153,7 +162,8 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         warn!(error = %e, "could not raise the open files limit");
     }
     let logs = LogDir::open(&config.log_dir)
-        .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?;
+        .with_context(|| format!("log directory {} is not usable", config.log_dir.display()))?
+        .with_retention(config.retention);
     let auth = match &config.auth {
         Some(c) => Some(Arc::new(
             Authenticator::load(c).context("authentication cannot be set up")?,
@@ -182,7 +192,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             if ports.len() > 1 { "s" } else { "" },
             port_range(&ports),
             http_addr,
-            loaded.store.all().len(),
+            loaded.store.len(),
             config.log_dir.display(),
             auth_summary(auth.as_deref()),
         );

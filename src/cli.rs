@@ -14,6 +14,7 @@ use crate::forward::target::Target;
 use crate::protocol::auth::DEFAULT_SKEW_SECS;
 use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
 use crate::protocol::session::Limits;
+use crate::store::rotate::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
 
 /// Command-line arguments as the user typed them.
 #[derive(Debug, Parser)]
@@ -58,6 +59,15 @@ pub struct Args {
     /// Directory of the per-port logs; created if missing [default: ~/iperf3-logs].
     #[arg(short = 'd', long = "log-dir", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+
+    /// Rotate a port's log before it grows past SIZE bytes (K, M, G
+    /// suffixes, powers of 1024) [default: 64M].
+    #[arg(long = "max-log-size", value_name = "SIZE", value_parser = parse_log_size)]
+    pub max_log_size: Option<u64>,
+
+    /// Rotated copies of each log kept (port-P.json.1 .. .N); older ones are deleted.
+    #[arg(long = "keep-rotated", value_name = "N", default_value_t = DEFAULT_KEEP_ROTATED)]
+    pub keep_rotated: u32,
 
     /// Seconds without any data from the client (while the server receives)
     /// before a test is ended with "idle timeout for receiving data".
@@ -369,8 +379,25 @@ impl Args {
             idle_timeout: self.idle_timeout.map(|s| Duration::from_secs(u64::from(s))),
             copy: self.copy,
             forward,
+            retention: Retention {
+                max_size: Some(self.max_log_size.unwrap_or(DEFAULT_MAX_LOG_SIZE)),
+                keep: self.keep_rotated,
+            },
         })
     }
+}
+
+/// The smallest `--max-log-size`: a few entries.
+const MIN_LOG_SIZE: u64 = 64 * 1024;
+
+/// A `--max-log-size`: a size as [`parse_size`] reads it, at least
+/// [`MIN_LOG_SIZE`].
+fn parse_log_size(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    if size < MIN_LOG_SIZE {
+        return Err(format!("{text:?} is too small (at least 64K)"));
+    }
+    Ok(size)
 }
 
 fn default_log_dir() -> Result<PathBuf, String> {
@@ -574,6 +601,24 @@ mod tests {
         assert!(config(&["-d", "x", "--allow", "nonsense"]).is_err());
         assert!(config(&["-d", "x", "--server-bitrate-limit", "fast"]).is_err());
         assert!(config(&["-d", "x", "--max-tests-per-port", "0"]).is_err());
+    }
+
+    #[test]
+    fn retention_flags() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert_eq!(c.retention, Retention::default());
+        assert_eq!(c.retention.max_size, Some(64 << 20));
+        let c = config(&["-d", "x", "--max-log-size", "2G", "--keep-rotated", "0"]).unwrap();
+        assert_eq!(c.retention.max_size, Some(2 << 30));
+        assert_eq!(c.retention.keep, 0);
+        assert_eq!(parse_log_size("100k"), Ok(100 << 10));
+        assert_eq!(parse_log_size("1048576"), Ok(1 << 20));
+        for bad in ["", "M", "1T", "-1M", "1.5M", "9999999999999G", "1K"] {
+            assert!(parse_log_size(bad).is_err(), "{bad}");
+            let arg = format!("--max-log-size={bad}");
+            assert!(config(&["-d", "x", &arg]).is_err(), "{bad}");
+        }
+        assert!(config(&["-d", "x", "--keep-rotated", "-1"]).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::protocol::policy::{AllowList, Policy};
 use crate::protocol::session::Limits;
+use crate::store::rotate::Retention;
 
 /// The dashboard's port when no `--http` address is given.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
@@ -56,6 +57,8 @@ pub struct Config {
     /// Copy test data as stock does (`--copy`) instead of moving it
     /// without copying.
     pub copy: bool,
+    /// How big logs grow and how many rotated copies are kept.
+    pub retention: Retention,
     /// Where recorded tests are forwarded (`--forward`), and the queue's bounds.
     pub forward: ForwardConfig,
 }

@@ -13,6 +13,7 @@
 //! callable from any thread or task.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
 use std::io;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -24,6 +25,8 @@ use tokio::sync::broadcast;
 use crate::locks::lock;
 use crate::ndt7::record::Record;
 use crate::report::json::Json;
+use crate::store::entry;
+use crate::store::ids::TestId;
 use crate::store::log::{LogDir, Recorded};
 pub use crate::store::result::TestResult;
 use crate::store::results::ResultsStore;
@@ -127,25 +130,7 @@ pub enum Event {
 }
 
 /// Which results `GET /api/results` returns; every set field must match.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResultFilter {
-    /// Only this port.
-    pub port: Option<u16>,
-    /// Only this exact name (`--extra-data`).
-    pub name: Option<String>,
-    /// Only tests that started at or after these unix seconds.
-    pub since: Option<f64>,
-}
-
-impl ResultFilter {
-    /// Whether `result` passes the filter.
-    pub fn matches(&self, result: &TestResult) -> bool {
-        self.port.is_none_or(|p| p == result.port)
-            && self.name.as_deref().is_none_or(|n| result.name.as_deref() == Some(n))
-            // i64 → f64 is exact for any plausible timestamp.
-            && self.since.is_none_or(|s| result.timestamp as f64 >= s)
-    }
-}
+pub use crate::store::query::Filter as ResultFilter;
 
 struct State {
     store: ResultsStore,
@@ -316,8 +301,11 @@ impl Hub {
         }
         let mut state = self.write();
         self.note_write(&mut state, port, recorded.written, path);
+        if let Some(rotated) = recorded.rotated {
+            state.store.rotated(rotated.log, rotated.keep);
+        }
         if let Some(result) = recorded.result {
-            state.store.push(result.clone());
+            let result = state.store.push(result);
             self.publish(Event::Result {
                 result: Box::new(result),
             });
@@ -340,20 +328,15 @@ impl Hub {
         }
         state.store.clear_latest();
         self.publish(Event::Cleared);
-        state
-            .store
-            .latest()
-            .into_iter()
-            .map(|r| r.cloned())
-            .collect()
+        state.store.latest()
     }
 
     /// Calls `history` with every result recorded so far and `hook` around
     /// every record from now on, with no test missed or seen twice in
     /// between.
-    pub fn watch_records(&self, history: impl FnOnce(&[TestResult]), hook: Box<dyn RecordHook>) {
+    pub fn watch_records(&self, history: impl FnOnce(&ResultsStore), hook: Box<dyn RecordHook>) {
         let _writer = lock(&self.writer);
-        history(self.read().store.all());
+        history(&self.read().store);
         crate::locks::write(&self.hooks).push(hook);
     }
 
@@ -374,23 +357,23 @@ impl Hub {
 
     /// One entry per port, in port order: its latest result, or `None`.
     pub fn latest(&self) -> Vec<Option<TestResult>> {
-        self.read()
-            .store
-            .latest()
-            .into_iter()
-            .map(|r| r.cloned())
-            .collect()
+        self.read().store.latest()
     }
 
     /// Every recorded result passing `filter`, oldest first.
     pub fn results(&self, filter: &ResultFilter) -> Vec<TestResult> {
         self.read()
             .store
-            .all()
             .iter()
             .filter(|r| filter.matches(r))
-            .cloned()
             .collect()
+    }
+
+    /// The test `id` names: its result and its log file, opened with the
+    /// writer held so no rotation is half done (see [`entry::open`]).
+    pub fn open_entry(&self, id: &TestId) -> Option<(TestResult, io::Result<File>, u64)> {
+        let _writer = lock(&self.writer);
+        entry::open(&self.read().store, &self.logs, id)
     }
 
     /// Reads several views under one lock, so they agree with each other.

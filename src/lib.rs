@@ -17,8 +17,9 @@
 //!   other systems (JSON over HTTP, Loki), with retries and back-off.
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
 //!   broadcast of events to websocket clients.
-//! - [`store`]: the per-port log files (append, tolerant read) and the
-//!   in-memory results derived from them; the ndt7 log beside them.
+//! - [`store`]: the per-port log files (append, rotation, tolerant read, an
+//!   entry read back by its id) and the compact in-memory history derived
+//!   from them, with its pages, filters and buckets; the ndt7 log beside them.
 //! - [`overlap`]: which tests (iperf3 or ndt7) move data at the same time.
 //! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
 //!   cJSON-compatible printer and the builder of `start`/`intervals`/`end`.

@@ -52,16 +52,16 @@ pub fn csv(hub: Arc<Hub>, permit: OwnedSemaphorePermit) -> Chunks {
         }
         let mut from = 0;
         loop {
-            let chunk = hub.with_store(|store, _| {
-                let all = store.all();
-                let rows = all.get(from..).unwrap_or_default();
-                let rows = &rows[..rows.len().min(CHUNK_ROWS)];
-                (rows.len(), export::csv_rows(rows))
+            // Copied under the read lock, formatted after it.
+            let rows: Vec<_> = hub.with_store(|store, _| {
+                let end = store.len().min(from + CHUNK_ROWS);
+                (from..end).map(|i| store.result(i)).collect()
             });
-            let (count, bytes) = chunk;
+            let count = rows.len();
             if count == 0 {
                 break;
             }
+            let bytes = export::csv_rows(&rows);
             from += count;
             let failed = bytes.is_err();
             if !send(bytes) || failed {

@@ -16,6 +16,8 @@ pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infa
     let pages = index().or(assets()).boxed();
     let api = status(ctx.clone())
         .or(results(ctx.clone()))
+        .or(result_detail(ctx.clone()))
+        .or(buckets(ctx.clone()))
         .or(latest(ctx.clone()))
         .or(clear(ctx.clone()))
         .with(warp::reply::with::header("cache-control", "no-store"))
@@ -58,13 +60,32 @@ pub fn status(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Reje
         .and_then(handlers::status)
 }
 
-/// GET /api/results?port=&name=&since=
+/// GET /api/results?port=&name=&since=&until=&protocol=&family=&limit=&before=
 pub fn results(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "results")
         .and(warp::get())
         .and(warp::query::<ResultsQuery>())
         .and(with(ctx))
         .and_then(handlers::results)
+}
+
+/// GET /api/results/{id}
+pub fn result_detail(
+    ctx: Context,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "results" / String)
+        .and(warp::get())
+        .and(with(ctx))
+        .and_then(handlers::result_detail)
+}
+
+/// GET /api/history/buckets?buckets=N&port=&name=&since=&until=&protocol=&family=
+pub fn buckets(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("api" / "history" / "buckets")
+        .and(warp::get())
+        .and(warp::query::<ResultsQuery>())
+        .and(with(ctx))
+        .and_then(handlers::buckets)
 }
 
 /// GET /api/latest

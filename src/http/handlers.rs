@@ -6,12 +6,17 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use tracing::{error, info, warn};
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderValue, Response, StatusCode};
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
 use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
-use super::{assets, download, metrics, origin, ws, Context};
+use super::{assets, download, history, metrics, origin, ws, Context};
+use crate::hub::TestResult;
+use crate::report::json::Json;
+use crate::store::entry::{read_entry, EntryError};
+use crate::store::ids::TestId;
+use crate::store::verdict::{judge, LimitedBy, Verdict};
 
 /// A query string that parsed but makes no sense (e.g. `since=nan`).
 #[derive(Debug)]
@@ -37,6 +42,11 @@ impl Reject for Busy {}
 #[derive(Debug)]
 pub struct Unauthorized(pub String);
 impl Reject for Unauthorized {}
+
+/// What the request names does not exist (an unknown test id).
+#[derive(Debug)]
+pub struct NotFound(pub String);
+impl Reject for NotFound {}
 
 /// Something on our side failed while building the answer.
 #[derive(Debug)]
@@ -72,12 +82,91 @@ pub async fn status(ctx: Context) -> Result<impl Reply, Infallible> {
     Ok(warp::reply::json(&body))
 }
 
-/// `GET /api/results?port=&name=&since=`.
-pub async fn results(query: ResultsQuery, ctx: Context) -> Result<impl Reply, Rejection> {
-    let filter = query
-        .into_filter()
+/// `GET /api/results?port=&name=&since=&until=&protocol=&family=&limit=&before=`:
+/// a page of results with `limit=`, else every test, streamed.
+pub async fn results(
+    query: ResultsQuery,
+    ctx: Context,
+) -> Result<warp::reply::Response, Rejection> {
+    let page = query
+        .page()
         .map_err(|e| warp::reject::custom(BadQuery(e)))?;
-    Ok(warp::reply::json(&ctx.hub.results(&filter)))
+    let hub = ctx.hub.clone();
+    let Some(page) = page else {
+        let filter = query
+            .filter()
+            .map_err(|e| warp::reject::custom(BadQuery(e)))?;
+        return Ok(history::stream_results(hub, filter).into_response());
+    };
+    // A page is quick, but it walks the history: off the reactor.
+    let found = tokio::task::spawn_blocking(move || hub.with_store(|store, _| store.page(&page)))
+        .await
+        .map_err(|e| warp::reject::custom(Internal(format!("results failed: {e}"))))?
+        .map_err(|e| warp::reject::custom(BadQuery(e.to_string())))?;
+    Ok(warp::reply::json(&found).into_response())
+}
+
+/// `GET /api/results/{id}`: the test, its log entry exactly as logged, and
+/// the verdict on what limited it.
+pub async fn result_detail(id: String, ctx: Context) -> Result<warp::reply::Response, Rejection> {
+    let unknown = || warp::reject::custom(NotFound(format!("no test has the id {id:?}")));
+    let parsed = TestId::parse(&id).ok_or_else(unknown)?;
+    let hub = ctx.hub.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let (result, file, offset) = hub.open_entry(&parsed)?;
+        Some((
+            result,
+            file.map_err(EntryError::from)
+                .and_then(|f| read_entry(&f, offset)),
+        ))
+    })
+    .await
+    .map_err(|e| warp::reject::custom(Internal(format!("reading the entry failed: {e}"))))?;
+    let (result, entry) = found.ok_or_else(unknown)?;
+    let entry = entry.map_err(|e| match e {
+        EntryError::Gone => warp::reject::custom(NotFound(format!("test {id}: {e}"))),
+        e => warp::reject::custom(Internal(format!("test {id}: {e}"))),
+    })?;
+    let body = history::detail_body(&result, &entry, &verdict(&entry, &result))
+        .map_err(|e| warp::reject::custom(Internal(format!("test {id}: {e}"))))?;
+    Ok(json_response(body))
+}
+
+/// The verdict on what limited a test, from its logged `entry` (text
+/// already checked to be one JSON object).
+fn verdict(entry: &str, result: &TestResult) -> serde_json::Value {
+    let verdict = match serde_json::from_str::<Json>(entry) {
+        Ok(entry) => judge(&entry, result),
+        Err(_) => Verdict {
+            limited_by: LimitedBy::Unknown,
+            evidence: Vec::new(),
+        },
+    };
+    serde_json::to_value(verdict).unwrap_or_default()
+}
+
+/// `GET /api/history/buckets?buckets=N&port=&name=&since=&until=&protocol=&family=`.
+pub async fn buckets(query: ResultsQuery, ctx: Context) -> Result<impl Reply, Rejection> {
+    let (filter, n) = query
+        .buckets()
+        .map_err(|e| warp::reject::custom(BadQuery(e)))?;
+    let hub = ctx.hub.clone();
+    let buckets = tokio::task::spawn_blocking(move || hub.with_store(|s, _| s.buckets(&filter, n)))
+        .await
+        .map_err(|e| warp::reject::custom(Internal(format!("buckets failed: {e}"))))?;
+    Ok(warp::reply::json(
+        &serde_json::json!({ "buckets": buckets }),
+    ))
+}
+
+/// A `200` answer with `body`, JSON text.
+fn json_response(body: String) -> warp::reply::Response {
+    let mut response = Response::new(body.into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// `GET /api/latest`.
@@ -242,10 +331,14 @@ pub fn error_reply(status: StatusCode, message: impl Into<String>) -> warp::repl
 pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
     let (status, message) = if err.is_not_found() {
         (StatusCode::NOT_FOUND, "not found".to_string())
+    } else if let Some(NotFound(msg)) = err.find() {
+        (StatusCode::NOT_FOUND, msg.clone())
     } else if let Some(BadQuery(msg)) = err.find() {
         (StatusCode::BAD_REQUEST, msg.clone())
     } else if err.find::<warp::reject::InvalidQuery>().is_some() {
-        let msg = "bad query: expected port=<1..65535>, name=<text>, since=<unix seconds>";
+        let msg = "bad query: expected port=<1..65535>, name=<text>, since=<unix seconds>, \
+                   until=<unix seconds>, protocol=<TCP|UDP|ndt7>, family=<4|6>, \
+                   limit=<N>, before=<id>, buckets=<N>";
         (StatusCode::BAD_REQUEST, msg.to_string())
     } else if let Some(Forbidden(msg)) = err.find() {
         (StatusCode::FORBIDDEN, msg.clone())

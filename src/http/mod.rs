@@ -21,6 +21,7 @@ pub mod download;
 pub mod export;
 pub mod filters;
 pub mod handlers;
+pub mod history;
 pub mod metrics;
 pub mod models;
 pub mod ndt7;
@@ -121,7 +122,7 @@ impl Context {
         let defaults = HttpSettings::default();
         let metrics = Arc::new(metrics::Metrics::new(crate::hub::VERSION, health_probe()));
         hub.watch_records(
-            |history| metrics.observe_all(history),
+            |history| metrics.observe_all(history.iter()),
             Box::new(metrics::Observe(Arc::clone(&metrics))),
         );
         Context {

@@ -5,8 +5,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{ResultFilter, TestResult};
+use crate::store::ids::TestId;
+use crate::store::query::Page;
 
-/// The query of `GET /api/results`: `port=`, `name=`, `since=` (unix seconds).
+/// The query of `GET /api/results` and `GET /api/history/buckets`: the
+/// filters `port=`, `name=`, `since=`, `until=` (unix seconds),
+/// `protocol=` (TCP, UDP, ndt7), `family=` (4, 6); `limit=` and `before=`
+/// (an id) for a page of results; `buckets=` for the buckets.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
@@ -16,23 +21,93 @@ pub struct ResultsQuery {
     pub name: Option<String>,
     /// Only tests started at or after this time.
     pub since: Option<f64>,
+    /// Only tests started at or before this time.
+    pub until: Option<f64>,
+    /// Only this protocol.
+    pub protocol: Option<String>,
+    /// Only clients of this address family.
+    pub family: Option<u8>,
+    /// The most recent this many.
+    pub limit: Option<usize>,
+    /// Only tests before this one.
+    pub before: Option<String>,
+    /// How many spans of time (buckets route only).
+    pub buckets: Option<usize>,
 }
 
+/// The most results one page may ask for.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// The most buckets one request may ask for.
+pub const MAX_BUCKETS: usize = 2_000;
+
+/// Buckets when the query names no number.
+pub const DEFAULT_BUCKETS: usize = 100;
+
 impl ResultsQuery {
-    /// The hub filter for this query; `Err` names what is wrong with it.
-    pub fn into_filter(self) -> Result<ResultFilter, String> {
-        if let Some(since) = self.since {
-            if !since.is_finite() {
+    /// The filter of this query; `Err` names what is wrong with it.
+    pub fn filter(&self) -> Result<ResultFilter, String> {
+        for (what, value) in [("since", self.since), ("until", self.until)] {
+            if value.is_some_and(|v| !v.is_finite()) {
                 return Err(format!(
-                    "since must be a number of unix seconds, not {since}"
+                    "{what} must be a number of unix seconds, not {}",
+                    value.unwrap_or_default()
                 ));
             }
         }
+        if let Some(p) = &self.protocol {
+            if !["tcp", "udp", "ndt7"].contains(&p.to_ascii_lowercase().as_str()) {
+                return Err("protocol must be TCP, UDP or ndt7".into());
+            }
+        }
+        if self.family.is_some_and(|f| f != 4 && f != 6) {
+            return Err("family must be 4 or 6".into());
+        }
         Ok(ResultFilter {
             port: self.port,
-            name: self.name,
+            name: self.name.clone(),
             since: self.since,
+            until: self.until,
+            protocol: self.protocol.clone(),
+            family: self.family,
         })
+    }
+
+    /// The page `limit=` and `before=` ask for (`None`: every test);
+    /// `Err` names what is wrong with the query.
+    pub fn page(&self) -> Result<Option<Page>, String> {
+        let filter = self.filter()?;
+        if self.buckets.is_some() {
+            return Err("buckets= is for /api/history/buckets".into());
+        }
+        let before = match &self.before {
+            Some(id) => {
+                Some(TestId::parse(id).ok_or_else(|| format!("before: {id:?} is not a test id"))?)
+            }
+            None => None,
+        };
+        match self.limit {
+            None if before.is_some() => Err("before= needs limit=".into()),
+            None => Ok(None),
+            Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(Some(Page {
+                filter,
+                limit,
+                before,
+            })),
+            Some(limit) => Err(format!("limit must be 1 to {MAX_LIMIT}, not {limit}")),
+        }
+    }
+
+    /// The filter and number of buckets; `Err` names what is wrong.
+    pub fn buckets(&self) -> Result<(ResultFilter, usize), String> {
+        let filter = self.filter()?;
+        if self.limit.is_some() || self.before.is_some() {
+            return Err("limit= and before= are for /api/results".into());
+        }
+        match self.buckets.unwrap_or(DEFAULT_BUCKETS) {
+            n @ 1..=MAX_BUCKETS => Ok((filter, n)),
+            n => Err(format!("buckets must be 1 to {MAX_BUCKETS}, not {n}")),
+        }
     }
 }
 

@@ -1,15 +1,21 @@
-//! Loading every `port-<PORT>.json` log (stock-written or ours), and
-//! `ndt7.json`, at start-up into a [`ResultsStore`]: files read one after the other, each
-//! parsed in pieces on every core, damage turned into warnings that name
-//! the file and line.
+//! Loading every log (`port-<PORT>.json` and its rotated copies,
+//! stock-written or ours, and `ndt7.json`) at start-up into a [`ResultsStore`]: files read
+//! one after the other in bounded chunks ([`super::chunks`]), each chunk
+//! parsed in pieces on every core, each test kept compact with its id as
+//! soon as it is summarised; damage turned into warnings that name the
+//! file and line.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::chunks::{each_chunk, next_entry_start, CHUNK};
+use super::ids::LogKey;
 use super::log::LogDir;
-use super::reader::{read_log_each, Damage, Detail, LogItem};
+use super::reader::{read_log_at, Damage, Detail, LogItem};
 use super::result::TestResult;
 use super::results::ResultsStore;
+use super::rotate::log_name;
 use super::summary::summarize;
 
 /// What loading the log directory at start-up found.
@@ -22,30 +28,33 @@ pub struct Loaded {
     pub warnings: Vec<String>,
 }
 
-/// The port of a canonical log file name, `port-<N>.json` (no sign, no
-/// leading zeros, 1..=65535).
-fn port_of(name: &str) -> Option<u16> {
-    let digits = name.strip_prefix("port-")?.strip_suffix(".json")?;
-    let port: u16 = digits.parse().ok()?;
-    (port != 0 && port.to_string() == digits).then_some(port)
-}
+/// A port's latest test as loading found it so far: file and offset.
+type Latest = Option<(u32, u64)>;
 
-/// The results of one log file, in file order, and which of them is the
-/// port's latest (the last one after the last `{}` marker).
-struct FileResults {
-    results: Vec<TestResult>,
-    latest: Option<usize>,
+/// One log file to load.
+struct LogFile {
+    port: u16,
+    generation: u32,
+    path: PathBuf,
 }
 
 impl LogDir {
-    /// Loads every `port-*.json` in the directory (stock-written or ours).
-    /// `ports` are the ports this run serves (the latest-per-port table).
+    /// Loads every `port-*.json` (and rotated `port-*.json.<N>`) in the
+    /// directory. `ports` are the ports this run serves (the latest-per-port
+    /// table).
     pub fn load(&self, ports: &[u16]) -> Loaded {
         let mut warnings = Vec::new();
-        let mut files: Vec<(u16, PathBuf)> = match fs::read_dir(self.dir()) {
+        let mut files: Vec<LogFile> = match fs::read_dir(self.dir()) {
             Ok(entries) => entries
                 .filter_map(Result::ok)
-                .filter_map(|e| Some((port_of(e.file_name().to_str()?)?, e.path())))
+                .filter_map(|e| {
+                    let (port, generation) = log_name(e.file_name().to_str()?)?;
+                    Some(LogFile {
+                        port,
+                        generation,
+                        path: e.path(),
+                    })
+                })
                 .collect(),
             Err(e) => {
                 warnings.push(format!(
@@ -55,147 +64,191 @@ impl LogDir {
                 Vec::new()
             }
         };
-        files.sort();
-
-        // Every result with the order it was found in, and whether it is its
-        // port's latest.
-        let mut found: Vec<(TestResult, bool)> = Vec::new();
-        // One file at a time, each parsed in pieces in parallel (one per
-        // core) while the next one is read: years of history load in a
-        // fraction of the time on a Pi's four cores, however the tests are
-        // spread over the ports, and at most two files' text is in memory.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::thread::scope(|scope| {
-            let read = |i: usize| {
-                let (port, path) = files.get(i)?;
-                Some((*port, path, scope.spawn(move || read_text(path))))
-            };
-            let mut next = read(0);
-            for i in 1..=files.len() {
-                let Some((port, path, reading)) = std::mem::replace(&mut next, read(i)) else {
-                    break;
-                };
-                let text = match reading.join() {
-                    Ok(Ok(text)) => text,
-                    Ok(Err(warning)) => {
-                        warnings.push(warning);
-                        continue;
-                    }
-                    Err(_) => {
-                        warnings.push(format!("{}: cannot read", path.display()));
-                        continue;
-                    }
-                };
-                let Some(file) = read_file(port, path, &text, cores, &mut warnings) else {
-                    continue;
-                };
-                for (i, result) in file.results.into_iter().enumerate() {
-                    found.push((result, file.latest == Some(i)));
-                }
-            }
-        });
-        found.extend(
-            self.load_ndt7(&mut warnings)
-                .into_iter()
-                .map(|r| (r, false)),
-        );
-        // Oldest first; the sort is stable, so equal timestamps keep port and
-        // file order.
-        found.sort_by_key(|(result, _)| result.timestamp);
+        // Per port, oldest copy first: the files are one log in that order.
+        files.sort_by_key(|f| (f.port, std::cmp::Reverse(f.generation)));
 
         let mut store = ResultsStore::new(ports);
-        for (result, latest) in found {
-            if latest {
-                store.push(result);
-            } else {
-                store.push_history(result);
+        let mut latest: BTreeMap<u16, Latest> = BTreeMap::new();
+        // Each chunk is parsed in pieces in parallel (one per core): years
+        // of history load in a fraction of the time on a Pi's four cores.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for file in &files {
+            let carried = latest.entry(file.port).or_default();
+            let key = load_file(file, cores, CHUNK, &mut store, carried, &mut warnings);
+            if file.generation == 0 {
+                self.remember_key(file.port, key);
             }
         }
+        for result in self.load_ndt7(&mut warnings) {
+            store.push_history(result);
+        }
+        let latest = latest
+            .into_iter()
+            .filter_map(|(port, at)| Some((port, at?)))
+            .collect();
+        store.sort(&latest);
+        give_back_freed_memory();
         Loaded { store, warnings }
     }
 }
 
-/// The text of a log file, or a warning naming it.
-fn read_text(path: &Path) -> Result<String, String> {
-    let shown = path.display();
-    // Only regular files: reading a FIFO would block start-up.
-    match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => return Err(format!("{shown}: skipped: not a regular file")),
-        Err(e) => return Err(format!("{shown}: cannot read: {e}")),
+/// Hands the memory loading freed back to the system: glibc keeps what the
+/// parsing threads freed in their arenas (tens of MB after a long
+/// history), which would otherwise stay in the process's footprint.
+fn give_back_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; it has no
+    // preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
-    let bytes = fs::read(path).map_err(|e| format!("{shown}: cannot read: {e}"))?;
-    // Checked as UTF-8 first (fast, and the text is not copied); only a
-    // file with invalid bytes pays for their replacement.
-    Ok(String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
-/// The results of `text`, port `port`'s log at `path`, read in up to
-/// `cores` pieces at once; damage becomes warnings naming the file.
-fn read_file(
-    port: u16,
-    path: &Path,
-    text: &str,
+/// Loads one file into `store`, carrying the port's latest test through
+/// it; returns the file's key (its first test's start time), if it has a
+/// test. Damage becomes warnings naming the file.
+fn load_file(
+    file: &LogFile,
     cores: usize,
+    chunk: usize,
+    store: &mut ResultsStore,
+    latest: &mut Latest,
     warnings: &mut Vec<String>,
-) -> Option<FileResults> {
-    let shown = path.display();
-    let pieces = pieces(text, cores);
-    let read: Vec<Option<Piece>> = std::thread::scope(|scope| {
+) -> Option<i64> {
+    let shown = file.path.display();
+    // Only regular files: reading a FIFO would block start-up.
+    let opened = match fs::metadata(&file.path) {
+        Ok(meta) if meta.is_file() => fs::File::open(&file.path),
+        Ok(_) => {
+            warnings.push(format!("{shown}: skipped: not a regular file"));
+            return None;
+        }
+        Err(e) => Err(e),
+    };
+    let opened = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            warnings.push(format!("{shown}: cannot read: {e}"));
+            return None;
+        }
+    };
+    let mut key: Option<(i64, u32)> = None;
+    // Damage with where its piece starts in the file; its line numbers are
+    // made absolute only at the end (damage is rare, counting lines is not
+    // free).
+    let mut damaged: Vec<(u64, Damage)> = Vec::new();
+    let read = each_chunk(opened, chunk, |base, text| {
+        let Some(pieces) = read_chunk(file.port, text, cores) else {
+            warnings.push(format!("{shown}: cannot read: the reader failed"));
+            return false;
+        };
+        for (offset, piece) in pieces {
+            for (at, result) in piece.results {
+                let Some(result) = result else {
+                    *latest = None;
+                    continue;
+                };
+                let (_, index) = *key.get_or_insert_with(|| {
+                    let filekey = result.timestamp;
+                    let log = LogKey::Port(file.port);
+                    (filekey, store.file(log, filekey, file.generation))
+                });
+                let at = base + (offset + at) as u64;
+                store.push_at(&result, index, at);
+                *latest = Some((index, at));
+            }
+            let start = base + offset as u64;
+            damaged.extend(piece.damage.into_iter().map(|d| (start, d)));
+        }
+        true
+    });
+    if let Err(e) = read {
+        warnings.push(format!("{shown}: cannot read: {e}"));
+    }
+    if !damaged.is_empty() {
+        let starts: Vec<u64> = damaged.iter().map(|(start, _)| *start).collect();
+        let lines = lines_before(&file.path, &starts);
+        warnings.extend(
+            damaged
+                .into_iter()
+                .zip(lines)
+                .map(|((_, mut damage), before)| {
+                    damage.line += before;
+                    format!("{shown}: {damage}")
+                }),
+        );
+    }
+    key.map(|(filekey, _)| filekey)
+}
+
+/// The number of line ends before each of `offsets` (ascending) in the
+/// file at `path` (0 for what cannot be read).
+fn lines_before(path: &std::path::Path, offsets: &[u64]) -> Vec<usize> {
+    use std::io::Read;
+    let mut counts = Vec::with_capacity(offsets.len());
+    let Ok(file) = fs::File::open(path) else {
+        return vec![0; offsets.len()];
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let (mut at, mut lines) = (0u64, 0usize);
+    let mut block = vec![0u8; 1 << 20];
+    for &offset in offsets {
+        while at < offset {
+            let want = usize::try_from(offset - at)
+                .unwrap_or(usize::MAX)
+                .min(block.len());
+            let n = match reader.read(&mut block[..want]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            lines += memchr::memchr_iter(b'\n', &block[..n]).count();
+            at += n as u64;
+        }
+        counts.push(lines);
+    }
+    counts
+}
+
+/// What one piece of a log file held: results in order with the offset of
+/// their `{` in the piece (`None` for a `{}` marker), and damage with line
+/// numbers counted from the piece's start.
+struct Piece {
+    results: Vec<(usize, Option<TestResult>)>,
+    damage: Vec<Damage>,
+}
+
+/// Reads one chunk in up to `cores` pieces at once: each piece with where
+/// it starts in the chunk; `None` if a reader failed.
+fn read_chunk(port: u16, text: &str, cores: usize) -> Option<Vec<(usize, Piece)>> {
+    let pieces = pieces(text, if text.len() < SMALL { 1 } else { cores });
+    if pieces.len() == 1 {
+        return Some(vec![(0, read_piece(port, text))]);
+    }
+    std::thread::scope(|scope| {
         let handles: Vec<_> = pieces
             .iter()
-            .map(|&(_, piece)| scope.spawn(move || read_piece(port, piece)))
+            .map(|&(offset, piece)| (offset, scope.spawn(move || read_piece(port, piece))))
             .collect();
-        handles.into_iter().map(|h| h.join().ok()).collect()
-    });
-    let mut file = FileResults {
-        results: Vec::new(),
-        latest: None,
-    };
-    for (piece, &(offset, _)) in read.into_iter().zip(&pieces) {
-        let Some(piece) = piece else {
-            warnings.push(format!("{shown}: cannot read: the reader failed"));
-            return None;
-        };
-        for result in piece.results {
-            match result {
-                Some(result) => {
-                    file.results.push(result);
-                    file.latest = Some(file.results.len() - 1);
-                }
-                None => file.latest = None,
-            }
-        }
-        if !piece.damage.is_empty() {
-            // Damage is rare: only then are the lines before the piece counted.
-            let before = memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count();
-            warnings.extend(piece.damage.into_iter().map(|mut damage| {
-                damage.line += before;
-                format!("{shown}: {damage}")
-            }));
-        }
-    }
-    Some(file)
-}
-
-/// What one piece of a log file held: results in order (`None` for a `{}`
-/// marker), and damage with line numbers counted from the piece's start.
-struct Piece {
-    results: Vec<Option<TestResult>>,
-    damage: Vec<Damage>,
+        handles
+            .into_iter()
+            .map(|(offset, h)| Some((offset, h.join().ok()?)))
+            .collect()
+    })
 }
 
 /// Reads one piece of a log file of `port`; each entry is summarised as
 /// soon as it is parsed and then dropped.
 fn read_piece(port: u16, text: &str) -> Piece {
     let mut results = Vec::new();
-    let damage = read_log_each(text, Detail::Summary, |item| match item {
-        LogItem::Entry(entry) => results.extend(summarize(port, &entry).map(Some)),
-        LogItem::Cleared => results.push(None),
+    let damage = read_log_at(text, Detail::Summary, |at, item| match item {
+        LogItem::Entry(entry) => results.extend(summarize(port, &entry).map(|r| (at, Some(r)))),
+        LogItem::Cleared => results.push((at, None)),
     });
     Piece { results, damage }
 }
+
+/// Below this a chunk is read in one piece (threads cost more than they save).
+const SMALL: usize = 256 * 1024;
 
 /// `text` cut into up to `n` pieces of about the same size, with where each
 /// starts. Each cut is just before a line that is exactly `{`: such a line
@@ -207,10 +260,7 @@ fn pieces(text: &str, n: usize) -> Vec<(usize, &str)> {
     let mut cuts = vec![0];
     for k in 1..n {
         let from = (text.len() / n * k).max(cuts[cuts.len() - 1]);
-        let next = memchr::memmem::find_iter(&bytes[from..], b"\n{")
-            .map(|i| from + i + 1)
-            .find(|&at| matches!(&bytes[at + 1..], [b'\n', ..] | [b'\r', b'\n', ..]));
-        match next {
+        match next_entry_start(bytes, from) {
             Some(cut) => cuts.push(cut),
             None => break,
         }
@@ -227,10 +277,10 @@ mod tests {
 
     const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
 
-    fn names(results: &[TestResult]) -> Vec<&str> {
-        results
+    fn names(store: &ResultsStore) -> Vec<String> {
+        store
             .iter()
-            .map(|r| r.name.as_deref().unwrap_or("-"))
+            .map(|r| r.name.unwrap_or_else(|| "-".into()))
             .collect()
     }
 
@@ -255,17 +305,18 @@ mod tests {
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         // Stable: equal timestamps keep port order.
         assert_eq!(
-            names(loaded.store.all()),
+            names(&loaded.store),
             vec!["other", "p3-b", "p1-b", "p2-a", "p3-a", "p1-a"]
         );
         let latest: Vec<_> = loaded
             .store
             .latest()
-            .iter()
-            .map(|r| r.and_then(|r| r.name.as_deref()))
+            .into_iter()
+            .map(|r| r.and_then(|r| r.name))
             .collect();
         // Latest is the file's last entry, not the newest timestamp.
-        assert_eq!(latest, vec![Some("p1-b"), None, Some("p3-b"), None]);
+        let want = [Some("p1-b"), None, Some("p3-b"), None].map(|n| n.map(str::to_string));
+        assert_eq!(latest, want);
     }
 
     #[test]
@@ -283,9 +334,12 @@ mod tests {
         fs::create_dir(logs.path(5202)).unwrap();
 
         let loaded = logs.load(&[5201]);
-        assert_eq!(loaded.store.all().len(), 7);
-        assert!(loaded.store.all().iter().all(|r| r.port == 5201));
-        assert_eq!(loaded.store.latest()[0].map(|r| r.streams), Some(2));
+        assert_eq!(loaded.store.len(), 7);
+        assert!(loaded.store.iter().all(|r| r.port == 5201));
+        assert_eq!(
+            loaded.store.latest()[0].as_ref().map(|r| r.streams),
+            Some(2)
+        );
         let shown = logs.path(5201).display().to_string();
         assert_eq!(loaded.warnings.len(), 3, "{:?}", loaded.warnings);
         assert!(loaded.warnings[0].starts_with(&shown) && loaded.warnings[0].contains("line 1"));
@@ -293,9 +347,31 @@ mod tests {
         assert!(loaded.warnings[2].contains("port-5202.json"));
     }
 
+    /// Loads `text` as port 5201's log, `chunk` bytes and `cores` pieces
+    /// at a time: the results with their ids, the latest, the warnings.
+    fn load_text(text: &str, cores: usize, chunk: usize) -> (Vec<TestResult>, Latest, Vec<String>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("port-5201.json");
+        fs::write(&path, text).unwrap();
+        let file = LogFile {
+            port: 5201,
+            generation: 0,
+            path,
+        };
+        let (mut store, mut latest, mut warnings) = (ResultsStore::new(&[5201]), None, Vec::new());
+        load_file(&file, cores, chunk, &mut store, &mut latest, &mut warnings);
+        let warnings = warnings
+            .into_iter()
+            .map(|w| {
+                w.rsplit_once(": line")
+                    .map_or(w.clone(), |(_, l)| l.to_string())
+            })
+            .collect();
+        (store.iter().collect(), latest, warnings)
+    }
+
     #[test]
-    fn pieces_read_apart_find_what_the_whole_file_does() {
-        let path = Path::new("port-5201.json");
+    fn chunks_and_pieces_read_apart_find_what_the_whole_file_does() {
         // Garbage, an entry cut mid-line with the next appended to it, a
         // marker, and a truncated tail, between whole entries.
         let second = STOCK_LOG.find("\n{\n").expect("two entries") + 1;
@@ -306,47 +382,62 @@ mod tests {
             to_pretty(&entry(5, "after-marker")),
             &STOCK_LOG[..300]
         );
-        let mut whole_warnings = Vec::new();
-        let whole = read_file(5201, path, &text, 1, &mut whole_warnings).expect("read");
-        assert_eq!(whole.results.len(), 21);
+        let (whole, latest, whole_warnings) = load_text(&text, 1, text.len() + 1);
+        assert_eq!(whole.len(), 21);
         assert_eq!(whole_warnings.len(), 3, "{whole_warnings:?}");
+        assert!(latest.is_some());
+        // Every id points at its entry's `{`, and names the first test.
+        let first = whole[0].timestamp;
+        for r in &whole {
+            let id = crate::store::ids::TestId::parse(&r.id).expect("id");
+            assert_eq!(id.filekey, first);
+            let at = usize::try_from(id.offset).unwrap();
+            assert!(text[at..].starts_with("{\n"), "{}", r.id);
+        }
         for cores in 2..=12 {
             let cut = pieces(&text, cores);
             assert_eq!(cut.iter().map(|(_, p)| *p).collect::<String>(), text);
-            assert!(cut.len() > 1 || cores == 1);
+            assert!(cut.len() > 1);
             for (offset, piece) in &cut[1..] {
                 assert!(piece.starts_with("{\n") && text[..*offset].ends_with('\n'));
             }
-            let mut warnings = Vec::new();
-            let file = read_file(5201, path, &text, cores, &mut warnings).expect("read");
-            assert_eq!(file.results, whole.results, "{cores} pieces");
-            assert_eq!(file.latest, whole.latest, "{cores} pieces");
-            assert_eq!(warnings, whole_warnings, "{cores} pieces");
         }
+        for chunk in [64, 1000, 5000, text.len() / 3] {
+            let (results, at, warnings) = load_text(&text, 1, chunk);
+            assert_eq!(results, whole, "chunks of {chunk}");
+            assert_eq!(at, latest, "chunks of {chunk}");
+            assert_eq!(warnings, whole_warnings, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn rotated_copies_load_as_one_log_with_their_ids() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        let a = logs.record(5201, &entry(10, "a")).result.unwrap();
+        logs.append_cleared(5201).unwrap();
+        fs::rename(logs.path(5201), tmp.path().join("port-5201.json.2")).unwrap();
+        let b = logs.record(5201, &entry(20, "b")).result.unwrap();
+        fs::rename(logs.path(5201), tmp.path().join("port-5201.json.1")).unwrap();
+        // The live file holds only a marker: the latest is the copy's.
+        logs.append_cleared(5202).unwrap();
+        let loaded = LogDir::open(tmp.path()).unwrap().load(&[5201, 5202]);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let ids: Vec<_> = loaded.store.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![a.id.clone(), b.id.clone()]);
+        assert_eq!(ids, vec!["5201-10-0", "5201-20-0"]);
+        assert_eq!(
+            loaded.store.latest()[0].as_ref().map(|r| r.timestamp),
+            Some(20)
+        );
     }
 
     #[test]
     fn load_of_an_empty_dir() {
         let tmp = tempfile::tempdir().unwrap();
         let loaded = LogDir::open(tmp.path()).unwrap().load(&[5201, 5202]);
-        assert!(loaded.store.all().is_empty());
+        assert!(loaded.store.is_empty());
         assert_eq!(loaded.store.latest(), vec![None, None]);
         assert!(loaded.warnings.is_empty());
-    }
-
-    #[test]
-    fn canonical_names_only() {
-        assert_eq!(port_of("port-5201.json"), Some(5201));
-        assert_eq!(port_of("port-65535.json"), Some(65535));
-        for name in [
-            "port-0.json",
-            "port-05201.json",
-            "port-+1.json",
-            "port-65536.json",
-            "port-1.json~",
-            "x-1.json",
-        ] {
-            assert_eq!(port_of(name), None, "{name}");
-        }
     }
 }

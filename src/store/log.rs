@@ -3,21 +3,36 @@
 //! summarised ([`LogDir::record`]); a clear appends a `{}` marker
 //! ([`LogDir::append_cleared`]). Nothing else writes a log.
 //!
+//! A log that would grow past its size limit is rotated first, in the same
+//! write path ([`super::rotate`]). Each written test gets its id here: the
+//! offset it was written at and the file's key ([`super::ids`]).
+//!
 //! Loading the logs at start-up is the `load` module's; text handling lives in
 //! [`super::reader`], summaries in [`super::summary`].
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use super::chunks::{each_chunk, CHUNK};
+use super::ids::{LogKey, TestId};
+use super::reader::{read_log_at, Detail, LogItem};
 use super::result::TestResult;
+use super::rotate::{generation_path, rotate, Retention};
 use super::summary::summarize;
+use crate::locks::lock;
 use crate::report::json::{to_pretty, to_value, Json};
 
 /// The directory holding one `port-<PORT>.json` per iperf3 port.
 #[derive(Debug, Clone)]
 pub struct LogDir {
     dir: PathBuf,
+    retention: Retention,
+    /// Per port, the key of its live file (the start time of its first
+    /// test, `None` while it has none), once known.
+    keys: Arc<Mutex<HashMap<u16, Option<i64>>>>,
 }
 
 /// What [`LogDir::append_cleared`] writes: an empty object on a line of its
@@ -34,6 +49,25 @@ pub struct Recorded {
     /// Whether the entry reached the log. A failed write loses the entry
     /// from the file, never the result.
     pub written: io::Result<()>,
+    /// The log was rotated before the entry was written.
+    pub rotated: Option<Rotated>,
+}
+
+/// A log's files were renamed one generation up (the live one became
+/// `.1`), and those past `keep` deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotated {
+    /// Whose log.
+    pub log: LogKey,
+    /// The rotated copies kept.
+    pub keep: u32,
+}
+
+/// Where an append put its text: the offset of its first byte, and whether
+/// the log was rotated first.
+struct Appended {
+    at: u64,
+    rotated: bool,
 }
 
 /// `error` with its kind kept and `what` in front of its message.
@@ -67,7 +101,30 @@ impl LogDir {
         let _ = fs::remove_file(&probe);
         Ok(LogDir {
             dir: dir.to_path_buf(),
+            retention: Retention::default(),
+            keys: Arc::default(),
         })
+    }
+
+    /// The same directory, keeping logs as `retention` says.
+    pub fn with_retention(mut self, retention: Retention) -> LogDir {
+        self.retention = retention;
+        self
+    }
+
+    /// What is kept of each log.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// The file of generation `generation` of `port`'s log (0: the live one).
+    pub fn generation_path(&self, port: u16, generation: u32) -> PathBuf {
+        generation_path(&self.path(port), generation)
+    }
+
+    /// Notes the key of `port`'s live file, as loading found it.
+    pub(crate) fn remember_key(&self, port: u16, key: Option<i64>) {
+        lock(&self.keys).insert(port, key);
     }
 
     /// The directory.
@@ -84,15 +141,61 @@ impl LogDir {
     /// appends it to the port's log with a single write, and summarises it
     /// from the tree in memory (as a reader of the printed text would: see
     /// [`to_value`]), so what is shown is what a restart loads.
+    ///
+    /// A log that would grow past the retention's size is rotated first.
+    /// The result's id is where the entry now sits.
     pub fn record(&self, port: u16, entry: &Json) -> Recorded {
-        let written = self.append(port, &to_pretty(entry));
-        let result = summarize(port, &to_value(entry));
-        Recorded { result, written }
+        let appended = self.append(port, &to_pretty(entry), true);
+        let mut result = summarize(port, &to_value(entry));
+        let rotated = appended
+            .as_ref()
+            .ok()
+            .filter(|a| a.rotated)
+            .map(|_| Rotated {
+                log: LogKey::Port(port),
+                keep: self.retention.keep,
+            });
+        if let Ok(appended) = &appended {
+            let filekey = self.key_for(port, appended, result.as_ref().map(|r| r.timestamp));
+            if let (Some(result), Some(filekey)) = (&mut result, filekey) {
+                result.id = TestId {
+                    log: LogKey::Port(port),
+                    filekey,
+                    offset: appended.at,
+                }
+                .to_string();
+            }
+        }
+        Recorded {
+            result,
+            written: appended.map(|_| ()),
+            rotated,
+        }
+    }
+
+    /// The key of `port`'s live file, to which an entry was just appended
+    /// as `appended` says (a test starting at `timestamp`, or no test).
+    fn key_for(&self, port: u16, appended: &Appended, timestamp: Option<i64>) -> Option<i64> {
+        let mut keys = lock(&self.keys);
+        let known = if appended.at == 0 || appended.rotated {
+            // A new file: this entry is its first.
+            Some(None)
+        } else {
+            keys.get(&port).copied()
+        };
+        let key = match known {
+            Some(key) => key.or(timestamp),
+            // Not known yet (no loading before): the file tells.
+            None => first_test_key(port, &self.path(port)).or(timestamp),
+        };
+        keys.insert(port, key);
+        key
     }
 
     /// Appends the `{}` clear marker ([`CLEARED_MARKER`]) to the port's log.
+    /// A marker never rotates a log (it adds three bytes).
     pub fn append_cleared(&self, port: u16) -> io::Result<()> {
-        self.append(port, CLEARED_MARKER)
+        self.append(port, CLEARED_MARKER, false).map(|_| ())
     }
 
     /// Appends `text` (one whole pretty-printed entry ending in `\n`) to the
@@ -106,8 +209,25 @@ impl LogDir {
     /// entry. A file whose last line is unfinished (a torn tail left by a
     /// crash or another program) gets a line break first, so the new entry
     /// starts on a line of its own.
-    fn append(&self, port: u16, text: &str) -> io::Result<()> {
-        append_to(&self.path(port), text).map(drop)
+    ///
+    /// With `may_rotate`, a log that `text` would grow past the size limit
+    /// is rotated first; a rotation that fails is logged and the entry
+    /// still goes to the live file (better too big than lost).
+    fn append(&self, port: u16, text: &str, may_rotate: bool) -> io::Result<Appended> {
+        let path = self.path(port);
+        let before = fs::metadata(&path).map_or(0, |m| m.len());
+        let mut rotated = false;
+        if may_rotate && self.retention.must_rotate(before, text.len() as u64) {
+            match rotate(&path, port, self.retention.keep) {
+                Ok(()) => {
+                    rotated = true;
+                    tracing::info!(port, keep = self.retention.keep, "log rotated");
+                }
+                Err(e) => tracing::warn!(port, error = %e, "cannot rotate {}", path.display()),
+            }
+        }
+        let at = append_to(&path, text)?;
+        Ok(Appended { at, rotated })
     }
 }
 
@@ -151,6 +271,22 @@ pub(crate) fn append_to(path: &Path, text: &str) -> io::Result<u64> {
     }
 }
 
+/// The start time of the first test in `port`'s log at `path`, read in
+/// chunks up to that test (`None`: no test, or unreadable).
+fn first_test_key(port: u16, path: &Path) -> Option<i64> {
+    let file = fs::File::open(path).ok()?;
+    let mut key = None;
+    let _ = each_chunk(file, CHUNK, |_, text| {
+        read_log_at(text, Detail::Summary, |_, item| {
+            if let (None, LogItem::Entry(entry)) = (key, item) {
+                key = summarize(port, &entry).map(|r| r.timestamp);
+            }
+        });
+        key.is_none()
+    });
+    key
+}
+
 /// The byte before offset `len` of `file`, if it can be read.
 fn last_byte(file: &fs::File, len: u64) -> Option<u8> {
     use std::os::unix::fs::FileExt;
@@ -178,6 +314,7 @@ fn write_whole(mut file: &fs::File, mut bytes: &[u8]) -> io::Result<()> {
 pub(crate) mod tests {
     use super::*;
     use crate::store::reader::{read_log, DamageKind, LogItem};
+    use crate::store::rotate::Retention;
 
     const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
 
@@ -280,12 +417,20 @@ pub(crate) mod tests {
         let log = fs::read_to_string(logs.path(5201)).unwrap();
         // Written as stock wrote them, byte for byte.
         assert_eq!(log, STOCK_LOG);
-        let read: Vec<_> = read_log(&log)
-            .items
-            .iter()
-            .map(|item| match item {
-                LogItem::Entry(v) => summarize(5201, v),
-                LogItem::Cleared => panic!("no markers in the fixture"),
+        // And each id is where its entry starts, with the first test's key.
+        let mut read = Vec::new();
+        read_log_at(&log, Detail::Full, |at, item| match item {
+            LogItem::Entry(v) => read.push(summarize(5201, &v).map(|r| (at, r))),
+            LogItem::Cleared => panic!("no markers in the fixture"),
+        });
+        let first = recorded[0].as_ref().unwrap().timestamp;
+        let read: Vec<_> = read
+            .into_iter()
+            .map(|r| {
+                r.map(|(at, r)| TestResult {
+                    id: format!("5201-{first}-{at}"),
+                    ..r
+                })
             })
             .collect();
         assert_eq!(recorded, read);
@@ -344,6 +489,56 @@ pub(crate) mod tests {
         logs.record(5202, &entry(13, "d")).written.unwrap();
         let log = fs::read_to_string(logs.path(5202)).unwrap();
         assert_eq!(log, text(12, "c") + &text(13, "d"));
+    }
+
+    #[test]
+    fn ids_name_the_file_and_offset_even_without_loading() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        let a = logs.record(5201, &entry(10, "a")).result.unwrap();
+        let b = logs.record(5201, &entry(11, "b")).result.unwrap();
+        assert_eq!(a.id, "5201-10-0");
+        assert_eq!(b.id, format!("5201-10-{}", text(10, "a").len()));
+        // Another run that did not load the logs reads the key from the file.
+        let again = LogDir::open(tmp.path()).unwrap();
+        let c = again.record(5201, &entry(12, "c")).result.unwrap();
+        let offset = text(10, "a").len() + text(11, "b").len();
+        assert_eq!(c.id, format!("5201-10-{offset}"));
+    }
+
+    #[test]
+    fn a_log_rotates_before_it_grows_too_big() {
+        let tmp = tempfile::tempdir().unwrap();
+        let size = text(10, "a").len() as u64;
+        let logs = LogDir::open(tmp.path()).unwrap().with_retention(Retention {
+            max_size: Some(size * 2),
+            keep: 1,
+        });
+        let first = logs.record(5201, &entry(10, "a"));
+        let second = logs.record(5201, &entry(11, "b"));
+        assert!(first.rotated.is_none() && second.rotated.is_none());
+        let third = logs.record(5201, &entry(12, "c"));
+        assert_eq!(
+            third.rotated,
+            Some(Rotated {
+                log: LogKey::Port(5201),
+                keep: 1
+            })
+        );
+        assert_eq!(third.result.unwrap().id, "5201-12-0");
+        let rotated = fs::read_to_string(logs.generation_path(5201, 1)).unwrap();
+        assert_eq!(rotated, text(10, "a") + &text(11, "b"));
+        assert_eq!(fs::read_to_string(logs.path(5201)).unwrap(), text(12, "c"));
+        // A marker never rotates; the entry after it does.
+        logs.append_cleared(5201).unwrap();
+        logs.append_cleared(5201).unwrap();
+        let fourth = logs.record(5201, &entry(13, "d"));
+        assert!(fourth.rotated.is_some());
+        // Only one copy is kept: the first file is gone.
+        let rotated = fs::read_to_string(logs.generation_path(5201, 1)).unwrap();
+        assert_eq!(rotated, text(12, "c") + "{}\n{}\n");
+        assert!(!logs.generation_path(5201, 2).exists());
+        assert_eq!(fourth.result.unwrap().id, "5201-13-0");
     }
 
     #[test]

@@ -2,10 +2,15 @@
 //!
 //! Arrows point down this list; no module imports one above it.
 //!
-//! - [`load`]: every log loaded at start-up, damage named and skipped.
+//! - [`load`]: every log loaded at start-up in bounded chunks, damage named
+//!   and skipped.
+//! - [`entry`]: one logged entry read back from its file, exactly as it stands.
 //! - [`log`]: `port-<PORT>.json` files and the one write path into them: a
 //!   finished test printed, appended with one write and summarised
-//!   ([`log::LogDir::record`]); the `{}` clear marker.
+//!   ([`log::LogDir::record`]), the log rotated first when it would grow too
+//!   big; the `{}` clear marker.
+//! - [`rotate`]: retention (size limit, copies kept) and the rotation itself.
+//! - [`chunks`]: a file read in bounded chunks cut before entries.
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
 //!   write path, read back at start-up by [`load`].
 //! - [`reader`]: splits a log's text into entries, tolerating damage.
@@ -13,15 +18,24 @@
 //! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
 //!   entry that needs ([`summary::LEAN`]).
 //! - [`prune`]: reads a JSON value building only the members named.
-//! - [`results`]: every result in memory, and the latest per port.
+//! - [`query`]: filters, pages and time buckets over the history.
+//! - [`results`]: every result in memory (compact), and the latest per port.
+//! - [`compact`]: the fixed-size record of one test and its interned texts.
+//! - [`ids`]: test ids, where a test sits in its log.
 //! - [`result`]: the result object of SPEC.md.
 
+pub mod chunks;
+pub mod compact;
+pub mod entry;
+pub mod ids;
 pub mod load;
 pub mod log;
 pub mod ndt7_log;
 pub mod prune;
+pub mod query;
 pub mod reader;
 pub mod result;
 pub mod results;
+pub mod rotate;
 pub mod summary;
 pub mod verdict;

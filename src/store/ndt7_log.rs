@@ -83,6 +83,7 @@ impl LogDir {
         Recorded {
             result: result_of(record, id),
             written: written.map(drop),
+            rotated: None,
         }
     }
 

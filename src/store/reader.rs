@@ -81,19 +81,20 @@ pub enum Detail {
 }
 
 /// The reader's output side: items go to a sink as they are found.
-struct Reader<F: FnMut(LogItem)> {
+struct Reader<F: FnMut(usize, LogItem)> {
     sink: F,
     detail: Detail,
     damage: Vec<Damage>,
 }
 
-impl<F: FnMut(LogItem)> Reader<F> {
+impl<F: FnMut(usize, LogItem)> Reader<F> {
     fn skip(&mut self, line: usize, kind: DamageKind) {
         self.damage.push(Damage { line, kind });
     }
 
-    /// Parses `text` as one object and hands it on, or records the damage.
-    fn object(&mut self, text: &str, line: usize, kind: DamageKind) {
+    /// Parses `text` (whose `{` is at byte `at` of the log) as one object
+    /// and hands it on, or records the damage.
+    fn object(&mut self, text: &str, at: usize, line: usize, kind: DamageKind) {
         let parsed = match self.detail {
             Detail::Full => serde_json::from_str::<Value>(text),
             Detail::Summary => parse_pruned(text, &summary::LEAN).and_then(|mut lean| {
@@ -109,8 +110,8 @@ impl<F: FnMut(LogItem)> Reader<F> {
             }),
         };
         match parsed {
-            Ok(Value::Object(members)) if members.is_empty() => (self.sink)(LogItem::Cleared),
-            Ok(value @ Value::Object(_)) => (self.sink)(LogItem::Entry(value)),
+            Ok(Value::Object(members)) if members.is_empty() => (self.sink)(at, LogItem::Cleared),
+            Ok(value @ Value::Object(_)) => (self.sink)(at, LogItem::Entry(value)),
             _ => self.skip(line, kind),
         }
     }
@@ -177,7 +178,13 @@ pub fn read_log(text: &str) -> ReadLog {
 /// Reads a log file's text, handing each item to `sink` as soon as it is
 /// parsed (so a large file is never held as parsed trees all at once), and
 /// returns what was skipped.
-pub fn read_log_each(text: &str, detail: Detail, sink: impl FnMut(LogItem)) -> Vec<Damage> {
+pub fn read_log_each(text: &str, detail: Detail, mut sink: impl FnMut(LogItem)) -> Vec<Damage> {
+    read_log_at(text, detail, |_, item| sink(item))
+}
+
+/// [`read_log_each`], handing each item on with the byte offset in `text`
+/// of its opening `{` (where a test's id points).
+pub fn read_log_at(text: &str, detail: Detail, sink: impl FnMut(usize, LogItem)) -> Vec<Damage> {
     let mut log = Reader {
         sink,
         detail,
@@ -209,7 +216,7 @@ pub fn read_log_each(text: &str, detail: Detail, sink: impl FnMut(LogItem)) -> V
             } => {
                 if line.text == "}" {
                     let end = line.offset + line.text.len();
-                    log.object(&text[start..end], first, DamageKind::Invalid);
+                    log.object(&text[start..end], start, first, DamageKind::Invalid);
                     state = State::Outside;
                 }
             }
@@ -220,7 +227,8 @@ pub fn read_log_each(text: &str, detail: Detail, sink: impl FnMut(LogItem)) -> V
                 }
                 let one_line = trimmed.starts_with('{') && trimmed.ends_with('}');
                 if one_line && serde_json::from_str::<Value>(trimmed).is_ok_and(|v| v.is_object()) {
-                    log.object(trimmed, number, DamageKind::Invalid);
+                    let brace = line.offset + (line.text.len() - line.text.trim_start().len());
+                    log.object(trimmed, brace, number, DamageKind::Invalid);
                     state = State::Outside;
                 } else if matches!(state, State::Outside) {
                     log.skip(number, DamageKind::Garbage);

@@ -1,16 +1,49 @@
 //! Every recorded test in memory, oldest first, and the latest per port.
 //!
-//! Holds no I/O: loading the logs fills it at start-up and the hub pushes each
-//! new result.
+//! Each test is a fixed-size [`Record`] (texts interned once), a result
+//! object is built only when one is asked for; the log files the tests sit
+//! in are a small table, so a rotation renames them here too and a
+//! deleted file takes its tests with it. Holds no I/O: loading the logs
+//! fills it at start-up and the hub pushes each new result. Queries over it
+//! (filters, pages, buckets) are [`super::query`]'s.
 
+use std::collections::BTreeMap;
+
+use super::compact::{Interner, Record, NO_FILE};
+use super::ids::{LogKey, TestId};
 use super::result::TestResult;
+
+/// [`LogFile::generation`] of a file that no longer exists.
+const GONE: u32 = u32::MAX;
+
+/// One log file tests sit in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFile {
+    /// Whose log.
+    pub log: LogKey,
+    /// The start timestamp of its first test (0 if none yet).
+    pub filekey: i64,
+    /// 0 for the live file, `n` for `<name>.json.<n>`.
+    pub generation: u32,
+}
+
+/// Where a test's entry is on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    /// The file.
+    pub file: LogFile,
+    /// Byte offset of the entry's `{`.
+    pub offset: u64,
+}
 
 /// All results and the latest-per-port table (which a clear empties).
 #[derive(Debug, Default, Clone)]
 pub struct ResultsStore {
-    all: Vec<TestResult>,
+    records: Vec<Record>,
+    texts: Interner,
+    files: Vec<LogFile>,
     ports: Vec<u16>,
-    /// Per entry of `ports`: index into `all` of that port's latest result.
+    /// Per entry of `ports`: index into `records` of that port's latest.
     latest: Vec<Option<usize>>,
 }
 
@@ -18,26 +51,118 @@ impl ResultsStore {
     /// An empty store for these ports (in port order).
     pub fn new(ports: &[u16]) -> ResultsStore {
         ResultsStore {
-            all: Vec::new(),
             ports: ports.to_vec(),
             latest: vec![None; ports.len()],
+            ..ResultsStore::default()
         }
     }
 
     /// Records a result; it becomes its port's latest. A result for a port
-    /// this store does not serve is kept in the history only.
-    pub fn push(&mut self, result: TestResult) {
-        let slot = self.ports.iter().position(|&p| p == result.port);
-        self.all.push(result);
-        if let Some(slot) = slot {
-            self.latest[slot] = Some(self.all.len() - 1);
+    /// this store does not serve is kept in the history only. Returns the
+    /// result as the history shows it from now on.
+    pub fn push(&mut self, result: TestResult) -> TestResult {
+        let at = self.push_history(result);
+        if let Some(slot) = self.ports.iter().position(|&p| p == self.records[at].port) {
+            self.latest[slot] = Some(at);
         }
+        self.result(at)
     }
 
-    /// Records a result in the history without touching the latest table
-    /// (loading old logs, where the latest is decided per file).
-    pub fn push_history(&mut self, result: TestResult) {
-        self.all.push(result);
+    /// Records a result in the history without touching the latest table;
+    /// returns its index. Its id says which file it sits in; a result
+    /// without one (its entry never reached a log) is kept without.
+    pub fn push_history(&mut self, result: TestResult) -> usize {
+        let (file, offset) = match TestId::parse(&result.id) {
+            Some(id) => (self.file(id.log, id.filekey, 0), id.offset),
+            None => (NO_FILE, 0),
+        };
+        self.push_at(&result, file, offset)
+    }
+
+    /// Records a result sitting at `offset` of file `file` (from
+    /// [`ResultsStore::file`]) in the history; returns its index.
+    pub fn push_at(&mut self, result: &TestResult, file: u32, offset: u64) -> usize {
+        self.records
+            .push(Record::new(result, file, offset, &mut self.texts));
+        self.records.len() - 1
+    }
+
+    /// The number of the file `log`'s file with first test `filekey`,
+    /// added as `generation` if new.
+    pub fn file(&mut self, log: LogKey, filekey: i64, generation: u32) -> u32 {
+        let found = self
+            .files
+            .iter()
+            .position(|f| f.log == log && f.filekey == filekey && f.generation != GONE);
+        let at = found.unwrap_or_else(|| {
+            self.files.push(LogFile {
+                log,
+                filekey,
+                generation,
+            });
+            self.files.len() - 1
+        });
+        u32::try_from(at).unwrap_or(NO_FILE)
+    }
+
+    /// Sorts the history oldest first (stable: equal timestamps keep the
+    /// order they were pushed in) and makes `latest` the latest table:
+    /// per served port, the file and offset of its latest result. For the
+    /// end of loading.
+    pub fn sort(&mut self, latest: &BTreeMap<u16, (u32, u64)>) {
+        self.records.sort_by_key(|r| r.timestamp);
+        // Loading grew the history by doubling: keep only what it holds.
+        self.records.shrink_to_fit();
+        self.latest = self
+            .ports
+            .iter()
+            .map(|port| {
+                let &(file, offset) = latest.get(port)?;
+                self.records
+                    .iter()
+                    .rposition(|r| r.file == file && r.offset == offset)
+            })
+            .collect();
+    }
+
+    /// `log`'s files were renamed one generation up; those past `keep`
+    /// were deleted, and their tests leave the history.
+    pub fn rotated(&mut self, log: LogKey, keep: u32) {
+        let mut dropped = Vec::new();
+        for (i, file) in self.files.iter_mut().enumerate() {
+            if file.log == log && file.generation != GONE {
+                file.generation += 1;
+                if file.generation > keep {
+                    file.generation = GONE;
+                    dropped.push(u32::try_from(i).unwrap_or(NO_FILE));
+                }
+            }
+        }
+        if dropped.is_empty() {
+            return;
+        }
+        let latest: Vec<Option<(u32, u64)>> = self
+            .latest
+            .iter()
+            .map(|slot| slot.map(|i| (self.records[i].file, self.records[i].offset)))
+            .collect();
+        self.records.retain(|r| !dropped.contains(&r.file));
+        // Texts only the dropped tests used go too.
+        let mut texts = Interner::default();
+        for record in &mut self.records {
+            *record = record.reintern(&self.texts, &mut texts);
+        }
+        self.texts = texts;
+        self.records.shrink_to_fit();
+        self.latest = latest
+            .into_iter()
+            .map(|slot| {
+                let (file, offset) = slot?;
+                self.records
+                    .iter()
+                    .rposition(|r| r.file == file && r.offset == offset)
+            })
+            .collect();
     }
 
     /// Empties the latest-per-port table; history is kept.
@@ -45,23 +170,96 @@ impl ResultsStore {
         self.latest.iter_mut().for_each(|slot| *slot = None);
     }
 
-    /// Every result, oldest first.
-    pub fn all(&self) -> &[TestResult] {
-        &self.all
+    /// The number of results.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The kept records, oldest first.
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// The texts the records' numbers name.
+    pub fn texts(&self) -> &Interner {
+        &self.texts
+    }
+
+    /// The result object of record `i`.
+    ///
+    /// # Panics
+    /// If `i` is out of range.
+    pub fn result(&self, i: usize) -> TestResult {
+        let record = &self.records[i];
+        record.result(self.id_of(record), &self.texts)
+    }
+
+    /// Every result, oldest first, built one by one.
+    pub fn iter(&self) -> impl Iterator<Item = TestResult> + '_ {
+        (0..self.records.len()).map(|i| self.result(i))
+    }
+
+    /// The id of `record` (empty if its entry is in no log).
+    pub fn id_of(&self, record: &Record) -> String {
+        match self.files.get(record.file as usize) {
+            Some(file) => TestId {
+                log: file.log,
+                filekey: file.filekey,
+                offset: record.offset,
+            }
+            .to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// The index of the test `id` names, if the history has it.
+    pub fn find(&self, id: &TestId) -> Option<usize> {
+        let file = self
+            .files
+            .iter()
+            .position(|f| f.log == id.log && f.filekey == id.filekey && f.generation != GONE)?;
+        let file = u32::try_from(file).ok()?;
+        self.records
+            .iter()
+            .rposition(|r| r.file == file && r.offset == id.offset)
+    }
+
+    /// Where record `i`'s entry is on disk.
+    pub fn location(&self, i: usize) -> Option<Location> {
+        let record = self.records.get(i)?;
+        let file = *self.files.get(record.file as usize)?;
+        (file.generation != GONE).then_some(Location {
+            file,
+            offset: record.offset,
+        })
+    }
+
+    /// How many tests each port has in the history.
+    pub fn counts(&self) -> BTreeMap<u16, u64> {
+        let mut counts = BTreeMap::new();
+        for record in &self.records {
+            *counts.entry(record.port).or_default() += 1;
+        }
+        counts
     }
 
     /// One entry per port, in port order.
-    pub fn latest(&self) -> Vec<Option<&TestResult>> {
+    pub fn latest(&self) -> Vec<Option<TestResult>> {
         self.latest
             .iter()
-            .map(|slot| slot.and_then(|i| self.all.get(i)))
+            .map(|slot| slot.map(|i| self.result(i)))
             .collect()
     }
 
     /// The latest result of `port`, if it is served and has one.
-    pub fn latest_of(&self, port: u16) -> Option<&TestResult> {
+    pub fn latest_of(&self, port: u16) -> Option<TestResult> {
         let slot = self.ports.iter().position(|&p| p == port)?;
-        self.latest[slot].and_then(|i| self.all.get(i))
+        self.latest[slot].map(|i| self.result(i))
     }
 
     /// The ports, in order.
@@ -104,6 +302,13 @@ pub(crate) mod tests {
         }
     }
 
+    fn timestamps(latest: Vec<Option<TestResult>>) -> Vec<Option<i64>> {
+        latest
+            .iter()
+            .map(|r| r.as_ref().map(|r| r.timestamp))
+            .collect()
+    }
+
     #[test]
     fn push_makes_latest_and_keeps_history() {
         let mut store = ResultsStore::new(&[5201, 5202]);
@@ -111,13 +316,8 @@ pub(crate) mod tests {
         store.push(result(5202, 1));
         store.push(result(5201, 2));
         store.push(result(5202, 3));
-        let latest: Vec<_> = store
-            .latest()
-            .iter()
-            .map(|r| r.map(|r| r.timestamp))
-            .collect();
-        assert_eq!(latest, vec![Some(2), Some(3)]);
-        assert_eq!(store.all().len(), 3);
+        assert_eq!(timestamps(store.latest()), vec![Some(2), Some(3)]);
+        assert_eq!(store.len(), 3);
         assert_eq!(store.latest_of(5202).map(|r| r.timestamp), Some(3));
         assert_eq!(store.latest_of(9999), None);
     }
@@ -128,9 +328,9 @@ pub(crate) mod tests {
         store.push(result(5201, 1));
         store.clear_latest();
         assert_eq!(store.latest(), vec![None]);
-        assert_eq!(store.all().len(), 1);
+        assert_eq!(store.len(), 1);
         store.push(result(5201, 2));
-        assert_eq!(store.latest()[0].map(|r| r.timestamp), Some(2));
+        assert_eq!(timestamps(store.latest()), vec![Some(2)]);
     }
 
     #[test]
@@ -138,8 +338,67 @@ pub(crate) mod tests {
         let mut store = ResultsStore::new(&[5201]);
         store.push(result(6000, 1));
         store.push_history(result(5201, 2));
-        assert_eq!(store.all().len(), 2);
+        assert_eq!(store.len(), 2);
         assert_eq!(store.latest(), vec![None]);
         assert_eq!(store.ports(), &[5201]);
+        assert_eq!(store.counts().get(&6000), Some(&1));
+    }
+
+    fn with_id(port: u16, timestamp: i64, id: &str) -> TestResult {
+        TestResult {
+            id: id.into(),
+            ..result(port, timestamp)
+        }
+    }
+
+    #[test]
+    fn ids_find_tests_and_rotation_keeps_them() {
+        let mut store = ResultsStore::new(&[5201, 5202]);
+        store.push(with_id(5201, 10, "5201-10-0"));
+        store.push(with_id(5202, 11, "5202-11-0"));
+        store.push(with_id(5201, 12, "5201-10-900"));
+        let shown = store.push(TestResult {
+            name: Some("no log".into()),
+            ..result(5202, 13)
+        });
+        assert_eq!(shown.id, "");
+        let id = TestId::parse("5201-10-900").unwrap();
+        let at = store.find(&id).unwrap();
+        assert_eq!(store.result(at).timestamp, 12);
+        assert_eq!(store.location(at).unwrap().file.generation, 0);
+
+        // Port 5201's log rotates: the file becomes .1, a new one starts.
+        store.rotated(LogKey::Port(5201), 1);
+        assert_eq!(store.location(at).unwrap().file.generation, 1);
+        assert_eq!(store.result(at).id, "5201-10-900");
+        store.push(with_id(5201, 20, "5201-20-0"));
+        assert_eq!(store.len(), 5);
+        // Again: the first file passes `keep` and its tests go; the latest
+        // (in the new file) stays.
+        store.rotated(LogKey::Port(5201), 1);
+        assert_eq!(store.find(&id), None);
+        assert_eq!(store.len(), 3);
+        assert_eq!(timestamps(store.latest()), vec![Some(20), Some(13)]);
+        assert_eq!(
+            store.latest_of(5202).unwrap().name.as_deref(),
+            Some("no log")
+        );
+        assert_eq!(
+            store.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec!["5202-11-0", "", "5201-20-0"]
+        );
+    }
+
+    #[test]
+    fn sort_orders_by_time_and_sets_latest() {
+        let mut store = ResultsStore::new(&[5201]);
+        let file = store.file(LogKey::Port(5201), 30, 0);
+        store.push_at(&result(5201, 30), file, 0);
+        store.push_at(&result(5201, 10), file, 500);
+        store.push_at(&result(5201, 30), file, 900);
+        store.sort(&BTreeMap::from([(5201, (file, 500))]));
+        let order: Vec<_> = store.iter().map(|r| r.id).collect();
+        assert_eq!(order, vec!["5201-30-500", "5201-30-0", "5201-30-900"]);
+        assert_eq!(timestamps(store.latest()), vec![Some(10)]);
     }
 }

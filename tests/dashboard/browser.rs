@@ -1,76 +1,23 @@
-//! The page in real headless Chromium: client-supplied names are shown as
-//! text, never run as markup; the latest table has one row per port; the
-//! page follows live events and reconnects after a server restart (driven
-//! over the DevTools protocol). Plus an ignored helper that takes
-//! screenshots for a person to look at.
+//! The live dashboard in real headless Chromium: client-supplied names are
+//! shown as text, never run as markup; the latest table has one row per
+//! port; the page follows live events and reconnects after a server restart
+//! (driven over the DevTools protocol). Plus an ignored helper that takes
+//! screenshots for a person to look at. The detail view and the history at
+//! scale are in `page.rs`.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::json;
 use webperf3::shutdown::Shutdown;
 
+use crate::chromium::{dump_dom, screenshot, Browser};
 use crate::common::*;
 
-/// Flags every headless run gets: no sandbox (containers, root), nothing
-/// that reaches out to the network on its own.
-pub const HEADLESS: [&str; 9] = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
-];
-
-/// Runs headless Chromium on `url` with `extra` arguments and returns its
-/// standard output; fails the test if it does not finish in time.
-fn chromium_run(url: &str, extra: &[&str]) -> String {
-    let chromium = chromium();
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(chromium)
-        .args(HEADLESS)
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromium");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut out).ok();
-        out
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    reader.join().unwrap()
-}
-
-/// The rendered DOM of `url` after its scripts ran.
-fn dump_dom(url: &str) -> String {
-    chromium_run(url, &["--virtual-time-budget=10000", "--dump-dom"])
-}
+/// The headless flags, also used by the speed-test page tests.
+#[allow(unused_imports)]
+pub use crate::chromium::HEADLESS;
 
 /// The text between `start` (first occurrence) and the next `end` after it.
 fn section<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
@@ -142,150 +89,16 @@ async fn screenshots() {
     env.hub.progress(5204, 8.12e8, 3.0);
     let url = format!("http://{}/", env.serve());
     tokio::task::spawn_blocking(move || {
-        for (file, size) in [
-            ("/tmp/dash.png", "1200,900"),
-            ("/tmp/dash-full.png", "1200,2000"),
-            ("/tmp/dash-phone.png", "400,2600"),
+        for (file, width, height) in [
+            ("/tmp/dash.png", 1200, 900),
+            ("/tmp/dash-full.png", 1200, 2000),
+            ("/tmp/dash-phone.png", 400, 2600),
         ] {
-            let _ = std::fs::remove_file(file);
-            chromium_run(
-                &url,
-                &[
-                    "--virtual-time-budget=10000",
-                    &format!("--window-size={size}"),
-                    &format!("--screenshot={file}"),
-                ],
-            );
-            assert!(Path::new(file).exists(), "{file} written");
+            screenshot(&url, Path::new(file), width, height);
         }
     })
     .await
     .unwrap();
-}
-
-/// Headless Chromium driven over the DevTools protocol: one page, and
-/// JavaScript evaluated in it.
-struct Browser {
-    child: Child,
-    _profile: tempfile::TempDir,
-    socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    session: String,
-    next_id: u64,
-}
-
-impl Browser {
-    /// Starts Chromium and opens `url` in a new page.
-    async fn open(url: &str) -> Browser {
-        let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new(chromium())
-            .args(HEADLESS)
-            .arg("--remote-debugging-port=0")
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start chromium");
-        // Chromium announces its DevTools endpoint on stderr.
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("ws://") {
-                    let _ = tx.send(line[at..].trim().to_string());
-                }
-            }
-        });
-        let endpoint = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("chromium announced its DevTools endpoint");
-        let (socket, _) = tokio_tungstenite::connect_async(endpoint.as_str())
-            .await
-            .expect("DevTools connection");
-        let mut browser = Browser {
-            child,
-            _profile: profile,
-            socket,
-            session: String::new(),
-            next_id: 0,
-        };
-        let target = browser
-            .call("Target.createTarget", json!({"url": url}))
-            .await;
-        let attached = browser
-            .call(
-                "Target.attachToTarget",
-                json!({"targetId": target["targetId"], "flatten": true}),
-            )
-            .await;
-        browser.session = attached["sessionId"].as_str().unwrap().to_string();
-        browser
-    }
-
-    /// Sends one command (to the page once attached) and returns its result.
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut msg = json!({"id": id, "method": method, "params": params});
-        if !self.session.is_empty() {
-            msg["sessionId"] = json!(self.session);
-        }
-        self.socket
-            .send(Message::text(msg.to_string()))
-            .await
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let next = tokio::time::timeout_at(deadline.into(), self.socket.next())
-                .await
-                .unwrap_or_else(|_| panic!("no answer to {method}"))
-                .expect("DevTools connection open")
-                .unwrap();
-            let Message::Text(text) = next else { continue };
-            let answer: Value = serde_json::from_str(text.as_str()).unwrap();
-            if answer["id"] == id {
-                assert!(answer.get("error").is_none(), "{method} failed: {answer}");
-                return answer["result"].clone();
-            }
-        }
-    }
-
-    /// The value of a JavaScript expression in the page.
-    async fn eval(&mut self, expression: &str) -> Value {
-        let result = self
-            .call(
-                "Runtime.evaluate",
-                json!({"expression": expression, "returnByValue": true}),
-            )
-            .await;
-        result["result"]["value"].clone()
-    }
-
-    /// Waits (with a deadline) until `expression` evaluates to `want`.
-    async fn eventually(&mut self, expression: &str, want: Value) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let got = self.eval(expression).await;
-            if got == want {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{expression}` is {got}, not {want}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Serves the dashboard of `env` at `addr` until `token` fires, retrying
@@ -361,8 +174,9 @@ async fn the_page_follows_live_events_and_reconnects() {
         page.eval("document.querySelectorAll('img').length").await,
         json!(0)
     );
-    let option = "[...document.querySelectorAll('#name-filter option')].map(o => o.value)";
-    assert_eq!(page.eval(option).await, json!(["", XSS_NAME]));
+    let option = "[...document.querySelectorAll('#names option')].map(o => o.value)";
+    assert_eq!(page.eval(option).await, json!([XSS_NAME]));
+    assert_eq!(page.errors().await, Vec::<String>::new());
 
     // A clear (from anywhere) empties the row.
     env.hub.clear();

@@ -69,7 +69,7 @@ fn start(dir: &Path, extra: &[&str]) -> Daemon {
 /// The binary over a dir with a big history, which takes a while to load.
 fn start_loaded(dir: &Path) -> Daemon {
     Launch::new(dir)
-        .start_within(Duration::from_secs(180))
+        .start_deadline(Duration::from_secs(180))
         .start()
 }
 

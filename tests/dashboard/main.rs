@@ -4,9 +4,14 @@
 //! ephemeral ports.
 
 mod browser;
+mod chromium;
 mod common;
 mod e2e;
+mod history;
+mod history_gen;
 mod hostile;
+mod page;
+mod paging;
 mod routes;
 mod security;
 mod speedtest;

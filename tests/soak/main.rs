@@ -41,8 +41,12 @@ const WEBSOCKETS: usize = 50;
 
 /// The server's flags besides ports and addresses.
 const FLAGS: &[&str] = &[
-    // Rotation keeps each log small; the soak then also reads rotated files.
-    // ADD ONCE `--max-log-size` EXISTS: "--max-log-size", "256K",
+    // Rotation keeps each log small; the soak then also reads the rotated
+    // files, all of them kept so that every test can be found.
+    "--max-log-size",
+    "256K",
+    "--keep-rotated",
+    "10000",
 ];
 
 /// The client flags of the `n`-th test: a fifth each of TCP, `-R`, UDP,
@@ -78,28 +82,41 @@ fn held(d: &Daemon) -> (u64, usize, f64) {
     )
 }
 
-/// Runs one stock client test named `name` on `port`, again while the
-/// port is still busy with the previous test; whether it ran to the end.
-fn run_one(http: SocketAddr, port: u16, name: &str, flags: &[&str]) -> bool {
+/// Runs the stock client test `name` on `port`, again (under a name of
+/// its own) while the port is still busy with the previous test. Returns
+/// the attempts refused as busy, then the one that ran.
+fn run_one(http: SocketAddr, port: u16, name: &str, flags: &[&str]) -> (Vec<String>, String) {
     let number = port;
     let port = port.to_string();
-    let mut args = vec!["-c", "127.0.0.1", "-p", &port, "-J", "--extra-data", name];
-    args.extend_from_slice(flags);
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut refused = Vec::new();
     loop {
+        let attempt = match refused.len() {
+            0 => name.to_string(),
+            n => format!("{name}-again{n}"),
+        };
+        let mut args = vec![
+            "-c",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-J",
+            "--extra-data",
+            &attempt,
+        ];
+        args.extend_from_slice(flags);
         let out = iperf3::client(&args);
         let text = String::from_utf8_lossy(&out.stdout);
         if text.contains("busy") && Instant::now() < deadline {
-            // Refused before it started: nothing logged; again once the
-            // port is idle.
+            // Refused before it started; again once the port is idle.
+            refused.push(attempt);
             poll_until(Duration::from_secs(30), || port_idle(http, number));
             continue;
         }
-        let ok = out.status.success() && !text.contains("\"error\"");
-        if !ok {
-            eprintln!("soak: {name} on {port} {flags:?} failed: {text}");
+        if !out.status.success() || text.contains("\"error\"") {
+            eprintln!("soak: {attempt} on {port} {flags:?} failed: {text}");
         }
-        return ok;
+        return (refused, attempt);
     }
 }
 
@@ -214,23 +231,25 @@ fn soak() {
         .map(|i| {
             let (next, port, http) = (next.clone(), d.port + i, d.http);
             std::thread::spawn(move || {
-                let mut ran = Vec::new();
+                let (mut ran, mut refused) = (Vec::new(), Vec::new());
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= wanted {
-                        return ran;
+                        return (ran, refused);
                     }
-                    let name = format!("soak-{n}");
-                    run_one(http, port, &name, &mix(n));
+                    let (busy, name) = run_one(http, port, &format!("soak-{n}"), &mix(n));
+                    refused.extend(busy);
                     ran.push(name);
                 }
             })
         })
         .collect();
-    let ran: Vec<String> = workers
-        .into_iter()
-        .flat_map(|w| w.join().expect("a client worker failed"))
-        .collect();
+    let (mut ran, mut refused) = (Vec::<String>::new(), Vec::<String>::new());
+    for w in workers {
+        let (r, busy) = w.join().expect("a client worker failed");
+        ran.extend(r);
+        refused.extend(busy);
+    }
     let took = started.elapsed();
 
     stop.store(true, Ordering::Relaxed);
@@ -254,9 +273,16 @@ fn soak() {
         names = logged_names(dir.path());
         ran.iter().all(|n| names.contains_key(n))
     });
-    let twice: Vec<_> = names.iter().filter(|(_, c)| **c != 1).collect();
+    let twice: Vec<_> = ran.iter().filter(|n| names[*n] != 1).collect();
     assert!(twice.is_empty(), "logged more than once: {twice:?}");
-    assert_eq!(names.len(), wanted, "entries with other names");
+    // A refusal as busy is logged at most once, as a failed test.
+    let refusals = refused.iter().filter(|n| names.contains_key(*n)).count();
+    assert!(refused.iter().all(|n| names.get(n).is_none_or(|c| *c == 1)));
+    eprintln!(
+        "soak: {} attempts refused as busy, {refusals} of them logged",
+        refused.len()
+    );
+    assert_eq!(names.len(), wanted + refusals, "entries with other names");
     assert!(polled.iter().all(|n| *n > 0), "{polled:?}");
 
     // What it held goes back to where it started.

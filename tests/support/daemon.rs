@@ -45,7 +45,7 @@ pub struct Launch {
     extra: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
     limits: Rlimits,
-    start_within: Duration,
+    deadline: Duration,
 }
 
 impl Launch {
@@ -58,7 +58,7 @@ impl Launch {
             extra: Vec::new(),
             envs: Vec::new(),
             limits: Rlimits::default(),
-            start_within: DEADLINE,
+            deadline: DEADLINE,
         }
     }
 
@@ -94,10 +94,10 @@ impl Launch {
         self
     }
 
-    /// Waits up to `limit` for the start-up line (a big history takes a
-    /// while to load) instead of 20 s.
-    pub fn start_within(mut self, limit: Duration) -> Launch {
-        self.start_within = limit;
+    /// How long start-up may take (default 20 s; loading a long history
+    /// on a busy machine takes longer).
+    pub fn start_deadline(mut self, deadline: Duration) -> Launch {
+        self.deadline = deadline;
         self
     }
 
@@ -137,7 +137,7 @@ impl Launch {
             });
         }
         let process = Spawned::start(&mut cmd).map_err(|e| format!("cannot start {BIN}: {e}"))?;
-        let found = process.stderr().wait(self.start_within, |lines| {
+        let found = process.stderr().wait(self.deadline, |lines| {
             lines.iter().enumerate().find_map(|(at, line)| {
                 let (port, http) = parse_start_up(line)?;
                 Some((at, port, http))
@@ -157,7 +157,7 @@ impl Launch {
             )),
             Err(Missed::TimedOut) => Err(format!(
                 "no start-up line within {:?}: {}",
-                self.start_within,
+                self.deadline,
                 process.stderr().text()
             )),
         }

@@ -1,0 +1,475 @@
+//! Questions asked of the history: which tests match a filter, the most
+//! recent page of them, a stretch of them for streaming, and per time
+//! bucket figures for a chart. Works on the compact records, building a
+//! result object only for what is answered. No I/O here.
+
+use serde::Serialize;
+
+use super::compact::{widen, Record};
+use super::ids::TestId;
+use super::result::TestResult;
+use super::results::ResultsStore;
+
+/// Which tests to show; every field set must match.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Filter {
+    /// Only this port.
+    pub port: Option<u16>,
+    /// Only this exact name (`--extra-data`).
+    pub name: Option<String>,
+    /// Only tests that started at or after these unix seconds.
+    pub since: Option<f64>,
+    /// Only tests that started at or before these unix seconds.
+    pub until: Option<f64>,
+    /// Only this protocol (`TCP`, `UDP`, `ndt7`; any case).
+    pub protocol: Option<String>,
+    /// Only clients of this address family (4 or 6).
+    pub family: Option<u8>,
+}
+
+impl Filter {
+    /// Whether `result` passes the filter.
+    pub fn matches(&self, result: &TestResult) -> bool {
+        // i64 → f64 is exact for any plausible timestamp.
+        #[allow(clippy::cast_precision_loss)]
+        let time = result.timestamp as f64;
+        self.port.is_none_or(|p| p == result.port)
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|n| result.name.as_deref() == Some(n))
+            && self.since.is_none_or(|s| time >= s)
+            && self.until.is_none_or(|u| time <= u)
+            && self
+                .protocol
+                .as_deref()
+                .is_none_or(|p| p.eq_ignore_ascii_case(&result.protocol))
+            && self.family.is_none_or(|f| {
+                let v6 = result.client.as_deref().is_some_and(|c| c.contains(':'));
+                result.client.is_some() && (f == 6) == v6
+            })
+    }
+
+    /// The filter against one store's interned texts.
+    fn compile(&self, store: &ResultsStore) -> Compiled {
+        let texts = store.texts();
+        // A name no test has matches nothing.
+        let name = self
+            .name
+            .as_deref()
+            .map(|n| texts.find(n).unwrap_or(u32::MAX));
+        let protocols = self.protocol.as_deref().map(|p| {
+            texts
+                .iter()
+                .filter(|(_, t)| t.eq_ignore_ascii_case(p))
+                .map(|(n, _)| n)
+                .collect()
+        });
+        Compiled {
+            port: self.port,
+            name,
+            since: self.since,
+            until: self.until,
+            protocols,
+            family: self.family,
+        }
+    }
+}
+
+/// A [`Filter`] as numbers to compare records with.
+struct Compiled {
+    port: Option<u16>,
+    name: Option<u32>,
+    since: Option<f64>,
+    until: Option<f64>,
+    protocols: Option<Vec<u32>>,
+    family: Option<u8>,
+}
+
+impl Compiled {
+    fn matches(&self, r: &Record) -> bool {
+        #[allow(clippy::cast_precision_loss)]
+        let time = r.timestamp as f64;
+        self.port.is_none_or(|p| p == r.port)
+            && self.name.is_none_or(|n| n == r.name)
+            && self.since.is_none_or(|s| time >= s)
+            && self.until.is_none_or(|u| time <= u)
+            && self
+                .protocols
+                .as_ref()
+                .is_none_or(|p| p.contains(&r.protocol))
+            && self
+                .family
+                .is_none_or(|f| r.client != super::compact::NONE && (f == 6) == r.is_v6())
+    }
+}
+
+/// A page of the history: the most recent `limit` tests matching, older
+/// than `before` when set.
+#[derive(Debug, Default, Clone)]
+pub struct Page {
+    /// Which tests.
+    pub filter: Filter,
+    /// How many at most.
+    pub limit: usize,
+    /// Only tests before this one (in history order).
+    pub before: Option<TestId>,
+}
+
+/// Why a question cannot be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// `before=` names a test the history does not have.
+    #[error("before: no test has the id {0}")]
+    UnknownBefore(String),
+}
+
+impl ResultsStore {
+    /// The page `page` asks for, oldest first.
+    pub fn page(&self, page: &Page) -> Result<Vec<TestResult>, QueryError> {
+        let end = match &page.before {
+            Some(id) => self
+                .find(id)
+                .ok_or_else(|| QueryError::UnknownBefore(id.to_string()))?,
+            None => self.len(),
+        };
+        let filter = page.filter.compile(self);
+        let records = self.records();
+        let mut found: Vec<usize> = records[..end]
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(_, r)| filter.matches(r))
+            .map(|(i, _)| i)
+            .take(page.limit)
+            .collect();
+        found.reverse();
+        Ok(found.into_iter().map(|i| self.result(i)).collect())
+    }
+
+    /// Up to `n` tests matching `filter` from history index `from` on, and
+    /// where to go on from (the history's length once all are seen).
+    pub fn stretch(&self, filter: &Filter, from: usize, n: usize) -> (Vec<TestResult>, usize) {
+        let compiled = filter.compile(self);
+        let mut out = Vec::new();
+        let mut at = from;
+        while at < self.len() && out.len() < n {
+            if compiled.matches(&self.records()[at]) {
+                out.push(self.result(at));
+            }
+            at += 1;
+        }
+        (out, at)
+    }
+
+    /// The tests matching `filter` in `n` equal spans of time from the
+    /// first to the last, with per span figures (empty spans left out).
+    pub fn buckets(&self, filter: &Filter, n: usize) -> Vec<Bucket> {
+        let compiled = filter.compile(self);
+        let matching = || self.records().iter().filter(|r| compiled.matches(r));
+        let (Some(first), Some(last)) = (
+            matching().map(|r| r.timestamp).min(),
+            matching().map(|r| r.timestamp).max(),
+        ) else {
+            return Vec::new();
+        };
+        let n = n.max(1);
+        // Whole seconds per bucket, at least one.
+        let span = last.saturating_sub(first).saturating_add(1);
+        let parts = i64::try_from(n).unwrap_or(i64::MAX);
+        let width = (span / parts + i64::from(span % parts != 0)).max(1);
+        let mut buckets: Vec<Accumulator> = Vec::new();
+        buckets.resize_with(n, Accumulator::default);
+        for r in matching() {
+            let k = usize::try_from((r.timestamp - first) / width).unwrap_or(0);
+            if let Some(b) = buckets.get_mut(k) {
+                b.add(r);
+            }
+        }
+        buckets
+            .into_iter()
+            .enumerate()
+            .filter(|(_, b)| b.count > 0)
+            .map(|(k, b)| {
+                let start = first + width * i64::try_from(k).unwrap_or(0);
+                b.finish(start, start + width)
+            })
+            .collect()
+    }
+}
+
+/// The tests of one span of time: how many, and the smallest, mean and
+/// largest rate of each direction (`null` where no test ran it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// Unix seconds the span starts at.
+    pub from: i64,
+    /// Unix seconds the span ends before.
+    pub to: i64,
+    /// Tests in the span.
+    pub count: u64,
+    /// What clients uploaded (the server received), bits/s.
+    pub upload: Option<Spread>,
+    /// What clients downloaded (the server sent), bits/s.
+    pub download: Option<Spread>,
+}
+
+/// Smallest, mean and largest of some rates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// The smallest.
+    pub min: f64,
+    /// The mean.
+    pub mean: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+/// An f32 value held as f64, shown as the f32's shortest decimal.
+fn shortest(x: f64) -> f64 {
+    // The value came from an f32: narrowing it back is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    widen(x as f32).unwrap_or(x)
+}
+
+#[derive(Debug, Default)]
+struct Accumulator {
+    count: u64,
+    upload: Sums,
+    download: Sums,
+}
+
+#[derive(Debug, Default)]
+struct Sums {
+    n: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Sums {
+    fn add(&mut self, x: f32) {
+        if x.is_nan() {
+            return;
+        }
+        // Widened exactly here; only the figures answered are rounded.
+        let x = f64::from(x);
+        if self.n == 0 {
+            (self.min, self.max) = (x, x);
+        }
+        self.n += 1;
+        self.sum += x;
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+    }
+
+    fn spread(&self) -> Option<Spread> {
+        #[allow(clippy::cast_precision_loss)]
+        (self.n > 0).then(|| Spread {
+            min: shortest(self.min),
+            mean: self.sum / self.n as f64,
+            max: shortest(self.max),
+        })
+    }
+}
+
+impl Accumulator {
+    fn add(&mut self, r: &Record) {
+        self.count += 1;
+        self.upload.add(r.receive_bps);
+        self.download.add(r.send_bps);
+    }
+
+    fn finish(self, from: i64, to: i64) -> Bucket {
+        Bucket {
+            from,
+            to,
+            count: self.count,
+            upload: self.upload.spread(),
+            download: self.download.spread(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::results::tests::result;
+
+    fn store() -> ResultsStore {
+        let mut store = ResultsStore::new(&[5201, 5202]);
+        let tests = [
+            (5201, 100, "alice", "TCP", "192.0.2.1", 100.0),
+            (5202, 110, "bob", "UDP", "2001:db8::1", 200.0),
+            (5201, 120, "alice", "udp", "192.0.2.1", 300.0),
+            (5202, 130, "carol", "ndt7", "192.0.2.9", 400.0),
+            (5201, 140, "bob", "TCP", "2001:db8::2", 500.0),
+        ];
+        for (i, (port, t, name, protocol, client, bps)) in tests.into_iter().enumerate() {
+            store.push(TestResult {
+                id: format!("{port}-1-{i}"),
+                name: Some(name.into()),
+                protocol: protocol.into(),
+                client: Some(client.into()),
+                receive_bps: Some(bps),
+                send_bps: (bps > 250.0).then_some(bps * 2.0),
+                ..result(port, t)
+            });
+        }
+        store
+    }
+
+    fn times(results: &[TestResult]) -> Vec<i64> {
+        results.iter().map(|r| r.timestamp).collect()
+    }
+
+    fn page(filter: Filter, limit: usize, before: Option<&str>) -> Page {
+        Page {
+            filter,
+            limit,
+            before: before.map(|b| TestId::parse(b).unwrap()),
+        }
+    }
+
+    #[test]
+    fn pages_are_the_most_recent_oldest_first() {
+        let store = store();
+        let all = Filter::default();
+        assert_eq!(
+            times(&store.page(&page(all.clone(), 2, None)).unwrap()),
+            [130, 140]
+        );
+        let older = store.page(&page(all.clone(), 2, Some("5202-1-3"))).unwrap();
+        assert_eq!(times(&older), [110, 120]);
+        let oldest = store.page(&page(all.clone(), 9, Some("5202-1-1"))).unwrap();
+        assert_eq!(times(&oldest), [100]);
+        assert_eq!(
+            store.page(&page(all, 2, Some("5202-1-99"))),
+            Err(QueryError::UnknownBefore("5202-1-99".into()))
+        );
+    }
+
+    #[test]
+    fn every_filter_and_their_combination() {
+        let store = store();
+        let cases: Vec<(Filter, Vec<i64>)> = vec![
+            (
+                Filter {
+                    port: Some(5202),
+                    ..Filter::default()
+                },
+                vec![110, 130],
+            ),
+            (
+                Filter {
+                    name: Some("alice".into()),
+                    ..Filter::default()
+                },
+                vec![100, 120],
+            ),
+            (
+                Filter {
+                    name: Some("nobody".into()),
+                    ..Filter::default()
+                },
+                vec![],
+            ),
+            (
+                Filter {
+                    since: Some(120.0),
+                    ..Filter::default()
+                },
+                vec![120, 130, 140],
+            ),
+            (
+                Filter {
+                    until: Some(120.0),
+                    ..Filter::default()
+                },
+                vec![100, 110, 120],
+            ),
+            (
+                Filter {
+                    protocol: Some("UDP".into()),
+                    ..Filter::default()
+                },
+                vec![110, 120],
+            ),
+            (
+                Filter {
+                    protocol: Some("NDT7".into()),
+                    ..Filter::default()
+                },
+                vec![130],
+            ),
+            (
+                Filter {
+                    family: Some(6),
+                    ..Filter::default()
+                },
+                vec![110, 140],
+            ),
+            (
+                Filter {
+                    family: Some(4),
+                    ..Filter::default()
+                },
+                vec![100, 120, 130],
+            ),
+            (
+                Filter {
+                    port: Some(5201),
+                    name: Some("bob".into()),
+                    family: Some(6),
+                    since: Some(100.0),
+                    until: Some(140.0),
+                    protocol: Some("tcp".into()),
+                },
+                vec![140],
+            ),
+        ];
+        for (filter, want) in cases {
+            let got = store.page(&page(filter.clone(), 100, None)).unwrap();
+            assert_eq!(times(&got), want, "{filter:?}");
+            // The record filter and the result filter agree.
+            let slow: Vec<_> = store.iter().filter(|r| filter.matches(r)).collect();
+            assert_eq!(times(&slow), want, "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn stretches_walk_the_whole_history() {
+        let store = store();
+        let alice = Filter {
+            name: Some("alice".into()),
+            ..Filter::default()
+        };
+        let (first, next) = store.stretch(&alice, 0, 1);
+        assert_eq!((times(&first), next), (vec![100], 1));
+        let (rest, next) = store.stretch(&alice, next, 10);
+        assert_eq!((times(&rest), next), (vec![120], 5));
+    }
+
+    #[test]
+    fn buckets_sum_up_spans_of_time() {
+        let store = store();
+        let buckets = store.buckets(&Filter::default(), 2);
+        assert_eq!(buckets.len(), 2);
+        assert_eq!(
+            (buckets[0].from, buckets[0].to, buckets[0].count),
+            (100, 121, 3)
+        );
+        let up = buckets[0].upload.unwrap();
+        assert_eq!((up.min, up.mean, up.max), (100.0, 200.0, 300.0));
+        assert_eq!(buckets[0].download.unwrap().max, 600.0);
+        assert_eq!((buckets[1].count, buckets[1].to), (2, 142));
+        assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 5);
+        let none = Filter {
+            name: Some("nobody".into()),
+            ..Filter::default()
+        };
+        assert!(store.buckets(&none, 10).is_empty());
+        // More buckets than seconds: one second each, empty ones left out.
+        assert_eq!(store.buckets(&Filter::default(), 1000).len(), 5);
+    }
+}

@@ -1,0 +1,200 @@
+//! Retention: how big a port's log may grow and how many rotated copies are
+//! kept, the names of those copies (`port-<PORT>.json.<N>`), and the
+//! rotation itself. Called only from the one write path
+//! ([`super::log::LogDir`]), under its lock.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How big a log may grow before it is rotated when none is given: small
+/// next to any SD card (six files of it, the live one and five rotated, are
+/// under 400 MB per port), and big enough for about 7,000 ten-second tests
+/// per file (40,000 per port with the copies), years of tests on a home
+/// network, whose history still loads in seconds on a Pi.
+pub const DEFAULT_MAX_LOG_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Rotated copies kept when none is given.
+pub const DEFAULT_KEEP_ROTATED: u32 = 5;
+
+/// What is kept of a port's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// A log that would grow past this many bytes is rotated first (`None`:
+    /// never).
+    pub max_size: Option<u64>,
+    /// Rotated copies kept; older ones are deleted.
+    pub keep: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_size: Some(DEFAULT_MAX_LOG_SIZE),
+            keep: DEFAULT_KEEP_ROTATED,
+        }
+    }
+}
+
+impl Retention {
+    /// Whether a log of `size` bytes must be rotated before `adding` more.
+    /// An empty log never is (an entry bigger than the limit still goes in).
+    pub fn must_rotate(&self, size: u64, adding: u64) -> bool {
+        self.max_size
+            .is_some_and(|max| size > 0 && size.saturating_add(adding) > max)
+    }
+}
+
+/// The port and generation of a log file name: `port-<N>.json` is
+/// generation 0, `port-<N>.json.<G>` generation G (numbers without sign or
+/// leading zeros; port 1..=65535, G ≥ 1).
+pub fn log_name(name: &str) -> Option<(u16, u32)> {
+    let rest = name.strip_prefix("port-")?;
+    let (digits, generation) = match rest.split_once(".json") {
+        Some((digits, "")) => (digits, 0),
+        Some((digits, tail)) => {
+            let g = tail.strip_prefix('.')?;
+            let generation: u32 = g.parse().ok()?;
+            (generation != 0 && generation.to_string() == g).then_some(())?;
+            (digits, generation)
+        }
+        None => return None,
+    };
+    let port: u16 = digits.parse().ok()?;
+    (port != 0 && port.to_string() == digits).then_some((port, generation))
+}
+
+/// The file of generation `generation` of the log at `live`.
+pub fn generation_path(live: &Path, generation: u32) -> PathBuf {
+    if generation == 0 {
+        return live.to_path_buf();
+    }
+    let mut name = live.as_os_str().to_owned();
+    name.push(format!(".{generation}"));
+    PathBuf::from(name)
+}
+
+/// Rotates `port`'s log at `live`: copies at generation `keep` or beyond
+/// are deleted, the others move one generation up, and the live file
+/// becomes generation 1 (with `keep` 0 it is deleted). Afterwards there is
+/// no live file; the next append starts one.
+pub fn rotate(live: &Path, port: u16, keep: u32) -> io::Result<()> {
+    let dir = live.parent().unwrap_or(Path::new("."));
+    let mut copies: Vec<u32> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| log_name(e.file_name().to_str()?))
+        .filter(|&(p, g)| p == port && g > 0)
+        .map(|(_, g)| g)
+        .collect();
+    copies.sort_unstable();
+    for &g in copies.iter().filter(|&&g| g >= keep) {
+        remove(&generation_path(live, g))?;
+    }
+    for &g in copies.iter().rev().filter(|&&g| g < keep) {
+        fs::rename(generation_path(live, g), generation_path(live, g + 1))?;
+    }
+    if keep == 0 {
+        remove(live)
+    } else {
+        fs::rename(live, generation_path(live, 1))
+    }
+}
+
+/// Removes a file; one already gone is fine.
+fn remove(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_names() {
+        assert_eq!(log_name("port-5201.json"), Some((5201, 0)));
+        assert_eq!(log_name("port-5201.json.1"), Some((5201, 1)));
+        assert_eq!(log_name("port-65535.json.12"), Some((65535, 12)));
+        for name in [
+            "port-0.json",
+            "port-05201.json",
+            "port-+1.json",
+            "port-65536.json",
+            "port-1.json~",
+            "x-1.json",
+            "port-5201.json.0",
+            "port-5201.json.01",
+            "port-5201.json.",
+            "port-5201.json.1.tmp",
+            "port-5201.jsonx",
+        ] {
+            assert_eq!(log_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let r = Retention {
+            max_size: Some(100),
+            keep: 2,
+        };
+        assert!(!r.must_rotate(0, 500));
+        assert!(!r.must_rotate(50, 50));
+        assert!(r.must_rotate(50, 51));
+        let never = Retention {
+            max_size: None,
+            keep: 2,
+        };
+        assert!(!never.must_rotate(u64::MAX, 1));
+    }
+
+    fn names(dir: &Path) -> Vec<(String, String)> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = e.file_name().into_string().unwrap();
+                (name, fs::read_to_string(e.path()).unwrap())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn rotation_shifts_and_deletes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = tmp.path().join("port-5201.json");
+        let other = tmp.path().join("port-5202.json");
+        fs::write(&other, "other").unwrap();
+        for content in ["a", "b", "c", "d"] {
+            fs::write(&live, content).unwrap();
+            rotate(&live, 5201, 2).unwrap();
+        }
+        let pair = |n: &str, c: &str| (n.to_string(), c.to_string());
+        assert_eq!(
+            names(tmp.path()),
+            vec![
+                pair("port-5201.json.1", "d"),
+                pair("port-5201.json.2", "c"),
+                pair("port-5202.json", "other"),
+            ]
+        );
+        // Copies beyond what is kept now (a smaller --keep-rotated) go.
+        fs::write(generation_path(&live, 7), "old").unwrap();
+        fs::write(&live, "e").unwrap();
+        rotate(&live, 5201, 1).unwrap();
+        assert_eq!(
+            names(tmp.path()),
+            vec![
+                pair("port-5201.json.1", "e"),
+                pair("port-5202.json", "other")
+            ]
+        );
+        fs::write(&live, "f").unwrap();
+        rotate(&live, 5201, 0).unwrap();
+        assert_eq!(names(tmp.path()), vec![pair("port-5202.json", "other")]);
+    }
+}

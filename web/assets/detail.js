@@ -1,0 +1,371 @@
+// webperf3 page: one test in detail, at `#/test/<id>` (a link to share).
+// What the server says about the test (`GET /api/results/<id>`: the result,
+// its log entry as logged, the verdict): who, when, how; what limited it
+// and why; the rate of each direction per interval as a chart and as a
+// table; each stream; TCP retransmits, RTT and cwnd where logged; UDP loss
+// and jitter; the client's own figures; the machine's health.
+//
+// The log entry is stock iperf3's server JSON (protocol reference,
+// Appendix A): the server's view, so a stream with `sender: true` carried
+// the download (server to client), the others the upload.
+'use strict';
+
+(() => {
+  const W = (window.webperf3 = window.webperf3 || {});
+  const { $, el, fmtRate, fmtBytes, fmtNum, fmtDateSeconds, fmtAgo, fmtSeconds, fmtProtocol } = W;
+
+  const VERDICTS = {
+    'bitrate-target': 'the bitrate the client asked for (-b)',
+    'server-cpu': 'the server’s CPU',
+    'pi-throttled': 'the Pi throttling (temperature or power)',
+    'receive-window': 'the receiver’s TCP window',
+    'send-buffer': 'the server’s send buffer',
+    network: 'the network (retransmits or loss)',
+  };
+
+  const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+  /** Which way a sum or stream went, from the server's side. */
+  const direction = (s, reverse) => ((s.sender ?? reverse) ? 'down' : 'up');
+  const DIR_NAME = { up: 'Upload', down: 'Download' };
+
+  /** The entry's intervals as rows: per direction its sum and its streams. */
+  function intervalsOf(entry) {
+    const reverse = Boolean(entry?.start?.test_start?.reverse);
+    const list = Array.isArray(entry?.intervals) ? entry.intervals : [];
+    return list.map((iv) => {
+      const sums = [iv.sum, iv.sum_bidir_reverse].filter((s) => s && typeof s === 'object');
+      const row = { start: null, end: null, up: null, down: null, streams: [] };
+      for (const s of sums) {
+        row[direction(s, reverse)] = s;
+        row.start = row.start ?? num(s.start);
+        row.end = row.end ?? num(s.end);
+      }
+      for (const st of Array.isArray(iv.streams) ? iv.streams : []) {
+        if (st && typeof st === 'object') row.streams.push({ ...st, dir: direction(st, reverse) });
+      }
+      return row;
+    });
+  }
+
+  /** The mean of the numbers among `values`, or null. */
+  function mean(values) {
+    const nums = values.filter((v) => num(v) != null);
+    return nums.length ? nums.reduce((a, b) => a + b, 0) / nums.length : null;
+  }
+
+  /** The sum of the numbers among `values`, or null. */
+  function total(values) {
+    const nums = values.filter((v) => num(v) != null);
+    return nums.length ? nums.reduce((a, b) => a + b, 0) : null;
+  }
+
+  const fmtRtt = (us) => (num(us) == null ? '—' : `${fmtNum(us / 1000, 2)} ms`);
+  const fmtPct = (v) => (num(v) == null ? '—' : `${fmtNum(v, 2)} %`);
+  const fmtJitter = (ms) => (num(ms) == null ? '—' : `${fmtNum(ms, 3)} ms`);
+  const fmtSpan = (a, b) => `${fmtNum(a, 2)}–${fmtNum(b, 2)} s`;
+
+  /** The columns an interval table has, from what the rows hold. */
+  function columns(rows, dirs) {
+    const cols = [];
+    const some = (f) => rows.some(f);
+    for (const dir of dirs) {
+      const cls = dir === 'up' ? 'rate-up' : 'rate-down';
+      cols.push({ head: DIR_NAME[dir], cls, get: (r) => fmtRate(num(r[dir]?.bits_per_second)) });
+      if (some((r) => num(r[dir]?.retransmits) != null)) {
+        cols.push({ head: `Retransmits (${DIR_NAME[dir].toLowerCase()})`, get: (r) => fmtNum(num(r[dir]?.retransmits), 0) });
+      }
+      if (some((r) => num(r[dir]?.lost_percent) != null)) {
+        cols.push({ head: `Loss (${DIR_NAME[dir].toLowerCase()})`, get: (r) => lossText(r[dir]) });
+        cols.push({ head: `Jitter (${DIR_NAME[dir].toLowerCase()})`, get: (r) => fmtJitter(num(r[dir]?.jitter_ms)) });
+      }
+    }
+    if (some((r) => r.streams.some((s) => num(s.rtt) != null))) {
+      cols.push({ head: 'RTT', get: (r) => fmtRtt(mean(r.streams.map((s) => s.rtt))) });
+    }
+    if (some((r) => r.streams.some((s) => num(s.snd_cwnd) != null))) {
+      cols.push({ head: 'cwnd', get: (r) => fmtBytes(total(r.streams.map((s) => s.snd_cwnd))) });
+    }
+    return cols;
+  }
+
+  function lossText(s) {
+    if (!s || num(s.lost_percent) == null) return '—';
+    const of = num(s.packets) != null ? ` (${s.lost_packets ?? 0}/${s.packets})` : '';
+    return `${fmtPct(s.lost_percent)}${of}`;
+  }
+
+  /** An accessible table: a caption, `<th scope=col>` heads, one row per
+   *  item whose first cell is its `<th scope=row>`. */
+  function table(caption, head, cols, items, rowHead, attrs) {
+    const t = el('table', { class: 'grid', ...attrs },
+      el('caption', { text: caption }),
+      el('thead', null, el('tr', null,
+        el('th', { scope: 'col', text: head }),
+        ...cols.map((c) => el('th', { scope: 'col', class: 'num', text: c.head })))),
+      el('tbody', null, ...items.map((item) => el('tr', null,
+        el('th', { scope: 'row', text: rowHead(item) }),
+        ...cols.map((c) => el('td', { class: `num ${c.cls || ''}`, text: c.get(item) }))))));
+    return el('div', { class: 'scroll' }, t);
+  }
+
+  /** The per-interval chart: one series per direction. */
+  function drawIntervals(canvas, rows, dirs) {
+    const color = { up: W.cssVar('--up'), down: W.cssVar('--down') };
+    // Each interval is a flat step from its start to its end.
+    const series = dirs.map((dir) => ({
+      label: DIR_NAME[dir],
+      color: color[dir],
+      dots: false,
+      points: rows.filter((r) => r[dir] && num(r[dir].bits_per_second) != null)
+        .flatMap((r) => [
+          { x: num(r[dir].start) ?? r.start, y: r[dir].bits_per_second, r },
+          { x: (num(r[dir].end) ?? r.end) - 1e-6, y: r[dir].bits_per_second, r },
+        ]),
+    }));
+    W.chart.draw(canvas, {
+      kind: 'seconds',
+      series,
+      empty: 'No intervals were logged for this test.',
+      tipTitle: (p) => (p.r ? `Interval ${fmtSpan(p.r.start, p.r.end)}` : `${fmtNum(p.x, 1)} s`),
+    });
+    return series;
+  }
+
+  /** A `<dl>` of [term, value] pairs, skipping empty values. */
+  function facts(pairs, cls) {
+    const dl = el('dl', { class: `facts ${cls || ''}` });
+    for (const [term, value] of pairs) {
+      if (value == null || value === '') continue;
+      dl.append(el('div', null, el('dt', { text: term }), el('dd', { text: value })));
+    }
+    return dl;
+  }
+
+  function section(title, ...children) {
+    return el('section', { class: 'card detail-part' }, el('h3', { text: title }), ...children);
+  }
+
+  /** Who, when, how. */
+  function header(result, entry, id) {
+    const start = entry?.start || {};
+    const ts = start.test_start || {};
+    const dirs = result.bidir ? 'upload and download (--bidir)' : result.reverse ? 'download (-R)' : 'upload';
+    const url = `${location.origin}${location.pathname}${W.testHref(id)}`;
+    const link = el('input', { class: 'share-url' });
+    link.readOnly = true;
+    link.value = url;
+    link.setAttribute('aria-label', 'Link to this test');
+    const copied = el('span', { class: 'hint copied', text: '' });
+    copied.setAttribute('role', 'status');
+    const copy = el('button', { class: 'button', text: 'Copy link' });
+    copy.type = 'button';
+    copy.id = 'copy-link';
+    copy.addEventListener('click', async () => {
+      try {
+        if (!navigator.clipboard) throw new Error('no clipboard');
+        await navigator.clipboard.writeText(url);
+      } catch {
+        link.select();
+        document.execCommand?.('copy');
+      }
+      copied.textContent = 'Copied.';
+    });
+    const name = el('h2', { class: 'detail-name', text: result.name || 'unnamed test' });
+    name.id = 'detail-name';
+    return el('section', { class: 'card' },
+      el('div', { class: 'section-head' },
+        name,
+        el('a', { class: 'button', href: '#/', text: '← Results' })),
+      result.title ? el('p', { class: 'detail-title', text: result.title }) : null,
+      result.error ? el('p', { class: 'banner', text: result.error }) : null,
+      facts([
+        ['Client', result.client],
+        ['When', `${fmtDateSeconds(result.timestamp)} (${fmtAgo(result.timestamp)})`],
+        ['Port', String(result.port)],
+        ['Protocol', fmtProtocol(result)],
+        ['Direction', dirs],
+        ['Streams', String(result.streams ?? ts.num_streams ?? 1)],
+        ['Duration', fmtSeconds(result.duration)],
+        ['Upload', result.receive_bps != null ? fmtRate(result.receive_bps) : null],
+        ['Download', result.send_bps != null ? fmtRate(result.send_bps) : null],
+        ['Target bitrate', num(ts.target_bitrate) ? fmtRate(ts.target_bitrate) : null],
+        ['Block size', num(ts.blksize) != null ? fmtBytes(ts.blksize) : null],
+        ['TCP MSS', num(start.tcp_mss_default) > 0 ? `${start.tcp_mss_default} B` : null],
+        ['UDP loss / jitter', result.protocol === 'UDP' ? W.fmtUdp(result) : null],
+        ['TCP retransmits', result.retransmits != null ? String(result.retransmits) : null],
+        ['Minimum RTT', num(result.min_rtt_ms) != null ? `${fmtNum(result.min_rtt_ms, 2)} ms` : null],
+      ]),
+      el('div', { class: 'share' }, link, copy, copied));
+  }
+
+  function verdictPart(verdict) {
+    if (!verdict || !verdict.limited_by) return null;
+    const what = VERDICTS[verdict.limited_by] || verdict.limited_by;
+    const head = verdict.limited_by === 'unknown'
+      ? el('p', { class: 'verdict', data: { limitedBy: 'unknown' }, text: 'The evidence the server has points to no single limit.' })
+      : el('p', { class: 'verdict', data: { limitedBy: verdict.limited_by } },
+        'Most likely limited by ', el('strong', { text: what }), '.');
+    const evidence = Array.isArray(verdict.evidence) ? verdict.evidence : [];
+    return section('What limited it', head,
+      evidence.length ? el('ul', { class: 'evidence' }, ...evidence.map((e) => el('li', { text: String(e) }))) : null);
+  }
+
+  function intervalsPart(entry) {
+    const rows = intervalsOf(entry);
+    const dirs = ['up', 'down'].filter((d) => rows.some((r) => r[d]));
+    const canvas = el('canvas', { class: 'detail-chart' });
+    canvas.id = 'detail-chart';
+    canvas.setAttribute('role', 'img');
+    canvas.setAttribute('aria-label', 'Rate per interval (the table below has the numbers)');
+    const legendBox = el('div', { class: 'legend' });
+    const figure = el('figure', { class: 'chart' }, el('figcaption', { text: 'Rate per interval' }), canvas, legendBox);
+    const cols = columns(rows, dirs);
+    const intervals = table('Each interval (all streams)', 'Interval', cols, rows,
+      (r) => fmtSpan(r.start, r.end), { data: { rows: rows.length } });
+    intervals.firstChild.id = 'detail-intervals';
+    const part = section('Each interval', figure, intervals, streamsPart(rows));
+    const draw = () => W.chart.legend(legendBox, drawIntervals(canvas, rows, dirs));
+    return { part, draw };
+  }
+
+  /** Per stream: one table each, in a disclosure (a -P 128 test has many). */
+  function streamsPart(rows) {
+    const ids = [];
+    for (const r of rows) for (const s of r.streams) if (!ids.some((x) => x.id === s.socket && x.dir === s.dir)) ids.push({ id: s.socket, dir: s.dir });
+    if (ids.length < 2) return null;
+    const tables = ids.slice(0, 128).map(({ id, dir }) => {
+      const items = rows.map((r) => ({ r, s: r.streams.find((s) => s.socket === id && s.dir === dir) })).filter((x) => x.s);
+      const cols = [{ head: 'Rate', cls: dir === 'up' ? 'rate-up' : 'rate-down', get: (x) => fmtRate(num(x.s.bits_per_second)) }];
+      const has = (k) => items.some((x) => num(x.s[k]) != null);
+      if (has('retransmits')) cols.push({ head: 'Retransmits', get: (x) => fmtNum(num(x.s.retransmits), 0) });
+      if (has('rtt')) cols.push({ head: 'RTT', get: (x) => fmtRtt(x.s.rtt) });
+      if (has('snd_cwnd')) cols.push({ head: 'cwnd', get: (x) => fmtBytes(num(x.s.snd_cwnd)) });
+      if (has('lost_percent')) cols.push({ head: 'Loss', get: (x) => lossText(x.s) });
+      if (has('jitter_ms')) cols.push({ head: 'Jitter', get: (x) => fmtJitter(num(x.s.jitter_ms)) });
+      return table(`Stream ${id} (${DIR_NAME[dir].toLowerCase()})`, 'Interval', cols, items, (x) => fmtSpan(x.r.start, x.r.end));
+    });
+    return el('details', { class: 'streams' }, el('summary', { text: `Each stream (${ids.length})` }), ...tables);
+  }
+
+  /** The client's own figures, from the results it sent the server. */
+  function clientPart(ours) {
+    const doc = ours?.client_results;
+    if (!doc || typeof doc !== 'object') return null;
+    const streams = Array.isArray(doc.streams) ? doc.streams : [];
+    const cols = [
+      { head: 'Bytes', get: (s) => fmtBytes(num(s.bytes)) },
+      { head: 'Rate', get: (s) => {
+        const secs = num(s.end_time) != null && num(s.start_time) != null ? s.end_time - s.start_time : null;
+        return secs > 0 && num(s.bytes) != null ? fmtRate((s.bytes * 8) / secs) : '—';
+      } },
+    ];
+    // -1 (or its unsigned twin) is iperf3's "not counted".
+    const counted = (v) => (num(v) != null && v >= 0 && v <= Number.MAX_SAFE_INTEGER ? v : null);
+    if (streams.some((s) => counted(s.retransmits) != null)) cols.push({ head: 'Retransmits', get: (s) => fmtNum(counted(s.retransmits), 0) });
+    if (streams.some((s) => num(s.jitter) > 0)) cols.push({ head: 'Jitter', get: (s) => fmtJitter(num(s.jitter) != null ? s.jitter * 1000 : null) });
+    if (streams.some((s) => num(s.packets) > 0)) {
+      cols.push({ head: 'Lost / packets', get: (s) => `${s.errors ?? 0} / ${s.packets ?? 0}` });
+    }
+    return section('The client’s own figures',
+      facts([
+        ['Client CPU', num(doc.cpu_util_total) != null ? `${fmtNum(doc.cpu_util_total, 1)} %` : null],
+        ['Congestion control', typeof doc.congestion_used === 'string' ? doc.congestion_used : null],
+        ['Client version', typeof ours.client_version === 'string' ? ours.client_version : null],
+      ]),
+      streams.length ? table('Per stream, as the client counted', 'Stream', cols, streams, (s) => String(s.id ?? '?')) : null);
+  }
+
+  /** The machine's health during the test, and what else ran. */
+  function healthPart(result, entry, ours) {
+    const h = ours?.health || {};
+    const cpu = entry?.end?.cpu_utilization_percent || {};
+    const during = Array.isArray(h.throttled_during) ? h.throttled_during.join(', ') : null;
+    const pairs = [
+      ['Server CPU', num(h.server_cpu_percent ?? result.server_cpu_percent) != null ? `${fmtNum(h.server_cpu_percent ?? result.server_cpu_percent, 1)} %` : null],
+      ['Server CPU (iperf3’s count)', num(cpu.host_total) != null ? `${fmtNum(cpu.host_total, 1)} %` : null],
+      ['Client CPU (iperf3’s count)', num(cpu.remote_total) > 0 ? `${fmtNum(cpu.remote_total, 1)} %` : null],
+      ['CPU temperature', num(h.cpu_temp_c) != null ? `${fmtNum(h.cpu_temp_c, 1)} °C` : null],
+      ['Hottest during the test', num(h.cpu_temp_max_c) != null ? `${fmtNum(h.cpu_temp_max_c, 1)} °C` : null],
+      ['Throttling', during || (typeof h.throttled === 'string' ? h.throttled : null)],
+      ['Overlapped another test', typeof ours?.overlapped === 'boolean' ? (ours.overlapped ? 'yes' : 'no') : null],
+      ['Congestion control', entry?.end?.sender_tcp_congestion || entry?.end?.receiver_tcp_congestion || null],
+    ];
+    if (pairs.every(([, v]) => v == null)) return null;
+    return section('The machine during the test', facts(pairs));
+  }
+
+  /** A value as one line: `key: value · key: value` for a flat object. */
+  function flat(v) {
+    if (v && typeof v === 'object' && !Array.isArray(v)
+      && Object.values(v).every((x) => x == null || typeof x !== 'object')) {
+      return Object.entries(v).map(([k, x]) => `${k.replace(/_/g, ' ')}: ${x}`).join(' · ');
+    }
+    return JSON.stringify(v);
+  }
+
+  /** Whatever else the server logged under its own key, as text. */
+  function morePart(ours) {
+    if (!ours || typeof ours !== 'object') return null;
+    const known = new Set(['client_results', 'health', 'overlapped', 'client_version']);
+    const pairs = Object.entries(ours).filter(([k]) => !known.has(k)).map(([k, v]) => {
+      const text = typeof v === 'string' ? v : flat(v);
+      return [k.replace(/_/g, ' '), text.length > 600 ? `${text.slice(0, 600)}…` : text];
+    });
+    if (pairs.length === 0) return null;
+    return section('More from the server', facts(pairs, 'more'));
+  }
+
+  let shown = null; // the id on screen
+  let drawDetail = null;
+
+  function render(box, id, answer) {
+    const { result, entry, verdict } = answer;
+    const ours = entry && typeof entry.webperf3 === 'object' ? entry.webperf3 : null;
+    const intervals = intervalsPart(entry);
+    box.replaceChildren(
+      header(result, entry, id),
+      verdictPart(verdict) || el('span'),
+      intervals.part,
+      clientPart(ours) || el('span'),
+      healthPart(result, entry, ours) || el('span'),
+      morePart(ours) || el('span'));
+    drawDetail = intervals.draw;
+    drawDetail();
+    box.dataset.id = id;
+    box.dataset.state = 'shown';
+  }
+
+  async function enter(id) {
+    const box = $('detail');
+    window.scrollTo(0, 0);
+    if (shown === id && box.dataset.state === 'shown') { drawDetail?.(); return; }
+    shown = id;
+    drawDetail = null;
+    box.dataset.state = 'loading';
+    box.replaceChildren(el('section', { class: 'card' }, el('p', { class: 'hint', text: 'Loading…' })));
+    try {
+      const answer = await W.api.detail(id);
+      if (shown !== id) return;
+      render(box, id, answer);
+    } catch (err) {
+      if (shown !== id) return;
+      box.dataset.state = 'missing';
+      box.replaceChildren(el('section', { class: 'card' },
+        el('h2', { text: err.status === 404 ? 'No such test' : 'Could not load this test' }),
+        el('p', { class: 'hint', text: err.message }),
+        el('p', null, el('a', { class: 'button', href: '#/', text: '← Results' }))));
+    }
+  }
+
+  function init() {
+    W.router.register('test', { element: $('view-test'), enter, leave: () => { shown = null; } });
+    let timer = null;
+    window.addEventListener('resize', () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => { if (W.router.active() === 'test') drawDetail?.(); }, 100);
+    });
+  }
+
+  W.detail = { init, intervalsOf, redraw: () => drawDetail?.() };
+})();
