@@ -11,6 +11,7 @@ mod compat;
 mod copyfree;
 mod faults;
 mod harness;
+mod hostile;
 mod limits;
 mod load;
 mod logs;
