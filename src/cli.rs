@@ -537,6 +537,8 @@ mod tests {
             "--no-udp",
             "--allow",
             "10.0.0.0/8,::1",
+            "--max-tests-per-minute",
+            "7",
             "--idle-timeout",
             "30",
         ])
@@ -548,6 +550,11 @@ mod tests {
             Some((1_000_000_000, 10))
         );
         assert!(c.policy.no_udp);
+        assert_eq!(c.policy.tests_per_minute, 7);
+        assert_eq!(
+            config(&["-d", "x"]).unwrap().policy.tests_per_minute,
+            DEFAULT_TESTS_PER_MINUTE
+        );
         assert!(c.policy.allow.allows("10.9.8.7".parse().unwrap()));
         assert!(!c.policy.allow.allows("192.168.1.1".parse().unwrap()));
         assert_eq!(c.idle_timeout, Some(Duration::from_secs(30)));

@@ -8,10 +8,19 @@
 //! a new test's control connection if there is room, and is otherwise told
 //! "busy" (`0xFF`) at once, without reading from it.
 //!
+//! Who gets in is decided before anything is taken: a host outside
+//! `--allow` is refused at accept, and a new test must pass the per-source
+//! rate ([`crate::protocol::admission`]); with authentication required, a
+//! test counts on the port only once its client authenticated. Refusals are
+//! counted and summarised once a minute, not logged one by one.
+//!
 //! Nothing here queues without bound: every accepted connection takes one of
 //! [`MAX_CONNECTIONS`] permits per port (a test's control connection, or a
-//! connection whose cookie is being read) or is refused on the spot, cookies
-//! are read concurrently under a deadline, and refusals need no task.
+//! connection whose cookie is being read) or is refused on the spot; the
+//! last [`RESERVED_FOR_STREAMS`] are kept for the addresses tests wait for
+//! streams from, and one address may have [`MAX_PENDING_PER_SOURCE`]
+//! cookies being read. Cookies are read concurrently under a deadline and
+//! routed in order per address, and refusals need no task.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -5,7 +5,10 @@
 //! The driver sleeps until [`Session::deadline`] and then reports
 //! [`Event::Tick`] with the stream counters; every rule that needs a clock
 //! (the bitrate cap, the omit end, broken and stalled streams, timeouts)
-//! is decided here, with the time as a parameter.
+//! is decided here, with the time as a parameter. With authentication
+//! required, the parameters are judged (decoded, checked against the
+//! policy) only once the driver reports the client authenticated, so a
+//! stranger learns nothing of the server's limits.
 //!
 //! Files: `events.rs` (the events, actions, phases and tick counters),
 //! `timers.rs` (the timer table and the timing limits), this file (the
