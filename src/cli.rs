@@ -51,6 +51,12 @@ pub struct Args {
     #[arg(long = "http", value_name = "ADDR:PORT")]
     pub http: Option<SocketAddr>,
 
+    /// A host name the dashboard answers to (repeatable), besides IP
+    /// addresses, localhost and the machine's own names; a request for any
+    /// other name (DNS rebinding) is refused.
+    #[arg(long = "http-host", value_name = "NAME")]
+    pub http_hosts: Vec<String>,
+
     /// Directory of the per-port logs; created if missing [default: ~/iperf3-logs].
     #[arg(short = 'd', long = "log-dir", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
@@ -294,6 +300,16 @@ impl Args {
                 "--clear-token must be non-empty, without spaces or control characters".into(),
             );
         }
+        if let Some(bad) = self.http_hosts.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        }) {
+            return Err(format!(
+                "--http-host takes a host name (letters, digits, '.', '-'), not {bad:?}"
+            ));
+        }
         for url in &self.forward {
             Target::parse(url).map_err(|e| e.to_string())?;
         }
@@ -358,6 +374,7 @@ impl Args {
             auth,
             http_settings: HttpSettings {
                 clear_token: self.clear_token,
+                hosts: self.http_hosts,
                 ndt7: Ndt7Settings {
                     enabled: !self.no_ndt7,
                     max_tests: usize::from(self.ndt7_max_tests),
@@ -547,6 +564,17 @@ mod tests {
         for bad in ["--clear-token=", "--clear-token=a b"] {
             let err = config(&["-d", "x", bad]).unwrap_err();
             assert!(err.contains("clear-token"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn http_hosts() {
+        let c = config(&["-d", "x", "--http-host", "pi.lan", "--http-host", "speed"]).unwrap();
+        assert_eq!(c.http_settings.hosts, ["pi.lan", "speed"]);
+        assert!(config(&["-d", "x"]).unwrap().http_settings.hosts.is_empty());
+        for bad in ["--http-host=", "--http-host=pi:8080", "--http-host=a/b"] {
+            let err = config(&["-d", "x", bad]).unwrap_err();
+            assert!(err.contains("http-host"), "{bad}: {err}");
         }
     }
 

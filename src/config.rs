@@ -20,6 +20,14 @@ pub const DEFAULT_HTTP_PORT: u16 = 8080;
 /// after it too.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A dashboard client that takes nothing of a reply (or websocket message)
+/// for this long is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the dashboard pings websocket clients (a client silent for
+/// three pings is dropped).
+pub const WS_PING: Duration = Duration::from_secs(20);
+
 /// The validated configuration of a run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +101,13 @@ pub struct HttpSettings {
     pub clear_token: Option<String>,
     /// The deadline on a request's header ([`HEADER_TIMEOUT`]).
     pub header_timeout: Duration,
+    /// The deadline on a write that makes no progress ([`WRITE_TIMEOUT`]).
+    pub write_timeout: Duration,
+    /// How often websocket clients are pinged ([`WS_PING`]).
+    pub ws_ping: Duration,
+    /// Host names the dashboard answers to besides IP literals, `localhost`
+    /// and the machine's own names (`--http-host`).
+    pub hosts: Vec<String>,
     /// The ndt7 speed test on the dashboard's port.
     pub ndt7: Ndt7Settings,
 }
@@ -126,6 +141,9 @@ impl Default for HttpSettings {
         HttpSettings {
             clear_token: None,
             header_timeout: HEADER_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
+            ws_ping: WS_PING,
+            hosts: Vec::new(),
             ndt7: Ndt7Settings::default(),
         }
     }

@@ -96,27 +96,38 @@ pub fn raise_open_files_limit() -> std::io::Result<u64> {
 
 /// `sysname nodename release version machine`, as stock's `system_info`.
 pub fn system_info() -> String {
-    // SAFETY: utsname is plain old data; uname fills it and NUL-terminates.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } != 0 {
+    let Some(u) = uname() else {
         return String::new();
-    }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
     };
     [
-        field(&u.sysname),
-        field(&u.nodename),
-        field(&u.release),
-        field(&u.version),
-        field(&u.machine),
+        c_field(&u.sysname),
+        c_field(&u.nodename),
+        c_field(&u.release),
+        c_field(&u.version),
+        c_field(&u.machine),
     ]
     .join(" ")
+}
+
+/// The machine's host name (uname's nodename), if it has one.
+pub fn hostname() -> Option<String> {
+    Some(c_field(&uname()?.nodename)).filter(|h| !h.is_empty())
+}
+
+fn uname() -> Option<libc::utsname> {
+    // SAFETY: utsname is plain old data; uname fills it and NUL-terminates.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    (unsafe { libc::uname(&mut u) } == 0).then_some(u)
+}
+
+/// A NUL-terminated field of `utsname` as text.
+fn c_field(f: &[libc::c_char]) -> String {
+    let bytes: Vec<u8> = f
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// CPU time used by this process so far: (user, system) seconds.

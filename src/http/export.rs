@@ -31,10 +31,24 @@ pub const CSV_HEADER: [&str; 18] = [
 
 /// Every result as CSV, oldest first, with [`CSV_HEADER`]. Timestamps are
 /// local time `YYYY-MM-DD HH:MM:SS`; text a client sent is neutralised
-/// against spreadsheet formulas.
-pub fn csv(results: &[TestResult]) -> Result<Vec<u8>, csv::Error> {
+/// against spreadsheet formulas. (`GET /csv` streams the same bytes from
+/// [`csv_header`] and [`csv_rows`] instead of building them whole.)
+pub fn csv(results: &[TestResult]) -> std::io::Result<Vec<u8>> {
+    let mut out = csv_header()?;
+    out.extend(csv_rows(results)?);
+    Ok(out)
+}
+
+/// The CSV's first line, [`CSV_HEADER`].
+pub fn csv_header() -> std::io::Result<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer.write_record(CSV_HEADER)?;
+    writer.into_inner().map_err(|e| e.into_error())
+}
+
+/// The CSV lines of `results`, in order, without the header.
+pub fn csv_rows(results: &[TestResult]) -> std::io::Result<Vec<u8>> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
     for r in results {
         let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let text = |v: &Option<String>| {
@@ -64,7 +78,7 @@ pub fn csv(results: &[TestResult]) -> Result<Vec<u8>, csv::Error> {
             text(&r.error),
         ])?;
     }
-    writer.into_inner().map_err(|e| e.into_error().into())
+    writer.into_inner().map_err(|e| e.into_error())
 }
 
 /// `timestamp` (unix seconds) as local time `YYYY-MM-DD HH:MM:SS`.
@@ -75,11 +89,18 @@ pub fn local_time(timestamp: i64) -> String {
     }
 }
 
-/// A cell a spreadsheet would run as a formula (it starts with `=`, `+`,
-/// `-`, `@`, a tab or a carriage return) gets a leading `'`; a plain number
-/// such as `-1.5` stays a number.
+/// A cell a spreadsheet would run as a formula gets a leading `'`: one
+/// that starts with `=`, `+`, `-` or `@` (or their full-width forms
+/// `＝＋－＠`), also after leading spaces, tabs, line breaks, NULs or a byte
+/// order mark, and one that starts with a tab or carriage return. A plain
+/// number such as `-1.5` stays a number.
 pub fn neutralise(cell: &str) -> Cow<'_, str> {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    const TRIGGERS: [char; 8] = [
+        '=', '+', '-', '@', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+    ];
+    const LEADING: [char; 6] = [' ', '\t', '\r', '\n', '\0', '\u{FEFF}'];
+    let risky =
+        cell.starts_with(['\t', '\r']) || cell.trim_start_matches(LEADING).starts_with(TRIGGERS);
     if risky && !is_plain_number(cell) {
         Cow::Owned(format!("'{cell}"))
     } else {
@@ -125,7 +146,38 @@ mod tests {
         assert_eq!(neutralise("-1e"), "'-1e");
         assert_eq!(neutralise("alice"), "alice");
         assert_eq!(neutralise("a=b"), "a=b");
+        assert_eq!(neutralise("a -b"), "a -b");
         assert_eq!(neutralise(""), "");
+    }
+
+    #[test]
+    fn formulas_behind_blanks_and_full_width_signs_are_neutralised() {
+        for cell in [
+            " =1+1",
+            "  @SUM(A1)",
+            "\n=cmd",
+            "\r\n+1",
+            "\0=1",
+            "\u{FEFF}=1",
+            "\u{FEFF} -x",
+            "\u{FF1D}1+1",
+            "\u{FF0B}cmd",
+            "\u{FF0D}2",
+            "\u{FF20}SUM(A1)",
+            " \u{FF1D}1",
+        ] {
+            assert_eq!(neutralise(cell), format!("'{cell}"), "{cell:?}");
+        }
+        assert_eq!(neutralise(" alice"), " alice");
+        assert_eq!(neutralise("\u{FEFF}bob"), "\u{FEFF}bob");
+    }
+
+    #[test]
+    fn streamed_chunks_are_the_whole_csv() {
+        let whole = csv(&[]).unwrap();
+        assert_eq!(whole, csv_header().unwrap());
+        assert!(whole.starts_with(b"Port,Name,Timestamp,"));
+        assert!(csv_rows(&[]).unwrap().is_empty());
     }
 
     #[test]

@@ -2,14 +2,16 @@
 //! path; [`routes`] combines them and maps rejections to JSON errors.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 
 use warp::{Filter, Rejection, Reply};
 
 use super::handlers;
 use super::models::ResultsQuery;
-use super::Context;
+use super::{ConnInfo, Context};
 
-/// Every route of the dashboard, with errors as JSON.
+/// Every route of the dashboard, with errors as JSON. Only requests whose
+/// `Host` names this box are served ([`super::origin`]).
 pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let pages = index().or(assets()).boxed();
     let api = status(ctx.clone())
@@ -24,10 +26,11 @@ pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(csv(ctx.clone()))
         .or(metrics(ctx.clone()))
         .boxed();
-    pages
-        .or(api)
-        .or(exports)
-        .or(websocket(ctx.clone()))
+    // ndt7 is meant for pages of any site: beside `ours`, outside the Host
+    // and Origin checks.
+    let ours = pages.or(api).or(exports).or(websocket(ctx.clone()));
+    known_host(ctx.clone())
+        .and(ours)
         .or(super::ndt7::routes(ctx))
         .recover(handlers::recover)
 }
@@ -97,8 +100,7 @@ pub fn latest(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Reje
 pub fn clear(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "clear")
         .and(warp::post())
-        .and(warp::header::optional::<String>("origin"))
-        .and(warp::header::optional::<String>("host"))
+        .and(same_origin())
         .and(warp::header::optional::<String>("authorization"))
         .and(with(ctx))
         .and_then(handlers::clear)
@@ -134,8 +136,34 @@ pub fn websocket(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = R
     warp::path!("ws")
         .and(warp::get())
         .and(warp::ws())
+        .and(same_origin())
+        .and(peer())
         .and(with(ctx))
         .map(handlers::websocket)
+}
+
+/// Passes requests whose `Host` names this dashboard; others are refused
+/// (421) before any route sees them.
+fn known_host(ctx: Context) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("host")
+        .and(with(ctx))
+        .and_then(handlers::known_host)
+        .untuple_one()
+}
+
+/// Passes requests with no `Origin` or the page's own; others are refused
+/// (403).
+fn same_origin() -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::header::optional::<String>("origin")
+        .and(warp::header::optional::<String>("host"))
+        .and_then(handlers::same_origin)
+        .untuple_one()
+}
+
+/// The client's address, when the request came through the accept loop.
+fn peer() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<ConnInfo>()
+        .map(|c: Option<ConnInfo>| c.map(|c| c.peer.ip().to_canonical()))
 }
 
 fn with(ctx: Context) -> impl Filter<Extract = (Context,), Error = Infallible> + Clone {

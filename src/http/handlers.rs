@@ -2,6 +2,8 @@
 //! reply, and [`recover`], the one place rejections become JSON errors.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 use tracing::{error, info, warn};
 use warp::http::{header, HeaderValue, Response, StatusCode};
@@ -9,7 +11,7 @@ use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
 use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
-use super::{assets, export, history, metrics, ws, Context};
+use super::{assets, download, history, metrics, origin, ws, Context};
 use crate::hub::TestResult;
 use crate::report::json::Json;
 use crate::store::entry::{read_entry, EntryError};
@@ -21,10 +23,20 @@ use crate::store::verdict::{judge, LimitedBy, Verdict};
 pub struct BadQuery(pub String);
 impl Reject for BadQuery {}
 
-/// A cross-site request to a route that changes state.
+/// A cross-site request to a route that changes state or to the websocket.
 #[derive(Debug)]
 pub struct Forbidden(pub String);
 impl Reject for Forbidden {}
+
+/// A request for a host name this dashboard does not answer to.
+#[derive(Debug)]
+pub struct UnknownHost(pub String);
+impl Reject for UnknownHost {}
+
+/// Every slot of a bounded resource (exports) is taken.
+#[derive(Debug)]
+pub struct Busy(pub String);
+impl Reject for Busy {}
 
 /// A request to a protected route without the right token.
 #[derive(Debug)]
@@ -173,12 +185,14 @@ pub async fn table(ctx: Context) -> Result<impl Reply, Infallible> {
     Ok(warp::reply::json(&rows))
 }
 
-/// `GET /csv`.
+/// `GET /csv`: streamed from the store ([`download`]); beyond
+/// [`super::MAX_EXPORTS`] at once the answer is 503.
 pub async fn csv(ctx: Context) -> Result<warp::reply::Response, Rejection> {
-    let all = ctx.hub.results(&Default::default());
-    let body = export::csv(&all)
-        .map_err(|e| warp::reject::custom(Internal(format!("CSV export failed: {e}"))))?;
-    let mut response = Response::new(body);
+    let Ok(permit) = Arc::clone(&ctx.exports).try_acquire_owned() else {
+        let msg = "too many exports at once; try again later";
+        return Err(warp::reject::custom(Busy(msg.into())));
+    };
+    let mut response = warp::reply::stream(download::csv(ctx.hub.clone(), permit)).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -189,26 +203,37 @@ pub async fn csv(ctx: Context) -> Result<warp::reply::Response, Rejection> {
         HeaderValue::from_static("attachment; filename=iperf3_log.csv"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response.into_response())
+    Ok(response)
 }
 
-/// `POST /api/clear`. A browser's cross-site request (its `Origin` differs
-/// from the `Host` it was sent to) is refused; scripts send no `Origin`.
-/// With a clear token set, the request must carry `Authorization: Bearer
-/// <token>`; anything else is answered 401.
-pub async fn clear(
-    origin: Option<String>,
-    host: Option<String>,
-    authorization: Option<String>,
-    ctx: Context,
-) -> Result<impl Reply, Rejection> {
-    if let Some(origin) = origin {
-        if !same_origin(&origin, host.as_deref()) {
-            warn!(origin = ?origin, "dashboard: cross-site clear refused");
-            let msg = format!("cross-site request refused (Origin {origin})");
-            return Err(warp::reject::custom(Forbidden(msg)));
-        }
+/// Refuses a `Host` this dashboard does not answer to ([`origin`]).
+pub async fn known_host(host: Option<String>, ctx: Context) -> Result<(), Rejection> {
+    if ctx.hosts.accepts(host.as_deref()) {
+        return Ok(());
     }
+    warn!(host = ?host, "dashboard: request for an unknown host name refused");
+    let msg = "unknown host name; start the server with --http-host NAME to serve it";
+    Err(warp::reject::custom(UnknownHost(msg.into())))
+}
+
+/// Refuses a browser's cross-site request (its `Origin` is not the page's
+/// own); scripts send no `Origin`.
+pub async fn same_origin(origin: Option<String>, host: Option<String>) -> Result<(), Rejection> {
+    if origin::same_origin(origin.as_deref(), host.as_deref()) {
+        return Ok(());
+    }
+    warn!(origin = ?origin, "dashboard: cross-site request refused");
+    let msg = format!(
+        "cross-site request refused (Origin {})",
+        origin.unwrap_or_default()
+    );
+    Err(warp::reject::custom(Forbidden(msg)))
+}
+
+/// `POST /api/clear` (the filter has refused cross-site requests). With a
+/// clear token set, the request must carry `Authorization: Bearer <token>`;
+/// anything else is answered 401.
+pub async fn clear(authorization: Option<String>, ctx: Context) -> Result<impl Reply, Rejection> {
     if let Some(token) = &ctx.clear_token {
         let given = authorization.as_deref().and_then(bearer);
         if !given.is_some_and(|given| same_secret(given.as_bytes(), token.as_bytes())) {
@@ -249,17 +274,6 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
     diff == 0
 }
 
-/// Whether an `Origin` header names the same host (and port) as `Host`.
-fn same_origin(origin: &str, host: Option<&str>) -> bool {
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    match (authority, host) {
-        (Some(a), Some(h)) => a.trim_end_matches('/').eq_ignore_ascii_case(h.trim()),
-        _ => false,
-    }
-}
-
 /// `GET /metrics`: Prometheus text, or OpenMetrics when the `Accept`
 /// header asks for it.
 pub async fn metrics(accept: Option<String>, ctx: Context) -> Result<impl Reply, Infallible> {
@@ -278,19 +292,27 @@ pub async fn metrics(accept: Option<String>, ctx: Context) -> Result<impl Reply,
     ))
 }
 
-/// `GET /ws`: upgrades and runs the session as a task that shutdown waits
-/// for; beyond [`super::MAX_WEBSOCKETS`] sessions the answer is 503.
-pub fn websocket(upgrade: warp::ws::Ws, ctx: Context) -> warp::reply::Response {
-    if ctx.sessions.len() >= super::MAX_WEBSOCKETS {
-        return error_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many live connections; try again later",
-        );
-    }
+/// `GET /ws` (the filter has refused cross-site requests): upgrades and
+/// runs the session as a task that shutdown waits for. Frames larger than
+/// [`ws::MAX_CLIENT_MESSAGE`] are refused from their header. A session past
+/// the bounds makes room by ending an older one ([`super::sessions`]).
+pub fn websocket(
+    upgrade: warp::ws::Ws,
+    source: Option<IpAddr>,
+    ctx: Context,
+) -> warp::reply::Response {
     upgrade
-        .max_message_size(64 * 1024)
+        .max_message_size(ws::MAX_CLIENT_MESSAGE)
+        .max_frame_size(ws::MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| {
-            let session = ws::session(socket, ctx.hub.clone(), ctx.shutdown.clone());
+            let admitted = ctx.websockets.admit(source);
+            let session = ws::session(
+                socket,
+                ctx.hub.clone(),
+                ctx.shutdown.clone(),
+                admitted,
+                ctx.ws_ping,
+            );
             ctx.sessions.track_future(session)
         })
         .into_response()
@@ -320,6 +342,10 @@ pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
         (StatusCode::BAD_REQUEST, msg.to_string())
     } else if let Some(Forbidden(msg)) = err.find() {
         (StatusCode::FORBIDDEN, msg.clone())
+    } else if let Some(UnknownHost(msg)) = err.find() {
+        (StatusCode::MISDIRECTED_REQUEST, msg.clone())
+    } else if let Some(Busy(msg)) = err.find() {
+        (StatusCode::SERVICE_UNAVAILABLE, msg.clone())
     } else if let Some(Unauthorized(msg)) = err.find() {
         (StatusCode::UNAUTHORIZED, msg.clone())
     } else if let Some(e) = err.find::<warp::reject::MissingHeader>() {
@@ -356,7 +382,7 @@ pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
 
 #[cfg(test)]
 mod tests {
-    use super::{bearer, same_origin, same_secret};
+    use super::{bearer, same_secret};
 
     #[test]
     fn bearer_tokens() {
@@ -377,16 +403,5 @@ mod tests {
         assert!(!same_secret(b"", b"s3cret"));
         // A longer guess that starts with the secret, and a NUL-padded one.
         assert!(!same_secret(b"s3cret\0", b"s3cret"));
-    }
-
-    #[test]
-    fn origin_must_match_host() {
-        assert!(same_origin("http://pi:8080", Some("pi:8080")));
-        assert!(same_origin("http://PI:8080", Some("pi:8080")));
-        assert!(same_origin("http://[::1]:8080", Some("[::1]:8080")));
-        assert!(!same_origin("http://evil.example", Some("pi:8080")));
-        assert!(!same_origin("http://pi:8081", Some("pi:8080")));
-        assert!(!same_origin("null", Some("pi:8080")));
-        assert!(!same_origin("http://pi:8080", None));
     }
 }

@@ -5,14 +5,19 @@
 //! (method and path in its doc line), [`handlers`] the async functions that
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
 //! embedded `web/` directory), [`export`] (CSV, pure functions), [`metrics`]
-//! (the Prometheus exposition), [`ws`] (one websocket session) and [`ndt7`]
-//! (the ndt7 speed test's routes and websocket sessions). This module binds the
-//! dashboard's socket and runs the server until shutdown, with bounds: at
+//! (the Prometheus exposition), [`download`] (the CSV streamed off the async
+//! workers), [`origin`] (which `Host` and `Origin` are ours), [`sessions`]
+//! (the bound on live websockets), [`ws`] (one websocket session) and
+//! [`ndt7`] (the ndt7 speed test's routes and websocket sessions). This
+//! module binds the dashboard's socket and runs the server until shutdown,
+//! with bounds: at
 //! most [`MAX_CONNECTIONS`] connections and [`MAX_WEBSOCKETS`] websocket
-//! sessions at once, and a deadline on every request's header (which also
-//! closes idle keep-alive connections).
+//! sessions at once, a deadline on every request's header (which also
+//! closes idle keep-alive connections) and on every write ([`deadline`]).
 
 pub mod assets;
+pub mod deadline;
+pub mod download;
 pub mod export;
 pub mod filters;
 pub mod handlers;
@@ -20,6 +25,8 @@ pub mod history;
 pub mod metrics;
 pub mod models;
 pub mod ndt7;
+pub mod origin;
+pub mod sessions;
 pub mod ws;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -42,9 +49,12 @@ use crate::health::HealthProbe;
 use crate::hub::Hub;
 use crate::overlap::Overlaps;
 use crate::shutdown::Shutdown;
+use deadline::WriteDeadline;
 
-pub use crate::config::{HttpSettings, HEADER_TIMEOUT};
+pub use crate::config::{HttpSettings, HEADER_TIMEOUT, WRITE_TIMEOUT};
+pub use download::MAX_EXPORTS;
 pub use filters::routes;
+pub use sessions::{MAX_WEBSOCKETS, PER_SOURCE};
 
 /// How long shutdown waits for open HTTP connections and websocket sessions
 /// before it stops waiting.
@@ -54,11 +64,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// accepted (a page needs a handful; this bounds the memory of many).
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// Websocket sessions at once; one more is answered `503`.
-pub const MAX_WEBSOCKETS: usize = 256;
-
 /// What every handler needs: the hub, the shutdown token (websocket sessions
-/// end on it) and the tracker of websocket sessions (shutdown waits for them).
+/// end on it), the tracker of websocket sessions (shutdown waits for them)
+/// and the dashboard's bounds and settings.
 #[derive(Clone)]
 pub struct Context {
     /// The live state.
@@ -67,10 +75,20 @@ pub struct Context {
     pub shutdown: Shutdown,
     /// Running websocket sessions.
     pub sessions: TaskTracker,
+    /// The live websocket sessions and who they make room for.
+    pub websockets: Arc<sessions::Sessions>,
+    /// Exports streaming now (at most [`MAX_EXPORTS`]).
+    pub exports: Arc<Semaphore>,
+    /// The names (besides IP literals and `localhost`) `Host` may carry.
+    pub hosts: origin::HostNames,
     /// The token `POST /api/clear` requires, if any.
     pub clear_token: Option<Arc<str>>,
     /// The deadline on a request's header.
     pub header_timeout: Duration,
+    /// The deadline on a write that makes no progress.
+    pub write_timeout: Duration,
+    /// How often websocket clients are pinged.
+    pub ws_ping: Duration,
     /// The ndt7 speed test's settings.
     pub ndt7: Ndt7Settings,
     /// Free ndt7 subtest slots.
@@ -101,6 +119,7 @@ impl Context {
     /// A context with a fresh session tracker and metrics counted from
     /// the hub's history on (the hub reports every test recorded later).
     pub fn new(hub: Arc<Hub>, shutdown: Shutdown) -> Context {
+        let defaults = HttpSettings::default();
         let metrics = Arc::new(metrics::Metrics::new(crate::hub::VERSION, health_probe()));
         hub.watch_records(
             |history| metrics.observe_all(history.iter()),
@@ -110,8 +129,13 @@ impl Context {
             hub,
             shutdown,
             sessions: TaskTracker::new(),
+            websockets: Arc::default(),
+            exports: Arc::new(Semaphore::new(MAX_EXPORTS)),
+            hosts: origin::HostNames::new(crate::sys::hostname().as_deref(), &[]),
             clear_token: None,
-            header_timeout: HEADER_TIMEOUT,
+            header_timeout: defaults.header_timeout,
+            write_timeout: defaults.write_timeout,
+            ws_ping: defaults.ws_ping,
             ndt7: Ndt7Settings::default(),
             ndt7_slots: Arc::new(Semaphore::new(Ndt7Settings::default().max_tests)),
             overlaps: Arc::default(),
@@ -141,6 +165,9 @@ impl Context {
             .filter(|t| !t.is_empty())
             .map(Arc::from);
         self.header_timeout = settings.header_timeout;
+        self.write_timeout = settings.write_timeout;
+        self.ws_ping = settings.ws_ping;
+        self.hosts = origin::HostNames::new(crate::sys::hostname().as_deref(), &settings.hosts);
         self.ndt7 = settings.ndt7.clone();
         self.ndt7_slots = Arc::new(Semaphore::new(settings.ndt7.max_tests));
         self
@@ -171,6 +198,7 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
     let shutdown = ctx.shutdown.clone();
     let sessions = ctx.sessions.clone();
     let header_timeout = ctx.header_timeout;
+    let write_timeout = ctx.write_timeout;
     let service = warp::service(routes(ctx));
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let connections = TaskTracker::new();
@@ -215,7 +243,10 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(stream), with_info)
+            .serve_connection(
+                TokioIo::new(WriteDeadline::new(stream, write_timeout)),
+                with_info,
+            )
             .with_upgrades();
         let shutdown = shutdown.clone();
         connections.spawn(async move {

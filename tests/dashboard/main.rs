@@ -9,6 +9,7 @@ mod common;
 mod e2e;
 mod history;
 mod history_gen;
+mod hostile;
 mod page;
 mod paging;
 mod routes;

@@ -438,7 +438,7 @@ async fn clear_refuses_cross_site_requests() {
     let res = request()
         .method("POST")
         .path("/api/clear")
-        .header("host", "pi:8080")
+        .header("host", "192.168.1.5:8080")
         .header("origin", "http://evil.example")
         .reply(&env.routes())
         .await;
@@ -449,8 +449,8 @@ async fn clear_refuses_cross_site_requests() {
     let res = request()
         .method("POST")
         .path("/api/clear")
-        .header("host", "pi:8080")
-        .header("origin", "http://pi:8080")
+        .header("host", "192.168.1.5:8080")
+        .header("origin", "http://192.168.1.5:8080")
         .reply(&env.routes())
         .await;
     assert_eq!(res.status(), 200);

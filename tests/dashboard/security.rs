@@ -136,7 +136,7 @@ async fn raw_paths_never_leave_the_assets_or_the_log_dir() {
         ] {
             let (code, text) = raw_status(
                 addr,
-                &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+                &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
             );
             assert!((400..500).contains(&code), "{path}: {code}");
             assert!(
@@ -157,7 +157,7 @@ async fn raw_paths_never_leave_the_assets_or_the_log_dir() {
             let (code, _) = raw_status(
                 addr,
                 &format!(
-                    "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd"
+                    "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd"
                 ),
             );
             assert!(code >= 400, "{method} {path}: {code}");
@@ -216,11 +216,11 @@ async fn slow_and_idle_connections_are_closed() {
         let mut idle = TcpStream::connect(addr).unwrap();
         // Half a header, then nothing (slowloris).
         let mut slow = TcpStream::connect(addr).unwrap();
-        slow.write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")
+        slow.write_all(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n")
             .unwrap();
         // Kept alive after one answered request, then idle.
         let mut kept = TcpStream::connect(addr).unwrap();
-        kept.write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        kept.write_all(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
         for conn in [&mut idle, &mut slow, &mut kept] {
             assert!(closed_within(conn, Duration::from_secs(5)));
@@ -251,14 +251,14 @@ async fn connections_beyond_the_limit_are_closed_at_once() {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut extra = TcpStream::connect(addr).unwrap();
         extra
-            .write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n")
+            .write_all(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
         assert!(closed_within(&mut extra, Duration::from_secs(10)));
         assert!(Instant::now() < deadline);
         // A held connection is still served.
         let first = &mut held[0];
         first
-            .write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(b"GET /api/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .unwrap();
         let mut answer = String::new();
         first.read_to_string(&mut answer).unwrap();

@@ -87,18 +87,13 @@ fn floods_leave_memory_and_descriptors_near_idle() {
     );
     let idle_rss = server.status_kb("VmRSS");
 
-    // Websockets that never read, more than the server takes, while a
+    // Websockets that never read, more than the server keeps, while a
     // test runs and its progress goes out to all of them.
     let flood: Vec<(TcpStream, u16)> = (0..300).map(|_| ws_upgrade(server.http)).collect();
+    // Each is let in; past the per-address bound a new one closes that
+    // address's oldest, so idle ones never lock a newcomer out.
     let accepted = flood.iter().filter(|(_, c)| *c == 101).count();
-    let refused = flood.iter().filter(|(_, c)| *c == 503).count();
-    assert_eq!(
-        (accepted, refused),
-        (
-            webperf3::http::MAX_WEBSOCKETS,
-            300 - webperf3::http::MAX_WEBSOCKETS
-        )
-    );
+    assert_eq!(accepted, 300);
     let c = client_json(
         port,
         &["-t", "2", "--extra-data", "under a websocket flood"],
