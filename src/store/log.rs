@@ -25,7 +25,8 @@ use super::summary::summarize;
 use crate::locks::lock;
 use crate::report::json::{to_pretty, to_value, Json};
 
-/// The directory holding one `port-<PORT>.json` per iperf3 port.
+/// The directory holding one `port-<PORT>.json` per iperf3 port and
+/// `ndt7.json`, with their rotated copies.
 #[derive(Debug, Clone)]
 pub struct LogDir {
     dir: PathBuf,
