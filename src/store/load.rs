@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use super::chunks::{each_chunk, next_entry_start, CHUNK};
+use super::chunks::{each_chunk, next_entry_start, open_log, CHUNK};
 use super::ids::LogKey;
 use super::log::LogDir;
 use super::ndt7_log::load_ndt7;
@@ -114,8 +114,8 @@ fn give_back_freed_memory() {
     }
 }
 
-/// Loads one file of `port`'s log into `store`, carrying the port's latest test through
-/// it; returns the file's key (its first test's start time), if it has a
+/// Loads one file of `port`'s log into `store`, carrying the port's latest
+/// test through it; returns the file's key (its first test's start time), if it has a
 /// test. Damage becomes warnings naming the file.
 fn load_file(
     port: u16,
@@ -127,22 +127,7 @@ fn load_file(
     warnings: &mut Vec<String>,
 ) -> Option<i64> {
     let shown = file.path.display();
-    // Only regular files: reading a FIFO would block start-up.
-    let opened = match fs::metadata(&file.path) {
-        Ok(meta) if meta.is_file() => fs::File::open(&file.path),
-        Ok(_) => {
-            warnings.push(format!("{shown}: skipped: not a regular file"));
-            return None;
-        }
-        Err(e) => Err(e),
-    };
-    let opened = match opened {
-        Ok(opened) => opened,
-        Err(e) => {
-            warnings.push(format!("{shown}: cannot read: {e}"));
-            return None;
-        }
-    };
+    let opened = open_log(&file.path).map_err(|w| warnings.push(w)).ok()?;
     let mut key: Option<(i64, u32)> = None;
     // Damage with where its piece starts in the file; its line numbers are
     // made absolute only at the end (damage is rare, counting lines is not

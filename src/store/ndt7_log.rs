@@ -13,7 +13,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::chunks::each_chunk;
+use super::chunks::{each_chunk, open_log};
 use super::ids::LogKey;
 use super::log::{LogDir, Recorded};
 use super::reader::{read_log_each, Detail, LogItem};
@@ -111,21 +111,7 @@ pub(crate) fn load_ndt7(
     warnings: &mut Vec<String>,
 ) -> Option<i64> {
     let shown = path.display();
-    // Only regular files: reading a FIFO would block start-up.
-    let opened = match fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => {
-            warnings.push(format!("{shown}: skipped: not a regular file"));
-            return None;
-        }
-        _ => fs::File::open(path),
-    };
-    let file = match opened {
-        Ok(file) => file,
-        Err(e) => {
-            warnings.push(format!("{shown}: cannot read: {e}"));
-            return None;
-        }
-    };
+    let file = open_log(path).map_err(|w| warnings.push(w)).ok()?;
     let mut key: Option<(i64, u32)> = None;
     let mut lines = 0;
     let read = each_chunk(file, chunk, |base, text| {

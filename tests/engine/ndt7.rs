@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::daemon::Daemon;
+use crate::support::logs::logged_entry;
 use crate::support::ndt7::{self, connect, refusal};
 use crate::support::wait::wait_until;
 
@@ -103,33 +104,6 @@ fn m_labs_client_runs_both_subtests_and_the_rates_agree() {
     assert_eq!(loaded, ids);
 }
 
-/// The text of the document at `offset` of `ndt7.json` or a rotated copy
-/// in `dir`, where one starts there and reads as `entry`; which file it is.
-fn logged_document(
-    dir: &std::path::Path,
-    offset: usize,
-    entry: &Value,
-) -> Option<(String, String)> {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let name = e.unwrap().file_name().into_string().unwrap();
-        if !name.starts_with("ndt7.json") {
-            continue;
-        }
-        let text = std::fs::read_to_string(dir.join(&name)).unwrap();
-        let Some(rest) = text.get(offset..) else {
-            continue;
-        };
-        let Some(end) = rest.find("\n}\n") else {
-            continue;
-        };
-        let doc = &rest[..end + 2];
-        if serde_json::from_str::<Value>(doc).ok().as_ref() == Some(entry) {
-            return Some((name, doc.to_string()));
-        }
-    }
-    None
-}
-
 #[test]
 fn ndt7_json_rotates_and_rotated_subtests_keep_their_ids_and_entries() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +131,7 @@ fn ndt7_json_rotates_and_rotated_subtests_keep_their_ids_and_entries() {
         let detail: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(&detail["result"], r, "{id}");
         let offset: usize = id.rsplit_once('-').unwrap().1.parse().unwrap();
-        let (file, text) = logged_document(dir.path(), offset, &detail["entry"])
+        let (file, text) = logged_entry(dir.path(), "ndt7.json", offset, &detail["entry"])
             .unwrap_or_else(|| panic!("{id}: the entry is in no ndt7 log"));
         assert!(body.contains(&format!("\"entry\":{text}")), "{id}");
         files.push(file);
