@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::config::{AuthConfig, Config, ForwardConfig, HttpSettings, Ndt7Settings, Padding};
 use crate::forward::target::Target;
 use crate::protocol::auth::DEFAULT_SKEW_SECS;
+use crate::protocol::policy::DEFAULT_TESTS_PER_MINUTE;
 use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
 use crate::protocol::session::Limits;
 use crate::store::rotate::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
@@ -112,6 +113,12 @@ pub struct Args {
     /// (others get "test authorization failed") [default: everyone].
     #[arg(long = "allow", value_name = "NETWORKS")]
     pub allow: Option<AllowList>,
+
+    /// Tests one client address may start per minute, across all ports (a
+    /// burst of N, then one every 60/N seconds); more are told the server
+    /// is busy. 0 = no limit.
+    #[arg(long = "max-tests-per-minute", default_value_t = DEFAULT_TESTS_PER_MINUTE, value_name = "N")]
+    pub max_tests_per_minute: u32,
 
     /// Re-create an idle port's listener after this many seconds without a
     /// connection (stock's --idle-timeout).
@@ -340,6 +347,7 @@ impl Args {
             bitrate_limit: self.server_bitrate_limit,
             no_udp: self.no_udp,
             allow: self.allow.unwrap_or_default(),
+            tests_per_minute: self.max_tests_per_minute,
         };
         Ok(Config {
             ports,
@@ -556,6 +564,8 @@ mod tests {
             "--no-udp",
             "--allow",
             "10.0.0.0/8,::1",
+            "--max-tests-per-minute",
+            "7",
             "--idle-timeout",
             "30",
         ])
@@ -567,6 +577,11 @@ mod tests {
             Some((1_000_000_000, 10))
         );
         assert!(c.policy.no_udp);
+        assert_eq!(c.policy.tests_per_minute, 7);
+        assert_eq!(
+            config(&["-d", "x"]).unwrap().policy.tests_per_minute,
+            DEFAULT_TESTS_PER_MINUTE
+        );
         assert!(c.policy.allow.allows("10.9.8.7".parse().unwrap()));
         assert!(!c.policy.allow.allows("192.168.1.1".parse().unwrap()));
         assert_eq!(c.idle_timeout, Some(Duration::from_secs(30)));

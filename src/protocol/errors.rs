@@ -122,6 +122,8 @@ impl ErrorCode {
 pub const CLIENT_TERMINATED: &str = "the client has terminated";
 /// The log's `error` when the control connection hit EOF mid-test.
 pub const CLIENT_CLOSED: &str = "the client has unexpectedly closed the connection";
+/// Why an authenticated test was turned away: the port had no room.
+pub const SERVER_BUSY: &str = "the server is busy running a test";
 /// The log's `error` when the server was stopped by SIGTERM.
 pub const SERVER_TERMINATED_TERM: &str =
     "interrupt - the server has terminated by signal Terminated(15)";

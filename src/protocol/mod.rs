@@ -1,5 +1,7 @@
 //! The iperf3 wire protocol, with no sockets, no tokio and no clock reads.
 //!
+//! - [`admission`]: who may start a test, per source address: the rate of
+//!   tests, and refusals counted for a summary instead of logged each.
 //! - [`wire`]: cookie, state bytes, length-prefixed JSON, `SERVER_ERROR`.
 //! - [`auth`]: decrypted credentials, clock skew, the authorized-users file.
 //! - [`errors`]: iperf3 error codes and their texts.
@@ -10,6 +12,7 @@
 //!   actions out, one timer per kind of wait.
 //! - [`udp`]: the UDP datagram header and the receiver's loss/jitter arithmetic.
 
+pub mod admission;
 pub mod auth;
 pub mod errors;
 pub mod params;

@@ -228,6 +228,13 @@ fn narrow(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
+/// The `authtoken` of a parameters document, read on its own (before, and
+/// whatever, the other members say).
+pub fn authtoken_of(body: &[u8]) -> Option<String> {
+    let doc: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body).ok()?;
+    doc.get("authtoken")?.as_str().map(str::to_string)
+}
+
 impl TestParams {
     /// Decodes and validates a parameters document (the JSON body).
     pub fn decode(body: &[u8]) -> Result<TestParams, ParamError> {

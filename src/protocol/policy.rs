@@ -11,6 +11,11 @@ use thiserror::Error;
 use super::errors::ErrorCode;
 use super::params::{ParamError, Protocol, TestParams};
 
+/// Tests one source may start per minute unless `--max-tests-per-minute`
+/// says otherwise: a burst of 60, then one a second; someone running
+/// default (10 s) tests back to back starts six a minute.
+pub const DEFAULT_TESTS_PER_MINUTE: u32 = 60;
+
 /// Limits the server puts on tests (all off by default, as stock).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Policy {
@@ -25,6 +30,9 @@ pub struct Policy {
     pub no_udp: bool,
     /// Client networks allowed (`--allow`); empty = everyone.
     pub allow: AllowList,
+    /// Tests one source address may start per minute
+    /// (`--max-tests-per-minute`; see [`super::admission`]); 0 = no limit.
+    pub tests_per_minute: u32,
 }
 
 /// A total bitrate cap averaged over a window.

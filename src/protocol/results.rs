@@ -33,8 +33,89 @@ fn depth(v: &Value) -> usize {
 /// A client's results document that passed the checks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientResults {
-    /// The whole document as received, kept for the log's `webperf3` key.
+    /// What the log's `webperf3` key keeps of the document: see [`kept`].
     pub document: Value,
+}
+
+/// Top-level members of a client's results kept for the log.
+const KEPT_TOP: [&str; 5] = [
+    "cpu_util_total",
+    "cpu_util_user",
+    "cpu_util_system",
+    "sender_has_retransmits",
+    "congestion_used",
+];
+
+/// Members of each stream's results kept for the log.
+const KEPT_STREAM: [&str; 10] = [
+    "id",
+    "bytes",
+    "retransmits",
+    "jitter",
+    "errors",
+    "omitted_errors",
+    "packets",
+    "omitted_packets",
+    "start_time",
+    "end_time",
+];
+
+/// Longest string member kept (a congestion algorithm's name is at most 15
+/// bytes); longer ones are cut at a character boundary.
+pub const MAX_KEPT_STRING: usize = 64;
+
+/// What the log keeps of a checked results document: the members stock
+/// clients send, strings cut at [`MAX_KEPT_STRING`] bytes, one entry per
+/// stream id (the first). A document may be up to
+/// [`super::wire::MAX_RESULTS_LEN`] bytes; what is kept is at most a few
+/// hundred bytes per stream of the test, whatever the client adds.
+fn kept(doc: &Value, ids: &[i64]) -> Value {
+    let pick = |m: &serde_json::Map<String, Value>, keys: &[&str]| -> Value {
+        let mut out = serde_json::Map::new();
+        for (k, v) in m {
+            if !keys.contains(&k.as_str()) {
+                continue;
+            }
+            let v = match v {
+                Value::String(s) if s.len() > MAX_KEPT_STRING => {
+                    let mut end = MAX_KEPT_STRING;
+                    while !s.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    Value::String(s[..end].to_string())
+                }
+                Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => v.clone(),
+                // Stock sends no nested values in these members.
+                Value::Array(_) | Value::Object(_) => continue,
+            };
+            out.insert(k.clone(), v);
+        }
+        Value::Object(out)
+    };
+    let Value::Object(top) = doc else {
+        return Value::Null;
+    };
+    let mut out = pick(top, &KEPT_TOP);
+    let mut seen = Vec::new();
+    let mut streams = Vec::new();
+    for s in top
+        .get("streams")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Value::Object(m), Some(id)) = (s, s.get("id").and_then(Value::as_i64)) else {
+            continue;
+        };
+        if ids.contains(&id) && !seen.contains(&id) {
+            seen.push(id);
+            streams.push(pick(m, &KEPT_STREAM));
+        }
+    }
+    if let Value::Object(o) = &mut out {
+        o.insert("streams".into(), Value::Array(streams));
+    }
+    out
 }
 
 /// Checks a client's results document as a stock server does: the top-level
@@ -85,7 +166,9 @@ pub fn check_client_results(
             ));
         }
     }
-    Ok(ClientResults { document: doc })
+    Ok(ClientResults {
+        document: kept(&doc, &ids),
+    })
 }
 
 #[cfg(test)]
@@ -98,6 +181,28 @@ mod tests {
     fn ids() {
         let ids: Vec<i64> = (0..4).map(stream_id).collect();
         assert_eq!(ids, [1, 3, 4, 5]);
+    }
+
+    #[test]
+    fn what_is_kept_is_bounded_by_the_streams() {
+        let real: Value = serde_json::from_str(CLIENT).unwrap();
+        let r = check_client_results(CLIENT.as_bytes(), 1).unwrap();
+        assert_eq!(r.document, real, "a stock document is kept whole");
+        // Extra members, long strings and repeated streams are dropped.
+        let stream = r#"{"id":1,"bytes":1,"retransmits":0,"jitter":0,"errors":0,"packets":0,"junk":"xxxxxxxx"}"#;
+        let big = format!(
+            r#"{{"cpu_util_total":1,"cpu_util_user":0,"cpu_util_system":1,"sender_has_retransmits":1,"congestion_used":"{}","padding":"{}","streams":[{}]}}"#,
+            "é".repeat(100),
+            "x".repeat(100_000),
+            vec![stream; 2000].join(",")
+        );
+        let r = check_client_results(big.as_bytes(), 1).unwrap();
+        let kept = serde_json::to_string(&r.document).unwrap();
+        assert!(kept.len() < 400, "{} bytes kept: {kept}", kept.len());
+        assert!(r.document.get("padding").is_none());
+        assert_eq!(r.document["streams"].as_array().unwrap().len(), 1);
+        assert!(r.document["streams"][0].get("junk").is_none());
+        assert_eq!(r.document["congestion_used"].as_str().unwrap().len(), 64);
     }
 
     #[test]

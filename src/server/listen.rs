@@ -19,6 +19,13 @@ pub struct ListenOpts {
 /// Binds a TCP listener on `addr` (non-blocking, ready for tokio). An IPv6
 /// unspecified address also accepts IPv4 (dual-stack).
 pub fn tcp_listener(addr: SocketAddr, opts: ListenOpts) -> io::Result<std::net::TcpListener> {
+    bind_prepared(prepared(addr, opts)?, addr)
+}
+
+/// A TCP socket for a listener on `addr` with `opts` applied, not yet
+/// bound: every option a client asked for is checked here, so a bad one
+/// (an MSS the kernel refuses) fails before an old listener is let go.
+pub fn prepared(addr: SocketAddr, opts: ListenOpts) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(false)?;
@@ -31,6 +38,11 @@ pub fn tcp_listener(addr: SocketAddr, opts: ListenOpts) -> io::Result<std::net::
     if opts.mss > 0 {
         socket.set_tcp_mss(opts.mss)?;
     }
+    Ok(socket)
+}
+
+/// Binds and listens on a socket from [`prepared`].
+pub fn bind_prepared(socket: Socket, addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(128)?;
     socket.set_nonblocking(true)?;
@@ -68,6 +80,12 @@ mod tests {
         l.set_nonblocking(false).unwrap();
         let (_, peer) = l.accept().unwrap();
         assert_eq!(peer.ip().to_canonical(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+
+    #[test]
+    fn a_bad_mss_fails_before_binding() {
+        let opts = ListenOpts { window: 0, mss: 1 };
+        assert!(prepared("127.0.0.1:0".parse().unwrap(), opts).is_err());
     }
 
     #[test]

@@ -8,12 +8,22 @@
 //! a new test's control connection if there is room, and is otherwise told
 //! "busy" (`0xFF`) at once, without reading from it.
 //!
+//! Who gets in is decided before anything is taken: a host outside
+//! `--allow` is refused at accept, and a new test must pass the per-source
+//! rate ([`crate::protocol::admission`]); with authentication required, a
+//! test counts on the port only once its client authenticated. Refusals are
+//! counted and summarised once a minute, not logged one by one.
+//!
 //! Nothing here queues without bound: every accepted connection takes one of
 //! [`MAX_CONNECTIONS`] permits per port (a test's control connection, or a
-//! connection whose cookie is being read) or is refused on the spot, cookies
-//! are read concurrently under a deadline, and refusals need no task.
+//! connection whose cookie is being read) or is refused on the spot; the
+//! last [`RESERVED_FOR_STREAMS`] are kept for the addresses tests wait for
+//! streams from, and one address may have [`MAX_PENDING_PER_SOURCE`]
+//! cookies being read. Cookies are read concurrently under a deadline and
+//! routed in order per address, and refusals need no task.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,11 +35,18 @@ use tracing::Instrument;
 
 use super::driver::run_test;
 use super::listen::{self, ListenOpts};
-use super::slot::{refuse, PortCtx, Reconfigure};
-pub use super::slot::{PortSettings, MAX_CONNECTIONS};
+use super::slot::{refuse, refuse_with_error, PortCtx, Reconfigure};
+pub use super::slot::{
+    PortSettings, MAX_CONNECTIONS, MAX_PENDING_PER_SOURCE, RESERVED_FOR_STREAMS,
+};
 use crate::hub::Hub;
+use crate::protocol::admission::{Refusal, SUMMARY_PERIOD};
+use crate::protocol::errors::ErrorCode;
 use crate::protocol::wire::{Cookie, COOKIE_LEN};
 use crate::shutdown::Shutdown;
+
+/// How long a source's lane waits for its next connection before it ends.
+const LANE_IDLE: Duration = Duration::from_secs(1);
 
 /// A connection whose cookie was read, waiting to be routed.
 struct Classified {
@@ -67,11 +84,6 @@ async fn serve(
     let default_buffers = listen::buffer_sizes(&listener);
     let mut listener = TcpListener::from_std(listener)?;
     let (reconf_tx, mut reconf_rx) = mpsc::channel::<Reconfigure>(4);
-    // Cookies are read concurrently, but connections are routed in accept
-    // order: stream roles (and ids) follow the order of arrival. Each entry
-    // is the answer-to-be of one cookie read.
-    let (order_tx, mut order_rx) =
-        mpsc::channel::<oneshot::Receiver<Option<Classified>>>(MAX_CONNECTIONS);
     let ctx = Arc::new(PortCtx::new(
         addr,
         settings,
@@ -80,30 +92,11 @@ async fn serve(
         reconf_tx,
         default_buffers,
     ));
-    let router = {
-        let (ctx, tasks) = (Arc::clone(&ctx), tasks.clone());
-        let shutdown = shutdown.clone();
-        async move {
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.triggered() => return,
-                    next = order_rx.recv() => next,
-                };
-                let Some(answer) = next else { return };
-                // A read ends within its deadline, so the head of the line
-                // holds the others back for a bounded time only.
-                let classified = tokio::select! {
-                    _ = shutdown.triggered() => return,
-                    c = answer => c,
-                };
-                if let Ok(Some(c)) = classified {
-                    route(c, &ctx, &tasks);
-                }
-            }
-        }
-    };
-    tasks.spawn(router.in_current_span());
+    let mut lanes = Lanes::default();
+    let mut summaries = tokio::time::interval(SUMMARY_PERIOD);
     let mut accept_errors = 0u64;
+    // The options the listener has now.
+    let mut current = ListenOpts::default();
     let idle = ctx.settings.idle_timeout;
     let mut idle_since = tokio::time::Instant::now();
     loop {
@@ -115,13 +108,20 @@ async fn serve(
                 // into a bad state; do the same when no test is running.
                 idle_since = tokio::time::Instant::now();
                 if ctx.is_idle() {
-                    if let Err(e) = rebind(&mut listener, addr, ListenOpts::default()).await {
+                    let fresh = listen::prepared(addr, ListenOpts::default());
+                    let result = match fresh {
+                        Ok(fresh) => replace_listener(&mut listener, addr, fresh).await,
+                        Err(e) => Err(e),
+                    };
+                    current = ListenOpts::default();
+                    if let Err(e) = result {
                         tracing::warn!(error = %e, "could not re-create the idle listener");
                     }
                 }
             }
+            _ = summaries.tick() => ctx.report_refusals(),
             Some(req) = reconf_rx.recv() => {
-                let result = rebind(&mut listener, addr, req.opts).await;
+                let result = rebind(&mut listener, &mut current, addr, req.opts).await;
                 let _ = req.reply.send(result);
             }
             accepted = listener.accept() => {
@@ -141,13 +141,25 @@ async fn serve(
                     }
                 };
                 accept_errors = 0;
-                let Some(permit) = ctx.try_permit() else {
+                let source = peer.ip().to_canonical();
+                if !ctx.settings.policy.allow.allows(source) {
+                    // Refused before it takes anything: no slot, no task,
+                    // no log entry; the client hears "not authorized".
+                    ctx.refused(source, Refusal::NotAllowed, None);
+                    refuse_with_error(conn, ErrorCode::AUTH_TEST);
+                    continue;
+                }
+                let Some(permit) = ctx.try_permit(source) else {
                     refuse(conn);
                     continue;
                 };
                 if ctx.awaiting_streams() {
+                    let Some(pending) = ctx.try_pending(source) else {
+                        refuse(conn);
+                        continue;
+                    };
                     let (tx, rx) = oneshot::channel();
-                    if order_tx.try_send(rx).is_err() {
+                    if !lanes.send(source, rx, &ctx, &tasks) {
                         refuse(conn);
                         continue;
                     }
@@ -158,17 +170,122 @@ async fn serve(
                             _ = shutdown.triggered() => None,
                             c = read_stream_cookie(conn, limit) => c,
                         };
+                        drop(pending);
                         let _ = tx.send(cookie.map(|(cookie, conn)| Classified { conn, peer, cookie, permit }));
                     });
-                } else if let Some(slot) = ctx.try_slot() {
-                    let ctx = Arc::clone(&ctx);
-                    tasks.spawn(run_test(conn, peer, None, slot, permit, ctx));
                 } else {
-                    refuse(conn);
+                    new_test(conn, peer, None, permit, &ctx, &tasks);
                 }
             }
         }
     }
+}
+
+/// The answer-to-be of one cookie read.
+type Answer = oneshot::Receiver<Option<Classified>>;
+
+/// Cookies are read concurrently, but the connections of one source are
+/// routed in their accept order (stream roles and ids follow the order of
+/// arrival), each source in a lane of its own: a silent connection holds
+/// back only later connections from its own address, for at most the
+/// read-start limit, never another client's streams.
+#[derive(Default)]
+struct Lanes {
+    lanes: HashMap<IpAddr, mpsc::Sender<Answer>>,
+}
+
+impl Lanes {
+    /// Queues `answer` in the lane of `source`, starting the lane if it
+    /// has none (or its last one just ended); false if it cannot.
+    fn send(
+        &mut self,
+        source: IpAddr,
+        answer: Answer,
+        ctx: &Arc<PortCtx>,
+        tasks: &TaskTracker,
+    ) -> bool {
+        let answer = match self.lanes.get(&source) {
+            Some(tx) => match tx.try_send(answer) {
+                Ok(()) => return true,
+                Err(mpsc::error::TrySendError::Full(_)) => return false,
+                Err(mpsc::error::TrySendError::Closed(a)) => a,
+            },
+            None => answer,
+        };
+        self.lanes.retain(|_, tx| !tx.is_closed());
+        let (tx, rx) = mpsc::channel(MAX_CONNECTIONS);
+        let ok = tx.try_send(answer).is_ok();
+        self.lanes.insert(source, tx);
+        tasks.spawn(run_lane(rx, Arc::clone(ctx), tasks.clone()).in_current_span());
+        ok
+    }
+}
+
+/// Routes one source's connections in order; ends once its queue has been
+/// empty for [`LANE_IDLE`].
+async fn run_lane(mut rx: mpsc::Receiver<Answer>, ctx: Arc<PortCtx>, tasks: TaskTracker) {
+    let shutdown = ctx.shutdown.clone();
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.triggered() => return,
+            next = tokio::time::timeout(LANE_IDLE, rx.recv()) => next,
+        };
+        let answer = match next {
+            Ok(Some(answer)) => answer,
+            Ok(None) => return,
+            Err(_) => {
+                // Idle: take no more, route what slipped in meanwhile.
+                rx.close();
+                while let Ok(answer) = rx.try_recv() {
+                    if let Ok(Some(c)) = answer.await {
+                        route(c, &ctx, &tasks);
+                    }
+                }
+                return;
+            }
+        };
+        // A read ends within its deadline, so the head of the lane holds
+        // the others back for a bounded time only.
+        let classified = tokio::select! {
+            _ = shutdown.triggered() => return,
+            c = answer => c,
+        };
+        if let Ok(Some(c)) = classified {
+            route(c, &ctx, &tasks);
+        }
+    }
+}
+
+/// Starts a test on a new control connection if its source is admitted and
+/// the port has room; otherwise refuses it at once. With authentication
+/// required, the test counts on the port only once its client
+/// authenticated: a client that cannot does not keep others out.
+fn new_test(
+    conn: TcpStream,
+    peer: SocketAddr,
+    cookie: Option<Cookie>,
+    permit: OwnedSemaphorePermit,
+    ctx: &Arc<PortCtx>,
+    tasks: &TaskTracker,
+) {
+    let slot = if ctx.settings.auth.is_some() {
+        ctx.uncounted_slot()
+    } else {
+        match ctx.try_slot() {
+            Some(slot) => slot,
+            None => return refuse(conn),
+        }
+    };
+    let source = peer.ip().to_canonical();
+    if let Err(why) = ctx.admit(source) {
+        ctx.refused(source, why, None);
+        return match why {
+            Refusal::NotAllowed => refuse_with_error(conn, ErrorCode::AUTH_TEST),
+            // "Busy, try again later" is what a stock client says.
+            _ => refuse(conn),
+        };
+    }
+    tasks.spawn(run_test(conn, peer, cookie, slot, permit, Arc::clone(ctx)));
 }
 
 /// Reads the 37-byte cookie of a connection that arrived while a test
@@ -202,36 +319,58 @@ fn route(c: Classified, ctx: &Arc<PortCtx>, tasks: &TaskTracker) {
         }
         return;
     }
-    match ctx.try_slot() {
-        Some(slot) => {
-            let fut = run_test(conn, peer, Some(cookie), slot, permit, Arc::clone(ctx));
-            tasks.spawn(fut);
-        }
-        None => refuse(conn),
-    }
+    new_test(conn, peer, Some(cookie), permit, ctx, tasks);
 }
 
 /// Re-creates the listener with `opts` (stock does the same: options such as
-/// the window must be on the listening socket before the handshake).
+/// the window must be on the listening socket before the handshake), or
+/// leaves it when it already has them. The new socket gets its options
+/// before the old listener is let go, so options the kernel refuses (a bad
+/// `-M`) never take the port offline; otherwise the port is without a
+/// listener only between one close and one bind.
 async fn rebind(
     listener: &mut TcpListener,
+    current: &mut ListenOpts,
     addr: SocketAddr,
     opts: ListenOpts,
 ) -> std::io::Result<(u32, u32)> {
-    // The old socket must be closed before the new one can bind the port.
+    if opts == *current {
+        return Ok(listen::buffer_sizes(&*listener));
+    }
+    let fresh = listen::prepared(addr, opts)?;
+    replace_listener(listener, addr, fresh).await?;
+    *current = opts;
+    Ok(listen::buffer_sizes(&*listener))
+}
+
+/// Closes the listener and binds `fresh` in its place; if that fails, the
+/// port goes back to a listener without options.
+async fn replace_listener(
+    listener: &mut TcpListener,
+    addr: SocketAddr,
+    fresh: socket2::Socket,
+) -> std::io::Result<()> {
+    // The old socket must be closed before the new one can bind the port;
+    // a placeholder on another port holds its place meanwhile.
     let placeholder = TcpListener::bind((addr.ip(), 0)).await?;
     drop(std::mem::replace(listener, placeholder));
-    let mut last_err = None;
+    let error = match listen::bind_prepared(fresh, addr) {
+        Ok(l) => {
+            *listener = TcpListener::from_std(l)?;
+            return Ok(());
+        }
+        Err(e) => e,
+    };
+    let mut last_err = error;
     for _ in 0..50 {
-        match listen::tcp_listener(addr, opts) {
+        match listen::tcp_listener(addr, ListenOpts::default()) {
             Ok(l) => {
-                let sizes = listen::buffer_sizes(&l);
                 *listener = TcpListener::from_std(l)?;
-                return Ok(sizes);
+                return Err(last_err);
             }
-            Err(e) => last_err = Some(e),
+            Err(e) => last_err = e,
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Err(last_err.unwrap_or_else(|| std::io::Error::other("rebind failed")))
+    Err(last_err)
 }

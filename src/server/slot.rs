@@ -5,9 +5,9 @@
 //! on this; it knows neither.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -18,6 +18,8 @@ use super::overlap::Overlaps;
 use crate::health::HealthProbe;
 use crate::hub::Hub;
 use crate::locks::lock;
+use crate::protocol::admission::{Admission, Refusal};
+use crate::protocol::errors::ErrorCode;
 use crate::protocol::policy::Policy;
 use crate::protocol::session::Limits;
 use crate::protocol::wire::{Cookie, State};
@@ -28,6 +30,15 @@ use crate::shutdown::Shutdown;
 /// are refused at once. A `-P 128 --bidir` test opens 256 streams in a row,
 /// so this leaves room for that and for a flood beside it.
 pub const MAX_CONNECTIONS: usize = 512;
+
+/// Of [`MAX_CONNECTIONS`], those only the clients of tests waiting for
+/// their streams may take: a flood from other addresses leaves them a
+/// `-P 128 --bidir` test's worth.
+pub const RESERVED_FOR_STREAMS: usize = 256;
+
+/// Connections one source address may have waiting for their cookie to be
+/// read, unless a test waits for streams from it: more are refused at once.
+pub const MAX_PENDING_PER_SOURCE: usize = 32;
 
 /// Settings shared by every port.
 #[derive(Debug, Clone)]
@@ -49,6 +60,8 @@ pub struct PortSettings {
     pub auth: Option<Arc<Authenticator>>,
     /// `--copy`: data streams copy as stock's do, unless a client asks not to.
     pub copy: bool,
+    /// Tests per source and refusals, shared by every port.
+    pub admission: Arc<Mutex<Admission>>,
 }
 
 impl Default for PortSettings {
@@ -62,6 +75,7 @@ impl Default for PortSettings {
             health: HealthProbe::default(),
             auth: None,
             copy: false,
+            admission: Arc::default(),
         }
     }
 }
@@ -101,6 +115,8 @@ pub struct PortCtx {
     table: Mutex<Table>,
     /// One per connection held ([`MAX_CONNECTIONS`]).
     permits: Arc<Semaphore>,
+    /// Connections per source whose cookie is being read.
+    pending: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// The routing table of one port.
@@ -108,8 +124,9 @@ pub struct PortCtx {
 struct Table {
     /// Tests holding a slot.
     active: usize,
-    /// Tests waiting for data streams, by cookie.
-    awaiting: HashMap<Cookie, StreamSender>,
+    /// Tests waiting for data streams, by cookie, with their client's
+    /// address.
+    awaiting: HashMap<Cookie, (StreamSender, IpAddr)>,
 }
 
 impl PortCtx {
@@ -133,26 +150,94 @@ impl PortCtx {
             udp_setup: Arc::default(),
             table: Mutex::default(),
             permits: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            pending: Mutex::default(),
         }
     }
 
-    /// One of the port's connection permits, if any is left.
-    pub fn try_permit(&self) -> Option<OwnedSemaphorePermit> {
+    /// One of the port's connection permits, if any is left. A source no
+    /// test waits for streams from gets none of the last
+    /// [`RESERVED_FOR_STREAMS`].
+    pub fn try_permit(&self, source: IpAddr) -> Option<OwnedSemaphorePermit> {
+        if self.permits.available_permits() <= RESERVED_FOR_STREAMS
+            && !self.expects_streams_from(source)
+        {
+            return None;
+        }
         Arc::clone(&self.permits).try_acquire_owned().ok()
+    }
+
+    /// Counts one more connection of `source` whose cookie is read, unless
+    /// it has [`MAX_PENDING_PER_SOURCE`] already (and no test waits for
+    /// streams from it); the count drops with the guard.
+    pub fn try_pending(self: &Arc<Self>, source: IpAddr) -> Option<PendingRead> {
+        let expected = self.expects_streams_from(source);
+        let mut pending = lock(&self.pending);
+        let n = pending.entry(source).or_insert(0);
+        if *n >= MAX_PENDING_PER_SOURCE && !expected {
+            return None;
+        }
+        *n += 1;
+        Some(PendingRead {
+            ctx: Arc::clone(self),
+            source,
+        })
     }
 
     /// A slot for one more test, if the port has room.
     pub fn try_slot(self: &Arc<Self>) -> Option<TestSlot> {
-        let mut t = lock(&self.table);
-        if t.active >= self.settings.max_tests {
-            return None;
-        }
-        t.active += 1;
-        Some(TestSlot {
+        let mut slot = self.uncounted_slot();
+        slot.claim().then_some(slot)
+    }
+
+    /// A slot that does not count yet: its test must [`TestSlot::claim`]
+    /// it (once its client authenticated) before it moves data.
+    pub fn uncounted_slot(self: &Arc<Self>) -> TestSlot {
+        TestSlot {
             ctx: Arc::clone(self),
             cookie: None,
-            released: false,
-        })
+            counted: false,
+        }
+    }
+
+    /// Whether `source` passes `--allow` and the rate of tests per source;
+    /// the rate counts this test when it does.
+    pub fn admit(&self, source: IpAddr) -> Result<(), Refusal> {
+        let policy = &self.settings.policy;
+        if !policy.allow.allows(source) {
+            return Err(Refusal::NotAllowed);
+        }
+        let per_minute = policy.tests_per_minute;
+        if !lock(&self.settings.admission).try_start(Instant::now(), source, per_minute) {
+            return Err(Refusal::TooManyTests);
+        }
+        Ok(())
+    }
+
+    /// Notes a refusal: the first of a source in a minute goes to stderr
+    /// (with `detail`, escaped), the others are counted for
+    /// [`PortCtx::report_refusals`].
+    pub fn refused(&self, source: IpAddr, why: Refusal, detail: Option<&str>) {
+        let source = source.to_canonical();
+        if lock(&self.settings.admission).refused(Instant::now(), source, why) {
+            match detail {
+                Some(d) => tracing::warn!(client = %source, why = %d, "{}", why.text()),
+                None => tracing::warn!(client = %source, "{}", why.text()),
+            }
+        }
+    }
+
+    /// Writes the summary lines of refusals that are due.
+    pub fn report_refusals(&self) {
+        let due = lock(&self.settings.admission).summaries(Instant::now());
+        for s in due {
+            let source = s.source.map_or("others".to_string(), |ip| ip.to_string());
+            tracing::warn!(
+                client = %source,
+                refused = s.count,
+                last = s.last.text(),
+                "refusals in the last minute"
+            );
+        }
     }
 
     /// Whether no test holds a slot.
@@ -167,7 +252,37 @@ impl PortCtx {
 
     /// Where a connection carrying `cookie` goes, if a test awaits it.
     pub fn stream_route(&self, cookie: &Cookie) -> Option<StreamSender> {
-        lock(&self.table).awaiting.get(cookie).cloned()
+        lock(&self.table)
+            .awaiting
+            .get(cookie)
+            .map(|(tx, _)| tx.clone())
+    }
+
+    /// Whether some test waits for data streams from `source`.
+    pub fn expects_streams_from(&self, source: IpAddr) -> bool {
+        let source = source.to_canonical();
+        lock(&self.table)
+            .awaiting
+            .values()
+            .any(|(_, ip)| *ip == source)
+    }
+}
+
+/// A connection counted among its source's pending cookie reads.
+pub struct PendingRead {
+    ctx: Arc<PortCtx>,
+    source: IpAddr,
+}
+
+impl Drop for PendingRead {
+    fn drop(&mut self) {
+        let mut pending = lock(&self.ctx.pending);
+        if let Some(n) = pending.get_mut(&self.source) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                pending.remove(&self.source);
+            }
+        }
     }
 }
 
@@ -177,15 +292,29 @@ pub struct TestSlot {
     ctx: Arc<PortCtx>,
     /// The cookie streams are routed by, while they are.
     cookie: Option<Cookie>,
-    /// The port's count no longer includes this test.
-    released: bool,
+    /// The port's count includes this test.
+    counted: bool,
 }
 
 impl TestSlot {
-    /// Routes TCP connections carrying `cookie` to `tx` until
-    /// [`TestSlot::stop_streams`].
-    pub fn await_streams(&mut self, cookie: Cookie, tx: StreamSender) {
-        lock(&self.ctx.table).awaiting.insert(cookie, tx);
+    /// Counts the test on its port if there is room (or it already is);
+    /// whether it is counted.
+    pub fn claim(&mut self) -> bool {
+        if !self.counted {
+            let mut t = lock(&self.ctx.table);
+            if t.active < self.ctx.settings.max_tests {
+                t.active += 1;
+                self.counted = true;
+            }
+        }
+        self.counted
+    }
+
+    /// Routes TCP connections carrying `cookie` from `client` to `tx`
+    /// until [`TestSlot::stop_streams`].
+    pub fn await_streams(&mut self, cookie: Cookie, client: IpAddr, tx: StreamSender) {
+        let client = client.to_canonical();
+        lock(&self.ctx.table).awaiting.insert(cookie, (tx, client));
         self.cookie = Some(cookie);
     }
 
@@ -200,7 +329,7 @@ impl TestSlot {
     /// only its bookkeeping (the log entry) remains.
     pub fn release(&mut self) {
         self.stop_streams();
-        if !std::mem::replace(&mut self.released, true) {
+        if std::mem::take(&mut self.counted) {
             let mut t = lock(&self.ctx.table);
             t.active = t.active.saturating_sub(1);
         }
@@ -216,7 +345,17 @@ impl Drop for TestSlot {
 /// Refuses a connection the way stock does: one `0xFF` byte, then close.
 /// Needs no task: the byte fits any fresh socket's send buffer.
 pub fn refuse(conn: TcpStream) {
+    refuse_with(conn, &[State::AccessDenied.byte()]);
+}
+
+/// Refuses a connection with `SERVER_ERROR` and `code`, at once, without
+/// reading anything from it.
+pub fn refuse_with_error(conn: TcpStream, code: ErrorCode) {
+    refuse_with(conn, &crate::protocol::wire::server_error(code.0, 0));
+}
+
+fn refuse_with(conn: TcpStream, bytes: &[u8]) {
     // A failed write is ignored: the running test must not notice.
-    let _ = conn.try_write(&[State::AccessDenied.byte()]);
+    let _ = conn.try_write(bytes);
     let _ = socket2::SockRef::from(&conn).shutdown(std::net::Shutdown::Write);
 }

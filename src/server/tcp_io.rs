@@ -104,7 +104,11 @@ pub fn send(sock: TcpStream, mut block: Block<'_>, pacing: Pacing, t0: Instant, 
     let mut sent: u64 = 0;
     loop {
         if let Some(wait) = pacing.wait(sent, t0.elapsed()) {
-            std::thread::sleep(wait);
+            if !hung_up_within(&sock, wait) {
+                // Woken by the clock (or a signal): look at the schedule
+                // again. A hang-up falls through to a write that fails.
+                continue;
+            }
         }
         for _ in 0..pacing.burst {
             let mut done = 0;
@@ -142,6 +146,25 @@ pub fn send(sock: TcpStream, mut block: Block<'_>, pacing: Pacing, t0: Instant, 
             c.writing.store(false, Relaxed);
         }
     }
+}
+
+/// Sleeps up to `wait` on the socket: whether it was shut down (by
+/// [`super::streams::DataStream::stop`]) or failed meanwhile. A paced
+/// sender waits here, so its thread ends with its test however long the
+/// pacing wait (`-b 1 -l 1M`: 97 days) instead of outliving it. No events
+/// are asked for: only a hang-up or an error wakes it early, so a socket
+/// that is merely writable does not spin.
+fn hung_up_within(sock: &TcpStream, wait: std::time::Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut fd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let n = unsafe { libc::poll(&mut fd, 1, ms) };
+    n > 0 && fd.revents & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
 #[cfg(test)]
@@ -243,6 +266,41 @@ mod tests {
             Method::Sendfile
         );
         assert_eq!(send_counts(|_| None), Method::Write);
+    }
+
+    #[test]
+    fn a_paced_sender_wakes_when_stopped() {
+        let (mut client, server) = pair();
+        let probe = server.try_clone().unwrap();
+        let c = Arc::new(Counters::default());
+        let c2 = Arc::clone(&c);
+        let t = std::thread::spawn(move || {
+            let bytes = vec![1u8; 1 << 20];
+            let block = Block {
+                bytes: &bytes,
+                file: None,
+                copies: 1,
+            };
+            // 1 bit/s: the second block is due in 97 days.
+            send(
+                server,
+                block,
+                Pacing { rate: 1, burst: 1 },
+                Instant::now(),
+                &c2,
+            );
+        });
+        let mut got = vec![0u8; 1 << 20];
+        client.read_exact(&mut got).unwrap();
+        wait_for("the block counted", || c.bytes.load(Relaxed) == 1 << 20);
+        let stopped = Instant::now();
+        probe.shutdown(Shutdown::Both).unwrap();
+        t.join().unwrap();
+        assert!(
+            stopped.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            stopped.elapsed()
+        );
     }
 
     #[test]

@@ -143,3 +143,14 @@ pub fn chromium() -> PathBuf {
         "chromium",
     )
 }
+
+/// Every `verdict.limited_by` the contract names.
+pub const VERDICT_LIMITS: [&str; 7] = [
+    "bitrate-target",
+    "server-cpu",
+    "pi-throttled",
+    "receive-window",
+    "send-buffer",
+    "network",
+    "unknown",
+];

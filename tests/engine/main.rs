@@ -12,6 +12,7 @@ mod copyfree;
 mod faults;
 mod harness;
 mod history;
+mod hostile;
 mod limits;
 mod load;
 mod logs;

@@ -70,6 +70,11 @@ pub enum Event {
     /// Reading the cookie, parameters or results failed: EOF before the
     /// whole message, an oversized or empty length prefix, an OS error.
     ReadFailed(Option<String>),
+    /// The client authenticated (after [`Action::Authenticate`]).
+    Authenticated,
+    /// The client authenticated, but the port has no room for its test
+    /// (checked only then when authentication is required).
+    Busy,
     /// The data listener is ready for this test's streams.
     Prepared,
     /// One more data stream with our cookie was accepted.
@@ -100,6 +105,11 @@ pub enum Action {
     Send(State),
     /// Send `SERVER_ERROR` with this code and errno.
     SendError(ErrorCode, i32),
+    /// Check the client's credentials (the parameters' `authtoken`, if it
+    /// sent one), then report [`Event::Authenticated`], [`Event::Busy`] or
+    /// [`Event::Fault`]. Asked before the parameters are judged, so that
+    /// only an authenticated client learns the server's limits.
+    Authenticate(Option<String>),
     /// Prepare the data listener for these parameters (window, MSS, UDP
     /// socket), then report [`Event::Prepared`] or [`Event::Fault`].
     Prepare,

@@ -5,7 +5,10 @@
 //! The driver sleeps until [`Session::deadline`] and then reports
 //! [`Event::Tick`] with the stream counters; every rule that needs a clock
 //! (the bitrate cap, the omit end, broken and stalled streams, timeouts)
-//! is decided here, with the time as a parameter.
+//! is decided here, with the time as a parameter. With authentication
+//! required, the parameters are judged (decoded, checked against the
+//! policy) only once the driver reports the client authenticated, so a
+//! stranger learns nothing of the server's limits.
 //!
 //! Files: `events.rs` (the events, actions, phases and tick counters),
 //! `timers.rs` (the timer table and the timing limits), this file (the
@@ -26,7 +29,7 @@ pub use events::{Action, BufferSocket, Counters, Event, Expect, Phase};
 pub use timers::{Limits, Timer, TimerTable, INTERVAL, OMIT_SLACK};
 
 use super::errors::{self, ErrorCode};
-use super::params::TestParams;
+use super::params::{authtoken_of, TestParams};
 use super::policy::{Policy, RateWindow};
 use super::results::check_client_results;
 use super::wire::{Cookie, State};
@@ -58,6 +61,10 @@ pub struct Session {
     ended: bool,
     /// What tests may do.
     policy: Policy,
+    /// Clients must authenticate before their parameters are judged.
+    auth_required: bool,
+    /// The parameters document, while its client authenticates.
+    pending_params: Option<Vec<u8>>,
 }
 
 impl Session {
@@ -76,6 +83,8 @@ impl Session {
             broken_seen: false,
             ended: false,
             policy: Policy::default(),
+            auth_required: false,
+            pending_params: None,
         };
         s.enter(Phase::Cookie, now);
         s
@@ -84,6 +93,13 @@ impl Session {
     /// Applies the server's policy to the parameters of this test.
     pub fn with_policy(mut self, policy: Policy) -> Session {
         self.policy = policy;
+        self
+    }
+
+    /// Requires authentication before the parameters are judged: the
+    /// session then asks for [`Action::Authenticate`] first.
+    pub fn with_auth(mut self, required: bool) -> Session {
+        self.auth_required = required;
         self
     }
 
@@ -245,18 +261,23 @@ impl Session {
                 self.enter(P::Params, now);
                 vec![Action::Send(State::ParamExchange)]
             }
-            (P::Params, Event::Params(body)) => {
-                match TestParams::decode(&body).and_then(|p| self.policy.check(&p).map(|()| p)) {
-                    Ok(params) => {
-                        self.params = Some(params);
-                        self.enter(P::Preparing, now);
-                        vec![Action::Prepare]
-                    }
-                    Err(e) => {
-                        let os = (e.code == ErrorCode::RECV_PARAMS).then(String::new);
-                        self.fail(now, e.code, os)
-                    }
-                }
+            (P::Params, Event::Params(body)) if self.auth_required => {
+                // Nothing about the parameters is told before the client
+                // authenticates: not even that they break a limit.
+                let token = authtoken_of(&body);
+                self.pending_params = Some(body);
+                self.enter(P::Preparing, now);
+                vec![Action::Authenticate(token)]
+            }
+            (P::Params, Event::Params(body)) => self.judge_params(now, &body),
+            (P::Preparing, Event::Authenticated) if self.pending_params.is_some() => {
+                let body = self.pending_params.take().unwrap_or_default();
+                self.judge_params(now, &body)
+            }
+            (P::Preparing, Event::Busy) => {
+                let mut out = vec![Action::Send(State::AccessDenied)];
+                out.extend(self.finish(now, Some(errors::SERVER_BUSY.to_string())));
+                out
             }
             (P::Preparing, Event::Prepared) => {
                 self.enter(P::Streams, now);
@@ -332,6 +353,21 @@ impl Session {
             // Events that do not fit the phase are the driver's bug, not the
             // client's; ignore them.
             _ => Vec::new(),
+        }
+    }
+
+    /// Decodes the parameters and checks them against the policy.
+    fn judge_params(&mut self, now: Instant, body: &[u8]) -> Vec<Action> {
+        match TestParams::decode(body).and_then(|p| self.policy.check(&p).map(|()| p)) {
+            Ok(params) => {
+                self.params = Some(params);
+                self.enter(Phase::Preparing, now);
+                vec![Action::Prepare]
+            }
+            Err(e) => {
+                let os = (e.code == ErrorCode::RECV_PARAMS).then(String::new);
+                self.fail(now, e.code, os)
+            }
         }
     }
 

@@ -73,6 +73,9 @@ impl Test {
         if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy) {
             ours.push("data_path", path);
         }
+        if self.intervals_dropped > 0 {
+            ours.push("intervals_dropped", self.intervals_dropped);
+        }
         ours
     }
 
@@ -102,6 +105,9 @@ impl Test {
         self.restore_listener().await;
         if let (Some(e), Some(_)) = (&error, self.params()) {
             tracing::info!(error = %e, "test ended");
+        }
+        if self.unlogged {
+            return;
         }
         let p = self.params();
         let entry = self.log.entry(

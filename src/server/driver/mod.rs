@@ -63,7 +63,8 @@ pub fn run_test(
         setup::control_options(&conn);
         let (rd, wr) = conn.into_split();
         let session = Session::new(Instant::now(), ctx.settings.limits)
-            .with_policy(ctx.settings.policy.clone());
+            .with_policy(ctx.settings.policy.clone())
+            .with_auth(ctx.settings.auth.is_some());
         let test = Test {
             session,
             refused: None,
@@ -96,6 +97,8 @@ pub fn run_test(
             streams_stopped: false,
             announced: false,
             user: None,
+            unlogged: false,
+            intervals_dropped: 0,
         };
         test.run(cookie).await;
     }
@@ -166,6 +169,13 @@ struct Test {
     announced: bool,
     /// The authenticated username, when authentication is required.
     user: Option<String>,
+    /// The test ends without a log entry: its client was refused before it
+    /// was admitted (counted on stderr instead, see
+    /// [`crate::protocol::admission`]).
+    unlogged: bool,
+    /// Intervals left out of the log past
+    /// [`sample::MAX_KEPT_INTERVAL_RECORDS`].
+    intervals_dropped: u64,
 }
 
 /// What woke the driver up.
@@ -261,6 +271,7 @@ impl Test {
                 self.refused = Some(why);
                 None
             }
+            Action::Authenticate(token) => Some(self.authenticate(token).await),
             Action::Prepare => Some(self.prepare().await),
             Action::StartTest => Some(self.start_test().await),
             Action::SampleInterval => {

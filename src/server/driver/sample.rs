@@ -13,7 +13,30 @@ use crate::report::tcp_send::TcpSend;
 use crate::server::streams::DataStream;
 use crate::sys::os_error_text;
 
+/// Interval records (one per stream, plus the sum, per interval) a test
+/// keeps for its log entry: about 750 bytes each in memory, so a test holds
+/// at most about 24 MiB of intervals however long it runs (`-t 0` runs
+/// forever). That is 4.5 hours of one stream, an hour of `-P 8`, four
+/// minutes of `-P 128`; later intervals still count in `end`, and the log
+/// entry says how many were left out (`webperf3.intervals_dropped`).
+pub const MAX_KEPT_INTERVAL_RECORDS: usize = 32_768;
+
+/// Whether a test with `streams` streams that kept `kept` intervals keeps
+/// one more.
+pub(super) fn keeps_interval(kept: usize, streams: usize) -> bool {
+    (kept + 1).saturating_mul(streams + 1) <= MAX_KEPT_INTERVAL_RECORDS
+}
+
 impl Test {
+    /// Keeps an interval for the log, within [`MAX_KEPT_INTERVAL_RECORDS`].
+    fn keep_interval(&mut self, interval: crate::report::json::Json) {
+        if keeps_interval(self.log.intervals.len(), self.streams.len()) {
+            self.log.intervals.push(interval);
+        } else {
+            self.intervals_dropped += 1;
+        }
+    }
+
     /// The streams' counters for a tick: totals per direction, whether a
     /// sender can still move (it waits on its pacing rather than on the
     /// client), and the first broken stream.
@@ -54,7 +77,7 @@ impl Test {
         let samples = sample_streams(&self.streams, &mut self.tcp_send);
         self.health.add(self.ctx.settings.health.sample());
         if let Some((interval, bps)) = stats.sample(now, &samples) {
-            self.log.intervals.push(interval);
+            self.keep_interval(interval);
             self.ctx
                 .hub
                 .progress(self.ctx.port, bps, (now - t0).as_secs_f64());
@@ -84,8 +107,9 @@ impl Test {
         let now = Instant::now();
         if let Some(stats) = self.stats.as_mut() {
             let samples = sample_streams(&self.streams, &mut self.tcp_send);
-            if let Some((interval, _)) = stats.sample(now, &samples) {
-                self.log.intervals.push(interval);
+            let last = stats.sample(now, &samples);
+            if let Some((interval, _)) = last {
+                self.keep_interval(interval);
             }
             if let (Some(t0), Some((u0, s0))) = (self.t0, self.cpu_at_t0) {
                 let (u1, s1) = crate::sys::cpu_times();
@@ -101,7 +125,9 @@ impl Test {
                         .collect();
                 }
             }
-            self.log.end = stats.end(self.cpu, self.congestion.as_deref());
+            if let Some(stats) = self.stats.as_ref() {
+                self.log.end = stats.end(self.cpu, self.congestion.as_deref());
+            }
         }
     }
 }
@@ -119,4 +145,22 @@ fn sample_streams(streams: &[DataStream], tcp_send: &mut TcpSend) -> Vec<Sample>
             sample
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_intervals_are_bounded_by_records() {
+        // One stream: two records an interval.
+        assert!(keeps_interval(16_383, 1));
+        assert!(!keeps_interval(16_384, 1));
+        // -P 128: 129 records an interval.
+        assert!(keeps_interval(253, 128));
+        assert!(!keeps_interval(254, 128));
+        // -P 128 --bidir: 257.
+        assert!(!keeps_interval(127, 256));
+        assert!(keeps_interval(0, 256));
+    }
 }

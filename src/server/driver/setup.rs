@@ -13,11 +13,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Test;
+use crate::protocol::admission::Refusal;
 use crate::protocol::errors::ErrorCode;
 use crate::protocol::params::{Protocol, TestParams};
 use crate::protocol::session::{BufferSocket, Event};
 use crate::report::stats::Stats;
-use crate::server::auth::Authenticator;
 use crate::server::listen::ListenOpts;
 use crate::server::slot::{refuse, Reconfigure};
 use crate::server::streams::DataStream;
@@ -68,13 +68,16 @@ impl Test {
     }
 
     /// Checks the client's `authtoken` off the reactor (RSA takes
-    /// milliseconds). A refusal is answered no sooner than
-    /// [`AUTH_REFUSAL_DELAY`] after the check began, so its timing tells
-    /// nothing about which check failed (with PKCS#1 v1.5 padding that
-    /// would be a padding oracle), and guessing is slow.
-    async fn authorized(&mut self, auth: Arc<Authenticator>, p: &TestParams) -> bool {
+    /// milliseconds), then counts the test on its port. A refusal is
+    /// answered no sooner than [`AUTH_REFUSAL_DELAY`] after the check
+    /// began, so its timing tells nothing about which check failed (with
+    /// PKCS#1 v1.5 padding that would be a padding oracle), and guessing is
+    /// slow. A refused client leaves no log entry: refusals are counted.
+    pub(super) async fn authenticate(&mut self, token: Option<String>) -> Event {
+        let Some(auth) = self.ctx.settings.auth.clone() else {
+            return Event::Authenticated;
+        };
         let began = tokio::time::Instant::now();
-        let token = p.authtoken.clone();
         let now_unix = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -82,14 +85,20 @@ impl Test {
         let why = match verdict.await {
             Ok(Ok(user)) => {
                 self.user = Some(user);
-                return true;
+                if self.slot.claim() {
+                    return Event::Authenticated;
+                }
+                self.unlogged = true;
+                return Event::Busy;
             }
             Ok(Err(e)) => e.to_string(),
             Err(e) => format!("the check failed: {e}"),
         };
-        tracing::warn!(why = %why, "test not authorized");
+        self.unlogged = true;
+        self.ctx
+            .refused(self.peer.ip(), Refusal::NotAuthorized, Some(&why));
         tokio::time::sleep_until(began + AUTH_REFUSAL_DELAY).await;
-        false
+        Event::Fault(ErrorCode::AUTH_TEST, None)
     }
 
     /// Gets the data listener ready for the accepted parameters.
@@ -99,12 +108,6 @@ impl Test {
         };
         let name = p.extra_data.as_deref().unwrap_or("-");
         tracing::Span::current().record("name", tracing::field::debug(name));
-        // Authentication first: a refused client changes nothing here.
-        if let Some(auth) = self.ctx.settings.auth.clone() {
-            if !self.authorized(auth, &p).await {
-                return Event::Fault(ErrorCode::AUTH_TEST, None);
-            }
-        }
         let cookie = self.session.cookie().map(|c| c.text()).unwrap_or_default();
         if p.protocol == Protocol::Udp {
             self.log
@@ -148,7 +151,7 @@ impl Test {
         }
         let (tx, rx) = mpsc::channel(p.stream_count() as usize);
         if let Some(c) = self.session.cookie() {
-            self.slot.await_streams(c, tx);
+            self.slot.await_streams(c, self.peer.ip(), tx);
         }
         self.stream_rx = Some(rx);
         self.announce(&p);

@@ -332,3 +332,48 @@ fn bad_results_are_reported() {
     assert_eq!(out[0], Action::SendError(ErrorCode::RECV_RESULTS, 0));
     assert!(matches!(&out[1], Action::Finish(Some(_))));
 }
+
+/// A session that requires authentication, with its parameters (carrying
+/// `authtoken` "T") received: it asks for the check before anything else.
+fn authenticating(clock: &Clock, policy: Policy, params: &str) -> Session {
+    let mut s = Session::new(clock.at(0.0), Limits::default())
+        .with_policy(policy)
+        .with_auth(true);
+    s.handle(clock.at(0.0), Event::Cookie(cookie()));
+    let out = s.handle(clock.at(0.1), Event::Params(params.as_bytes().to_vec()));
+    assert_eq!(out, vec![Action::Authenticate(Some("T".into()))]);
+    assert_eq!(s.expect(), Expect::Nothing);
+    s
+}
+
+#[test]
+fn limits_are_judged_only_after_authentication() {
+    let clock = Clock(Instant::now());
+    let policy = Policy {
+        max_duration: Some(5),
+        no_udp: true,
+        ..Policy::default()
+    };
+    // Over two limits and too many streams: nothing is told yet.
+    let params = r#"{"udp":true,"time":60,"parallel":500,"authtoken":"T"}"#;
+    let mut s = authenticating(&clock, policy.clone(), params);
+    // A failed check is all the client hears.
+    let out = s.handle(clock.at(0.4), Event::Fault(ErrorCode::AUTH_TEST, None));
+    assert_eq!(out[0], Action::SendError(ErrorCode::AUTH_TEST, 0));
+    // Once authenticated, the limits apply.
+    let mut s = authenticating(&clock, policy.clone(), params);
+    let out = s.handle(clock.at(0.2), Event::Authenticated);
+    assert!(matches!(out[0], Action::SendError(code, 0) if code != ErrorCode::AUTH_TEST));
+    let ok = r#"{"tcp":true,"time":5,"authtoken":"T"}"#;
+    let mut s = authenticating(&clock, policy.clone(), ok);
+    assert_eq!(
+        s.handle(clock.at(0.2), Event::Authenticated),
+        vec![Action::Prepare]
+    );
+    assert_eq!(s.params().map(|p| p.time), Some(5));
+    // Authenticated, but the port is full: told "busy", as stock does.
+    let mut s = authenticating(&clock, policy, ok);
+    let out = s.handle(clock.at(0.2), Event::Busy);
+    assert_eq!(out[0], Action::Send(State::AccessDenied));
+    assert_eq!(s.phase(), Phase::Finished);
+}
