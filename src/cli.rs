@@ -61,12 +61,13 @@ pub struct Args {
     #[arg(short = 'd', long = "log-dir", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
 
-    /// Rotate a port's log before it grows past SIZE bytes (K, M, G
-    /// suffixes, powers of 1024) [default: 64M].
+    /// Rotate a port's log, and ndt7.json, before it grows past SIZE bytes
+    /// (K, M, G suffixes, powers of 1024) [default: 64M].
     #[arg(long = "max-log-size", value_name = "SIZE", value_parser = parse_log_size)]
     pub max_log_size: Option<u64>,
 
-    /// Rotated copies of each log kept (port-P.json.1 .. .N); older ones are deleted.
+    /// Rotated copies of each log kept (port-P.json.1 .. .N, ndt7.json.1 ..
+    /// .N); older ones are deleted.
     #[arg(long = "keep-rotated", value_name = "N", default_value_t = DEFAULT_KEEP_ROTATED)]
     pub keep_rotated: u32,
 

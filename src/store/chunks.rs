@@ -6,6 +6,18 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::path::Path;
+
+/// Opens the log file at `path` to be read at start-up; what stops that
+/// is a warning naming the file. Only regular files: reading a FIFO would
+/// block start-up.
+pub fn open_log(path: &Path) -> Result<File, String> {
+    let shown = path.display();
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(format!("{shown}: skipped: not a regular file")),
+        _ => File::open(path).map_err(|e| format!("{shown}: cannot read: {e}")),
+    }
+}
 
 /// How much of a file is read at a time.
 pub const CHUNK: usize = 8 * 1024 * 1024;

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::ids::{LogKey, TestId};
+use super::ids::TestId;
 use super::log::LogDir;
 use super::result::TestResult;
 use super::results::ResultsStore;
@@ -44,10 +44,7 @@ pub fn open(
 ) -> Option<(TestResult, io::Result<File>, u64)> {
     let at = store.find(id)?;
     let location = store.location(at)?;
-    let path = match location.file.log {
-        LogKey::Port(port) => logs.generation_path(port, location.file.generation),
-        LogKey::Ndt7 => logs.ndt7_path(),
-    };
+    let path = logs.log_path(location.file.log, location.file.generation);
     Some((store.result(at), File::open(path), location.offset))
 }
 

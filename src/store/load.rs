@@ -1,5 +1,6 @@
 //! Loading every log (`port-<PORT>.json` and its rotated copies,
-//! stock-written or ours, and `ndt7.json`) at start-up into a [`ResultsStore`]: files read
+//! stock-written or ours, and `ndt7.json` and its rotated copies) at
+//! start-up into a [`ResultsStore`]: files read
 //! one after the other in bounded chunks ([`super::chunks`]), each chunk
 //! parsed in pieces on every core, each test kept compact with its id as
 //! soon as it is summarised; damage turned into warnings that name the
@@ -9,9 +10,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use super::chunks::{each_chunk, next_entry_start, CHUNK};
+use super::chunks::{each_chunk, next_entry_start, open_log, CHUNK};
 use super::ids::LogKey;
 use super::log::LogDir;
+use super::ndt7_log::load_ndt7;
 use super::reader::{read_log_at, Damage, Detail, LogItem};
 use super::result::TestResult;
 use super::results::ResultsStore;
@@ -33,14 +35,14 @@ type Latest = Option<(u32, u64)>;
 
 /// One log file to load.
 struct LogFile {
-    port: u16,
+    log: LogKey,
     generation: u32,
     path: PathBuf,
 }
 
 impl LogDir {
-    /// Loads every `port-*.json` (and rotated `port-*.json.<N>`) in the
-    /// directory. `ports` are the ports this run serves (the latest-per-port
+    /// Loads every `port-*.json` and `ndt7.json` (and their rotated
+    /// copies, `<name>.json.<N>`) in the directory. `ports` are the ports this run serves (the latest-per-port
     /// table).
     pub fn load(&self, ports: &[u16]) -> Loaded {
         let mut warnings = Vec::new();
@@ -48,9 +50,9 @@ impl LogDir {
             Ok(entries) => entries
                 .filter_map(Result::ok)
                 .filter_map(|e| {
-                    let (port, generation) = log_name(e.file_name().to_str()?)?;
+                    let (log, generation) = log_name(e.file_name().to_str()?)?;
                     Some(LogFile {
-                        port,
+                        log,
                         generation,
                         path: e.path(),
                     })
@@ -64,8 +66,8 @@ impl LogDir {
                 Vec::new()
             }
         };
-        // Per port, oldest copy first: the files are one log in that order.
-        files.sort_by_key(|f| (f.port, std::cmp::Reverse(f.generation)));
+        // Per log, oldest copy first: the files are one log in that order.
+        files.sort_by_key(|f| (f.log, std::cmp::Reverse(f.generation)));
 
         let mut store = ResultsStore::new(ports);
         let mut latest: BTreeMap<u16, Latest> = BTreeMap::new();
@@ -73,14 +75,22 @@ impl LogDir {
         // of history load in a fraction of the time on a Pi's four cores.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         for file in &files {
-            let carried = latest.entry(file.port).or_default();
-            let key = load_file(file, cores, CHUNK, &mut store, carried, &mut warnings);
+            let key = match file.log {
+                LogKey::Port(port) => {
+                    let carried = latest.entry(port).or_default();
+                    load_file(port, file, cores, CHUNK, &mut store, carried, &mut warnings)
+                }
+                LogKey::Ndt7 => load_ndt7(
+                    &file.path,
+                    file.generation,
+                    CHUNK,
+                    &mut store,
+                    &mut warnings,
+                ),
+            };
             if file.generation == 0 {
-                self.remember_key(file.port, key);
+                self.remember_key(file.log, key);
             }
-        }
-        for result in self.load_ndt7(&mut warnings) {
-            store.push_history(result);
         }
         let latest = latest
             .into_iter()
@@ -104,10 +114,11 @@ fn give_back_freed_memory() {
     }
 }
 
-/// Loads one file into `store`, carrying the port's latest test through
-/// it; returns the file's key (its first test's start time), if it has a
+/// Loads one file of `port`'s log into `store`, carrying the port's latest
+/// test through it; returns the file's key (its first test's start time), if it has a
 /// test. Damage becomes warnings naming the file.
 fn load_file(
+    port: u16,
     file: &LogFile,
     cores: usize,
     chunk: usize,
@@ -116,29 +127,14 @@ fn load_file(
     warnings: &mut Vec<String>,
 ) -> Option<i64> {
     let shown = file.path.display();
-    // Only regular files: reading a FIFO would block start-up.
-    let opened = match fs::metadata(&file.path) {
-        Ok(meta) if meta.is_file() => fs::File::open(&file.path),
-        Ok(_) => {
-            warnings.push(format!("{shown}: skipped: not a regular file"));
-            return None;
-        }
-        Err(e) => Err(e),
-    };
-    let opened = match opened {
-        Ok(opened) => opened,
-        Err(e) => {
-            warnings.push(format!("{shown}: cannot read: {e}"));
-            return None;
-        }
-    };
+    let opened = open_log(&file.path).map_err(|w| warnings.push(w)).ok()?;
     let mut key: Option<(i64, u32)> = None;
     // Damage with where its piece starts in the file; its line numbers are
     // made absolute only at the end (damage is rare, counting lines is not
     // free).
     let mut damaged: Vec<(u64, Damage)> = Vec::new();
     let read = each_chunk(opened, chunk, |base, text| {
-        let Some(pieces) = read_chunk(file.port, text, cores) else {
+        let Some(pieces) = read_chunk(port, text, cores) else {
             warnings.push(format!("{shown}: cannot read: the reader failed"));
             return false;
         };
@@ -150,7 +146,7 @@ fn load_file(
                 };
                 let (_, index) = *key.get_or_insert_with(|| {
                     let filekey = result.timestamp;
-                    let log = LogKey::Port(file.port);
+                    let log = LogKey::Port(port);
                     (filekey, store.file(log, filekey, file.generation))
                 });
                 let at = base + (offset + at) as u64;
@@ -354,12 +350,20 @@ mod tests {
         let path = tmp.path().join("port-5201.json");
         fs::write(&path, text).unwrap();
         let file = LogFile {
-            port: 5201,
+            log: LogKey::Port(5201),
             generation: 0,
             path,
         };
         let (mut store, mut latest, mut warnings) = (ResultsStore::new(&[5201]), None, Vec::new());
-        load_file(&file, cores, chunk, &mut store, &mut latest, &mut warnings);
+        load_file(
+            5201,
+            &file,
+            cores,
+            chunk,
+            &mut store,
+            &mut latest,
+            &mut warnings,
+        );
         let warnings = warnings
             .into_iter()
             .map(|w| {

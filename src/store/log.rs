@@ -3,8 +3,8 @@
 //! summarised ([`LogDir::record`]); a clear appends a `{}` marker
 //! ([`LogDir::append_cleared`]). Nothing else writes a log.
 //!
-//! A log that would grow past its size limit is rotated first, in the same
-//! write path ([`super::rotate`]). Each written test gets its id here: the
+//! A log (a port's, or `ndt7.json`) that would grow past its size limit is
+//! rotated first, in the same write path ([`super::rotate`]). Each written test gets its id here: the
 //! offset it was written at and the file's key ([`super::ids`]).
 //!
 //! Loading the logs at start-up is the `load` module's; text handling lives in
@@ -20,19 +20,20 @@ use super::chunks::{each_chunk, CHUNK};
 use super::ids::{LogKey, TestId};
 use super::reader::{read_log_at, Detail, LogItem};
 use super::result::TestResult;
-use super::rotate::{generation_path, rotate, Retention};
+use super::rotate::{file_name, generation_path, rotate, Retention};
 use super::summary::summarize;
 use crate::locks::lock;
 use crate::report::json::{to_pretty, to_value, Json};
 
-/// The directory holding one `port-<PORT>.json` per iperf3 port.
+/// The directory holding one `port-<PORT>.json` per iperf3 port and
+/// `ndt7.json`, with their rotated copies.
 #[derive(Debug, Clone)]
 pub struct LogDir {
     dir: PathBuf,
     retention: Retention,
-    /// Per port, the key of its live file (the start time of its first
+    /// Per log, the key of its live file (the start time of its first
     /// test, `None` while it has none), once known.
-    keys: Arc<Mutex<HashMap<u16, Option<i64>>>>,
+    keys: Arc<Mutex<HashMap<LogKey, Option<i64>>>>,
 }
 
 /// What [`LogDir::append_cleared`] writes: an empty object on a line of its
@@ -65,7 +66,7 @@ pub struct Rotated {
 
 /// Where an append put its text: the offset of its first byte, and whether
 /// the log was rotated first.
-struct Appended {
+pub(crate) struct Appended {
     at: u64,
     rotated: bool,
 }
@@ -119,12 +120,17 @@ impl LogDir {
 
     /// The file of generation `generation` of `port`'s log (0: the live one).
     pub fn generation_path(&self, port: u16, generation: u32) -> PathBuf {
-        generation_path(&self.path(port), generation)
+        self.log_path(LogKey::Port(port), generation)
     }
 
-    /// Notes the key of `port`'s live file, as loading found it.
-    pub(crate) fn remember_key(&self, port: u16, key: Option<i64>) {
-        lock(&self.keys).insert(port, key);
+    /// The file of generation `generation` of `log` (0: the live one).
+    pub fn log_path(&self, log: LogKey, generation: u32) -> PathBuf {
+        generation_path(&self.dir.join(file_name(log)), generation)
+    }
+
+    /// Notes the key of `log`'s live file, as loading found it.
+    pub(crate) fn remember_key(&self, log: LogKey, key: Option<i64>) {
+        lock(&self.keys).insert(log, key);
     }
 
     /// The directory.
@@ -134,7 +140,7 @@ impl LogDir {
 
     /// The log file of `port`.
     pub fn path(&self, port: u16) -> PathBuf {
-        self.dir.join(format!("port-{port}.json"))
+        self.log_path(LogKey::Port(port), 0)
     }
 
     /// Records one finished test of `port`: prints `entry` as stock does,
@@ -145,21 +151,40 @@ impl LogDir {
     /// A log that would grow past the retention's size is rotated first.
     /// The result's id is where the entry now sits.
     pub fn record(&self, port: u16, entry: &Json) -> Recorded {
-        let appended = self.append(port, &to_pretty(entry), true);
-        let mut result = summarize(port, &to_value(entry));
+        let log = LogKey::Port(port);
+        let appended = self.append(log, &to_pretty(entry), true);
+        let result = summarize(port, &to_value(entry));
+        let timestamp = result.as_ref().map(|r| r.timestamp);
+        self.recorded(log, appended, result, timestamp, |path| {
+            first_test_key(port, path)
+        })
+    }
+
+    /// What appending an entry to `log` did (`appended`), with the entry's
+    /// `result` named by where it now sits: the file's key is `timestamp`
+    /// for a new file, the one known, or else what `first_key` reads from
+    /// the live file.
+    pub(crate) fn recorded(
+        &self,
+        log: LogKey,
+        appended: io::Result<Appended>,
+        mut result: Option<TestResult>,
+        timestamp: Option<i64>,
+        first_key: impl FnOnce(&Path) -> Option<i64>,
+    ) -> Recorded {
         let rotated = appended
             .as_ref()
             .ok()
             .filter(|a| a.rotated)
             .map(|_| Rotated {
-                log: LogKey::Port(port),
+                log,
                 keep: self.retention.keep,
             });
         if let Ok(appended) = &appended {
-            let filekey = self.key_for(port, appended, result.as_ref().map(|r| r.timestamp));
+            let filekey = self.key_for(log, appended, timestamp, first_key);
             if let (Some(result), Some(filekey)) = (&mut result, filekey) {
                 result.id = TestId {
-                    log: LogKey::Port(port),
+                    log,
                     filekey,
                     offset: appended.at,
                 }
@@ -173,33 +198,40 @@ impl LogDir {
         }
     }
 
-    /// The key of `port`'s live file, to which an entry was just appended
+    /// The key of `log`'s live file, to which an entry was just appended
     /// as `appended` says (a test starting at `timestamp`, or no test).
-    fn key_for(&self, port: u16, appended: &Appended, timestamp: Option<i64>) -> Option<i64> {
+    fn key_for(
+        &self,
+        log: LogKey,
+        appended: &Appended,
+        timestamp: Option<i64>,
+        first_key: impl FnOnce(&Path) -> Option<i64>,
+    ) -> Option<i64> {
         let mut keys = lock(&self.keys);
         let known = if appended.at == 0 || appended.rotated {
             // A new file: this entry is its first.
             Some(None)
         } else {
-            keys.get(&port).copied()
+            keys.get(&log).copied()
         };
         let key = match known {
             Some(key) => key.or(timestamp),
             // Not known yet (no loading before): the file tells.
-            None => first_test_key(port, &self.path(port)).or(timestamp),
+            None => first_key(&self.log_path(log, 0)).or(timestamp),
         };
-        keys.insert(port, key);
+        keys.insert(log, key);
         key
     }
 
     /// Appends the `{}` clear marker ([`CLEARED_MARKER`]) to the port's log.
     /// A marker never rotates a log (it adds three bytes).
     pub fn append_cleared(&self, port: u16) -> io::Result<()> {
-        self.append(port, CLEARED_MARKER, false).map(|_| ())
+        self.append(LogKey::Port(port), CLEARED_MARKER, false)
+            .map(|_| ())
     }
 
-    /// Appends `text` (one whole pretty-printed entry ending in `\n`) to the
-    /// port's log with a single write on a file opened in append mode.
+    /// Appends `text` (one whole pretty-printed entry ending in `\n`) to
+    /// `log` with a single write on a file opened in append mode.
     ///
     /// `O_APPEND` makes each `write` land at the end of the file atomically
     /// with respect to other appends, so concurrent appends never
@@ -213,17 +245,18 @@ impl LogDir {
     /// With `may_rotate`, a log that `text` would grow past the size limit
     /// is rotated first; a rotation that fails is logged and the entry
     /// still goes to the live file (better too big than lost).
-    fn append(&self, port: u16, text: &str, may_rotate: bool) -> io::Result<Appended> {
-        let path = self.path(port);
+    pub(crate) fn append(&self, log: LogKey, text: &str, may_rotate: bool) -> io::Result<Appended> {
+        let path = self.log_path(log, 0);
         let before = fs::metadata(&path).map_or(0, |m| m.len());
         let mut rotated = false;
         if may_rotate && self.retention.must_rotate(before, text.len() as u64) {
-            match rotate(&path, port, self.retention.keep) {
+            match rotate(&self.dir, log, self.retention.keep) {
                 Ok(()) => {
                     rotated = true;
-                    tracing::info!(port, keep = self.retention.keep, "log rotated");
+                    let keep = self.retention.keep;
+                    tracing::info!(file = %path.display(), keep, "log rotated");
                 }
-                Err(e) => tracing::warn!(port, error = %e, "cannot rotate {}", path.display()),
+                Err(e) => tracing::warn!(error = %e, "cannot rotate {}", path.display()),
             }
         }
         let at = append_to(&path, text)?;

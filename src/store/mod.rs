@@ -9,10 +9,11 @@
 //!   finished test printed, appended with one write and summarised
 //!   ([`log::LogDir::record`]), the log rotated first when it would grow too
 //!   big; the `{}` clear marker.
-//! - [`rotate`]: retention (size limit, copies kept) and the rotation itself.
+//! - [`rotate`]: retention (size limit, copies kept), the names of the logs
+//!   and their copies, and the rotation itself, for both kinds of log.
 //! - [`chunks`]: a file read in bounded chunks cut before entries.
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
-//!   write path, read back at start-up by [`load`].
+//!   write path and retention, read back at start-up in bounded chunks.
 //! - [`reader`]: splits a log's text into entries, tolerating damage.
 //! - [`verdict`]: what most likely limited a recorded test, from its entry.
 //! - [`summary`]: one log entry → one [`result::TestResult`], and what of an

@@ -1,19 +1,24 @@
 //! `<log-dir>/ndt7.json`: every finished ndt7 subtest, one pretty-printed
 //! result document ([`crate::ndt7::record::Record`]) per subtest, each
-//! appended with one write (the same write path as the iperf3 logs), and
-//! read back at start-up into result objects (`"protocol": "ndt7"`).
+//! appended with one write (the same write path as the iperf3 logs, under
+//! the same retention: rotated to `ndt7.json.<N>`), and read back at
+//! start-up, a bounded chunk at a time, into result objects
+//! (`"protocol": "ndt7"`).
 //!
 //! A result's id is `ndt7-<filekey>-<offset>`: the start (unix seconds) of
 //! the file's first subtest and the byte offset of the entry's `{`, so it
-//! stays the same after a restart.
+//! stays the same after a restart or a rotation.
 
 use std::fs;
-use std::io::{self, Read};
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-use super::log::{append_to, LogDir, Recorded};
+use super::chunks::{each_chunk, open_log};
+use super::ids::LogKey;
+use super::log::{LogDir, Recorded};
 use super::reader::{read_log_each, Detail, LogItem};
 use super::result::TestResult;
+use super::results::ResultsStore;
 use crate::ndt7::record::Record;
 use crate::ndt7::Kind;
 
@@ -60,71 +65,57 @@ pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
     })
 }
 
-fn id(filekey: i64, offset: u64) -> String {
-    format!("ndt7-{filekey}-{offset}")
-}
-
 impl LogDir {
     /// The ndt7 log.
     pub fn ndt7_path(&self) -> PathBuf {
-        self.dir().join(NDT7_LOG)
+        self.log_path(LogKey::Ndt7, 0)
     }
 
     /// Appends one finished subtest's document to the ndt7 log with a
-    /// single write and returns its result (shown even if the write failed).
+    /// single write, rotating the log first if it would grow too big, and
+    /// returns its result (shown even if the write failed).
     pub fn record_ndt7(&self, record: &Record) -> Recorded {
-        let own = record.timestamp().unwrap_or_default();
-        let written = append_to(&self.ndt7_path(), &record.to_text());
-        let id = match &written {
-            Ok(0) => id(own, 0),
-            Ok(offset) => id(self.ndt7_filekey().unwrap_or(own), *offset),
-            Err(_) => String::new(),
-        };
-        Recorded {
-            result: result_of(record, id),
-            written: written.map(drop),
-            rotated: None,
-        }
+        let appended = self.append(LogKey::Ndt7, &record.to_text(), true);
+        let timestamp = Some(record.timestamp().unwrap_or_default());
+        let result = result_of(record, String::new());
+        self.recorded(LogKey::Ndt7, appended, result, timestamp, ndt7_filekey)
     }
+}
 
-    /// The start of the ndt7 log's first subtest: read from the head of the
-    /// file, where our documents write `StartTime` (after the addresses).
-    fn ndt7_filekey(&self) -> Option<i64> {
-        let mut head = String::new();
-        fs::File::open(self.ndt7_path())
-            .ok()?
-            .take(4096)
-            .read_to_string(&mut head)
-            .ok()?;
-        let start = head.find("\"StartTime\": \"")? + "\"StartTime\": \"".len();
-        let end = start + head.get(start..)?.find('"')?;
-        chrono::DateTime::parse_from_rfc3339(head.get(start..end)?)
-            .ok()
-            .map(|t| t.timestamp())
-    }
+/// The start of the first subtest of the ndt7 log at `path`: read from the
+/// head of the file, where our documents write `StartTime` (after the
+/// addresses).
+fn ndt7_filekey(path: &Path) -> Option<i64> {
+    let mut head = String::new();
+    fs::File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_string(&mut head)
+        .ok()?;
+    let start = head.find("\"StartTime\": \"")? + "\"StartTime\": \"".len();
+    let end = start + head.get(start..)?.find('"')?;
+    chrono::DateTime::parse_from_rfc3339(head.get(start..end)?)
+        .ok()
+        .map(|t| t.timestamp())
+}
 
-    /// Every subtest in the ndt7 log, in file order, as result objects;
-    /// damage and unreadable files become `warnings` naming the file.
-    pub fn load_ndt7(&self, warnings: &mut Vec<String>) -> Vec<TestResult> {
-        let path = self.ndt7_path();
-        let shown = path.display();
-        let text = match fs::metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
-            Ok(meta) if !meta.is_file() => {
-                warnings.push(format!("{shown}: skipped: not a regular file"));
-                return Vec::new();
-            }
-            _ => match fs::read(&path) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(e) => {
-                    warnings.push(format!("{shown}: cannot read: {e}"));
-                    return Vec::new();
-                }
-            },
-        };
-        let mut results = Vec::new();
-        let mut filekey = None;
-        for (offset, piece) in entries(&text) {
+/// Loads generation `generation` of the ndt7 log, the file at `path`, into
+/// `store`, `chunk` bytes at a time; returns the file's key (the start of
+/// its first subtest), if it has one. Damage and an unreadable file become
+/// `warnings` naming the file.
+pub(crate) fn load_ndt7(
+    path: &Path,
+    generation: u32,
+    chunk: usize,
+    store: &mut ResultsStore,
+    warnings: &mut Vec<String>,
+) -> Option<i64> {
+    let shown = path.display();
+    let file = open_log(path).map_err(|w| warnings.push(w)).ok()?;
+    let mut key: Option<(i64, u32)> = None;
+    let mut lines = 0;
+    let read = each_chunk(file, chunk, |base, text| {
+        for (offset, piece) in entries(text) {
             let mut first = true;
             let damage = read_log_each(piece, Detail::Full, |item| {
                 let LogItem::Entry(value) = item else { return };
@@ -136,20 +127,29 @@ impl LogDir {
                 if !std::mem::take(&mut first) {
                     return;
                 }
-                let at = u64::try_from(offset).unwrap_or_default();
-                let key = *filekey.get_or_insert(record.timestamp().unwrap_or_default());
-                results.extend(result_of(&record, id(key, at)));
+                let (_, index) = *key.get_or_insert_with(|| {
+                    let filekey = record.timestamp().unwrap_or_default();
+                    (filekey, store.file(LogKey::Ndt7, filekey, generation))
+                });
+                if let Some(result) = result_of(&record, String::new()) {
+                    store.push_at(&result, index, base + offset as u64);
+                }
             });
             if !damage.is_empty() {
-                let before = memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count();
+                let before = lines + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count();
                 warnings.extend(damage.into_iter().map(|mut d| {
                     d.line += before;
                     format!("{shown}: {d}")
                 }));
             }
         }
-        results
+        lines += memchr::memchr_iter(b'\n', text.as_bytes()).count();
+        true
+    });
+    if let Err(e) = read {
+        warnings.push(format!("{shown}: cannot read: {e}"));
     }
+    key.map(|(filekey, _)| filekey)
 }
 
 /// `text` cut before every line that is exactly `{` (where our documents
@@ -179,6 +179,10 @@ fn entries(text: &str) -> Vec<(usize, &str)> {
 mod tests {
     use super::*;
     use crate::ndt7::record::tests::sample as record;
+    use crate::store::entry;
+    use crate::store::ids::TestId;
+    use crate::store::rotate::Retention;
+    use std::io;
 
     #[test]
     fn recorded_subtests_load_back_with_the_same_ids() {
@@ -211,19 +215,125 @@ mod tests {
         assert_eq!(b.receive_bps, Some(8e8));
         assert_eq!(b.send_bps, None);
 
-        let mut warnings = Vec::new();
-        let loaded = logs.load_ndt7(&mut warnings);
-        assert_eq!(loaded, vec![a, b]);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("ndt7.json: line"), "{warnings:?}");
+        // Read whole, or a few bytes at a time: the same results, the
+        // same damage on the same line.
+        let whole = load(&logs.ndt7_path(), 1 << 20);
+        assert_eq!(whole.0, vec![a, b]);
+        assert_eq!(whole.1.len(), 1, "{:?}", whole.1);
+        assert!(whole.1[0].contains("ndt7.json: line"), "{:?}", whole.1);
+        for chunk in [1, 100, 1000] {
+            assert_eq!(load(&logs.ndt7_path(), chunk), whole, "chunks of {chunk}");
+        }
+    }
+
+    /// Loads the ndt7 log at `path` as generation 0, `chunk` bytes at a
+    /// time: its results and warnings.
+    fn load(path: &Path, chunk: usize) -> (Vec<TestResult>, Vec<String>) {
+        let (mut store, mut warnings) = (ResultsStore::new(&[]), Vec::new());
+        load_ndt7(path, 0, chunk, &mut store, &mut warnings);
+        (store.iter().collect(), warnings)
     }
 
     #[test]
     fn no_file_is_no_results() {
         let tmp = tempfile::tempdir().unwrap();
+        let loaded = LogDir::open(tmp.path()).unwrap().load(&[]);
+        assert!(loaded.store.is_empty());
+        assert!(loaded.warnings.is_empty());
+    }
+
+    /// A directory whose logs rotate once a second document is added.
+    fn rotating(dir: &Path, keep: u32) -> LogDir {
+        let size = record(Kind::Download, 0, "x").to_text().len() as u64;
+        LogDir::open(dir).unwrap().with_retention(Retention {
+            max_size: Some(size + size / 2),
+            keep,
+        })
+    }
+
+    #[test]
+    fn ndt7_log_rotates_and_its_copies_load_with_the_same_ids() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = rotating(tmp.path(), 2);
+        let mut store = ResultsStore::new(&[]);
+        let mut shown = Vec::new();
+        for (secs, name) in [(1_000, "a"), (2_000, "b"), (3_000, "c")] {
+            let recorded = logs.record_ndt7(&record(Kind::Download, secs, name));
+            recorded.written.unwrap();
+            // Every document after the first starts a new file.
+            assert_eq!(recorded.rotated.is_some(), secs > 1_000);
+            if let Some(rotated) = recorded.rotated {
+                assert_eq!(rotated.log, LogKey::Ndt7);
+                store.rotated(rotated.log, rotated.keep);
+            }
+            shown.push(store.push(recorded.result.unwrap()));
+        }
+        let ids: Vec<_> = shown.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["ndt7-1000-0", "ndt7-2000-0", "ndt7-3000-0"]);
+        for (generation, uuid) in [(0, "u3000"), (1, "u2000"), (2, "u1000")] {
+            let text = fs::read_to_string(logs.log_path(LogKey::Ndt7, generation)).unwrap();
+            assert!(text.contains(uuid), "generation {generation}");
+        }
+        // The history knows which file each test now sits in.
+        let at = store.find(&TestId::parse("ndt7-1000-0").unwrap()).unwrap();
+        assert_eq!(store.location(at).unwrap().file.generation, 2);
+
+        // A restart loads the copies with the same ids.
+        let loaded = rotating(tmp.path(), 2).load(&[]);
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(loaded.store.iter().collect::<Vec<_>>(), shown);
+        let at = loaded.store.find(&TestId::parse("ndt7-1000-0").unwrap());
+        let location = loaded.store.location(at.unwrap()).unwrap();
+        assert_eq!(location.file.generation, 2);
+
+        // One more: the oldest copy is deleted and its test leaves the
+        // history; the others keep their ids.
+        let logs = rotating(tmp.path(), 2);
+        let mut store = loaded.store;
+        let d = logs.record_ndt7(&record(Kind::Upload, 4_000, "d"));
+        let rotated = d.rotated.unwrap();
+        store.rotated(rotated.log, rotated.keep);
+        store.push(d.result.unwrap());
+        assert!(!logs.log_path(LogKey::Ndt7, 3).exists());
+        let ids: Vec<_> = store.iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["ndt7-2000-0", "ndt7-3000-0", "ndt7-4000-0"]);
+        let reloaded = rotating(tmp.path(), 2).load(&[]);
+        assert_eq!(
+            reloaded.store.iter().collect::<Vec<_>>(),
+            store.iter().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_rotated_ndt7_entry_reads_back_from_its_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = rotating(tmp.path(), 1);
+        let first = record(Kind::Download, 1_000, "a");
+        let mut store = ResultsStore::new(&[]);
+        store.push(logs.record_ndt7(&first).result.unwrap());
+        let second = logs.record_ndt7(&record(Kind::Upload, 2_000, "b"));
+        store.rotated(LogKey::Ndt7, second.rotated.unwrap().keep);
+        store.push(second.result.unwrap());
+        let id = TestId::parse("ndt7-1000-0").unwrap();
+        let (result, file, offset) = entry::open(&store, &logs, &id).unwrap();
+        assert_eq!(result.name.as_deref(), Some("a"));
+        let text = entry::read_entry(&file.unwrap(), offset).unwrap();
+        assert_eq!(format!("{text}\n"), first.to_text());
+    }
+
+    #[test]
+    fn a_known_key_is_kept_across_appends_and_restarts() {
+        let tmp = tempfile::tempdir().unwrap();
         let logs = LogDir::open(tmp.path()).unwrap();
-        let mut warnings = Vec::new();
-        assert!(logs.load_ndt7(&mut warnings).is_empty());
-        assert!(warnings.is_empty());
+        logs.record_ndt7(&record(Kind::Download, 1_000, "a"));
+        // A new process appending to the file reads its key from the head.
+        let logs = LogDir::open(tmp.path()).unwrap();
+        let b = logs.record_ndt7(&record(Kind::Download, 2_000, "b"));
+        assert!(b.result.unwrap().id.starts_with("ndt7-1000-"));
+        // After loading, the key is known.
+        let logs = LogDir::open(tmp.path()).unwrap();
+        assert_eq!(logs.load(&[]).store.len(), 2);
+        let c = logs.record_ndt7(&record(Kind::Download, 3_000, "c"));
+        assert!(c.result.unwrap().id.starts_with("ndt7-1000-"));
     }
 }

@@ -1,11 +1,14 @@
-//! Retention: how big a port's log may grow and how many rotated copies are
-//! kept, the names of those copies (`port-<PORT>.json.<N>`), and the
-//! rotation itself. Called only from the one write path
-//! ([`super::log::LogDir`]), under its lock.
+//! Retention: how big a log may grow and how many rotated copies are kept,
+//! the names of the logs and their copies (`port-<PORT>.json.<N>`,
+//! `ndt7.json.<N>`), and the rotation itself, the same for both kinds of
+//! log. Called only from the one write path ([`super::log::LogDir`]), under
+//! its lock.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use super::ids::LogKey;
 
 /// How big a log may grow before it is rotated when none is given: small
 /// next to any SD card (six files of it, the live one and five rotated, are
@@ -17,7 +20,7 @@ pub const DEFAULT_MAX_LOG_SIZE: u64 = 64 * 1024 * 1024;
 /// Rotated copies kept when none is given.
 pub const DEFAULT_KEEP_ROTATED: u32 = 5;
 
-/// What is kept of a port's log.
+/// What is kept of a log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     /// A log that would grow past this many bytes is rotated first (`None`:
@@ -45,23 +48,33 @@ impl Retention {
     }
 }
 
-/// The port and generation of a log file name: `port-<N>.json` is
-/// generation 0, `port-<N>.json.<G>` generation G (numbers without sign or
-/// leading zeros; port 1..=65535, G ≥ 1).
-pub fn log_name(name: &str) -> Option<(u16, u32)> {
-    let rest = name.strip_prefix("port-")?;
-    let (digits, generation) = match rest.split_once(".json") {
-        Some((digits, "")) => (digits, 0),
-        Some((digits, tail)) => {
+/// The name of `log`'s live file: `port-<PORT>.json` or `ndt7.json`.
+pub fn file_name(log: LogKey) -> String {
+    match log {
+        LogKey::Port(port) => format!("port-{port}.json"),
+        LogKey::Ndt7 => "ndt7.json".into(),
+    }
+}
+
+/// The log and generation of a log file name: `port-<N>.json` and
+/// `ndt7.json` are generation 0, `<name>.json.<G>` generation G (numbers
+/// without sign or leading zeros; port 1..=65535, G ≥ 1).
+pub fn log_name(name: &str) -> Option<(LogKey, u32)> {
+    let (stem, generation) = match name.split_once(".json")? {
+        (stem, "") => (stem, 0),
+        (stem, tail) => {
             let g = tail.strip_prefix('.')?;
             let generation: u32 = g.parse().ok()?;
             (generation != 0 && generation.to_string() == g).then_some(())?;
-            (digits, generation)
+            (stem, generation)
         }
-        None => return None,
     };
+    if stem == "ndt7" {
+        return Some((LogKey::Ndt7, generation));
+    }
+    let digits = stem.strip_prefix("port-")?;
     let port: u16 = digits.parse().ok()?;
-    (port != 0 && port.to_string() == digits).then_some((port, generation))
+    (port != 0 && port.to_string() == digits).then_some((LogKey::Port(port), generation))
 }
 
 /// The file of generation `generation` of the log at `live`.
@@ -74,29 +87,29 @@ pub fn generation_path(live: &Path, generation: u32) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Rotates `port`'s log at `live`: copies at generation `keep` or beyond
+/// Rotates `log` in directory `dir`: copies at generation `keep` or beyond
 /// are deleted, the others move one generation up, and the live file
 /// becomes generation 1 (with `keep` 0 it is deleted). Afterwards there is
 /// no live file; the next append starts one.
-pub fn rotate(live: &Path, port: u16, keep: u32) -> io::Result<()> {
-    let dir = live.parent().unwrap_or(Path::new("."));
+pub fn rotate(dir: &Path, log: LogKey, keep: u32) -> io::Result<()> {
+    let live = dir.join(file_name(log));
     let mut copies: Vec<u32> = fs::read_dir(dir)?
         .filter_map(Result::ok)
         .filter_map(|e| log_name(e.file_name().to_str()?))
-        .filter(|&(p, g)| p == port && g > 0)
+        .filter(|&(l, g)| l == log && g > 0)
         .map(|(_, g)| g)
         .collect();
     copies.sort_unstable();
     for &g in copies.iter().filter(|&&g| g >= keep) {
-        remove(&generation_path(live, g))?;
+        remove(&generation_path(&live, g))?;
     }
     for &g in copies.iter().rev().filter(|&&g| g < keep) {
-        fs::rename(generation_path(live, g), generation_path(live, g + 1))?;
+        fs::rename(generation_path(&live, g), generation_path(&live, g + 1))?;
     }
     if keep == 0 {
-        remove(live)
+        remove(&live)
     } else {
-        fs::rename(live, generation_path(live, 1))
+        fs::rename(&live, generation_path(&live, 1))
     }
 }
 
@@ -114,10 +127,20 @@ mod tests {
 
     #[test]
     fn log_names() {
-        assert_eq!(log_name("port-5201.json"), Some((5201, 0)));
-        assert_eq!(log_name("port-5201.json.1"), Some((5201, 1)));
-        assert_eq!(log_name("port-65535.json.12"), Some((65535, 12)));
+        let port = LogKey::Port;
+        assert_eq!(log_name("port-5201.json"), Some((port(5201), 0)));
+        assert_eq!(log_name("port-5201.json.1"), Some((port(5201), 1)));
+        assert_eq!(log_name("port-65535.json.12"), Some((port(65535), 12)));
+        assert_eq!(log_name("ndt7.json"), Some((LogKey::Ndt7, 0)));
+        assert_eq!(log_name("ndt7.json.3"), Some((LogKey::Ndt7, 3)));
+        for log in [port(5201), LogKey::Ndt7] {
+            assert_eq!(log_name(&file_name(log)), Some((log, 0)));
+        }
         for name in [
+            "ndt7.json.0",
+            "ndt7.json.1.tmp",
+            "ndt7x.json",
+            "port-ndt7.json",
             "port-0.json",
             "port-05201.json",
             "port-+1.json",
@@ -169,9 +192,10 @@ mod tests {
         let live = tmp.path().join("port-5201.json");
         let other = tmp.path().join("port-5202.json");
         fs::write(&other, "other").unwrap();
+        let log = LogKey::Port(5201);
         for content in ["a", "b", "c", "d"] {
             fs::write(&live, content).unwrap();
-            rotate(&live, 5201, 2).unwrap();
+            rotate(tmp.path(), log, 2).unwrap();
         }
         let pair = |n: &str, c: &str| (n.to_string(), c.to_string());
         assert_eq!(
@@ -185,7 +209,7 @@ mod tests {
         // Copies beyond what is kept now (a smaller --keep-rotated) go.
         fs::write(generation_path(&live, 7), "old").unwrap();
         fs::write(&live, "e").unwrap();
-        rotate(&live, 5201, 1).unwrap();
+        rotate(tmp.path(), log, 1).unwrap();
         assert_eq!(
             names(tmp.path()),
             vec![
@@ -194,7 +218,27 @@ mod tests {
             ]
         );
         fs::write(&live, "f").unwrap();
-        rotate(&live, 5201, 0).unwrap();
+        rotate(tmp.path(), log, 0).unwrap();
         assert_eq!(names(tmp.path()), vec![pair("port-5202.json", "other")]);
+    }
+
+    #[test]
+    fn ndt7_rotates_apart_from_the_ports() {
+        let tmp = tempfile::tempdir().unwrap();
+        let live = tmp.path().join("ndt7.json");
+        fs::write(tmp.path().join("port-5201.json.1"), "port").unwrap();
+        for content in ["a", "b", "c"] {
+            fs::write(&live, content).unwrap();
+            rotate(tmp.path(), LogKey::Ndt7, 2).unwrap();
+        }
+        let pair = |n: &str, c: &str| (n.to_string(), c.to_string());
+        assert_eq!(
+            names(tmp.path()),
+            vec![
+                pair("ndt7.json.1", "c"),
+                pair("ndt7.json.2", "b"),
+                pair("port-5201.json.1", "port"),
+            ]
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::support::daemon::{Daemon, Launch};
 use crate::support::iperf3::{client_json, Running};
-use crate::support::logs::wait_entries;
+use crate::support::logs::{logged_entry, wait_entries};
 use crate::support::wait::wait_until;
 
 /// Every result the daemon shows, oldest first.
@@ -50,7 +50,9 @@ fn check_details(daemon: &Daemon, dir: &Path, all: &[Value]) {
         // Find the entry in whichever file (live or rotated) holds it.
         let (port, rest) = id.split_once('-').unwrap();
         let offset: usize = rest.rsplit_once('-').unwrap().1.parse().unwrap();
-        let text = logged_entry(dir, port, offset, &detail["entry"]);
+        let live = format!("port-{port}.json");
+        let (_, text) = logged_entry(dir, &live, offset, &detail["entry"])
+            .unwrap_or_else(|| panic!("no log of port {port} has the entry at {offset}"));
         assert!(
             body.contains(&format!("\"entry\":{text}")),
             "{id}: the entry is not the logged text"
@@ -60,29 +62,6 @@ fn check_details(daemon: &Daemon, dir: &Path, all: &[Value]) {
             result["timestamp"]
         );
     }
-}
-
-/// The text at `offset` of one of `port`'s log files that parses as `entry`.
-fn logged_entry(dir: &Path, port: &str, offset: usize, entry: &Value) -> String {
-    let files = std::fs::read_dir(dir).unwrap().filter_map(|e| {
-        let e = e.unwrap();
-        let name = e.file_name().into_string().ok()?;
-        name.starts_with(&format!("port-{port}.json"))
-            .then(|| std::fs::read_to_string(e.path()).unwrap())
-    });
-    for log in files {
-        let Some(rest) = log.get(offset..) else {
-            continue;
-        };
-        let Some(end) = rest.find("\n}\n") else {
-            continue;
-        };
-        let text = &rest[..end + 2];
-        if serde_json::from_str::<Value>(text).ok().as_ref() == Some(entry) {
-            return text.to_string();
-        }
-    }
-    panic!("no log of port {port} has the entry at {offset}")
 }
 
 /// Appends copies of a finished entry of `log` until it is past `size`

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::daemon::Daemon;
+use crate::support::logs::logged_entry;
 use crate::support::ndt7::{self, connect, refusal};
 use crate::support::wait::wait_until;
 
@@ -96,6 +97,59 @@ fn m_labs_client_runs_both_subtests_and_the_rates_agree() {
     let ids: Vec<Value> = results.iter().map(|r| r["id"].clone()).collect();
     daemon.stop();
     let again = Daemon::start(dir.path(), &[]);
+    let loaded: Vec<Value> = ndt7_results(&again)
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(loaded, ids);
+}
+
+#[test]
+fn ndt7_json_rotates_and_rotated_subtests_keep_their_ids_and_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = ["--max-log-size", "64K", "--keep-rotated", "1"];
+    let daemon = Daemon::start(dir.path(), &retention);
+    let rotated = dir.path().join("ndt7.json.1");
+    // A subtest's document is tens of KB: a run or two fills 64K.
+    let mut runs = 0;
+    while !rotated.exists() {
+        assert!(runs < 3, "ndt7.json not rotated after {runs} client runs");
+        ndt7::run_client(daemon.http, &[]);
+        runs += 1;
+        wait_until(LIMIT, "the run's results", || {
+            ndt7_results(&daemon).len() >= 2 * runs
+        });
+    }
+    // Every test in the history answers its entry, byte for byte as
+    // logged, from whichever file holds it now; one is in the copy.
+    let results = ndt7_results(&daemon);
+    let mut files = Vec::new();
+    for r in &results {
+        let id = r["id"].as_str().unwrap();
+        let (code, body) = daemon.get(&format!("/api/results/{id}"));
+        assert_eq!(code, 200, "{id}: {body}");
+        let detail: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(&detail["result"], r, "{id}");
+        let offset: usize = id.rsplit_once('-').unwrap().1.parse().unwrap();
+        let (file, text) = logged_entry(dir.path(), "ndt7.json", offset, &detail["entry"])
+            .unwrap_or_else(|| panic!("{id}: the entry is in no ndt7 log"));
+        assert!(body.contains(&format!("\"entry\":{text}")), "{id}");
+        files.push(file);
+    }
+    assert!(files.iter().any(|f| f == "ndt7.json.1"), "{files:?}");
+    // The history holds what the files hold: a deleted copy's tests left.
+    let logged: usize = ["ndt7.json", "ndt7.json.1"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default())
+        .map(|t| crate::support::logs::entry_texts(&t).len())
+        .sum();
+    assert_eq!(results.len(), logged);
+    assert!(!dir.path().join("ndt7.json.2").exists());
+
+    // A restart loads the copy back with the same ids.
+    let ids: Vec<Value> = results.iter().map(|r| r["id"].clone()).collect();
+    daemon.stop();
+    let again = Daemon::start(dir.path(), &retention);
     let loaded: Vec<Value> = ndt7_results(&again)
         .iter()
         .map(|r| r["id"].clone())

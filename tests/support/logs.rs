@@ -1,6 +1,7 @@
 //! Reading iperf3 JSON logs in tests: strictly (nothing but whole JSON
-//! objects, or the test fails), waiting for a number of entries, and
-//! splitting a stock log's text into its entries.
+//! objects, or the test fails), waiting for a number of entries,
+//! splitting a stock log's text into its entries, and finding an entry by
+//! its offset in a log or one of its rotated copies.
 
 use std::path::Path;
 use std::time::Duration;
@@ -64,4 +65,34 @@ pub fn entry_texts(log: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The text of the pretty-printed entry at `offset` of the log named
+/// `live` (`port-5201.json`, `ndt7.json`) in `dir` or one of its rotated
+/// copies, where one starts there and parses as `entry`; with the name of
+/// the file that holds it.
+pub fn logged_entry(
+    dir: &Path,
+    live: &str,
+    offset: usize,
+    entry: &Value,
+) -> Option<(String, String)> {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap_or_default();
+        if !name.starts_with(live) {
+            continue;
+        }
+        let log = std::fs::read_to_string(dir.join(&name)).unwrap();
+        let Some(rest) = log.get(offset..) else {
+            continue;
+        };
+        let Some(end) = rest.find("\n}\n") else {
+            continue;
+        };
+        let text = &rest[..end + 2];
+        if serde_json::from_str::<Value>(text).ok().as_ref() == Some(entry) {
+            return Some((name, text.to_string()));
+        }
+    }
+    None
 }
