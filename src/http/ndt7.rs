@@ -320,7 +320,8 @@ impl Driver {
     async fn measure(&mut self, elapsed: Duration, send: bool) -> Result<(), ()> {
         let tcp = crate::sys::kernel_tcp_info(&*self.conn.socket)
             .map(|(k, _)| TcpInfo::from_kernel(&k, self.t0.elapsed()));
-        let connection = self.sub.first_measurement().then(|| ConnectionInfo {
+        // Every measurement carries it (the spec since v0.9.0).
+        let connection = Some(ConnectionInfo {
             client: endpoint(self.conn.peer),
             server: endpoint(self.conn.local),
             uuid: self.uuid.clone(),

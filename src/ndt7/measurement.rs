@@ -16,7 +16,7 @@ pub struct Measurement {
     /// What the application moved.
     #[serde(rename = "AppInfo", skip_serializing_if = "Option::is_none")]
     pub app_info: Option<AppInfo>,
-    /// The connection's four-tuple (first message only).
+    /// The connection's four-tuple (in every server measurement).
     #[serde(rename = "ConnectionInfo", skip_serializing_if = "Option::is_none")]
     pub connection_info: Option<ConnectionInfo>,
     /// `"server"` for ours.

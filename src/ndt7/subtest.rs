@@ -154,12 +154,6 @@ impl Subtest {
         self.server.push(measurement);
     }
 
-    /// Whether the next measurement is the first (it then carries the
-    /// connection's details).
-    pub fn first_measurement(&self) -> bool {
-        self.server.is_empty()
-    }
-
     /// The recorded measurements: the server's and the client's.
     pub fn into_measurements(self) -> (Vec<Measurement>, Vec<serde_json::Value>) {
         (self.server, self.client)
@@ -183,7 +177,6 @@ mod tests {
     fn a_download_measures_every_quarter_second_and_ends_at_ten() {
         let mut s = Subtest::new(Kind::Download);
         assert_eq!(s.step(ms(0)), Step::Measure);
-        assert!(s.first_measurement());
         measure(&mut s, ms(0));
         assert_eq!(s.step(ms(1)), Step::Send(1 << 13));
         s.sent(1 << 13);
