@@ -11,7 +11,9 @@
 //! - [`slot`]: port settings, the port context with its cookie-keyed
 //!   routing table, test slots, refusals.
 //! - [`driver`]: the driver of one test around its session.
-//! - [`streams`]: data stream threads and their counters.
+//! - [`streams`]: data stream threads.
+//! - [`stream_parts`]: what a stream is made of: its I/O method, counters,
+//!   payload and pacing (below the threads and the loops that move bytes).
 //! - [`tcp_io`]: the TCP stream loops (discarding receive, `sendfile` send).
 //! - [`udp`]: the UDP stream handshake, buffers and thread bodies.
 //! - [`udp_batch`]: the UDP stream loops, batched (GRO/GSO).
@@ -22,6 +24,7 @@ pub mod listen;
 pub use crate::overlap;
 pub mod port;
 pub mod slot;
+pub mod stream_parts;
 pub mod streams;
 pub mod tcp_io;
 pub mod udp;

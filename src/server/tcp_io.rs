@@ -9,7 +9,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use super::streams::{Counters, Method, Pacing};
+use super::stream_parts::{Counters, Method, Pacing};
 use crate::sys;
 
 /// Receives in whole blocks of `buf.len()` bytes, as stock does: each call

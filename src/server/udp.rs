@@ -10,7 +10,7 @@ use std::sync::Arc;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::mpsc;
 
-use super::streams::{Counters, Pacing};
+use super::stream_parts::{Counters, Pacing};
 use super::udp_batch::{self, RecvSpec, SendSpec};
 use crate::protocol::params::DataPath;
 use crate::protocol::udp::REPLY;

@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use super::streams::{payload, Counters, Method, Pacing};
+use super::stream_parts::{payload, Counters, Method, Pacing};
 use crate::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp};
 use crate::sys::{self, PageBuf, SegmentCmsg};
 
