@@ -126,6 +126,7 @@ pub async fn serve_forwarding(
         .with_overlaps(overlaps)
         .with_forward(forward);
     tasks.spawn(crate::http::serve_with(http, ctx));
+    tasks.spawn(release_memory_now_and_then(shutdown.clone()));
     shutdown.triggered().await;
     tasks.close();
     if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
@@ -280,5 +281,25 @@ impl Signals {
             _ = self.hup.recv() => "interrupt - the server has terminated by signal Hangup(1)",
         };
         shutdown.trigger(text);
+    }
+}
+
+/// How often memory freed after a burst (a flood of connections, a big
+/// export) is handed back to the system.
+const RELEASE_MEMORY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Hands freed memory back to the system every [`RELEASE_MEMORY_EVERY`]
+/// until shutdown, so the footprint returns near idle after a burst
+/// instead of staying at its high-water mark.
+async fn release_memory_now_and_then(shutdown: Shutdown) {
+    let mut every = tokio::time::interval(RELEASE_MEMORY_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.triggered() => return,
+            _ = every.tick() => {
+                let _ = tokio::task::spawn_blocking(crate::sys::release_free_memory).await;
+            }
+        }
     }
 }

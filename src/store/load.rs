@@ -97,20 +97,9 @@ impl LogDir {
             .filter_map(|(port, at)| Some((port, at?)))
             .collect();
         store.sort(&latest);
-        give_back_freed_memory();
+        // The parsing threads freed tens of MB after a long history.
+        crate::sys::release_free_memory();
         Loaded { store, warnings }
-    }
-}
-
-/// Hands the memory loading freed back to the system: glibc keeps what the
-/// parsing threads freed in their arenas (tens of MB after a long
-/// history), which would otherwise stay in the process's footprint.
-fn give_back_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free heap memory; it has no
-    // preconditions.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -144,7 +144,7 @@ fn floods_leave_memory_and_descriptors_near_idle() {
     );
     let rss = settle(
         Duration::from_secs(30),
-        "memory",
+        &format!("memory (idle {idle_rss} kB, peak {peak_rss} kB, margin {margin_kb} kB)"),
         || server.status_kb("VmRSS"),
         |kb| kb <= idle_rss + margin_kb,
     );
