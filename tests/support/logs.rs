@@ -13,23 +13,30 @@ use super::wait::wait_until;
 /// Parses a log strictly: it must be nothing but whole JSON objects. A
 /// missing file is an empty log.
 pub fn read_entries(path: &Path) -> Vec<Value> {
+    parse_entries(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The entries of the log at `path`, or what is wrong with it: anything but
+/// whole JSON objects, ending in `}` and a line break.
+fn parse_entries(path: &Path) -> Result<Vec<Value>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(_) => return Vec::new(),
+        Err(_) => return Ok(Vec::new()),
     };
-    let entries: Result<Vec<Value>, _> = serde_json::Deserializer::from_str(&text)
+    let entries: Vec<Value> = serde_json::Deserializer::from_str(&text)
         .into_iter::<Value>()
-        .collect();
-    let entries =
-        entries.unwrap_or_else(|e| panic!("{} is not a clean log: {e}\n{text}", path.display()));
-    for e in &entries {
-        assert!(e.is_object(), "non-object in log: {e}");
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{} is not a clean log: {e}\n{text}", path.display()))?;
+    if let Some(e) = entries.iter().find(|e| !e.is_object()) {
+        return Err(format!("non-object in log: {e}"));
     }
-    assert!(
-        text.is_empty() || text.ends_with("}\n"),
-        "log does not end with an entry"
-    );
-    entries
+    if !text.is_empty() && !text.ends_with("}\n") {
+        return Err(format!(
+            "{}: log does not end with an entry",
+            path.display()
+        ));
+    }
+    Ok(entries)
 }
 
 /// Waits (deadline 20 s) until the log at `path` holds `n` entries, and
@@ -40,10 +47,14 @@ pub fn wait_entries(path: &Path, n: usize) -> Vec<Value> {
         Duration::from_secs(20),
         &format!("{n} entries in {}", path.display()),
         || {
-            entries = read_entries(path);
+            // A reader can see an entry still being appended (one write is
+            // not atomic for readers): that is "not yet"; the last read
+            // below is strict.
+            entries = parse_entries(path).unwrap_or_default();
             entries.len() >= n
         },
     );
+    let entries = read_entries(path);
     assert_eq!(entries.len(), n, "more log entries than expected");
     entries
 }
