@@ -297,9 +297,9 @@ async fn release_memory_now_and_then(shutdown: Shutdown) {
     loop {
         tokio::select! {
             _ = shutdown.triggered() => return,
-            _ = every.tick() => {
-                let _ = tokio::task::spawn_blocking(crate::sys::release_free_memory).await;
-            }
+            // On the worker itself: a trim of a small heap takes well under
+            // a millisecond, and a blocking-pool thread would outlive it.
+            _ = every.tick() => crate::sys::release_free_memory(),
         }
     }
 }
