@@ -149,10 +149,14 @@ pub fn thread_cpu_secs<T>(thread: &std::thread::JoinHandle<T>) -> Option<f64> {
     if thread.is_finished() {
         return None;
     }
+    // std hands out an integer; libc's pthread_t is one on glibc and a
+    // pointer on musl (the Pi's static build).
+    #[allow(clippy::unnecessary_cast)]
+    let id = thread.as_pthread_t() as libc::pthread_t;
     let mut clock: libc::clockid_t = 0;
     // SAFETY: the handle keeps the thread joinable, so its pthread_t stays
     // valid; the call writes one local clockid_t.
-    if unsafe { libc::pthread_getcpuclockid(thread.as_pthread_t(), &mut clock) } != 0 {
+    if unsafe { libc::pthread_getcpuclockid(id, &mut clock) } != 0 {
         return None;
     }
     // SAFETY: timespec is plain old data filled by clock_gettime.
