@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use super::chunks::{each_chunk, open_log};
 use super::ids::LogKey;
 use super::log::{LogDir, Recorded};
-use super::reader::{read_log_each, Detail, LogItem};
+use super::reader::{read_log_at, Detail, LogItem};
 use super::result::TestResult;
 use super::results::ResultsStore;
 use crate::ndt7::record::Record;
@@ -115,34 +115,23 @@ pub(crate) fn load_ndt7(
     let mut key: Option<(i64, u32)> = None;
     let mut lines = 0;
     let read = each_chunk(file, chunk, |base, text| {
-        for (offset, piece) in entries(text) {
-            let mut first = true;
-            let damage = read_log_each(piece, Detail::Full, |item| {
-                let LogItem::Entry(value) = item else { return };
-                let Ok(record) = serde_json::from_value::<Record>(value) else {
-                    return;
-                };
-                // Only the piece's first entry starts at its offset; a
-                // compact one after it has no id of its own.
-                if !std::mem::take(&mut first) {
-                    return;
-                }
-                let (_, index) = *key.get_or_insert_with(|| {
-                    let filekey = record.timestamp().unwrap_or_default();
-                    (filekey, store.file(LogKey::Ndt7, filekey, generation))
-                });
-                if let Some(result) = result_of(&record, String::new()) {
-                    store.push_at(&result, index, base + offset as u64);
-                }
+        let damage = read_log_at(text, Detail::Full, |offset, item| {
+            let LogItem::Entry(value) = item else { return };
+            let Ok(record) = serde_json::from_value::<Record>(value) else {
+                return;
+            };
+            let (_, index) = *key.get_or_insert_with(|| {
+                let filekey = record.timestamp().unwrap_or_default();
+                (filekey, store.file(LogKey::Ndt7, filekey, generation))
             });
-            if !damage.is_empty() {
-                let before = lines + memchr::memchr_iter(b'\n', &text.as_bytes()[..offset]).count();
-                warnings.extend(damage.into_iter().map(|mut d| {
-                    d.line += before;
-                    format!("{shown}: {d}")
-                }));
+            if let Some(result) = result_of(&record, String::new()) {
+                store.push_at(&result, index, base + offset as u64);
             }
-        }
+        });
+        warnings.extend(damage.into_iter().map(|mut d| {
+            d.line += lines;
+            format!("{shown}: {d}")
+        }));
         lines += memchr::memchr_iter(b'\n', text.as_bytes()).count();
         true
     });
@@ -150,29 +139,6 @@ pub(crate) fn load_ndt7(
         warnings.push(format!("{shown}: cannot read: {e}"));
     }
     key.map(|(filekey, _)| filekey)
-}
-
-/// `text` cut before every line that is exactly `{` (where our documents
-/// begin), with the offset of each piece.
-fn entries(text: &str) -> Vec<(usize, &str)> {
-    let mut starts: Vec<usize> = Vec::new();
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim_end_matches(['\n', '\r']) == "{" || starts.is_empty() {
-            starts.push(at);
-        }
-        at += line.len();
-    }
-    starts
-        .iter()
-        .enumerate()
-        .map(|(i, &s)| {
-            (
-                s,
-                &text[s..starts.get(i + 1).copied().unwrap_or(text.len())],
-            )
-        })
-        .collect()
 }
 
 #[cfg(test)]
