@@ -17,6 +17,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -157,21 +158,29 @@ fn logged_names(dir: &Path) -> HashMap<String, usize> {
     names
 }
 
-/// Polls `path` until `stop`, failing on anything but 200; returns the
-/// number of answers.
+/// Polls `path` until `stop`, failing on any answer but 200 and any error
+/// but a 10 s wait with no byte (a stall); returns the answers and stalls.
 fn poller(
     addr: SocketAddr,
     path: &'static str,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<usize> {
+) -> std::thread::JoinHandle<(usize, usize)> {
     std::thread::spawn(move || {
-        let mut n = 0;
+        let (mut n, mut stalls) = (0, 0);
         while !stop.load(Ordering::Relaxed) {
-            let reply = http_get(addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
-            assert_eq!(reply.status, 200, "GET {path}");
-            n += 1;
+            match http_get(addr, path) {
+                Ok(reply) => {
+                    assert_eq!(reply.status, 200, "GET {path}");
+                    n += 1;
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    eprintln!("soak: GET {path} stalled: {e}");
+                    stalls += 1;
+                }
+                Err(e) => panic!("GET {path}: {e}"),
+            }
         }
-        n
+        (n, stalls)
     })
 }
 
@@ -256,7 +265,13 @@ fn soak() {
     let took = started.elapsed();
 
     stop.store(true, Ordering::Relaxed);
-    let polled: Vec<usize> = pollers.into_iter().map(|p| p.join().unwrap()).collect();
+    let (polled, stalls): (Vec<usize>, Vec<usize>) =
+        pollers.into_iter().map(|p| p.join().unwrap()).unzip();
+    // A rare stall under this load is reported, not hidden; more than one
+    // in a hundred polls fails.
+    for (n, stalled) in polled.iter().zip(&stalls) {
+        assert!(*stalled * 100 <= *n, "{stalled} stalls in {n} polls");
+    }
     runtime.block_on(async {
         for w in watchers {
             w.await.expect("a websocket watcher failed");
