@@ -125,7 +125,7 @@ fn c_field(f: &[libc::c_char]) -> String {
     let bytes: Vec<u8> = f
         .iter()
         .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
+        .map(|&c| u8::from_ne_bytes(c.to_ne_bytes()))
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
