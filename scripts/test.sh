@@ -57,6 +57,9 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test
+echo "== a million logged tests on the page, with the release binary"
+cargo build --release --quiet --bin webperf3
+WEBPERF3_BIN=target/release/webperf3 cargo test --test dashboard million -- --ignored
 # zig cc compiles AWS-LC for the aarch64 build (scripts/zig-cc finds it).
 if [ -z "${ZIG:-}" ] && ! command -v zig >/dev/null 2>&1 &&
     ! python3 -c 'import ziglang' >/dev/null 2>&1 &&

@@ -46,6 +46,7 @@ pub struct Launch {
     envs: Vec<(OsString, OsString)>,
     limits: Rlimits,
     deadline: Duration,
+    binary: PathBuf,
 }
 
 impl Launch {
@@ -58,6 +59,7 @@ impl Launch {
             extra: Vec::new(),
             envs: Vec::new(),
             limits: Rlimits::default(),
+            binary: PathBuf::from(BIN),
             deadline: DEADLINE,
         }
     }
@@ -101,10 +103,17 @@ impl Launch {
         self
     }
 
+    /// Runs `binary` instead of the one cargo built for this target (a
+    /// release build for tests whose start-up would take minutes in debug).
+    pub fn binary(mut self, binary: &Path) -> Launch {
+        self.binary = binary.to_path_buf();
+        self
+    }
+
     /// Starts it and waits for its start-up line; the error holds its
     /// stderr when it exits first (e.g. "Address in use").
     pub fn try_start(&self) -> Result<Daemon, String> {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(&self.binary);
         cmd.args(["--port", &self.port.to_string()])
             .args(["--servers", &self.servers.to_string()])
             .args(["--bind", "127.0.0.1", "--http", "127.0.0.1:0", "--log-dir"])
@@ -136,7 +145,8 @@ impl Launch {
                 Ok(())
             });
         }
-        let process = Spawned::start(&mut cmd).map_err(|e| format!("cannot start {BIN}: {e}"))?;
+        let process = Spawned::start(&mut cmd)
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
         let found = process.stderr().wait(self.deadline, |lines| {
             lines.iter().enumerate().find_map(|(at, line)| {
                 let (port, http) = parse_start_up(line)?;
