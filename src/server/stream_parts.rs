@@ -25,6 +25,8 @@ pub enum Method {
     Write,
     /// TCP send from an in-memory file.
     Sendfile,
+    /// TCP send of the block's pages from a pipe (`tee` + `splice`).
+    Splice,
     /// UDP receive, datagrams copied in batches (`recvmmsg`).
     Recvmmsg,
     /// UDP receive, coalesced datagrams (`UDP_GRO`).
@@ -36,12 +38,13 @@ pub enum Method {
 }
 
 impl Method {
-    const ALL: [Method; 9] = [
+    const ALL: [Method; 10] = [
         Method::None,
         Method::Read,
         Method::Discard,
         Method::Write,
         Method::Sendfile,
+        Method::Splice,
         Method::Recvmmsg,
         Method::Gro,
         Method::Send,
@@ -56,6 +59,7 @@ impl Method {
             Method::Discard => "discard",
             Method::Write => "write",
             Method::Sendfile => "sendfile",
+            Method::Splice => "splice",
             Method::Recvmmsg => "recvmmsg",
             Method::Gro => "gro",
             Method::Send => "send",
