@@ -225,24 +225,30 @@ pub fn bench_page(daemon: &Daemon, n: usize) {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(time_page(daemon, n));
+    rt.block_on(async {
+        let mut page = Browser::blank().await;
+        page.call("Network.enable", json!({})).await;
+        page.call("Network.setCacheDisabled", json!({"cacheDisabled": true}))
+            .await;
+        // A desktop window: the chart as wide as on a laptop, so it asks
+        // for as many buckets as it ever does.
+        page.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await;
+        page.add_script(WATCH).await;
+        let all = first_paint(&mut page, daemon, n).await;
+        for (name, protocol) in [(Some(WHO), "TCP"), (None, "UDP")] {
+            filter_change(&mut page, n, &all, name, protocol).await;
+        }
+    });
 }
 
-async fn time_page(daemon: &Daemon, n: usize) {
-    let mut page = Browser::blank().await;
-    page.call("Network.enable", json!({})).await;
-    page.call("Network.setCacheDisabled", json!({"cacheDisabled": true}))
-        .await;
-    // A desktop window: the chart as wide as on a laptop, so it asks for
-    // as many buckets as it ever does.
-    page.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": false}),
-    )
-    .await;
-    page.add_script(WATCH).await;
-
-    // First paint, from navigation start (performance.now() counts from it).
+/// Loads the page afresh, times each load from navigation start
+/// (`performance.now()` counts from it) to the history shown, and prints
+/// the median; returns what the page showed.
+async fn first_paint(page: &mut Browser, daemon: &Daemon, n: usize) -> View {
     let mut paints = Vec::new();
     let mut api = Vec::new();
     for k in 0..=SAMPLES {
@@ -255,7 +261,7 @@ async fn time_page(daemon: &Daemon, n: usize) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let v = page.eval_settled(PAINTED, LIMIT).await;
-        no_errors(&mut page, "after loading").await;
+        no_errors(page, "after loading").await;
         let run = Run::of(&v);
         assert!(run.view.rows > 0, "rows shown at first paint: {v}");
         assert_eq!(run.view.drawn, "yes", "the chart drawn at first paint: {v}");
@@ -293,61 +299,68 @@ async fn time_page(daemon: &Daemon, n: usize) {
         "  its API requests (last load)",
         requests.join(", ")
     );
+    view.clone()
+}
 
-    // Filter changes on the loaded page, each from the whole history (the
-    // Reset button between them, itself timed).
-    let all = paints[0].view.clone();
-    for (name, protocol) in [(Some(WHO), "TCP"), (None, "UDP")] {
-        let want = expected(n, name, protocol);
-        let (mut changes, mut resets) = (Vec::new(), Vec::new());
-        for k in 0..=SAMPLES {
-            let v = page
-                .eval_settled(&choose(name.unwrap_or(""), protocol), LIMIT)
-                .await;
-            no_errors(&mut page, "after a filter change").await;
-            let run = Run::of(&v);
-            let shown = &run.view;
-            assert_eq!(
-                shown.total, want,
-                "the chart's count of {name:?} {protocol}: {v}"
-            );
-            assert_eq!(shown.rows, want.min(all.rows), "a page of the rows: {v}");
-            assert!(shown.total < all.total, "the history changed: {v}");
-            if let Some(who) = name {
-                assert_eq!(shown.names, [who], "only {who}'s rows: {v}");
-            }
-            assert_eq!(shown.protocols, [protocol], "only {protocol} rows: {v}");
-            assert_eq!(shown.drawn, "yes", "the chart drawn: {v}");
-            let back = Run::of(&page.eval_settled(&reset(), LIMIT).await);
-            no_errors(&mut page, "after Reset").await;
-            assert_eq!(back.view.total, n as u64, "Reset shows every test again");
-            if k > 0 {
-                changes.push(run);
-                resets.push(back);
-            }
+/// Times choosing `name` (if any) and `protocol` on the loaded page, from
+/// the whole history (`all`) each time, with Reset between the runs (itself
+/// timed); checks the filtered rows and chart and prints the medians.
+async fn filter_change(
+    page: &mut Browser,
+    n: usize,
+    all: &View,
+    name: Option<&str>,
+    protocol: &str,
+) {
+    let want = expected(n, name, protocol);
+    let (mut changes, mut resets) = (Vec::new(), Vec::new());
+    for k in 0..=SAMPLES {
+        let v = page
+            .eval_settled(&choose(name.unwrap_or(""), protocol), LIMIT)
+            .await;
+        no_errors(page, "after a filter change").await;
+        let run = Run::of(&v);
+        let shown = &run.view;
+        assert_eq!(
+            shown.total, want,
+            "the chart's count of {name:?} {protocol}: {v}"
+        );
+        assert_eq!(shown.rows, want.min(all.rows), "a page of the rows: {v}");
+        assert!(shown.total < all.total, "the history changed: {v}");
+        if let Some(who) = name {
+            assert_eq!(shown.names, [who], "only {who}'s rows: {v}");
         }
-        let (med, lo, hi) = spread(&changes, |r| r.painted);
-        let (dom, _, _) = spread(&changes, |r| r.ready);
-        let what = match name {
-            Some(who) => format!("name {who} + {protocol}"),
-            None => format!("protocol {protocol}"),
-        };
-        let view = &changes[0].view;
-        println!(
-            "{:<44} {med:.0} ms ({lo:.0}–{hi:.0}; DOM ready {dom:.0} ms; {} rows, {} points drawn, {} tests; median of {SAMPLES}; load average {}){}",
-            format!("page filter {what}, {n} tests"),
-            view.rows,
-            view.points,
-            view.total,
-            load_average(),
-            verdict(med, n),
-        );
-        let (med, lo, hi) = spread(&resets, |r| r.painted);
-        println!(
-            "{:<44} {med:.0} ms ({lo:.0}–{hi:.0}; {} points drawn)",
-            "  and Reset back to every test", resets[0].view.points,
-        );
+        assert_eq!(shown.protocols, [protocol], "only {protocol} rows: {v}");
+        assert_eq!(shown.drawn, "yes", "the chart drawn: {v}");
+        let back = Run::of(&page.eval_settled(&reset(), LIMIT).await);
+        no_errors(page, "after Reset").await;
+        assert_eq!(back.view.total, n as u64, "Reset shows every test again");
+        if k > 0 {
+            changes.push(run);
+            resets.push(back);
+        }
     }
+    let (med, lo, hi) = spread(&changes, |r| r.painted);
+    let (dom, _, _) = spread(&changes, |r| r.ready);
+    let what = match name {
+        Some(who) => format!("name {who} + {protocol}"),
+        None => format!("protocol {protocol}"),
+    };
+    let view = &changes[0].view;
+    println!(
+        "{:<44} {med:.0} ms ({lo:.0}–{hi:.0}; DOM ready {dom:.0} ms; {} rows, {} points drawn, {} tests; median of {SAMPLES}; load average {}){}",
+        format!("page filter {what}, {n} tests"),
+        view.rows,
+        view.points,
+        view.total,
+        load_average(),
+        verdict(med, n),
+    );
+    let (med, lo, hi) = spread(&resets, |r| r.painted);
+    println!(
+        "{:<44} {med:.0} ms ({lo:.0}–{hi:.0}; {} points drawn)",
+        "  and Reset back to every test", resets[0].view.points,
+    );
 }
 
 /// The one-minute load average (other work on the machine moves the
