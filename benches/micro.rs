@@ -8,8 +8,8 @@
 //! (`cargo bench --bench micro -- load http udp`); `WEBPERF3_MICRO_MAX_N`
 //! caps the number of logged tests for `load` (default 100000).
 //! `history` runs the binary itself over 100k and 1M logged tests
-//! (`WEBPERF3_HISTORY_MAX_N` caps it): start-up time, memory per test, and
-//! the history routes' latency.
+//! (`WEBPERF3_HISTORY_MAX_N` caps it): start-up time, memory per test, the
+//! history routes' latency, and the page in headless Chromium (`paint.rs`).
 //!
 //! The logs are real stock iperf3 3.12 server entries
 //! (`tests/fixtures/stock-3.12.json`: TCP, `-R`, `-P 2`, UDP, paced)
@@ -25,6 +25,8 @@ use webperf3::hub::Hub;
 use webperf3::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp};
 use webperf3::store::log::LogDir;
 
+#[path = "micro/paint.rs"]
+mod paint;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -386,6 +388,7 @@ fn bench_history(max_n: usize) {
             size as f64 / 1e6,
             daemon.status_kb("VmHWM")
         );
+        paint::bench_page(&daemon, n);
         daemon.stop();
     }
 }

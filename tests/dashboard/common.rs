@@ -1,6 +1,7 @@
 //! Helpers of the dashboard tests alone: temp log dirs preloaded with stock
-//! iperf3 logs, a hub and routes over them, and finding Chromium. What the
-//! engine tests and benches share with them is in `tests/support`.
+//! iperf3 logs, a hub and routes over them. What the engine tests and
+//! benches share with them (finding Chromium among it) is in
+//! `tests/support`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +14,6 @@ use webperf3::shutdown::Shutdown;
 use webperf3::store::log::LogDir;
 
 use crate::support::logs::entry_texts;
-use crate::support::tools;
 
 /// Port the fixtures are loaded on, and the second served port.
 pub const P1: u16 = 5201;
@@ -130,19 +130,7 @@ impl Env {
 }
 
 /// Chromium (or Chrome) for the headless browser tests.
-pub fn chromium() -> PathBuf {
-    tools::require(
-        "Chromium",
-        &[
-            "/usr/bin/chromium",
-            "chromium",
-            "chromium-browser",
-            "google-chrome",
-            "google-chrome-stable",
-        ],
-        "chromium",
-    )
-}
+pub use crate::support::browser::chromium;
 
 /// Every `verdict.limited_by` the contract names.
 pub const VERDICT_LIMITS: [&str; 7] = [
