@@ -14,13 +14,11 @@
 //! - [`streams`]: data stream threads.
 //! - [`stream_parts`]: what a stream is made of: its I/O method, counters,
 //!   payload and pacing (below the threads and the loops that move bytes).
-//! - [`tcp_io`]: the TCP stream loops (discarding receive, copy-free send).
-//! - [`block_pipe`]: a sender's block held in a pipe (`tee` + `splice`).
+//! - [`tcp_io`]: the TCP stream loops (discarding receive, `sendfile` send).
 //! - [`udp`]: the UDP stream handshake, buffers and thread bodies.
 //! - [`udp_batch`]: the UDP stream loops, batched (GRO/GSO).
 
 pub mod auth;
-pub mod block_pipe;
 pub mod driver;
 pub mod listen;
 pub use crate::overlap;

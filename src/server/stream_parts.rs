@@ -25,8 +25,6 @@ pub enum Method {
     Write,
     /// TCP send from an in-memory file.
     Sendfile,
-    /// TCP send of the block's pages from a pipe (`tee` + `splice`).
-    Splice,
     /// UDP receive, datagrams copied in batches (`recvmmsg`).
     Recvmmsg,
     /// UDP receive, coalesced datagrams (`UDP_GRO`).
@@ -38,13 +36,12 @@ pub enum Method {
 }
 
 impl Method {
-    const ALL: [Method; 10] = [
+    const ALL: [Method; 9] = [
         Method::None,
         Method::Read,
         Method::Discard,
         Method::Write,
         Method::Sendfile,
-        Method::Splice,
         Method::Recvmmsg,
         Method::Gro,
         Method::Send,
@@ -59,7 +56,6 @@ impl Method {
             Method::Discard => "discard",
             Method::Write => "write",
             Method::Sendfile => "sendfile",
-            Method::Splice => "splice",
             Method::Recvmmsg => "recvmmsg",
             Method::Gro => "gro",
             Method::Send => "send",

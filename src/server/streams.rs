@@ -113,14 +113,11 @@ impl DataStream {
                     let copies = tcp_io::blocks_per_call(buf.len());
                     let file = path.send_file.then(|| block_file(&buf, copies)).flatten();
                     let pacing = Pacing::of(p);
-                    // Under `--copy`, a `-Z` client gets stock's sendfile.
-                    let pipe = !path.copy;
                     std::thread::Builder::new().name(name).spawn(move || {
                         let block = tcp_io::Block {
                             bytes: &buf,
                             file,
                             copies,
-                            pipe,
                         };
                         tcp_io::send(sock, block, pacing, t0, &counters);
                     })?

@@ -1,8 +1,7 @@
 //! TCP stream loops: receiving in whole blocks (discarded in the kernel, or
-//! copied as stock does) and sending blocks (their pages duplicated from a
-//! pipe, else from an in-memory file with `sendfile`, else written from the
-//! buffer), each falling back to copying where the kernel refuses the
-//! copy-free call.
+//! copied as stock does) and sending blocks (from an in-memory file with
+//! `sendfile`, or written from the buffer), each falling back to copying
+//! where the kernel refuses the copy-free call.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,7 +9,6 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use super::block_pipe::BlockPipe;
 use super::stream_parts::{Counters, Method, Pacing};
 use crate::sys;
 
@@ -74,9 +72,6 @@ pub struct Block<'a> {
     pub file: Option<OwnedFd>,
     /// How many blocks the file holds back to back.
     pub copies: usize,
-    /// Send the file's pages from a pipe ([`BlockPipe`]) rather than with
-    /// `sendfile`.
-    pub pipe: bool,
 }
 
 /// How many blocks of `len` bytes an unpaced `sendfile` stream hands the
@@ -93,7 +88,12 @@ pub fn blocks_per_call(len: usize) -> usize {
 /// A file the kernel will not `sendfile` from is dropped and the rest is
 /// written. An unpaced stream sending from a file hands the kernel all the
 /// file's blocks per call; paced ones, one block per call as stock.
-pub fn send(sock: TcpStream, block: Block<'_>, pacing: Pacing, t0: Instant, c: &Counters) {
+pub fn send(sock: TcpStream, mut block: Block<'_>, pacing: Pacing, t0: Instant, c: &Counters) {
+    c.set_method(if block.file.is_some() {
+        Method::Sendfile
+    } else {
+        Method::Write
+    });
     let len = block.bytes.len();
     let per_call = if block.file.is_some() && pacing.rate == 0 {
         block.copies.max(1)
@@ -101,8 +101,6 @@ pub fn send(sock: TcpStream, block: Block<'_>, pacing: Pacing, t0: Instant, c: &
         1
     };
     let chunk = per_call * len;
-    let mut source = Source::of(block.file, block.pipe, chunk);
-    c.set_method(source.method());
     let mut sent: u64 = 0;
     loop {
         if let Some(wait) = pacing.wait(sent, t0.elapsed()) {
@@ -116,13 +114,12 @@ pub fn send(sock: TcpStream, block: Block<'_>, pacing: Pacing, t0: Instant, c: &
             let mut done = 0;
             c.writing.store(true, Relaxed);
             while done < chunk {
-                let result = match &mut source {
-                    Source::Pipe(pipe) => pipe.send(&sock),
-                    Source::File(file) => {
+                let result = match &block.file {
+                    Some(file) => {
                         let mut offset = done as i64;
                         sys::sendfile(&sock, file, &mut offset, chunk - done)
                     }
-                    Source::Buffer => (&sock).write(&block.bytes[done % len..]),
+                    None => (&sock).write(&block.bytes[done % len..]),
                 };
                 match result {
                     Ok(n) if n > 0 => {
@@ -132,9 +129,9 @@ pub fn send(sock: TcpStream, block: Block<'_>, pacing: Pacing, t0: Instant, c: &
                         c.blocks.store(sent / len as u64, Relaxed);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) if !matches!(source, Source::Buffer) && sys::unsupported(&e) => {
-                        tracing::debug!(error = %e, method = source.method().name(), "refused; writing");
-                        source = Source::Buffer;
+                    Err(e) if block.file.is_some() && sys::unsupported(&e) => {
+                        tracing::debug!(error = %e, "sendfile refused; writing");
+                        block.file = None;
                         c.set_method(Method::Write);
                     }
                     // A send fails once the test is stopped (or the peer
@@ -147,44 +144,6 @@ pub fn send(sock: TcpStream, block: Block<'_>, pacing: Pacing, t0: Instant, c: &
                 }
             }
             c.writing.store(false, Relaxed);
-        }
-    }
-}
-
-/// Where a sender's bytes come from.
-enum Source {
-    /// The block's pages in a pipe, duplicated per send (`tee` + `splice`).
-    Pipe(BlockPipe),
-    /// The block's in-memory file (`sendfile`).
-    File(OwnedFd),
-    /// The block's bytes (`write`).
-    Buffer,
-}
-
-impl Source {
-    /// With `pipe`, the pipe of `chunk` bytes of `file` where the kernel
-    /// allows one; else the file itself; the bytes without a file.
-    fn of(file: Option<OwnedFd>, pipe: bool, chunk: usize) -> Source {
-        let Some(file) = file else {
-            return Source::Buffer;
-        };
-        if !pipe {
-            return Source::File(file);
-        }
-        match BlockPipe::new(&file, chunk) {
-            Ok(pipe) => Source::Pipe(pipe),
-            Err(e) => {
-                tracing::debug!(error = %e, "no block pipe; sendfile");
-                Source::File(file)
-            }
-        }
-    }
-
-    fn method(&self) -> Method {
-        match self {
-            Source::Pipe(_) => Method::Splice,
-            Source::File(_) => Method::Sendfile,
-            Source::Buffer => Method::Write,
         }
     }
 }
@@ -276,7 +235,6 @@ mod tests {
                 bytes: &sender_bytes,
                 file,
                 copies,
-                pipe: true,
             };
             send(
                 server,
@@ -305,7 +263,7 @@ mod tests {
     fn sending_from_a_file_or_the_buffer() {
         assert_eq!(
             send_counts(|b| Some(sys::memfd_with(b, 4).unwrap())),
-            Method::Splice
+            Method::Sendfile
         );
         assert_eq!(send_counts(|_| None), Method::Write);
     }
@@ -322,7 +280,6 @@ mod tests {
                 bytes: &bytes,
                 file: None,
                 copies: 1,
-                pipe: true,
             };
             // 1 bit/s: the second block is due in 97 days.
             send(
@@ -343,23 +300,6 @@ mod tests {
             stopped.elapsed() < Duration::from_secs(1),
             "{:?}",
             stopped.elapsed()
-        );
-    }
-
-    #[test]
-    fn a_block_no_pipe_can_hold_is_sent_with_sendfile() {
-        // The file is shorter than the chunk asked for: no pipe of it.
-        let file = sys::memfd_with(b"short", 1).unwrap();
-        assert_eq!(
-            Source::of(Some(file), true, 4096).method(),
-            Method::Sendfile
-        );
-        assert_eq!(Source::of(None, true, 4096).method(), Method::Write);
-        // Asked for sendfile (stock's `-Z` under `--copy`).
-        let file = sys::memfd_with(&[7; 4096], 1).unwrap();
-        assert_eq!(
-            Source::of(Some(file), false, 4096).method(),
-            Method::Sendfile
         );
     }
 

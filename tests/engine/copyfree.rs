@@ -121,7 +121,7 @@ fn tcp_reverse_counts_under_each_mode() {
     let n = ["-R", "-n", "10M"];
     let (c, e) = run(false, &n);
     check_tcp_reverse(&c, &e);
-    assert_eq!(method(&e, "send"), "splice");
+    assert_eq!(method(&e, "send"), "sendfile");
     let (c, e) = run(true, &n);
     check_tcp_reverse(&c, &e);
     assert_eq!(method(&e, "send"), "write");
@@ -135,13 +135,13 @@ fn tcp_reverse_counts_under_each_mode() {
 fn tcp_repeating_payload_from_the_in_memory_file() {
     let (c, e) = run(false, &["-R", "-n", "10M", "--repeating-payload"]);
     check_tcp_reverse(&c, &e);
-    assert_eq!(method(&e, "send"), "splice");
+    assert_eq!(method(&e, "send"), "sendfile");
 }
 
 #[test]
 fn tcp_bidir_uses_both_paths() {
     let (_, e) = run(false, &["--bidir", "-t", "1"]);
-    assert_eq!(method(&e, "send"), "splice");
+    assert_eq!(method(&e, "send"), "sendfile");
     assert_eq!(method(&e, "receive"), "discard");
 }
 
