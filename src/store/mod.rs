@@ -3,7 +3,11 @@
 //! Arrows point down this list; no module imports one above it.
 //!
 //! - [`load`]: every log loaded at start-up in bounded chunks, damage named
-//!   and skipped.
+//!   and skipped, the part of a file its index covers read from the index.
+//! - [`index_dir`]: `<log-dir>/.index/`, one index per log file, read only
+//!   when it still matches its file, written atomically.
+//! - [`index`]: the format of an index (records, texts, key, latest,
+//!   damage of the part of a log it covers) and its checks; pure.
 //! - [`entry`]: one logged entry read back from its file, exactly as it stands.
 //! - [`log`]: `port-<PORT>.json` files and the one write path into them: a
 //!   finished test printed, appended with one write and summarised
@@ -29,6 +33,8 @@ pub mod chunks;
 pub mod compact;
 pub mod entry;
 pub mod ids;
+pub mod index;
+pub mod index_dir;
 pub mod load;
 pub mod log;
 pub mod ndt7_log;

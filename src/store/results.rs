@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::compact::{Interner, Record, NO_FILE};
+use super::compact::{Interner, Record, NONE, NO_FILE};
 use super::ids::{LogKey, TestId};
 use super::result::TestResult;
 
@@ -85,6 +85,28 @@ impl ResultsStore {
         self.records
             .push(Record::new(result, file, offset, &mut self.texts));
         self.records.len() - 1
+    }
+
+    /// Records the tests of a persisted index, `records` with texts
+    /// numbered in `texts`, all sitting in file `file`; false (and nothing
+    /// recorded) if a record names a text `texts` does not have.
+    pub fn push_indexed(&mut self, records: &[Record], texts: &Interner, file: u32) -> bool {
+        let words: Vec<u32> = std::iter::once(NONE)
+            .chain(texts.iter().map(|(_, t)| self.texts.intern(t)))
+            .collect();
+        let tags: Vec<u16> = std::iter::once(0)
+            .chain(texts.tags().map(|(_, t)| self.texts.intern_tag(t)))
+            .collect();
+        let before = self.records.len();
+        self.records.reserve(records.len());
+        for record in records {
+            let Some(record) = record.renumber(&words, &tags, file) else {
+                self.records.truncate(before);
+                return false;
+            };
+            self.records.push(record);
+        }
+        true
     }
 
     /// The number of the file `log`'s file with first test `filekey`,
