@@ -591,9 +591,13 @@ mod tests {
         let tags = vec![0u16, 2, 3];
         let mut other = Interner::default();
         other.intern("x");
-        texts.iter().for_each(|(_, t)| drop(other.intern(t)));
+        for (_, t) in texts.iter() {
+            other.intern(t);
+        }
         other.intern_tag("y");
-        texts.tags().for_each(|(_, t)| drop(other.intern_tag(t)));
+        for (_, t) in texts.tags() {
+            other.intern_tag(t);
+        }
         let moved = back.renumber(&words, &tags, 4).unwrap();
         assert_eq!(moved.file, 4);
         assert_eq!(moved.result(String::new(), &other), full);

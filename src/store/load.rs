@@ -38,6 +38,8 @@ pub struct Loaded {
     pub store: ResultsStore,
     /// One line per damaged stretch skipped or file that could not be read.
     pub warnings: Vec<String>,
+    /// How many of the tests were read from indexes rather than parsed.
+    pub indexed: usize,
 }
 
 /// A port's latest test as loading found it so far: file and offset.
@@ -84,6 +86,7 @@ impl LogDir {
         let mut latest: BTreeMap<u16, Latest> = BTreeMap::new();
         let mut indexes = IndexDir::new(self.dir());
         let mut live = HashSet::new();
+        let mut indexed = 0;
         // Each chunk is parsed in pieces in parallel (one per core): years
         // of history load in a fraction of the time on a Pi's four cores.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -99,8 +102,10 @@ impl LogDir {
                 chunk: CHUNK,
                 store: &mut store,
                 warnings: &mut warnings,
+                indexed: 0,
             };
             let key = loader.load(carried, &mut indexes, &mut live);
+            indexed += loader.indexed;
             if file.generation == 0 {
                 self.remember_key(file.log, key);
             }
@@ -113,7 +118,11 @@ impl LogDir {
         store.sort(&latest);
         // The parsing threads freed tens of MB after a long history.
         crate::sys::release_free_memory();
-        Loaded { store, warnings }
+        Loaded {
+            store,
+            warnings,
+            indexed,
+        }
     }
 
     /// Indexes `log`'s newest rotated copy (just renamed from the live
@@ -137,6 +146,7 @@ impl LogDir {
                     chunk: CHUNK,
                     store: &mut store,
                     warnings: &mut warnings,
+                    indexed: 0,
                 };
                 loader.load(&mut None, &mut IndexDir::new(&dir), &mut HashSet::new());
             });
@@ -153,6 +163,8 @@ struct Loader<'a> {
     chunk: usize,
     store: &'a mut ResultsStore,
     warnings: &'a mut Vec<String>,
+    /// Tests read from the file's index.
+    indexed: usize,
 }
 
 /// What loading a file has found so far.
@@ -239,6 +251,7 @@ impl Loader<'_> {
         {
             return false;
         }
+        self.indexed += covered.records.len();
         progress.key = covered.key.map(|key| (key, file));
         progress.latest = covered.latest;
         progress.damage.clone_from(&covered.damage);
@@ -288,8 +301,10 @@ impl Loader<'_> {
         // is not free).
         let mut damaged: Vec<(u64, Damage)> = Vec::new();
         let mut reader = opened;
+        // No bigger a buffer than the range needs (a tail is often one entry).
+        let chunk = usize::try_from(to - from).map_or(self.chunk, |n| self.chunk.min(n + 1));
         let read = reader.seek(SeekFrom::Start(from)).and_then(|_| {
-            each_chunk(reader.take(to - from), self.chunk, |base, text| {
+            each_chunk(reader.take(to - from), chunk, |base, text| {
                 let base = from + base;
                 let Some(pieces) = read_chunk(log, text, cores) else {
                     warnings.push(format!("{shown}: cannot read: the reader failed"));
@@ -544,6 +559,7 @@ pub(crate) mod tests {
             chunk,
             store: &mut store,
             warnings: &mut warnings,
+            indexed: 0,
         };
         loader.load(&mut latest, &mut IndexDir::off(), &mut HashSet::new());
         (store.iter().collect(), latest, warnings)

@@ -35,6 +35,8 @@ pub mod entry;
 pub mod ids;
 pub mod index;
 pub mod index_dir;
+#[cfg(test)]
+mod index_tests;
 pub mod load;
 pub mod log;
 pub mod ndt7_log;
