@@ -11,7 +11,9 @@
 //! encoding, decoding with every length checked before anything is
 //! allocated, and the hashes. Where the files live is [`super::index_dir`].
 
-use super::compact::{Interner, Record, ENCODED_LEN};
+use std::io::{self, Write};
+
+use super::compact::{Interner, Record, ENCODED_LEN, NO_FILE};
 use super::ids::LogKey;
 
 /// The version of the format, in every index's header. Bump it whenever
@@ -49,9 +51,10 @@ pub enum Latest {
     At(u64),
 }
 
-/// Everything an index holds.
-#[derive(Debug, Clone)]
-pub struct Covered {
+/// What an index says about the covered part of its file, besides its
+/// tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct About {
     /// Whose log the file is.
     pub log: LogKey,
     /// The file's identity.
@@ -68,6 +71,13 @@ pub struct Covered {
     /// The damage found in the covered part, as warnings without the file's
     /// name (which rotation changes).
     pub damage: Vec<String>,
+}
+
+/// Everything an index holds.
+#[derive(Debug, Clone)]
+pub struct Covered {
+    /// What it says about the covered part.
+    pub about: About,
     /// The tests of the covered part in file order, texts numbered in `texts`.
     pub records: Vec<Record>,
     /// The records' texts.
@@ -91,25 +101,79 @@ pub enum Refused {
 /// The size of an index's header: what [`header`] reads.
 pub const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 2 + 8 * 5;
 
-/// A hash of `bytes` that is quick to compute (about a byte per CPU cycle
-/// or better) and catches changed bytes; not for adversaries.
-pub fn hash(bytes: &[u8], seed: u64) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(K);
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+/// A hash that is quick to compute (a multiply per eight bytes) and
+/// catches changed bytes; not for adversaries. Fed in pieces, it gives
+/// what it gives fed at once.
+#[derive(Debug, Clone)]
+pub struct Hasher {
+    h: u64,
+    pending: [u8; 8],
+    filled: usize,
+    len: u64,
+}
+
+const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl Hasher {
+    /// A hash starting from `seed`.
+    pub fn new(seed: u64) -> Hasher {
+        Hasher {
+            h: seed,
+            pending: [0; 8],
+            filled: 0,
+            len: 0,
+        }
     }
-    let mut last = [0u8; 8];
-    last[..words.remainder().len()].copy_from_slice(words.remainder());
-    h = (h ^ u64::from_le_bytes(last)).wrapping_mul(K);
-    // Murmur3's finaliser: every input bit reaches every output bit.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
+
+    fn word(&mut self, w: [u8; 8]) {
+        self.h = (self.h ^ u64::from_le_bytes(w))
+            .wrapping_mul(K)
+            .rotate_left(29);
+    }
+
+    /// Adds `bytes`.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        if self.filled > 0 {
+            let n = (8 - self.filled).min(bytes.len());
+            self.pending[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled < 8 {
+                return;
+            }
+            self.word(self.pending);
+            self.filled = 0;
+        }
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.word(w.try_into().unwrap_or_default());
+        }
+        let rest = words.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
+    }
+
+    /// The hash of everything added.
+    pub fn finish(&self) -> u64 {
+        let mut last = [0u8; 8];
+        last[..self.filled].copy_from_slice(&self.pending[..self.filled]);
+        let mut h = (self.h ^ u64::from_le_bytes(last)).wrapping_mul(K);
+        h ^= self.len.wrapping_mul(K);
+        // Murmur3's finaliser: every input bit reaches every output bit.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// The [`Hasher`] hash of `bytes`.
+pub fn hash(bytes: &[u8], seed: u64) -> u64 {
+    let mut h = Hasher::new(seed);
+    h.update(bytes);
+    h.finish()
 }
 
 /// The fingerprint of a covered part of `len` bytes from its first
@@ -177,60 +241,135 @@ pub fn header(bytes: &[u8]) -> Result<Header, Refused> {
     })
 }
 
+/// The numbers of the texts `records` use, in the order first used:
+/// old number → new (0 for unused), and the texts in new order.
+fn used_texts<'t>(
+    records: &[Record],
+    texts: &'t Interner,
+) -> (Vec<u32>, Vec<&'t str>, Vec<u16>, Vec<&'t str>) {
+    let mut words = vec![0u32; texts.iter().count() + 1];
+    let mut tags = vec![0u16; texts.tags().count() + 1];
+    let (mut word_texts, mut tag_texts) = (Vec::new(), Vec::new());
+    for record in records {
+        for n in [record.name, record.title, record.client, record.error] {
+            let slot = &mut words[n as usize];
+            if n != 0 && *slot == 0 {
+                word_texts.push(texts.get(n).unwrap_or(""));
+                *slot = u32::try_from(word_texts.len()).unwrap_or(u32::MAX);
+            }
+        }
+        for n in [record.protocol, record.throttled] {
+            let slot = &mut tags[usize::from(n)];
+            if n != 0 && *slot == 0 {
+                tag_texts.push(texts.tag(n).unwrap_or(""));
+                *slot = u16::try_from(tag_texts.len()).unwrap_or(u16::MAX);
+            }
+        }
+    }
+    (words, word_texts, tags, tag_texts)
+}
+
+/// The bytes a counted list of `texts` takes.
+fn texts_len<S: AsRef<str>>(texts: &[S]) -> u64 {
+    8 + texts
+        .iter()
+        .map(|t| 4 + t.as_ref().len() as u64)
+        .sum::<u64>()
+}
+
+/// Writes through `out` while hashing what is written.
+struct Hashing<W> {
+    out: W,
+    hash: Hasher,
+}
+
+impl<W: Write> Hashing<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.hash.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    fn texts<S: AsRef<str>>(&mut self, texts: &[S]) -> io::Result<()> {
+        self.put(&(texts.len() as u64).to_le_bytes())?;
+        for t in texts {
+            let t = t.as_ref().as_bytes();
+            let len = u32::try_from(t.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+            self.put(&len.to_le_bytes())?;
+            self.put(t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the index of a covered part to `out`: `about`, and `records`
+/// (in file order) with the texts of `texts` they use, renumbered so the
+/// index holds only those. Streams: nothing the size of the records is
+/// built in memory.
+pub fn write(
+    about: &About,
+    records: &[Record],
+    texts: &Interner,
+    out: impl Write,
+) -> io::Result<()> {
+    let (words, word_texts, tags, tag_texts) = used_texts(records, texts);
+    let total = HEADER_LEN as u64
+        + 18
+        + texts_len(&about.damage)
+        + texts_len(&word_texts)
+        + texts_len(&tag_texts)
+        + 8
+        + records.len() as u64 * ENCODED_LEN as u64
+        + 8;
+    let mut w = Hashing {
+        out,
+        hash: Hasher::new(0),
+    };
+    w.put(MAGIC)?;
+    for x in [VERSION, ENCODED_LEN as u32, 0] {
+        w.put(&x.to_le_bytes())?;
+    }
+    w.put(&log_number(about.log).to_le_bytes())?;
+    let identity = about.identity;
+    for x in [
+        identity.dev,
+        identity.ino,
+        about.len,
+        about.fingerprint,
+        total,
+    ] {
+        w.put(&x.to_le_bytes())?;
+    }
+    w.put(&[u8::from(about.key.is_some())])?;
+    w.put(&about.key.unwrap_or(0).to_le_bytes())?;
+    let (tag, at) = match about.latest {
+        Latest::Untouched => (0u8, 0),
+        Latest::Cleared => (1, 0),
+        Latest::At(at) => (2, at),
+    };
+    w.put(&[tag])?;
+    w.put(&at.to_le_bytes())?;
+    w.texts(&about.damage)?;
+    w.texts(&word_texts)?;
+    w.texts(&tag_texts)?;
+    w.put(&(records.len() as u64).to_le_bytes())?;
+    let mut encoded = Vec::with_capacity(ENCODED_LEN);
+    for record in records {
+        // Every number is in the tables: they were made from these records.
+        let renumbered = record.renumber(&words, &tags, NO_FILE).unwrap_or(*record);
+        encoded.clear();
+        renumbered.encode(&mut encoded);
+        w.put(&encoded)?;
+    }
+    let sum = w.hash.finish();
+    w.out.write_all(&sum.to_le_bytes())
+}
+
 impl Covered {
     /// The index file's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let texts: usize = self.texts.iter().map(|(_, t)| t.len() + 4).sum();
-        let mut out =
-            Vec::with_capacity(HEADER_LEN + 64 + texts + self.records.len() * ENCODED_LEN);
-        out.extend_from_slice(MAGIC);
-        for x in [VERSION, ENCODED_LEN as u32, 0] {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out.extend_from_slice(&log_number(self.log).to_le_bytes());
-        let total_at = HEADER_LEN - 8;
-        for x in [
-            self.identity.dev,
-            self.identity.ino,
-            self.len,
-            self.fingerprint,
-            0,
-        ] {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out.push(u8::from(self.key.is_some()));
-        out.extend_from_slice(&self.key.unwrap_or(0).to_le_bytes());
-        let (tag, at) = match self.latest {
-            Latest::Untouched => (0u8, 0),
-            Latest::Cleared => (1, 0),
-            Latest::At(at) => (2, at),
-        };
-        out.push(tag);
-        out.extend_from_slice(&at.to_le_bytes());
-        let put_texts = |out: &mut Vec<u8>, texts: &mut dyn Iterator<Item = &str>, n: usize| {
-            out.extend_from_slice(&(n as u64).to_le_bytes());
-            for t in texts {
-                out.extend_from_slice(&(t.len() as u32).to_le_bytes());
-                out.extend_from_slice(t.as_bytes());
-            }
-        };
-        put_texts(
-            &mut out,
-            &mut self.damage.iter().map(String::as_str),
-            self.damage.len(),
-        );
-        let words: Vec<&str> = self.texts.iter().map(|(_, t)| t).collect();
-        put_texts(&mut out, &mut words.iter().copied(), words.len());
-        let tags: Vec<&str> = self.texts.tags().map(|(_, t)| t).collect();
-        put_texts(&mut out, &mut tags.iter().copied(), tags.len());
-        out.extend_from_slice(&(self.records.len() as u64).to_le_bytes());
-        for record in &self.records {
-            record.encode(&mut out);
-        }
-        let total = out.len() as u64 + 8;
-        out[total_at..total_at + 8].copy_from_slice(&total.to_le_bytes());
-        let sum = hash(&out, 0);
-        out.extend_from_slice(&sum.to_le_bytes());
+        let mut out = Vec::new();
+        // Writing to memory cannot fail.
+        let _ = write(&self.about, &self.records, &self.texts, &mut out);
         out
     }
 
@@ -302,13 +441,15 @@ impl Covered {
             return Err(Refused::Corrupt);
         }
         Ok(Covered {
-            log: head.log,
-            identity: head.identity,
-            len: head.len,
-            fingerprint: head.fingerprint,
-            key,
-            latest,
-            damage,
+            about: About {
+                log: head.log,
+                identity: head.identity,
+                len: head.len,
+                fingerprint: head.fingerprint,
+                key,
+                latest,
+                damage,
+            },
             records,
             texts,
         })
@@ -395,13 +536,15 @@ mod tests {
             })
             .collect();
         Covered {
-            log: LogKey::Port(5201),
-            identity: Identity { dev: 7, ino: 42 },
-            len: 6000,
-            fingerprint: 99,
-            key: Some(100),
-            latest: Latest::At(4000),
-            damage: vec!["line 3: skipped text that is not a log entry".into()],
+            about: About {
+                log: LogKey::Port(5201),
+                identity: Identity { dev: 7, ino: 42 },
+                len: 6000,
+                fingerprint: 99,
+                key: Some(100),
+                latest: Latest::At(4000),
+                damage: vec!["line 3: skipped text that is not a log entry".into()],
+            },
             records,
             texts,
         }
@@ -435,21 +578,52 @@ mod tests {
             back.texts.tags().collect::<Vec<_>>(),
             want.texts.tags().collect::<Vec<_>>()
         );
-        assert_eq!((back.key, back.latest), (Some(100), Latest::At(4000)));
-        assert_eq!(back.damage, want.damage);
+        assert_eq!(back.about, want.about);
         assert_eq!(
             header(&bytes).unwrap().identity,
             Identity { dev: 7, ino: 42 }
         );
         for (latest, key) in [(Latest::Cleared, None), (Latest::Untouched, Some(-5))] {
-            let c = Covered {
-                latest,
-                key,
-                ..sample()
-            };
+            let mut c = sample();
+            (c.about.latest, c.about.key) = (latest, key);
             let back = Covered::decode(&c.encode()).unwrap();
-            assert_eq!((back.latest, back.key), (latest, key));
+            assert_eq!((back.about.latest, back.about.key), (latest, key));
         }
+    }
+
+    #[test]
+    fn an_index_holds_only_the_texts_its_tests_use() {
+        let mut c = sample();
+        let mut texts = Interner::default();
+        for unused in ["gone", "host-1", "also gone"] {
+            texts.intern(unused);
+        }
+        texts.intern_tag("SCTP");
+        c.records = c
+            .records
+            .iter()
+            .map(|r| r.reintern(&c.texts, &mut texts))
+            .collect();
+        c.texts = texts;
+        let back = Covered::decode(&c.encode()).unwrap();
+        assert_eq!(
+            back.texts.iter().map(|(_, t)| t).collect::<Vec<_>>(),
+            ["host-0", "host-1"]
+        );
+        assert_eq!(back.texts.tags().count(), 2);
+        for (r, b) in c.records.iter().zip(&back.records) {
+            assert_eq!(
+                b.result(String::new(), &back.texts),
+                r.result(String::new(), &c.texts)
+            );
+        }
+        // In pieces or at once, the same hash.
+        let bytes = c.encode();
+        let mut h = Hasher::new(3);
+        for piece in bytes.chunks(5) {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), hash(&bytes, 3));
     }
 
     #[test]

@@ -11,14 +11,15 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, Metadata};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::compact::{Interner, Record};
 use super::ids::LogKey;
 use super::index::{
-    fingerprint, header, tail_span, Covered, Identity, FINGERPRINT_SPAN, HEADER_LEN,
+    fingerprint, header, tail_span, write, About, Covered, Identity, FINGERPRINT_SPAN, HEADER_LEN,
 };
 
 /// The name of the index directory inside the log directory.
@@ -116,16 +117,17 @@ impl IndexDir {
         bytes.reserve_exact(usize::try_from(size).ok()?.saturating_sub(HEADER_LEN));
         index.take(size).read_to_end(&mut bytes).ok()?;
         let covered = Covered::decode(&bytes).ok()?;
-        (covered.log == log && covered.identity == id).then_some(covered)
+        (covered.about.log == log && covered.about.identity == id).then_some(covered)
     }
 
-    /// Writes `covered` as its file's index, atomically. The first failure
-    /// is warned about and ends writing for this directory.
-    pub fn write(&mut self, covered: &Covered) {
+    /// Writes the index of a covered part (`about` it, its `records` with
+    /// their `texts`), atomically. The first failure is warned about and
+    /// ends writing for this directory.
+    pub fn write(&mut self, about: &About, records: &[Record], texts: &Interner) {
         if self.failed {
             return;
         }
-        if let Err(e) = self.try_write(covered) {
+        if let Err(e) = self.try_write(about, records, texts) {
             self.failed = true;
             tracing::warn!(
                 dir = %self.dir.display(),
@@ -135,13 +137,19 @@ impl IndexDir {
         }
     }
 
-    fn try_write(&self, covered: &Covered) -> io::Result<()> {
+    fn try_write(&self, about: &About, records: &[Record], texts: &Interner) -> io::Result<()> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         fs::create_dir_all(&self.dir)?;
-        let path = self.path(covered.identity);
+        let path = self.path(about.identity);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tmp = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
-        let written = fs::write(&tmp, covered.encode()).and_then(|()| fs::rename(&tmp, &path));
+        let written = File::create(&tmp)
+            .and_then(|file| {
+                let mut out = io::BufWriter::with_capacity(256 * 1024, file);
+                write(about, records, texts, &mut out)?;
+                out.flush()
+            })
+            .and_then(|()| fs::rename(&tmp, &path));
         if written.is_err() {
             let _ = fs::remove_file(&tmp);
         }

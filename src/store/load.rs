@@ -18,9 +18,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::chunks::{each_chunk, last_entry_start_in, next_entry_start, open_log, CHUNK};
-use super::compact::Interner;
 use super::ids::LogKey;
-use super::index::{Covered, Latest as Effect};
+use super::index::{About, Covered, Latest as Effect};
 use super::index_dir::{fingerprint_of, identity, IndexDir};
 use super::log::LogDir;
 use super::ndt7_log::result_of;
@@ -214,15 +213,26 @@ impl Loader<'_> {
         let first = self.store.len();
         let mut from = 0;
         if let Some(covered) = indexes.read(self.file.log, &opened, id, len) {
-            if covered.len <= cut && self.apply(&covered, &mut progress) {
-                from = covered.len;
+            if covered.about.len <= cut && self.apply(&covered, &mut progress) {
+                from = covered.about.len;
             }
         }
         if cut > from {
             self.read_range(&opened, from, cut, &mut progress);
-            if progress.whole {
-                let covered = self.covered(&opened, id, cut, first, &progress);
-                covered.map(|c| indexes.write(&c));
+            if progress.whole && !indexes.failed() {
+                if let Ok(fingerprint) = fingerprint_of(&opened, cut) {
+                    let about = About {
+                        log: self.file.log,
+                        identity: id,
+                        len: cut,
+                        fingerprint,
+                        key: progress.key.map(|(key, _)| key),
+                        latest: progress.latest,
+                        damage: progress.damage.clone(),
+                    };
+                    let store = &*self.store;
+                    indexes.write(&about, &store.records()[first..], store.texts());
+                }
             }
         }
         self.read_range(&opened, cut.max(from), len, &mut progress);
@@ -240,7 +250,8 @@ impl Loader<'_> {
     /// Puts what `covered` holds in the store as if its part of the file
     /// had been read; false (and nothing put) if it does not add up.
     fn apply(&mut self, covered: &Covered, progress: &mut Progress) -> bool {
-        let file = match covered.key {
+        let about = &covered.about;
+        let file = match about.key {
             Some(key) => self.store.file(self.file.log, key, self.file.generation),
             None if covered.records.is_empty() => super::compact::NO_FILE,
             None => return false,
@@ -252,38 +263,10 @@ impl Loader<'_> {
             return false;
         }
         self.indexed += covered.records.len();
-        progress.key = covered.key.map(|key| (key, file));
-        progress.latest = covered.latest;
-        progress.damage.clone_from(&covered.damage);
+        progress.key = about.key.map(|key| (key, file));
+        progress.latest = about.latest;
+        progress.damage.clone_from(&about.damage);
         true
-    }
-
-    /// The index of the file's first `len` bytes (all read, their tests
-    /// pushed from `first` on), `None` if the file cannot be fingerprinted.
-    fn covered(
-        &self,
-        opened: &fs::File,
-        identity: super::index::Identity,
-        len: u64,
-        first: usize,
-        progress: &Progress,
-    ) -> Option<Covered> {
-        let mut texts = Interner::default();
-        let records = self.store.records()[first..]
-            .iter()
-            .map(|r| r.reintern(self.store.texts(), &mut texts))
-            .collect();
-        Some(Covered {
-            log: self.file.log,
-            identity,
-            len,
-            fingerprint: fingerprint_of(opened, len).ok()?,
-            key: progress.key.map(|(key, _)| key),
-            latest: progress.latest,
-            damage: progress.damage.clone(),
-            records,
-            texts,
-        })
     }
 
     /// Reads bytes `from..to` of the file (`from` is 0 or the start of a
@@ -378,6 +361,8 @@ fn lines_before(path: &Path, offsets: &[u64]) -> Vec<usize> {
 }
 
 /// One item a piece of a log holds.
+// Markers are rare: boxing every test to shrink them would cost more.
+#[allow(clippy::large_enum_variant)]
 enum Found {
     /// A test entry with the file key it gives (its start time) and its
     /// result, if it has one.
