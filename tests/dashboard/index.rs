@@ -55,7 +55,8 @@ fn a_restart_shows_the_same_with_the_index_without_it_and_with_it_corrupted() {
     assert_eq!(cleared.status, 200);
     client_json(port, &["-t", "1", "-R", "--extra-data", "reverse"]);
     client_json(port, &["-t", "1", "-u", "-b", "1M", "--extra-data", "udp"]);
-    wait_entries(&daemon.log_path(0), 3);
+    // Three tests and the `{}` marker.
+    wait_entries(&daemon.log_path(0), 4);
     wait_until(Duration::from_secs(10), "three results", || {
         shown(&daemon).0.as_array().is_some_and(|a| a.len() == 3)
     });
