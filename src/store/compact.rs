@@ -324,23 +324,37 @@ impl Record {
         }
     }
 
+    /// The record's word numbers and tag numbers, to rewrite.
+    fn numbers(&mut self) -> ([&mut u32; 4], [&mut u16; 2]) {
+        (
+            [
+                &mut self.name,
+                &mut self.title,
+                &mut self.client,
+                &mut self.error,
+            ],
+            [&mut self.protocol, &mut self.throttled],
+        )
+    }
+
+    /// The record's word numbers (name, title, client, error) and tag
+    /// numbers (protocol, throttling flags).
+    pub fn text_numbers(&self) -> ([u32; 4], [u16; 2]) {
+        (
+            [self.name, self.title, self.client, self.error],
+            [self.protocol, self.throttled],
+        )
+    }
+
     /// The record with its texts moved from `from` to `to` (compacting the
     /// texts after tests were dropped).
     pub fn reintern(mut self, from: &Interner, to: &mut Interner) -> Record {
-        for n in [
-            &mut self.name,
-            &mut self.title,
-            &mut self.client,
-            &mut self.error,
-        ] {
-            if *n != NONE {
-                *n = to.intern(from.get(*n).unwrap_or(""));
-            }
+        let (words, tags) = self.numbers();
+        for n in words.into_iter().filter(|n| **n != NONE) {
+            *n = to.intern(from.get(*n).unwrap_or(""));
         }
-        for n in [&mut self.protocol, &mut self.throttled] {
-            if *n != NONE as u16 {
-                *n = to.intern_tag(from.tag(*n).unwrap_or(""));
-            }
+        for n in tags.into_iter().filter(|n| **n != 0) {
+            *n = to.intern_tag(from.tag(*n).unwrap_or(""));
         }
         self
     }
@@ -349,15 +363,11 @@ impl Record {
     /// (old number → new) and its file set to `file`; `None` if a number
     /// is not in them. [`NONE`] stays [`NONE`].
     pub fn renumber(mut self, words: &[u32], tags: &[u16], file: u32) -> Option<Record> {
-        for n in [
-            &mut self.name,
-            &mut self.title,
-            &mut self.client,
-            &mut self.error,
-        ] {
+        let (word_numbers, tag_numbers) = self.numbers();
+        for n in word_numbers {
             *n = *words.get(*n as usize)?;
         }
-        for n in [&mut self.protocol, &mut self.throttled] {
+        for n in tag_numbers {
             *n = *tags.get(usize::from(*n))?;
         }
         self.file = file;
@@ -368,22 +378,11 @@ impl Record {
     /// (little-endian) to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        for x in [self.timestamp.to_le_bytes(), self.offset.to_le_bytes()] {
-            out.extend_from_slice(&x);
-        }
-        for x in [self.bytes_sent, self.bytes_received] {
+        let timestamp = u64::from_le_bytes(self.timestamp.to_le_bytes());
+        for x in [timestamp, self.offset, self.bytes_sent, self.bytes_received] {
             out.extend_from_slice(&x.to_le_bytes());
         }
-        for x in [
-            self.name,
-            self.title,
-            self.client,
-            self.error,
-            self.retransmits,
-        ] {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        for x in [
+        let figures = [
             self.duration,
             self.send_bps,
             self.receive_bps,
@@ -391,8 +390,11 @@ impl Record {
             self.lost_percent,
             self.min_rtt_ms,
             self.server_cpu_percent,
-        ] {
-            out.extend_from_slice(&x.to_bits().to_le_bytes());
+        ]
+        .map(f32::to_bits);
+        let texts = [self.name, self.title, self.client, self.error];
+        for x in texts.into_iter().chain([self.retransmits]).chain(figures) {
+            out.extend_from_slice(&x.to_le_bytes());
         }
         for x in [self.protocol, self.throttled, self.streams, self.port] {
             out.extend_from_slice(&x.to_le_bytes());

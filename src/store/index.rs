@@ -251,15 +251,20 @@ fn used_texts<'t>(
     let mut tags = vec![0u16; texts.tags().count() + 1];
     let (mut word_texts, mut tag_texts) = (Vec::new(), Vec::new());
     for record in records {
-        for n in [record.name, record.title, record.client, record.error] {
-            let slot = &mut words[n as usize];
+        let (word_numbers, tag_numbers) = record.text_numbers();
+        for n in word_numbers {
+            let Some(slot) = words.get_mut(n as usize) else {
+                continue;
+            };
             if n != 0 && *slot == 0 {
                 word_texts.push(texts.get(n).unwrap_or(""));
                 *slot = u32::try_from(word_texts.len()).unwrap_or(u32::MAX);
             }
         }
-        for n in [record.protocol, record.throttled] {
-            let slot = &mut tags[usize::from(n)];
+        for n in tag_numbers {
+            let Some(slot) = tags.get_mut(usize::from(n)) else {
+                continue;
+            };
             if n != 0 && *slot == 0 {
                 tag_texts.push(texts.tag(n).unwrap_or(""));
                 *slot = u16::try_from(tag_texts.len()).unwrap_or(u16::MAX);
@@ -426,12 +431,9 @@ impl Covered {
         let mut records = Vec::with_capacity(n);
         for _ in 0..n {
             let record = Record::decode(r.take(ENCODED_LEN)?).ok_or(Refused::Corrupt)?;
-            let fits = [record.name, record.title, record.client, record.error]
-                .iter()
-                .all(|&w| (w as usize) < words)
-                && [record.protocol, record.throttled]
-                    .iter()
-                    .all(|&t| usize::from(t) < tags);
+            let (word_numbers, tag_numbers) = record.text_numbers();
+            let fits = word_numbers.iter().all(|&w| (w as usize) < words)
+                && tag_numbers.iter().all(|&t| usize::from(t) < tags);
             if !fits || record.offset >= head.len {
                 return Err(Refused::Corrupt);
             }
