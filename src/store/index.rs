@@ -21,7 +21,9 @@ use super::ids::LogKey;
 /// [`Record`]'s fields or [`Record::encode`], or what a log entry is
 /// summarised into ([`super::summary`], [`super::ndt7_log::result_of`]),
 /// or the damage the reader reports. Indexes of another version are
-/// ignored and rewritten.
+/// ignored and rewritten. A unit test pins what an index holds for the
+/// stock fixture's entries to this version, so such a change fails it
+/// until the version is bumped.
 pub const VERSION: u32 = 1;
 
 /// The first bytes of an index file.
@@ -679,5 +681,41 @@ mod tests {
         assert_ne!(hash(&data, 2), h);
         assert_eq!(tail_span(10), (0, 10));
         assert_eq!(tail_span(FINGERPRINT_SPAN + 5), (5, FINGERPRINT_SPAN));
+    }
+
+    /// What an index holds of known entries, pinned: a change to the
+    /// summary or to the record that changes what an index would hold for
+    /// the same log fails here, as a reminder to bump [`VERSION`] (so old
+    /// indexes are ignored) and then the pin.
+    #[test]
+    fn what_an_index_holds_is_pinned_to_its_version() {
+        use crate::store::reader::{read_log_at, Detail, LogItem};
+        let stock = include_str!("../../tests/fixtures/stock-3.12.json");
+        let mut texts = Interner::default();
+        let mut bytes = Vec::new();
+        read_log_at(stock, Detail::Summary, |at, item| {
+            if let LogItem::Entry(entry) = item {
+                if let Some(r) = crate::store::summary::summarize(5201, &entry) {
+                    Record::new(&r, 0, at as u64, &mut texts).encode(&mut bytes);
+                }
+            }
+        });
+        let ndt7 = crate::ndt7::record::tests::sample(crate::ndt7::Kind::Upload, 1_000, "n");
+        let r = crate::store::ndt7_log::result_of(&ndt7, String::new()).unwrap();
+        Record::new(&r, 0, 0, &mut texts).encode(&mut bytes);
+        assert_eq!(bytes.len(), 8 * ENCODED_LEN);
+        for (_, t) in texts
+            .iter()
+            .chain(texts.tags().map(|(n, t)| (u32::from(n), t)))
+        {
+            bytes.extend_from_slice(t.as_bytes());
+            bytes.push(0);
+        }
+        let pinned = (VERSION, hash(&bytes, 0));
+        assert_eq!(
+            pinned,
+            (1, 0xd7fe_f475_eccc_50ec),
+            "bump index::VERSION, then this pin"
+        );
     }
 }
