@@ -117,6 +117,14 @@ impl Interner {
             .filter_map(|(n, t)| Some((u16::try_from(n).ok()?, t)))
     }
 
+    /// Gives back the room kept for texts yet to come (after loading).
+    pub fn shrink_to_fit(&mut self) {
+        for table in [&mut self.words, &mut self.tags] {
+            table.texts.shrink_to_fit();
+            table.index.shrink_to_fit();
+        }
+    }
+
     fn intern_opt(&mut self, text: Option<&str>) -> u32 {
         text.map_or(NONE, |t| self.intern(t))
     }

@@ -135,6 +135,8 @@ impl ResultsStore {
         self.records.sort_by_key(|r| r.timestamp);
         // Loading grew the history by doubling: keep only what it holds.
         self.records.shrink_to_fit();
+        self.texts.shrink_to_fit();
+        self.files.shrink_to_fit();
         self.latest = self
             .ports
             .iter()
