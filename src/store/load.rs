@@ -18,8 +18,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::chunks::{each_chunk, last_entry_start_in, next_entry_start, open_log, CHUNK};
+use super::compact::NO_FILE;
 use super::ids::LogKey;
-use super::index::{About, Covered, Latest as Effect};
+use super::index::{About, Covered, Identity, Latest as Effect};
 use super::index_dir::{fingerprint_of, identity, IndexDir};
 use super::log::LogDir;
 use super::ndt7_log::result_of;
@@ -188,7 +189,7 @@ impl Loader<'_> {
         &mut self,
         carried: &mut Latest,
         indexes: &mut IndexDir,
-        live: &mut HashSet<super::index::Identity>,
+        live: &mut HashSet<Identity>,
     ) -> Option<i64> {
         let path = &self.file.path;
         let opened = open_log(path).map_err(|w| self.warnings.push(w)).ok()?;
@@ -253,7 +254,7 @@ impl Loader<'_> {
         let about = &covered.about;
         let file = match about.key {
             Some(key) => self.store.file(self.file.log, key, self.file.generation),
-            None if covered.records.is_empty() => super::compact::NO_FILE,
+            None if covered.records.is_empty() => NO_FILE,
             None => return false,
         };
         if !self

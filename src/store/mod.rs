@@ -17,7 +17,7 @@
 //!   and their copies, and the rotation itself, for both kinds of log.
 //! - [`chunks`]: a file read in bounded chunks cut before entries.
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
-//!   write path and retention, read back at start-up in bounded chunks.
+//!   write path and retention; the result object of a logged subtest.
 //! - [`reader`]: splits a log's text into entries, tolerating damage.
 //! - [`verdict`]: what most likely limited a recorded test, from its entry.
 //! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
