@@ -328,28 +328,56 @@ fn bench_history(max_n: usize) {
             format!("write {n} tests ({:.0} MB)", bytes as f64 / 1e6),
             t.elapsed().as_secs_f64()
         );
-        // The first start reads the files into the page cache.
-        let (daemon, cold, _) = start_daemon(dir.path());
-        daemon.stop();
-        let (daemon, took, cpu) = start_daemon(dir.path());
-        println!(
-            "{:<44} wall {:.3} s, CPU {:.3} s (first start {:.3} s wall; load average {})",
-            format!("start-up with {n} tests"),
-            took.as_secs_f64(),
-            cpu.as_secs_f64(),
-            cold.as_secs_f64(),
+        let load = || {
             std::fs::read_to_string("/proc/loadavg")
                 .unwrap_or_default()
                 .split(' ')
                 .next()
                 .unwrap_or("?")
+                .to_string()
+        };
+        let per_test = |rss: u64| (rss.saturating_sub(empty_rss) * 1024) as f64 / n as f64;
+        // The first start parses every log and writes its index
+        // (`<log-dir>/.index/`); the second reads the indexes.
+        let (daemon, first, first_cpu) = start_daemon(dir.path());
+        let first_rss = daemon.status_kb("VmRSS");
+        daemon.stop();
+        println!(
+            "{:<44} wall {:.3} s, CPU {:.3} s (load average {}); {:.0} bytes per test",
+            format!("first start, {n} tests (parse + index)"),
+            first.as_secs_f64(),
+            first_cpu.as_secs_f64(),
+            load(),
+            per_test(first_rss)
+        );
+        let index_bytes: u64 = std::fs::read_dir(dir.path().join(".index"))
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        println!(
+            "{:<44} {:.1} MB, {:.0} bytes per test",
+            format!("index of {n} tests on disk"),
+            index_bytes as f64 / 1e6,
+            index_bytes as f64 / n as f64
+        );
+        let (daemon, took, cpu) = start_daemon(dir.path());
+        println!(
+            "{:<44} wall {:.3} s, CPU {:.3} s (load average {})",
+            format!("second start, {n} tests (index)"),
+            took.as_secs_f64(),
+            cpu.as_secs_f64(),
+            load()
         );
         let rss = daemon.status_kb("VmRSS");
         let hwm = daemon.status_kb("VmHWM");
         println!(
             "{:<44} RSS {rss} kB (peak {hwm} kB): {:.0} bytes per test over an empty start",
             format!("memory with {n} tests"),
-            (rss.saturating_sub(empty_rss) * 1024) as f64 / n as f64
+            per_test(rss)
         );
         let (status, page) = daemon.get("/api/results?limit=500");
         assert_eq!(status, 200);

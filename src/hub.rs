@@ -303,6 +303,9 @@ impl Hub {
         self.note_write(&mut state, port, recorded.written, path);
         if let Some(rotated) = recorded.rotated {
             state.store.rotated(rotated.log, rotated.keep);
+            if rotated.keep > 0 {
+                self.logs.index_rotated(rotated.log);
+            }
         }
         if let Some(result) = recorded.result {
             let result = state.store.push(result);

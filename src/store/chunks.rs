@@ -56,10 +56,36 @@ pub fn text_of(bytes: Vec<u8>) -> String {
     }
 }
 
+/// Where the last line that is exactly `{` starts in the first `len`
+/// bytes of `file` (0 if none starts after byte 0), read backwards a block
+/// at a time: what follows it can be read on its own.
+pub fn last_entry_start_in(file: &File, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: u64 = 64 * 1024;
+    // Blocks overlap by three bytes so a `\n{\r\n` across a boundary is seen.
+    let mut end = len;
+    let mut block = Vec::new();
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let want = usize::try_from(end - start).unwrap_or(0);
+        block.resize(want, 0);
+        file.read_exact_at(&mut block, start)?;
+        if let Some(at) = last_entry_start(&block) {
+            return Ok(start + at as u64);
+        }
+        if start == 0 {
+            break;
+        }
+        end = start + 3;
+    }
+    Ok(0)
+}
+
 /// Reads `file` chunk by chunk, handing `each` every chunk's text and its
-/// byte offset in the file, until the end or until `each` returns false.
+/// byte offset in what `file` reads, until the end or until `each` returns
+/// false.
 pub fn each_chunk(
-    mut file: File,
+    mut file: impl Read,
     chunk: usize,
     mut each: impl FnMut(u64, &str) -> bool,
 ) -> io::Result<()> {
@@ -136,5 +162,20 @@ mod tests {
         assert_eq!(last_entry_start(b"x\n{\n}\n{\r\n"), Some(6));
         assert_eq!(last_entry_start(b"{\n"), None);
         assert_eq!(next_entry_start(b"{\n\n{\n", 0), Some(3));
+    }
+
+    #[test]
+    fn the_last_entry_start_is_found_from_the_end() {
+        let mut file = tempfile::tempfile().unwrap();
+        let entry = format!("{{\n\t\"a\":\t\"{}\"\n}}\n", "x".repeat(100_000));
+        let content = format!("junk\n{entry}{entry}{{\r\n}}\n");
+        file.write_all(content.as_bytes()).unwrap();
+        let len = content.len() as u64;
+        let second = 5 + entry.len() as u64;
+        assert_eq!(last_entry_start_in(&file, len).unwrap(), len - 5);
+        assert_eq!(last_entry_start_in(&file, len - 5).unwrap(), second);
+        assert_eq!(last_entry_start_in(&file, second).unwrap(), 5);
+        assert_eq!(last_entry_start_in(&file, 5).unwrap(), 0);
+        assert_eq!(last_entry_start_in(&file, 0).unwrap(), 0);
     }
 }

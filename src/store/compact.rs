@@ -15,53 +15,114 @@ use super::result::TestResult;
 /// The interned text of "no value".
 pub const NONE: u32 = 0;
 
-/// Texts stored once however many results carry them (names, titles,
-/// clients, errors, protocols, throttling flags); `0` is "no value".
-#[derive(Debug, Clone)]
+/// Texts stored once however many results carry them; `0` is "no value".
+/// Two tables: words (names, titles, clients, errors), numbered `u32`, and
+/// tags (protocols, throttling flags: a handful of distinct texts),
+/// numbered `u16` to keep a [`Record`] small.
+#[derive(Debug, Clone, Default)]
 pub struct Interner {
+    words: Table,
+    tags: Table,
+}
+
+/// One numbered table of texts; entry 0 is "no value".
+#[derive(Debug, Clone)]
+struct Table {
     texts: Vec<Arc<str>>,
     index: HashMap<Arc<str>, u32>,
 }
 
-impl Default for Interner {
+impl Default for Table {
     fn default() -> Self {
-        Interner {
+        Table {
             texts: vec![Arc::from("")],
             index: HashMap::new(),
         }
     }
 }
 
-impl Interner {
-    /// The number of `text`, adding it if new.
-    pub fn intern(&mut self, text: &str) -> u32 {
+impl Table {
+    /// The number of `text`, adding it if new and the table has fewer
+    /// than `limit` entries ([`NONE`] when full).
+    fn intern(&mut self, text: &str, limit: usize) -> u32 {
         if let Some(&n) = self.index.get(text) {
             return n;
         }
-        // More than four billion distinct texts cannot be held anyway.
-        let n = u32::try_from(self.texts.len()).unwrap_or(u32::MAX);
+        let Some(n) = u32::try_from(self.texts.len())
+            .ok()
+            .filter(|_| self.texts.len() < limit)
+        else {
+            return NONE;
+        };
         let text: Arc<str> = Arc::from(text);
         self.texts.push(text.clone());
         self.index.insert(text, n);
         n
     }
 
-    /// The number of `text` if it is interned.
-    pub fn find(&self, text: &str) -> Option<u32> {
-        self.index.get(text).copied()
-    }
-
-    /// The text of `n` (`None` for [`NONE`] or an unknown number).
-    pub fn get(&self, n: u32) -> Option<&str> {
+    fn get(&self, n: u32) -> Option<&str> {
         if n == NONE {
             return None;
         }
         self.texts.get(n as usize).map(|t| &**t)
     }
 
-    /// Every interned text with its number (not [`NONE`]).
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
+    fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
         (1u32..).zip(self.texts.iter().skip(1).map(|t| &**t))
+    }
+}
+
+/// The number of tag texts a store holds: a 65,536th distinct protocol or
+/// set of throttling flags (only a crafted log has them) is kept as no
+/// value.
+const TAG_LIMIT: usize = 1 << 16;
+
+impl Interner {
+    /// The number of the word `text`, adding it if new.
+    pub fn intern(&mut self, text: &str) -> u32 {
+        // More than four billion distinct texts cannot be held anyway.
+        self.words.intern(text, usize::MAX)
+    }
+
+    /// The number of the word `text` if it is interned.
+    pub fn find(&self, text: &str) -> Option<u32> {
+        self.words.index.get(text).copied()
+    }
+
+    /// The word `n` (`None` for [`NONE`] or an unknown number).
+    pub fn get(&self, n: u32) -> Option<&str> {
+        self.words.get(n)
+    }
+
+    /// Every interned word with its number (not [`NONE`]).
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.words.iter()
+    }
+
+    /// The number of the tag `text` (a protocol, throttling flags), adding
+    /// it if new.
+    pub fn intern_tag(&mut self, text: &str) -> u16 {
+        u16::try_from(self.tags.intern(text, TAG_LIMIT)).unwrap_or(NONE as u16)
+    }
+
+    /// The tag `n` (`None` for [`NONE`] or an unknown number).
+    pub fn tag(&self, n: u16) -> Option<&str> {
+        self.tags.get(u32::from(n))
+    }
+
+    /// Every interned tag with its number (not [`NONE`]).
+    pub fn tags(&self) -> impl Iterator<Item = (u16, &str)> {
+        self.tags
+            .iter()
+            .filter_map(|(n, t)| Some((u16::try_from(n).ok()?, t)))
+    }
+
+    /// Gives back the room kept for texts yet to come (after loading).
+    pub fn shrink_to_fit(&mut self) {
+        for table in [&mut self.words, &mut self.tags] {
+            table.texts.shrink_to_fit();
+            table.index.shrink_to_fit();
+        }
     }
 
     fn intern_opt(&mut self, text: Option<&str>) -> u32 {
@@ -81,10 +142,12 @@ mod bits {
     /// The client's address is IPv6 (not IPv4 or IPv4-mapped).
     pub const V6: u8 = 16;
     pub const RETRANSMITS_KNOWN: u8 = 32;
+    /// Throttling was read (its flags may be none).
+    pub const THROTTLED_KNOWN: u8 = 64;
 }
 
-/// One test of the history, fixed size; texts are [`Interner`] numbers,
-/// `NaN` is "no value" for the figures.
+/// One test of the history, fixed size (96 bytes); texts are
+/// [`Interner`] numbers, `NaN` is "no value" for the figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Record {
     /// Unix seconds the test started.
@@ -105,14 +168,8 @@ pub struct Record {
     pub client: u32,
     /// The entry's `error`.
     pub error: u32,
-    /// `TCP`, `UDP`, `ndt7`.
-    pub protocol: u32,
-    /// Throttling flags seen, joined.
-    pub throttled: u32,
     /// Retransmits (saturated), when [`bits::RETRANSMITS_KNOWN`].
     retransmits: u32,
-    /// Parallel streams.
-    pub streams: u32,
     duration: f32,
     /// What the server sent, bits/s.
     pub send_bps: f32,
@@ -122,7 +179,15 @@ pub struct Record {
     lost_percent: f32,
     min_rtt_ms: f32,
     server_cpu_percent: f32,
-    cpu_temp_c: f32,
+    /// `TCP`, `UDP`, `ndt7`: a tag number.
+    pub protocol: u16,
+    /// Throttling flags seen, joined: a tag number.
+    pub throttled: u16,
+    /// Parallel streams (saturated).
+    pub streams: u16,
+    /// Tenths of a degree ([`NO_TEMP`]: none). Our logs write the
+    /// temperature to a tenth, so this keeps what they hold.
+    cpu_temp_dc: i16,
     /// The iperf3 port.
     pub port: u16,
     flags: u8,
@@ -130,6 +195,12 @@ pub struct Record {
 
 /// [`Record::file`] of a result whose entry did not reach a log.
 pub const NO_FILE: u32 = u32::MAX;
+
+/// `Record::cpu_temp_dc` of no temperature.
+const NO_TEMP: i16 = i16::MIN;
+
+/// The bytes of a record as [`Record::encode`] writes it.
+pub const ENCODED_LEN: usize = 91;
 
 /// `x` narrowed for keeping (`NaN` for none).
 fn narrow(x: Option<f64>) -> f32 {
@@ -145,6 +216,22 @@ pub fn widen(x: f32) -> Option<f64> {
     }
     // `Display` of an f32 is its shortest round-trip decimal.
     Some(x.to_string().parse().unwrap_or(f64::from(x)))
+}
+
+/// A temperature in tenths of a degree, saturated ([`NO_TEMP`]: none).
+fn tenths(celsius: Option<f64>) -> i16 {
+    match celsius {
+        Some(c) if !c.is_nan() => {
+            let t = (c * 10.0)
+                .round()
+                .clamp(f64::from(NO_TEMP + 1), f64::from(i16::MAX));
+            // In range after the clamp.
+            #[allow(clippy::cast_possible_truncation)]
+            let t = t as i16;
+            t
+        }
+        _ => NO_TEMP,
+    }
 }
 
 impl Record {
@@ -165,6 +252,7 @@ impl Record {
             bits::V6,
         );
         set(result.retransmits.is_some(), bits::RETRANSMITS_KNOWN);
+        set(result.throttled.is_some(), bits::THROTTLED_KNOWN);
         let throttled = result.throttled.as_ref().map(|flags| {
             let joined: Vec<&str> = flags.iter().map(String::as_str).collect();
             joined.join(&FLAG_SEPARATOR.to_string())
@@ -179,12 +267,16 @@ impl Record {
             title: texts.intern_opt(result.title.as_deref()),
             client: texts.intern_opt(result.client.as_deref()),
             error: texts.intern_opt(result.error.as_deref()),
-            protocol: texts.intern(&result.protocol),
-            throttled: texts.intern_opt(throttled.as_deref()),
+            protocol: texts.intern_tag(&result.protocol),
+            // No flags (`Some(empty)`) is the tag NONE with the bit set.
+            throttled: throttled
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map_or(NONE as u16, |t| texts.intern_tag(t)),
             retransmits: result
                 .retransmits
                 .map_or(0, |r| u32::try_from(r).unwrap_or(u32::MAX)),
-            streams: result.streams,
+            streams: u16::try_from(result.streams).unwrap_or(u16::MAX),
             duration: narrow(Some(result.duration)),
             send_bps: narrow(result.send_bps),
             receive_bps: narrow(result.receive_bps),
@@ -192,7 +284,7 @@ impl Record {
             lost_percent: narrow(result.lost_percent),
             min_rtt_ms: narrow(result.min_rtt_ms),
             server_cpu_percent: narrow(result.server_cpu_percent),
-            cpu_temp_c: narrow(result.cpu_temp_c),
+            cpu_temp_dc: tenths(result.cpu_temp_c),
             port: result.port,
             flags,
         }
@@ -205,7 +297,6 @@ impl Record {
 
     /// The result object, with `id` as its id.
     pub fn result(&self, id: String, texts: &Interner) -> TestResult {
-        let text = |n| texts.get(n).map(str::to_string);
         let flag = |bit| self.flags & bit != 0;
         // A text may be interned empty (`Some("")`); only NONE is none.
         let some_text = |n| (n != NONE).then(|| texts.get(n).unwrap_or("").to_string());
@@ -216,9 +307,9 @@ impl Record {
             name: some_text(self.name),
             title: some_text(self.title),
             client: some_text(self.client),
-            protocol: text(self.protocol).unwrap_or_default(),
+            protocol: texts.tag(self.protocol).unwrap_or_default().to_string(),
             duration: widen(self.duration).unwrap_or(0.0),
-            streams: self.streams,
+            streams: u32::from(self.streams),
             reverse: flag(bits::REVERSE),
             bidir: flag(bits::BIDIR),
             send_bps: widen(self.send_bps),
@@ -232,34 +323,145 @@ impl Record {
             error: some_text(self.error),
             overlapped: flag(bits::OVERLAP_KNOWN).then_some(flag(bits::OVERLAPPED)),
             server_cpu_percent: widen(self.server_cpu_percent),
-            cpu_temp_c: widen(self.cpu_temp_c),
-            throttled: (self.throttled != NONE).then(|| {
-                let joined = texts.get(self.throttled).unwrap_or("");
-                if joined.is_empty() {
-                    Vec::new()
-                } else {
-                    joined.split(FLAG_SEPARATOR).map(str::to_string).collect()
-                }
+            // Tenths divided by ten: the nearest double to the decimal.
+            cpu_temp_c: (self.cpu_temp_dc != NO_TEMP).then(|| f64::from(self.cpu_temp_dc) / 10.0),
+            throttled: flag(bits::THROTTLED_KNOWN).then(|| match texts.tag(self.throttled) {
+                None | Some("") => Vec::new(),
+                Some(joined) => joined.split(FLAG_SEPARATOR).map(str::to_string).collect(),
             }),
         }
+    }
+
+    /// The record's word numbers and tag numbers, to rewrite.
+    fn numbers(&mut self) -> ([&mut u32; 4], [&mut u16; 2]) {
+        (
+            [
+                &mut self.name,
+                &mut self.title,
+                &mut self.client,
+                &mut self.error,
+            ],
+            [&mut self.protocol, &mut self.throttled],
+        )
+    }
+
+    /// The record's word numbers (name, title, client, error) and tag
+    /// numbers (protocol, throttling flags).
+    pub fn text_numbers(&self) -> ([u32; 4], [u16; 2]) {
+        (
+            [self.name, self.title, self.client, self.error],
+            [self.protocol, self.throttled],
+        )
     }
 
     /// The record with its texts moved from `from` to `to` (compacting the
     /// texts after tests were dropped).
     pub fn reintern(mut self, from: &Interner, to: &mut Interner) -> Record {
-        for n in [
-            &mut self.name,
-            &mut self.title,
-            &mut self.client,
-            &mut self.error,
-            &mut self.protocol,
-            &mut self.throttled,
-        ] {
-            if *n != NONE {
-                *n = to.intern(from.get(*n).unwrap_or(""));
-            }
+        let (words, tags) = self.numbers();
+        for n in words.into_iter().filter(|n| **n != NONE) {
+            *n = to.intern(from.get(*n).unwrap_or(""));
+        }
+        for n in tags.into_iter().filter(|n| **n != 0) {
+            *n = to.intern_tag(from.tag(*n).unwrap_or(""));
         }
         self
+    }
+
+    /// The record with its text numbers looked up in `words` and `tags`
+    /// (old number → new) and its file set to `file`; `None` if a number
+    /// is not in them. [`NONE`] stays [`NONE`].
+    pub fn renumber(mut self, words: &[u32], tags: &[u16], file: u32) -> Option<Record> {
+        let (word_numbers, tag_numbers) = self.numbers();
+        for n in word_numbers {
+            *n = *words.get(*n as usize)?;
+        }
+        for n in tag_numbers {
+            *n = *tags.get(usize::from(*n))?;
+        }
+        self.file = file;
+        Some(self)
+    }
+
+    /// Appends the record, all but its file, as [`ENCODED_LEN`] bytes
+    /// (little-endian) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        let timestamp = u64::from_le_bytes(self.timestamp.to_le_bytes());
+        for x in [timestamp, self.offset, self.bytes_sent, self.bytes_received] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        let figures = [
+            self.duration,
+            self.send_bps,
+            self.receive_bps,
+            self.jitter_ms,
+            self.lost_percent,
+            self.min_rtt_ms,
+            self.server_cpu_percent,
+        ]
+        .map(f32::to_bits);
+        let texts = [self.name, self.title, self.client, self.error];
+        for x in texts.into_iter().chain([self.retransmits]).chain(figures) {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        for x in [self.protocol, self.throttled, self.streams, self.port] {
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+        out.extend_from_slice(&self.cpu_temp_dc.to_le_bytes());
+        out.push(self.flags);
+        debug_assert_eq!(out.len() - start, ENCODED_LEN);
+    }
+
+    /// A record from what [`Record::encode`] wrote, in no file
+    /// ([`NO_FILE`]); `None` unless `bytes` is [`ENCODED_LEN`] long.
+    pub fn decode(bytes: &[u8]) -> Option<Record> {
+        if bytes.len() != ENCODED_LEN {
+            return None;
+        }
+        let mut at = 0;
+        let mut take = |n: usize| {
+            at += n;
+            &bytes[at - n..at]
+        };
+        let mut u64_ = || u64::from_le_bytes(take(8).try_into().unwrap_or_default());
+        let (timestamp, offset, bytes_sent, bytes_received) = (u64_(), u64_(), u64_(), u64_());
+        let mut u32_ = || u32::from_le_bytes(take(4).try_into().unwrap_or_default());
+        let (name, title, client, error, retransmits) = (u32_(), u32_(), u32_(), u32_(), u32_());
+        let mut f32s = [0f32; 7];
+        for x in &mut f32s {
+            *x = f32::from_bits(u32_());
+        }
+        let mut u16_ = || u16::from_le_bytes(take(2).try_into().unwrap_or_default());
+        let (protocol, throttled, streams, port) = (u16_(), u16_(), u16_(), u16_());
+        let cpu_temp_dc = i16::from_le_bytes(take(2).try_into().unwrap_or_default());
+        let flags = take(1)[0];
+        let [duration, send_bps, receive_bps, jitter_ms, lost_percent, min_rtt_ms, server_cpu_percent] =
+            f32s;
+        Some(Record {
+            timestamp: i64::from_le_bytes(timestamp.to_le_bytes()),
+            offset,
+            bytes_sent,
+            bytes_received,
+            file: NO_FILE,
+            name,
+            title,
+            client,
+            error,
+            retransmits,
+            duration,
+            send_bps,
+            receive_bps,
+            jitter_ms,
+            lost_percent,
+            min_rtt_ms,
+            server_cpu_percent,
+            protocol,
+            throttled,
+            streams,
+            cpu_temp_dc,
+            port,
+            flags,
+        })
     }
 }
 
@@ -270,7 +472,7 @@ mod tests {
 
     #[test]
     fn a_record_is_about_a_hundred_bytes() {
-        assert!(std::mem::size_of::<Record>() <= 104);
+        assert!(std::mem::size_of::<Record>() <= 96);
     }
 
     #[test]
@@ -341,6 +543,74 @@ mod tests {
             moved.result(String::new(), &compact).name.as_deref(),
             Some("bob")
         );
-        assert_eq!(compact.iter().count(), 2);
+        assert_eq!(compact.iter().count(), 1);
+        assert_eq!(compact.tags().collect::<Vec<_>>(), vec![(1, "TCP")]);
+    }
+
+    #[test]
+    fn what_is_narrowed_shows_the_same() {
+        let mut texts = Interner::default();
+        for (temp, shown) in [(61.3, Some(61.3)), (-5.0, Some(-5.0)), (0.04, Some(0.0))] {
+            let r = TestResult {
+                cpu_temp_c: Some(temp),
+                ..result(5201, 1)
+            };
+            let back = Record::new(&r, 0, 0, &mut texts).result(String::new(), &texts);
+            assert_eq!(back.cpu_temp_c, shown);
+        }
+        let many = TestResult {
+            streams: 100_000,
+            ..result(5201, 1)
+        };
+        let back = Record::new(&many, 0, 0, &mut texts).result(String::new(), &texts);
+        assert_eq!(back.streams, u32::from(u16::MAX));
+        // Tags past the limit (a crafted log) are no value, never wrong.
+        let mut full = Interner::default();
+        for i in 0..TAG_LIMIT + 5 {
+            let n = full.intern_tag(&i.to_string());
+            assert_eq!(n == 0, i + 1 >= TAG_LIMIT, "{i}");
+        }
+    }
+
+    #[test]
+    fn a_record_encodes_and_renumbers() {
+        let mut texts = Interner::default();
+        texts.intern("padding");
+        let full = TestResult {
+            name: Some("alice".into()),
+            client: Some("10.0.0.1".into()),
+            throttled: Some(vec!["throttled".into()]),
+            retransmits: Some(7),
+            cpu_temp_c: Some(48.5),
+            timestamp: -3,
+            ..result(5202, 0)
+        };
+        let record = Record::new(&full, 9, 1234, &mut texts);
+        let mut bytes = Vec::new();
+        record.encode(&mut bytes);
+        assert_eq!(bytes.len(), ENCODED_LEN);
+        let back = Record::decode(&bytes).unwrap();
+        assert_eq!(back.file, NO_FILE);
+        assert_eq!(back.offset, 1234);
+        assert_eq!(back.result(String::new(), &texts), full);
+        assert!(Record::decode(&bytes[1..]).is_none());
+        // Moved to a table where every number is one more.
+        let words: Vec<u32> = (0..=texts.iter().count() as u32)
+            .map(|n| if n == 0 { 0 } else { n + 1 })
+            .collect();
+        let tags = vec![0u16, 2, 3];
+        let mut other = Interner::default();
+        other.intern("x");
+        for (_, t) in texts.iter() {
+            other.intern(t);
+        }
+        other.intern_tag("y");
+        for (_, t) in texts.tags() {
+            other.intern_tag(t);
+        }
+        let moved = back.renumber(&words, &tags, 4).unwrap();
+        assert_eq!(moved.file, 4);
+        assert_eq!(moved.result(String::new(), &other), full);
+        assert!(back.renumber(&words[..1], &tags, 4).is_none());
     }
 }

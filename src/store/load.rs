@@ -1,19 +1,29 @@
 //! Loading every log (`port-<PORT>.json` and its rotated copies,
 //! stock-written or ours, and `ndt7.json` and its rotated copies) at
-//! start-up into a [`ResultsStore`]: files read
-//! one after the other in bounded chunks ([`super::chunks`]), each chunk
-//! parsed in pieces on every core, each test kept compact with its id as
-//! soon as it is summarised; damage turned into warnings that name the
-//! file and line.
+//! start-up into a [`ResultsStore`]: files read one after the other in
+//! bounded chunks ([`super::chunks`]), each chunk parsed in pieces on every
+//! core, each test kept compact with its id as soon as it is summarised;
+//! damage turned into warnings that name the file and line.
+//!
+//! A file's persisted index ([`super::index_dir`]) stands in for parsing
+//! the part of it that the index covers; only what was appended since is
+//! parsed. A file whose index is missing or does not hold is parsed whole
+//! and its index written, up to the start of its last entry (so what is
+//! appended later starts where the index ends); a rotated copy is indexed
+//! in the background when the rotation happens.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::path::PathBuf;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
-use super::chunks::{each_chunk, next_entry_start, open_log, CHUNK};
+use super::chunks::{each_chunk, last_entry_start_in, next_entry_start, open_log, CHUNK};
+use super::compact::NO_FILE;
 use super::ids::LogKey;
+use super::index::{About, Covered, Identity, Latest as Effect};
+use super::index_dir::{fingerprint_of, identity, IndexDir};
 use super::log::LogDir;
-use super::ndt7_log::load_ndt7;
+use super::ndt7_log::result_of;
 use super::reader::{read_log_at, Damage, Detail, LogItem};
 use super::result::TestResult;
 use super::results::ResultsStore;
@@ -28,6 +38,8 @@ pub struct Loaded {
     pub store: ResultsStore,
     /// One line per damaged stretch skipped or file that could not be read.
     pub warnings: Vec<String>,
+    /// How many of the tests were read from indexes rather than parsed.
+    pub indexed: usize,
 }
 
 /// A port's latest test as loading found it so far: file and offset.
@@ -42,8 +54,9 @@ struct LogFile {
 
 impl LogDir {
     /// Loads every `port-*.json` and `ndt7.json` (and their rotated
-    /// copies, `<name>.json.<N>`) in the directory. `ports` are the ports this run serves (the latest-per-port
-    /// table).
+    /// copies, `<name>.json.<N>`) in the directory. `ports` are the ports
+    /// this run serves (the latest-per-port table). Indexes are used and
+    /// written as the module says; those of logs now gone are removed.
     pub fn load(&self, ports: &[u16]) -> Loaded {
         let mut warnings = Vec::new();
         let mut files: Vec<LogFile> = match fs::read_dir(self.dir()) {
@@ -71,27 +84,33 @@ impl LogDir {
 
         let mut store = ResultsStore::new(ports);
         let mut latest: BTreeMap<u16, Latest> = BTreeMap::new();
+        let mut indexes = IndexDir::new(self.dir());
+        let mut live = HashSet::new();
+        let mut indexed = 0;
         // Each chunk is parsed in pieces in parallel (one per core): years
         // of history load in a fraction of the time on a Pi's four cores.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         for file in &files {
-            let key = match file.log {
-                LogKey::Port(port) => {
-                    let carried = latest.entry(port).or_default();
-                    load_file(port, file, cores, CHUNK, &mut store, carried, &mut warnings)
-                }
-                LogKey::Ndt7 => load_ndt7(
-                    &file.path,
-                    file.generation,
-                    CHUNK,
-                    &mut store,
-                    &mut warnings,
-                ),
+            let mut none = None;
+            let carried = match file.log {
+                LogKey::Port(port) => latest.entry(port).or_default(),
+                LogKey::Ndt7 => &mut none,
             };
+            let mut loader = Loader {
+                file,
+                cores,
+                chunk: CHUNK,
+                store: &mut store,
+                warnings: &mut warnings,
+                indexed: 0,
+            };
+            let key = loader.load(carried, &mut indexes, &mut live);
+            indexed += loader.indexed;
             if file.generation == 0 {
                 self.remember_key(file.log, key);
             }
         }
+        indexes.remove_stale(&live);
         let latest = latest
             .into_iter()
             .filter_map(|(port, at)| Some((port, at?)))
@@ -99,76 +118,224 @@ impl LogDir {
         store.sort(&latest);
         // The parsing threads freed tens of MB after a long history.
         crate::sys::release_free_memory();
-        Loaded { store, warnings }
+        Loaded {
+            store,
+            warnings,
+            indexed,
+        }
+    }
+
+    /// Indexes `log`'s newest rotated copy (just renamed from the live
+    /// file, no longer written) on a thread of its own, one core, so the
+    /// next start need not parse it. Nothing waits for it: a start before
+    /// it is done parses the copy itself.
+    pub fn index_rotated(&self, log: LogKey) {
+        let file = LogFile {
+            log,
+            generation: 1,
+            path: self.log_path(log, 1),
+        };
+        let dir = self.dir().to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("log-index".into())
+            .spawn(move || {
+                let (mut store, mut warnings) = (ResultsStore::new(&[]), Vec::new());
+                let mut loader = Loader {
+                    file: &file,
+                    cores: 1,
+                    chunk: CHUNK,
+                    store: &mut store,
+                    warnings: &mut warnings,
+                    indexed: 0,
+                };
+                loader.load(&mut None, &mut IndexDir::new(&dir), &mut HashSet::new());
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot index a rotated log");
+        }
     }
 }
 
-/// Loads one file of `port`'s log into `store`, carrying the port's latest
-/// test through it; returns the file's key (its first test's start time), if it has a
-/// test. Damage becomes warnings naming the file.
-fn load_file(
-    port: u16,
-    file: &LogFile,
+/// Loads one log file into a store.
+struct Loader<'a> {
+    file: &'a LogFile,
     cores: usize,
     chunk: usize,
-    store: &mut ResultsStore,
-    latest: &mut Latest,
-    warnings: &mut Vec<String>,
-) -> Option<i64> {
-    let shown = file.path.display();
-    let opened = open_log(&file.path).map_err(|w| warnings.push(w)).ok()?;
-    let mut key: Option<(i64, u32)> = None;
-    // Damage with where its piece starts in the file; its line numbers are
-    // made absolute only at the end (damage is rare, counting lines is not
-    // free).
-    let mut damaged: Vec<(u64, Damage)> = Vec::new();
-    let read = each_chunk(opened, chunk, |base, text| {
-        let Some(pieces) = read_chunk(port, text, cores) else {
-            warnings.push(format!("{shown}: cannot read: the reader failed"));
-            return false;
-        };
-        for (offset, piece) in pieces {
-            for (at, result) in piece.results {
-                let Some(result) = result else {
-                    *latest = None;
-                    continue;
-                };
-                let (_, index) = *key.get_or_insert_with(|| {
-                    let filekey = result.timestamp;
-                    let log = LogKey::Port(port);
-                    (filekey, store.file(log, filekey, file.generation))
-                });
-                let at = base + (offset + at) as u64;
-                store.push_at(&result, index, at);
-                *latest = Some((index, at));
+    store: &'a mut ResultsStore,
+    warnings: &'a mut Vec<String>,
+    /// Tests read from the file's index.
+    indexed: usize,
+}
+
+/// What loading a file has found so far.
+#[derive(Debug)]
+struct Progress {
+    /// The file's key and its number in the store, once a test is found.
+    key: Option<(i64, u32)>,
+    /// What the file did to the port's latest test.
+    latest: Effect,
+    /// Damage so far, as warnings without the file's name.
+    damage: Vec<String>,
+    /// Whether everything so far was read (an index may be written).
+    whole: bool,
+}
+
+impl Loader<'_> {
+    /// Loads the file, carrying its port's latest test through it, with its
+    /// index where one holds, writing one where it did not; returns the
+    /// file's key (its first test's start time), if it has a test. Damage
+    /// becomes warnings naming the file. The file's identity goes in `live`.
+    fn load(
+        &mut self,
+        carried: &mut Latest,
+        indexes: &mut IndexDir,
+        live: &mut HashSet<Identity>,
+    ) -> Option<i64> {
+        let path = &self.file.path;
+        let opened = open_log(path).map_err(|w| self.warnings.push(w)).ok()?;
+        let meta = match opened.metadata() {
+            Ok(meta) => meta,
+            Err(e) => {
+                self.warnings
+                    .push(format!("{}: cannot read: {e}", path.display()));
+                return None;
             }
-            let start = base + offset as u64;
-            damaged.extend(piece.damage.into_iter().map(|d| (start, d)));
+        };
+        let (len, id) = (meta.len(), identity(&meta));
+        live.insert(id);
+        // Where the index ends (or is to end): what follows is read anew.
+        let cut = last_entry_start_in(&opened, len).unwrap_or(0);
+        let mut progress = Progress {
+            key: None,
+            latest: Effect::Untouched,
+            damage: Vec::new(),
+            whole: true,
+        };
+        let first = self.store.len();
+        let mut from = 0;
+        if let Some(covered) = indexes.read(self.file.log, &opened, id, len) {
+            if covered.about.len <= cut && self.apply(&covered, &mut progress) {
+                from = covered.about.len;
+            }
         }
+        if cut > from {
+            self.read_range(&opened, from, cut, &mut progress);
+            if progress.whole && !indexes.failed() {
+                if let Ok(fingerprint) = fingerprint_of(&opened, cut) {
+                    let about = About {
+                        log: self.file.log,
+                        identity: id,
+                        len: cut,
+                        fingerprint,
+                        key: progress.key.map(|(key, _)| key),
+                        latest: progress.latest,
+                        damage: progress.damage.clone(),
+                    };
+                    let store = &*self.store;
+                    indexes.write(&about, &store.records()[first..], store.texts());
+                }
+            }
+        }
+        self.read_range(&opened, cut.max(from), len, &mut progress);
+        let shown = path.display();
+        self.warnings
+            .extend(progress.damage.iter().map(|d| format!("{shown}: {d}")));
+        match (progress.latest, progress.key) {
+            (Effect::Cleared, _) => *carried = None,
+            (Effect::At(at), Some((_, file))) => *carried = Some((file, at)),
+            _ => {}
+        }
+        progress.key.map(|(key, _)| key)
+    }
+
+    /// Puts what `covered` holds in the store as if its part of the file
+    /// had been read; false (and nothing put) if it does not add up.
+    fn apply(&mut self, covered: &Covered, progress: &mut Progress) -> bool {
+        let about = &covered.about;
+        let file = match about.key {
+            Some(key) => self.store.file(self.file.log, key, self.file.generation),
+            None if covered.records.is_empty() => NO_FILE,
+            None => return false,
+        };
+        if !self
+            .store
+            .push_indexed(&covered.records, &covered.texts, file)
+        {
+            return false;
+        }
+        self.indexed += covered.records.len();
+        progress.key = about.key.map(|key| (key, file));
+        progress.latest = about.latest;
+        progress.damage.clone_from(&about.damage);
         true
-    });
-    if let Err(e) = read {
-        warnings.push(format!("{shown}: cannot read: {e}"));
     }
-    if !damaged.is_empty() {
-        let starts: Vec<u64> = damaged.iter().map(|(start, _)| *start).collect();
-        let lines = lines_before(&file.path, &starts);
-        warnings.extend(
-            damaged
-                .into_iter()
-                .zip(lines)
-                .map(|((_, mut damage), before)| {
+
+    /// Reads bytes `from..to` of the file (`from` is 0 or the start of a
+    /// line that is exactly `{`) into the store.
+    fn read_range(&mut self, opened: &fs::File, from: u64, to: u64, progress: &mut Progress) {
+        if from >= to {
+            return;
+        }
+        let shown = self.file.path.display();
+        let (log, generation, cores) = (self.file.log, self.file.generation, self.cores);
+        let store = &mut *self.store;
+        let warnings = &mut *self.warnings;
+        // Damage with where its piece starts in the file; its line numbers
+        // are made absolute only at the end (damage is rare, counting lines
+        // is not free).
+        let mut damaged: Vec<(u64, Damage)> = Vec::new();
+        let mut reader = opened;
+        // No bigger a buffer than the range needs (a tail is often one entry).
+        let chunk = usize::try_from(to - from).map_or(self.chunk, |n| self.chunk.min(n + 1));
+        let read = reader.seek(SeekFrom::Start(from)).and_then(|_| {
+            each_chunk(reader.take(to - from), chunk, |base, text| {
+                let base = from + base;
+                let Some(pieces) = read_chunk(log, text, cores) else {
+                    warnings.push(format!("{shown}: cannot read: the reader failed"));
+                    progress.whole = false;
+                    return false;
+                };
+                for (offset, piece) in pieces {
+                    for (at, found) in piece.items {
+                        let at = base + (offset + at) as u64;
+                        let Found::Test(key, result) = found else {
+                            progress.latest = Effect::Cleared;
+                            continue;
+                        };
+                        let (_, file) = *progress
+                            .key
+                            .get_or_insert_with(|| (key, store.file(log, key, generation)));
+                        if let Some(result) = result {
+                            store.push_at(&result, file, at);
+                            progress.latest = Effect::At(at);
+                        }
+                    }
+                    let start = base + offset as u64;
+                    damaged.extend(piece.damage.into_iter().map(|d| (start, d)));
+                }
+                true
+            })
+        });
+        if let Err(e) = read {
+            warnings.push(format!("{shown}: cannot read: {e}"));
+            progress.whole = false;
+        }
+        if !damaged.is_empty() {
+            let starts: Vec<u64> = damaged.iter().map(|(start, _)| *start).collect();
+            let lines = lines_before(&self.file.path, &starts);
+            progress.damage.extend(damaged.into_iter().zip(lines).map(
+                |((_, mut damage), before)| {
                     damage.line += before;
-                    format!("{shown}: {damage}")
-                }),
-        );
+                    damage.to_string()
+                },
+            ));
+        }
     }
-    key.map(|(filekey, _)| filekey)
 }
 
 /// The number of line ends before each of `offsets` (ascending) in the
 /// file at `path` (0 for what cannot be read).
-fn lines_before(path: &std::path::Path, offsets: &[u64]) -> Vec<usize> {
+fn lines_before(path: &Path, offsets: &[u64]) -> Vec<usize> {
     use std::io::Read;
     let mut counts = Vec::with_capacity(offsets.len());
     let Ok(file) = fs::File::open(path) else {
@@ -194,25 +361,36 @@ fn lines_before(path: &std::path::Path, offsets: &[u64]) -> Vec<usize> {
     counts
 }
 
-/// What one piece of a log file held: results in order with the offset of
-/// their `{` in the piece (`None` for a `{}` marker), and damage with line
-/// numbers counted from the piece's start.
+/// One item a piece of a log holds.
+// Markers are rare: boxing every test to shrink them would cost more.
+#[allow(clippy::large_enum_variant)]
+enum Found {
+    /// A test entry with the file key it gives (its start time) and its
+    /// result, if it has one.
+    Test(i64, Option<TestResult>),
+    /// A `{}` marker (port logs only).
+    Cleared,
+}
+
+/// What one piece of a log file held: items in order with the offset of
+/// their `{` in the piece, and damage with line numbers counted from the
+/// piece's start.
 struct Piece {
-    results: Vec<(usize, Option<TestResult>)>,
+    items: Vec<(usize, Found)>,
     damage: Vec<Damage>,
 }
 
-/// Reads one chunk in up to `cores` pieces at once: each piece with where
-/// it starts in the chunk; `None` if a reader failed.
-fn read_chunk(port: u16, text: &str, cores: usize) -> Option<Vec<(usize, Piece)>> {
+/// Reads one chunk of `log` in up to `cores` pieces at once: each piece
+/// with where it starts in the chunk; `None` if a reader failed.
+fn read_chunk(log: LogKey, text: &str, cores: usize) -> Option<Vec<(usize, Piece)>> {
     let pieces = pieces(text, if text.len() < SMALL { 1 } else { cores });
     if pieces.len() == 1 {
-        return Some(vec![(0, read_piece(port, text))]);
+        return Some(vec![(0, read_piece(log, text))]);
     }
     std::thread::scope(|scope| {
         let handles: Vec<_> = pieces
             .iter()
-            .map(|&(offset, piece)| (offset, scope.spawn(move || read_piece(port, piece))))
+            .map(|&(offset, piece)| (offset, scope.spawn(move || read_piece(log, piece))))
             .collect();
         handles
             .into_iter()
@@ -221,15 +399,29 @@ fn read_chunk(port: u16, text: &str, cores: usize) -> Option<Vec<(usize, Piece)>
     })
 }
 
-/// Reads one piece of a log file of `port`; each entry is summarised as
-/// soon as it is parsed and then dropped.
-fn read_piece(port: u16, text: &str) -> Piece {
-    let mut results = Vec::new();
-    let damage = read_log_at(text, Detail::Summary, |at, item| match item {
-        LogItem::Entry(entry) => results.extend(summarize(port, &entry).map(|r| (at, Some(r)))),
-        LogItem::Cleared => results.push((at, None)),
+/// Reads one piece of `log`; each entry is summarised as soon as it is
+/// parsed and then dropped. An ndt7 document gives the file its key even
+/// without a subtest result; markers mean nothing there.
+fn read_piece(log: LogKey, text: &str) -> Piece {
+    let mut items = Vec::new();
+    let detail = match log {
+        LogKey::Port(_) => Detail::Summary,
+        LogKey::Ndt7 => Detail::Full,
+    };
+    let damage = read_log_at(text, detail, |at, item| match (log, item) {
+        (LogKey::Port(port), LogItem::Entry(entry)) => {
+            items.extend(summarize(port, &entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))))
+        }
+        (LogKey::Port(_), LogItem::Cleared) => items.push((at, Found::Cleared)),
+        (LogKey::Ndt7, LogItem::Entry(value)) => {
+            if let Ok(record) = serde_json::from_value::<crate::ndt7::record::Record>(value) {
+                let key = record.timestamp().unwrap_or_default();
+                items.push((at, Found::Test(key, result_of(&record, String::new()))));
+            }
+        }
+        (LogKey::Ndt7, LogItem::Cleared) => {}
     });
-    Piece { results, damage }
+    Piece { items, damage }
 }
 
 /// Below this a chunk is read in one piece (threads cost more than they save).
@@ -255,7 +447,7 @@ fn pieces(text: &str, n: usize) -> Vec<(usize, &str)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::report::json::to_pretty;
     use crate::store::log::tests::entry;
@@ -332,27 +524,41 @@ mod tests {
         assert!(loaded.warnings[2].contains("port-5202.json"));
     }
 
+    /// Loads the file at `path` as generation 0 of `log`, without an
+    /// index, `chunk` bytes and `cores` pieces at a time: the results with
+    /// their ids, the latest, the warnings.
+    pub(crate) fn load_path(
+        log: LogKey,
+        path: &Path,
+        cores: usize,
+        chunk: usize,
+    ) -> (Vec<TestResult>, Latest, Vec<String>) {
+        let file = LogFile {
+            log,
+            generation: 0,
+            path: path.to_path_buf(),
+        };
+        let (mut store, mut latest, mut warnings) = (ResultsStore::new(&[]), None, Vec::new());
+        let mut loader = Loader {
+            file: &file,
+            cores,
+            chunk,
+            store: &mut store,
+            warnings: &mut warnings,
+            indexed: 0,
+        };
+        loader.load(&mut latest, &mut IndexDir::off(), &mut HashSet::new());
+        (store.iter().collect(), latest, warnings)
+    }
+
     /// Loads `text` as port 5201's log, `chunk` bytes and `cores` pieces
-    /// at a time: the results with their ids, the latest, the warnings.
+    /// at a time: the results with their ids, the latest, the warnings
+    /// (what follows the line number).
     fn load_text(text: &str, cores: usize, chunk: usize) -> (Vec<TestResult>, Latest, Vec<String>) {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("port-5201.json");
         fs::write(&path, text).unwrap();
-        let file = LogFile {
-            log: LogKey::Port(5201),
-            generation: 0,
-            path,
-        };
-        let (mut store, mut latest, mut warnings) = (ResultsStore::new(&[5201]), None, Vec::new());
-        load_file(
-            5201,
-            &file,
-            cores,
-            chunk,
-            &mut store,
-            &mut latest,
-            &mut warnings,
-        );
+        let (results, latest, warnings) = load_path(LogKey::Port(5201), &path, cores, chunk);
         let warnings = warnings
             .into_iter()
             .map(|w| {
@@ -360,7 +566,7 @@ mod tests {
                     .map_or(w.clone(), |(_, l)| l.to_string())
             })
             .collect();
-        (store.iter().collect(), latest, warnings)
+        (results, latest, warnings)
     }
 
     #[test]

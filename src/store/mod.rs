@@ -3,7 +3,11 @@
 //! Arrows point down this list; no module imports one above it.
 //!
 //! - [`load`]: every log loaded at start-up in bounded chunks, damage named
-//!   and skipped.
+//!   and skipped, the part of a file its index covers read from the index.
+//! - [`index_dir`]: `<log-dir>/.index/`, one index per log file, read only
+//!   when it still matches its file, written atomically.
+//! - [`index`]: the format of an index (records, texts, key, latest,
+//!   damage of the part of a log it covers) and its checks; pure.
 //! - [`entry`]: one logged entry read back from its file, exactly as it stands.
 //! - [`log`]: `port-<PORT>.json` files and the one write path into them: a
 //!   finished test printed, appended with one write and summarised
@@ -13,7 +17,7 @@
 //!   and their copies, and the rotation itself, for both kinds of log.
 //! - [`chunks`]: a file read in bounded chunks cut before entries.
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
-//!   write path and retention, read back at start-up in bounded chunks.
+//!   write path and retention; the result object of a logged subtest.
 //! - [`reader`]: splits a log's text into entries, tolerating damage.
 //! - [`verdict`]: what most likely limited a recorded test, from its entry.
 //! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
@@ -29,6 +33,10 @@ pub mod chunks;
 pub mod compact;
 pub mod entry;
 pub mod ids;
+pub mod index;
+pub mod index_dir;
+#[cfg(test)]
+mod index_tests;
 pub mod load;
 pub mod log;
 pub mod ndt7_log;

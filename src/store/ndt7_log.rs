@@ -1,9 +1,9 @@
 //! `<log-dir>/ndt7.json`: every finished ndt7 subtest, one pretty-printed
 //! result document ([`crate::ndt7::record::Record`]) per subtest, each
 //! appended with one write (the same write path as the iperf3 logs, under
-//! the same retention: rotated to `ndt7.json.<N>`), and read back at
-//! start-up, a bounded chunk at a time, into result objects
-//! (`"protocol": "ndt7"`).
+//! the same retention: rotated to `ndt7.json.<N>`), and the result object
+//! of a document (`"protocol": "ndt7"`), which loading at start-up
+//! ([`super::load`]) reads back the same way as the iperf3 logs.
 //!
 //! A result's id is `ndt7-<filekey>-<offset>`: the start (unix seconds) of
 //! the file's first subtest and the byte offset of the entry's `{`, so it
@@ -13,12 +13,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::chunks::{each_chunk, open_log};
 use super::ids::LogKey;
 use super::log::{LogDir, Recorded};
-use super::reader::{read_log_at, Detail, LogItem};
 use super::result::TestResult;
-use super::results::ResultsStore;
 use crate::ndt7::record::Record;
 use crate::ndt7::Kind;
 
@@ -99,54 +96,13 @@ fn ndt7_filekey(path: &Path) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
-/// Loads generation `generation` of the ndt7 log, the file at `path`, into
-/// `store`, `chunk` bytes at a time; returns the file's key (the start of
-/// its first subtest), if it has one. Damage and an unreadable file become
-/// `warnings` naming the file.
-pub(crate) fn load_ndt7(
-    path: &Path,
-    generation: u32,
-    chunk: usize,
-    store: &mut ResultsStore,
-    warnings: &mut Vec<String>,
-) -> Option<i64> {
-    let shown = path.display();
-    let file = open_log(path).map_err(|w| warnings.push(w)).ok()?;
-    let mut key: Option<(i64, u32)> = None;
-    let mut lines = 0;
-    let read = each_chunk(file, chunk, |base, text| {
-        let damage = read_log_at(text, Detail::Full, |offset, item| {
-            let LogItem::Entry(value) = item else { return };
-            let Ok(record) = serde_json::from_value::<Record>(value) else {
-                return;
-            };
-            let (_, index) = *key.get_or_insert_with(|| {
-                let filekey = record.timestamp().unwrap_or_default();
-                (filekey, store.file(LogKey::Ndt7, filekey, generation))
-            });
-            if let Some(result) = result_of(&record, String::new()) {
-                store.push_at(&result, index, base + offset as u64);
-            }
-        });
-        warnings.extend(damage.into_iter().map(|mut d| {
-            d.line += lines;
-            format!("{shown}: {d}")
-        }));
-        lines += memchr::memchr_iter(b'\n', text.as_bytes()).count();
-        true
-    });
-    if let Err(e) = read {
-        warnings.push(format!("{shown}: cannot read: {e}"));
-    }
-    key.map(|(filekey, _)| filekey)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ndt7::record::tests::sample as record;
     use crate::store::entry;
     use crate::store::ids::TestId;
+    use crate::store::results::ResultsStore;
     use crate::store::rotate::Retention;
     use std::io;
 
@@ -195,9 +151,9 @@ mod tests {
     /// Loads the ndt7 log at `path` as generation 0, `chunk` bytes at a
     /// time: its results and warnings.
     fn load(path: &Path, chunk: usize) -> (Vec<TestResult>, Vec<String>) {
-        let (mut store, mut warnings) = (ResultsStore::new(&[]), Vec::new());
-        load_ndt7(path, 0, chunk, &mut store, &mut warnings);
-        (store.iter().collect(), warnings)
+        let (results, _, warnings) =
+            crate::store::load::tests::load_path(LogKey::Ndt7, path, 1, chunk);
+        (results, warnings)
     }
 
     #[test]

@@ -60,7 +60,7 @@ impl Filter {
             .map(|n| texts.find(n).unwrap_or(u32::MAX));
         let protocols = self.protocol.as_deref().map(|p| {
             texts
-                .iter()
+                .tags()
                 .filter(|(_, t)| t.eq_ignore_ascii_case(p))
                 .map(|(n, _)| n)
                 .collect()
@@ -82,7 +82,7 @@ struct Compiled {
     name: Option<u32>,
     since: Option<f64>,
     until: Option<f64>,
-    protocols: Option<Vec<u32>>,
+    protocols: Option<Vec<u16>>,
     family: Option<u8>,
 }
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::compact::{Interner, Record, NO_FILE};
+use super::compact::{Interner, Record, NONE, NO_FILE};
 use super::ids::{LogKey, TestId};
 use super::result::TestResult;
 
@@ -87,6 +87,28 @@ impl ResultsStore {
         self.records.len() - 1
     }
 
+    /// Records the tests of a persisted index, `records` with texts
+    /// numbered in `texts`, all sitting in file `file`; false (and nothing
+    /// recorded) if a record names a text `texts` does not have.
+    pub fn push_indexed(&mut self, records: &[Record], texts: &Interner, file: u32) -> bool {
+        let words: Vec<u32> = std::iter::once(NONE)
+            .chain(texts.iter().map(|(_, t)| self.texts.intern(t)))
+            .collect();
+        let tags: Vec<u16> = std::iter::once(0)
+            .chain(texts.tags().map(|(_, t)| self.texts.intern_tag(t)))
+            .collect();
+        let before = self.records.len();
+        self.records.reserve(records.len());
+        for record in records {
+            let Some(record) = record.renumber(&words, &tags, file) else {
+                self.records.truncate(before);
+                return false;
+            };
+            self.records.push(record);
+        }
+        true
+    }
+
     /// The number of the file `log`'s file with first test `filekey`,
     /// added as `generation` if new.
     pub fn file(&mut self, log: LogKey, filekey: i64, generation: u32) -> u32 {
@@ -110,9 +132,11 @@ impl ResultsStore {
     /// per served port, the file and offset of its latest result. For the
     /// end of loading.
     pub fn sort(&mut self, latest: &BTreeMap<u16, (u32, u64)>) {
-        self.records.sort_by_key(|r| r.timestamp);
+        sort_by_time(&mut self.records);
         // Loading grew the history by doubling: keep only what it holds.
         self.records.shrink_to_fit();
+        self.texts.shrink_to_fit();
+        self.files.shrink_to_fit();
         self.latest = self
             .ports
             .iter()
@@ -268,6 +292,43 @@ impl ResultsStore {
     }
 }
 
+/// Sorts `records` oldest first, stable, without the buffer of half the
+/// records a stable sort of them takes (tens of MB at a million tests):
+/// the order is worked out on (start, place) pairs, unique so an unstable
+/// sort of them is as stable as a stable one, then applied in place,
+/// cycle by cycle.
+fn sort_by_time(records: &mut [Record]) {
+    if records.windows(2).all(|w| w[0].timestamp <= w[1].timestamp) {
+        return;
+    }
+    let Ok(n) = u32::try_from(records.len()) else {
+        records.sort_by_key(|r| r.timestamp);
+        return;
+    };
+    let mut order: Vec<(i64, u32)> = (0..n).map(|i| (records[i as usize].timestamp, i)).collect();
+    order.sort_unstable();
+    // Place k takes the record now at `from[k]`.
+    let mut from: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+    const DONE: u32 = u32::MAX;
+    for start in 0..records.len() {
+        if from[start] == DONE {
+            continue;
+        }
+        let first = records[start];
+        let mut k = start;
+        loop {
+            let src = from[k] as usize;
+            from[k] = DONE;
+            if src == start {
+                records[k] = first;
+                break;
+            }
+            records[k] = records[src];
+            k = src;
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -386,6 +447,27 @@ pub(crate) mod tests {
         assert_eq!(
             store.iter().map(|r| r.id).collect::<Vec<_>>(),
             vec!["5202-11-0", "", "5201-20-0"]
+        );
+    }
+
+    #[test]
+    fn sorting_by_time_is_stable() {
+        let mut texts = Interner::default();
+        // Timestamps with many ties, in a scrambled order; the offset
+        // tells the original place.
+        let mut records: Vec<Record> = (0..500u64)
+            .map(|i| {
+                let t = i64::try_from((i * 7919) % 13).unwrap();
+                Record::new(&result(5201, t), 0, i, &mut texts)
+            })
+            .collect();
+        let mut want = records.clone();
+        want.sort_by_key(|r| r.timestamp);
+        sort_by_time(&mut records);
+        let key = |r: &Record| (r.timestamp, r.offset);
+        assert_eq!(
+            records.iter().map(key).collect::<Vec<_>>(),
+            want.iter().map(key).collect::<Vec<_>>()
         );
     }
 

@@ -10,6 +10,7 @@ mod e2e;
 mod history;
 mod history_gen;
 mod hostile;
+mod index;
 mod page;
 mod paging;
 mod routes;
