@@ -54,10 +54,18 @@ pub fn fingerprint_of(file: &File, len: u64) -> io::Result<u64> {
 #[derive(Debug)]
 pub struct IndexDir {
     dir: PathBuf,
-    /// A write failed (and was warned about): no more are tried.
-    failed: bool,
-    /// Indexes are neither read nor written.
-    off: bool,
+    state: State,
+}
+
+/// Whether indexes are read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Read and written.
+    On,
+    /// A write failed (and was warned about): read, no more writes tried.
+    Failed,
+    /// Neither read nor written.
+    Off,
 }
 
 impl IndexDir {
@@ -66,8 +74,7 @@ impl IndexDir {
     pub fn new(log_dir: &Path) -> IndexDir {
         IndexDir {
             dir: log_dir.join(INDEX_DIR),
-            failed: false,
-            off: false,
+            state: State::On,
         }
     }
 
@@ -75,14 +82,13 @@ impl IndexDir {
     pub fn off() -> IndexDir {
         IndexDir {
             dir: PathBuf::new(),
-            failed: true,
-            off: true,
+            state: State::Off,
         }
     }
 
-    /// Whether a write failed (and was warned about).
-    pub fn failed(&self) -> bool {
-        self.failed && !self.off
+    /// Whether an index written now would be kept (none failed, not off).
+    pub fn writes(&self) -> bool {
+        self.state == State::On
     }
 
     /// The index file of the log file with identity `id`.
@@ -96,7 +102,7 @@ impl IndexDir {
     /// the same fingerprint over it, and the next line is exactly `{`;
     /// then it is read whole and checked. `None` otherwise.
     pub fn read(&self, log: LogKey, file: &File, id: Identity, len: u64) -> Option<Covered> {
-        if self.off {
+        if self.state == State::Off {
             return None;
         }
         let mut index = File::open(self.path(id)).ok()?;
@@ -124,11 +130,11 @@ impl IndexDir {
     /// their `texts`), atomically. The first failure is warned about and
     /// ends writing for this directory.
     pub fn write(&mut self, about: &About, records: &[Record], texts: &Interner) {
-        if self.failed {
+        if !self.writes() {
             return;
         }
         if let Err(e) = self.try_write(about, records, texts) {
-            self.failed = true;
+            self.state = State::Failed;
             tracing::warn!(
                 dir = %self.dir.display(),
                 error = %e,
@@ -160,7 +166,7 @@ impl IndexDir {
     /// has their identity) and temporary files left by an interrupted
     /// write.
     pub fn remove_stale(&self, live: &HashSet<Identity>) {
-        if self.off {
+        if self.state == State::Off {
             return;
         }
         let Ok(entries) = fs::read_dir(&self.dir) else {

@@ -220,7 +220,7 @@ impl Loader<'_> {
         }
         if cut > from {
             self.read_range(&opened, from, cut, &mut progress);
-            if progress.whole && !indexes.failed() {
+            if progress.whole && indexes.writes() {
                 if let Ok(fingerprint) = fingerprint_of(&opened, cut) {
                     let about = About {
                         log: self.file.log,
