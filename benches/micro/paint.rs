@@ -254,12 +254,8 @@ async fn first_paint(page: &mut Browser, daemon: &Daemon, n: usize) -> View {
     for k in 0..=SAMPLES {
         let url = format!("http://{}/?load={k}", daemon.http);
         page.navigate(&url).await;
-        let search = format!("?load={k}");
-        let deadline = std::time::Instant::now() + LIMIT;
-        while page.eval("location.search").await != json!(search) {
-            assert!(std::time::Instant::now() < deadline, "{url} not opened");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        page.eventually("location.search", json!(format!("?load={k}")))
+            .await;
         let v = page.eval_settled(PAINTED, LIMIT).await;
         no_errors(page, "after loading").await;
         let run = Run::of(&v);
