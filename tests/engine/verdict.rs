@@ -52,9 +52,15 @@ fn a_target_reached_by_the_server_sending_is_the_verdict() {
             && v.evidence[0].contains(" of a 50 Mbit/s target ("),
         "{v:?}"
     );
-    // The sending evidence is there too; the target came first.
+    // The sending evidence is there too; the target came first. Busy time
+    // is kept by the kernel in clock ticks, so a sender this far below
+    // what loopback takes can log 0 of it: what it sent is the proof.
     let e = value(&entry);
-    assert!(num(&e, "/webperf3/tcp_send/sum/busy_time_us") > 0.0);
+    assert!(num(&e, "/webperf3/tcp_send/sum/busy_time_us") >= 0.0, "{e}");
+    assert!(
+        num(&e, "/webperf3/tcp_send/streams/0/data_segs_out") > 0.0,
+        "{e}"
+    );
 }
 
 #[test]
