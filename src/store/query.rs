@@ -147,10 +147,11 @@ impl Cursor {
 
     /// Where to go on from in `records`: after the last test read that is
     /// still there. Tests only ever leave the history before that one's
-    /// old position, so it is looked for from there back. If every test of
-    /// the last stretch left, after the tests that started before the last
-    /// one read (a test starting in that same second may be sent twice,
-    /// never skipped).
+    /// old position, so it is looked for from there back. If every test
+    /// the last stretch looked at left (all in a file rotation deleted),
+    /// from the first test that started no earlier than the last one read:
+    /// tests may then be sent twice, and one recorded late with an earlier
+    /// start (a long test) may be missed.
     fn resume(&self, records: &[Record]) -> usize {
         let Some(last) = self.last else {
             return 0;
