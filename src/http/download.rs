@@ -1,15 +1,21 @@
-//! Big answers streamed: `GET /csv` is written out as it is read from the
-//! store, [`CHUNK_ROWS`] rows at a time under a short read lock, by a
-//! blocking-pool thread that feeds a bounded channel into the response body.
-//! The async workers (and with them the iperf3 control handling) never
-//! format a whole export, and memory per export is a few chunks, whatever
-//! the history's size.
+//! Whole-history answers streamed: `GET /csv` and `GET /api/results`
+//! without `limit=` are both written out as they are read from the store,
+//! [`CHUNK_ROWS`] tests at a time under a short read lock, each stretch
+//! read and formatted on the blocking pool and fed through a bounded
+//! channel into the response body. The async workers (and with them the
+//! iperf3 control handling) never format a whole export, and memory per
+//! export is a few chunks, whatever the history's size.
 //!
-//! Bounds: at most [`MAX_EXPORTS`] exports at once (the handler answers 503
-//! beyond); a client that stops reading is dropped by the connection's write
-//! deadline ([`super::deadline`]), which drops the body, which ends the
-//! producer; a producer whose chunk is not taken within [`STALL_LIMIT`]
-//! gives up on its own.
+//! An export walks the history with a [`Cursor`]: it goes on after the
+//! last test it sent, not from a position, so a rotation that drops older
+//! tests while it runs makes it skip none. The first bytes (the CSV header,
+//! the JSON array's `[`) go out before the store is read at all.
+//!
+//! Bounds: at most [`MAX_EXPORTS`] exports of either kind at once (the
+//! handler answers 503 beyond); a client that stops reading is dropped by
+//! the connection's write deadline ([`super::deadline`]), which drops the
+//! body, which ends the producer; a producer whose chunk is not taken
+//! within [`STALL_LIMIT`] gives up on its own.
 
 use std::io;
 use std::pin::Pin;
@@ -21,52 +27,122 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tracing::debug;
 
 use super::export;
-use crate::hub::Hub;
+use crate::hub::{Hub, ResultFilter, TestResult};
+use crate::store::query::Cursor;
 
-/// Exports streamed at once.
+/// Exports streamed at once, CSV and JSON together.
 pub const MAX_EXPORTS: usize = 4;
 
-/// Rows formatted per read of the store.
+/// Tests formatted per read of the store.
 pub const CHUNK_ROWS: usize = 2000;
 
 /// Chunks waiting for the client, per export.
 const QUEUED_CHUNKS: usize = 2;
 
 /// A producer gives up when its chunk waits this long.
-pub const STALL_LIMIT: Duration = Duration::from_secs(60);
+pub const STALL_LIMIT: Duration = Duration::from_secs(30);
 
-/// The CSV of every recorded result, oldest first, as a body stream; the
-/// export holds `permit` until it ends.
-pub fn csv(hub: Arc<Hub>, permit: OwnedSemaphorePermit) -> Chunks {
+/// How an export writes tests out.
+pub trait Format: Send + 'static {
+    /// What comes before the first test.
+    fn head(&mut self) -> io::Result<Vec<u8>>;
+    /// `rows`, the next tests in order.
+    fn rows(&mut self, rows: &[TestResult]) -> io::Result<Vec<u8>>;
+    /// What comes after the last test.
+    fn tail(&mut self) -> Vec<u8>;
+}
+
+/// The CSV of `GET /csv` ([`export`]).
+pub struct Csv;
+
+impl Format for Csv {
+    fn head(&mut self) -> io::Result<Vec<u8>> {
+        export::csv_header()
+    }
+    fn rows(&mut self, rows: &[TestResult]) -> io::Result<Vec<u8>> {
+        export::csv_rows(rows)
+    }
+    fn tail(&mut self) -> Vec<u8> {
+        Vec::new()
+    }
+}
+
+/// One JSON array of result objects.
+#[derive(Default)]
+pub struct JsonArray {
+    /// Whether a test has been written.
+    started: bool,
+}
+
+impl Format for JsonArray {
+    fn head(&mut self) -> io::Result<Vec<u8>> {
+        Ok(b"[".to_vec())
+    }
+    fn rows(&mut self, rows: &[TestResult]) -> io::Result<Vec<u8>> {
+        let mut chunk = Vec::with_capacity(rows.len() * 512);
+        for result in rows {
+            if std::mem::replace(&mut self.started, true) {
+                chunk.push(b',');
+            }
+            serde_json::to_writer(&mut chunk, result)?;
+        }
+        Ok(chunk)
+    }
+    fn tail(&mut self) -> Vec<u8> {
+        b"]".to_vec()
+    }
+}
+
+/// Every recorded test passing `filter`, oldest first, written as `format`
+/// says, as a body stream; the export holds `permit` until it ends. A test
+/// recorded while the export runs is in it if the export has not reached
+/// the end of the history yet.
+pub fn export<F: Format>(
+    hub: Arc<Hub>,
+    filter: ResultFilter,
+    mut format: F,
+    permit: OwnedSemaphorePermit,
+) -> Chunks {
     let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
+    tokio::spawn(async move {
         let _permit = permit;
         let send = |chunk: io::Result<Vec<u8>>| {
-            runtime
-                .block_on(tokio::time::timeout(STALL_LIMIT, tx.send(chunk)))
-                .is_ok_and(|sent| sent.is_ok())
+            let tx = tx.clone();
+            async move {
+                let failed = chunk.is_err();
+                let sent = tokio::time::timeout(STALL_LIMIT, tx.send(chunk)).await;
+                !failed && sent.is_ok_and(|sent| sent.is_ok())
+            }
         };
-        if !send(export::csv_header()) {
+        if !send(format.head()).await {
             return;
         }
-        let mut from = 0;
+        let (mut cursor, mut sent) = (Cursor::default(), 0);
         loop {
+            let (hub, filter) = (hub.clone(), filter.clone());
             // Copied under the read lock, formatted after it.
-            let rows: Vec<_> = hub.with_store(|store, _| {
-                let end = store.len().min(from + CHUNK_ROWS);
-                (from..end).map(|i| store.result(i)).collect()
-            });
-            let count = rows.len();
-            if count == 0 {
-                break;
+            let read = tokio::task::spawn_blocking(move || {
+                let (rows, done) =
+                    hub.with_store(|store, _| store.stretch(&filter, &mut cursor, CHUNK_ROWS));
+                let bytes = format.rows(&rows);
+                (cursor, format, bytes, rows.len(), done)
+            })
+            .await;
+            let Ok((moved, kept, bytes, rows, done)) = read else {
+                return;
+            };
+            (cursor, format) = (moved, kept);
+            sent += rows;
+            if !send(bytes).await {
+                debug!(rows = sent, "dashboard: export ended early");
+                return;
             }
-            let bytes = export::csv_rows(&rows);
-            from += count;
-            let failed = bytes.is_err();
-            if !send(bytes) || failed {
-                debug!(rows = from, "dashboard: CSV export ended early");
-                break;
+            if done {
+                let tail = format.tail();
+                if !tail.is_empty() {
+                    send(Ok(tail)).await;
+                }
+                return;
             }
         }
     });

@@ -178,6 +178,33 @@ mod tests {
         assert_eq!(whole, csv_header().unwrap());
         assert!(whole.starts_with(b"Port,Name,Timestamp,"));
         assert!(csv_rows(&[]).unwrap().is_empty());
+
+        // Real rows, with texts that need quoting, split at every point.
+        let names = ["alice", "a, b", "say \"hi\"", "two\nlines", "=1+1", ""];
+        let results: Vec<TestResult> = (0..names.len() * 2)
+            .map(|i| TestResult {
+                name: Some(names[i % names.len()].to_string()).filter(|n| !n.is_empty()),
+                retransmits: (i % 2 == 0).then_some(i as u64),
+                ..crate::store::results::tests::result(5201 + i as u16, 1_763_767_679 + i as i64)
+            })
+            .collect();
+        let whole = csv(&results).unwrap();
+        for cut in 0..=results.len() {
+            let mut streamed = csv_header().unwrap();
+            streamed.extend(csv_rows(&results[..cut]).unwrap());
+            streamed.extend(csv_rows(&results[cut..]).unwrap());
+            assert_eq!(streamed, whole, "cut at {cut}");
+        }
+        let mut reader = csv::Reader::from_reader(whole.as_slice());
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), results.len());
+        for (row, result) in rows.iter().zip(&results) {
+            assert_eq!(row.len(), CSV_HEADER.len());
+            assert_eq!(row[0], result.port.to_string());
+            let name = result.name.as_deref().unwrap_or("");
+            assert_eq!(row[1], neutralise(name));
+            assert_eq!(row[2], local_time(result.timestamp));
+        }
     }
 
     #[test]

@@ -5,18 +5,18 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{error, info, warn};
-use warp::http::{header, HeaderValue, Response, StatusCode};
+use warp::http::{header, HeaderValue, StatusCode};
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
 use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
 use super::{assets, download, history, metrics, origin, ws, Context};
-use crate::hub::TestResult;
-use crate::report::json::Json;
-use crate::store::entry::{read_entry, EntryError};
+use crate::hub::ResultFilter;
+use crate::store::entry::{read_entry_text, EntryError};
 use crate::store::ids::TestId;
-use crate::store::verdict::{judge, LimitedBy, Verdict};
 
 /// A query string that parsed but makes no sense (e.g. `since=nan`).
 #[derive(Debug)]
@@ -83,7 +83,8 @@ pub async fn status(ctx: Context) -> Result<impl Reply, Infallible> {
 }
 
 /// `GET /api/results?port=&name=&since=&until=&protocol=&family=&limit=&before=`:
-/// a page of results with `limit=`, else every test, streamed.
+/// a page of results with `limit=`, else every test, streamed as an export
+/// ([`download`]; beyond [`super::MAX_EXPORTS`] at once the answer is 503).
 pub async fn results(
     query: ResultsQuery,
     ctx: Context,
@@ -96,7 +97,14 @@ pub async fn results(
         let filter = query
             .filter()
             .map_err(|e| warp::reject::custom(BadQuery(e)))?;
-        return Ok(history::stream_results(hub, filter).into_response());
+        let permit = export_slot(&ctx)?;
+        let chunks = download::export(hub, filter, download::JsonArray::default(), permit);
+        let mut response = warp::reply::stream(chunks).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Ok(response);
     };
     // A page is quick, but it walks the history: off the reactor.
     let found = tokio::task::spawn_blocking(move || hub.with_store(|store, _| store.page(&page)))
@@ -106,43 +114,53 @@ pub async fn results(
     Ok(warp::reply::json(&found).into_response())
 }
 
+/// A free export slot, or the 503 rejection.
+fn export_slot(ctx: &Context) -> Result<OwnedSemaphorePermit, Rejection> {
+    Arc::clone(&ctx.exports).try_acquire_owned().map_err(|_| {
+        let msg = "too many exports at once; try again later";
+        warp::reject::custom(Busy(msg.into()))
+    })
+}
+
 /// `GET /api/results/{id}`: the test, its log entry exactly as logged, and
-/// the verdict on what limited it.
+/// the verdict on what limited it ([`history`]; beyond
+/// [`history::MAX_DETAILS`] at once the answer is 503).
 pub async fn result_detail(id: String, ctx: Context) -> Result<warp::reply::Response, Rejection> {
     let unknown = || warp::reject::custom(NotFound(format!("no test has the id {id:?}")));
     let parsed = TestId::parse(&id).ok_or_else(unknown)?;
+    let Ok(permit) = Arc::clone(&ctx.details).try_acquire_owned() else {
+        let msg = "too many test details asked for at once; try again later";
+        return Err(warp::reject::custom(Busy(msg.into())));
+    };
     let hub = ctx.hub.clone();
     let found = tokio::task::spawn_blocking(move || {
         let (result, file, offset) = hub.open_entry(&parsed)?;
-        Some((
-            result,
+        Some(
             file.map_err(EntryError::from)
-                .and_then(|f| read_entry(&f, offset)),
-        ))
+                .and_then(|f| read_entry_text(&f, offset))
+                .and_then(|entry| history::detail(&result, entry)),
+        )
     })
     .await
     .map_err(|e| warp::reject::custom(Internal(format!("reading the entry failed: {e}"))))?;
-    let (result, entry) = found.ok_or_else(unknown)?;
-    let entry = entry.map_err(|e| match e {
+    let parts = found.ok_or_else(unknown)?.map_err(|e| match e {
         EntryError::Gone => warp::reject::custom(NotFound(format!("test {id}: {e}"))),
         e => warp::reject::custom(Internal(format!("test {id}: {e}"))),
     })?;
-    let body = history::detail_body(&result, &entry, &verdict(&entry, &result))
-        .map_err(|e| warp::reject::custom(Internal(format!("test {id}: {e}"))))?;
-    Ok(json_response(body))
-}
-
-/// The verdict on what limited a test, from its logged `entry` (text
-/// already checked to be one JSON object).
-fn verdict(entry: &str, result: &TestResult) -> serde_json::Value {
-    let verdict = match serde_json::from_str::<Json>(entry) {
-        Ok(entry) => judge(&entry, result),
-        Err(_) => Verdict {
-            limited_by: LimitedBy::Unknown,
-            evidence: Vec::new(),
-        },
-    };
-    serde_json::to_value(verdict).unwrap_or_default()
+    let length = parts.iter().map(Vec::len).sum::<usize>();
+    // The slot is held until the body is sent or dropped.
+    let chunks = futures_util::stream::iter(parts).map(move |part| {
+        let _held = &permit;
+        Ok::<_, std::io::Error>(part)
+    });
+    let mut response = warp::reply::stream(chunks).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Ok(response)
 }
 
 /// `GET /api/history/buckets?buckets=N&port=&name=&since=&until=&protocol=&family=`.
@@ -157,16 +175,6 @@ pub async fn buckets(query: ResultsQuery, ctx: Context) -> Result<impl Reply, Re
     Ok(warp::reply::json(
         &serde_json::json!({ "buckets": buckets }),
     ))
-}
-
-/// A `200` answer with `body`, JSON text.
-fn json_response(body: String) -> warp::reply::Response {
-    let mut response = Response::new(body.into());
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 /// `GET /api/latest`.
@@ -188,11 +196,14 @@ pub async fn table(ctx: Context) -> Result<impl Reply, Infallible> {
 /// `GET /csv`: streamed from the store ([`download`]); beyond
 /// [`super::MAX_EXPORTS`] at once the answer is 503.
 pub async fn csv(ctx: Context) -> Result<warp::reply::Response, Rejection> {
-    let Ok(permit) = Arc::clone(&ctx.exports).try_acquire_owned() else {
-        let msg = "too many exports at once; try again later";
-        return Err(warp::reject::custom(Busy(msg.into())));
-    };
-    let mut response = warp::reply::stream(download::csv(ctx.hub.clone(), permit)).into_response();
+    let permit = export_slot(&ctx)?;
+    let chunks = download::export(
+        ctx.hub.clone(),
+        ResultFilter::default(),
+        download::Csv,
+        permit,
+    );
+    let mut response = warp::reply::stream(chunks).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -5,14 +5,16 @@
 //! (method and path in its doc line), [`handlers`] the async functions that
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
 //! embedded `web/` directory), [`export`] (CSV, pure functions), [`metrics`]
-//! (the Prometheus exposition), [`download`] (the CSV streamed off the async
-//! workers), [`origin`] (which `Host` and `Origin` are ours), [`sessions`]
+//! (the Prometheus exposition), [`download`] (whole-history exports, CSV and
+//! JSON, streamed off the async workers), [`history`] (a test's detail
+//! answer), [`origin`] (which `Host` and `Origin` are ours), [`sessions`]
 //! (the bound on live websockets), [`ws`] (one websocket session) and
 //! [`ndt7`] (the ndt7 speed test's routes and websocket sessions). This
 //! module binds the dashboard's socket and runs the server until shutdown,
 //! with bounds: at
-//! most [`MAX_CONNECTIONS`] connections and [`MAX_WEBSOCKETS`] websocket
-//! sessions at once, a deadline on every request's header (which also
+//! most [`MAX_CONNECTIONS`] connections, [`MAX_WEBSOCKETS`] websocket
+//! sessions, [`MAX_EXPORTS`] exports and [`MAX_DETAILS`] detail answers at
+//! once, a deadline on every request's header (which also
 //! closes idle keep-alive connections) and on every write ([`deadline`]).
 
 pub mod assets;
@@ -54,6 +56,7 @@ use deadline::WriteDeadline;
 pub use crate::config::{HttpSettings, HEADER_TIMEOUT, WRITE_TIMEOUT};
 pub use download::MAX_EXPORTS;
 pub use filters::routes;
+pub use history::MAX_DETAILS;
 pub use sessions::{MAX_WEBSOCKETS, PER_SOURCE};
 
 /// How long shutdown waits for open HTTP connections and websocket sessions
@@ -77,8 +80,10 @@ pub struct Context {
     pub sessions: TaskTracker,
     /// The live websocket sessions and who they make room for.
     pub websockets: Arc<sessions::Sessions>,
-    /// Exports streaming now (at most [`MAX_EXPORTS`]).
+    /// Exports streaming now, CSV or JSON (at most [`MAX_EXPORTS`]).
     pub exports: Arc<Semaphore>,
+    /// Detail answers being read or sent (at most [`MAX_DETAILS`]).
+    pub details: Arc<Semaphore>,
     /// The names (besides IP literals and `localhost`) `Host` may carry.
     pub hosts: origin::HostNames,
     /// The token `POST /api/clear` requires, if any.
@@ -131,6 +136,7 @@ impl Context {
             sessions: TaskTracker::new(),
             websockets: Arc::default(),
             exports: Arc::new(Semaphore::new(MAX_EXPORTS)),
+            details: Arc::new(Semaphore::new(MAX_DETAILS)),
             hosts: origin::HostNames::new(crate::sys::hostname().as_deref(), &[]),
             clear_token: None,
             header_timeout: defaults.header_timeout,

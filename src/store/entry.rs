@@ -52,6 +52,16 @@ pub fn open(
 /// to its line that is exactly `}`, or an object on a line of its own. It
 /// is checked to be one valid JSON object.
 pub fn read_entry(file: &File, offset: u64) -> Result<String, EntryError> {
+    let text = read_entry_text(file, offset)?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(_)) => Ok(text),
+        _ => Err(EntryError::Gone),
+    }
+}
+
+/// [`read_entry`] without the check that the text is one JSON object, for
+/// a reader that parses it anyway (and so checks it in the same pass).
+pub fn read_entry_text(file: &File, offset: u64) -> Result<String, EntryError> {
     let mut buffer: Vec<u8> = Vec::new();
     let mut searched = 0;
     loop {
@@ -73,11 +83,7 @@ pub fn read_entry(file: &File, offset: u64) -> Result<String, EntryError> {
         // The end marker may straddle reads: look again from a little back.
         searched = buffer.len().saturating_sub(3);
     }
-    let text = String::from_utf8(buffer).map_err(|_| EntryError::Gone)?;
-    match serde_json::from_str::<serde_json::Value>(&text) {
-        Ok(serde_json::Value::Object(_)) => Ok(text),
-        _ => Err(EntryError::Gone),
-    }
+    String::from_utf8(buffer).map_err(|_| EntryError::Gone)
 }
 
 /// Where the entry at the start of `bytes` ends (one past its `}`), looking

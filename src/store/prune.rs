@@ -133,7 +133,7 @@ impl<'de> serde::de::Visitor<'de> for MemberName {
 /// A value that is parsed and checked as a full parse would, and dropped.
 /// (serde's `IgnoredAny` skips more leniently: numbers out of range, lone
 /// surrogates and any depth pass.)
-struct Checked;
+pub struct Checked;
 
 impl<'de> serde::Deserialize<'de> for Checked {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

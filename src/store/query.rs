@@ -3,6 +3,8 @@
 //! bucket figures for a chart. Works on the compact records, building a
 //! result object only for what is answered. No I/O here.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use super::compact::{widen, Record};
@@ -116,6 +118,61 @@ pub struct Page {
     pub before: Option<TestId>,
 }
 
+/// Tests looked at per test asked for by one [`ResultsStore::stretch`]
+/// (a filter that matches few still reads in bounded stretches).
+pub const SCAN: usize = 4;
+
+/// Where a walk over the whole history (an export) is: after the tests it
+/// has read, known by which tests they are rather than by position, so a
+/// rotation that drops older tests from under it makes it skip nothing.
+/// Tests keep their order in the history; only new ones are added (at the
+/// end) and dropped ones leave it.
+#[derive(Debug, Default, Clone)]
+pub struct Cursor {
+    /// The position after the last test read, when it was read.
+    next: usize,
+    /// The last test read.
+    last: Option<Key>,
+    /// The tests the last stretch looked at.
+    read: HashSet<Key>,
+}
+
+/// A test as a cursor knows it: its file, offset and start time.
+type Key = (u32, u64, i64);
+
+impl Cursor {
+    fn key(record: &Record) -> Key {
+        (record.file, record.offset, record.timestamp)
+    }
+
+    /// Where to go on from in `records`: after the last test read that is
+    /// still there. Tests only ever leave the history before that one's
+    /// old position, so it is looked for from there back. If every test
+    /// the last stretch looked at left (all in a file rotation deleted),
+    /// from the first test that started no earlier than the last one read:
+    /// tests may then be sent twice, and one recorded late with an earlier
+    /// start (a long test) may be missed.
+    fn resume(&self, records: &[Record]) -> usize {
+        let Some(last) = self.last else {
+            return 0;
+        };
+        let hint = self.next.min(records.len());
+        if hint > 0 && Cursor::key(&records[hint - 1]) == last {
+            return hint;
+        }
+        if let Some(p) = records[..hint]
+            .iter()
+            .rposition(|r| self.read.contains(&Cursor::key(r)))
+        {
+            return p + 1;
+        }
+        records
+            .iter()
+            .position(|r| r.timestamp >= last.2)
+            .unwrap_or(records.len())
+    }
+}
+
 /// Why a question cannot be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -147,19 +204,32 @@ impl ResultsStore {
         Ok(found.into_iter().map(|i| self.result(i)).collect())
     }
 
-    /// Up to `n` tests matching `filter` from history index `from` on, and
-    /// where to go on from (the history's length once all are seen).
-    pub fn stretch(&self, filter: &Filter, from: usize, n: usize) -> (Vec<TestResult>, usize) {
+    /// Up to `n` tests matching `filter` after those `cursor` has read
+    /// (looking at no more than [`SCAN`]` × n` tests), moving the cursor
+    /// past them; and whether that reached the end of the history.
+    pub fn stretch(
+        &self,
+        filter: &Filter,
+        cursor: &mut Cursor,
+        n: usize,
+    ) -> (Vec<TestResult>, bool) {
         let compiled = filter.compile(self);
+        let records = self.records();
+        let from = cursor.resume(records);
         let mut out = Vec::new();
         let mut at = from;
-        while at < self.len() && out.len() < n {
-            if compiled.matches(&self.records()[at]) {
+        while at < records.len() && out.len() < n && at - from < n.saturating_mul(SCAN) {
+            if compiled.matches(&records[at]) {
                 out.push(self.result(at));
             }
             at += 1;
         }
-        (out, at)
+        if at > from {
+            cursor.read = records[from..at].iter().map(Cursor::key).collect();
+            cursor.last = Some(Cursor::key(&records[at - 1]));
+        }
+        cursor.next = at;
+        (out, at >= records.len())
     }
 
     /// The tests matching `filter` in `n` equal spans of time from the
@@ -294,6 +364,7 @@ impl Accumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ids::LogKey;
     use crate::store::results::tests::result;
 
     fn store() -> ResultsStore {
@@ -444,10 +515,64 @@ mod tests {
             name: Some("alice".into()),
             ..Filter::default()
         };
-        let (first, next) = store.stretch(&alice, 0, 1);
-        assert_eq!((times(&first), next), (vec![100], 1));
-        let (rest, next) = store.stretch(&alice, next, 10);
-        assert_eq!((times(&rest), next), (vec![120], 5));
+        let mut cursor = Cursor::default();
+        let (first, done) = store.stretch(&alice, &mut cursor, 1);
+        assert_eq!((times(&first), done), (vec![100], false));
+        let (rest, done) = store.stretch(&alice, &mut cursor, 10);
+        assert_eq!((times(&rest), done), (vec![120], true));
+        let (none, done) = store.stretch(&alice, &mut cursor, 10);
+        assert_eq!((times(&none), done), (vec![], true));
+    }
+
+    /// Port `port`'s test `n` at time `t`, in the file that started at
+    /// `filekey`.
+    fn logged(store: &mut ResultsStore, port: u16, filekey: i64, n: u64, t: i64) {
+        store.push(TestResult {
+            id: format!("{port}-{filekey}-{}", n * 1000),
+            ..result(port, t)
+        });
+    }
+
+    #[test]
+    fn a_rotation_under_a_walk_makes_it_skip_nothing() {
+        // Port 5201's tests sit in a file that rotation will drop, between
+        // tests of 5202 that stay.
+        let walk = |drop_after: usize, n: usize| {
+            let mut store = ResultsStore::new(&[5201, 5202]);
+            for t in 0..12 {
+                let port = if t % 2 == 0 { 5201 } else { 5202 };
+                logged(&mut store, port, 1, t as u64, t);
+            }
+            let mut cursor = Cursor::default();
+            let mut seen = Vec::new();
+            let mut stretches = 0;
+            loop {
+                let (found, done) = store.stretch(&Filter::default(), &mut cursor, n);
+                seen.extend(times(&found));
+                stretches += 1;
+                if stretches == drop_after {
+                    // The file becomes .1, then is dropped; a new test comes.
+                    store.rotated(LogKey::Port(5201), 1);
+                    store.rotated(LogKey::Port(5201), 1);
+                    logged(&mut store, 5201, 50, 0, 50);
+                }
+                if done {
+                    return seen;
+                }
+            }
+        };
+        for n in 1..6 {
+            for drop_after in (1..12).take_while(|d| d * n < 12) {
+                let seen = walk(drop_after, n);
+                let read = drop_after * n;
+                // Everything read before the drop, every 5202 test after it
+                // and the new test: nothing skipped, nothing twice.
+                let mut want: Vec<i64> = (0..read as i64).collect();
+                want.extend((read as i64..12).filter(|t| t % 2 == 1));
+                want.push(50);
+                assert_eq!(seen, want, "stretches of {n}, dropped after {drop_after}");
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use warp::test::request;
 
 use crate::common::{entry_named, Env, P1, STOCK};
+use crate::heavy::unread;
 use crate::support::daemon::{Daemon, Launch};
 use crate::support::http::status_code;
 use crate::support::iperf3;
@@ -249,32 +250,12 @@ async fn silent_websocket_clients_are_dropped() {
     assert!(!reader.is_finished(), "the answering client was dropped");
 }
 
-/// `GET /csv` on a connection whose receive buffer is as small as the
-/// kernel allows, so that a client that reads nothing holds the server's
-/// writes back at once.
-fn unread_csv(addr: SocketAddr) -> (u16, TcpStream) {
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    sock.connect(&addr.into()).unwrap();
-    let mut conn: TcpStream = sock.into();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(conn, "GET /csv HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
-        head.push(byte[0]);
-    }
-    let status = status_code(&String::from_utf8_lossy(&head)).unwrap_or(0);
-    (status, conn)
-}
-
 #[test]
 fn csv_downloads_nobody_reads_hold_no_memory() {
     let dir = dir_with_history(30_000);
     let d = start_loaded(dir.path());
     let before = rss_mb(&d);
-    let mut conns: Vec<(u16, TcpStream)> = (0..64).map(|_| unread_csv(d.http)).collect();
+    let mut conns: Vec<(u16, TcpStream)> = (0..64).map(|_| unread(d.http, "/csv")).collect();
     // Watch for a while: memory must not climb with the unread downloads.
     let mut peak = 0.0f64;
     poll_until(Duration::from_secs(5), || {

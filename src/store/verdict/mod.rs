@@ -25,9 +25,13 @@
 //! - this file: the verdict, the rules and their order.
 //! - `evidence.rs`: the figures, read from the entry and its result.
 //! - `words.rs`: figures as words.
+//! - `lean.rs`: the part of an entry's text the verdict reads, in one pass.
 
 mod evidence;
+mod lean;
 mod words;
+
+pub use lean::read_lean;
 
 #[cfg(test)]
 mod tests;
