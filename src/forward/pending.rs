@@ -79,7 +79,7 @@ impl Pending {
             if Some(&path) == self.current.as_ref() {
                 continue;
             }
-            let note = fs::read(&path)
+            let note = read_regular(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
             let port = note
@@ -98,6 +98,14 @@ impl Pending {
         }
         Ok(found)
     }
+}
+
+/// The bytes of the file at `path`, if it is a regular file (a FIFO in
+/// its place would block start-up).
+fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut crate::sys::open_regular(path)?, &mut bytes)?;
+    Ok(bytes)
 }
 
 /// The result `entry` of `port` stands for: an ndt7 subtest's document
@@ -149,6 +157,23 @@ mod tests {
         assert_eq!((left[0].port, &left[0].entry), (5202, &json!({"b": 2})));
         remove_durably(&left[0].path).unwrap();
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_fifo_among_the_notes_does_not_hold_up_a_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = Pending::open(tmp.path()).unwrap();
+        p.write(5201, &json!({"a": 1})).unwrap();
+        let fifo = tmp.path().join("1-0.json");
+        crate::testing::mkfifo(&fifo);
+        let dir = tmp.path().to_path_buf();
+        let left = crate::testing::within(std::time::Duration::from_secs(30), move || {
+            Pending::open(&dir).unwrap().leftovers().unwrap()
+        });
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].port, 5201);
+        // The FIFO is not a note: it is removed like any unreadable one.
+        assert!(!fifo.exists());
     }
 
     #[test]

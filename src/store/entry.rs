@@ -45,7 +45,11 @@ pub fn open(
     let at = store.find(id)?;
     let location = store.location(at)?;
     let path = logs.log_path(location.file.log, location.file.generation);
-    Some((store.result(at), File::open(path), location.offset))
+    Some((
+        store.result(at),
+        crate::sys::open_regular(&path),
+        location.offset,
+    ))
 }
 
 /// The entry whose `{` is at `offset` of `file`: a pretty-printed entry up

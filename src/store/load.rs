@@ -338,7 +338,7 @@ impl Loader<'_> {
 fn lines_before(path: &Path, offsets: &[u64]) -> Vec<usize> {
     use std::io::Read;
     let mut counts = Vec::with_capacity(offsets.len());
-    let Ok(file) = fs::File::open(path) else {
+    let Ok(file) = crate::sys::open_regular(path) else {
         return vec![0; offsets.len()];
     };
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);

@@ -307,7 +307,7 @@ pub(crate) fn append_to(path: &Path, text: &str) -> io::Result<u64> {
 /// The start time of the first test in `port`'s log at `path`, read in
 /// chunks up to that test (`None`: no test, or unreadable).
 fn first_test_key(port: u16, path: &Path) -> Option<i64> {
-    let file = fs::File::open(path).ok()?;
+    let file = crate::sys::open_regular(path).ok()?;
     let mut key = None;
     let _ = each_chunk(file, CHUNK, |_, text| {
         read_log_at(text, Detail::Summary, |_, item| {

@@ -9,7 +9,6 @@
 //! the file's first subtest and the byte offset of the entry's `{`, so it
 //! stays the same after a restart or a rotation.
 
-use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -84,7 +83,7 @@ impl LogDir {
 /// addresses).
 fn ndt7_filekey(path: &Path) -> Option<i64> {
     let mut head = String::new();
-    fs::File::open(path)
+    crate::sys::open_regular(path)
         .ok()?
         .take(4096)
         .read_to_string(&mut head)
@@ -104,7 +103,7 @@ mod tests {
     use crate::store::ids::TestId;
     use crate::store::results::ResultsStore;
     use crate::store::rotate::Retention;
-    use std::io;
+    use std::{fs, io};
 
     #[test]
     fn recorded_subtests_load_back_with_the_same_ids() {
