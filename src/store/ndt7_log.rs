@@ -258,3 +258,99 @@ mod tests {
         assert!(c.result.unwrap().id.starts_with("ndt7-1000-"));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::ndt7::record::tests::sample;
+    use crate::ndt7::subtest::Subtest;
+    use crate::store::entry;
+    use crate::store::ids::TestId;
+    use crate::testing::{config, json_value};
+    use proptest::prelude::*;
+
+    /// JSON text a serialiser of ours would not write: odd strings and
+    /// escapes, numbers beyond every integer type, negative zero.
+    fn odd() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(r#""\n}\n{\n""#.to_string()),
+            Just(r#""\u0000\u001f\"\\\/\b\f\r\t""#.into()),
+            Just(r#""\ud83d\ude00\u2028\ufeff""#.into()),
+            Just(r#""\ud800""#.into()),
+            Just("1e308".into()),
+            Just("-0".into()),
+            Just("-0.0".into()),
+            Just("123456789012345678901234567890".into()),
+            Just("-9223372036854775809".into()),
+            ".{0,40}".prop_map(|s| serde_json::Value::String(s).to_string()),
+        ]
+    }
+
+    /// A client text message: an object holding any value with an odd one
+    /// beside it, under up to 130 levels of objects and arrays.
+    fn client_text() -> impl Strategy<Value = String> {
+        let keys = &["AppInfo", "ElapsedTime", "NumBytes", "Origin", "\n}\n{"];
+        (
+            json_value(keys),
+            odd(),
+            proptest::collection::vec(any::<bool>(), 0..130),
+            1usize..200,
+        )
+            .prop_map(|(value, odd, levels, copies)| {
+                let inner = format!(
+                    "{{\"v\":{value},\"odd\":[{}]}}",
+                    vec![odd; copies].join(",")
+                );
+                let nested = levels.iter().fold(inner, |text, &object| {
+                    if object {
+                        format!("{{\"k\":{text}}}")
+                    } else {
+                        format!("[{text}]")
+                    }
+                });
+                format!("{{\"AppInfo\":{nested},\"Origin\":\"client\"}}")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config(48))]
+
+        /// Whatever measurements a client sends, the document logged for its
+        /// subtest reads back: by its id as the detail view reads it, as
+        /// the same document, and after a restart with the same result.
+        #[test]
+        fn every_logged_document_reads_back(
+            texts in proptest::collection::vec(client_text(), 1..8),
+        ) {
+            let mut subtest = Subtest::new(Kind::Upload);
+            texts.iter().for_each(|t| subtest.text_received(t));
+            let mut record = sample(Kind::Upload, 1_700_000_000, "prop");
+            if let Some(upload) = record.upload.as_mut() {
+                upload.client_measurements = subtest.into_measurements().1;
+            }
+            let tmp = tempfile::tempdir().unwrap();
+            let logs = LogDir::open(tmp.path()).unwrap();
+            logs.record_ndt7(&sample(Kind::Download, 1_600_000_000, "before"));
+            let recorded = logs.record_ndt7(&record);
+            prop_assert!(recorded.written.is_ok());
+            let result = recorded.result.unwrap();
+
+            let mut store = crate::store::results::ResultsStore::new(&[]);
+            store.push(result.clone());
+            let id = TestId::parse(&result.id).unwrap();
+            let (_, file, offset) = entry::open(&store, &logs, &id).unwrap();
+            let text = entry::read_entry(&file.unwrap(), offset);
+            prop_assert!(text.is_ok(), "{:?}", text.err());
+            let text = text.unwrap();
+            prop_assert_eq!(format!("{text}\n"), record.to_text());
+            let back: Result<Record, _> = serde_json::from_str(&text);
+            prop_assert_eq!(back.ok(), Some(record));
+
+            let loaded = LogDir::open(tmp.path()).unwrap().load(&[]);
+            prop_assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+            let results: Vec<TestResult> = loaded.store.iter().collect();
+            prop_assert_eq!(results.len(), 2);
+            prop_assert_eq!(&results[1], &result);
+        }
+    }
+}
