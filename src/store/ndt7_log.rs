@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::ids::LogKey;
-use super::log::{LogDir, Recorded};
+use super::log::{LogDir, Recorded, Rotation};
 use super::result::TestResult;
 use crate::ndt7::record::Record;
 use crate::ndt7::Kind;
@@ -71,10 +71,14 @@ impl LogDir {
     /// single write, rotating the log first if it would grow too big, and
     /// returns its result (shown even if the write failed).
     pub fn record_ndt7(&self, record: &Record) -> Recorded {
-        let appended = self.append(LogKey::Ndt7, &record.to_text(), true);
         let timestamp = Some(record.timestamp().unwrap_or_default());
+        let rotation = Rotation::Allowed {
+            starts: timestamp,
+            first_key: &ndt7_filekey,
+        };
+        let appended = self.append(LogKey::Ndt7, &record.to_text(), rotation);
         let result = result_of(record, String::new());
-        self.recorded(LogKey::Ndt7, appended, result, timestamp, ndt7_filekey)
+        self.recorded(LogKey::Ndt7, appended, result, timestamp, &ndt7_filekey)
     }
 }
 
@@ -223,6 +227,50 @@ mod tests {
             reloaded.store.iter().collect::<Vec<_>>(),
             store.iter().collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn subtests_started_in_the_same_second_get_ids_of_their_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = rotating(tmp.path(), 2);
+        let mut store = ResultsStore::new(&[]);
+        let mut shown = Vec::new();
+        // Each would start a file of its own; all started in second 1000.
+        for name in ["a", "b", "c"] {
+            let recorded = logs.record_ndt7(&record(Kind::Download, 1_000, name));
+            if let Some(rotated) = recorded.rotated {
+                store.rotated(rotated.log, rotated.keep);
+            }
+            shown.push(store.push(recorded.result.unwrap()));
+        }
+        assert_ne!(shown[0].id, shown[1].id);
+        assert_ne!(shown[1].id, shown[2].id);
+        let later = logs.record_ndt7(&record(Kind::Download, 1_001, "d"));
+        assert!(later.rotated.is_some());
+        store.rotated(LogKey::Ndt7, 2);
+        shown.push(store.push(later.result.unwrap()));
+        // Another run that did not load the logs reads the keys from them.
+        let again = rotating(tmp.path(), 2).record_ndt7(&record(Kind::Download, 1_001, "e"));
+        assert!(again.rotated.is_none());
+        shown.push(store.push(again.result.unwrap()));
+
+        let ids: std::collections::HashSet<_> = shown.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids.len(), shown.len(), "{ids:?}");
+        // Each id reads its own entry, before and after a restart.
+        let reads_its_own = |store: &ResultsStore| {
+            for r in &shown {
+                let id = TestId::parse(&r.id).unwrap();
+                let (result, file, offset) = entry::open(store, &logs, &id).unwrap();
+                assert_eq!(&result, r);
+                let text = entry::read_entry(&file.unwrap(), offset).unwrap();
+                let name = r.name.as_deref().unwrap();
+                assert!(text.contains(&format!("\"Value\": \"{name}\"")), "{}", r.id);
+            }
+        };
+        reads_its_own(&store);
+        let loaded = rotating(tmp.path(), 2).load(&[]);
+        assert_eq!(loaded.store.iter().collect::<Vec<_>>(), shown);
+        reads_its_own(&loaded.store);
     }
 
     #[test]
