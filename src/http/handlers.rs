@@ -114,11 +114,7 @@ pub async fn result_detail(id: String, ctx: Context) -> Result<warp::reply::Resp
     let hub = ctx.hub.clone();
     let found = tokio::task::spawn_blocking(move || {
         let (result, file, offset) = hub.open_entry(&parsed)?;
-        Some((
-            result,
-            file.map_err(EntryError::from)
-                .and_then(|f| read_entry(&f, offset)),
-        ))
+        Some((result, file.and_then(|f| read_entry(&f, offset))))
     })
     .await
     .map_err(|e| warp::reject::custom(Internal(format!("reading the entry failed: {e}"))))?;

@@ -86,15 +86,23 @@ impl LogDir {
 /// head of the file, where our documents write `StartTime` (after the
 /// addresses).
 fn ndt7_filekey(path: &Path) -> Option<i64> {
-    let mut head = String::new();
+    let mut head = Vec::new();
     crate::sys::open_regular(path)
         .ok()?
         .take(4096)
-        .read_to_string(&mut head)
+        .read_to_end(&mut head)
         .ok()?;
-    let start = head.find("\"StartTime\": \"")? + "\"StartTime\": \"".len();
-    let end = start + head.get(start..)?.find('"')?;
-    chrono::DateTime::parse_from_rfc3339(head.get(start..end)?)
+    start_in_head(&head)
+}
+
+/// The start (unix seconds) the head of one of our documents writes: its
+/// first `StartTime`, which follows the addresses.
+pub(crate) fn start_in_head(head: &[u8]) -> Option<i64> {
+    const KEY: &[u8] = b"\"StartTime\": \"";
+    let start = memchr::memmem::find(head, KEY)? + KEY.len();
+    let len = memchr::memchr(b'"', &head[start..])?;
+    let text = std::str::from_utf8(&head[start..start + len]).ok()?;
+    chrono::DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.timestamp())
 }
