@@ -114,7 +114,7 @@ fn entry_end(bytes: &[u8], from: usize, eof: bool) -> Option<usize> {
 
 /// Reads what there is at `offset` into `buffer` (all of it, or up to the
 /// end of the file).
-fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {
         match file.read_at(&mut buffer[filled..], offset + filled as u64) {

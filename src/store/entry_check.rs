@@ -6,9 +6,8 @@
 //! start anyway.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 
-use super::entry::EntryError;
+use super::entry::{read_at, EntryError};
 use super::ids::LogKey;
 use super::ndt7_log::start_in_head;
 use super::summary::integer;
@@ -85,21 +84,6 @@ fn timesecs_in_head(head: &[u8]) -> Option<i64> {
         return Some(integer(Some(&value)).unwrap_or(0));
     }
     None
-}
-
-/// Reads what there is at `offset` into `buffer`: all of it, or up to the
-/// end of the file.
-fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read_at(&mut buffer[filled..], offset + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]
