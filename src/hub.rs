@@ -25,7 +25,8 @@ use tokio::sync::broadcast;
 use crate::locks::lock;
 use crate::ndt7::record::Record;
 use crate::report::json::Json;
-use crate::store::entry;
+use crate::store::entry::{self, EntryError};
+use crate::store::entry_check::recorded_at;
 use crate::store::ids::TestId;
 use crate::store::log::{LogDir, Recorded};
 pub use crate::store::result::TestResult;
@@ -373,10 +374,18 @@ impl Hub {
     }
 
     /// The test `id` names: its result and its log file, opened with the
-    /// writer held so no rotation is half done (see [`entry::open`]).
-    pub fn open_entry(&self, id: &TestId) -> Option<(TestResult, io::Result<File>, u64)> {
-        let _writer = lock(&self.writer);
-        entry::open(&self.read().store, &self.logs, id)
+    /// writer held so no rotation is half done (see [`entry::open`]), and
+    /// checked (without the locks) to still hold that test's entry at the
+    /// offset ([`recorded_at`]).
+    pub fn open_entry(&self, id: &TestId) -> Option<(TestResult, Result<File, EntryError>, u64)> {
+        let (result, file, offset) = {
+            let _writer = lock(&self.writer);
+            entry::open(&self.read().store, &self.logs, id)?
+        };
+        let file = file
+            .map_err(EntryError::from)
+            .and_then(|file| recorded_at(file, id.log, offset, result.timestamp));
+        Some((result, file, offset))
     }
 
     /// Reads several views under one lock, so they agree with each other.

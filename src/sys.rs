@@ -368,6 +368,27 @@ pub fn set_dont_fragment(sock: &impl AsRawFd) -> std::io::Result<()> {
     )
 }
 
+/// Opens the file at `path` for reading if it is a regular file. Anything
+/// else (a FIFO, a device, a socket) is refused without blocking: opening a
+/// FIFO for reading would wait for a writer, forever.
+pub fn open_regular(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK only changes the open of a FIFO or device; reads of a
+    // regular file block as usual.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if file.metadata()?.is_file() {
+        Ok(file)
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ))
+    }
+}
+
 /// The text of an OS error number, as `strerror` gives it.
 pub fn os_error_text(err: &std::io::Error) -> String {
     let text = err.to_string();

@@ -1,6 +1,6 @@
-//! Helpers for the property tests that sit next to the code they check
-//! (compiled for tests only): the run length, and generators of JSON values
-//! (serde_json's). It imports nothing of the crate, so any module's tests
+//! Helpers for the tests that sit next to the code they check (compiled
+//! for tests only): the run length of property tests, generators of JSON
+//! values (serde_json's), FIFOs and a deadline for code that might block. It imports nothing of the crate, so any module's tests
 //! may use it.
 //!
 //! Each property runs a modest number of cases so the whole suite stays
@@ -53,4 +53,35 @@ pub fn json_value(keys: &'static [&'static str]) -> impl Strategy<Value = Value>
                 .prop_map(|members| Value::Object(members.into_iter().collect())),
         ]
     })
+}
+
+/// Makes a FIFO at `path` (opening it for reading blocks until a writer
+/// comes).
+pub fn mkfifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL in a path");
+    // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(
+        rc,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// What `f` returns, run on a thread of its own; panics if it takes longer
+/// than `limit` (the thread is left blocked: the test fails instead of
+/// hanging).
+pub fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|e| panic!("not done within {limit:?}: {e}"))
 }

@@ -3,15 +3,20 @@
 //! note is removed once the test is in every receiver's queue. A note found
 //! at start-up means the program stopped in between: if the loaded history
 //! holds the test (its log write happened), it is queued then; if not, the
-//! test was never recorded and the note is dropped.
+//! test was never recorded and the note is dropped. A note holds an iperf3
+//! port's entry or an ndt7 subtest's document; each is summarised as its
+//! own log's loading does.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::disk::{remove_durably, write_durably};
+use crate::ndt7::record::Record;
+use crate::store::ndt7_log::result_of;
 use crate::store::result::TestResult;
 use crate::store::summary::summarize;
 
@@ -74,7 +79,7 @@ impl Pending {
             if Some(&path) == self.current.as_ref() {
                 continue;
             }
-            let note = fs::read(&path)
+            let note = read_regular(&path)
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
             let port = note
@@ -95,6 +100,23 @@ impl Pending {
     }
 }
 
+/// The bytes of the file at `path`, if it is a regular file (a FIFO in
+/// its place would block start-up).
+fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut crate::sys::open_regular(path)?, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// The result `entry` of `port` stands for: an ndt7 subtest's document
+/// as the ndt7 log reads it, anything else as an iperf3 port's log does.
+fn summary_of(port: u16, entry: &Value) -> Option<TestResult> {
+    match Record::deserialize(entry) {
+        Ok(record) => result_of(&record, String::new()),
+        Err(_) => summarize(port, entry),
+    }
+}
+
 /// The recorded test that `entry` of `port` became, if its log holds it:
 /// the latest result of `history` with the same port, start, protocol,
 /// duration and byte counts.
@@ -103,7 +125,7 @@ pub fn find_recorded<'a>(
     port: u16,
     entry: &Value,
 ) -> Option<&'a TestResult> {
-    let wanted = summarize(port, entry)?;
+    let wanted = summary_of(port, entry)?;
     history.iter().rev().find(|r| {
         r.port == wanted.port
             && r.timestamp == wanted.timestamp
@@ -135,5 +157,42 @@ mod tests {
         assert_eq!((left[0].port, &left[0].entry), (5202, &json!({"b": 2})));
         remove_durably(&left[0].path).unwrap();
         assert_eq!(fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_fifo_among_the_notes_does_not_hold_up_a_start() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut p = Pending::open(tmp.path()).unwrap();
+        p.write(5201, &json!({"a": 1})).unwrap();
+        let fifo = tmp.path().join("1-0.json");
+        crate::testing::mkfifo(&fifo);
+        let dir = tmp.path().to_path_buf();
+        let left = crate::testing::within(std::time::Duration::from_secs(30), move || {
+            Pending::open(&dir).unwrap().leftovers().unwrap()
+        });
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].port, 5201);
+        // The FIFO is not a note: it is removed like any unreadable one.
+        assert!(!fifo.exists());
+    }
+
+    #[test]
+    fn an_ndt7_note_finds_its_recorded_subtest() {
+        use crate::ndt7::record::tests::sample;
+        use crate::ndt7::Kind;
+        use crate::store::log::LogDir;
+
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        let record = sample(Kind::Upload, 1_700_000_000, "attic");
+        logs.record_ndt7(&record).written.unwrap();
+        // What a restart loads, and the note as the hub wrote it.
+        let history: Vec<TestResult> = logs.load(&[]).store.iter().collect();
+        let note = serde_json::to_value(&record).unwrap();
+        let found = find_recorded(&history, record.server_port, &note);
+        assert_eq!(found.map(|r| r.id.as_str()), Some("ndt7-1700000000-0"));
+        // A subtest the log does not hold is not found.
+        let other = serde_json::to_value(sample(Kind::Upload, 1_700_000_100, "attic")).unwrap();
+        assert!(find_recorded(&history, record.server_port, &other).is_none());
     }
 }

@@ -136,8 +136,7 @@ pub async fn result_detail(id: String, ctx: Context) -> Result<warp::reply::Resp
     let found = tokio::task::spawn_blocking(move || {
         let (result, file, offset) = hub.open_entry(&parsed)?;
         Some(
-            file.map_err(EntryError::from)
-                .and_then(|f| read_entry_text(&f, offset))
+            file.and_then(|f| read_entry_text(&f, offset))
                 .and_then(|entry| history::detail(&result, entry)),
         )
     })

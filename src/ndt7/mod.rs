@@ -51,6 +51,16 @@ pub const MAX_MEASUREMENTS: usize = 60;
 /// A client text message longer than this is not kept as a measurement.
 pub const MAX_CLIENT_MEASUREMENT: usize = 8 * 1024;
 
+/// A client measurement nested deeper than this (the object itself is one
+/// level) is not kept: M-Lab's clients send two levels. It keeps every
+/// logged document far inside what JSON readers accept (serde_json: 128).
+pub const MAX_CLIENT_DEPTH: usize = 8;
+
+/// Bytes the kept client measurements of one subtest may take in the
+/// logged document, counted as it prints them (indentation included); one
+/// that does not fit is not kept. Sixty of M-Lab's take about 12 KiB.
+pub const MAX_CLIENT_LOGGED: usize = 128 * 1024;
+
 /// Bytes a subtest may move: it ends (normally) when they are reached, so
 /// no client keeps the box busy beyond a bounded amount of traffic.
 pub const MAX_BYTES: u64 = 64 << 30;

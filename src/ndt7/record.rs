@@ -112,6 +112,47 @@ pub struct Figures {
     pub error: Option<String>,
 }
 
+/// How many spaces [`Record::to_text`] indents an element of
+/// `ClientMeasurements` by (three levels: the document, the subtest, the list).
+const CLIENT_INDENT: usize = 6;
+
+/// The bytes the client measurement `value` adds to a document as
+/// [`Record::to_text`] prints it: its pretty text, every line indented,
+/// and the separator after it.
+pub fn client_logged_len(value: &serde_json::Value) -> usize {
+    /// Counts bytes and line breaks written.
+    struct Count {
+        bytes: usize,
+        lines: usize,
+    }
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.bytes += buf.len();
+            self.lines += memchr::memchr_iter(b'\n', buf).count();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count { bytes: 0, lines: 1 };
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer_pretty(&mut count, value);
+    count.bytes + count.lines * CLIENT_INDENT + ",\n".len()
+}
+
+/// How deeply `value` nests: 0 for a scalar, 1 for an object or array of
+/// scalars, and so on.
+pub fn depth(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    let inner = match value {
+        Value::Array(items) => items.iter().map(depth).max(),
+        Value::Object(members) => members.values().map(depth).max(),
+        _ => return 0,
+    };
+    1 + inner.unwrap_or(0)
+}
+
 /// A time as the documents write it.
 pub fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Nanos, true)

@@ -4,7 +4,9 @@
 //! sleeps until [`Subtest::wake_at`] when there is nothing to send.
 //!
 //! The subtest keeps the measurements it recorded (at most
-//! [`MAX_MEASUREMENTS`] per side) and decides when it ends: at
+//! [`MAX_MEASUREMENTS`] per side; the client's also bounded by nesting,
+//! [`MAX_CLIENT_DEPTH`], and by the bytes they take in the log,
+//! [`MAX_CLIENT_LOGGED`]) and decides when it ends: at
 //! [`DURATION`], at [`MAX_BYTES`], or, for a peer that does not close, at
 //! [`HARD_LIMIT`]. A peer that breaks the protocol is a [`Violation`]: the
 //! connection is closed and nothing is logged as a success.
@@ -12,10 +14,11 @@
 use std::time::Duration;
 
 use super::measurement::Measurement;
+use super::record::{client_logged_len, depth};
 use super::size::MessageSize;
 use super::{
-    Kind, DURATION, HARD_LIMIT, MAX_BYTES, MAX_CLIENT_MEASUREMENT, MAX_MEASUREMENTS,
-    MEASUREMENT_INTERVAL,
+    Kind, DURATION, HARD_LIMIT, MAX_BYTES, MAX_CLIENT_DEPTH, MAX_CLIENT_LOGGED,
+    MAX_CLIENT_MEASUREMENT, MAX_MEASUREMENTS, MEASUREMENT_INTERVAL,
 };
 
 /// What the driver should do now.
@@ -59,6 +62,8 @@ pub struct Subtest {
     finishing: bool,
     server: Vec<Measurement>,
     client: Vec<serde_json::Value>,
+    /// Bytes the kept client measurements take in the log.
+    client_logged: usize,
 }
 
 impl Subtest {
@@ -72,6 +77,7 @@ impl Subtest {
             finishing: false,
             server: Vec::new(),
             client: Vec::new(),
+            client_logged: 0,
         }
     }
 
@@ -132,13 +138,23 @@ impl Subtest {
     }
 
     /// A text message arrived: kept as a client measurement if it is a small
-    /// JSON object and fewer than [`MAX_MEASUREMENTS`] are kept; ignored
-    /// otherwise (the spec lets servers discard them).
+    /// JSON object at most [`MAX_CLIENT_DEPTH`] deep, fewer than
+    /// [`MAX_MEASUREMENTS`] are kept, and it fits in what is left of
+    /// [`MAX_CLIENT_LOGGED`]; ignored otherwise (the spec lets servers
+    /// discard them).
     pub fn text_received(&mut self, text: &str) {
         if text.len() > MAX_CLIENT_MEASUREMENT || self.client.len() >= MAX_MEASUREMENTS {
             return;
         }
-        if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str(text) {
+        let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_str(text) else {
+            return;
+        };
+        if depth(&value) > MAX_CLIENT_DEPTH {
+            return;
+        }
+        let logged = self.client_logged + client_logged_len(&value);
+        if logged <= MAX_CLIENT_LOGGED {
+            self.client_logged = logged;
             self.client.push(value);
         }
     }
@@ -234,6 +250,99 @@ mod tests {
             999_000
         );
         assert_eq!(client.len(), MAX_MEASUREMENTS);
+    }
+
+    /// The logged document of an upload that measured every interval and
+    /// got `texts` from its client (each sent until no more is kept), with
+    /// the largest query the spec allows as its metadata.
+    fn logged_len(texts: &[String]) -> usize {
+        use crate::ndt7::measurement::{ConnectionInfo, TcpInfo};
+        use crate::ndt7::record::{NameValue, Record, Summary};
+        let mut s = Subtest::new(Kind::Upload);
+        for i in 0..MAX_MEASUREMENTS as u64 {
+            let connection = ConnectionInfo {
+                client: "[2001:db8::1234:5678:9abc:def0]:65535".into(),
+                server: "[2001:db8::1]:8080".into(),
+                uuid: "webperf3-1700000000-123456789".into(),
+            };
+            let tcp = TcpInfo {
+                bytes_acked: i64::MAX,
+                ..TcpInfo::default()
+            };
+            let m = Measurement::server(Kind::Upload, ms(i), u64::MAX, Some(tcp), Some(connection));
+            s.measured(ms(i), m);
+        }
+        for _ in 0..MAX_MEASUREMENTS + 10 {
+            texts.iter().for_each(|t| s.text_received(t));
+        }
+        let (server, client) = s.into_measurements();
+        // Distinct names of three bytes, control characters as values:
+        // the most a query of the spec's size prints to.
+        let metadata = (0..crate::ndt7::MAX_QUERY / 8)
+            .map(|i| NameValue {
+                name: format!("{i:03x}"),
+                value: "\u{1}".into(),
+            })
+            .collect();
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let record = Record::new(
+            Kind::Upload,
+            "[2001:db8::1234]:40000".parse().unwrap(),
+            "[2001:db8::1]:8080".parse().unwrap(),
+            (at, at),
+            Summary {
+                start_time: String::new(),
+                end_time: String::new(),
+                uuid: "u".into(),
+                client_metadata: metadata,
+                server_metadata: vec![],
+                server_measurements: server,
+                client_measurements: client,
+            },
+        );
+        record.to_text().len()
+    }
+
+    /// A client text of at most [`MAX_CLIENT_MEASUREMENT`] bytes: `open`
+    /// around a list of `fill` as long as fits, closed again.
+    fn hostile(open: &str, fill: &str) -> String {
+        let close: String = open
+            .chars()
+            .rev()
+            .filter_map(|c| match c {
+                '[' => Some(']'),
+                '{' => Some('}'),
+                _ => None,
+            })
+            .collect();
+        let room = MAX_CLIENT_MEASUREMENT - open.len() - close.len() - 2;
+        let n = room / (fill.len() + 1);
+        format!("{open}[{}]{close}", vec![fill; n].join(","))
+    }
+
+    #[test]
+    fn what_a_client_sends_logs_a_bounded_entry() {
+        const BOUND: usize = 384 * 1024;
+        let deep = format!("{{\"a\":{}", "[".repeat(120));
+        let shapes = [
+            // Deep: every element indented by hundreds of spaces.
+            hostile(&deep, "0"),
+            // As deep as is kept, then wide.
+            hostile("{\"a\":[[[[[[", "0"),
+            hostile("{\"a\":[[[[[[", "{}"),
+            // Characters printed as six.
+            hostile("{\"a\":", "\"\\u0001\\u0001\""),
+        ];
+        for shape in &shapes {
+            let len = logged_len(std::slice::from_ref(shape));
+            assert!(len <= BOUND, "{len} bytes logged for {}", &shape[..40]);
+        }
+        assert!(logged_len(&shapes) <= BOUND);
+        // What M-Lab's clients send is kept whole.
+        let mlab = r#"{"AppInfo":{"ElapsedTime":10000000,"NumBytes":1250000000},"Origin":"client","Test":"upload"}"#;
+        let mut s = Subtest::new(Kind::Upload);
+        (0..MAX_MEASUREMENTS).for_each(|_| s.text_received(mlab));
+        assert_eq!(s.into_measurements().1.len(), MAX_MEASUREMENTS);
     }
 
     #[test]

@@ -13,9 +13,12 @@ use std::path::Path;
 /// block start-up.
 pub fn open_log(path: &Path) -> Result<File, String> {
     let shown = path.display();
-    match std::fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => Err(format!("{shown}: skipped: not a regular file")),
-        _ => File::open(path).map_err(|e| format!("{shown}: cannot read: {e}")),
+    match crate::sys::open_regular(path) {
+        Ok(file) => Ok(file),
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            Err(format!("{shown}: skipped: not a regular file"))
+        }
+        Err(e) => Err(format!("{shown}: cannot read: {e}")),
     }
 }
 

@@ -45,7 +45,11 @@ pub fn open(
     let at = store.find(id)?;
     let location = store.location(at)?;
     let path = logs.log_path(location.file.log, location.file.generation);
-    Some((store.result(at), File::open(path), location.offset))
+    Some((
+        store.result(at),
+        crate::sys::open_regular(&path),
+        location.offset,
+    ))
 }
 
 /// The entry whose `{` is at `offset` of `file`: a pretty-printed entry up
@@ -116,7 +120,7 @@ fn entry_end(bytes: &[u8], from: usize, eof: bool) -> Option<usize> {
 
 /// Reads what there is at `offset` into `buffer` (all of it, or up to the
 /// end of the file).
-fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {
         match file.read_at(&mut buffer[filled..], offset + filled as u64) {

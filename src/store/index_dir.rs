@@ -7,7 +7,8 @@
 //! safe: the logs are then parsed and it is written again.
 //!
 //! A directory that cannot be written is warned about once; loading goes
-//! on without it.
+//! on without it. Only a regular file is read as an index (a FIFO in its
+//! place would block start-up).
 
 use std::collections::HashSet;
 use std::fs::{self, File, Metadata};
@@ -105,7 +106,7 @@ impl IndexDir {
         if self.state == State::Off {
             return None;
         }
-        let mut index = File::open(self.path(id)).ok()?;
+        let mut index = crate::sys::open_regular(&self.path(id)).ok()?;
         let size = index.metadata().ok()?.len();
         let mut head = vec![0u8; HEADER_LEN];
         index.read_exact(&mut head).ok()?;

@@ -290,3 +290,20 @@ fn an_index_too_big_for_its_log_is_not_read() {
     assert_eq!(indexed, 8 - 2);
     assert_eq!(shown, parsed(tmp.path()));
 }
+
+#[test]
+fn a_fifo_in_place_of_an_index_does_not_hold_up_a_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = logs(tmp.path());
+    let (want, _) = start(tmp.path());
+    let id = super::index_dir::identity(&fs::metadata(logs.path(5201)).unwrap());
+    let index = super::index_dir::IndexDir::new(tmp.path()).path(id);
+    fs::remove_file(&index).unwrap();
+    crate::testing::mkfifo(&index);
+    let dir = tmp.path().to_path_buf();
+    let (shown, indexed) =
+        crate::testing::within(std::time::Duration::from_secs(30), move || start(&dir));
+    // That log is parsed; the others come from their indexes.
+    assert_eq!(indexed, 8 - 2);
+    assert_eq!(shown, want);
+}

@@ -106,9 +106,7 @@ impl LogDir {
             };
             let key = loader.load(carried, &mut indexes, &mut live);
             indexed += loader.indexed;
-            if file.generation == 0 {
-                self.remember_key(file.log, key);
-            }
+            self.remember_key(file.log, file.generation, key);
         }
         indexes.remove_stale(&live);
         let latest = latest
@@ -338,7 +336,7 @@ impl Loader<'_> {
 fn lines_before(path: &Path, offsets: &[u64]) -> Vec<usize> {
     use std::io::Read;
     let mut counts = Vec::with_capacity(offsets.len());
-    let Ok(file) = fs::File::open(path) else {
+    let Ok(file) = crate::sys::open_regular(path) else {
         return vec![0; offsets.len()];
     };
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
@@ -629,6 +627,25 @@ pub(crate) mod tests {
             loaded.store.latest()[0].as_ref().map(|r| r.timestamp),
             Some(20)
         );
+    }
+
+    #[test]
+    fn copies_whose_first_tests_share_a_second_keep_their_own_tests() {
+        // Logs written before keys were kept apart: two files with key 10.
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = LogDir::open(tmp.path()).unwrap();
+        logs.record(5201, &entry(10, "a")).written.unwrap();
+        fs::rename(logs.path(5201), logs.generation_path(5201, 1)).unwrap();
+        for name in ["b", "c"] {
+            logs.record(5201, &entry(10, name)).written.unwrap();
+        }
+        let loaded = LogDir::open(tmp.path()).unwrap().load(&[5201]);
+        for (i, r) in loaded.store.iter().enumerate() {
+            let location = loaded.store.location(i).unwrap();
+            let generation = location.file.generation;
+            let want = if r.name.as_deref() == Some("a") { 1 } else { 0 };
+            assert_eq!(generation, want, "{:?}", r.name);
+        }
     }
 
     #[test]

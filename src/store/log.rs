@@ -5,7 +5,10 @@
 //!
 //! A log (a port's, or `ndt7.json`) that would grow past its size limit is
 //! rotated first, in the same write path ([`super::rotate`]). Each written test gets its id here: the
-//! offset it was written at and the file's key ([`super::ids`]).
+//! offset it was written at and the file's key ([`super::ids`]). No two
+//! files of a log share a key: a rotation that would start a file with
+//! the key of one still on disk (a test that started in the same second
+//! as that file's first) is put off, and the entry goes to the live file.
 //!
 //! Loading the logs at start-up is the `load` module's; text handling lives in
 //! [`super::reader`], summaries in [`super::summary`].
@@ -31,9 +34,30 @@ use crate::report::json::{to_pretty, to_value, Json};
 pub struct LogDir {
     dir: PathBuf,
     retention: Retention,
-    /// Per log, the key of its live file (the start time of its first
-    /// test, `None` while it has none), once known.
-    keys: Arc<Mutex<HashMap<LogKey, Option<i64>>>>,
+    /// Per log and generation, the key of the file (the start time of
+    /// its first test, `None` while it has none), once known.
+    keys: Arc<Mutex<Keys>>,
+}
+
+/// The known keys of files, by log and generation.
+type Keys = HashMap<(LogKey, u32), Option<i64>>;
+
+/// How to read the key of one of a log's files from the file (`None`: it
+/// has no test, or cannot be read).
+pub(crate) type FirstKey<'a> = &'a dyn Fn(&Path) -> Option<i64>;
+
+/// Whether an append may rotate the log first.
+pub(crate) enum Rotation<'a> {
+    /// Never (a marker).
+    Never,
+    /// When the log would grow too big, unless the entry's test (started
+    /// at `starts`) would then share its file's key with a file on disk.
+    Allowed {
+        /// The start of the entry's test, if it holds one.
+        starts: Option<i64>,
+        /// How the keys of files not known yet are read.
+        first_key: FirstKey<'a>,
+    },
 }
 
 /// What [`LogDir::append_cleared`] writes: an empty object on a line of its
@@ -128,9 +152,9 @@ impl LogDir {
         generation_path(&self.dir.join(file_name(log)), generation)
     }
 
-    /// Notes the key of `log`'s live file, as loading found it.
-    pub(crate) fn remember_key(&self, log: LogKey, key: Option<i64>) {
-        lock(&self.keys).insert(log, key);
+    /// Notes the key of `log`'s file of `generation`, as loading found it.
+    pub(crate) fn remember_key(&self, log: LogKey, generation: u32, key: Option<i64>) {
+        lock(&self.keys).insert((log, generation), key);
     }
 
     /// The directory.
@@ -152,12 +176,15 @@ impl LogDir {
     /// The result's id is where the entry now sits.
     pub fn record(&self, port: u16, entry: &Json) -> Recorded {
         let log = LogKey::Port(port);
-        let appended = self.append(log, &to_pretty(entry), true);
         let result = summarize(port, &to_value(entry));
         let timestamp = result.as_ref().map(|r| r.timestamp);
-        self.recorded(log, appended, result, timestamp, |path| {
-            first_test_key(port, path)
-        })
+        let first_key = |path: &Path| first_test_key(port, path);
+        let rotation = Rotation::Allowed {
+            starts: timestamp,
+            first_key: &first_key,
+        };
+        let appended = self.append(log, &to_pretty(entry), rotation);
+        self.recorded(log, appended, result, timestamp, &first_key)
     }
 
     /// What appending an entry to `log` did (`appended`), with the entry's
@@ -170,7 +197,7 @@ impl LogDir {
         appended: io::Result<Appended>,
         mut result: Option<TestResult>,
         timestamp: Option<i64>,
-        first_key: impl FnOnce(&Path) -> Option<i64>,
+        first_key: FirstKey,
     ) -> Recorded {
         let rotated = appended
             .as_ref()
@@ -205,28 +232,58 @@ impl LogDir {
         log: LogKey,
         appended: &Appended,
         timestamp: Option<i64>,
-        first_key: impl FnOnce(&Path) -> Option<i64>,
+        first_key: FirstKey,
     ) -> Option<i64> {
         let mut keys = lock(&self.keys);
         let known = if appended.at == 0 || appended.rotated {
             // A new file: this entry is its first.
             Some(None)
         } else {
-            keys.get(&log).copied()
+            keys.get(&(log, 0)).copied()
         };
         let key = match known {
             Some(key) => key.or(timestamp),
             // Not known yet (no loading before): the file tells.
             None => first_key(&self.log_path(log, 0)).or(timestamp),
         };
-        keys.insert(log, key);
+        keys.insert((log, 0), key);
         key
+    }
+
+    /// Whether a file of `log` on disk (the live one or a rotated copy,
+    /// the oldest included: a new file must not take the ids of tests just
+    /// deleted either) has `key`.
+    fn key_taken(&self, log: LogKey, key: i64, first_key: FirstKey) -> bool {
+        let mut keys = lock(&self.keys);
+        (0..=self.retention.keep).any(|generation| {
+            let known = keys
+                .entry((log, generation))
+                .or_insert_with(|| first_key(&self.log_path(log, generation)));
+            *known == Some(key)
+        })
+    }
+
+    /// `log`'s files were renamed one generation up, those past the kept
+    /// ones deleted: so are their known keys.
+    fn keys_rotated(&self, log: LogKey) {
+        let mut keys = lock(&self.keys);
+        let moved: Vec<(u32, Option<i64>)> = keys
+            .iter()
+            .filter(|((l, _), _)| *l == log)
+            .map(|(&(_, generation), &key)| (generation, key))
+            .collect();
+        keys.retain(|(l, _), _| *l != log);
+        for (generation, key) in moved {
+            if generation < self.retention.keep {
+                keys.insert((log, generation + 1), key);
+            }
+        }
     }
 
     /// Appends the `{}` clear marker ([`CLEARED_MARKER`]) to the port's log.
     /// A marker never rotates a log (it adds three bytes).
     pub fn append_cleared(&self, port: u16) -> io::Result<()> {
-        self.append(LogKey::Port(port), CLEARED_MARKER, false)
+        self.append(LogKey::Port(port), CLEARED_MARKER, Rotation::Never)
             .map(|_| ())
     }
 
@@ -242,21 +299,35 @@ impl LogDir {
     /// crash or another program) gets a line break first, so the new entry
     /// starts on a line of its own.
     ///
-    /// With `may_rotate`, a log that `text` would grow past the size limit
-    /// is rotated first; a rotation that fails is logged and the entry
-    /// still goes to the live file (better too big than lost).
-    pub(crate) fn append(&self, log: LogKey, text: &str, may_rotate: bool) -> io::Result<Appended> {
+    /// As `rotation` allows, a log that `text` would grow past the size
+    /// limit is rotated first; a rotation that fails is logged and the
+    /// entry still goes to the live file (better too big than lost). So
+    /// does an entry whose test would give its new file the key of a file
+    /// on disk (and so its own id to two tests).
+    pub(crate) fn append(
+        &self,
+        log: LogKey,
+        text: &str,
+        rotation: Rotation,
+    ) -> io::Result<Appended> {
         let path = self.log_path(log, 0);
-        let before = fs::metadata(&path).map_or(0, |m| m.len());
         let mut rotated = false;
-        if may_rotate && self.retention.must_rotate(before, text.len() as u64) {
-            match rotate(&self.dir, log, self.retention.keep) {
-                Ok(()) => {
-                    rotated = true;
-                    let keep = self.retention.keep;
-                    tracing::info!(file = %path.display(), keep, "log rotated");
+        if let Rotation::Allowed { starts, first_key } = rotation {
+            let before = fs::metadata(&path).map_or(0, |m| m.len());
+            if !self.retention.must_rotate(before, text.len() as u64) {
+                // Room left.
+            } else if starts.is_some_and(|t| self.key_taken(log, t, first_key)) {
+                tracing::debug!(file = %path.display(), "rotation put off: its key is taken");
+            } else {
+                match rotate(&self.dir, log, self.retention.keep) {
+                    Ok(()) => {
+                        rotated = true;
+                        self.keys_rotated(log);
+                        let keep = self.retention.keep;
+                        tracing::info!(file = %path.display(), keep, "log rotated");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot rotate {}", path.display()),
                 }
-                Err(e) => tracing::warn!(error = %e, "cannot rotate {}", path.display()),
             }
         }
         let at = append_to(&path, text)?;
@@ -307,7 +378,7 @@ pub(crate) fn append_to(path: &Path, text: &str) -> io::Result<u64> {
 /// The start time of the first test in `port`'s log at `path`, read in
 /// chunks up to that test (`None`: no test, or unreadable).
 fn first_test_key(port: u16, path: &Path) -> Option<i64> {
-    let file = fs::File::open(path).ok()?;
+    let file = crate::sys::open_regular(path).ok()?;
     let mut key = None;
     let _ = each_chunk(file, CHUNK, |_, text| {
         read_log_at(text, Detail::Summary, |_, item| {

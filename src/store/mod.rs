@@ -9,6 +9,8 @@
 //! - [`index`]: the format of an index (records, texts, key, latest,
 //!   damage of the part of a log it covers) and its checks; pure.
 //! - [`entry`]: one logged entry read back from its file, exactly as it stands.
+//! - [`entry_check`]: whether the entry at a test's offset is still that
+//!   test's (a log cut short and written again holds another there).
 //! - [`log`]: `port-<PORT>.json` files and the one write path into them: a
 //!   finished test printed, appended with one write and summarised
 //!   ([`log::LogDir::record`]), the log rotated first when it would grow too
@@ -32,6 +34,7 @@
 pub mod chunks;
 pub mod compact;
 pub mod entry;
+pub mod entry_check;
 pub mod ids;
 pub mod index;
 pub mod index_dir;

@@ -9,12 +9,11 @@
 //! the file's first subtest and the byte offset of the entry's `{`, so it
 //! stays the same after a restart or a rotation.
 
-use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::ids::LogKey;
-use super::log::{LogDir, Recorded};
+use super::log::{LogDir, Recorded, Rotation};
 use super::result::TestResult;
 use crate::ndt7::record::Record;
 use crate::ndt7::Kind;
@@ -72,10 +71,14 @@ impl LogDir {
     /// single write, rotating the log first if it would grow too big, and
     /// returns its result (shown even if the write failed).
     pub fn record_ndt7(&self, record: &Record) -> Recorded {
-        let appended = self.append(LogKey::Ndt7, &record.to_text(), true);
         let timestamp = Some(record.timestamp().unwrap_or_default());
+        let rotation = Rotation::Allowed {
+            starts: timestamp,
+            first_key: &ndt7_filekey,
+        };
+        let appended = self.append(LogKey::Ndt7, &record.to_text(), rotation);
         let result = result_of(record, String::new());
-        self.recorded(LogKey::Ndt7, appended, result, timestamp, ndt7_filekey)
+        self.recorded(LogKey::Ndt7, appended, result, timestamp, &ndt7_filekey)
     }
 }
 
@@ -83,15 +86,23 @@ impl LogDir {
 /// head of the file, where our documents write `StartTime` (after the
 /// addresses).
 fn ndt7_filekey(path: &Path) -> Option<i64> {
-    let mut head = String::new();
-    fs::File::open(path)
+    let mut head = Vec::new();
+    crate::sys::open_regular(path)
         .ok()?
         .take(4096)
-        .read_to_string(&mut head)
+        .read_to_end(&mut head)
         .ok()?;
-    let start = head.find("\"StartTime\": \"")? + "\"StartTime\": \"".len();
-    let end = start + head.get(start..)?.find('"')?;
-    chrono::DateTime::parse_from_rfc3339(head.get(start..end)?)
+    start_in_head(&head)
+}
+
+/// The start (unix seconds) the head of one of our documents writes: its
+/// first `StartTime`, which follows the addresses.
+pub(crate) fn start_in_head(head: &[u8]) -> Option<i64> {
+    const KEY: &[u8] = b"\"StartTime\": \"";
+    let start = memchr::memmem::find(head, KEY)? + KEY.len();
+    let len = memchr::memchr(b'"', &head[start..])?;
+    let text = std::str::from_utf8(&head[start..start + len]).ok()?;
+    chrono::DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.timestamp())
 }
@@ -104,7 +115,7 @@ mod tests {
     use crate::store::ids::TestId;
     use crate::store::results::ResultsStore;
     use crate::store::rotate::Retention;
-    use std::io;
+    use std::{fs, io};
 
     #[test]
     fn recorded_subtests_load_back_with_the_same_ids() {
@@ -227,6 +238,50 @@ mod tests {
     }
 
     #[test]
+    fn subtests_started_in_the_same_second_get_ids_of_their_own() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = rotating(tmp.path(), 2);
+        let mut store = ResultsStore::new(&[]);
+        let mut shown = Vec::new();
+        // Each would start a file of its own; all started in second 1000.
+        for name in ["a", "b", "c"] {
+            let recorded = logs.record_ndt7(&record(Kind::Download, 1_000, name));
+            if let Some(rotated) = recorded.rotated {
+                store.rotated(rotated.log, rotated.keep);
+            }
+            shown.push(store.push(recorded.result.unwrap()));
+        }
+        assert_ne!(shown[0].id, shown[1].id);
+        assert_ne!(shown[1].id, shown[2].id);
+        let later = logs.record_ndt7(&record(Kind::Download, 1_001, "d"));
+        assert!(later.rotated.is_some());
+        store.rotated(LogKey::Ndt7, 2);
+        shown.push(store.push(later.result.unwrap()));
+        // Another run that did not load the logs reads the keys from them.
+        let again = rotating(tmp.path(), 2).record_ndt7(&record(Kind::Download, 1_001, "e"));
+        assert!(again.rotated.is_none());
+        shown.push(store.push(again.result.unwrap()));
+
+        let ids: std::collections::HashSet<_> = shown.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids.len(), shown.len(), "{ids:?}");
+        // Each id reads its own entry, before and after a restart.
+        let reads_its_own = |store: &ResultsStore| {
+            for r in &shown {
+                let id = TestId::parse(&r.id).unwrap();
+                let (result, file, offset) = entry::open(store, &logs, &id).unwrap();
+                assert_eq!(&result, r);
+                let text = entry::read_entry(&file.unwrap(), offset).unwrap();
+                let name = r.name.as_deref().unwrap();
+                assert!(text.contains(&format!("\"Value\": \"{name}\"")), "{}", r.id);
+            }
+        };
+        reads_its_own(&store);
+        let loaded = rotating(tmp.path(), 2).load(&[]);
+        assert_eq!(loaded.store.iter().collect::<Vec<_>>(), shown);
+        reads_its_own(&loaded.store);
+    }
+
+    #[test]
     fn a_rotated_ndt7_entry_reads_back_from_its_copy() {
         let tmp = tempfile::tempdir().unwrap();
         let logs = rotating(tmp.path(), 1);
@@ -257,5 +312,101 @@ mod tests {
         assert_eq!(logs.load(&[]).store.len(), 2);
         let c = logs.record_ndt7(&record(Kind::Download, 3_000, "c"));
         assert!(c.result.unwrap().id.starts_with("ndt7-1000-"));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::ndt7::record::tests::sample;
+    use crate::ndt7::subtest::Subtest;
+    use crate::store::entry;
+    use crate::store::ids::TestId;
+    use crate::testing::{config, json_value};
+    use proptest::prelude::*;
+
+    /// JSON text a serialiser of ours would not write: odd strings and
+    /// escapes, numbers beyond every integer type, negative zero.
+    fn odd() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(r#""\n}\n{\n""#.to_string()),
+            Just(r#""\u0000\u001f\"\\\/\b\f\r\t""#.into()),
+            Just(r#""\ud83d\ude00\u2028\ufeff""#.into()),
+            Just(r#""\ud800""#.into()),
+            Just("1e308".into()),
+            Just("-0".into()),
+            Just("-0.0".into()),
+            Just("123456789012345678901234567890".into()),
+            Just("-9223372036854775809".into()),
+            ".{0,40}".prop_map(|s| serde_json::Value::String(s).to_string()),
+        ]
+    }
+
+    /// A client text message: an object holding any value with an odd one
+    /// beside it, under up to 130 levels of objects and arrays.
+    fn client_text() -> impl Strategy<Value = String> {
+        let keys = &["AppInfo", "ElapsedTime", "NumBytes", "Origin", "\n}\n{"];
+        (
+            json_value(keys),
+            odd(),
+            proptest::collection::vec(any::<bool>(), 0..130),
+            1usize..200,
+        )
+            .prop_map(|(value, odd, levels, copies)| {
+                let inner = format!(
+                    "{{\"v\":{value},\"odd\":[{}]}}",
+                    vec![odd; copies].join(",")
+                );
+                let nested = levels.iter().fold(inner, |text, &object| {
+                    if object {
+                        format!("{{\"k\":{text}}}")
+                    } else {
+                        format!("[{text}]")
+                    }
+                });
+                format!("{{\"AppInfo\":{nested},\"Origin\":\"client\"}}")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config(48))]
+
+        /// Whatever measurements a client sends, the document logged for its
+        /// subtest reads back: by its id as the detail view reads it, as
+        /// the same document, and after a restart with the same result.
+        #[test]
+        fn every_logged_document_reads_back(
+            texts in proptest::collection::vec(client_text(), 1..8),
+        ) {
+            let mut subtest = Subtest::new(Kind::Upload);
+            texts.iter().for_each(|t| subtest.text_received(t));
+            let mut record = sample(Kind::Upload, 1_700_000_000, "prop");
+            if let Some(upload) = record.upload.as_mut() {
+                upload.client_measurements = subtest.into_measurements().1;
+            }
+            let tmp = tempfile::tempdir().unwrap();
+            let logs = LogDir::open(tmp.path()).unwrap();
+            logs.record_ndt7(&sample(Kind::Download, 1_600_000_000, "before"));
+            let recorded = logs.record_ndt7(&record);
+            prop_assert!(recorded.written.is_ok());
+            let result = recorded.result.unwrap();
+
+            let mut store = crate::store::results::ResultsStore::new(&[]);
+            store.push(result.clone());
+            let id = TestId::parse(&result.id).unwrap();
+            let (_, file, offset) = entry::open(&store, &logs, &id).unwrap();
+            let text = entry::read_entry(&file.unwrap(), offset);
+            prop_assert!(text.is_ok(), "{:?}", text.err());
+            let text = text.unwrap();
+            prop_assert_eq!(format!("{text}\n"), record.to_text());
+            let back: Result<Record, _> = serde_json::from_str(&text);
+            prop_assert_eq!(back.ok(), Some(record));
+
+            let loaded = LogDir::open(tmp.path()).unwrap().load(&[]);
+            prop_assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+            let results: Vec<TestResult> = loaded.store.iter().collect();
+            prop_assert_eq!(results.len(), 2);
+            prop_assert_eq!(&results[1], &result);
+        }
     }
 }

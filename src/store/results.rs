@@ -109,13 +109,14 @@ impl ResultsStore {
         true
     }
 
-    /// The number of the file `log`'s file with first test `filekey`,
-    /// added as `generation` if new.
+    /// The number of `log`'s file of `generation` with first test
+    /// `filekey`, added if new. Files of other generations are others,
+    /// even with the same key (logs written before keys were kept apart).
     pub fn file(&mut self, log: LogKey, filekey: i64, generation: u32) -> u32 {
         let found = self
             .files
             .iter()
-            .position(|f| f.log == log && f.filekey == filekey && f.generation != GONE);
+            .position(|f| f.log == log && f.filekey == filekey && f.generation == generation);
         let at = found.unwrap_or_else(|| {
             self.files.push(LogFile {
                 log,

@@ -465,7 +465,7 @@ fn number(value: Option<&Value>) -> Option<f64> {
 }
 
 /// A signed integer (a whole double counts).
-fn integer(value: Option<&Value>) -> Option<i64> {
+pub(crate) fn integer(value: Option<&Value>) -> Option<i64> {
     let value = value?;
     value.as_i64().or_else(|| {
         let n = value

@@ -404,3 +404,47 @@ fn a_malformed_frame_records_nothing() {
     let _ = tcp.read_to_end(&mut rest);
     assert!(ndt7_results(&daemon).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_client_measurements_log_a_bounded_readable_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let mut upload = connect(daemon.http, "/ndt/v7/upload?name=hostile", true)
+        .await
+        .unwrap();
+    // Sixty 8 KiB measurements nested 120 deep (each element indented by
+    // hundreds of spaces when pretty-printed), and one nested 126 deep:
+    // the deepest the message parse takes.
+    let deep = |levels: usize, fill: usize| {
+        let inner = vec!["0"; fill].join(",");
+        format!(
+            "{{\"a\":{}{inner}{}}}",
+            "[".repeat(levels),
+            "]".repeat(levels)
+        )
+    };
+    let mut sent = 0;
+    for _ in 0..60 {
+        let text = deep(120, 3900);
+        assert!(text.len() <= 8 * 1024);
+        sent += text.len();
+        upload.send(Message::text(text)).await.unwrap();
+    }
+    upload.send(Message::text(deep(126, 1))).await.unwrap();
+    upload
+        .send(Message::binary(vec![0u8; 1 << 16]))
+        .await
+        .unwrap();
+    until_closed(&mut upload).await;
+    wait_until(LIMIT, "the result", || ndt7_results(&daemon).len() == 1);
+    let logged = std::fs::metadata(dir.path().join("ndt7.json"))
+        .unwrap()
+        .len();
+    assert!(
+        logged <= 384 * 1024,
+        "{sent} bytes of measurements sent, {logged} bytes logged"
+    );
+    let id = ndt7_results(&daemon)[0]["id"].as_str().unwrap().to_string();
+    let (code, body) = daemon.get(&format!("/api/results/{id}"));
+    assert_eq!(code, 200, "{body}");
+}
