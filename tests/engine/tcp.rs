@@ -271,6 +271,39 @@ fn running_client(port: u16, secs: &str, extra: &[&str]) -> std::process::Child 
 }
 
 #[test]
+fn back_to_back_clients_are_not_told_busy_while_the_last_test_is_recorded() {
+    // Each record takes longer than a test: the port must not wait for it.
+    let mut server = Server::with_slow_records(1, Duration::from_millis(700));
+    let port = server.ports[0];
+    let runs: [&[&str]; 6] = [
+        &["-R"],
+        &["--bidir", "-P", "2"],
+        &[],
+        &["-R", "-P", "2"],
+        &["--bidir"],
+        &["-u", "-b", "20M"],
+    ];
+    for (i, extra) in runs.iter().enumerate() {
+        let name = format!("run-{i}");
+        let mut args = vec!["-n", "1M", "--extra-data", &name];
+        args.extend_from_slice(extra);
+        // Fails on "the server is busy running a test".
+        client_json(port, &args);
+    }
+    // Shutdown waits for the records still under way: none is lost.
+    server.stop();
+    let entries = crate::support::logs::read_entries(&server.log_path(0));
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["extra_data"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["run-0", "run-1", "run-2", "run-3", "run-4", "run-5"]
+    );
+}
+
+#[test]
 fn busy_while_a_test_runs() {
     let server = Server::start(1);
     let first = running_client(server.ports[0], "3", &[]);
