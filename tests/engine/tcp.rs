@@ -14,7 +14,11 @@ use crate::support::process::wait_output;
 /// entry, no error, `extra_data` round-trips, and the byte counts of both
 /// directions agree with the client's within 10 %.
 fn run(extra: &[&str]) -> (Value, Value) {
-    let server = Server::start(1);
+    run_on(Server::start(1), extra)
+}
+
+/// [`run`] on a given server.
+fn run_on(server: Server, extra: &[&str]) -> (Value, Value) {
     let name = format!("case {}", extra.join(" "));
     let mut args = vec!["-t", "2", "--extra-data", &name];
     if extra.iter().any(|a| *a == "-n" || *a == "-k") {
@@ -178,7 +182,33 @@ fn window() {
 
 #[test]
 fn nodelay_and_zerocopy() {
-    run(&["-N", "-Z"]);
+    // -N: the server's data sockets have TCP_NODELAY; without it they do not.
+    let (_, e) = run(&["-N", "-Z"]);
+    assert_eq!(e["webperf3"]["tcp_nodelay"], true, "{}", e["webperf3"]);
+    let (_, e) = run(&["-t", "1", "-R"]);
+    assert_eq!(e["webperf3"]["tcp_nodelay"], false, "{}", e["webperf3"]);
+    // -Z reaches the server: under --copy (stock's way) a server sending
+    // for a -Z client sends with sendfile, as stock does, instead of
+    // copying with write.
+    let copying = || {
+        Server::with_settings(
+            1,
+            webperf3::server::port::PortSettings {
+                copy: true,
+                ..Default::default()
+            },
+        )
+    };
+    let (_, e) = run_on(copying(), &["-R", "-N", "-Z"]);
+    assert_eq!(e["webperf3"]["tcp_nodelay"], true);
+    let path = &e["webperf3"]["data_path"];
+    assert_eq!(
+        (&path["mode"], &path["send"]),
+        (&"copy".into(), &"sendfile".into()),
+        "{path}"
+    );
+    let (_, e) = run_on(copying(), &["-R", "-N"]);
+    assert_eq!(e["webperf3"]["data_path"]["send"], "write");
 }
 
 #[test]

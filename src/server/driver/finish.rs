@@ -73,6 +73,11 @@ impl Test {
         if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy) {
             ours.push("data_path", path);
         }
+        // Read back from the first TCP stream's socket: every stream of a
+        // test gets the same options.
+        if let Some(nodelay) = self.streams.iter().find_map(|s| s.tcp_nodelay()) {
+            ours.push("tcp_nodelay", nodelay);
+        }
         if self.intervals_dropped > 0 {
             ours.push("intervals_dropped", self.intervals_dropped);
         }
