@@ -468,42 +468,27 @@ mod tests {
         assert_eq!(fs::read(dead.join(&files(&dead)[1])).unwrap(), b"3");
     }
 
+    fn sizes(queued: u64, bytes: u64, oldest_queued: Option<i64>, dead_letters: u64) -> Sizes {
+        Sizes {
+            queued,
+            bytes,
+            oldest_queued,
+            dead_letters,
+        }
+    }
+
     #[test]
     fn counts_follow_every_change() {
         let tmp = tempfile::tempdir().unwrap();
         let mut q = Queue::open(tmp.path(), ROOMY).unwrap();
         let counts = q.counts();
-        assert_eq!(
-            counts.read(),
-            Sizes {
-                queued: 0,
-                bytes: 0,
-                oldest_queued: None,
-                dead_letters: 0
-            }
-        );
+        assert_eq!(counts.read(), sizes(0, 0, None, 0));
         q.push(b"abc", 1000).unwrap();
         q.push(b"de", 1001).unwrap();
-        assert_eq!(
-            counts.read(),
-            Sizes {
-                queued: 2,
-                bytes: 5,
-                oldest_queued: Some(1000),
-                dead_letters: 0
-            }
-        );
+        assert_eq!(counts.read(), sizes(2, 5, Some(1000), 0));
         q.remove(0).unwrap();
         assert_eq!(counts.read().oldest_queued, Some(1001));
         q.dead_letter(1).unwrap();
-        assert_eq!(
-            counts.read(),
-            Sizes {
-                queued: 0,
-                bytes: 0,
-                oldest_queued: None,
-                dead_letters: 1
-            }
-        );
+        assert_eq!(counts.read(), sizes(0, 0, None, 1));
     }
 }

@@ -319,6 +319,25 @@ fn queue_files(logs: &std::path::Path, dir: &str) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// A receiver on 127.0.0.1 answering as `answer` says, the binary
+/// forwarding to it (its URL), and a stock client test run for each of
+/// `names`, one after the other.
+fn forwarding_to(
+    logs: &std::path::Path,
+    answer: Answer,
+    seen: &Arc<Mutex<Vec<Delivery>>>,
+    names: &[&str],
+) -> (Receiver, String, Daemon) {
+    let receiver =
+        Receiver::answering("127.0.0.1:0".parse().unwrap(), answer, seen.clone()).unwrap();
+    let url = format!("http://{}/ingest", receiver.addr);
+    let daemon = start(logs, &url);
+    for name in names {
+        iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", name]);
+    }
+    (receiver, url, daemon)
+}
+
 #[test]
 fn a_test_refused_for_good_is_set_aside_and_the_queue_moves_on() {
     iperf3::require();
@@ -327,12 +346,7 @@ fn a_test_refused_for_good_is_set_aside_and_the_queue_moves_on() {
     let seen = Arc::new(Mutex::new(Vec::<Delivery>::new()));
     // Loki's answer to a line it will not take: 400, every time.
     let answer: Answer = Arc::new(|body| if name_of(body) == "bad" { 400 } else { 200 });
-    let receiver =
-        Receiver::answering("127.0.0.1:0".parse().unwrap(), answer, seen.clone()).unwrap();
-    let url = format!("http://{}/ingest", receiver.addr);
-    let daemon = start(&logs, &url);
-    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "bad"]);
-    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "good"]);
+    let (receiver, url, daemon) = forwarding_to(&logs, answer, &seen, &["bad", "good"]);
     wait_until(Duration::from_secs(30), "the test behind delivered", || {
         forwarding(&daemon)["delivered"] == 1
     });
@@ -383,12 +397,7 @@ fn a_queued_test_whose_file_is_gone_does_not_hold_up_the_others() {
         let status = status.clone();
         Arc::new(move |_| status.load(Ordering::SeqCst))
     };
-    let receiver =
-        Receiver::answering("127.0.0.1:0".parse().unwrap(), answer, seen.clone()).unwrap();
-    let url = format!("http://{}/ingest", receiver.addr);
-    let daemon = start(&logs, &url);
-    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "one"]);
-    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "two"]);
+    let (receiver, _, daemon) = forwarding_to(&logs, answer, &seen, &["one", "two"]);
     wait_until(Duration::from_secs(20), "both queued", || {
         forwarding(&daemon)["queued"] == 2
     });
