@@ -299,8 +299,7 @@ impl Lane {
     /// too, never spun on.
     async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let url = self.target.url.clone();
-        let mut failures: u32 = 0;
-        let mut random = Jitter::seeded();
+        let mut backoff = Backoff::new(self.retry_max);
         loop {
             let next = self
                 .with_queue(|q| (q.expire(unix_now()), q.next_to_send()))
@@ -318,9 +317,7 @@ impl Lane {
                 Err(e) => {
                     // Unreadable for now (not gone: that is `Ok`).
                     self.failed(format!("cannot read queue: {e}"));
-                    let wait = target::backoff(failures, self.retry_max, random.unit());
-                    failures = failures.saturating_add(1);
-                    if !sleep_or_stop(wait, &shutdown).await {
+                    if !backoff.wait(&shutdown).await {
                         return;
                     }
                     continue;
@@ -332,10 +329,7 @@ impl Lane {
                     warn!(receiver = %url, error = %e, "dropping an unreadable forwarding entry");
                     self.dropped(1);
                     let removed = self.with_queue(move |q| q.remove(item.seq)).await;
-                    if !self
-                        .settled(removed, &mut failures, &mut random, &shutdown)
-                        .await
-                    {
+                    if !self.settled(removed, &mut backoff, &shutdown).await {
                         return;
                     }
                     continue;
@@ -349,10 +343,9 @@ impl Lane {
             let settled = match sent {
                 Ok(()) => {
                     lock(&self.stats).delivered += 1;
-                    if failures > 0 {
+                    if backoff.reset() {
                         info!(receiver = %url, "forwarding works again");
                     }
-                    failures = 0;
                     self.with_queue(move |q| q.remove(item.seq)).await
                 }
                 Err(send::SendError::Status(status)) if target::refused_for_good(status) => {
@@ -365,22 +358,17 @@ impl Lane {
                 }
                 Err(e) => {
                     let message = error_chain(&e);
-                    if failures == 0 {
+                    if backoff.failures == 0 {
                         warn!(receiver = %url, error = %message, "forwarding failed; retrying with back-off");
                     }
                     self.failed(message);
-                    let wait = target::backoff(failures, self.retry_max, random.unit());
-                    failures = failures.saturating_add(1);
-                    if !sleep_or_stop(wait, &shutdown).await {
+                    if !backoff.wait(&shutdown).await {
                         return;
                     }
                     continue;
                 }
             };
-            if !self
-                .settled(settled, &mut failures, &mut random, &shutdown)
-                .await
-            {
+            if !self.settled(settled, &mut backoff, &shutdown).await {
                 return;
             }
         }
@@ -392,16 +380,13 @@ impl Lane {
     async fn settled(
         &self,
         done: Option<std::io::Result<()>>,
-        failures: &mut u32,
-        random: &mut Jitter,
+        backoff: &mut Backoff,
         shutdown: &Shutdown,
     ) -> bool {
         let Some(Err(e)) = done else { return true };
         error!(receiver = %self.target.url, error = %e, "cannot remove a test from the forwarding queue");
         self.failed(format!("cannot remove from queue: {e}"));
-        let wait = target::backoff(*failures, self.retry_max, random.unit());
-        *failures = failures.saturating_add(1);
-        sleep_or_stop(wait, shutdown).await
+        backoff.wait(shutdown).await
     }
 }
 
@@ -434,6 +419,35 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The waits of one sender after failures in a row.
+struct Backoff {
+    failures: u32,
+    cap: Duration,
+    random: Jitter,
+}
+
+impl Backoff {
+    fn new(cap: Duration) -> Backoff {
+        Backoff {
+            failures: 0,
+            cap,
+            random: Jitter::seeded(),
+        }
+    }
+
+    /// Waits after one more failure; `false` if shutdown came first.
+    async fn wait(&mut self, shutdown: &Shutdown) -> bool {
+        let wait = target::backoff(self.failures, self.cap, self.random.unit());
+        self.failures = self.failures.saturating_add(1);
+        sleep_or_stop(wait, shutdown).await
+    }
+
+    /// After a success; whether there were failures before it.
+    fn reset(&mut self) -> bool {
+        std::mem::take(&mut self.failures) > 0
+    }
 }
 
 /// A small xorshift generator for back-off jitter (not for secrets).
