@@ -57,6 +57,11 @@ echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test
+# The build without authentication (no C code), as docs/auth.md and
+# docs/raspberry-pi.md describe it: built, and its unit tests run.
+echo "== without default features: build and unit tests"
+cargo build --no-default-features --quiet
+cargo test --no-default-features --lib --quiet
 echo "== a million logged tests on the page, with the release binary"
 cargo build --release --quiet --bin webperf3
 WEBPERF3_BIN=target/release/webperf3 cargo test --test dashboard million -- --ignored

@@ -1,6 +1,6 @@
 //! Files that survive a crash or power loss: written whole under a
-//! temporary name, synced, renamed into place, the directory synced; and
-//! removed with the directory synced after.
+//! temporary name, synced, renamed into place, the directory synced;
+//! removed or moved with the directories synced after.
 
 use std::fs;
 use std::io::{self, Write};
@@ -30,6 +30,14 @@ pub fn remove_durably(path: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     }
     sync_parent(path)
+}
+
+/// Moves `from` to `to` (in another directory of the same file system),
+/// both directories synced: after a crash the file is in one of them.
+pub fn move_durably(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    sync_parent(to)?;
+    sync_parent(from)
 }
 
 /// Makes the entries of `path`'s directory (a rename, an unlink) durable.

@@ -11,6 +11,10 @@
 //! durable before the next test is sent), so a receiver may see a test
 //! again only if the box stopped between the answer and the removal; the
 //! `Idempotency-Key: <host>/<id>` header lets it recognise the repeat.
+//! A test the receiver refuses for good (a 4xx other than 408 and 429)
+//! goes to the queue's dead-letter directory instead of blocking those
+//! behind it. Status readers see the queue's size without waiting for its
+//! disk work.
 
 mod disk;
 pub mod pending;
@@ -34,7 +38,7 @@ use crate::locks::lock;
 use crate::shutdown::Shutdown;
 use crate::store::result::TestResult;
 use pending::Pending;
-use queue::{Bounds, Queue};
+use queue::{Bounds, Counts, Queue};
 use target::{Target, TargetError};
 
 /// The directory under the log directory holding one queue per receiver.
@@ -69,6 +73,11 @@ pub struct TargetStatus {
     pub failed: u64,
     /// Tests dropped unsent since start (bounds).
     pub dropped: u64,
+    /// Tests the receiver refused for good (a 4xx other than 408 and 429)
+    /// since start, moved to the dead-letter directory.
+    pub rejected: u64,
+    /// Tests in the dead-letter directory now.
+    pub dead_letters: u64,
     /// The latest failure, if any since start.
     pub last_error: Option<String>,
     /// When it happened, unix seconds.
@@ -80,14 +89,18 @@ struct Stats {
     delivered: u64,
     failed: u64,
     dropped: u64,
+    rejected: u64,
     last_error: Option<String>,
     last_error_at: Option<i64>,
 }
 
 /// One receiver: its queue, its counters, and the wake-up of its sender.
+/// The queue's lock is held across its disk work; `counts` and `stats`
+/// never are.
 struct Lane {
     target: Target,
     queue: Mutex<Queue>,
+    counts: Arc<Counts>,
     stats: Mutex<Stats>,
     wake: Notify,
     retry_max: Duration,
@@ -129,6 +142,7 @@ impl Forwarder {
             let queue = Queue::open(&dir, bounds).map_err(|e| ForwardError::Queue(dir, e))?;
             lanes.push(Arc::new(Lane {
                 target,
+                counts: queue.counts(),
                 queue: Mutex::new(queue),
                 stats: Mutex::new(Stats::default()),
                 wake: Notify::new(),
@@ -235,19 +249,18 @@ impl Forwarder {
 
 impl Lane {
     fn status(&self) -> TargetStatus {
-        let (queued, bytes, oldest_queued) = {
-            let q = lock(&self.queue);
-            (q.len() as u64, q.bytes(), q.front().map(|i| i.queued))
-        };
+        let sizes = self.counts.read();
         let s = lock(&self.stats);
         TargetStatus {
             target: self.target.url.clone(),
-            queued,
-            bytes,
-            oldest_queued,
+            queued: sizes.queued,
+            bytes: sizes.bytes,
+            oldest_queued: sizes.oldest_queued,
             delivered: s.delivered,
             failed: s.failed,
             dropped: s.dropped,
+            rejected: s.rejected,
+            dead_letters: sizes.dead_letters,
             last_error: s.last_error.clone(),
             last_error_at: s.last_error_at,
         }
@@ -280,42 +293,43 @@ impl Lane {
     }
 
     /// Sends the queue, oldest first, until `shutdown`: on 2xx the test is
-    /// removed; otherwise the sender backs off and tries the same test again.
+    /// removed; on a refusal for good it is moved to the dead-letter
+    /// directory; otherwise the sender backs off and tries the same test
+    /// again. A queue that cannot be read or changed is backed off from
+    /// too, never spun on.
     async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let url = self.target.url.clone();
-        let mut failures: u32 = 0;
-        let mut random = Jitter::seeded();
+        let mut backoff = Backoff::new(self.retry_max);
         loop {
             let next = self
-                .with_queue(|q| {
-                    let expired = q.expire(unix_now());
-                    let front = q.front().map(|item| (item, q.read(&item)));
-                    (expired, front)
-                })
+                .with_queue(|q| (q.expire(unix_now()), q.next_to_send()))
                 .await;
-            let Some((expired, front)) = next else { return };
-            match expired {
-                Ok(n) => self.dropped(n),
-                Err(e) => warn!(receiver = %url, error = %e, "cannot drop old forwarding entries"),
-            }
-            let Some((item, body)) = front else {
-                tokio::select! {
-                    () = self.wake.notified() => continue,
-                    () = shutdown.triggered() => return,
-                }
-            };
-            let document = match body.map(|b| serde_json::from_slice::<Value>(&b)) {
-                Ok(Ok(doc)) => doc,
-                Ok(Err(e)) => {
-                    warn!(receiver = %url, error = %e, "dropping an unreadable forwarding entry");
-                    self.dropped(1);
-                    let _ = self.with_queue(move |q| q.remove(item.seq)).await;
-                    continue;
+            let Some((expired, next)) = next else { return };
+            self.dropped(expired);
+            let (item, body) = match next {
+                Ok(Some(next)) => next,
+                Ok(None) => {
+                    tokio::select! {
+                        () = self.wake.notified() => continue,
+                        () = shutdown.triggered() => return,
+                    }
                 }
                 Err(e) => {
-                    // Gone or unreadable for now: try again later.
+                    // Unreadable for now (not gone: that is `Ok`).
                     self.failed(format!("cannot read queue: {e}"));
-                    if !sleep_or_stop(Duration::from_secs(1), &shutdown).await {
+                    if !backoff.wait(&shutdown).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let document = match serde_json::from_slice::<Value>(&body) {
+                Ok(doc) => doc,
+                Err(e) => {
+                    warn!(receiver = %url, error = %e, "dropping an unreadable forwarding entry");
+                    self.dropped(1);
+                    let removed = self.with_queue(move |q| q.remove(item.seq)).await;
+                    if !self.settled(removed, &mut backoff, &shutdown).await {
                         return;
                     }
                     continue;
@@ -326,32 +340,53 @@ impl Lane {
                 sent = send::post(&self.target, &key, self.target.body(&document)) => sent,
                 () = shutdown.triggered() => return,
             };
-            match sent {
+            let settled = match sent {
                 Ok(()) => {
-                    let removed = self.with_queue(move |q| q.remove(item.seq)).await;
-                    if let Some(Err(e)) = removed {
-                        error!(receiver = %url, error = %e, "cannot remove a delivered test from the forwarding queue");
-                    }
                     lock(&self.stats).delivered += 1;
-                    if failures > 0 {
+                    if backoff.reset() {
                         info!(receiver = %url, "forwarding works again");
                     }
-                    failures = 0;
+                    self.with_queue(move |q| q.remove(item.seq)).await
+                }
+                Err(send::SendError::Status(status)) if target::refused_for_good(status) => {
+                    warn!(receiver = %url, status, id = %document["id"], "the receiver refused a test for good; moved to the dead-letter directory");
+                    self.failed(format!(
+                        "answered {status}; moved to the dead-letter directory"
+                    ));
+                    lock(&self.stats).rejected += 1;
+                    self.with_queue(move |q| q.dead_letter(item.seq)).await
                 }
                 Err(e) => {
                     let message = error_chain(&e);
-                    if failures == 0 {
+                    if backoff.failures == 0 {
                         warn!(receiver = %url, error = %message, "forwarding failed; retrying with back-off");
                     }
                     self.failed(message);
-                    let wait = target::backoff(failures, self.retry_max, random.unit());
-                    failures = failures.saturating_add(1);
-                    if !sleep_or_stop(wait, &shutdown).await {
+                    if !backoff.wait(&shutdown).await {
                         return;
                     }
+                    continue;
                 }
+            };
+            if !self.settled(settled, &mut backoff, &shutdown).await {
+                return;
             }
         }
+    }
+
+    /// After a test left the queue: a failure to remove or move its file
+    /// is reported and backed off from (the test is out of the queue
+    /// anyway). `false` if shutdown came first.
+    async fn settled(
+        &self,
+        done: Option<std::io::Result<()>>,
+        backoff: &mut Backoff,
+        shutdown: &Shutdown,
+    ) -> bool {
+        let Some(Err(e)) = done else { return true };
+        error!(receiver = %self.target.url, error = %e, "cannot remove a test from the forwarding queue");
+        self.failed(format!("cannot remove from queue: {e}"));
+        backoff.wait(shutdown).await
     }
 }
 
@@ -384,6 +419,35 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The waits of one sender after failures in a row.
+struct Backoff {
+    failures: u32,
+    cap: Duration,
+    random: Jitter,
+}
+
+impl Backoff {
+    fn new(cap: Duration) -> Backoff {
+        Backoff {
+            failures: 0,
+            cap,
+            random: Jitter::seeded(),
+        }
+    }
+
+    /// Waits after one more failure; `false` if shutdown came first.
+    async fn wait(&mut self, shutdown: &Shutdown) -> bool {
+        let wait = target::backoff(self.failures, self.cap, self.random.unit());
+        self.failures = self.failures.saturating_add(1);
+        sleep_or_stop(wait, shutdown).await
+    }
+
+    /// After a success; whether there were failures before it.
+    fn reset(&mut self) -> bool {
+        std::mem::take(&mut self.failures) > 0
+    }
 }
 
 /// A small xorshift generator for back-off jitter (not for secrets).
@@ -476,5 +540,27 @@ mod tests {
         assert_eq!(queued(&f), 3);
         let notes = tmp.path().join(QUEUE_DIR).join("pending");
         assert_eq!(std::fs::read_dir(notes).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn status_is_read_while_the_queue_is_busy_on_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = Forwarder::open(&config("http://127.0.0.1:9/in"), tmp.path(), "h".into())
+            .unwrap()
+            .unwrap();
+        let entry = crate::report::json::to_value(&crate::store::log::tests::entry(10, "a"));
+        f.enqueue(&summarize(5201, &entry).unwrap(), &entry);
+        // The queue's lock held as a push or a removal holds it across a
+        // disk sync that takes its time.
+        let held = lock(&f.lanes[0].queue);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = Arc::clone(&f);
+        std::thread::spawn(move || {
+            let _ = tx.send(reader.status());
+        });
+        let status = rx.recv_timeout(Duration::from_secs(5));
+        drop(held);
+        let status = status.expect("the status answered while the queue was locked");
+        assert_eq!((status[0].queued, status[0].dead_letters), (1, 0));
     }
 }

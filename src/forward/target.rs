@@ -147,6 +147,14 @@ pub fn loki_push(document: &Value) -> Value {
     }]})
 }
 
+/// Whether an answer `status` refuses the test for good, so that sending
+/// it again cannot help: a 4xx other than 408 (timeout) and 429 (too many
+/// requests), e.g. Loki's 400 for a line it will not take. Anything else
+/// that is not 2xx is retried.
+pub fn refused_for_good(status: u16) -> bool {
+    (400..500).contains(&status) && status != 408 && status != 429
+}
+
 /// The first wait after a failure.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
 
@@ -241,6 +249,16 @@ mod tests {
         assert_eq!(a["id"], b["id"]);
         assert_ne!(a["id"], c["id"]);
         assert!(a["id"].as_str().unwrap().starts_with("5202-42-"));
+    }
+
+    #[test]
+    fn only_a_4xx_other_than_408_and_429_is_for_good() {
+        for status in [400, 401, 403, 404, 413, 422, 499] {
+            assert!(refused_for_good(status), "{status}");
+        }
+        for status in [200, 301, 399, 408, 429, 500, 502, 503] {
+            assert!(!refused_for_good(status), "{status}");
+        }
     }
 
     #[test]

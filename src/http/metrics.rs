@@ -102,6 +102,8 @@ pub struct Metrics {
     forward_delivered: Family<TargetLabels, Counter>,
     forward_failed: Family<TargetLabels, Counter>,
     forward_dropped: Family<TargetLabels, Counter>,
+    forward_rejected: Family<TargetLabels, Counter>,
+    forward_dead_letters: Family<TargetLabels, Gauge>,
     health: HealthProbe,
 }
 
@@ -171,6 +173,8 @@ impl Metrics {
             forward_delivered: Family::default(),
             forward_failed: Family::default(),
             forward_dropped: Family::default(),
+            forward_rejected: Family::default(),
+            forward_dead_letters: Family::default(),
             health,
         };
         let r = &mut registry;
@@ -263,6 +267,16 @@ impl Metrics {
             "webperf3_forward_dropped",
             "Queued tests dropped unsent since start: the queue was full or they grew too old",
             m.forward_dropped.clone(),
+        );
+        r.register(
+            "webperf3_forward_rejected",
+            "Tests the target refused for good (a 4xx other than 408 and 429) since start, moved to the dead-letter directory",
+            m.forward_rejected.clone(),
+        );
+        r.register(
+            "webperf3_forward_dead_letter_tests",
+            "Tests in the target's dead-letter directory",
+            m.forward_dead_letters.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -399,6 +413,10 @@ impl Metrics {
             set_counter(&self.forward_delivered, &labels, t.delivered);
             set_counter(&self.forward_failed, &labels, t.failed);
             set_counter(&self.forward_dropped, &labels, t.dropped);
+            set_counter(&self.forward_rejected, &labels, t.rejected);
+            self.forward_dead_letters
+                .get_or_create(&labels)
+                .set(gauge(t.dead_letters));
         }
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -212,6 +212,15 @@ impl DataStream {
         }
     }
 
+    /// Whether the stream's socket has `TCP_NODELAY` (the client's `-N`),
+    /// as the kernel says; `None` for UDP or when it cannot be read.
+    pub fn tcp_nodelay(&self) -> Option<bool> {
+        match &self.io {
+            Io::Tcp { probe, .. } => probe.nodelay().ok(),
+            Io::Udp { .. } => None,
+        }
+    }
+
     /// Stops the stream: shuts the socket down (which wakes a blocked read
     /// or write) and lets the thread finish on its own.
     pub fn stop(&mut self) {

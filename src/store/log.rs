@@ -61,8 +61,8 @@ pub(crate) enum Rotation<'a> {
 }
 
 /// What [`LogDir::append_cleared`] writes: an empty object on a line of its
-/// own, the `{}` marker SPEC.md names (the reader takes `{`/`}` on two
-/// lines as a marker too).
+/// own, the `{}` marker the README's "Logs" names (the reader takes
+/// `{`/`}` on two lines as a marker too).
 pub const CLEARED_MARKER: &str = "{}\n";
 
 /// What [`LogDir::record`] did with one finished test.

@@ -29,7 +29,7 @@
 //! - [`results`]: every result in memory (compact), and the latest per port.
 //! - [`compact`]: the fixed-size record of one test and its interned texts.
 //! - [`ids`]: test ids, where a test sits in its log.
-//! - [`result`]: the result object of SPEC.md.
+//! - [`result`]: the result object of the README's "Dashboard and HTTP API".
 
 pub mod chunks;
 pub mod compact;

@@ -1,6 +1,7 @@
-//! The result object of SPEC.md: one recorded test as the HTTP API, the
-//! websocket and the CSV show it. Derived from a log entry by
-//! the summary; shared by the store, the hub and the web side.
+//! The result object of the README's "Dashboard and HTTP API": one
+//! recorded test as the HTTP API, the websocket and the CSV show it.
+//! Derived from a log entry by the summary; shared by the store, the hub
+//! and the web side.
 
 use serde::Serialize;
 

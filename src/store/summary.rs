@@ -1,4 +1,5 @@
-//! One log entry (stock's or ours) → one result object as SPEC.md defines it.
+//! One log entry (stock's or ours) → one result object as the README's
+//! "Dashboard and HTTP API" defines it (details and ids: `docs/api.md`).
 //!
 //! Reads a parsed entry defensively: any missing or oddly typed field gives a
 //! default, never a panic. Numbers are taken from the server's point of view

@@ -1,5 +1,6 @@
 //! Every route in-process through `warp::test`: status, content type and
-//! shape, as SPEC.md describes them.
+//! shape, as the README's "Dashboard and HTTP API" and `docs/api.md`
+//! describe them.
 
 use serde_json::Value;
 use warp::http::StatusCode;

@@ -335,15 +335,44 @@ fn client_dies_during_the_results_exchange() {
     then_a_good_test(&server, 1);
 }
 
+/// The results of [`at_results_exchange`]'s one stream, as a client sends
+/// them.
+fn results_of_one_stream(id: i64) -> String {
+    format!(
+        r#"{{"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":0,"sender_has_retransmits":0,"streams":[{{"id":{id},"bytes":65536,"retransmits":0,"jitter":0,"errors":0,"packets":0}}]}}"#
+    )
+}
+
+#[test]
+fn a_client_with_its_results_holds_the_port_no_longer() {
+    let server = Server::start(1);
+    let port = server.ports[0];
+    let mut raw = at_results_exchange(port);
+    raw.frame(results_of_one_stream(1).as_bytes());
+    let mut len = [0u8; 4];
+    raw.ctrl.read_exact(&mut len).unwrap();
+    let mut theirs = vec![0u8; u32::from_be_bytes(len) as usize];
+    raw.ctrl.read_exact(&mut theirs).unwrap();
+    raw.expect(14);
+    // DISPLAY_RESULTS read, IPERF_DONE not sent yet (a stock client's
+    // next test can be this quick, or its server this slow to read): the
+    // port is free already.
+    client_json(port, &["-t", "1", "--extra-data", "next"]);
+    raw.send(&[16]);
+    raw.closed();
+    // Both tests are logged, in the order they finished.
+    let entries = server.wait_entries(0, 2);
+    assert_eq!(entries[0]["extra_data"], "next");
+    for e in &entries {
+        assert!(e.get("error").is_none(), "{}", e["error"]);
+    }
+}
+
 #[test]
 fn garbage_results_are_refused() {
     let server = Server::with_limits(1, short());
     let port = server.ports[0];
-    let stream = |id: i64| {
-        format!(
-            r#"{{"cpu_util_total":1,"cpu_util_user":1,"cpu_util_system":0,"sender_has_retransmits":0,"streams":[{{"id":{id},"bytes":65536,"retransmits":0,"jitter":0,"errors":0,"packets":0}}]}}"#
-        )
-    };
+    let stream = results_of_one_stream;
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let cases: Vec<(Vec<u8>, i32)> = vec![
         (b"\x00\x01garbage".to_vec(), 117),

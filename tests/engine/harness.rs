@@ -5,15 +5,17 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::Value;
 use webperf3::app::{self, Bound};
-use webperf3::hub::Hub;
+use webperf3::hub::{Hub, RecordHook};
 use webperf3::protocol::session::Limits;
 use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::shutdown::Shutdown;
 use webperf3::store::log::LogDir;
+use webperf3::store::result::TestResult;
 use webperf3::store::results::ResultsStore;
 
 use crate::support::iperf3;
@@ -49,6 +51,18 @@ impl Server {
         Server::start_with(n, PortSettings::default(), hold)
     }
 
+    /// Starts `n` iperf3 ports whose every record takes `delay` longer
+    /// than it would (a slow SD card on the record path).
+    pub fn with_slow_records(n: usize, delay: Duration) -> Server {
+        let hold = Machine::Shared(MACHINE.read().unwrap_or_else(|e| e.into_inner()));
+        Server::start_hooked(
+            n,
+            PortSettings::default(),
+            hold,
+            Some(Box::new(SlowRecords(delay))),
+        )
+    }
+
     /// Starts `n` iperf3 ports with these protocol limits (short ones let
     /// timeout tests finish quickly).
     pub fn with_limits(n: usize, limits: Limits) -> Server {
@@ -76,6 +90,15 @@ impl Server {
     }
 
     fn start_with(n: usize, settings: PortSettings, hold: Machine) -> Server {
+        Server::start_hooked(n, settings, hold, None)
+    }
+
+    fn start_hooked(
+        n: usize,
+        settings: PortSettings,
+        hold: Machine,
+        hook: Option<Box<dyn RecordHook>>,
+    ) -> Server {
         iperf3::require();
         let dir = tempfile::tempdir().expect("temp dir");
         let iperf: Vec<TcpListener> = (0..n)
@@ -101,6 +124,9 @@ impl Server {
                 .unwrap();
             rt.block_on(async move {
                 let hub = Hub::new(logs, ResultsStore::new(&port_list));
+                if let Some(hook) = hook {
+                    hub.watch_records(|_| {}, hook);
+                }
                 let http_settings = Default::default();
                 app::serve(Bound { iperf, http }, hub, settings, http_settings, token)
                     .await
@@ -126,15 +152,33 @@ impl Server {
     pub fn wait_entries(&self, i: usize, n: usize) -> Vec<Value> {
         wait_entries(&self.log_path(i), n)
     }
-}
 
-impl Drop for Server {
-    fn drop(&mut self) {
+    /// Shuts the server down and returns once it has stopped (its logs
+    /// stay until the server is dropped).
+    pub fn stop(&mut self) {
         self.shutdown.token().cancel();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A record hook that makes every record slow.
+struct SlowRecords(Duration);
+
+impl RecordHook for SlowRecords {
+    fn before_write(&self, _port: u16, _entry: &Value) {
+        // Not a synchronisation: the record path is made slow on purpose.
+        std::thread::sleep(self.0);
+    }
+
+    fn after_write(&self, _result: Option<&TestResult>, _entry: &Value) {}
 }
 
 fn ports_of(listeners: &[TcpListener]) -> Vec<u16> {

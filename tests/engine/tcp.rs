@@ -14,7 +14,11 @@ use crate::support::process::wait_output;
 /// entry, no error, `extra_data` round-trips, and the byte counts of both
 /// directions agree with the client's within 10 %.
 fn run(extra: &[&str]) -> (Value, Value) {
-    let server = Server::start(1);
+    run_on(Server::start(1), extra)
+}
+
+/// [`run`] on a given server.
+fn run_on(server: Server, extra: &[&str]) -> (Value, Value) {
     let name = format!("case {}", extra.join(" "));
     let mut args = vec!["-t", "2", "--extra-data", &name];
     if extra.iter().any(|a| *a == "-n" || *a == "-k") {
@@ -178,7 +182,33 @@ fn window() {
 
 #[test]
 fn nodelay_and_zerocopy() {
-    run(&["-N", "-Z"]);
+    // -N: the server's data sockets have TCP_NODELAY; without it they do not.
+    let (_, e) = run(&["-N", "-Z"]);
+    assert_eq!(e["webperf3"]["tcp_nodelay"], true, "{}", e["webperf3"]);
+    let (_, e) = run(&["-t", "1", "-R"]);
+    assert_eq!(e["webperf3"]["tcp_nodelay"], false, "{}", e["webperf3"]);
+    // -Z reaches the server: under --copy (stock's way) a server sending
+    // for a -Z client sends with sendfile, as stock does, instead of
+    // copying with write.
+    let copying = || {
+        Server::with_settings(
+            1,
+            webperf3::server::port::PortSettings {
+                copy: true,
+                ..Default::default()
+            },
+        )
+    };
+    let (_, e) = run_on(copying(), &["-R", "-N", "-Z"]);
+    assert_eq!(e["webperf3"]["tcp_nodelay"], true);
+    let path = &e["webperf3"]["data_path"];
+    assert_eq!(
+        (&path["mode"], &path["send"]),
+        (&"copy".into(), &"sendfile".into()),
+        "{path}"
+    );
+    let (_, e) = run_on(copying(), &["-R", "-N"]);
+    assert_eq!(e["webperf3"]["data_path"]["send"], "write");
 }
 
 #[test]
@@ -268,6 +298,39 @@ fn running_client(port: u16, secs: &str, extra: &[&str]) -> std::process::Child 
     let mut args = vec!["-t", secs];
     args.extend_from_slice(extra);
     Running::start(port, &args).draining()
+}
+
+#[test]
+fn back_to_back_clients_are_not_told_busy_while_the_last_test_is_recorded() {
+    // Each record takes longer than a test: the port must not wait for it.
+    let mut server = Server::with_slow_records(1, Duration::from_millis(700));
+    let port = server.ports[0];
+    let runs: [&[&str]; 6] = [
+        &["-R"],
+        &["--bidir", "-P", "2"],
+        &[],
+        &["-R", "-P", "2"],
+        &["--bidir"],
+        &["-u", "-b", "20M"],
+    ];
+    for (i, extra) in runs.iter().enumerate() {
+        let name = format!("run-{i}");
+        let mut args = vec!["-n", "1M", "--extra-data", &name];
+        args.extend_from_slice(extra);
+        // Fails on "the server is busy running a test".
+        client_json(port, &args);
+    }
+    // Shutdown waits for the records still under way: none is lost.
+    server.stop();
+    let entries = crate::support::logs::read_entries(&server.log_path(0));
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["extra_data"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["run-0", "run-1", "run-2", "run-3", "run-4", "run-5"]
+    );
 }
 
 #[test]

@@ -25,6 +25,9 @@ struct Delivery {
     status: u16,
 }
 
+/// What a receiver answers to a request's body.
+type Answer = Arc<dyn Fn(&Value) -> u16 + Send + Sync>;
+
 /// A receiver on 127.0.0.1: answers every POST with `status`, records it.
 struct Receiver {
     addr: SocketAddr,
@@ -38,6 +41,15 @@ impl Receiver {
         status: u16,
         seen: Arc<Mutex<Vec<Delivery>>>,
     ) -> std::io::Result<Receiver> {
+        Receiver::answering(addr, Arc::new(move |_| status), seen)
+    }
+
+    /// A receiver whose answer depends on what it is sent.
+    fn answering(
+        addr: SocketAddr,
+        answer: Answer,
+        seen: Arc<Mutex<Vec<Delivery>>>,
+    ) -> std::io::Result<Receiver> {
         let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
@@ -48,7 +60,7 @@ impl Receiver {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
-                            if let Some(d) = serve(stream, status) {
+                            if let Some(d) = serve(stream, &answer) {
                                 seen.lock().unwrap().push(d);
                             }
                         }
@@ -78,8 +90,8 @@ impl Receiver {
     }
 }
 
-/// Reads one request, answers `status`.
-fn serve(stream: TcpStream, status: u16) -> Option<Delivery> {
+/// Reads one request, answers what `answer` says of its body.
+fn serve(stream: TcpStream, answer: &Answer) -> Option<Delivery> {
     stream.set_nonblocking(false).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -105,16 +117,14 @@ fn serve(stream: TcpStream, status: u16) -> Option<Delivery> {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
+    let body: Value = serde_json::from_slice(&body).ok()?;
+    let status = answer(&body);
     let mut stream = reader.into_inner();
     let _ = write!(
         stream,
         "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
     );
-    Some(Delivery {
-        key,
-        body: serde_json::from_slice(&body).ok()?,
-        status,
-    })
+    Some(Delivery { key, body, status })
 }
 
 fn forwarding(daemon: &Daemon) -> Value {
@@ -284,4 +294,137 @@ fn a_receiver_that_never_answers_holds_up_neither_tests_nor_the_dashboard() {
         "{f}"
     );
     assert_eq!(held.lock().unwrap().len(), 1, "one attempt at a time");
+}
+
+/// The name a delivered document's test was given.
+fn name_of(body: &Value) -> &str {
+    body["result"]["name"].as_str().unwrap_or_default()
+}
+
+/// The files of the one queue under `logs` (the directory named `dir`
+/// inside it: `.` for the queue itself, `dead` for its dead letters).
+fn queue_files(logs: &std::path::Path, dir: &str) -> Vec<std::path::PathBuf> {
+    let queues: Vec<_> = std::fs::read_dir(logs.join("forward"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("pending"))
+        .collect();
+    assert_eq!(queues.len(), 1, "{queues:?}");
+    let mut files: Vec<_> = std::fs::read_dir(queues[0].join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A receiver on 127.0.0.1 answering as `answer` says, the binary
+/// forwarding to it (its URL), and a stock client test run for each of
+/// `names`, one after the other.
+fn forwarding_to(
+    logs: &std::path::Path,
+    answer: Answer,
+    seen: &Arc<Mutex<Vec<Delivery>>>,
+    names: &[&str],
+) -> (Receiver, String, Daemon) {
+    let receiver =
+        Receiver::answering("127.0.0.1:0".parse().unwrap(), answer, seen.clone()).unwrap();
+    let url = format!("http://{}/ingest", receiver.addr);
+    let daemon = start(logs, &url);
+    for name in names {
+        iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", name]);
+    }
+    (receiver, url, daemon)
+}
+
+#[test]
+fn a_test_refused_for_good_is_set_aside_and_the_queue_moves_on() {
+    iperf3::require();
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let seen = Arc::new(Mutex::new(Vec::<Delivery>::new()));
+    // Loki's answer to a line it will not take: 400, every time.
+    let answer: Answer = Arc::new(|body| if name_of(body) == "bad" { 400 } else { 200 });
+    let (receiver, url, daemon) = forwarding_to(&logs, answer, &seen, &["bad", "good"]);
+    wait_until(Duration::from_secs(30), "the test behind delivered", || {
+        forwarding(&daemon)["delivered"] == 1
+    });
+    let f = forwarding(&daemon);
+    assert_eq!(
+        (&f["queued"], &f["rejected"], &f["dead_letters"]),
+        (&Value::from(0), &Value::from(1), &Value::from(1)),
+        "{f}"
+    );
+    assert!(f["last_error"].as_str().unwrap().contains("400"), "{f}");
+    let metrics = daemon.get("/metrics").1;
+    for line in [
+        format!("webperf3_forward_rejected_total{{target=\"{url}\"}} 1"),
+        format!("webperf3_forward_dead_letter_tests{{target=\"{url}\"}} 1"),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
+    }
+    // The refused test waits in dead/, whole, for a person.
+    let dead = queue_files(&logs, "dead");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let kept: Value = serde_json::from_slice(&std::fs::read(&dead[0]).unwrap()).unwrap();
+    assert_eq!(name_of(&kept), "bad");
+    assert!(queue_files(&logs, ".").is_empty());
+    // Asked once; after a restart it is still set aside, not sent again.
+    let mut daemon = daemon;
+    assert!(daemon.terminate().success());
+    let daemon = start(&logs, &url);
+    assert_eq!(forwarding(&daemon)["dead_letters"], 1);
+    iperf3::client_json(daemon.port, &["-t", "1", "--extra-data", "after"]);
+    wait_until(Duration::from_secs(30), "the next test delivered", || {
+        forwarding(&daemon)["delivered"] == 1
+    });
+    let seen = seen.lock().unwrap();
+    let asked: Vec<(&str, u16)> = seen.iter().map(|d| (name_of(&d.body), d.status)).collect();
+    assert_eq!(asked, [("bad", 400), ("good", 200), ("after", 200)]);
+    drop(seen);
+    receiver.shut();
+}
+
+#[test]
+fn a_queued_test_whose_file_is_gone_does_not_hold_up_the_others() {
+    iperf3::require();
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let seen = Arc::new(Mutex::new(Vec::<Delivery>::new()));
+    let status = Arc::new(std::sync::atomic::AtomicU16::new(500));
+    let answer: Answer = {
+        let status = status.clone();
+        Arc::new(move |_| status.load(Ordering::SeqCst))
+    };
+    let (receiver, _, daemon) = forwarding_to(&logs, answer, &seen, &["one", "two"]);
+    wait_until(Duration::from_secs(20), "both queued", || {
+        forwarding(&daemon)["queued"] == 2
+    });
+    // The first test's file goes, as when its removal reached the disk
+    // but the directory sync after it failed: it was done.
+    let failed = forwarding(&daemon)["failed"].as_u64().unwrap();
+    std::fs::remove_file(&queue_files(&logs, ".")[0]).unwrap();
+    // An attempt begun before the file went may still carry the first
+    // test: the receiver says yes only once a later one began.
+    wait_until(
+        Duration::from_secs(20),
+        "attempts after the removal",
+        || forwarding(&daemon)["failed"].as_u64().unwrap() >= failed + 2,
+    );
+    status.store(200, Ordering::SeqCst);
+    wait_until(Duration::from_secs(20), "the second test delivered", || {
+        forwarding(&daemon)["delivered"] == 1
+    });
+    let f = forwarding(&daemon);
+    assert_eq!(f["queued"], 0, "{f}");
+    let seen = seen.lock().unwrap();
+    let accepted: Vec<&str> = seen
+        .iter()
+        .filter(|d| d.status == 200)
+        .map(|d| name_of(&d.body))
+        .collect();
+    assert_eq!(accepted, ["two"]);
+    drop(seen);
+    receiver.shut();
 }

@@ -86,54 +86,22 @@ fn held(d: &Daemon) -> (u64, usize, f64) {
     )
 }
 
-/// Runs the stock client test `name` on `port`, again (under a name of
-/// its own) while the port is still busy with the previous test. Returns
-/// the attempts refused as busy, then the one that ran.
-fn run_one(http: SocketAddr, port: u16, name: &str, flags: &[&str]) -> (Vec<String>, String) {
-    let number = port;
+/// Runs the stock client test `name` on `port`. Each port has one client,
+/// running its tests back to back, so the port is free whenever the next
+/// one starts: a refusal as busy fails the soak.
+fn run_one(port: u16, name: &str, flags: &[&str]) {
     let port = port.to_string();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut refused = Vec::new();
-    loop {
-        let attempt = match refused.len() {
-            0 => name.to_string(),
-            n => format!("{name}-again{n}"),
-        };
-        let mut args = vec![
-            "-c",
-            "127.0.0.1",
-            "-p",
-            &port,
-            "-J",
-            "--extra-data",
-            &attempt,
-        ];
-        args.extend_from_slice(flags);
-        let out = iperf3::client(&args);
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.contains("busy") && Instant::now() < deadline {
-            // Refused before it started; again once the port is idle.
-            refused.push(attempt);
-            poll_until(Duration::from_secs(30), || port_idle(http, number));
-            continue;
-        }
-        if !out.status.success() || text.contains("\"error\"") {
-            eprintln!("soak: {attempt} on {port} {flags:?} failed: {text}");
-        }
-        return (refused, attempt);
+    let mut args = vec!["-c", "127.0.0.1", "-p", &port, "-J", "--extra-data", name];
+    args.extend_from_slice(flags);
+    let out = iperf3::client(&args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("busy"),
+        "soak: {name} on {port} was told the server is busy: {text}"
+    );
+    if !out.status.success() || text.contains("\"error\"") {
+        eprintln!("soak: {name} on {port} {flags:?} failed: {text}");
     }
-}
-
-/// Whether the dashboard shows `port` idle.
-fn port_idle(http: SocketAddr, port: u16) -> bool {
-    let Ok(reply) = http_get(http, "/api/status") else {
-        return false;
-    };
-    reply.json()["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|p| p["port"] == port && p["state"] == "idle")
 }
 
 /// Every entry of every log in `dir` (rotated files included), strictly
@@ -241,26 +209,24 @@ fn soak() {
     let next = Arc::new(AtomicUsize::new(0));
     let workers: Vec<_> = (0..PORTS)
         .map(|i| {
-            let (next, port, http) = (next.clone(), d.port + i, d.http);
+            let (next, port) = (next.clone(), d.port + i);
             std::thread::spawn(move || {
-                let (mut ran, mut refused) = (Vec::new(), Vec::new());
+                let mut ran = Vec::new();
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     if n >= wanted {
-                        return (ran, refused);
+                        return ran;
                     }
-                    let (busy, name) = run_one(http, port, &format!("soak-{n}"), &mix(n));
-                    refused.extend(busy);
+                    let name = format!("soak-{n}");
+                    run_one(port, &name, &mix(n));
                     ran.push(name);
                 }
             })
         })
         .collect();
-    let (mut ran, mut refused) = (Vec::<String>::new(), Vec::<String>::new());
+    let mut ran = Vec::<String>::new();
     for w in workers {
-        let (r, busy) = w.join().expect("a client worker failed");
-        ran.extend(r);
-        refused.extend(busy);
+        ran.extend(w.join().expect("a client worker failed"));
     }
     let took = started.elapsed();
 
@@ -293,14 +259,7 @@ fn soak() {
     });
     let twice: Vec<_> = ran.iter().filter(|n| names[*n] != 1).collect();
     assert!(twice.is_empty(), "logged more than once: {twice:?}");
-    // A refusal as busy is logged at most once, as a failed test.
-    let refusals = refused.iter().filter(|n| names.contains_key(*n)).count();
-    assert!(refused.iter().all(|n| names.get(n).is_none_or(|c| *c == 1)));
-    eprintln!(
-        "soak: {} attempts refused as busy, {refusals} of them logged",
-        refused.len()
-    );
-    assert_eq!(names.len(), wanted + refusals, "entries with other names");
+    assert_eq!(names.len(), wanted, "entries with other names");
     assert!(polled.iter().all(|n| *n > 0), "{polled:?}");
 
     // What it held goes back to where it started.

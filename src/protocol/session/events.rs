@@ -132,6 +132,11 @@ pub enum Action {
     KeepClientResults(ClientResults),
     /// Send the server's results document.
     SendResults,
+    /// The data phase and the results exchange are over: stop holding the
+    /// port, so the client's next test (which may start the moment it has
+    /// [`State::DisplayResults`]) is not told the server is busy. Only the
+    /// client's goodbye and the log entry are left.
+    FreePort,
     /// The test is over: close everything and write the log entry with this
     /// `error` (none for a clean end).
     Finish(Option<String>),

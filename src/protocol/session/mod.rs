@@ -319,6 +319,7 @@ impl Session {
                         vec![
                             Action::KeepClientResults(results),
                             Action::SendResults,
+                            Action::FreePort,
                             Action::Send(State::DisplayResults),
                         ]
                     }

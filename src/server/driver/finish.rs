@@ -73,26 +73,27 @@ impl Test {
         if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy) {
             ours.push("data_path", path);
         }
+        // Read back from the first TCP stream's socket: every stream of a
+        // test gets the same options.
+        if let Some(nodelay) = self.streams.iter().find_map(|s| s.tcp_nodelay()) {
+            ours.push("tcp_nodelay", nodelay);
+        }
         if self.intervals_dropped > 0 {
             ours.push("intervals_dropped", self.intervals_dropped);
         }
         ours
     }
 
-    /// Stops everything the test holds, frees the port, and records the
-    /// log entry with `error` (none for a clean end).
-    pub(super) async fn finish(&mut self, error: Option<String>) {
-        if self.t0.is_some() && !self.streams_stopped {
-            // The test ends while data still flows (server shutdown, an
-            // error, a limit): give the client a moment to read why and hang
-            // up before its streams break under it.
-            self.reader.await_goodbye(GOODBYE).await;
-        }
+    /// Lets go of everything the test holds on its port: the streams stop,
+    /// the listener gets its own options back, the slot is freed and the
+    /// dashboard told the port is idle. A client that just had its results
+    /// may start its next test at once; only the log entry is left. Called
+    /// once the results are exchanged, and again (doing nothing twice) when
+    /// the test finishes.
+    pub(super) async fn free_port(&mut self) {
         for s in &mut self.streams {
             s.stop();
         }
-        // A client that just finished may start its next test at once.
-        self.slot.release();
         self.stream_rx = None;
         self.udp_rx = None;
         self.udp_guard = None;
@@ -102,7 +103,26 @@ impl Test {
         if let Some(task) = self.udp_accept.take() {
             task.abort();
         }
+        // Before the slot goes: the next test's listener options are not
+        // undone by this one's.
         self.restore_listener().await;
+        self.slot.release();
+        if std::mem::take(&mut self.announced) {
+            self.ctx.hub.test_ended(self.ctx.port);
+        }
+    }
+
+    /// Frees the port (if that was not done yet) and records the log entry
+    /// with `error` (none for a clean end). The driver's task lasts until
+    /// the entry is written, so shutdown waits for it.
+    pub(super) async fn finish(&mut self, error: Option<String>) {
+        if self.t0.is_some() && !self.streams_stopped {
+            // The test ends while data still flows (server shutdown, an
+            // error, a limit): give the client a moment to read why and hang
+            // up before its streams break under it.
+            self.reader.await_goodbye(GOODBYE).await;
+        }
+        self.free_port().await;
         if let (Some(e), Some(_)) = (&error, self.params()) {
             tracing::info!(error = %e, "test ended");
         }
@@ -122,8 +142,5 @@ impl Test {
         // The append is one write to local storage; keep it off the reactor.
         let record = move || span.in_scope(|| hub.record(port, &entry));
         let _ = tokio::task::spawn_blocking(record).await;
-        if self.announced {
-            self.ctx.hub.test_ended(self.ctx.port);
-        }
     }
 }

@@ -295,6 +295,10 @@ impl Test {
                 self.client_results = Some(r.document);
                 None
             }
+            Action::FreePort => {
+                self.free_port().await;
+                None
+            }
             Action::SendResults => {
                 let doc = self.results_document();
                 self.send(&wire::encode_frame(json::to_compact(&doc).as_bytes()))

@@ -23,7 +23,11 @@ fn normal_test() {
     assert!(matches!(actions[0], Action::KeepClientResults(_)));
     assert_eq!(
         actions[1..],
-        [Action::SendResults, Action::Send(State::DisplayResults)]
+        [
+            Action::SendResults,
+            Action::FreePort,
+            Action::Send(State::DisplayResults)
+        ]
     );
     assert_eq!(
         s.handle(clock.at(2.2), Event::StateByte(16)),
