@@ -240,9 +240,12 @@ impl Queue {
         self.items.iter().copied()
     }
 
-    /// The body of a waiting test.
+    /// The body of a waiting test. Only a regular file is read: a FIFO put
+    /// in its place would otherwise hold the sender forever.
     pub fn read(&self, item: &Item) -> io::Result<Vec<u8>> {
-        fs::read(self.path(item))
+        let mut body = Vec::new();
+        io::Read::read_to_end(&mut crate::sys::open_regular(&self.path(item))?, &mut body)?;
+        Ok(body)
     }
 
     /// Takes a test out of the queue in memory; the item, if it was there.
@@ -394,6 +397,19 @@ mod tests {
             .collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_a_test_is_refused_not_waited_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut q = Queue::open(tmp.path(), ROOMY).unwrap();
+        q.push(b"{}", 1000).unwrap();
+        let front = q.front().unwrap();
+        fs::remove_file(q.path(&front)).unwrap();
+        crate::testing::mkfifo(&q.path(&front));
+        // Opening a FIFO for reading would block until a writer came.
+        let err = q.read(&front).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]
