@@ -28,8 +28,9 @@
 //! - [`ndt7`]: M-Lab's ndt7 speed test without sockets or clock reads:
 //!   message sizes, time limits, measurements, the result document.
 //! - [`protocol`]: the iperf3 wire protocol with no sockets and no clock reads:
-//!   framing, state bytes, parameters, results, the control state machine,
-//!   policy, authentication checks, error codes and the UDP datagram header.
+//!   framing, state bytes, parameters, results, the control state machines
+//!   of the server and of the client (probes), policy, authentication
+//!   checks, error codes and the UDP datagram header.
 //! - [`sys`]: small OS facts: uname, process CPU time, TCP_INFO, the
 //!   open-files limit, page-aligned buffers.
 //! - [`shutdown`]: the shutdown token and its reason, as one value.

@@ -4,6 +4,9 @@
 //!   tests, and refusals counted for a summary instead of logged each.
 //! - [`wire`]: cookie, state bytes, length-prefixed JSON, `SERVER_ERROR`.
 //! - [`auth`]: decrypted credentials, clock skew, the authorized-users file.
+//! - [`client`]: the client's control-channel state machine, for probes:
+//!   events and ticks in, actions out, the same kind of timer table.
+//! - [`deadlines`]: the timer table both machines keep.
 //! - [`errors`]: iperf3 error codes and their texts.
 //! - [`params`]: the client's parameters, decoded and validated.
 //! - [`policy`]: server-side limits: duration, bitrate, UDP, client networks.
@@ -14,6 +17,8 @@
 
 pub mod admission;
 pub mod auth;
+pub mod client;
+pub mod deadlines;
 pub mod errors;
 pub mod params;
 pub mod policy;
