@@ -8,6 +8,8 @@
 //! - [`app`]: the one place that wires things together: binds what the
 //!   configuration names, loads the logs, runs the iperf3 ports and the
 //!   dashboard on bound listeners until shutdown.
+//! - [`probe`]: the box as an iperf3 client: the driver of one test
+//!   around the client machine, its streams the server's.
 //! - [`server`]: the I/O around the protocol: per-port listeners, the control
 //!   connection driver, TCP and UDP data streams, socket options.
 //! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
@@ -49,6 +51,7 @@ pub mod hub;
 pub mod locks;
 pub mod ndt7;
 pub mod overlap;
+pub mod probe;
 pub mod protocol;
 pub mod report;
 pub mod server;
