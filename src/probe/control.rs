@@ -63,6 +63,19 @@ impl Control {
         }
     }
 
+    /// What EOF on the control connection means: EOF, but for a 3.7–3.18
+    /// server's authentication failure, which sends `SERVER_ERROR` with its
+    /// code and no errno before closing.
+    pub fn at_eof(&mut self, expect: Expect) -> Event {
+        match self.buf.get(..4) {
+            Some(&[a, b, c, d]) if expect == Expect::ErrorPayload => {
+                self.buf.clear();
+                Event::ErrorPayload([a, b, c, d, 0, 0, 0, 0])
+            }
+            _ => Event::Eof,
+        }
+    }
+
     /// Reads more bytes; `Ok(0)` at EOF. Cancel-safe.
     pub async fn read_more(&mut self) -> io::Result<usize> {
         if self.buf.len() >= MAX_BUFFERED {

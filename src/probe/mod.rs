@@ -5,9 +5,11 @@
 //! samples the streams, and reports what the machine is waiting for. No
 //! protocol decision is taken here.
 //!
+//! - [`auth`]: the `authtoken` of `--username` with the server's key.
 //! - [`connect`]: the data streams (TCP cookie, UDP hello and reply).
 //! - [`control`]: reads cut to what the machine expects, and writes.
 
+pub mod auth;
 pub mod connect;
 pub mod control;
 
@@ -287,7 +289,7 @@ async fn drive(
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         tokio::select! {
             read = control.read_more() => match read {
-                Ok(0) => events.push_back(Event::Eof),
+                Ok(0) => events.push_back(control.at_eof(client.expect())),
                 Ok(_) => {}
                 Err(e) => events.push_back(Event::ReadFailed(os_error_text(&e))),
             },
