@@ -10,6 +10,8 @@
 //! - [`errors`]: iperf3 error codes and their texts.
 //! - [`params`]: the client's parameters, decoded and validated.
 //! - [`policy`]: server-side limits: duration, bitrate, UDP, client networks.
+//! - [`probe_policy`]: what the box may probe (`--probe-allow`), a probe
+//!   request within its limits, and retries of busy targets.
 //! - [`results`]: the results documents exchanged at the end of a test.
 //! - [`session`]: the control-channel state machine: events and ticks in,
 //!   actions out, one timer per kind of wait.
@@ -22,6 +24,7 @@ pub mod deadlines;
 pub mod errors;
 pub mod params;
 pub mod policy;
+pub mod probe_policy;
 pub mod results;
 pub mod session;
 pub mod udp;
