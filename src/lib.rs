@@ -8,12 +8,12 @@
 //! - [`app`]: the one place that wires things together: binds what the
 //!   configuration names, loads the logs, runs the iperf3 ports and the
 //!   dashboard on bound listeners until shutdown.
+//! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
+//!   metrics, `GET /probe`.
 //! - [`probe`]: the box as an iperf3 client: the driver of one test
 //!   around the client machine, its streams the server's.
 //! - [`server`]: the I/O around the protocol: per-port listeners, the control
 //!   connection driver, TCP and UDP data streams, socket options.
-//! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
-//!   metrics.
 //! - [`health`]: CPU temperature and Pi throttling during a test.
 //! - [`forward`]: `--forward`: recorded tests queued on disk and sent to
 //!   other systems (JSON over HTTP, Loki), with retries and back-off.

@@ -40,6 +40,28 @@ pub struct Direction {
     pub seconds: f64,
 }
 
+/// UDP figures of one direction: as its receiver counted them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct UdpFigures {
+    /// Datagrams lost (after the omit period).
+    pub lost: u64,
+    /// Datagrams expected: the highest sequence numbers seen.
+    pub packets: u64,
+    /// Mean smoothed jitter over the streams, seconds.
+    pub jitter: f64,
+}
+
+impl UdpFigures {
+    /// The share of datagrams lost (0 when none were expected).
+    pub fn lost_ratio(&self) -> f64 {
+        if self.packets == 0 {
+            0.0
+        } else {
+            self.lost as f64 / self.packets as f64
+        }
+    }
+}
+
 /// The outcome of one probe.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -56,6 +78,9 @@ pub struct Outcome {
     pub retransmits: Option<u64>,
     /// Mean smoothed RTT of the sending TCP streams at the end, seconds.
     pub rtt: Option<f64>,
+    /// UDP: the box's datagrams as the server received them, and the
+    /// server's as the box received them.
+    pub udp: (Option<UdpFigures>, Option<UdpFigures>),
     /// The server's results document, as checked.
     pub server: Option<PeerResults>,
     /// Wall time from connecting to the end, seconds.
@@ -150,7 +175,10 @@ impl Data {
         }
     }
 
+    /// The end of the test: sending stops (as a stock client's does, so
+    /// the server counts nothing sent after our count), the final sample.
     fn end(&mut self) {
+        self.streams.iter().for_each(DataStream::stop_sending);
         self.sample();
         let now = Instant::now();
         self.ended = Some(now);
@@ -197,6 +225,26 @@ impl Data {
         Direction { bytes, seconds }
     }
 
+    /// The box's receiving UDP streams' figures.
+    fn udp_received(&self) -> Option<UdpFigures> {
+        let mut out = UdpFigures::default();
+        let mut count = 0u32;
+        for (s, (last, base)) in self.streams.iter().zip(self.last.iter().zip(&self.base)) {
+            let (false, Some(l)) = (s.kind.sender, last.udp) else {
+                continue;
+            };
+            let b = base.udp.unwrap_or_default();
+            out.lost += l.lost.saturating_sub(b.lost);
+            out.packets += l.packets.saturating_sub(b.packets);
+            out.jitter += l.jitter;
+            count += 1;
+        }
+        (count > 0).then(|| UdpFigures {
+            jitter: out.jitter / f64::from(count),
+            ..out
+        })
+    }
+
     fn tcp_figures(&self) -> (Option<u64>, Option<f64>) {
         let infos: Vec<_> = self
             .last
@@ -222,6 +270,32 @@ impl Data {
     }
 }
 
+/// The server's figures of the streams the box sent on, from its results.
+fn server_udp(p: &TestParams, results: &PeerResults) -> Option<UdpFigures> {
+    let streams = results.document.get("streams")?.as_array()?;
+    let n = |s: &serde_json::Value, key: &str| s.get(key).and_then(serde_json::Value::as_f64);
+    let mut out = UdpFigures::default();
+    let mut count = 0;
+    for i in (0..p.stream_count()).filter(|&i| connect::client_sends(p, i)) {
+        let id = stream_id(i as usize);
+        let Some(s) = streams
+            .iter()
+            .find(|s| s.get("id").and_then(serde_json::Value::as_i64) == Some(id))
+        else {
+            continue;
+        };
+        let int = |key: &str| n(s, key).unwrap_or(0.0).max(0.0) as u64;
+        out.lost += int("errors").saturating_sub(int("omitted_errors"));
+        out.packets += int("packets").saturating_sub(int("omitted_packets"));
+        out.jitter += n(s, "jitter").unwrap_or(0.0);
+        count += 1;
+    }
+    (count > 0).then(|| UdpFigures {
+        jitter: out.jitter / f64::from(count),
+        ..out
+    })
+}
+
 /// Runs one test against `target` with `params`; dropping the future
 /// closes every connection.
 pub async fn run(target: SocketAddr, params: TestParams, limits: Limits) -> Outcome {
@@ -231,7 +305,15 @@ pub async fn run(target: SocketAddr, params: TestParams, limits: Limits) -> Outc
     let failure = drive(target, &params, limits, &mut data, &mut server).await;
     data.stop();
     let (retransmits, rtt) = data.tcp_figures();
+    let udp = match params.protocol {
+        Protocol::Udp => (
+            server.as_ref().and_then(|r| server_udp(&params, r)),
+            data.udp_received(),
+        ),
+        Protocol::Tcp => (None, None),
+    };
     Outcome {
+        udp,
         sent: data.direction(true),
         received: data.direction(false),
         params,
