@@ -12,6 +12,8 @@
 //! - [`policy`]: server-side limits: duration, bitrate, UDP, client networks.
 //! - [`probe_policy`]: what the box may probe (`--probe-allow`), a probe
 //!   request within its limits, and retries of busy targets.
+//! - [`probe_schedule`]: `--probe-every` specs, their spread over the
+//!   interval, turns and busy retries.
 //! - [`results`]: the results documents exchanged at the end of a test.
 //! - [`session`]: the control-channel state machine: events and ticks in,
 //!   actions out, one timer per kind of wait.
@@ -25,6 +27,7 @@ pub mod errors;
 pub mod params;
 pub mod policy;
 pub mod probe_policy;
+pub mod probe_schedule;
 pub mod results;
 pub mod session;
 pub mod udp;
