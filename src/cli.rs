@@ -9,11 +9,16 @@ use std::time::Duration;
 use clap::Parser;
 use thiserror::Error;
 
-use crate::config::{AuthConfig, Config, ForwardConfig, HttpSettings, Ndt7Settings, Padding};
+use crate::config::{
+    AuthConfig, Config, ForwardConfig, HttpSettings, Ndt7Settings, Padding, ProbeSettings,
+};
 use crate::forward::target::Target;
 use crate::protocol::auth::DEFAULT_SKEW_SECS;
 use crate::protocol::policy::DEFAULT_TESTS_PER_MINUTE;
 use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
+use crate::protocol::probe_policy::{
+    ProbeAllow, ProbeLimits, DEFAULT_MAX_BITRATE, DEFAULT_MAX_DURATION,
+};
 use crate::protocol::session::Limits;
 use crate::store::rotate::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
 
@@ -180,6 +185,24 @@ pub struct Args {
     #[arg(long = "ndt7-max-tests", default_value_t = 2, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=16))]
     pub ndt7_max_tests: u16,
+
+    /// Let GET /probe?target=HOST[:PORT] test these targets: networks
+    /// (192.0.2.0/24, 2001:db8::/32) and HOST:PORT pairs, comma-separated,
+    /// repeatable [default: none, /probe is off]. Who may ask is --allow.
+    #[arg(long = "probe-allow", value_name = "TARGETS", help_heading = "Probes")]
+    pub probe_allow: Vec<String>,
+
+    /// The longest probe, seconds.
+    #[arg(long = "probe-max-duration", value_name = "SECONDS",
+          default_value_t = DEFAULT_MAX_DURATION, help_heading = "Probes",
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub probe_max_duration: u32,
+
+    /// The highest total bitrate of a probe's streams (per direction),
+    /// e.g. 500M [default: 1G].
+    #[arg(long = "probe-max-bitrate", value_name = "RATE", help_heading = "Probes",
+          value_parser = parse_probe_rate)]
+    pub probe_max_bitrate: Option<u64>,
 
     /// Copy test data between the kernel and the server as stock iperf3
     /// does (unless a client asks otherwise with -Z or --skip-rx-copy),
@@ -359,6 +382,12 @@ impl Args {
             }),
             _ => None,
         };
+        let mut probe_allow = ProbeAllow::default();
+        for list in &self.probe_allow {
+            probe_allow
+                .add(list)
+                .map_err(|e| format!("--probe-allow: {e}"))?;
+        }
         let policy = Policy {
             max_duration: self.server_max_duration,
             bitrate_limit: self.server_bitrate_limit,
@@ -381,6 +410,13 @@ impl Args {
                     max_tests: usize::from(self.ndt7_max_tests),
                     allow: policy.allow.clone(),
                 },
+                probe: ProbeSettings {
+                    allow: probe_allow,
+                    limits: ProbeLimits {
+                        max_duration: self.probe_max_duration,
+                        max_bitrate: self.probe_max_bitrate.unwrap_or(DEFAULT_MAX_BITRATE),
+                    },
+                },
                 ..Default::default()
             },
             max_tests_per_port: usize::from(self.max_tests_per_port),
@@ -401,6 +437,12 @@ const MIN_LOG_SIZE: u64 = 64 * 1024;
 
 /// A `--max-log-size`: a size as [`parse_size`] reads it, at least
 /// [`MIN_LOG_SIZE`].
+/// A probe's bitrate limit: a rate as `-b` takes it.
+fn parse_probe_rate(text: &str) -> Result<u64, String> {
+    crate::protocol::policy::parse_rate(text)
+        .ok_or_else(|| format!("bad rate {text:?} (expected e.g. 500M or 1G)"))
+}
+
 fn parse_log_size(text: &str) -> Result<u64, String> {
     let size = parse_size(text)?;
     if size < MIN_LOG_SIZE {
@@ -654,6 +696,36 @@ mod tests {
             err.contains("--port 0") && err.contains("--servers 1"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn probes_are_off_until_targets_are_allowed() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert!(c.http_settings.probe.allow.is_empty());
+        assert_eq!(c.http_settings.probe.limits, ProbeLimits::default());
+        let c = config(&[
+            "-d",
+            "x",
+            "--probe-allow",
+            "192.0.2.0/24",
+            "--probe-allow",
+            "pi.lan:5201",
+            "--probe-max-duration",
+            "10",
+            "--probe-max-bitrate",
+            "500M",
+        ])
+        .unwrap();
+        let p = &c.http_settings.probe;
+        let t = |s| crate::protocol::probe_policy::Target::parse(s, None).unwrap();
+        assert!(p.allow.allows(&t("a:1"), "192.0.2.7".parse().unwrap()));
+        assert!(p
+            .allow
+            .allows(&t("pi.lan:5201"), "10.0.0.1".parse().unwrap()));
+        assert_eq!(p.limits.max_duration, 10);
+        assert_eq!(p.limits.max_bitrate, 500_000_000);
+        assert!(config(&["-d", "x", "--probe-allow", "pi.lan"]).is_err());
+        assert!(config(&["-d", "x", "--probe-max-bitrate", "fast"]).is_err());
     }
 
     #[test]

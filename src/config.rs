@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::protocol::policy::{AllowList, Policy};
+use crate::protocol::probe_policy::{ProbeAllow, ProbeLimits};
 use crate::protocol::session::Limits;
 use crate::store::rotate::Retention;
 
@@ -110,6 +111,18 @@ pub struct HttpSettings {
     pub hosts: Vec<String>,
     /// The ndt7 speed test on the dashboard's port.
     pub ndt7: Ndt7Settings,
+    /// `GET /probe`: the targets allowed (none: off) and the limits.
+    pub probe: ProbeSettings,
+}
+
+/// What `GET /probe` may do (`--probe-allow`, `--probe-max-duration`,
+/// `--probe-max-bitrate`); who may ask is `--allow`, as for ndt7.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeSettings {
+    /// The targets allowed; none turns probes off.
+    pub allow: ProbeAllow,
+    /// The longest probe and its highest total bitrate.
+    pub limits: ProbeLimits,
 }
 
 /// ndt7 subtests running at once by default.
@@ -145,6 +158,7 @@ impl Default for HttpSettings {
             ws_ping: WS_PING,
             hosts: Vec::new(),
             ndt7: Ndt7Settings::default(),
+            probe: ProbeSettings::default(),
         }
     }
 }

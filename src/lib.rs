@@ -8,10 +8,12 @@
 //! - [`app`]: the one place that wires things together: binds what the
 //!   configuration names, loads the logs, runs the iperf3 ports and the
 //!   dashboard on bound listeners until shutdown.
+//! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
+//!   metrics, `GET /probe`.
+//! - [`probe`]: the box as an iperf3 client: the driver of one test
+//!   around the client machine, its streams the server's.
 //! - [`server`]: the I/O around the protocol: per-port listeners, the control
 //!   connection driver, TCP and UDP data streams, socket options.
-//! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
-//!   metrics.
 //! - [`health`]: CPU temperature and Pi throttling during a test.
 //! - [`forward`]: `--forward`: recorded tests queued on disk and sent to
 //!   other systems (JSON over HTTP, Loki), with retries and back-off.
@@ -28,8 +30,9 @@
 //! - [`ndt7`]: M-Lab's ndt7 speed test without sockets or clock reads:
 //!   message sizes, time limits, measurements, the result document.
 //! - [`protocol`]: the iperf3 wire protocol with no sockets and no clock reads:
-//!   framing, state bytes, parameters, results, the control state machine,
-//!   policy, authentication checks, error codes and the UDP datagram header.
+//!   framing, state bytes, parameters, results, the control state machines
+//!   of the server and of the client (probes), policy, authentication
+//!   checks, error codes and the UDP datagram header.
 //! - [`sys`]: small OS facts: uname, process CPU time, TCP_INFO, the
 //!   open-files limit, page-aligned buffers.
 //! - [`shutdown`]: the shutdown token and its reason, as one value.
@@ -48,6 +51,7 @@ pub mod hub;
 pub mod locks;
 pub mod ndt7;
 pub mod overlap;
+pub mod probe;
 pub mod protocol;
 pub mod report;
 pub mod server;

@@ -25,6 +25,7 @@ pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infa
     let exports = table(ctx.clone())
         .or(csv(ctx.clone()))
         .or(metrics(ctx.clone()))
+        .or(probe(ctx.clone()))
         .boxed();
     // ndt7 is meant for pages of any site: beside `ours`, outside the Host
     // and Origin checks.
@@ -129,6 +130,19 @@ pub fn metrics(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rej
         .and(warp::header::optional::<String>("accept"))
         .and(with(ctx))
         .and_then(handlers::metrics)
+}
+
+/// GET /probe?target=HOST[:PORT]&reverse=&bidir=&udp=&bitrate=&duration=&streams=&length=
+pub fn probe(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    warp::path!("probe")
+        .and(warp::get())
+        .and(warp::query::<Vec<(String, String)>>())
+        .and(warp::header::optional::<String>(
+            "x-prometheus-scrape-timeout-seconds",
+        ))
+        .and(warp::ext::optional::<ConnInfo>())
+        .and(with(ctx))
+        .and_then(super::probe::probe)
 }
 
 /// GET /ws (websocket upgrade)

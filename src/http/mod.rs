@@ -5,7 +5,8 @@
 //! (method and path in its doc line), [`handlers`] the async functions that
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
 //! embedded `web/` directory), [`export`] (CSV, pure functions), [`metrics`]
-//! (the Prometheus exposition), [`download`] (whole-history exports, CSV and
+//! (the Prometheus exposition), [`probe`] (`GET /probe`, the box testing
+//! a target for Prometheus), [`download`] (whole-history exports, CSV and
 //! JSON, streamed off the async workers), [`history`] (a test's detail
 //! answer), [`origin`] (which `Host` and `Origin` are ours), [`sessions`]
 //! (the bound on live websockets), [`ws`] (one websocket session) and
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod models;
 pub mod ndt7;
 pub mod origin;
+pub mod probe;
 pub mod sessions;
 pub mod ws;
 
@@ -104,6 +106,8 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// The forwarding of recorded tests, when `--forward` is given.
     pub forward: Option<Arc<Forwarder>>,
+    /// `GET /probe`, when `--probe-allow` names targets.
+    pub probes: Option<Arc<probe::Probes>>,
 }
 
 /// The connection a request arrived on, as a request extension: what the
@@ -147,6 +151,7 @@ impl Context {
             overlaps: Arc::default(),
             metrics,
             forward: None,
+            probes: None,
         }
     }
 
@@ -176,6 +181,7 @@ impl Context {
         self.hosts = origin::HostNames::new(crate::sys::hostname().as_deref(), &settings.hosts);
         self.ndt7 = settings.ndt7.clone();
         self.ndt7_slots = Arc::new(Semaphore::new(settings.ndt7.max_tests));
+        self.probes = probe::Probes::new(&settings.probe, &settings.ndt7.allow);
         self
     }
 }

@@ -159,6 +159,13 @@ pub fn parse_credentials(text: &[u8]) -> Result<Credentials<'_>, AuthError> {
     Ok(Credentials { user, password, ts })
 }
 
+/// The plaintext a client encrypts into its `authtoken`: exactly what
+/// stock clients send (two spaces after `pwd:`, three after `ts:`, no
+/// trailing newline), `ts` being the Unix time in seconds.
+pub fn credentials_text(user: &str, password: &str, ts: i64) -> String {
+    format!("user: {user}\npwd:  {password}\nts:   {ts}")
+}
+
 /// Whether the client's timestamp `ts` is within `skew` seconds of `now`
 /// (both Unix seconds); the difference otherwise.
 pub fn check_skew(ts: i64, now: i64, skew: u64) -> Result<(), u64> {
@@ -340,6 +347,17 @@ mod tests {
 
     /// alice / secret, from the protocol notes.
     const ALICE: &str = "alice,27b307f21eb6137ab56a3c80a93a5db840e79a697f80f3381c87edaa79a83f6f";
+
+    #[test]
+    fn a_client_writes_what_the_server_reads() {
+        let text = credentials_text("alice", "secret", 1795304232);
+        assert_eq!(text, "user: alice\npwd:  secret\nts:   1795304232");
+        let c = parse_credentials(text.as_bytes()).unwrap();
+        assert_eq!(
+            (c.user, c.password, c.ts),
+            ("alice", &b"secret"[..], 1795304232)
+        );
+    }
 
     #[test]
     fn parses_what_stock_clients_send() {

@@ -326,6 +326,123 @@ impl TestParams {
         Ok(params)
     }
 
+    /// A client's parameters with stock's defaults for `protocol`: ten
+    /// seconds, one stream, the default block size, unlimited TCP and
+    /// 1 Mibit/s UDP.
+    pub fn client_default(protocol: Protocol) -> TestParams {
+        let (len, bandwidth) = match protocol {
+            Protocol::Tcp => (DEFAULT_TCP_LEN, 0),
+            Protocol::Udp => (DEFAULT_UDP_LEN, 1 << 20),
+        };
+        TestParams {
+            protocol,
+            omit: 0,
+            time: 10,
+            num: 0,
+            blockcount: 0,
+            parallel: 1,
+            reverse: false,
+            bidirectional: false,
+            len,
+            window: 0,
+            mss: 0,
+            nodelay: false,
+            bandwidth,
+            fqrate: 0,
+            burst: 0,
+            tos: 0,
+            congestion: None,
+            title: None,
+            extra_data: None,
+            get_server_output: false,
+            udp_counters_64bit: false,
+            repeating_payload: false,
+            dont_fragment: false,
+            gso: false,
+            gro: false,
+            zerocopy: false,
+            skip_rx_copy: false,
+            authtoken: None,
+            client_version: None,
+        }
+    }
+
+    /// The parameters document a client sends, in a stock client's member
+    /// order: what [`TestParams::decode`] reads back unchanged. Members at
+    /// their default are left out where stock leaves them out.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out: Vec<(&str, Value)> = Vec::new();
+        let mut put = |k: &'static str, v: Value| out.push((k, v));
+        let on = |b: bool| b.then_some(Value::from(1));
+        put(
+            match self.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            },
+            Value::Bool(true),
+        );
+        put("omit", self.omit.into());
+        put("time", self.time.into());
+        put("num", self.num.into());
+        put("blockcount", self.blockcount.into());
+        let optional = [
+            ("MSS", (self.mss > 0).then_some(Value::from(self.mss))),
+            ("nodelay", self.nodelay.then_some(Value::Bool(true))),
+        ];
+        optional
+            .into_iter()
+            .for_each(|(k, v)| v.into_iter().for_each(|v| put(k, v)));
+        put("parallel", self.parallel.into());
+        let optional = [
+            ("reverse", self.reverse.then_some(Value::Bool(true))),
+            (
+                "bidirectional",
+                self.bidirectional.then_some(Value::Bool(true)),
+            ),
+            (
+                "window",
+                (self.window > 0).then_some(Value::from(self.window)),
+            ),
+        ];
+        optional
+            .into_iter()
+            .for_each(|(k, v)| v.into_iter().for_each(|v| put(k, v)));
+        put("len", self.len.into());
+        let text = |s: &Option<String>| s.clone().map(Value::String);
+        let optional = [
+            (
+                "bandwidth",
+                (self.bandwidth > 0).then_some(Value::from(self.bandwidth)),
+            ),
+            (
+                "fqrate",
+                (self.fqrate > 0).then_some(Value::from(self.fqrate)),
+            ),
+            ("pacing_timer", Some(Value::from(1000))),
+            ("burst", (self.burst > 0).then_some(Value::from(self.burst))),
+            ("TOS", (self.tos > 0).then_some(Value::from(self.tos))),
+            ("title", text(&self.title)),
+            ("extra_data", text(&self.extra_data)),
+            ("congestion", text(&self.congestion)),
+            ("get_server_output", on(self.get_server_output)),
+            ("udp_counters_64bit", on(self.udp_counters_64bit)),
+            ("repeating_payload", on(self.repeating_payload)),
+            ("zerocopy", on(self.zerocopy)),
+            ("dont_fragment", on(self.dont_fragment)),
+            ("skip_rx_copy", on(self.skip_rx_copy)),
+            ("authtoken", text(&self.authtoken)),
+            ("client_version", text(&self.client_version)),
+        ];
+        optional
+            .into_iter()
+            .for_each(|(k, v)| v.into_iter().for_each(|v| put(k, v)));
+        let members: Vec<String> = out
+            .iter()
+            .map(|(k, v)| format!("{}:{v}", Value::from(*k)))
+            .collect();
+        format!("{{{}}}", members.join(",")).into_bytes()
+    }
+
     /// How the data streams move bytes. By default nothing is copied
     /// between the kernel and the server; with the server's `--copy`, as
     /// stock: copying, unless the client asked otherwise (`-Z`,
@@ -376,6 +493,49 @@ mod tests {
 
     fn decode(s: &str) -> Result<TestParams, ParamError> {
         TestParams::decode(s.as_bytes())
+    }
+
+    #[test]
+    fn what_a_client_encodes_decodes_unchanged_in_stock_order() {
+        let tcp = TestParams {
+            time: 2,
+            client_version: Some("3.12".into()),
+            ..TestParams::client_default(Protocol::Tcp)
+        };
+        // Byte for byte what a stock 3.12 client sends for `-t 2`.
+        let want = r#"{"tcp":true,"omit":0,"time":2,"num":0,"blockcount":0,"parallel":1,"len":131072,"pacing_timer":1000,"client_version":"3.12"}"#;
+        assert_eq!(String::from_utf8(tcp.encode()).unwrap(), want);
+        let every = TestParams {
+            protocol: Protocol::Udp,
+            omit: 1,
+            time: 0,
+            num: 5 << 20,
+            blockcount: 7,
+            parallel: 4,
+            bidirectional: true,
+            len: 1200,
+            window: 1 << 20,
+            mss: 1400,
+            nodelay: true,
+            bandwidth: 10_000_000,
+            fqrate: 20_000_000,
+            burst: 3,
+            tos: 184,
+            congestion: Some("bbr".into()),
+            title: Some("a \"title\"".into()),
+            extra_data: Some("east→west".into()),
+            get_server_output: true,
+            udp_counters_64bit: true,
+            repeating_payload: true,
+            dont_fragment: true,
+            zerocopy: true,
+            skip_rx_copy: true,
+            authtoken: Some("dG9rZW4=".into()),
+            ..tcp.clone()
+        };
+        for p in [tcp, every, TestParams::client_default(Protocol::Udp)] {
+            assert_eq!(TestParams::decode(&p.encode()), Ok(p));
+        }
     }
 
     #[test]

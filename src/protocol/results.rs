@@ -1,5 +1,5 @@
 //! The results documents of the end-of-test exchange: stream ids, and the
-//! checks a client's document must pass. (The server's own document is built
+//! checks the other side's document must pass. (The server's own document is built
 //! by [`crate::report`].)
 
 use serde_json::Value;
@@ -30,9 +30,10 @@ fn depth(v: &Value) -> usize {
     }
 }
 
-/// A client's results document that passed the checks.
+/// The other side's results document (a client's, on the server; the
+/// server's, on a probe's client) that passed the checks.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClientResults {
+pub struct PeerResults {
     /// What the log's `webperf3` key keeps of the document: see [`kept`].
     pub document: Value,
 }
@@ -118,15 +119,13 @@ fn kept(doc: &Value, ids: &[i64]) -> Value {
     out
 }
 
-/// Checks a client's results document as a stock server does: the top-level
+/// Checks the other side's results document as stock does (a server the
+/// client's, a client the server's; the rules are the same): the top-level
 /// numbers and `streams` must exist with the right types, every stream must
 /// carry its required numbers, and every id must be one of ours (1 … `count`
 /// streams); the document may nest at most [`MAX_RESULTS_DEPTH`] levels.
 /// Errors carry the code to send: 117, or 208 for an unknown id.
-pub fn check_client_results(
-    body: &[u8],
-    count: usize,
-) -> Result<ClientResults, (ErrorCode, String)> {
+pub fn check_results(body: &[u8], count: usize) -> Result<PeerResults, (ErrorCode, String)> {
     let bad = |what: String| (ErrorCode::RECV_RESULTS, what);
     let doc: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let Value::Object(top) = &doc else {
@@ -166,7 +165,7 @@ pub fn check_client_results(
             ));
         }
     }
-    Ok(ClientResults {
+    Ok(PeerResults {
         document: kept(&doc, &ids),
     })
 }
@@ -186,7 +185,7 @@ mod tests {
     #[test]
     fn what_is_kept_is_bounded_by_the_streams() {
         let real: Value = serde_json::from_str(CLIENT).unwrap();
-        let r = check_client_results(CLIENT.as_bytes(), 1).unwrap();
+        let r = check_results(CLIENT.as_bytes(), 1).unwrap();
         assert_eq!(r.document, real, "a stock document is kept whole");
         // Extra members, long strings and repeated streams are dropped.
         let stream = r#"{"id":1,"bytes":1,"retransmits":0,"jitter":0,"errors":0,"packets":0,"junk":"xxxxxxxx"}"#;
@@ -196,7 +195,7 @@ mod tests {
             "x".repeat(100_000),
             vec![stream; 2000].join(",")
         );
-        let r = check_client_results(big.as_bytes(), 1).unwrap();
+        let r = check_results(big.as_bytes(), 1).unwrap();
         let kept = serde_json::to_string(&r.document).unwrap();
         assert!(kept.len() < 400, "{} bytes kept: {kept}", kept.len());
         assert!(r.document.get("padding").is_none());
@@ -207,14 +206,14 @@ mod tests {
 
     #[test]
     fn accepts_real_results_and_3_12_minus_one() {
-        assert!(check_client_results(CLIENT.as_bytes(), 1).is_ok());
+        assert!(check_results(CLIENT.as_bytes(), 1).is_ok());
         let old = CLIENT.replace("\"retransmits\":0", "\"retransmits\":18446744073709551615");
-        assert!(check_client_results(old.as_bytes(), 1).is_ok());
+        assert!(check_results(old.as_bytes(), 1).is_ok());
     }
 
     #[test]
     fn rejects_bad_documents() {
-        let code = |s: &str, n| check_client_results(s.as_bytes(), n).unwrap_err().0 .0;
+        let code = |s: &str, n| check_results(s.as_bytes(), n).unwrap_err().0 .0;
         assert_eq!(code("nope", 1), 117);
         assert_eq!(code("{}", 1), 117);
         assert_eq!(code(&CLIENT.replace("\"cpu_util_user\":0,", ""), 1), 117);
@@ -224,12 +223,12 @@ mod tests {
         );
         assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":2"), 1), 208);
         assert_eq!(code(&CLIENT.replace("\"id\":1", "\"id\":3"), 1), 208);
-        assert!(check_client_results(CLIENT.replace("\"id\":1", "\"id\":3").as_bytes(), 2).is_ok());
+        assert!(check_results(CLIENT.replace("\"id\":1", "\"id\":3").as_bytes(), 2).is_ok());
     }
 
     #[test]
     fn rejects_deep_nesting_without_overflowing() {
-        let code = |s: &str| check_client_results(s.as_bytes(), 1).unwrap_err().0 .0;
+        let code = |s: &str| check_results(s.as_bytes(), 1).unwrap_err().0 .0;
         // Beyond serde_json's recursion limit: a parse error, not a crash.
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(code(&deep), 117);
@@ -241,7 +240,7 @@ mod tests {
         let doc = CLIENT.replacen('{', &format!(r#"{{"extra":{extra},"#), 1);
         assert_eq!(code(&doc), 117);
         let shallow = CLIENT.replacen('{', r#"{"extra":[[1]],"#, 1);
-        assert!(check_client_results(shallow.as_bytes(), 1).is_ok());
+        assert!(check_results(shallow.as_bytes(), 1).is_ok());
     }
 }
 
@@ -293,7 +292,7 @@ mod props {
             body in proptest::collection::vec(any::<u8>(), 0..256),
             count in 0usize..300,
         ) {
-            if let Err((code, _)) = check_client_results(&body, count) {
+            if let Err((code, _)) = check_results(&body, count) {
                 prop_assert!(code == ErrorCode::RECV_RESULTS || code == ErrorCode::STREAM_ID);
             }
         }
@@ -304,7 +303,7 @@ mod props {
             count in 0usize..5,
         ) {
             let body = serde_json::to_vec(&doc).unwrap();
-            if let Ok(r) = check_client_results(&body, count) {
+            if let Ok(r) = check_results(&body, count) {
                 prop_assert_eq!(&r.document, &doc);
                 prop_assert!(depth(&doc) <= MAX_RESULTS_DEPTH);
                 let ids: Vec<i64> = (0..count).map(stream_id).collect();
@@ -320,10 +319,10 @@ mod props {
             extra in 0usize..4,
         ) {
             let body = serde_json::to_vec(&doc).unwrap();
-            prop_assert!(check_client_results(&body, count + extra).is_ok());
+            prop_assert!(check_results(&body, count + extra).is_ok());
             if count > 0 {
                 // One stream fewer on our side: its id is unknown to us.
-                let (code, _) = check_client_results(&body, count - 1).unwrap_err();
+                let (code, _) = check_results(&body, count - 1).unwrap_err();
                 prop_assert_eq!(code, ErrorCode::STREAM_ID);
             }
         }

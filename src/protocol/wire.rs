@@ -17,7 +17,20 @@ pub const MAX_RESULTS_LEN: usize = 512 * 1024;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cookie(pub [u8; COOKIE_LEN]);
 
+/// The 32 characters a client's cookie is drawn from.
+const COOKIE_ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
 impl Cookie {
+    /// A client's cookie from 36 random bytes: each mapped into the
+    /// alphabet stock clients use, then the NUL.
+    pub fn from_random(random: [u8; COOKIE_LEN - 1]) -> Cookie {
+        let mut c = [0u8; COOKIE_LEN];
+        for (out, r) in c.iter_mut().zip(random) {
+            *out = COOKIE_ALPHABET[usize::from(r % 32)];
+        }
+        Cookie(c)
+    }
+
     /// The cookie as text for the log: the bytes before the first NUL (at most
     /// 36), lossily decoded.
     pub fn text(&self) -> String {
@@ -192,6 +205,15 @@ mod tests {
         assert_eq!(State::try_from(0xfe), Ok(State::ServerError));
         assert_eq!(State::try_from(3), Err(UnknownState(3)));
         assert_eq!(State::try_from(0x80), Err(UnknownState(-128)));
+    }
+
+    #[test]
+    fn a_client_cookie_is_36_alphabet_characters_and_a_nul() {
+        let c = Cookie::from_random(std::array::from_fn(|i| (i * 7) as u8));
+        assert_eq!(c.0[COOKIE_LEN - 1], 0);
+        assert_eq!(c.text().len(), 36);
+        assert!(c.text().bytes().all(|b| COOKIE_ALPHABET.contains(&b)));
+        assert_eq!(&c.text()[..5], "ahov4");
     }
 
     #[test]

@@ -248,19 +248,45 @@ fn make_key(_pkcs8: &[u8], _padding: Padding) -> Result<Key, PartsError> {
 /// `RSA PRIVATE KEY` (PKCS#1, older OpenSSL and `-traditional`), as stock's
 /// `PEM_read_bio_PrivateKey` does; passphrase-protected keys are refused.
 pub fn private_key_der(pem: &str) -> Result<Vec<u8>, String> {
+    let missing = "no PEM private key in it (expected -----BEGIN PRIVATE KEY-----)";
+    let (label, der) = pem_block(pem, &["PRIVATE KEY", "RSA PRIVATE KEY"], missing)?;
+    Ok(if label == "RSA PRIVATE KEY" {
+        pkcs1_to_pkcs8(&der)
+    } else {
+        der
+    })
+}
+
+/// The DER (X.509 SubjectPublicKeyInfo) of the first public key in a PEM
+/// text: the `PUBLIC KEY` a client's `--rsa-public-key-path` names (what
+/// `openssl rsa -pubout` writes).
+pub fn public_key_der(pem: &str) -> Result<Vec<u8>, String> {
+    let missing = "no PEM public key in it (expected -----BEGIN PUBLIC KEY-----)";
+    pem_block(pem, &["PUBLIC KEY"], missing).map(|(_, der)| der)
+}
+
+/// The label and decoded body of the first PEM block in `pem` labelled
+/// one of `labels`; `missing` is the error when there is none. Encrypted
+/// blocks are refused.
+fn pem_block<'a>(
+    pem: &str,
+    labels: &[&'a str],
+    missing: &str,
+) -> Result<(&'a str, Vec<u8>), String> {
     let mut lines = pem.lines().map(str::trim);
     let label = loop {
         let Some(line) = lines.next() else {
-            return Err("no PEM private key in it (expected -----BEGIN PRIVATE KEY-----)".into());
+            return Err(missing.into());
         };
         if let Some(label) = line
             .strip_prefix("-----BEGIN ")
             .and_then(|l| l.strip_suffix("-----"))
         {
-            match label {
-                "PRIVATE KEY" | "RSA PRIVATE KEY" => break label,
-                "ENCRYPTED PRIVATE KEY" => return Err(encrypted()),
-                _ => {}
+            if label == "ENCRYPTED PRIVATE KEY" {
+                return Err(encrypted());
+            }
+            if let Some(&wanted) = labels.iter().find(|&&l| l == label) {
+                break wanted;
             }
         }
     };
@@ -287,11 +313,7 @@ pub fn private_key_der(pem: &str) -> Result<Vec<u8>, String> {
     let der = base64::engine::general_purpose::STANDARD
         .decode(body.as_bytes())
         .map_err(|e| format!("the PEM block is not valid base64: {e}"))?;
-    Ok(if label == "RSA PRIVATE KEY" {
-        pkcs1_to_pkcs8(&der)
-    } else {
-        der
-    })
+    Ok((label, der))
 }
 
 fn encrypted() -> String {

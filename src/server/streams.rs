@@ -221,6 +221,21 @@ impl DataStream {
         }
     }
 
+    /// Stops a sending stream's sending, its socket kept open: a TCP
+    /// stream is shut down for writing (the peer sees the end of the data),
+    /// a UDP stream's thread ends. Receiving streams go on.
+    pub fn stop_sending(&self) {
+        if !self.kind.sender {
+            return;
+        }
+        match &self.io {
+            Io::Tcp { probe, .. } => {
+                let _ = probe.shutdown(Shutdown::Write);
+            }
+            Io::Udp { stop, .. } => stop.store(true, Relaxed),
+        }
+    }
+
     /// Stops the stream: shuts the socket down (which wakes a blocked read
     /// or write) and lets the thread finish on its own.
     pub fn stop(&mut self) {

@@ -14,6 +14,7 @@ mod hostile;
 mod index;
 mod page;
 mod paging;
+mod probe;
 mod routes;
 mod security;
 mod speedtest;

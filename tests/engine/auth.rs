@@ -343,3 +343,64 @@ fn binary_with_a_traditional_key() {
     assert_eq!(entries.len(), 1, "the refusal is not logged");
     assert_eq!(entries[0]["webperf3"]["user"], "alice");
 }
+
+/// The box's own client (`webperf3::probe`) with `--username` alice and
+/// `password`, against `port`.
+fn probe(port: u16, keys: &Keys, password: &str, padding: Padding) -> webperf3::probe::Outcome {
+    use webperf3::probe::auth::Credentials;
+    use webperf3::protocol::params::{Protocol, TestParams};
+    let pem = std::fs::read_to_string(keys.public()).expect("public key");
+    let creds = Credentials::new("alice", password, &pem, padding).expect("credentials");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let params = TestParams {
+        time: 1,
+        authtoken: Some(creds.token(now).expect("token")),
+        ..TestParams::client_default(Protocol::Tcp)
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(webperf3::probe::run(addr, params, Default::default()))
+}
+
+#[test]
+fn the_box_as_client_authenticates_to_stock_and_to_ours() {
+    use webperf3::protocol::client::Failure;
+    use webperf3::protocol::errors::ErrorCode;
+    let keys = Keys::new(false);
+    // Debian's 3.12 server decrypts PKCS#1 v1.5 only, and tells a failure
+    // with the code alone before it closes.
+    let key = keys.private();
+    let users = keys.users();
+    let stock = iperf3::StockServer::start_with(&[
+        "--rsa-private-key-path",
+        key.to_str().unwrap(),
+        "--authorized-users-path",
+        users.to_str().unwrap(),
+    ]);
+    let out = probe(stock.port, &keys, "secret", Padding::Pkcs1);
+    assert_eq!(out.failure, None);
+    assert!(out.sent.bytes > 0);
+    // Until its entry is written, stock answers the next test busy.
+    crate::support::logs::wait_entries(&stock.log, 1);
+    let out = probe(stock.port, &keys, "wrong", Padding::Pkcs1);
+    assert!(
+        matches!(out.failure, Some(Failure::Server { code, .. }) if code == ErrorCode::AUTH_TEST),
+        "{:?}",
+        out.failure
+    );
+    // Ours, with the padding of 3.17+ clients.
+    let server = with_auth(keys.authenticator(Padding::Oaep));
+    let out = probe(server.ports[0], &keys, "secret", Padding::Oaep);
+    assert_eq!(out.failure, None);
+    let e = server.wait_entries(0, 1).remove(0);
+    assert_eq!(e["webperf3"]["user"], "alice");
+    let out = probe(server.ports[0], &keys, "wrong", Padding::Oaep);
+    assert!(
+        matches!(out.failure, Some(Failure::Server { code, .. }) if code == ErrorCode::AUTH_TEST),
+        "{:?}",
+        out.failure
+    );
+}

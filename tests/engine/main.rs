@@ -17,6 +17,7 @@ mod limits;
 mod load;
 mod logs;
 mod ndt7;
+mod probe;
 mod process;
 #[path = "../support/mod.rs"]
 mod support;

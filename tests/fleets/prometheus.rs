@@ -64,6 +64,7 @@ fn dist_prometheus_configs_and_rules_pass_promtool() {
     let dir = dist().join("prometheus");
     promtool_ok(&dir, &["check", "config", "prometheus.yml"], None);
     promtool_ok(&dir, &["check", "config", "fleet.yml"], None);
+    promtool_ok(&dir, &["check", "config", "probes.yml"], None);
     promtool_ok(&dir, &["check", "rules", "rules/webperf3.rules.yml"], None);
     let out = promtool_ok(
         &dir,
@@ -92,19 +93,23 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(dir: &Path, target: SocketAddr) -> Prometheus {
-        let exe = tools::require("Prometheus", &["prometheus"], "prometheus");
         let rules = dist().join("prometheus/rules/webperf3.rules.yml");
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
+        Prometheus::start_with(
+            dir,
+            &format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
                  rule_files:\n  - {}\n\
                  scrape_configs:\n  - job_name: webperf3\n    static_configs:\n      - targets: [\"{target}\"]\n",
                 rules.display()
             ),
         )
-        .unwrap();
+    }
+
+    /// A real Prometheus with the configuration `config`.
+    fn start_with(dir: &Path, config_text: &str) -> Prometheus {
+        let exe = tools::require("Prometheus", &["prometheus"], "prometheus");
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, config_text).unwrap();
         let mut cmd = Command::new(exe);
         cmd.arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -165,6 +170,81 @@ impl Prometheus {
     }
 }
 
+/// `dist/prometheus/probes.yml` with `(from, to)` replaced, each of which
+/// must be there (so a change of the shipped file shows here).
+fn shipped_probe_config(replacements: &[(&str, String)]) -> String {
+    let mut text = std::fs::read_to_string(dist().join("prometheus/probes.yml")).unwrap();
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{from:?} not in probes.yml");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+#[test]
+fn prometheus_probes_two_targets_through_the_shipped_config() {
+    let (a, b) = (iperf3::StockServer::start(), iperf3::StockServer::start());
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Launch::new(&tmp.path().join("logs"))
+        .args(["--probe-allow", "127.0.0.1"])
+        .start();
+    let targets = tmp.path().join("probe-targets");
+    std::fs::create_dir_all(&targets).unwrap();
+    std::fs::write(
+        targets.join("mesh.yml"),
+        format!(
+            "- targets: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\n  labels:\n    box: \"{}\"\n",
+            a.port, b.port, daemon.http
+        ),
+    )
+    .unwrap();
+    let rules = dist().join("prometheus/rules/webperf3.rules.yml");
+    let config = shipped_probe_config(&[
+        ("rules/webperf3.rules.yml", rules.display().to_string()),
+        (
+            "probe-targets/*.yml",
+            format!("{}/*.yml", targets.display()),
+        ),
+        ("scrape_interval: 5m", "scrape_interval: 4s".into()),
+        ("scrape_timeout: 30s", "scrape_timeout: 4s".into()),
+        ("duration: [\"5\"]", "duration: [\"1\"]".into()),
+    ]);
+    let prom = Prometheus::start_with(tmp.path(), &config);
+    let instance = daemon.http.to_string();
+    for server in [&a, &b] {
+        let target = format!("127.0.0.1:{}", server.port);
+        let selector =
+            format!("{{job=\"webperf3_probe\", instance=\"{instance}\", target=\"{target}\"}}");
+        wait_until(
+            Duration::from_secs(60),
+            &format!("a probe of {target}"),
+            || {
+                prom.value(&format!(
+                    "max_over_time(webperf3_probe_success{selector}[1m])"
+                )) == Some(1.0)
+            },
+        );
+        let send = format!(
+            "max_over_time(webperf3_probe_throughput_bytes_per_second{{job=\"webperf3_probe\", target=\"{target}\", direction=\"send\"}}[1m])"
+        );
+        assert!(prom.value(&send).is_some_and(|v| v > 0.0), "{send}");
+    }
+    // The dashboard's mesh panel: a row for the box, a column per target.
+    let probe_queries: Vec<_> = dashboard_queries()
+        .into_iter()
+        .filter(|(_, e)| is_probe(e))
+        .collect();
+    assert!(!probe_queries.is_empty(), "no probe panel in the dashboard");
+    for (title, expr) in probe_queries {
+        let result = prom.query(&expr);
+        assert_eq!(
+            result.len(),
+            2,
+            "dashboard panel {title:?}: {expr}: {result:?}"
+        );
+    }
+}
+
 fn percent_encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -178,6 +258,11 @@ fn percent_encode(text: &str) -> String {
 
 /// Every query of the Grafana dashboard, with its variables substituted:
 /// all boxes, and a range covering the test.
+/// Whether a query is about probes (answered only where boxes probe).
+fn is_probe(expr: &str) -> bool {
+    expr.contains("webperf3_probe_")
+}
+
 fn dashboard_queries() -> Vec<(String, String)> {
     let path = dist().join("grafana/dashboards/webperf3.json");
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
@@ -323,7 +408,10 @@ fn prometheus_scrapes_the_counts_of_real_tests_and_every_dashboard_query_answers
             .is_empty()
     });
 
-    for (title, expr) in dashboard_queries() {
+    for (title, expr) in dashboard_queries()
+        .into_iter()
+        .filter(|(_, e)| !is_probe(e))
+    {
         let result = prom.query(&expr);
         assert!(
             !result.is_empty(),

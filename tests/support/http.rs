@@ -42,6 +42,15 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<Reply> {
     send(addr, "GET", path, b"")
 }
 
+/// `GET path` with more request headers.
+pub fn http_get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Reply> {
+    send_with(addr, "GET", path, headers, b"")
+}
+
 /// `POST path` with `body`.
 pub fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> std::io::Result<Reply> {
     send(addr, "POST", path, body)
@@ -54,11 +63,25 @@ pub fn status_code(head: &str) -> Option<u16> {
 }
 
 fn send(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> std::io::Result<Reply> {
+    send_with(addr, method, path, &[], body)
+}
+
+fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Reply> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     )?;
     stream.write_all(body)?;

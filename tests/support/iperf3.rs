@@ -119,9 +119,14 @@ impl StockServer {
     /// The stock server on PATH with its log in a temp dir of its own;
     /// fails the test when it cannot start.
     pub fn start() -> StockServer {
+        StockServer::start_with(&[])
+    }
+
+    /// [`StockServer::start`] with more server flags.
+    pub fn start_with(extra: &[&str]) -> StockServer {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut server =
-            StockServer::try_start(&require(), dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let mut server = StockServer::try_start_with(&require(), dir.path(), extra)
+            .unwrap_or_else(|e| panic!("{e}"));
         server._dir = Some(dir);
         server
     }
@@ -130,12 +135,18 @@ impl StockServer {
     /// and waits until it listens. Stock iperf3 has no port-0 mode, so the
     /// port is picked by [`retry_in_use`].
     pub fn try_start(exe: &Path, dir: &Path) -> Result<StockServer, String> {
+        StockServer::try_start_with(exe, dir, &[])
+    }
+
+    /// [`StockServer::try_start`] with more server flags.
+    pub fn try_start_with(exe: &Path, dir: &Path, extra: &[&str]) -> Result<StockServer, String> {
         retry_in_use(1, |port| {
             let log = dir.join(format!("stock-{port}.json"));
             let mut cmd = Command::new(exe);
             cmd.args(["-s", "-B", "127.0.0.1", "-p", &port.to_string()])
                 .args(["--json", "--logfile"])
                 .arg(&log)
+                .args(extra)
                 .stdout(Stdio::null());
             let mut process = Spawned::start(&mut cmd)
                 .map_err(|e| format!("cannot start the stock server {}: {e}", exe.display()))?;

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use crate::protocol::errors::ErrorCode;
-use crate::protocol::results::ClientResults;
+use crate::protocol::results::PeerResults;
 use crate::protocol::wire::{Cookie, State};
 
 /// What the driver read off the data streams at a tick: totals since the
@@ -129,7 +129,7 @@ pub enum Action {
     /// Stop the data streams.
     StopStreams,
     /// The client's results passed the checks; keep them for the log.
-    KeepClientResults(ClientResults),
+    KeepClientResults(PeerResults),
     /// Send the server's results document.
     SendResults,
     /// The data phase and the results exchange are over: stop holding the

@@ -31,7 +31,7 @@ pub use timers::{Limits, Timer, TimerTable, INTERVAL, OMIT_SLACK};
 use super::errors::{self, ErrorCode};
 use super::params::{authtoken_of, TestParams};
 use super::policy::{Policy, RateWindow};
-use super::results::check_client_results;
+use super::results::check_results;
 use super::wire::{Cookie, State};
 
 /// The control-channel state machine of one test.
@@ -313,7 +313,7 @@ impl Session {
             }
             (P::Results, Event::ClientResults(body)) => {
                 let count = self.params.as_ref().map_or(1, TestParams::stream_count);
-                match check_client_results(&body, count as usize) {
+                match check_results(&body, count as usize) {
                     Ok(results) => {
                         self.enter(P::Done, now);
                         vec![

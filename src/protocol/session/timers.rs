@@ -1,8 +1,10 @@
-//! The session's timer table: one deadline per kind of wait, each armed or
-//! not. The session's next wake-up is the earliest armed timer; what a timer
-//! means when it passes is decided by the session, not here.
+//! The session's timers: the kinds of wait, their table (a
+//! [`Deadlines`]) and the timing limits. What a timer means when it passes
+//! is decided by the session, not here.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::protocol::deadlines::{Deadlines, TimerKind};
 
 /// Length of one interval report (stock's default `-i 1`).
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -88,74 +90,21 @@ impl Timer {
         Timer::Interval,
         Timer::OmitEnd,
     ];
+}
 
+impl TimerKind for Timer {
     fn index(self) -> usize {
         self as usize
     }
 }
 
 /// One optional deadline per [`Timer`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TimerTable {
-    at: [Option<Instant>; Timer::ALL.len()],
-}
-
-impl TimerTable {
-    /// Arms `timer` for `at` (replacing any earlier setting).
-    pub fn set(&mut self, timer: Timer, at: Instant) {
-        self.at[timer.index()] = Some(at);
-    }
-
-    /// Moves `timer` to `at` only if it is armed.
-    pub fn bump(&mut self, timer: Timer, at: Instant) {
-        if self.is_armed(timer) {
-            self.set(timer, at);
-        }
-    }
-
-    /// Disarms `timer`.
-    pub fn stop(&mut self, timer: Timer) {
-        self.at[timer.index()] = None;
-    }
-
-    /// Disarms every timer.
-    pub fn stop_all(&mut self) {
-        self.at = Default::default();
-    }
-
-    /// When `timer` is due, if armed.
-    pub fn get(&self, timer: Timer) -> Option<Instant> {
-        self.at[timer.index()]
-    }
-
-    /// Whether `timer` is armed.
-    pub fn is_armed(&self, timer: Timer) -> bool {
-        self.get(timer).is_some()
-    }
-
-    /// Whether `timer` is armed and due at `now`.
-    pub fn expired(&self, timer: Timer, now: Instant) -> bool {
-        self.get(timer).is_some_and(|at| at <= now)
-    }
-
-    /// The earliest armed deadline.
-    pub fn next(&self) -> Option<Instant> {
-        self.at.iter().flatten().min().copied()
-    }
-
-    /// Re-arms a periodic `timer` one `step` after its last deadline, so
-    /// ticks keep their cadence without drift; ticks missed entirely (the
-    /// next one would already be due at `now`) are skipped, and the cadence
-    /// restarts from `now`.
-    pub fn advance(&mut self, timer: Timer, step: Duration, now: Instant) {
-        let next = self.get(timer).map_or(now + step, |at| at + step);
-        self.set(timer, if next <= now { now + step } else { next });
-    }
-}
+pub type TimerTable = Deadlines<Timer, { Timer::ALL.len() }>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     #[test]
     fn the_earliest_armed_timer_is_next() {

@@ -1,0 +1,354 @@
+//! `GET /probe?target=HOST[:PORT]`: one iperf3 test from the box to a
+//! target, answered in the Prometheus text format, as the multi-target
+//! exporters (`blackbox_exporter`) do. Not an open relay: only targets
+//! `--probe-allow` lists (none by default: 404), only for clients inside
+//! `--allow` (403), one probe at a time (503), within a maximum duration
+//! and bitrate (400). A probe that ran but failed answers 200 with
+//! `webperf3_probe_success 0` and the reason in `X-Webperf3-Probe-Error`;
+//! a busy target is tried again while the scrape's timeout allows.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+use warp::http::StatusCode;
+use warp::Reply;
+
+use super::metrics::TEXT_CONTENT_TYPE;
+use super::{ConnInfo, Context};
+use crate::config::ProbeSettings;
+use crate::probe::{self, Outcome};
+use crate::protocol::client::{Failure, Limits};
+use crate::protocol::policy::AllowList;
+use crate::protocol::probe_policy::{self as policy, ProbeRequest};
+
+/// How long resolving a target's name may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `GET /probe` needs: its settings, who may ask, the one slot.
+#[derive(Debug)]
+pub struct Probes {
+    settings: ProbeSettings,
+    askers: AllowList,
+    running: Semaphore,
+}
+
+impl Probes {
+    /// Probes with `settings` for clients `askers` allows; `None` when no
+    /// target is allowed (probes are off).
+    pub fn new(settings: &ProbeSettings, askers: &AllowList) -> Option<Arc<Probes>> {
+        (!settings.allow.is_empty()).then(|| {
+            Arc::new(Probes {
+                settings: settings.clone(),
+                askers: askers.clone(),
+                running: Semaphore::new(1),
+            })
+        })
+    }
+}
+
+fn refuse(status: StatusCode, reason: impl Into<String>) -> warp::reply::Response {
+    let reason = reason.into();
+    warp::reply::with_status(format!("{reason}\n"), status).into_response()
+}
+
+/// Answers one `GET /probe`.
+pub async fn probe(
+    query: Vec<(String, String)>,
+    scrape_timeout: Option<String>,
+    conn: Option<ConnInfo>,
+    ctx: Context,
+) -> Result<warp::reply::Response, warp::Rejection> {
+    let Some(probes) = ctx.probes.clone() else {
+        return Ok(refuse(
+            StatusCode::NOT_FOUND,
+            "probes are off: no target is allowed (start webperf3 with --probe-allow)",
+        ));
+    };
+    let Some(asker) = conn.map(|c| c.peer.ip().to_canonical()) else {
+        return Ok(refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no connection details",
+        ));
+    };
+    if !probes.askers.allows(asker) {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            format!("client {asker} is not in the allowed networks"),
+        ));
+    }
+    let request = match policy::probe_request(&query, probes.settings.limits) {
+        Ok(r) => r,
+        Err(e) => return Ok(refuse(StatusCode::BAD_REQUEST, e)),
+    };
+    let begun = Instant::now();
+    let deadline = policy::scrape_deadline(scrape_timeout.as_deref(), begun);
+    if scrape_timeout.is_some() && !policy::fits(request.params.time, begun, deadline) {
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "a probe of {} s does not fit the scrape timeout of {} s",
+                request.params.time,
+                scrape_timeout.unwrap_or_default()
+            ),
+        ));
+    }
+    let target = &request.target;
+    let resolved = tokio::time::timeout(
+        RESOLVE_TIMEOUT,
+        tokio::net::lookup_host((target.host.as_str(), target.port)),
+    )
+    .await;
+    let addr = match resolved {
+        Ok(Ok(mut addrs)) => addrs.next(),
+        _ => None,
+    };
+    let Some(addr) = addr else {
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            format!("the target {target} could not be resolved"),
+        ));
+    };
+    if !probes
+        .settings
+        .allow
+        .allows(target, addr.ip().to_canonical())
+    {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the target {target} ({}) is not in --probe-allow",
+                addr.ip()
+            ),
+        ));
+    }
+    let Ok(_slot) = probes.running.try_acquire() else {
+        return Ok(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: another probe is running; try again shortly",
+        ));
+    };
+    let outcome = run_with_retries(
+        addr,
+        &request,
+        deadline,
+        probes.settings.limits.max_duration,
+    )
+    .await;
+    let elapsed = begun.elapsed().as_secs_f64();
+    match &outcome.failure {
+        None => info!(target = %target, seconds = elapsed, "probe done"),
+        Some(f) => warn!(target = %target, reason = %f, "probe failed"),
+    }
+    let mut reply =
+        warp::reply::with_header(render(&outcome, elapsed), "content-type", TEXT_CONTENT_TYPE)
+            .into_response();
+    if let Some(f) = &outcome.failure {
+        if let Ok(v) = f.to_string().parse() {
+            reply.headers_mut().insert("x-webperf3-probe-error", v);
+        }
+    }
+    Ok(reply)
+}
+
+/// Runs the probe, trying a busy target again while the deadline allows.
+async fn run_with_retries(
+    addr: SocketAddr,
+    request: &ProbeRequest,
+    deadline: Instant,
+    max_duration: u32,
+) -> Outcome {
+    let limits = Limits {
+        reply: Duration::from_secs(5),
+        read_start: Duration::from_secs(5),
+        streams: Duration::from_secs(5),
+        rcv_timeout: Duration::from_secs(10),
+        max_run: Duration::from_secs(u64::from(max_duration)),
+    };
+    loop {
+        let outcome = probe::run(addr, request.params.clone(), limits).await;
+        let busy = outcome.failure.as_ref().is_some_and(Failure::is_busy);
+        match policy::retry_busy(request.params.time, Instant::now(), deadline) {
+            Some(at) if busy => tokio::time::sleep_until(at.into()).await,
+            _ => return outcome,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: &'static str,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The Prometheus text of a probe's outcome; `elapsed` is the whole
+/// probe's time, retries included.
+pub fn render(out: &Outcome, elapsed: f64) -> String {
+    let mut registry = Registry::default();
+    let gauge = |registry: &mut Registry, name: &str, help: &str, value: f64| {
+        let g = FloatGauge::default();
+        g.set(value);
+        registry.register(name, help, g);
+    };
+    let ok = out.failure.is_none();
+    gauge(
+        &mut registry,
+        "webperf3_probe_success",
+        "Whether the probe's test ended cleanly (1) or failed (0).",
+        if ok { 1.0 } else { 0.0 },
+    );
+    gauge(
+        &mut registry,
+        "webperf3_probe_duration_seconds",
+        "How long the probe took, retries included.",
+        elapsed,
+    );
+    gauge(
+        &mut registry,
+        "webperf3_probe_sent_bytes",
+        "Bytes the box sent to the target after the omit period.",
+        out.sent.bytes as f64,
+    );
+    gauge(
+        &mut registry,
+        "webperf3_probe_received_bytes",
+        "Bytes the box received from the target after the omit period.",
+        out.received.bytes as f64,
+    );
+    let per_direction = |registry: &mut Registry,
+                         name: &str,
+                         help: &str,
+                         values: &[(&'static str, Option<f64>)]| {
+        let family = Family::<DirectionLabels, FloatGauge>::default();
+        let mut any = false;
+        for (direction, value) in values {
+            if let Some(v) = value {
+                family.get_or_create(&DirectionLabels { direction }).set(*v);
+                any = true;
+            }
+        }
+        if any {
+            registry.register(name, help, family);
+        }
+    };
+    let p = &out.params;
+    let rate = |d: &probe::Direction, ran: bool| {
+        (ran && d.seconds > 0.0).then(|| d.bytes as f64 / d.seconds)
+    };
+    let box_sends = !p.reverse;
+    let box_receives = p.reverse || p.bidirectional;
+    per_direction(
+        &mut registry,
+        "webperf3_probe_throughput_bytes_per_second",
+        "Throughput of the probe by direction: send (box to target), receive (target to box).",
+        &[
+            ("send", rate(&out.sent, ok && box_sends)),
+            ("receive", rate(&out.received, ok && box_receives)),
+        ],
+    );
+    if let Some(r) = out.retransmits {
+        gauge(
+            &mut registry,
+            "webperf3_probe_retransmits",
+            "TCP retransmissions of the box's sending streams.",
+            r as f64,
+        );
+    }
+    if let Some(rtt) = out.rtt {
+        gauge(
+            &mut registry,
+            "webperf3_probe_rtt_seconds",
+            "Mean smoothed RTT of the box's sending TCP streams at the end.",
+            rtt,
+        );
+    }
+    let (udp_send, udp_receive) = out.udp;
+    per_direction(
+        &mut registry,
+        "webperf3_probe_lost_ratio",
+        "UDP datagrams lost, as a share of those sent, by direction.",
+        &[
+            ("send", udp_send.map(|u| u.lost_ratio())),
+            ("receive", udp_receive.map(|u| u.lost_ratio())),
+        ],
+    );
+    per_direction(
+        &mut registry,
+        "webperf3_probe_jitter_seconds",
+        "UDP jitter as the receiver measured it, by direction.",
+        &[
+            ("send", udp_send.map(|u| u.jitter)),
+            ("receive", udp_receive.map(|u| u.jitter)),
+        ],
+    );
+    let mut body = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_text::encode(&mut body, &registry);
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::{Direction, UdpFigures};
+    use crate::protocol::params::{Protocol, TestParams};
+
+    fn outcome(params: TestParams, failure: Option<Failure>) -> Outcome {
+        Outcome {
+            params,
+            failure,
+            sent: Direction {
+                bytes: 1000,
+                seconds: 2.0,
+            },
+            received: Direction::default(),
+            retransmits: None,
+            rtt: None,
+            udp: (None, None),
+            server: None,
+            elapsed: 2.5,
+        }
+    }
+
+    #[test]
+    fn a_probe_is_rendered_with_the_metrics_it_has() {
+        let udp = TestParams::client_default(Protocol::Udp);
+        let mut out = outcome(udp, None);
+        out.udp.0 = Some(UdpFigures {
+            lost: 5,
+            packets: 100,
+            jitter: 0.002,
+        });
+        let text = render(&out, 3.0);
+        for line in [
+            "webperf3_probe_success 1.0",
+            "webperf3_probe_duration_seconds 3.0",
+            "webperf3_probe_sent_bytes 1000.0",
+            "webperf3_probe_received_bytes 0.0",
+            "webperf3_probe_throughput_bytes_per_second{direction=\"send\"} 500.0",
+            "webperf3_probe_lost_ratio{direction=\"send\"} 0.05",
+            "webperf3_probe_jitter_seconds{direction=\"send\"} 0.002",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        // What did not run is left out rather than shown as zero.
+        assert!(!text.contains("direction=\"receive\""));
+        assert!(!text.contains("webperf3_probe_rtt_seconds"));
+
+        let failed = outcome(
+            TestParams::client_default(Protocol::Tcp),
+            Some(Failure::Busy),
+        );
+        let text = render(&failed, 1.0);
+        assert!(text.lines().any(|l| l == "webperf3_probe_success 0.0"));
+        assert!(!text.contains("webperf3_probe_throughput"));
+    }
+}

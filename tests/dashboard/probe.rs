@@ -1,0 +1,178 @@
+//! `GET /probe` on the binary: the box tests a stock `iperf3 -s` and
+//! answers Prometheus text; a busy target is tried again within the
+//! scrape's timeout; and every refusal (probes off, a target outside
+//! `--probe-allow`, a client outside `--allow`, an over-long probe, a
+//! second probe at once) says why.
+
+use std::net::TcpListener;
+
+use crate::support::daemon::{Daemon, Launch};
+use crate::support::http::{http_get, http_get_with};
+use crate::support::iperf3::{Running, StockServer};
+
+fn daemon(dir: &tempfile::TempDir, extra: &[&str]) -> Daemon {
+    Launch::new(dir.path()).args(extra.iter().copied()).start()
+}
+
+/// The value of the sample `name` (with its labels, as written) in `body`.
+fn sample(body: &str, name: &str) -> f64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{body}"))
+}
+
+#[test]
+fn probes_a_stock_server_and_answers_prometheus_text() {
+    let stock = StockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
+    let target = format!("127.0.0.1:{}", stock.port);
+    let reply = http_get(
+        d.http,
+        &format!("/probe?target={target}&duration=1&bitrate=100M"),
+    )
+    .unwrap();
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    assert_eq!(reply.status, 200, "{body}");
+    assert!(reply
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain"));
+    assert_eq!(sample(&body, "webperf3_probe_success"), 1.0, "{body}");
+    let sent = sample(&body, "webperf3_probe_sent_bytes");
+    let rate = sample(
+        &body,
+        "webperf3_probe_throughput_bytes_per_second{direction=\"send\"}",
+    );
+    assert!(
+        sent > 0.0 && (rate - 12.5e6).abs() < 0.05 * 12.5e6,
+        "{body}"
+    );
+    assert!(sample(&body, "webperf3_probe_rtt_seconds") > 0.0);
+    assert!(body.contains("webperf3_probe_retransmits "));
+    assert!(sample(&body, "webperf3_probe_duration_seconds") >= 1.0);
+
+    crate::support::logs::wait_entries(&stock.log, 1);
+    let path = format!("/probe?target={target}&duration=1&udp=1&reverse=1&bitrate=10M");
+    let reply = http_get(d.http, &path).unwrap();
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    assert_eq!(sample(&body, "webperf3_probe_success"), 1.0, "{body}");
+    assert!(sample(&body, "webperf3_probe_received_bytes") > 0.0);
+    let lost = sample(&body, "webperf3_probe_lost_ratio{direction=\"receive\"}");
+    assert!((0.0..0.05).contains(&lost), "{body}");
+    assert!(
+        sample(
+            &body,
+            "webperf3_probe_jitter_seconds{direction=\"receive\"}"
+        ) >= 0.0
+    );
+}
+
+#[test]
+fn a_busy_target_is_tried_again_within_the_scrape_timeout() {
+    let stock = StockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
+    let busy = Running::start(stock.port, &["-t", "2", "-b", "10M"]);
+    let path = format!("/probe?target=127.0.0.1:{}&duration=1", stock.port);
+    let timeout = [("X-Prometheus-Scrape-Timeout-Seconds", "12")];
+    let reply = http_get_with(d.http, &path, &timeout).unwrap();
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    assert_eq!(sample(&body, "webperf3_probe_success"), 1.0, "{body}");
+    assert!(
+        sample(&body, "webperf3_probe_duration_seconds") > 1.5,
+        "{body}"
+    );
+    drop(busy.draining().wait());
+
+    // Without time to wait, a busy target is a failure that says so.
+    let busy = Running::start(stock.port, &["-t", "5", "-b", "10M"]);
+    let timeout = [("X-Prometheus-Scrape-Timeout-Seconds", "3.5")];
+    let reply = http_get_with(d.http, &path, &timeout).unwrap();
+    let body = String::from_utf8_lossy(&reply.body).into_owned();
+    assert_eq!(reply.status, 200);
+    assert_eq!(sample(&body, "webperf3_probe_success"), 0.0, "{body}");
+    let why = reply.header("x-webperf3-probe-error").unwrap_or_default();
+    assert!(why.contains("busy"), "{why}");
+    drop(busy.draining().kill());
+}
+
+#[test]
+fn refusals_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let reason = |d: &Daemon, path: &str| {
+        let r = http_get(d.http, path).unwrap();
+        (r.status, String::from_utf8_lossy(&r.body).into_owned())
+    };
+    let off = daemon(&dir, &[]);
+    let (status, body) = reason(&off, "/probe?target=127.0.0.1");
+    assert_eq!(status, 404);
+    assert!(body.contains("--probe-allow"), "{body}");
+    drop(off);
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(
+        &dir,
+        &[
+            "--probe-allow",
+            "192.0.2.0/24,localhost:5201",
+            "--probe-max-duration",
+            "3",
+        ],
+    );
+    let (status, body) = reason(&d, "/probe?target=127.0.0.1:5201");
+    assert_eq!(status, 403);
+    assert!(body.contains("is not in --probe-allow"), "{body}");
+    // Listed as a pair: only on its port.
+    let (status, _) = reason(&d, "/probe?target=localhost:5202");
+    assert_eq!(status, 403);
+    let (status, body) = reason(&d, "/probe?target=192.0.2.1&duration=4");
+    assert_eq!(status, 400);
+    assert!(body.contains("from 1 to 3"), "{body}");
+    let (status, body) = reason(&d, "/probe?duration=1");
+    assert_eq!(status, 400);
+    assert!(body.contains("target"), "{body}");
+    drop(d);
+
+    let dir = tempfile::tempdir().unwrap();
+    let fenced = daemon(
+        &dir,
+        &["--probe-allow", "127.0.0.1", "--allow", "192.0.2.0/24"],
+    );
+    let (status, body) = reason(&fenced, "/probe?target=127.0.0.1");
+    assert_eq!(status, 403);
+    assert!(body.contains("not in the allowed networks"), "{body}");
+}
+
+#[test]
+fn one_probe_runs_at_a_time() {
+    // A target that takes the connection and never answers holds the one
+    // probe slot for as long as the test below needs.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
+    let http = d.http;
+    let first = std::thread::spawn(move || {
+        http_get(http, &format!("/probe?target=127.0.0.1:{port}&duration=1")).unwrap()
+    });
+    let (held, _) = silent.accept().unwrap();
+    let second = http_get(
+        d.http,
+        &format!("/probe?target=127.0.0.1:{port}&duration=1"),
+    )
+    .unwrap();
+    assert_eq!(second.status, 503);
+    assert!(String::from_utf8_lossy(&second.body).contains("another probe is running"));
+    // The first ends when its target hangs up: a failed probe, with why.
+    drop(held);
+    let first = first.join().unwrap();
+    assert_eq!(first.status, 200);
+    let body = String::from_utf8_lossy(&first.body).into_owned();
+    assert_eq!(sample(&body, "webperf3_probe_success"), 0.0);
+    assert!(first
+        .header("x-webperf3-probe-error")
+        .unwrap()
+        .contains("closed"));
+}
