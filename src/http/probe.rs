@@ -2,8 +2,9 @@
 //! target, answered in the Prometheus text format, as the multi-target
 //! exporters (`blackbox_exporter`) do. Not an open relay: only targets
 //! `--probe-allow` lists (none by default: 404), only for clients inside
-//! `--allow` (403), one probe at a time (503), within a maximum duration
-//! and bitrate (400). A probe that ran but failed answers 200 with
+//! `--allow` (403), one probe at a time (503; the target's name is resolved
+//! only inside that one slot), within a maximum duration and bitrate
+//! (400). A probe that ran but failed answers 200 with
 //! `webperf3_probe_success 0` and the reason in `X-Webperf3-Probe-Error`;
 //! a busy target is tried again while the scrape's timeout allows.
 
@@ -100,6 +101,15 @@ pub async fn probe(
             ),
         ));
     }
+    // Taken before the name is resolved: a resolution runs on a blocking
+    // thread that outlives its timeout, so askers must not start them side
+    // by side.
+    let Ok(_slot) = probes.running.try_acquire() else {
+        return Ok(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: another probe is running; try again shortly",
+        ));
+    };
     let target = &request.target;
     let resolved = tokio::time::timeout(
         RESOLVE_TIMEOUT,
@@ -129,12 +139,6 @@ pub async fn probe(
             ),
         ));
     }
-    let Ok(_slot) = probes.running.try_acquire() else {
-        return Ok(refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy: another probe is running; try again shortly",
-        ));
-    };
     let outcome = run_with_retries(
         addr,
         &request,

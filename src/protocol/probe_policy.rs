@@ -230,6 +230,13 @@ pub fn probe_request(
         params.len = number("length", v, min, max)?;
     }
     let per_stream_max = limits.max_bitrate / u64::from(parallel);
+    if per_stream_max == 0 {
+        // A rate of 0 would mean unlimited to the client.
+        return Err(format!(
+            "the maximum of {} bit/s is below one bit/s per stream over {parallel} streams",
+            limits.max_bitrate
+        ));
+    }
     params.bandwidth = match get("bitrate") {
         Some(v) => {
             let bps = parse_rate(v).ok_or_else(|| format!("bitrate={v:?}: expected e.g. 100M"))?;
@@ -384,6 +391,21 @@ mod tests {
         assert!(err("target=a&udp=1&length=8").contains("from 16 to 65507"));
         assert!(err("target=a&bitrate=fast").contains("expected e.g. 100M"));
         assert_eq!(probe_request(&q("target=a"), l).unwrap().params.time, 5);
+    }
+
+    #[test]
+    fn a_maximum_too_small_to_share_is_refused_not_unlimited() {
+        // 0 bit/s is iperf3's "unlimited": a stream's share may never be 0.
+        let l = ProbeLimits {
+            max_duration: 10,
+            max_bitrate: 4,
+        };
+        for query in ["target=a&streams=8", "target=a&streams=8&udp=1"] {
+            let err = probe_request(&q(query), l).unwrap_err();
+            assert!(err.contains("below one bit/s per stream"), "{query}: {err}");
+        }
+        let r = probe_request(&q("target=a&streams=4"), l).unwrap();
+        assert_eq!(r.params.bandwidth, 1);
     }
 
     #[test]

@@ -165,6 +165,15 @@ fn one_probe_runs_at_a_time() {
     .unwrap();
     assert_eq!(second.status, 503);
     assert!(String::from_utf8_lossy(&second.body).contains("another probe is running"));
+    // The slot is taken before a name is resolved: askers cannot keep the
+    // box resolving names side by side.
+    let third = http_get(d.http, "/probe?target=nowhere.invalid&duration=1").unwrap();
+    assert_eq!(
+        third.status,
+        503,
+        "{}",
+        String::from_utf8_lossy(&third.body)
+    );
     // The first ends when its target hangs up: a failed probe, with why.
     drop(held);
     let first = first.join().unwrap();
