@@ -140,6 +140,7 @@ pub fn probe(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejec
         .and(warp::header::optional::<String>(
             "x-prometheus-scrape-timeout-seconds",
         ))
+        .and(warp::header::optional::<String>("sec-fetch-site"))
         .and(warp::ext::optional::<ConnInfo>())
         .and(with(ctx))
         .and_then(super::probe::probe)

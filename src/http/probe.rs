@@ -2,7 +2,8 @@
 //! target, answered in the Prometheus text format, as the multi-target
 //! exporters (`blackbox_exporter`) do. Not an open relay: only targets
 //! `--probe-allow` lists (none by default: 404), only for clients inside
-//! `--allow` (403), one probe at a time (503; the target's name is resolved
+//! `--allow` and not asked from another site's page (403), one probe at a
+//! time (503; the target's name is resolved
 //! only inside that one slot), within a maximum duration and bitrate
 //! (400). A probe that ran but failed answers 200 with
 //! `webperf3_probe_success 0` and the reason in `X-Webperf3-Probe-Error`;
@@ -64,9 +65,16 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> warp::reply::Respons
 pub async fn probe(
     query: Vec<(String, String)>,
     scrape_timeout: Option<String>,
+    fetch_site: Option<String>,
     conn: Option<ConnInfo>,
     ctx: Context,
 ) -> Result<warp::reply::Response, warp::Rejection> {
+    if policy::from_another_site(fetch_site.as_deref()) {
+        return Ok(refuse(
+            StatusCode::FORBIDDEN,
+            "a probe is not started from another site's page",
+        ));
+    }
     let Some(probes) = ctx.probes.clone() else {
         return Ok(refuse(
             StatusCode::NOT_FOUND,

@@ -255,6 +255,15 @@ pub fn probe_request(
     Ok(ProbeRequest { target, params })
 }
 
+/// Whether a browser sent the request from another site's page (its
+/// `Sec-Fetch-Site` header): an `<img src=…/probe?…>` on any page a person
+/// on the LAN opens would otherwise start a probe. Prometheus and other
+/// scrapers send no such header; a probe URL typed into the address bar
+/// says `none`.
+pub fn from_another_site(sec_fetch_site: Option<&str>) -> bool {
+    matches!(sec_fetch_site, Some(site) if site != "same-origin" && site != "none")
+}
+
 /// Until when a probe answering a scrape may run: the scrape's timeout
 /// (`X-Prometheus-Scrape-Timeout-Seconds`, else Prometheus' default) from
 /// `now`, less [`SCRAPE_SLACK`].
@@ -423,5 +432,14 @@ mod tests {
         assert_eq!(retry_busy(5, now, deadline), Some(s(1.0)));
         assert_eq!(retry_busy(5, s(7.0), deadline), Some(s(8.0)));
         assert_eq!(retry_busy(5, s(7.5), deadline), None);
+    }
+
+    #[test]
+    fn only_requests_from_another_sites_page_are_cross_site() {
+        assert!(!from_another_site(None));
+        assert!(!from_another_site(Some("none")));
+        assert!(!from_another_site(Some("same-origin")));
+        assert!(from_another_site(Some("cross-site")));
+        assert!(from_another_site(Some("same-site")));
     }
 }

@@ -133,6 +133,26 @@ fn refusals_say_why() {
     let (status, body) = reason(&d, "/probe?duration=1");
     assert_eq!(status, 400);
     assert!(body.contains("target"), "{body}");
+    // A page of another site (an <img> pointing here) starts no probe.
+    let from = |site| {
+        http_get_with(
+            d.http,
+            "/probe?target=192.0.2.1",
+            &[("Sec-Fetch-Site", site)],
+        )
+    };
+    let r = from("cross-site").unwrap();
+    assert_eq!(r.status, 403);
+    assert!(String::from_utf8_lossy(&r.body).contains("another site"));
+    // Typed into the address bar: asked as any scraper asks (here refused
+    // only for its duration).
+    let r = http_get_with(
+        d.http,
+        "/probe?target=192.0.2.1&duration=4",
+        &[("Sec-Fetch-Site", "none")],
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
     drop(d);
 
     let dir = tempfile::tempdir().unwrap();
