@@ -40,8 +40,17 @@
   }
 
   /** One test: `{result, entry, verdict}`. */
-  function detail(id) {
-    return W.getJSON(`/api/results/${encodeURIComponent(id)}`);
+  async function detail(id) {
+    // The box reads a few details at once and answers 503 beyond that:
+    // ask again a few times, a little later each time, before giving up.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await W.getJSON(`/api/results/${encodeURIComponent(id)}`);
+      } catch (err) {
+        if (err.status !== 503 || attempt >= 4) throw err;
+        await new Promise((done) => setTimeout(done, 500 * 2 ** attempt));
+      }
+    }
   }
 
   /** A {min, mean, max} triple of one direction, or null. */
