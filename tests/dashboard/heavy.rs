@@ -409,3 +409,43 @@ fn the_whole_box_holds_one_bound_under_256_slow_clients() {
         wait_entries(&d.log_path(i), if i == 0 { 2 } else { 1 });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_asks_again_for_a_detail_the_box_was_too_busy_to_read() {
+    let dir = tempfile::tempdir().unwrap();
+    write_big_entries(dir.path());
+    let stock = include_str!("../fixtures/stock-3.12.json");
+    std::fs::write(dir.path().join("port-11.json"), stock).unwrap();
+    let d = launch(dir.path()).start();
+    let big = id_named(d.http, "big-iperf3");
+    let reply = http_get(d.http, "/api/results?port=11&limit=1").unwrap();
+    let small = serde_json::from_slice::<Value>(&reply.body).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Clients that read nothing hold every detail slot.
+    let path = format!("/api/results/{big}");
+    let held = tokio::task::block_in_place(|| {
+        open_unread(&d, &path, webperf3::http::MAX_DETAILS, f64::MAX).unwrap()
+    });
+    assert!(held.iter().all(|(s, _)| *s == 200));
+    let mut page =
+        crate::chromium::Browser::open(&format!("http://{}/#/test/{small}", d.http)).await;
+    // The page was refused once and still waits, rather than saying the
+    // test could not be loaded.
+    let asked = "performance.getEntriesByType('resource')
+        .some(e => e.name.includes('/api/results/') && e.responseStatus === 503)";
+    page.eventually(asked, json!(true)).await;
+    assert_eq!(
+        page.eval("document.getElementById('detail').dataset.state")
+            .await,
+        json!("loading")
+    );
+    // Once the slots are free, its next try shows the test.
+    drop(held);
+    page.eventually(
+        "document.getElementById('detail').dataset.state",
+        json!("shown"),
+    )
+    .await;
+}
