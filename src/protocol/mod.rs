@@ -11,6 +11,7 @@
 //! - [`session`]: the control-channel state machine: events and ticks in,
 //!   actions out, one timer per kind of wait.
 //! - [`udp`]: the UDP datagram header and the receiver's loss/jitter arithmetic.
+//! - [`udp_pace`]: an unlimited UDP sender paced to its receiver's drops.
 
 pub mod admission;
 pub mod auth;
@@ -20,4 +21,5 @@ pub mod policy;
 pub mod results;
 pub mod session;
 pub mod udp;
+pub mod udp_pace;
 pub mod wire;

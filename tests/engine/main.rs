@@ -18,6 +18,7 @@ mod load;
 mod logs;
 mod ndt7;
 mod process;
+mod sendpath;
 #[path = "../support/mod.rs"]
 mod support;
 mod tcp;
