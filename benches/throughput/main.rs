@@ -253,15 +253,15 @@ fn run() -> Result<(), String> {
     ];
     // The send method ours calibrated at start-up (before any test runs).
     if let Process::Ours(daemon) = &servers[0].process {
-        let line = daemon.wait_stderr("send method: calibrated");
-        println!("{:>16}: {}", "ours calibrated", line.trim());
+        let chosen = daemon.wait_stderr("send method: calibrated");
         for line in daemon
             .stderr()
             .iter()
             .filter(|l| l.contains("send method measured"))
         {
-            println!("{:>16}  {}", "", line.trim());
+            println!("{:>16}: {}", "ours measured", line.trim());
         }
+        println!("{:>16}: {}", "ours calibrated", chosen.trim());
         println!();
     }
     for (i, exe) in s.references.iter().enumerate() {
