@@ -159,9 +159,18 @@ pub fn start(path: &Arc<SendPath>, dir: &Path, copy: bool) {
     }
 }
 
+/// The most of the file read back: a record is well under 1 KiB.
+const MAX_FILE: u64 = 64 * 1024;
+
 /// The record in `file` when it is one for `key`.
 pub fn load(file: &Path, key: &Key) -> Option<Record> {
-    send_method::read_back(&std::fs::read_to_string(file).ok()?, key)
+    let mut text = String::new();
+    std::fs::File::open(file)
+        .ok()?
+        .take(MAX_FILE)
+        .read_to_string(&mut text)
+        .ok()?;
+    send_method::read_back(&text, key)
 }
 
 /// Measures every method, chooses, logs the figures, and writes `file` (a
