@@ -118,16 +118,20 @@ pub fn figures(runs: &[Measurement]) -> Vec<Figures> {
         .collect()
 }
 
-/// The method the figures found cheapest in CPU per byte; a tie (within
-/// 1 %) goes to the higher throughput, then to copying (stock's way).
-/// `None` when nothing was measured.
+/// How much less CPU per byte a method must cost than the one before it
+/// in [`SendMethod::ALL`] (copying first, stock's way) to be chosen: on a
+/// shared machine one calibration's medians move by several percent.
+pub const MARGIN: f64 = 0.10;
+
+/// The method the figures found cheapest in CPU per byte, by more than
+/// [`MARGIN`]; within it, the earlier one (copying, stock's way). `None`
+/// when nothing was measured.
 pub fn cheapest(figs: &[Figures]) -> Option<SendMethod> {
     let mut best: Option<&Figures> = None;
     for f in figs.iter().filter(|f| f.cpu_s_per_gb.is_finite()) {
         best = match best {
             None => Some(f),
-            Some(b) if f.cpu_s_per_gb < b.cpu_s_per_gb * 0.99 => Some(f),
-            Some(b) if f.cpu_s_per_gb <= b.cpu_s_per_gb * 1.01 && f.gbit_s > b.gbit_s => Some(f),
+            Some(b) if f.cpu_s_per_gb < b.cpu_s_per_gb * (1.0 - MARGIN) => Some(f),
             keep => keep,
         };
     }
@@ -259,11 +263,12 @@ mod tests {
     }
 
     #[test]
-    fn a_tie_goes_to_throughput_then_to_copying() {
-        let runs = [run(Copy, 1.0, 0.400, 0.5), run(Sendfile, 1.0, 0.402, 0.4)];
-        assert_eq!(cheapest(&figures(&runs)), Some(Sendfile));
-        let runs = [run(Copy, 1.0, 0.400, 0.4), run(Sendfile, 1.0, 0.398, 0.4)];
+    fn within_the_margin_copying_stays() {
+        // A calibration disturbed by other work: 3 % apart.
+        let runs = [run(Copy, 1.0, 0.474, 0.8), run(Sendfile, 1.0, 0.460, 0.5)];
         assert_eq!(cheapest(&figures(&runs)), Some(Copy));
+        let runs = [run(Copy, 1.0, 0.400, 0.4), run(Sendfile, 1.0, 0.359, 0.4)];
+        assert_eq!(cheapest(&figures(&runs)), Some(Sendfile));
     }
 
     #[test]
