@@ -16,6 +16,7 @@ use crate::forward::Forwarder;
 use crate::hub::{Hub, RecordHook, TestResult};
 use crate::protocol::errors;
 use crate::server::auth::Authenticator;
+use crate::server::calibrate::SendPath;
 use crate::server::listen::{self, ListenOpts};
 use crate::server::port::{self, PortSettings};
 use crate::shutdown::Shutdown;
@@ -207,6 +208,7 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             idle_timeout: config.idle_timeout,
             auth,
             copy: config.copy,
+            send: send_path(&config),
             ..PortSettings::default()
         };
         serve_forwarding(
@@ -219,6 +221,14 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         )
         .await
     })
+}
+
+/// The send setting, with its calibration started (read from the log
+/// directory, or measured on a thread of its own while ports accept tests).
+fn send_path(config: &Config) -> Arc<SendPath> {
+    let path = Arc::new(SendPath::new(config.send_method));
+    crate::server::calibrate::start(&path, &config.log_dir, config.copy);
+    path
 }
 
 /// This machine's host name (uname's node name), `localhost` if unknown.

@@ -20,6 +20,7 @@ use crate::protocol::probe_policy::{
     ProbeAllow, ProbeLimits, DEFAULT_MAX_BITRATE, DEFAULT_MAX_DURATION,
 };
 use crate::protocol::session::Limits;
+use crate::send_method::{SendMethod, SendSetting};
 use crate::store::rotate::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
 
 /// Command-line arguments as the user typed them.
@@ -209,6 +210,15 @@ pub struct Args {
     /// instead of sending and receiving without copying.
     #[arg(long = "copy")]
     pub copy: bool,
+
+    /// How TCP tests that the server sends (-R, --bidir) move their data:
+    /// auto (measured at start-up: whichever of copy and sendfile costs
+    /// this machine less CPU per byte), copy (write from memory, as stock
+    /// iperf3) or sendfile (from an in-memory file). A method other than
+    /// auto is used for every test, whatever the client asks.
+    #[arg(long = "send-method", value_name = "METHOD", default_value = "auto",
+          value_parser = ["auto", "copy", "sendfile"])]
+    pub send_method: String,
 
     /// Send each recorded test to this receiver: http://HOST[:PORT]/PATH
     /// (JSON POST) or loki+http://HOST:3100 (Loki's push API). Repeatable.
@@ -423,6 +433,11 @@ impl Args {
             policy,
             idle_timeout: self.idle_timeout.map(|s| Duration::from_secs(u64::from(s))),
             copy: self.copy,
+            send_method: match self.send_method.as_str() {
+                "copy" => SendSetting::Forced(SendMethod::Copy),
+                "sendfile" => SendSetting::Forced(SendMethod::Sendfile),
+                _ => SendSetting::Auto,
+            },
             forward,
             retention: Retention {
                 max_size: Some(self.max_log_size.unwrap_or(DEFAULT_MAX_LOG_SIZE)),

@@ -58,6 +58,8 @@ pub struct Config {
     /// Copy test data as stock does (`--copy`) instead of moving it
     /// without copying.
     pub copy: bool,
+    /// How sending TCP streams move bytes (`--send-method`).
+    pub send_method: crate::send_method::SendSetting,
     /// How big logs grow and how many rotated copies are kept.
     pub retention: Retention,
     /// Where recorded tests are forwarded (`--forward`), and the queue's bounds.

@@ -27,6 +27,8 @@
 //!   cJSON-compatible printer and the builder of `start`/`intervals`/`end`.
 //! - [`config`]: the configuration of a run as plain values (ports,
 //!   addresses, limits, dashboard and authentication settings).
+//! - [`send_method`]: how sending TCP streams move bytes, decided without
+//!   I/O: a calibration's measurements in, the method (and why) out.
 //! - [`ndt7`]: M-Lab's ndt7 speed test without sockets or clock reads:
 //!   message sizes, time limits, measurements, the result document.
 //! - [`protocol`]: the iperf3 wire protocol with no sockets and no clock reads:
@@ -54,6 +56,7 @@ pub mod overlap;
 pub mod probe;
 pub mod protocol;
 pub mod report;
+pub mod send_method;
 pub mod server;
 pub mod shutdown;
 pub mod store;

@@ -90,6 +90,12 @@ const CASES: &[Case] = &[
         name: "tcp-reverse",
         args: &["-R"],
     },
+    // The client's receive without copying (3.16 or later), as a client
+    // that only counts bytes would; our send method is still ours.
+    Case {
+        name: "tcp-reverse-skip-rx",
+        args: &["-R", "--skip-rx-copy"],
+    },
     Case {
         name: "tcp-parallel-4",
         args: &["-P", "4"],
@@ -245,6 +251,19 @@ fn run() -> Result<(), String> {
         Server::ours(work.path(), false)?,
         Server::ours(work.path(), true)?,
     ];
+    // The send method ours calibrated at start-up (before any test runs).
+    if let Process::Ours(daemon) = &servers[0].process {
+        let chosen = daemon.wait_stderr("send method: calibrated");
+        for line in daemon
+            .stderr()
+            .iter()
+            .filter(|l| l.contains("send method measured"))
+        {
+            println!("{:>16}: {}", "ours measured", line.trim());
+        }
+        println!("{:>16}: {}", "ours calibrated", chosen.trim());
+        println!();
+    }
     for (i, exe) in s.references.iter().enumerate() {
         servers.push(Server::stock(exe, work.path(), i)?);
     }

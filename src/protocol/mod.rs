@@ -18,6 +18,7 @@
 //! - [`session`]: the control-channel state machine: events and ticks in,
 //!   actions out, one timer per kind of wait.
 //! - [`udp`]: the UDP datagram header and the receiver's loss/jitter arithmetic.
+//! - [`udp_pace`]: an unlimited UDP sender paced to its receiver's drops.
 
 pub mod admission;
 pub mod auth;
@@ -31,4 +32,5 @@ pub mod probe_schedule;
 pub mod results;
 pub mod session;
 pub mod udp;
+pub mod udp_pace;
 pub mod wire;

@@ -4,6 +4,8 @@
 //! both share what is in [`slot`].
 //!
 //! - [`auth`]: the RSA private key and users file; `authtoken` checks.
+//! - [`calibrate`]: the TCP send method measured at start-up, kept in the
+//!   log directory.
 //! - [`listen`]: binding listeners with socket2 (dual-stack, per-test options).
 //! - [`overlap`]: which tests run at the same time, box-wide (a room of
 //!   its own below, shared with ndt7).
@@ -17,8 +19,10 @@
 //! - [`tcp_io`]: the TCP stream loops (discarding receive, `sendfile` send).
 //! - [`udp`]: the UDP stream handshake, buffers and thread bodies.
 //! - [`udp_batch`]: the UDP stream loops, batched (GRO/GSO).
+//! - [`udp_peer`]: the drop counter of a UDP stream's other end on this host.
 
 pub mod auth;
+pub mod calibrate;
 pub mod driver;
 pub mod listen;
 pub use crate::overlap;
@@ -29,3 +33,4 @@ pub mod streams;
 pub mod tcp_io;
 pub mod udp;
 pub mod udp_batch;
+pub mod udp_peer;

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::auth::Authenticator;
+use super::calibrate::SendPath;
 use super::listen::ListenOpts;
 use super::overlap::Overlaps;
 use crate::health::HealthProbe;
@@ -60,6 +61,8 @@ pub struct PortSettings {
     pub auth: Option<Arc<Authenticator>>,
     /// `--copy`: data streams copy as stock's do, unless a client asks not to.
     pub copy: bool,
+    /// `--send-method` and the calibration's state.
+    pub send: Arc<SendPath>,
     /// Tests per source and refusals, shared by every port.
     pub admission: Arc<Mutex<Admission>>,
 }
@@ -75,6 +78,7 @@ impl Default for PortSettings {
             health: HealthProbe::default(),
             auth: None,
             copy: false,
+            send: Arc::default(),
             admission: Arc::default(),
         }
     }

@@ -14,6 +14,7 @@ use super::tcp_io;
 use crate::protocol::params::{DataPath, TestParams};
 use crate::report::json::Json;
 use crate::report::stats::{Sample, StreamKind, UdpSnapshot};
+use crate::send_method::{Choice, SendMethod};
 use crate::sys::{KernelTcpInfo, PageBuf, TcpInfo};
 
 /// The body of a UDP stream's thread: counters to fill, a stop flag to
@@ -267,8 +268,10 @@ fn block_file(bytes: &[u8], copies: usize) -> Option<std::os::fd::OwnedFd> {
 /// What the log's `webperf3` key says of how the streams moved bytes:
 /// `mode` (`copy-free`, or `copy` under the server's `--copy`), and the
 /// methods the server's sending and receiving streams used in the end
-/// (`a+b` when they differ). `None` when no stream started.
-pub fn data_path_json(streams: &[DataStream], copy: bool) -> Option<Json> {
+/// (`a+b` when they differ). With sending TCP streams, `send_reason` says
+/// why their method was chosen (`choice`), or that the kernel refused
+/// `sendfile` and they fell back to writing. `None` when no stream started.
+pub fn data_path_json(streams: &[DataStream], copy: bool, choice: Option<&Choice>) -> Option<Json> {
     let methods = |sender: bool| {
         let mut names: Vec<&str> = Vec::new();
         for s in streams.iter().filter(|s| s.kind.sender == sender) {
@@ -284,8 +287,19 @@ pub fn data_path_json(streams: &[DataStream], copy: bool) -> Option<Json> {
         return None;
     }
     let mut out = Json::obj().with("mode", if copy { "copy" } else { "copy-free" });
+    let tcp_send = |m: Method| streams.iter().any(|s| s.counters.method() == m);
+    let reason = choice.filter(|_| tcp_send(Method::Write) || tcp_send(Method::Sendfile));
     if let Some(m) = send {
         out.push("send", m);
+    }
+    if let Some(choice) = reason {
+        let refused = choice.method == SendMethod::Sendfile && tcp_send(Method::Write);
+        let why = if refused {
+            "fallback: sendfile refused by the kernel"
+        } else {
+            choice.reason.as_str()
+        };
+        out.push("send_reason", why);
     }
     if let Some(m) = receive {
         out.push("receive", m);
@@ -313,7 +327,7 @@ mod tests {
             assert!(Instant::now() < deadline, "bytes not counted");
             std::thread::yield_now();
         }
-        let json = data_path_json(std::slice::from_ref(&ds), false).unwrap();
+        let json = data_path_json(std::slice::from_ref(&ds), false, None).unwrap();
         assert_eq!(
             crate::report::json::to_compact(&json),
             r#"{"mode":"copy-free","receive":"discard"}"#
@@ -324,6 +338,34 @@ mod tests {
             client.read_to_end(&mut rest).unwrap(),
             0,
             "server closed its side"
+        );
+    }
+
+    #[test]
+    fn a_sendfile_the_kernel_refused_is_named_as_the_reason() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let _client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let ds = DataStream::tcp(l.accept().unwrap().0, true).unwrap();
+        let reason = |chosen: SendMethod, used: Method| {
+            ds.counters.set_method(used);
+            let choice = Choice {
+                method: chosen,
+                reason: "calibrated".into(),
+            };
+            let json = data_path_json(std::slice::from_ref(&ds), false, Some(&choice)).unwrap();
+            crate::report::json::to_compact(&json)
+        };
+        assert_eq!(
+            reason(SendMethod::Sendfile, Method::Sendfile),
+            r#"{"mode":"copy-free","send":"sendfile","send_reason":"calibrated"}"#
+        );
+        assert_eq!(
+            reason(SendMethod::Sendfile, Method::Write),
+            r#"{"mode":"copy-free","send":"write","send_reason":"fallback: sendfile refused by the kernel"}"#
+        );
+        assert_eq!(
+            reason(SendMethod::Copy, Method::Write),
+            r#"{"mode":"copy-free","send":"write","send_reason":"calibrated"}"#
         );
     }
 }

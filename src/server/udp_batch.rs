@@ -6,13 +6,15 @@
 //! carries on without it.
 
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use super::stream_parts::{payload, Counters, Method, Pacing};
+use super::udp_peer;
 use crate::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp};
+use crate::protocol::udp_pace::ReceiverPace;
 use crate::sys::{self, PageBuf, SegmentCmsg};
 
 /// How often a blocked stream thread looks at its stop flag.
@@ -232,6 +234,9 @@ pub fn segments_per_send(len: usize) -> usize {
 /// Sends datagrams of `len` bytes until `stop`, paced so the average rate
 /// since `t0` stays at the target. With GSO, the datagrams the schedule
 /// allows go out in one call, each with its own number and time stamp.
+/// Without a target, and with the receiver a socket on this host, the
+/// sender is paced to what that socket takes ([`ReceiverPace`]), so the
+/// client's own receive limit is not reported as loss.
 pub fn send(sock: UdpSocket, spec: SendSpec, t0: Instant, c: &Counters, stop: &AtomicBool) {
     let len = spec.len.max(16);
     let mut gso = spec.gso && segments_per_send(len) >= 2 && len <= usize::from(u16::MAX);
@@ -243,6 +248,7 @@ pub fn send(sock: UdpSocket, spec: SendSpec, t0: Instant, c: &Counters, stop: &A
         return;
     }
     c.set_method(if gso { Method::Gso } else { Method::Send });
+    let mut receiver = receiver_pace(&sock, &spec);
     let mut seq: u64 = 0;
     let mut sent: u64 = 0;
     // Datagrams still to go before the schedule is looked at again.
@@ -259,11 +265,25 @@ pub fn send(sock: UdpSocket, spec: SendSpec, t0: Instant, c: &Counters, stop: &A
                 u64::from(spec.pacing.burst)
             };
         }
-        let n = if gso {
+        let mut n = if gso {
             owed.min(per_call as u64) as usize
         } else {
             1
         };
+        if let Some((pace, ours, peer)) = &mut receiver {
+            let now = t0.elapsed();
+            if pace.check_due(now) {
+                if let Some(drops) = udp_peer::peer_drops(*ours, *peer) {
+                    pace.check(now, sent, drops, len);
+                }
+            }
+            let allowed = pace.allowance(now, sent, len);
+            if allowed == 0 {
+                std::thread::sleep(pace.wait(now, sent, len).min(STOP_POLL));
+                continue;
+            }
+            n = n.min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        }
         let stamp = now_stamp();
         for (i, d) in buf.chunks_mut(len).take(n).enumerate() {
             let header = Header {
@@ -312,6 +332,25 @@ pub fn send(sock: UdpSocket, spec: SendSpec, t0: Instant, c: &Counters, stop: &A
             }
         }
     }
+}
+
+/// An unlimited batching sender's pacing to its receiver, with the two
+/// addresses that find the receiver's socket: `None` for a paced test, a
+/// sender of one datagram per call, or a receiver whose drops cannot be
+/// read (not on this host).
+fn receiver_pace(
+    sock: &UdpSocket,
+    spec: &SendSpec,
+) -> Option<(ReceiverPace, SocketAddr, SocketAddr)> {
+    // One datagram per call is stock's way, and its own cost keeps it
+    // near what a client takes: only batches outrun a client.
+    let batched = spec.gso && segments_per_send(spec.len.max(16)) >= 2;
+    if spec.pacing.rate != 0 || !batched {
+        return None;
+    }
+    let (ours, peer) = (sock.local_addr().ok()?, sock.peer_addr().ok()?);
+    udp_peer::peer_drops(ours, peer)?;
+    Some((ReceiverPace::default(), ours, peer))
 }
 
 #[cfg(test)]
@@ -533,5 +572,34 @@ mod tests {
         assert_eq!(segments_per_send(1460), 44);
         assert_eq!(segments_per_send(16), 64);
         assert_eq!(segments_per_send(40_000), 1);
+    }
+
+    #[test]
+    fn an_unlimited_sender_backs_off_when_its_receiver_drops() {
+        // The receiver on this host never reads: once its buffer is full,
+        // all it is sent is dropped, and the sender backs off to a trickle.
+        let (tx, idle_rx) = pair();
+        let c = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let (c, stop) = (Arc::clone(&c), Arc::clone(&stop));
+            let s = SendSpec {
+                len: 1400,
+                counters_64bit: false,
+                repeating_payload: true,
+                pacing: Pacing { rate: 0, burst: 1 },
+                gso: true,
+            };
+            std::thread::spawn(move || send(tx, s, Instant::now(), &c, &stop))
+        };
+        // A window of sending time, measured: not a wait for the thread.
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Relaxed);
+        sender.join().unwrap();
+        let sent = c.packets.load(Relaxed);
+        // Unpaced, this loop sends hundreds of thousands in 300 ms.
+        assert!(sent < 20_000, "{sent} datagrams sent to a full receiver");
+        assert!(sent > 0);
+        drop(idle_rx);
     }
 }

@@ -3,6 +3,9 @@
 //! client's `-Z`), and what the log's `webperf3.data_path` says was used.
 
 use serde_json::Value;
+use std::sync::Arc;
+use webperf3::send_method::SendMethod;
+use webperf3::server::calibrate::SendPath;
 use webperf3::server::port::PortSettings;
 
 use crate::harness::{num, Server};
@@ -12,10 +15,16 @@ use crate::support::iperf3::client_json;
 /// returns (client JSON, our log entry), after checking the entry has no
 /// error and names the mode.
 fn run(copy: bool, args: &[&str]) -> (Value, Value) {
+    run_with(copy, SendPath::calibrated(SendMethod::Sendfile), args)
+}
+
+/// [`run`], with the server's TCP send method set by `send`.
+fn run_with(copy: bool, send: SendPath, args: &[&str]) -> (Value, Value) {
     let server = Server::with_settings(
         1,
         PortSettings {
             copy,
+            send: Arc::new(send),
             ..PortSettings::default()
         },
     );
@@ -29,6 +38,13 @@ fn run(copy: bool, args: &[&str]) -> (Value, Value) {
         e["webperf3"]
     );
     (c, e)
+}
+
+/// Why the sending TCP streams used their method.
+fn send_reason(e: &Value) -> &str {
+    e["webperf3"]["data_path"]["send_reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no send_reason in {}", e["webperf3"]))
 }
 
 fn method(e: &Value, direction: &str) -> String {
@@ -122,13 +138,28 @@ fn tcp_reverse_counts_under_each_mode() {
     let (c, e) = run(false, &n);
     check_tcp_reverse(&c, &e);
     assert_eq!(method(&e, "send"), "sendfile");
+    assert_eq!(send_reason(&e), "calibrated");
+    let (c, e) = run_with(false, SendPath::calibrated(SendMethod::Copy), &n);
+    check_tcp_reverse(&c, &e);
+    assert_eq!(method(&e, "send"), "write");
+    assert_eq!(send_reason(&e), "calibrated");
     let (c, e) = run(true, &n);
     check_tcp_reverse(&c, &e);
     assert_eq!(method(&e, "send"), "write");
+    assert_eq!(send_reason(&e), "--copy");
     // Under --copy the client's -Z is honoured, as stock honours it.
     let (c, e) = run(true, &["-R", "-n", "10M", "-Z"]);
     check_tcp_reverse(&c, &e);
     assert_eq!(method(&e, "send"), "sendfile");
+    assert_eq!(send_reason(&e), "client -Z");
+}
+
+#[test]
+fn tcp_reverse_copies_until_calibrated() {
+    let (c, e) = run_with(false, SendPath::default(), &["-R", "-n", "10M"]);
+    check_tcp_reverse(&c, &e);
+    assert_eq!(method(&e, "send"), "write");
+    assert_eq!(send_reason(&e), "fallback: calibration still running");
 }
 
 #[test]

@@ -19,6 +19,7 @@ mod logs;
 mod ndt7;
 mod probe;
 mod process;
+mod sendpath;
 #[path = "../support/mod.rs"]
 mod support;
 mod tcp;

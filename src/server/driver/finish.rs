@@ -70,7 +70,8 @@ impl Test {
         if let Some(doc) = &self.client_results {
             ours.push("client_results", json::from_value(doc));
         }
-        if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy) {
+        let choice = self.send_choice.as_ref();
+        if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy, choice) {
             ours.push("data_path", path);
         }
         // Read back from the first TCP stream's socket: every stream of a

@@ -40,6 +40,7 @@ use crate::report::json;
 use crate::report::log::TestLog;
 use crate::report::stats::{Sample, Stats};
 use crate::report::tcp_send::TcpSend;
+use crate::send_method::Choice;
 
 /// Runs one test from its accepted control connection to its log entry.
 /// `cookie` is given when the port already read it; `permit` is the port's
@@ -99,6 +100,7 @@ pub fn run_test(
             user: None,
             unlogged: false,
             intervals_dropped: 0,
+            send_choice: None,
         };
         test.run(cookie).await;
     }
@@ -176,6 +178,8 @@ struct Test {
     /// Intervals left out of the log past
     /// [`sample::MAX_KEPT_INTERVAL_RECORDS`].
     intervals_dropped: u64,
+    /// How the sending TCP streams started to move bytes, and why.
+    send_choice: Option<Choice>,
 }
 
 /// What woke the driver up.

@@ -15,9 +15,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::Test;
 use crate::protocol::admission::Refusal;
 use crate::protocol::errors::ErrorCode;
-use crate::protocol::params::{Protocol, TestParams};
+use crate::protocol::params::{DataPath, Protocol, TestParams};
 use crate::protocol::session::{BufferSocket, Event};
 use crate::report::stats::Stats;
+use crate::send_method::SendMethod;
 use crate::server::listen::ListenOpts;
 use crate::server::slot::{refuse, Reconfigure};
 use crate::server::streams::DataStream;
@@ -284,8 +285,15 @@ impl Test {
         self.congestion = self.streams.first().and_then(DataStream::congestion);
         self.cpu_at_t0 = Some(crate::sys::cpu_times());
         self.t0 = Some(t0);
+        let settings = &self.ctx.settings;
+        let choice = settings.send.choice(settings.copy, p.zerocopy);
+        let path = DataPath {
+            send_file: choice.method == SendMethod::Sendfile,
+            ..p.data_path(settings.copy)
+        };
+        self.send_choice = Some(choice);
         for s in &mut self.streams {
-            if let Err(e) = s.start(&p, p.data_path(self.ctx.settings.copy), t0) {
+            if let Err(e) = s.start(&p, path, t0) {
                 return Event::Fault(ErrorCode::STREAM_ACCEPT, Some(os_error_text(&e)));
             }
         }
