@@ -137,12 +137,15 @@ pub async fn probe(
     };
     let outcome = run_with_retries(
         addr,
+        &target.host,
         &request,
         deadline,
         probes.settings.limits.max_duration,
     )
     .await;
     let elapsed = begun.elapsed().as_secs_f64();
+    let (hub, entry) = (ctx.hub.clone(), outcome.entry.clone());
+    let _ = tokio::task::spawn_blocking(move || hub.record_probe(&entry)).await;
     match &outcome.failure {
         None => info!(target = %target, seconds = elapsed, "probe done"),
         Some(f) => warn!(target = %target, reason = %f, "probe failed"),
@@ -161,6 +164,7 @@ pub async fn probe(
 /// Runs the probe, trying a busy target again while the deadline allows.
 async fn run_with_retries(
     addr: SocketAddr,
+    host: &str,
     request: &ProbeRequest,
     deadline: Instant,
     max_duration: u32,
@@ -173,7 +177,7 @@ async fn run_with_retries(
         max_run: Duration::from_secs(u64::from(max_duration)),
     };
     loop {
-        let outcome = probe::run(addr, request.params.clone(), limits).await;
+        let outcome = probe::run_named(addr, host, request.params.clone(), limits).await;
         let busy = outcome.failure.as_ref().is_some_and(Failure::is_busy);
         match policy::retry_busy(request.params.time, Instant::now(), deadline) {
             Some(at) if busy => tokio::time::sleep_until(at.into()).await,
@@ -315,6 +319,7 @@ mod tests {
             udp: (None, None),
             server: None,
             elapsed: 2.5,
+            entry: crate::report::json::Json::obj(),
         }
     }
 

@@ -176,3 +176,90 @@ fn one_probe_runs_at_a_time() {
         .unwrap()
         .contains("closed"));
 }
+
+/// The probes among the results the daemon shows.
+fn probe_results(d: &Daemon) -> Vec<serde_json::Value> {
+    let (status, body) = d.get("/api/results");
+    assert_eq!(status, 200, "{body}");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    all.into_iter().filter(|r| r["kind"] == "probe").collect()
+}
+
+#[test]
+fn a_probe_is_recorded_like_a_served_test() {
+    let stock = StockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
+    let target = format!("127.0.0.1:{}", stock.port);
+    let path = format!("/probe?target={target}&duration=1&bitrate=50M");
+    let reply = http_get(d.http, &path).unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+
+    let probes = probe_results(&d);
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    let r = &probes[0];
+    assert_eq!(r["target"], target.as_str());
+    assert_eq!(r["port"], 0);
+    assert!(r["client"].is_null(), "{r}");
+    assert_eq!(
+        (r["reverse"].as_bool(), r["protocol"].as_str()),
+        (Some(false), Some("TCP"))
+    );
+    // Client to server, as the target received it.
+    let rate = r["receive_bps"].as_f64().unwrap();
+    assert!((rate - 50e6).abs() < 0.05 * 50e6, "{r}");
+    assert!(r["send_bps"].is_null(), "{r}");
+    let id = r["id"].as_str().unwrap();
+    assert!(id.starts_with("probe-"), "{id}");
+
+    // The detail: the logged entry, in the stock client's layout, with
+    // the server's results, and a verdict.
+    let (status, body) = d.get(&format!("/api/results/{id}"));
+    assert_eq!(status, 200, "{body}");
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(&detail["result"], r);
+    assert!(detail["verdict"]["limited_by"].is_string(), "{body}");
+    let entry = &detail["entry"];
+    let start: Vec<&str> = entry["start"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for key in [
+        "connected",
+        "version",
+        "system_info",
+        "timestamp",
+        "connecting_to",
+        "cookie",
+        "test_start",
+    ] {
+        assert!(start.contains(&key), "{key} missing from {start:?}");
+    }
+    assert_eq!(entry["start"]["connecting_to"]["port"], stock.port);
+    assert!(entry["intervals"].as_array().is_some_and(|i| !i.is_empty()));
+    // The target's side of the end, from the results it sent.
+    assert_eq!(entry["end"]["sum_received"]["bytes"], r["bytes_received"]);
+    let sent = entry["end"]["sum_sent"]["bytes"].as_u64().unwrap();
+    let received = r["bytes_received"].as_u64().unwrap();
+    assert!(received > 0 && received <= sent, "{entry}");
+    assert!(
+        entry["webperf3"]["server_results"]["streams"].is_array(),
+        "{entry}"
+    );
+    let offset: usize = id.rsplit_once('-').unwrap().1.parse().unwrap();
+    let (_, text) = crate::support::logs::logged_entry(dir.path(), "probes.json", offset, entry)
+        .expect("probes.json has the entry at its id's offset");
+    assert!(body.contains(&format!("\"entry\":{text}")));
+
+    // A restart reads it back the same.
+    drop(d);
+    let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
+    assert_eq!(probe_results(&d), probes);
+}
