@@ -195,6 +195,7 @@ impl Pair {
                 | A::Refused(_)
                 | A::EndTest
                 | A::StopStreams
+                | A::FreePort
                 | A::KeepClientResults(_) => {}
             }
         }
