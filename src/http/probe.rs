@@ -24,10 +24,11 @@ use warp::Reply;
 use super::metrics::TEXT_CONTENT_TYPE;
 use super::{ConnInfo, Context};
 use crate::config::ProbeSettings;
+use crate::hub::Hub;
 use crate::probe::{self, Outcome};
 use crate::protocol::client::{Failure, Limits};
 use crate::protocol::policy::AllowList;
-use crate::protocol::probe_policy::{self as policy, ProbeRequest};
+use crate::protocol::probe_policy::{self as policy, ProbeRequest, Target};
 
 /// How long resolving a target's name may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,35 +101,11 @@ pub async fn probe(
             ),
         ));
     }
+    let addr = match probes.resolve(&request).await {
+        Ok(addr) => addr,
+        Err(refused) => return Ok(refuse(refused.0, refused.1)),
+    };
     let target = &request.target;
-    let resolved = tokio::time::timeout(
-        RESOLVE_TIMEOUT,
-        tokio::net::lookup_host((target.host.as_str(), target.port)),
-    )
-    .await;
-    let addr = match resolved {
-        Ok(Ok(mut addrs)) => addrs.next(),
-        _ => None,
-    };
-    let Some(addr) = addr else {
-        return Ok(refuse(
-            StatusCode::BAD_REQUEST,
-            format!("the target {target} could not be resolved"),
-        ));
-    };
-    if !probes
-        .settings
-        .allow
-        .allows(target, addr.ip().to_canonical())
-    {
-        return Ok(refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "the target {target} ({}) is not in --probe-allow",
-                addr.ip()
-            ),
-        ));
-    }
     let Ok(_slot) = probes.running.try_acquire() else {
         return Ok(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -144,12 +121,7 @@ pub async fn probe(
     )
     .await;
     let elapsed = begun.elapsed().as_secs_f64();
-    let (hub, entry) = (ctx.hub.clone(), outcome.entry.clone());
-    let _ = tokio::task::spawn_blocking(move || hub.record_probe(&entry)).await;
-    match &outcome.failure {
-        None => info!(target = %target, seconds = elapsed, "probe done"),
-        Some(f) => warn!(target = %target, reason = %f, "probe failed"),
-    }
+    record(&ctx.hub, target, &outcome, elapsed).await;
     let mut reply =
         warp::reply::with_header(render(&outcome, elapsed), "content-type", TEXT_CONTENT_TYPE)
             .into_response();
@@ -161,8 +133,67 @@ pub async fn probe(
     Ok(reply)
 }
 
+/// Records a probe's entry in the probes' log (as every test is) and
+/// says how it went in the box's log.
+pub async fn record(hub: &Arc<Hub>, target: &Target, outcome: &Outcome, elapsed: f64) {
+    let (hub, entry) = (Arc::clone(hub), outcome.entry.clone());
+    let _ = tokio::task::spawn_blocking(move || hub.record_probe(&entry)).await;
+    match &outcome.failure {
+        None => info!(target = %target, seconds = elapsed, "probe done"),
+        Some(f) => warn!(target = %target, reason = %f, "probe failed"),
+    }
+}
+
+impl Probes {
+    /// The address of the request's target, if its name resolves and it
+    /// is inside `--probe-allow`; else the status and why.
+    pub async fn resolve(
+        &self,
+        request: &ProbeRequest,
+    ) -> Result<SocketAddr, (StatusCode, String)> {
+        let target = &request.target;
+        let resolved = tokio::time::timeout(
+            RESOLVE_TIMEOUT,
+            tokio::net::lookup_host((target.host.as_str(), target.port)),
+        )
+        .await;
+        let addr = match resolved {
+            Ok(Ok(mut addrs)) => addrs.next(),
+            _ => None,
+        };
+        let Some(addr) = addr else {
+            let why = format!("the target {target} could not be resolved");
+            return Err((StatusCode::BAD_REQUEST, why));
+        };
+        if !self.settings.allow.allows(target, addr.ip().to_canonical()) {
+            let why = format!(
+                "the target {target} ({}) is not in --probe-allow",
+                addr.ip()
+            );
+            return Err((StatusCode::FORBIDDEN, why));
+        }
+        Ok(addr)
+    }
+
+    /// The schedules of `--probe-every`, and the box's name.
+    pub fn schedules(&self) -> (&[crate::protocol::probe_schedule::Schedule], &str) {
+        (&self.settings.every, &self.settings.box_name)
+    }
+
+    /// Waits for the one probe slot (a scheduled probe waits for a
+    /// `/probe` one rather than failing).
+    pub async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.running.acquire().await.ok()
+    }
+
+    /// The longest a probe may run.
+    pub fn max_duration(&self) -> u32 {
+        self.settings.limits.max_duration
+    }
+}
+
 /// Runs the probe, trying a busy target again while the deadline allows.
-async fn run_with_retries(
+pub async fn run_with_retries(
     addr: SocketAddr,
     host: &str,
     request: &ProbeRequest,

@@ -5,10 +5,15 @@
 //! second probe at once) says why.
 
 use std::net::TcpListener;
+use std::time::Duration;
+
+use webperf3::protocol::probe_policy::ProbeLimits;
+use webperf3::protocol::probe_schedule::Schedule;
 
 use crate::support::daemon::{Daemon, Launch};
 use crate::support::http::{http_get, http_get_with};
 use crate::support::iperf3::{Running, StockServer};
+use crate::support::wait::wait_until;
 
 fn daemon(dir: &tempfile::TempDir, extra: &[&str]) -> Daemon {
     Launch::new(dir.path()).args(extra.iter().copied()).start()
@@ -262,4 +267,49 @@ fn a_probe_is_recorded_like_a_served_test() {
     drop(d);
     let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
     assert_eq!(probe_results(&d), probes);
+}
+
+/// A `--probe-every` spec for `target` whose first run on the box named
+/// `box_name` comes within `within` of its start: the schedule's offset
+/// in its interval is fixed by the name and the spec, so the interval is
+/// picked to make it small.
+fn spec_due_soon(target: &str, box_name: &str, within: Duration) -> String {
+    (60..3600)
+        .map(|s| format!("{target},every={s}s,duration=1,bitrate=20M"))
+        .find(|spec| {
+            let schedule = Schedule::parse(spec, ProbeLimits::default()).unwrap();
+            schedule.offset(box_name) < within
+        })
+        .expect("an interval with a small offset")
+}
+
+#[test]
+fn scheduled_probes_are_recorded_and_a_busy_target_tried_again() {
+    let stock = StockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("127.0.0.1:{}", stock.port);
+    let spec = spec_due_soon(&target, "mesh-box", Duration::from_secs(2));
+    // The target runs another test when the first turn is due.
+    let _busy = Running::start(stock.port, &["-t", "8", "-b", "10M"]);
+    let args = [
+        "--probe-allow",
+        "127.0.0.1",
+        "--forward-host",
+        "mesh-box",
+        "--probe-every",
+        &spec,
+    ];
+    let d = daemon(&dir, &args);
+    d.wait_stderr("probe target busy, trying again");
+    wait_until(
+        Duration::from_secs(40),
+        "the scheduled probe in /api/results",
+        || !probe_results(&d).is_empty(),
+    );
+    let probes = probe_results(&d);
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert_eq!(probes[0]["target"], target.as_str());
+    assert!(probes[0]["error"].is_null(), "{}", probes[0]);
+    let rate = probes[0]["receive_bps"].as_f64().unwrap();
+    assert!((rate - 20e6).abs() < 0.05 * 20e6, "{}", probes[0]);
 }
