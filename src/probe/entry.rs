@@ -121,12 +121,13 @@ pub fn complete(end: &mut Json, server: &Value, ids: &[i64]) {
             }
         }
     }
+    let bidir = sums.iter().all(|&(_, _, count)| count > 0);
     for (sender, mut sum, count) in sums {
         if count == 0 {
             continue;
         }
         sum.jitter /= f64::from(count);
-        complete_sums(end, sender, &sum);
+        complete_sums(end, sender, &sum, bidir);
     }
     let cpu = |key: &str| server.get(key).and_then(Value::as_f64).unwrap_or(0.0);
     if let Some(c) = end.get_mut("cpu_utilization_percent") {
@@ -147,25 +148,39 @@ pub fn complete(end: &mut Json, server: &Value, ids: &[i64]) {
 
 /// The sums of the direction where the box sent (`sender`) or received:
 /// the side it did not see, from `peer` (the streams' figures added up).
-fn complete_sums(end: &mut Json, sender: bool, peer: &Peer) {
+/// A client's sums name the direction it sends plainly, the other
+/// `_bidir_reverse` (`--bidir`).
+fn complete_sums(end: &mut Json, sender: bool, peer: &Peer, bidir: bool) {
     let Json::Obj(members) = end else { return };
     for (key, side) in members.iter_mut() {
-        if !key.starts_with("sum") || is_sender(Some(side)) != sender {
+        let (base, reverse) = match key.strip_suffix("_bidir_reverse") {
+            Some(base) => (base, true),
+            None => (key.as_str(), false),
+        };
+        // Without --bidir the sums are the one direction's.
+        let sends = if bidir { !reverse } else { sender };
+        if reverse && !bidir || sends != sender {
             continue;
         }
-        let udp_total = key == "sum" || key == "sum_bidir_reverse";
-        let other = if sender { "sum_received" } else { "sum_sent" };
-        if key.starts_with(other) {
-            fill(side, peer);
-            if let (false, Some(r)) = (sender, peer.retransmits) {
-                side.set("retransmits", r);
+        let udp = side.get("jitter_ms").is_some();
+        match (base, sender) {
+            // What the server received of what the box sent.
+            ("sum_received", true) => {
+                fill(side, peer);
+                if udp {
+                    fill_udp(side, peer);
+                }
             }
-        }
-        if sender
-            && (udp_total || key.starts_with("sum_received"))
-            && side.get("jitter_ms").is_some()
-        {
-            fill_udp(side, peer);
+            // What the server sent of what the box received.
+            ("sum_sent", false) => {
+                fill(side, peer);
+                if let Some(r) = peer.retransmits {
+                    side.set("retransmits", r);
+                }
+            }
+            // UDP: the loss and jitter of the box's datagrams.
+            ("sum", true) if udp => fill_udp(side, peer),
+            _ => {}
         }
     }
 }
@@ -201,6 +216,52 @@ mod tests {
         assert_eq!(end["sum_sent"]["bytes"], 1000);
         assert_eq!(end["cpu_utilization_percent"]["remote_total"], 2.5);
         assert_eq!(end["receiver_tcp_congestion"], "bbr");
+    }
+
+    #[test]
+    fn udp_sums_take_the_loss_and_jitter_the_server_counted() {
+        // As stock prints it: `sum_received` says `"sender": false` even
+        // when the client sent.
+        let mut end = from_value(&json!({
+            "streams": [{"udp": {"bytes": 1000, "jitter_ms": 0, "lost_packets": 0, "sender": true}}],
+            "sum": {"bytes": 1000, "jitter_ms": 0, "lost_packets": 0, "sender": true},
+            "sum_sent": {"bytes": 1000, "jitter_ms": 0, "sender": true},
+            "sum_received": {"bytes": 0, "jitter_ms": 0, "lost_packets": 0, "sender": false}
+        }));
+        let server = json!({"streams": [{"id": 1, "bytes": 900, "end_time": 1.0,
+            "jitter": 0.002, "errors": 1, "packets": 10}]});
+        complete(&mut end, &server, &[1]);
+        let end = crate::report::json::to_value(&end);
+        assert_eq!(end["sum_received"]["bytes"], 900);
+        assert_eq!(end["sum_received"]["lost_percent"], 10.0);
+        assert_eq!(end["sum"]["jitter_ms"], 2.0);
+        assert_eq!(end["streams"][0]["udp"]["lost_packets"], 1);
+        assert_eq!(end["sum_sent"]["bytes"], 1000);
+    }
+
+    #[test]
+    fn bidir_sums_name_the_box_sending_plainly() {
+        let mut end = from_value(&json!({
+            "streams": [
+                {"sender": {"bytes": 1000, "sender": true}, "receiver": {"bytes": 0, "sender": true}},
+                {"sender": {"bytes": 0, "sender": false}, "receiver": {"bytes": 700, "sender": false}}
+            ],
+            "sum_sent": {"bytes": 1000, "sender": true},
+            "sum_received": {"bytes": 0, "sender": true},
+            "sum_sent_bidir_reverse": {"bytes": 0, "sender": false},
+            "sum_received_bidir_reverse": {"bytes": 700, "sender": false}
+        }));
+        let server = json!({"streams": [
+            {"id": 1, "bytes": 990, "end_time": 1.0},
+            {"id": 3, "bytes": 710, "end_time": 1.0, "retransmits": 2}
+        ]});
+        complete(&mut end, &server, &[1, 3]);
+        let end = crate::report::json::to_value(&end);
+        assert_eq!(end["sum_received"]["bytes"], 990);
+        assert_eq!(end["sum_sent_bidir_reverse"]["bytes"], 710);
+        assert_eq!(end["sum_sent_bidir_reverse"]["retransmits"], 2);
+        assert_eq!(end["sum_sent"]["bytes"], 1000);
+        assert_eq!(end["sum_received_bidir_reverse"]["bytes"], 700);
     }
 
     #[test]

@@ -221,7 +221,7 @@ impl Data {
         server: Option<&PeerResults>,
     ) -> Json {
         if let (Some(stats), Some(_)) = (&self.stats, self.ended) {
-            self.log.end = stats.end(self.cpu, self.congestion(p).as_deref());
+            self.log.end = stats.end_as(self.cpu, self.congestion(p).as_deref(), true);
             if let Some(server) = server {
                 let ids: Vec<i64> = (0..self.streams.len()).map(stream_id).collect();
                 entry::complete(&mut self.log.end, &server.document, &ids);

@@ -40,6 +40,13 @@ pub fn target_of(entry: &Value) -> Option<String> {
 pub fn result_of(entry: &Value) -> Option<TestResult> {
     let target = target_of(entry)?;
     let mut result = summarize(0, entry)?;
+    if result.protocol == "UDP" && result.reverse && result.jitter_ms.is_none() {
+        // The box received: its own UDP figures are the `sum` of its end
+        // (a server's log has them from the client's results instead).
+        let sum = entry.pointer("/end/sum");
+        let figure = |key: &str| sum.and_then(|s| s.get(key)).and_then(Value::as_f64);
+        (result.jitter_ms, result.lost_percent) = (figure("jitter_ms"), figure("lost_percent"));
+    }
     result.client = None;
     result.kind = Some(KIND);
     result.target = Some(target);
