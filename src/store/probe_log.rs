@@ -88,6 +88,14 @@ mod tests {
         from_value(&serde_json::from_str(STOCK_CLIENT).unwrap())
     }
 
+    /// The stock entry, started `later` seconds after it did.
+    fn stock_entry_later(later: i64) -> Json {
+        let mut value: Value = serde_json::from_str(STOCK_CLIENT).unwrap();
+        let secs = value.pointer_mut("/start/timestamp/timesecs").unwrap();
+        *secs = Value::from(secs.as_i64().unwrap() + later);
+        from_value(&value)
+    }
+
     #[test]
     fn a_stock_client_entry_is_a_probe_from_the_box_side() {
         let r = result_of(&serde_json::from_str(STOCK_CLIENT).unwrap()).unwrap();
@@ -139,5 +147,30 @@ mod tests {
         let loaded = LogDir::open(tmp.path()).unwrap().load(&[]);
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         assert_eq!(loaded.store.iter().collect::<Vec<_>>(), shown);
+    }
+
+    #[test]
+    fn the_probes_log_rotates_with_the_size_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let size = crate::report::json::to_pretty(&stock_entry()).len() as u64;
+        let retention = crate::store::rotate::Retention {
+            max_size: Some(size + size / 2),
+            keep: 2,
+        };
+        let logs = LogDir::open(tmp.path()).unwrap().with_retention(retention);
+        let first = logs.record_probe(&stock_entry());
+        assert!(first.rotated.is_none());
+        let second = logs.record_probe(&stock_entry_later(10));
+        assert!(second.rotated.is_some_and(|r| r.log == LogKey::Probe));
+        assert!(tmp.path().join("probes.json.1").is_file());
+        assert!(!tmp.path().join("port-5201.json").exists());
+        // The rotated copy's probe keeps its id.
+        let loaded = LogDir::open(tmp.path())
+            .unwrap()
+            .with_retention(retention)
+            .load(&[]);
+        let ids: Vec<String> = loaded.store.iter().map(|r| r.id).collect();
+        assert!(ids.contains(&first.result.unwrap().id), "{ids:?}");
+        assert!(ids.contains(&second.result.unwrap().id), "{ids:?}");
     }
 }
