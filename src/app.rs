@@ -126,6 +126,10 @@ pub async fn serve_forwarding(
         .with_settings(&http_settings)
         .with_overlaps(overlaps)
         .with_forward(forward);
+    if let Some(probes) = ctx.probes.clone() {
+        let run = crate::http::scheduled::run_all(probes, Arc::clone(&hub), shutdown.clone());
+        tasks.spawn(run);
+    }
     tasks.spawn(crate::http::serve_with(http, ctx));
     tasks.spawn(release_memory_now_and_then(shutdown.clone()));
     shutdown.triggered().await;
@@ -173,6 +177,8 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let host = config.forward.host.clone().unwrap_or_else(host_name);
+    let mut config = config;
+    config.http_settings.probe.box_name.clone_from(&host);
     let forward = Forwarder::open(&config.forward, logs.dir(), host)
         .context("forwarding cannot be set up")?;
     let bound = bind(&config)?;

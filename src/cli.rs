@@ -19,6 +19,7 @@ use crate::protocol::policy::{AllowList, BitrateLimit, Policy};
 use crate::protocol::probe_policy::{
     ProbeAllow, ProbeLimits, DEFAULT_MAX_BITRATE, DEFAULT_MAX_DURATION,
 };
+use crate::protocol::probe_schedule::Schedule;
 use crate::protocol::session::Limits;
 use crate::send_method::{SendMethod, SendSetting};
 use crate::store::rotate::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
@@ -204,6 +205,14 @@ pub struct Args {
     #[arg(long = "probe-max-bitrate", value_name = "RATE", help_heading = "Probes",
           value_parser = parse_probe_rate)]
     pub probe_max_bitrate: Option<u64>,
+
+    /// Probe a target on a schedule: TARGET,every=DURATION[,OPTION=VALUE...]
+    /// with the options of GET /probe, e.g.
+    /// iperf.example.net:5201,every=15m,reverse=1 (every at least 60s).
+    /// Repeatable; the target must be inside --probe-allow. Each probe is
+    /// recorded in <log-dir>/probes.json.
+    #[arg(long = "probe-every", value_name = "SPEC", help_heading = "Probes")]
+    pub probe_every: Vec<String>,
 
     /// Copy test data between the kernel and the server as stock iperf3
     /// does (unless a client asks otherwise with -Z or --skip-rx-copy),
@@ -398,6 +407,11 @@ impl Args {
                 .add(list)
                 .map_err(|e| format!("--probe-allow: {e}"))?;
         }
+        let probe_limits = ProbeLimits {
+            max_duration: self.probe_max_duration,
+            max_bitrate: self.probe_max_bitrate.unwrap_or(DEFAULT_MAX_BITRATE),
+        };
+        let every = probe_schedules(&self.probe_every, &probe_allow, probe_limits)?;
         let policy = Policy {
             max_duration: self.server_max_duration,
             bitrate_limit: self.server_bitrate_limit,
@@ -422,10 +436,9 @@ impl Args {
                 },
                 probe: ProbeSettings {
                     allow: probe_allow,
-                    limits: ProbeLimits {
-                        max_duration: self.probe_max_duration,
-                        max_bitrate: self.probe_max_bitrate.unwrap_or(DEFAULT_MAX_BITRATE),
-                    },
+                    limits: probe_limits,
+                    every,
+                    box_name: String::new(),
                 },
                 ..Default::default()
             },
@@ -452,6 +465,32 @@ const MIN_LOG_SIZE: u64 = 64 * 1024;
 
 /// A `--max-log-size`: a size as [`parse_size`] reads it, at least
 /// [`MIN_LOG_SIZE`].
+/// The `--probe-every` specs, each within the limits and, where its host
+/// is an address, inside `--probe-allow` (names are checked when they
+/// resolve, at every run).
+fn probe_schedules(
+    specs: &[String],
+    allow: &ProbeAllow,
+    limits: ProbeLimits,
+) -> Result<Vec<Schedule>, String> {
+    if !specs.is_empty() && allow.is_empty() {
+        return Err("--probe-every needs --probe-allow naming its targets".into());
+    }
+    specs
+        .iter()
+        .map(|spec| {
+            let s = Schedule::parse(spec, limits).map_err(|e| format!("--probe-every: {e}"))?;
+            let target = &s.request.target;
+            match target.host.parse::<IpAddr>() {
+                Ok(ip) if !allow.allows(target, ip) => Err(format!(
+                    "--probe-every: the target {target} is not in --probe-allow"
+                )),
+                _ => Ok(s),
+            }
+        })
+        .collect()
+}
+
 /// A probe's bitrate limit: a rate as `-b` takes it.
 fn parse_probe_rate(text: &str) -> Result<u64, String> {
     crate::protocol::policy::parse_rate(text)
@@ -740,6 +779,25 @@ mod tests {
         assert_eq!(p.limits.max_duration, 10);
         assert_eq!(p.limits.max_bitrate, 500_000_000);
         assert!(config(&["-d", "x", "--probe-allow", "pi.lan"]).is_err());
+        // Schedules: within --probe-allow, which they need.
+        let every = |spec| {
+            config(&[
+                "-d",
+                "x",
+                "--probe-allow",
+                "10.0.0.0/8",
+                "--probe-every",
+                spec,
+            ])
+        };
+        let c = every("10.1.2.3:5202,every=15m,reverse=1").unwrap();
+        let s = &c.http_settings.probe.every;
+        assert_eq!((s.len(), s[0].every.as_secs()), (1, 900));
+        assert!(s[0].request.params.reverse);
+        assert!(every("192.0.2.1,every=15m").is_err());
+        assert!(every("10.1.2.3,every=5s").is_err());
+        assert!(every("iperf.example.net,every=1h").is_ok());
+        assert!(config(&["-d", "x", "--probe-every", "10.1.2.3,every=1h"]).is_err());
         assert!(config(&["-d", "x", "--probe-max-bitrate", "fast"]).is_err());
     }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::protocol::policy::{AllowList, Policy};
 use crate::protocol::probe_policy::{ProbeAllow, ProbeLimits};
+use crate::protocol::probe_schedule::Schedule;
 use crate::protocol::session::Limits;
 use crate::store::rotate::Retention;
 
@@ -118,13 +119,19 @@ pub struct HttpSettings {
 }
 
 /// What `GET /probe` may do (`--probe-allow`, `--probe-max-duration`,
-/// `--probe-max-bitrate`); who may ask is `--allow`, as for ndt7.
+/// `--probe-max-bitrate`); who may ask is `--allow`, as for ndt7. The
+/// schedules of `--probe-every`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProbeSettings {
     /// The targets allowed; none turns probes off.
     pub allow: ProbeAllow,
     /// The longest probe and its highest total bitrate.
     pub limits: ProbeLimits,
+    /// `--probe-every`: probes the box runs on its own schedule.
+    pub every: Vec<Schedule>,
+    /// The box's name (as forwarding names it), which spreads the
+    /// schedules of a mesh apart.
+    pub box_name: String,
 }
 
 /// ndt7 subtests running at once by default.

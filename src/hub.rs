@@ -269,6 +269,16 @@ impl Hub {
         });
     }
 
+    /// Records one probe's entry (the stock client's layout) as
+    /// [`Hub::record`] does: appended to the probes' log, then shown and
+    /// announced. Its port is 0: a probe ran on no port of the box.
+    pub fn record_probe(&self, entry: &Json) {
+        let _writer = lock(&self.writer);
+        let value = self.before_write(0, || crate::report::json::to_value(entry));
+        let recorded = self.logs.record_probe(entry);
+        self.recorded(0, recorded, value, || self.logs.probe_path());
+    }
+
     /// Tells the record hooks that an entry of `port` is about to be
     /// written; its JSON (made only when a hook listens) for
     /// [`Hub::recorded`]. Hooks run before the state lock: a queue's disk

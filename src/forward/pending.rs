@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use super::disk::{remove_durably, write_durably};
 use crate::ndt7::record::Record;
 use crate::store::ndt7_log::result_of;
+use crate::store::probe_log::summary_of;
 use crate::store::result::TestResult;
-use crate::store::summary::summarize;
 
 /// The pending notes' directory and the note of the record in progress.
 #[derive(Debug)]
@@ -109,11 +109,12 @@ fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// The result `entry` of `port` stands for: an ndt7 subtest's document
-/// as the ndt7 log reads it, anything else as an iperf3 port's log does.
-fn summary_of(port: u16, entry: &Value) -> Option<TestResult> {
+/// as the ndt7 log reads it, a probe's entry as the probes' log does,
+/// anything else as an iperf3 port's log does.
+fn result_of_entry(port: u16, entry: &Value) -> Option<TestResult> {
     match Record::deserialize(entry) {
         Ok(record) => result_of(&record, String::new()),
-        Err(_) => summarize(port, entry),
+        Err(_) => summary_of(port, entry),
     }
 }
 
@@ -125,7 +126,7 @@ pub fn find_recorded<'a>(
     port: u16,
     entry: &Value,
 ) -> Option<&'a TestResult> {
-    let wanted = summary_of(port, entry)?;
+    let wanted = result_of_entry(port, entry)?;
     history.iter().rev().find(|r| {
         r.port == wanted.port
             && r.timestamp == wanted.timestamp

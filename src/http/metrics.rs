@@ -294,7 +294,8 @@ impl Metrics {
         let mut bytes: HashMap<PortDirection, u64> = HashMap::new();
         let mut histograms: HashMap<ProtocolDirection, Histogram> = HashMap::new();
         let mut latest: BTreeMap<u16, TestResult> = BTreeMap::new();
-        for r in results {
+        // A probe ran on no port of the box: `/probe` answers its figures.
+        for r in results.into_iter().filter(|r| r.kind.is_none()) {
             let protocol = protocol_label(&r.protocol);
             let outcome = if r.error.is_some() { "error" } else { "ok" };
             let labels = TestLabels {

@@ -6,7 +6,7 @@
 //! answer, [`models`] the serde types of the API. Beside them: [`assets`] (the
 //! embedded `web/` directory), [`export`] (CSV, pure functions), [`metrics`]
 //! (the Prometheus exposition), [`probe`] (`GET /probe`, the box testing
-//! a target for Prometheus), [`download`] (whole-history exports, CSV and
+//! a target for Prometheus), [`scheduled`] (`--probe-every`), [`download`] (whole-history exports, CSV and
 //! JSON, streamed off the async workers), [`history`] (a test's detail
 //! answer), [`origin`] (which `Host` and `Origin` are ours), [`sessions`]
 //! (the bound on live websockets), [`ws`] (one websocket session) and
@@ -30,6 +30,7 @@ pub mod models;
 pub mod ndt7;
 pub mod origin;
 pub mod probe;
+pub mod scheduled;
 pub mod sessions;
 pub mod ws;
 

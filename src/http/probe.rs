@@ -3,8 +3,9 @@
 //! exporters (`blackbox_exporter`) do. Not an open relay: only targets
 //! `--probe-allow` lists (none by default: 404), only for clients inside
 //! `--allow` and not asked from another site's page (403), one probe at a
-//! time (503; the target's name is resolved
-//! only inside that one slot), within a maximum duration and bitrate
+//! time (503; a scrape first waits for the slot while its probe would
+//! still fit its timeout; the target's name is resolved only inside that
+//! one slot), within a maximum duration and bitrate
 //! (400). A probe that ran but failed answers 200 with
 //! `webperf3_probe_success 0` and the reason in `X-Webperf3-Probe-Error`;
 //! a busy target is tried again while the scrape's timeout allows.
@@ -26,10 +27,11 @@ use warp::Reply;
 use super::metrics::TEXT_CONTENT_TYPE;
 use super::{ConnInfo, Context};
 use crate::config::ProbeSettings;
+use crate::hub::Hub;
 use crate::probe::{self, Outcome};
 use crate::protocol::client::{Failure, Limits};
 use crate::protocol::policy::AllowList;
-use crate::protocol::probe_policy::{self as policy, ProbeRequest};
+use crate::protocol::probe_policy::{self as policy, ProbeRequest, Target};
 
 /// How long resolving a target's name may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,54 +113,40 @@ pub async fn probe(
     }
     // Taken before the name is resolved: a resolution runs on a blocking
     // thread that outlives its timeout, so askers must not start them side
-    // by side.
-    let Ok(_slot) = probes.running.try_acquire() else {
+    // by side. A scrape (it says its timeout) waits for the slot while its
+    // probe would still fit: Prometheus scrapes the targets of one box at
+    // fixed offsets, and two close ones would otherwise fail every time.
+    let waited = match scrape_timeout {
+        Some(_) => {
+            let latest = policy::latest_start(request.params.time, deadline);
+            tokio::time::timeout_at(latest.into(), probes.running.acquire())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+        None => probes.running.try_acquire().ok(),
+    };
+    let Some(_slot) = waited else {
         return Ok(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy: another probe is running; try again shortly",
         ));
     };
+    let addr = match probes.resolve(&request).await {
+        Ok(addr) => addr,
+        Err(refused) => return Ok(refuse(refused.0, refused.1)),
+    };
     let target = &request.target;
-    let resolved = tokio::time::timeout(
-        RESOLVE_TIMEOUT,
-        tokio::net::lookup_host((target.host.as_str(), target.port)),
-    )
-    .await;
-    let addr = match resolved {
-        Ok(Ok(mut addrs)) => addrs.next(),
-        _ => None,
-    };
-    let Some(addr) = addr else {
-        return Ok(refuse(
-            StatusCode::BAD_REQUEST,
-            format!("the target {target} could not be resolved"),
-        ));
-    };
-    if !probes
-        .settings
-        .allow
-        .allows(target, addr.ip().to_canonical())
-    {
-        return Ok(refuse(
-            StatusCode::FORBIDDEN,
-            format!(
-                "the target {target} ({}) is not in --probe-allow",
-                addr.ip()
-            ),
-        ));
-    }
     let outcome = run_with_retries(
         addr,
+        &target.host,
         &request,
         deadline,
         probes.settings.limits.max_duration,
     )
     .await;
     let elapsed = begun.elapsed().as_secs_f64();
-    match &outcome.failure {
-        None => info!(target = %target, seconds = elapsed, "probe done"),
-        Some(f) => warn!(target = %target, reason = %f, "probe failed"),
-    }
+    record(&ctx.hub, target, &outcome, elapsed).await;
     let mut reply =
         warp::reply::with_header(render(&outcome, elapsed), "content-type", TEXT_CONTENT_TYPE)
             .into_response();
@@ -170,9 +158,69 @@ pub async fn probe(
     Ok(reply)
 }
 
+/// Records a probe's entry in the probes' log (as every test is) and
+/// says how it went in the box's log.
+pub async fn record(hub: &Arc<Hub>, target: &Target, outcome: &Outcome, elapsed: f64) {
+    let (hub, entry) = (Arc::clone(hub), outcome.entry.clone());
+    let _ = tokio::task::spawn_blocking(move || hub.record_probe(&entry)).await;
+    match &outcome.failure {
+        None => info!(target = %target, seconds = elapsed, "probe done"),
+        Some(f) => warn!(target = %target, reason = %f, "probe failed"),
+    }
+}
+
+impl Probes {
+    /// The address of the request's target, if its name resolves and it
+    /// is inside `--probe-allow`; else the status and why.
+    pub async fn resolve(
+        &self,
+        request: &ProbeRequest,
+    ) -> Result<SocketAddr, (StatusCode, String)> {
+        let target = &request.target;
+        let resolved = tokio::time::timeout(
+            RESOLVE_TIMEOUT,
+            tokio::net::lookup_host((target.host.as_str(), target.port)),
+        )
+        .await;
+        let addr = match resolved {
+            Ok(Ok(mut addrs)) => addrs.next(),
+            _ => None,
+        };
+        let Some(addr) = addr else {
+            let why = format!("the target {target} could not be resolved");
+            return Err((StatusCode::BAD_REQUEST, why));
+        };
+        if !self.settings.allow.allows(target, addr.ip().to_canonical()) {
+            let why = format!(
+                "the target {target} ({}) is not in --probe-allow",
+                addr.ip()
+            );
+            return Err((StatusCode::FORBIDDEN, why));
+        }
+        Ok(addr)
+    }
+
+    /// The schedules of `--probe-every`, and the box's name.
+    pub fn schedules(&self) -> (&[crate::protocol::probe_schedule::Schedule], &str) {
+        (&self.settings.every, &self.settings.box_name)
+    }
+
+    /// Waits for the one probe slot (a scheduled probe waits for a
+    /// `/probe` one rather than failing).
+    pub async fn slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.running.acquire().await.ok()
+    }
+
+    /// The longest a probe may run.
+    pub fn max_duration(&self) -> u32 {
+        self.settings.limits.max_duration
+    }
+}
+
 /// Runs the probe, trying a busy target again while the deadline allows.
-async fn run_with_retries(
+pub async fn run_with_retries(
     addr: SocketAddr,
+    host: &str,
     request: &ProbeRequest,
     deadline: Instant,
     max_duration: u32,
@@ -185,7 +233,7 @@ async fn run_with_retries(
         max_run: Duration::from_secs(u64::from(max_duration)),
     };
     loop {
-        let outcome = probe::run(addr, request.params.clone(), limits).await;
+        let outcome = probe::run_named(addr, host, request.params.clone(), limits).await;
         let busy = outcome.failure.as_ref().is_some_and(Failure::is_busy);
         match policy::retry_busy(request.params.time, Instant::now(), deadline) {
             Some(at) if busy => tokio::time::sleep_until(at.into()).await,
@@ -327,6 +375,7 @@ mod tests {
             udp: (None, None),
             server: None,
             elapsed: 2.5,
+            entry: crate::report::json::Json::obj(),
         }
     }
 

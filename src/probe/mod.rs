@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod connect;
 pub mod control;
+pub mod entry;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -24,7 +25,8 @@ use crate::protocol::client::{Action, Client, Event, Failure, Limits, Progress};
 use crate::protocol::params::{Protocol, TestParams};
 use crate::protocol::results::{stream_id, PeerResults};
 use crate::protocol::wire::{Cookie, COOKIE_LEN};
-use crate::report::json::to_compact;
+use crate::report::json::{from_value, to_compact, Json};
+use crate::report::log::TestLog;
 use crate::report::stats::{results_document, Sample, Stats, StreamKind};
 use crate::server::stream_parts::fill_payload;
 use crate::server::streams::DataStream;
@@ -85,6 +87,10 @@ pub struct Outcome {
     pub server: Option<PeerResults>,
     /// Wall time from connecting to the end, seconds.
     pub elapsed: f64,
+    /// The test as stock's client prints it with `--json` (`start`,
+    /// `intervals`, `end`, `error`), with the server's results under
+    /// `webperf3.server_results`: what `probes.json` records.
+    pub entry: Json,
 }
 
 /// A cookie from the system's random source (falling back to the
@@ -113,6 +119,8 @@ struct Data {
     ended: Option<Instant>,
     cpu_at_t0: (f64, f64),
     cpu: (f64, f64, f64),
+    /// The entry as it grows.
+    log: TestLog,
 }
 
 impl Data {
@@ -149,6 +157,7 @@ impl Data {
         self.from = Some(now);
         self.cpu_at_t0 = crate::sys::cpu_times();
         self.base = vec![Sample::default(); self.streams.len()];
+        self.log.on_test_start(p);
         for s in &mut self.streams {
             s.start(p, p.data_path(false), now)?;
         }
@@ -159,7 +168,9 @@ impl Data {
         let now = Instant::now();
         self.last = self.samples();
         if let Some(stats) = self.stats.as_mut() {
-            stats.sample(now, &self.last);
+            if let Some((interval, _)) = stats.sample(now, &self.last) {
+                self.log.intervals.push(interval);
+            }
         }
     }
 
@@ -193,14 +204,40 @@ impl Data {
         }
     }
 
-    fn results(&self, p: &TestParams) -> Vec<u8> {
-        let ids: Vec<i64> = (0..self.streams.len()).map(stream_id).collect();
-        let congestion = (p.protocol == Protocol::Tcp).then(|| {
+    fn congestion(&self, p: &TestParams) -> Option<String> {
+        (p.protocol == Protocol::Tcp).then(|| {
             self.streams
                 .first()
                 .and_then(DataStream::congestion)
                 .unwrap_or_else(|| "unknown".into())
-        });
+        })
+    }
+
+    /// The entry of the test as it ended (`failure` its error).
+    fn entry(
+        &mut self,
+        p: &TestParams,
+        failure: Option<&Failure>,
+        server: Option<&PeerResults>,
+    ) -> Json {
+        if let (Some(stats), Some(_)) = (&self.stats, self.ended) {
+            self.log.end = stats.end_as(self.cpu, self.congestion(p).as_deref(), true);
+            if let Some(server) = server {
+                let ids: Vec<i64> = (0..self.streams.len()).map(stream_id).collect();
+                entry::complete(&mut self.log.end, &server.document, &ids);
+            }
+        }
+        let error = failure.map(|f| format!("error - {f}"));
+        let mut ours = Json::obj();
+        if let Some(server) = server {
+            ours.push("server_results", from_value(&server.document));
+        }
+        self.log.entry(error.as_deref(), None, None, ours)
+    }
+
+    fn results(&self, p: &TestParams) -> Vec<u8> {
+        let ids: Vec<i64> = (0..self.streams.len()).map(stream_id).collect();
+        let congestion = self.congestion(p);
         match &self.stats {
             Some(stats) => {
                 let doc = results_document(stats, &ids, self.cpu, congestion.as_deref(), None);
@@ -299,11 +336,27 @@ fn server_udp(p: &TestParams, results: &PeerResults) -> Option<UdpFigures> {
 /// Runs one test against `target` with `params`; dropping the future
 /// closes every connection.
 pub async fn run(target: SocketAddr, params: TestParams, limits: Limits) -> Outcome {
+    let host = crate::report::log::host_text(&target);
+    run_named(target, &host, params, limits).await
+}
+
+/// [`run`], the entry naming the target `host` (as it was asked for).
+pub async fn run_named(
+    target: SocketAddr,
+    host: &str,
+    params: TestParams,
+    limits: Limits,
+) -> Outcome {
     let begun = Instant::now();
     let mut data = Data::default();
     let mut server = None;
-    let failure = drive(target, &params, limits, &mut data, &mut server).await;
+    let cookie = new_cookie();
+    let now = std::time::SystemTime::now();
+    data.log
+        .on_connecting(&params, now, (host, target.port()), &cookie.text());
+    let failure = drive(target, cookie, &params, limits, &mut data, &mut server).await;
     data.stop();
+    let entry = data.entry(&params, failure.as_ref(), server.as_ref());
     let (retransmits, rtt) = data.tcp_figures();
     let udp = match params.protocol {
         Protocol::Udp => (
@@ -322,6 +375,7 @@ pub async fn run(target: SocketAddr, params: TestParams, limits: Limits) -> Outc
         rtt,
         server,
         elapsed: begun.elapsed().as_secs_f64(),
+        entry,
     }
 }
 
@@ -329,6 +383,7 @@ pub async fn run(target: SocketAddr, params: TestParams, limits: Limits) -> Outc
 /// connection read for what it expects, ticks at its deadlines.
 async fn drive(
     target: SocketAddr,
+    cookie: Cookie,
     params: &TestParams,
     limits: Limits,
     data: &mut Data,
@@ -343,7 +398,6 @@ async fn drive(
         }
         Err(_) => return Some(Failure::Timeout("connecting")),
     };
-    let cookie = new_cookie();
     let mut control = Control::new(stream);
     let mut events = VecDeque::from([Event::Connected]);
     loop {
@@ -442,7 +496,10 @@ impl Step<'_> {
         for i in 0..n {
             let left = deadline.saturating_duration_since(Instant::now());
             match connect::data_stream(self.target, self.params, self.cookie, i, left).await {
-                Ok(s) => data.streams.push(s),
+                Ok(s) => {
+                    data.log.on_stream(s.socket_no, &s.local, &s.remote);
+                    data.streams.push(s);
+                }
                 Err(e) => {
                     let text = format!("unable to connect a data stream: {}", os_error_text(&e));
                     return vec![Event::Fault(text)];

@@ -281,6 +281,15 @@ pub fn fits(seconds: u32, now: Instant, deadline: Instant) -> bool {
     now + Duration::from_secs(u64::from(seconds)) <= deadline
 }
 
+/// The latest a probe of `seconds` may start and still answer before
+/// `deadline`: how long a scrape may wait for the box's one probe slot
+/// (targets of one box scraped at about the same time take turns instead
+/// of failing).
+pub fn latest_start(seconds: u32, deadline: Instant) -> Instant {
+    let run = Duration::from_secs(u64::from(seconds));
+    deadline.checked_sub(run).unwrap_or(deadline)
+}
+
 /// When to try a busy target again: after [`BUSY_RETRY`], if the probe
 /// still fits before `deadline`; `None` gives up.
 pub fn retry_busy(seconds: u32, now: Instant, deadline: Instant) -> Option<Instant> {
@@ -441,5 +450,15 @@ mod tests {
         assert!(!from_another_site(Some("same-origin")));
         assert!(from_another_site(Some("cross-site")));
         assert!(from_another_site(Some("same-site")));
+    }
+
+    #[test]
+    fn a_scrape_waits_for_the_slot_only_while_its_probe_still_fits() {
+        let now = Instant::now();
+        let deadline = scrape_deadline(Some("10"), now);
+        let latest = latest_start(1, deadline);
+        assert_eq!(latest, now + Duration::from_secs(7));
+        assert!(fits(1, latest, deadline));
+        assert!(!fits(1, latest + Duration::from_millis(1), deadline));
     }
 }

@@ -49,6 +49,22 @@ impl Json {
             _ => None,
         }
     }
+
+    /// The first member named `key` of an object, to change.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Json> {
+        match self {
+            Json::Obj(members) => members.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// Sets the member `key` of an object where it stands, or appends it.
+    pub fn set(&mut self, key: &str, value: impl Into<Json>) {
+        match self.get_mut(key) {
+            Some(v) => *v = value.into(),
+            None => self.push(key, value),
+        }
+    }
 }
 
 impl From<bool> for Json {

@@ -92,17 +92,7 @@ impl TestLog {
             self.push("sndbuf_actual", snd);
             self.push("rcvbuf_actual", rcv);
         }
-        let since = accepted_at.duration_since(UNIX_EPOCH).unwrap_or_default();
-        self.push(
-            "timestamp",
-            Json::obj()
-                .with("time", http_date(accepted_at))
-                .with("timesecs", since.as_secs())
-                .with(
-                    "timemillisecs",
-                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX),
-                ),
-        );
+        self.push_timestamp(accepted_at);
         self.push(
             "accepted_connection",
             Json::obj()
@@ -119,6 +109,42 @@ impl TestLog {
         }
         self.push("target_bitrate", p.bandwidth);
         self.push("fq_rate", p.fqrate);
+    }
+
+    /// What stock's client adds once connected to `host` (as asked for)
+    /// on `port`: the requested rate, the timestamp, `connecting_to`, the
+    /// cookie.
+    pub fn on_connecting(
+        &mut self,
+        p: &TestParams,
+        at: SystemTime,
+        (host, port): (&str, u16),
+        cookie: &str,
+    ) {
+        if p.bandwidth > 0 {
+            self.push("target_bitrate", p.bandwidth);
+        }
+        self.push_timestamp(at);
+        self.push(
+            "connecting_to",
+            Json::obj().with("host", host).with("port", port),
+        );
+        self.push("cookie", cookie);
+        self.push("tcp_mss_default", 0);
+    }
+
+    fn push_timestamp(&mut self, at: SystemTime) {
+        let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.push(
+            "timestamp",
+            Json::obj()
+                .with("time", http_date(at))
+                .with("timesecs", since.as_secs())
+                .with(
+                    "timemillisecs",
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX),
+                ),
+        );
     }
 
     /// The UDP buffer sizes, added when the first UDP stream is set up.

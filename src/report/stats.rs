@@ -265,6 +265,13 @@ impl Stats {
     /// The `end` section, from the last sample, with the server's CPU figures
     /// (total, user, system, %) and congestion algorithm.
     pub fn end(&self, cpu: (f64, f64, f64), congestion: Option<&str>) -> Json {
+        self.end_as(cpu, congestion, false)
+    }
+
+    /// [`Stats::end`] as the side that ran the test: a client's `--bidir`
+    /// sums name its sending streams plainly (client to server) and its
+    /// receiving ones `_bidir_reverse`, a server's the other way round.
+    pub fn end_as(&self, cpu: (f64, f64, f64), congestion: Option<&str>, client: bool) -> Json {
         let big_t = self.elapsed();
         let mut streams = Vec::new();
         let mut recv_sum = PassSum::default();
@@ -358,6 +365,7 @@ impl Stats {
         let udp = recv_sum.udp || send_sum.udp;
         let parallel = self.parallel;
         let passes: Vec<(&PassSum, bool)> = match (recv_sum.present, send_sum.present) {
+            (true, true) if client => vec![(&send_sum, true), (&recv_sum, false)],
             (true, true) => vec![(&recv_sum, false), (&send_sum, true)],
             (false, true) => vec![(&send_sum, true)],
             _ => vec![(&recv_sum, false)],

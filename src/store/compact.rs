@@ -265,7 +265,9 @@ impl Record {
             file,
             name: texts.intern_opt(result.name.as_deref()),
             title: texts.intern_opt(result.title.as_deref()),
-            client: texts.intern_opt(result.client.as_deref()),
+            // A probe's target in the client's place (the box was the
+            // client): the history tells them apart by the log.
+            client: texts.intern_opt(result.target.as_deref().or(result.client.as_deref())),
             error: texts.intern_opt(result.error.as_deref()),
             protocol: texts.intern_tag(&result.protocol),
             // No flags (`Some(empty)`) is the tag NONE with the bit set.
@@ -329,6 +331,8 @@ impl Record {
                 None | Some("") => Vec::new(),
                 Some(joined) => joined.split(FLAG_SEPARATOR).map(str::to_string).collect(),
             }),
+            kind: None,
+            target: None,
         }
     }
 

@@ -61,7 +61,7 @@ pub fn recorded_at(
 fn start_of(log: LogKey, head: &[u8]) -> Option<i64> {
     match log {
         LogKey::Ndt7 => start_in_head(head),
-        LogKey::Port(_) => timesecs_in_head(head),
+        LogKey::Port(_) | LogKey::Probe => timesecs_in_head(head),
     }
 }
 

@@ -1,7 +1,8 @@
 //! Test ids: where a test sits in its log, written as text.
 //!
 //! `<port>-<filekey>-<offset>` for an iperf3 port's log and
-//! `ndt7-<filekey>-<offset>` for `ndt7.json`: `filekey` is the start
+//! `ndt7-<filekey>-<offset>` for `ndt7.json` (`probe-…` for `probes.json`):
+//! `filekey` is the start
 //! timestamp (`start.timestamp.timesecs`) of the first test in the file (0
 //! if it has none), `offset` the byte offset of the entry's opening `{`.
 //! Neither changes when the file is renamed by rotation or the program
@@ -16,6 +17,8 @@ pub enum LogKey {
     Port(u16),
     /// `ndt7.json`.
     Ndt7,
+    /// `probes.json`: the tests the box ran as the client.
+    Probe,
 }
 
 /// A parsed test id.
@@ -34,6 +37,7 @@ impl fmt::Display for TestId {
         match self.log {
             LogKey::Port(port) => write!(f, "{port}-{}-{}", self.filekey, self.offset),
             LogKey::Ndt7 => write!(f, "ndt7-{}-{}", self.filekey, self.offset),
+            LogKey::Probe => write!(f, "probe-{}-{}", self.filekey, self.offset),
         }
     }
 }
@@ -45,6 +49,8 @@ impl TestId {
         let (log, rest) = id.split_once('-')?;
         let log = if log == "ndt7" {
             LogKey::Ndt7
+        } else if log == "probe" {
+            LogKey::Probe
         } else {
             let port: u16 = canonical(log)?;
             (port != 0).then_some(LogKey::Port(port))?
@@ -72,7 +78,12 @@ mod tests {
 
     #[test]
     fn ids_read_back() {
-        for id in ["5201-1763767679-0", "ndt7-0-12345", "65535--5-7"] {
+        for id in [
+            "5201-1763767679-0",
+            "ndt7-0-12345",
+            "65535--5-7",
+            "probe-9-0",
+        ] {
             assert_eq!(
                 TestId::parse(id).map(|i| i.to_string()).as_deref(),
                 Some(id)

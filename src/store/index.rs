@@ -192,11 +192,14 @@ pub fn tail_span(len: u64) -> (u64, u64) {
     (len - n, n)
 }
 
-/// `log` as one number: 0 for ndt7, else the port.
-fn log_number(log: LogKey) -> u16 {
+/// `log` as two numbers: its class (1 for the probes' log, else 0, in
+/// the header's once reserved word, so older indexes still read) and 0
+/// for ndt7, else the port.
+fn log_numbers(log: LogKey) -> (u32, u16) {
     match log {
-        LogKey::Port(port) => port,
-        LogKey::Ndt7 => 0,
+        LogKey::Port(port) => (0, port),
+        LogKey::Ndt7 => (0, 0),
+        LogKey::Probe => (1, 0),
     }
 }
 
@@ -225,10 +228,11 @@ pub fn header(bytes: &[u8]) -> Result<Header, Refused> {
     if r.u32()? != VERSION || r.u32()? != ENCODED_LEN as u32 {
         return Err(Refused::Version);
     }
-    let _reserved = r.u32()?;
-    let log = match r.u16()? {
-        0 => LogKey::Ndt7,
-        port => LogKey::Port(port),
+    let log = match (r.u32()?, r.u16()?) {
+        (0, 0) => LogKey::Ndt7,
+        (0, port) => LogKey::Port(port),
+        (1, 0) => LogKey::Probe,
+        _ => return Err(Refused::Corrupt),
     };
     let identity = Identity {
         dev: r.u64()?,
@@ -332,10 +336,11 @@ pub fn write(
         hash: Hasher::new(0),
     };
     w.put(MAGIC)?;
-    for x in [VERSION, ENCODED_LEN as u32, 0] {
+    let (class, number) = log_numbers(about.log);
+    for x in [VERSION, ENCODED_LEN as u32, class] {
         w.put(&x.to_le_bytes())?;
     }
-    w.put(&log_number(about.log).to_le_bytes())?;
+    w.put(&number.to_le_bytes())?;
     let identity = about.identity;
     for x in [
         identity.dev,

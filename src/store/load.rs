@@ -94,7 +94,7 @@ impl LogDir {
             let mut none = None;
             let carried = match file.log {
                 LogKey::Port(port) => latest.entry(port).or_default(),
-                LogKey::Ndt7 => &mut none,
+                LogKey::Ndt7 | LogKey::Probe => &mut none,
             };
             let mut loader = Loader {
                 file,
@@ -404,7 +404,7 @@ fn read_piece(log: LogKey, text: &str) -> Piece {
     let mut items = Vec::new();
     let detail = match log {
         LogKey::Port(_) => Detail::Summary,
-        LogKey::Ndt7 => Detail::Full,
+        LogKey::Ndt7 | LogKey::Probe => Detail::Full,
     };
     let damage = read_log_at(text, detail, |at, item| match (log, item) {
         (LogKey::Port(port), LogItem::Entry(entry)) => {
@@ -417,7 +417,10 @@ fn read_piece(log: LogKey, text: &str) -> Piece {
                 items.push((at, Found::Test(key, result_of(&record, String::new()))));
             }
         }
-        (LogKey::Ndt7, LogItem::Cleared) => {}
+        (LogKey::Probe, LogItem::Entry(entry)) => items.extend(
+            super::probe_log::result_of(&entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))),
+        ),
+        (LogKey::Ndt7 | LogKey::Probe, LogItem::Cleared) => {}
     });
     Piece { items, damage }
 }

@@ -175,8 +175,23 @@ impl LogDir {
     /// A log that would grow past the retention's size is rotated first.
     /// The result's id is where the entry now sits.
     pub fn record(&self, port: u16, entry: &Json) -> Recorded {
-        let log = LogKey::Port(port);
-        let result = summarize(port, &to_value(entry));
+        self.record_in(LogKey::Port(port), entry, |value| summarize(port, value))
+    }
+
+    /// Records one entry in the stock layout in `log` as [`LogDir::record`]
+    /// does, summarised by `summary`; its file is keyed by the first
+    /// entry's start, as a port's log is.
+    pub(crate) fn record_in(
+        &self,
+        log: LogKey,
+        entry: &Json,
+        summary: impl FnOnce(&serde_json::Value) -> Option<TestResult>,
+    ) -> Recorded {
+        let port = match log {
+            LogKey::Port(port) => port,
+            LogKey::Ndt7 | LogKey::Probe => 0,
+        };
+        let result = summary(&to_value(entry));
         let timestamp = result.as_ref().map(|r| r.timestamp);
         let first_key = |path: &Path| first_test_key(port, path);
         let rotation = Rotation::Allowed {

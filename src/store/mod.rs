@@ -20,6 +20,9 @@
 //! - [`chunks`]: a file read in bounded chunks cut before entries.
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
 //!   write path and retention; the result object of a logged subtest.
+//! - [`probe_log`]: `probes.json`, the probes the box ran as a client
+//!   (stock client layout), on the same write path and retention; the
+//!   result object (`"kind": "probe"`) of a logged probe.
 //! - [`reader`]: splits a log's text into entries, tolerating damage.
 //! - [`verdict`]: what most likely limited a recorded test, from its entry.
 //! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
@@ -43,6 +46,7 @@ mod index_tests;
 pub mod load;
 pub mod log;
 pub mod ndt7_log;
+pub mod probe_log;
 pub mod prune;
 pub mod query;
 pub mod reader;

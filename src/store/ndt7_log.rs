@@ -58,6 +58,8 @@ pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
         server_cpu_percent: None,
         cpu_temp_c: None,
         throttled: None,
+        kind: None,
+        target: None,
     })
 }
 

@@ -12,7 +12,8 @@ pub struct TestResult {
     /// where the test sits in its log (see `store::log`). Empty until the
     /// test has been written.
     pub id: String,
-    /// The iperf3 port the test ran on (the dashboard's port for ndt7).
+    /// The iperf3 port the test ran on (the dashboard's port for ndt7, 0
+    /// for a probe: its port is the target's).
     pub port: u16,
     /// Unix seconds when the test's control connection was accepted.
     pub timestamp: i64,
@@ -61,4 +62,12 @@ pub struct TestResult {
     /// Pi throttling seen during the test (e.g. `"under-voltage"`); `None`
     /// where the machine has no such flags.
     pub throttled: Option<Vec<String>>,
+    /// `"probe"` for a test the box ran as the client (`/probe`,
+    /// `--probe-every`); absent for the tests it served.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// A probe's target, `host:port` (`[v6]:port`), the server of its
+    /// test (the figures read as for any test); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }

@@ -221,7 +221,14 @@ impl ResultsStore {
     /// If `i` is out of range.
     pub fn result(&self, i: usize) -> TestResult {
         let record = &self.records[i];
-        record.result(self.id_of(record), &self.texts)
+        let mut result = record.result(self.id_of(record), &self.texts);
+        let log = self.files.get(record.file as usize).map(|f| f.log);
+        if log == Some(LogKey::Probe) {
+            // A probe keeps its target where a served test keeps its client.
+            result.kind = Some(crate::store::probe_log::KIND);
+            result.target = result.client.take();
+        }
+        result
     }
 
     /// Every result, oldest first, built one by one.
@@ -361,6 +368,8 @@ pub(crate) mod tests {
             server_cpu_percent: None,
             cpu_temp_c: None,
             throttled: None,
+            kind: None,
+            target: None,
         }
     }
 

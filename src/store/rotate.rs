@@ -53,6 +53,7 @@ pub fn file_name(log: LogKey) -> String {
     match log {
         LogKey::Port(port) => format!("port-{port}.json"),
         LogKey::Ndt7 => "ndt7.json".into(),
+        LogKey::Probe => "probes.json".into(),
     }
 }
 
@@ -69,8 +70,10 @@ pub fn log_name(name: &str) -> Option<(LogKey, u32)> {
             (stem, generation)
         }
     };
-    if stem == "ndt7" {
-        return Some((LogKey::Ndt7, generation));
+    match stem {
+        "ndt7" => return Some((LogKey::Ndt7, generation)),
+        "probes" => return Some((LogKey::Probe, generation)),
+        _ => {}
     }
     let digits = stem.strip_prefix("port-")?;
     let port: u16 = digits.parse().ok()?;
@@ -133,7 +136,8 @@ mod tests {
         assert_eq!(log_name("port-65535.json.12"), Some((port(65535), 12)));
         assert_eq!(log_name("ndt7.json"), Some((LogKey::Ndt7, 0)));
         assert_eq!(log_name("ndt7.json.3"), Some((LogKey::Ndt7, 3)));
-        for log in [port(5201), LogKey::Ndt7] {
+        assert_eq!(log_name("probes.json.2"), Some((LogKey::Probe, 2)));
+        for log in [port(5201), LogKey::Ndt7, LogKey::Probe] {
             assert_eq!(log_name(&file_name(log)), Some((log, 0)));
         }
         for name in [

@@ -102,6 +102,8 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
                     .map(str::to_string)
                     .collect()
             }),
+        kind: None,
+        target: None,
     })
 }
 

@@ -5,10 +5,15 @@
 //! second probe at once) says why.
 
 use std::net::TcpListener;
+use std::time::Duration;
+
+use webperf3::protocol::probe_policy::ProbeLimits;
+use webperf3::protocol::probe_schedule::Schedule;
 
 use crate::support::daemon::{Daemon, Launch};
 use crate::support::http::{http_get, http_get_with};
 use crate::support::iperf3::{Running, StockServer};
+use crate::support::wait::wait_until;
 
 fn daemon(dir: &tempfile::TempDir, extra: &[&str]) -> Daemon {
     Launch::new(dir.path()).args(extra.iter().copied()).start()
@@ -194,8 +199,29 @@ fn one_probe_runs_at_a_time() {
         "{}",
         String::from_utf8_lossy(&third.body)
     );
+    // A scrape waits for its turn while its probe still fits its timeout;
+    // one whose turn cannot come in time is refused at once.
+    let stock = StockServer::start();
+    let scrape = |timeout: &'static str| {
+        let path = format!("/probe?target=127.0.0.1:{}&duration=1", stock.port);
+        move || {
+            http_get_with(
+                http,
+                &path,
+                &[("X-Prometheus-Scrape-Timeout-Seconds", timeout)],
+            )
+            .unwrap()
+        }
+    };
+    let hurried = scrape("3")();
+    assert_eq!(hurried.status, 503);
+    let patient = std::thread::spawn(scrape("20"));
     // The first ends when its target hangs up: a failed probe, with why.
     drop(held);
+    let patient = patient.join().unwrap();
+    assert_eq!(patient.status, 200);
+    let body = String::from_utf8_lossy(&patient.body).into_owned();
+    assert_eq!(sample(&body, "webperf3_probe_success"), 1.0, "{body}");
     let first = first.join().unwrap();
     assert_eq!(first.status, 200);
     let body = String::from_utf8_lossy(&first.body).into_owned();
@@ -204,4 +230,136 @@ fn one_probe_runs_at_a_time() {
         .header("x-webperf3-probe-error")
         .unwrap()
         .contains("closed"));
+}
+
+/// The probes among the results the daemon shows.
+fn probe_results(d: &Daemon) -> Vec<serde_json::Value> {
+    let (status, body) = d.get("/api/results");
+    assert_eq!(status, 200, "{body}");
+    let all: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    all.into_iter().filter(|r| r["kind"] == "probe").collect()
+}
+
+#[test]
+fn a_probe_is_recorded_like_a_served_test() {
+    let stock = StockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
+    let target = format!("127.0.0.1:{}", stock.port);
+    let path = format!("/probe?target={target}&duration=1&bitrate=50M");
+    let reply = http_get(d.http, &path).unwrap();
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+
+    let probes = probe_results(&d);
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    let r = &probes[0];
+    assert_eq!(r["target"], target.as_str());
+    assert_eq!(r["port"], 0);
+    assert!(r["client"].is_null(), "{r}");
+    assert_eq!(
+        (r["reverse"].as_bool(), r["protocol"].as_str()),
+        (Some(false), Some("TCP"))
+    );
+    // Client to server, as the target received it.
+    let rate = r["receive_bps"].as_f64().unwrap();
+    assert!((rate - 50e6).abs() < 0.05 * 50e6, "{r}");
+    assert!(r["send_bps"].is_null(), "{r}");
+    let id = r["id"].as_str().unwrap();
+    assert!(id.starts_with("probe-"), "{id}");
+
+    // The detail: the logged entry, in the stock client's layout, with
+    // the server's results, and a verdict.
+    let (status, body) = d.get(&format!("/api/results/{id}"));
+    assert_eq!(status, 200, "{body}");
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(&detail["result"], r);
+    assert!(detail["verdict"]["limited_by"].is_string(), "{body}");
+    let entry = &detail["entry"];
+    let start: Vec<&str> = entry["start"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for key in [
+        "connected",
+        "version",
+        "system_info",
+        "timestamp",
+        "connecting_to",
+        "cookie",
+        "test_start",
+    ] {
+        assert!(start.contains(&key), "{key} missing from {start:?}");
+    }
+    assert_eq!(entry["start"]["connecting_to"]["port"], stock.port);
+    assert!(entry["intervals"].as_array().is_some_and(|i| !i.is_empty()));
+    // The target's side of the end, from the results it sent.
+    assert_eq!(entry["end"]["sum_received"]["bytes"], r["bytes_received"]);
+    let sent = entry["end"]["sum_sent"]["bytes"].as_u64().unwrap();
+    let received = r["bytes_received"].as_u64().unwrap();
+    assert!(received > 0 && received <= sent, "{entry}");
+    assert!(
+        entry["webperf3"]["server_results"]["streams"].is_array(),
+        "{entry}"
+    );
+    let offset: usize = id.rsplit_once('-').unwrap().1.parse().unwrap();
+    let (_, text) = crate::support::logs::logged_entry(dir.path(), "probes.json", offset, entry)
+        .expect("probes.json has the entry at its id's offset");
+    assert!(body.contains(&format!("\"entry\":{text}")));
+
+    // A restart reads it back the same.
+    drop(d);
+    let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
+    assert_eq!(probe_results(&d), probes);
+}
+
+/// A `--probe-every` spec for `target` whose first run on the box named
+/// `box_name` comes within `within` of its start: the schedule's offset
+/// in its interval is fixed by the name and the spec, so the interval is
+/// picked to make it small.
+fn spec_due_soon(target: &str, box_name: &str, within: Duration) -> String {
+    (60..3600)
+        .map(|s| format!("{target},every={s}s,duration=1,bitrate=20M"))
+        .find(|spec| {
+            let schedule = Schedule::parse(spec, ProbeLimits::default()).unwrap();
+            schedule.offset(box_name) < within
+        })
+        .expect("an interval with a small offset")
+}
+
+#[test]
+fn scheduled_probes_are_recorded_and_a_busy_target_tried_again() {
+    let stock = StockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("127.0.0.1:{}", stock.port);
+    let spec = spec_due_soon(&target, "mesh-box", Duration::from_secs(2));
+    // The target runs another test when the first turn is due.
+    let _busy = Running::start(stock.port, &["-t", "8", "-b", "10M"]);
+    let args = [
+        "--probe-allow",
+        "127.0.0.1",
+        "--forward-host",
+        "mesh-box",
+        "--probe-every",
+        &spec,
+    ];
+    let d = daemon(&dir, &args);
+    d.wait_stderr("probe target busy, trying again");
+    wait_until(
+        Duration::from_secs(40),
+        "the scheduled probe in /api/results",
+        || !probe_results(&d).is_empty(),
+    );
+    let probes = probe_results(&d);
+    assert_eq!(probes.len(), 1, "{probes:?}");
+    assert_eq!(probes[0]["target"], target.as_str());
+    assert!(probes[0]["error"].is_null(), "{}", probes[0]);
+    let rate = probes[0]["receive_bps"].as_f64().unwrap();
+    assert!((rate - 20e6).abs() < 0.05 * 20e6, "{}", probes[0]);
 }

@@ -80,6 +80,25 @@ async fn result_after_record_and_cleared_after_clear() {
 }
 
 #[tokio::test]
+async fn a_recorded_probe_is_a_result_message_with_its_kind_and_target() {
+    let env = Env::empty();
+    let mut client = connect(&env).await;
+    assert_eq!(next_json(&mut client).await["type"], "status");
+    // What a stock 3.12 client printed with --json: a probe's entry.
+    let text = include_str!("../fixtures/stock-3.12-client.json");
+    let entry = webperf3::report::json::from_value(&serde_json::from_str(text).unwrap());
+    env.hub.record_probe(&entry);
+    let msg = next_of(&mut client, "result").await;
+    let r = &msg["result"];
+    assert_eq!(
+        (&r["kind"], &r["target"]),
+        (&Value::from("probe"), &Value::from("127.0.0.1:15299"))
+    );
+    assert!(r["id"].as_str().unwrap().starts_with("probe-"), "{r}");
+    assert_eq!((&r["port"], &r["client"]), (&Value::from(0), &Value::Null));
+}
+
+#[tokio::test]
 async fn status_and_progress_during_a_test() {
     let env = Env::empty();
     let mut client = connect(&env).await;

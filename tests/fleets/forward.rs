@@ -428,3 +428,36 @@ fn a_queued_test_whose_file_is_gone_does_not_hold_up_the_others() {
     drop(seen);
     receiver.shut();
 }
+
+#[test]
+fn a_probe_is_forwarded_with_its_kind_target_and_entry() {
+    let stock = iperf3::StockServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let receiver = Receiver::start("127.0.0.1:0".parse().unwrap(), 200, seen.clone()).unwrap();
+    let url = format!("http://{}/ingest", receiver.addr);
+    let daemon = Launch::new(&tmp.path().join("logs"))
+        .args(["--forward", &url, "--forward-host", "box-a"])
+        .args(["--probe-allow", "127.0.0.1"])
+        .start();
+    let target = format!("127.0.0.1:{}", stock.port);
+    let (status, body) = daemon.get(&format!("/probe?target={target}&duration=1&bitrate=10M"));
+    assert_eq!(status, 200, "{body}");
+    wait_until(Duration::from_secs(20), "the probe delivered", || {
+        !seen.lock().unwrap().is_empty()
+    });
+    let delivered = seen.lock().unwrap()[0].clone();
+    let id = delivered.body["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("probe-"), "{id}");
+    assert_eq!(delivered.key, format!("box-a/{id}"));
+    let result = &delivered.body["result"];
+    assert_eq!(
+        (&result["kind"], &result["target"]),
+        (&Value::from("probe"), &Value::from(target.as_str()))
+    );
+    assert_eq!(
+        delivered.body["entry"]["start"]["connecting_to"]["port"],
+        stock.port
+    );
+    receiver.shut();
+}

@@ -180,7 +180,8 @@
       result.title ? el('p', { class: 'detail-title', text: result.title }) : null,
       result.error ? el('p', { class: 'banner', text: result.error }) : null,
       facts([
-        ['Client', result.client],
+        ['Client', result.kind === 'probe' ? 'this box (a probe)' : result.client],
+        ['Target', result.target],
         ['When', `${fmtDateSeconds(result.timestamp)} (${fmtAgo(result.timestamp)})`],
         ['Port', String(result.port)],
         ['Protocol', fmtProtocol(result)],

@@ -55,7 +55,7 @@
       el('td', { label: 'When' }, testLink(r, fmtDate(r.timestamp), 'Show this test in detail')),
       el('td', { label: 'Port', text: r.port }),
       el('td', { class: 'name', label: 'Name', text: r.name ?? '—' }),
-      el('td', { label: 'Client', text: r.client ?? '—' }),
+      el('td', { label: 'Client', text: r.kind === 'probe' ? `this box → ${r.target}` : (r.client ?? '—') }),
       rateCell(r.receive_bps, 'rate-up', 'Upload'),
       rateCell(r.send_bps, 'rate-down', 'Download'),
       el('td', { label: 'Protocol', text: fmtProtocol(r) }),
