@@ -262,25 +262,25 @@ pub fn render(out: &Outcome, elapsed: f64) -> String {
     gauge(
         &mut registry,
         "webperf3_probe_success",
-        "Whether the probe's test ended cleanly (1) or failed (0).",
+        "Whether the probe's test ended cleanly (1) or failed (0)",
         if ok { 1.0 } else { 0.0 },
     );
     gauge(
         &mut registry,
         "webperf3_probe_duration_seconds",
-        "How long the probe took, retries included.",
+        "How long the probe took, retries included",
         elapsed,
     );
     gauge(
         &mut registry,
         "webperf3_probe_sent_bytes",
-        "Bytes the box sent to the target after the omit period.",
+        "Bytes the box sent to the target after the omit period",
         out.sent.bytes as f64,
     );
     gauge(
         &mut registry,
         "webperf3_probe_received_bytes",
-        "Bytes the box received from the target after the omit period.",
+        "Bytes the box received from the target after the omit period",
         out.received.bytes as f64,
     );
     let per_direction = |registry: &mut Registry,
@@ -308,7 +308,7 @@ pub fn render(out: &Outcome, elapsed: f64) -> String {
     per_direction(
         &mut registry,
         "webperf3_probe_throughput_bytes_per_second",
-        "Throughput of the probe by direction: send (box to target), receive (target to box).",
+        "Throughput of the probe by direction: send (box to target), receive (target to box)",
         &[
             ("send", rate(&out.sent, ok && box_sends)),
             ("receive", rate(&out.received, ok && box_receives)),
@@ -318,7 +318,7 @@ pub fn render(out: &Outcome, elapsed: f64) -> String {
         gauge(
             &mut registry,
             "webperf3_probe_retransmits",
-            "TCP retransmissions of the box's sending streams.",
+            "TCP retransmissions of the box's sending streams",
             r as f64,
         );
     }
@@ -326,7 +326,7 @@ pub fn render(out: &Outcome, elapsed: f64) -> String {
         gauge(
             &mut registry,
             "webperf3_probe_rtt_seconds",
-            "Mean smoothed RTT of the box's sending TCP streams at the end.",
+            "Mean smoothed RTT of the box's sending TCP streams at the end",
             rtt,
         );
     }
@@ -334,7 +334,7 @@ pub fn render(out: &Outcome, elapsed: f64) -> String {
     per_direction(
         &mut registry,
         "webperf3_probe_lost_ratio",
-        "UDP datagrams lost, as a share of those sent, by direction.",
+        "UDP datagrams lost, as a share of those sent, by direction",
         &[
             ("send", udp_send.map(|u| u.lost_ratio())),
             ("receive", udp_receive.map(|u| u.lost_ratio())),
@@ -343,7 +343,7 @@ pub fn render(out: &Outcome, elapsed: f64) -> String {
     per_direction(
         &mut registry,
         "webperf3_probe_jitter_seconds",
-        "UDP jitter as the receiver measured it, by direction.",
+        "UDP jitter as the receiver measured it, by direction",
         &[
             ("send", udp_send.map(|u| u.jitter)),
             ("receive", udp_receive.map(|u| u.jitter)),

@@ -45,6 +45,10 @@ fn probes_a_stock_server_and_answers_prometheus_text() {
         .unwrap()
         .starts_with("text/plain"));
     assert_eq!(sample(&body, "webperf3_probe_success"), 1.0, "{body}");
+    // The exposition ends each help text with its one full stop.
+    for help in body.lines().filter(|l| l.starts_with("# HELP")) {
+        assert!(!help.ends_with(".."), "{help}");
+    }
     let sent = sample(&body, "webperf3_probe_sent_bytes");
     let rate = sample(
         &body,
