@@ -365,3 +365,27 @@ async fn detail_screenshots() {
         screenshot(&home, &shots.join("home-desktop.png"), 1280, 1400);
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_in_detail_is_the_box_sending_to_its_target() {
+    let stock = iperf3::StockServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Launch::new(dir.path())
+        .args(["--probe-allow", "127.0.0.1"])
+        .start();
+    let path = format!("/probe?target=127.0.0.1:{}&duration=1", stock.port);
+    let (status, body) = tokio::task::block_in_place(|| daemon.get(&path));
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = daemon.get("/api/results");
+    let results: Vec<Value> = serde_json::from_str(&body).unwrap();
+    let probe = results.iter().find(|r| r["kind"] == "probe").expect(&body);
+    let id = probe["id"].as_str().unwrap().to_string();
+    let mut page = Browser::open(&format!("http://{}/#/test/{id}", daemon.http)).await;
+    wait_detail(&mut page, &id).await;
+    // The probe's entry is the client's view: what the box sent is the
+    // upload, as its result says, not the download of a served test.
+    let heads = texts(&mut page, "#detail-intervals thead th").await;
+    assert!(heads.iter().any(|h| h == "Upload"), "{heads:?}");
+    assert!(!heads.iter().any(|h| h == "Download"), "{heads:?}");
+    assert_eq!(page.errors().await, Vec::<String>::new());
+}

@@ -7,7 +7,9 @@
 //
 // The log entry is stock iperf3's server JSON (protocol reference,
 // Appendix A): the server's view, so a stream with `sender: true` carried
-// the download (server to client), the others the upload.
+// the download (server to client), the others the upload. A probe's entry
+// is the client's JSON (it names `connecting_to`): the box's view, so
+// there `sender: true` is the upload (box to target).
 'use strict';
 
 (() => {
@@ -25,24 +27,29 @@
 
   const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-  /** Which way a sum or stream went, from the server's side. */
-  const direction = (s, reverse) => ((s.sender ?? reverse) ? 'down' : 'up');
+  /** Which way a sum or stream went: down is towards the client of the
+   *  test (the box, for a probe, whose entry is the client's view). */
+  const direction = (s, reverse, asClient) => {
+    const sent = s.sender ?? (reverse !== asClient);
+    return sent !== asClient ? 'down' : 'up';
+  };
   const DIR_NAME = { up: 'Upload', down: 'Download' };
 
   /** The entry's intervals as rows: per direction its sum and its streams. */
   function intervalsOf(entry) {
     const reverse = Boolean(entry?.start?.test_start?.reverse);
+    const asClient = entry?.start?.connecting_to != null;
     const list = Array.isArray(entry?.intervals) ? entry.intervals : [];
     return list.map((iv) => {
       const sums = [iv.sum, iv.sum_bidir_reverse].filter((s) => s && typeof s === 'object');
       const row = { start: null, end: null, up: null, down: null, streams: [] };
       for (const s of sums) {
-        row[direction(s, reverse)] = s;
+        row[direction(s, reverse, asClient)] = s;
         row.start = row.start ?? num(s.start);
         row.end = row.end ?? num(s.end);
       }
       for (const st of Array.isArray(iv.streams) ? iv.streams : []) {
-        if (st && typeof st === 'object') row.streams.push({ ...st, dir: direction(st, reverse) });
+        if (st && typeof st === 'object') row.streams.push({ ...st, dir: direction(st, reverse, asClient) });
       }
       return row;
     });
@@ -183,7 +190,7 @@
         ['Client', result.kind === 'probe' ? 'this box (a probe)' : result.client],
         ['Target', result.target],
         ['When', `${fmtDateSeconds(result.timestamp)} (${fmtAgo(result.timestamp)})`],
-        ['Port', String(result.port)],
+        ['Port', result.kind === 'probe' ? null : String(result.port)],
         ['Protocol', fmtProtocol(result)],
         ['Direction', dirs],
         ['Streams', String(result.streams ?? ts.num_streams ?? 1)],
