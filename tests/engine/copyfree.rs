@@ -91,16 +91,20 @@ fn check_tcp_forward(c: &Value, e: &Value) {
     assert!(intervals <= ours);
 }
 
-/// `-R -n 10M`: the client received what we sent, less what was in flight
-/// when it said "done"; what it was told we sent is our count.
+/// `-R -n 10M`: the client received what we sent, give or take what was in
+/// flight when it said "done"; what it was told we sent is our count.
+///
+/// Either way: the count is taken when the client's TEST_END is read, so
+/// the client may still get the rest of a send call that was under way
+/// then (a `sendfile` of several blocks, on a stream thread of its own),
+/// which our count does not hold.
 fn check_tcp_reverse(c: &Value, e: &Value) {
     let ours = num(e, "/end/sum_sent/bytes");
     let got = num(c, "/end/sum_received/bytes");
     assert!(got >= 10_485_760.0, "client received {got}");
     assert_eq!(ours, num(c, "/end/sum_sent/bytes"), "results exchanged");
-    assert!(ours >= got, "sent {ours}, received {got}");
     assert!(
-        ours - got <= in_flight_limit(),
+        (ours - got).abs() <= in_flight_limit(),
         "sent {ours}, received {got}"
     );
 }
