@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::report::json::Json;
+use crate::json::Json;
 
 /// Where to read from; `/` normally, a fake tree in tests.
 #[derive(Debug, Clone)]

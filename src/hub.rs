@@ -24,7 +24,7 @@ use tokio::sync::broadcast;
 
 use crate::locks::lock;
 use crate::ndt7::record::Record;
-use crate::report::json::Json;
+use crate::json::Json;
 use crate::store::entry::{self, EntryError};
 use crate::store::entry_check::recorded_at;
 use crate::store::ids::TestId;
@@ -250,7 +250,7 @@ impl Hub {
     /// error, status) and the result is still shown.
     pub fn record(&self, port: u16, entry: &Json) {
         let _writer = lock(&self.writer);
-        let value = self.before_write(port, || crate::report::json::to_value(entry));
+        let value = self.before_write(port, || crate::json::to_value(entry));
         let recorded = self.logs.record(port, entry);
         self.recorded(port, recorded, value, || self.logs.path(port));
     }
@@ -274,7 +274,7 @@ impl Hub {
     /// announced. Its port is 0: a probe ran on no port of the box.
     pub fn record_probe(&self, entry: &Json) {
         let _writer = lock(&self.writer);
-        let value = self.before_write(0, || crate::report::json::to_value(entry));
+        let value = self.before_write(0, || crate::json::to_value(entry));
         let recorded = self.logs.record_probe(entry);
         self.recorded(0, recorded, value, || self.logs.probe_path());
     }
@@ -538,7 +538,7 @@ mod tests {
         assert_eq!(hub.clear(), vec![None, None]);
         assert_eq!(
             std::fs::read_to_string(logs.path(5202)).unwrap(),
-            crate::report::json::to_pretty(&entry(11, "b")) + "{}\n"
+            crate::json::to_pretty(&entry(11, "b")) + "{}\n"
         );
         assert_eq!(hub.results(&ResultFilter::default()).len(), 2);
     }

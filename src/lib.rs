@@ -24,7 +24,7 @@
 //!   from them, with its pages, filters and buckets; the ndt7 log beside them.
 //! - [`overlap`]: which tests (iperf3 or ndt7) move data at the same time.
 //! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
-//!   cJSON-compatible printer and the builder of `start`/`intervals`/`end`.
+//!   builder of `start`/`intervals`/`end`.
 //! - [`config`]: the configuration of a run as plain values (ports,
 //!   addresses, limits, dashboard and authentication settings).
 //! - [`send_method`]: how sending TCP streams move bytes, decided without
@@ -35,6 +35,9 @@
 //!   framing, state bytes, parameters, results, the control state machines
 //!   of the server and of the client (probes), policy, authentication
 //!   checks, error codes and the UDP datagram header.
+//! - [`json`]: the ordered JSON tree stock iperf3 writes (cJSON-compatible
+//!   printers), its one conversion to and from `serde_json::Value`, and the
+//!   lean read that builds only the members asked for.
 //! - [`sys`]: small OS facts: uname, process CPU time, TCP_INFO, the
 //!   open-files limit, page-aligned buffers.
 //! - [`shutdown`]: the shutdown token and its reason, as one value.
@@ -50,6 +53,7 @@ pub mod forward;
 pub mod health;
 pub mod http;
 pub mod hub;
+pub mod json;
 pub mod locks;
 pub mod ndt7;
 pub mod overlap;

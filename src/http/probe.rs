@@ -375,7 +375,7 @@ mod tests {
             udp: (None, None),
             server: None,
             elapsed: 2.5,
-            entry: crate::report::json::Json::obj(),
+            entry: crate::json::Json::obj(),
         }
     }
 

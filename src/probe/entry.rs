@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::report::json::Json;
+use crate::json::Json;
 
 /// One stream as the server's results describe it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -188,7 +188,7 @@ fn complete_sums(end: &mut Json, sender: bool, peer: &Peer, bidir: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::json::from_value;
+    use crate::json::from_value;
     use serde_json::json;
 
     #[test]
@@ -208,7 +208,7 @@ mod tests {
             "streams": [{"id": 1, "bytes": 900, "start_time": 0, "end_time": 2.0, "retransmits": -1}]
         });
         complete(&mut end, &server, &[1]);
-        let end = crate::report::json::to_value(&end);
+        let end = crate::json::to_value(&end);
         assert_eq!(end["streams"][0]["receiver"]["bytes"], 900);
         assert_eq!(end["streams"][0]["receiver"]["bits_per_second"], 3600.0);
         assert_eq!(end["streams"][0]["sender"]["bytes"], 1000);
@@ -231,7 +231,7 @@ mod tests {
         let server = json!({"streams": [{"id": 1, "bytes": 900, "end_time": 1.0,
             "jitter": 0.002, "errors": 1, "packets": 10}]});
         complete(&mut end, &server, &[1]);
-        let end = crate::report::json::to_value(&end);
+        let end = crate::json::to_value(&end);
         assert_eq!(end["sum_received"]["bytes"], 900);
         assert_eq!(end["sum_received"]["lost_percent"], 10.0);
         assert_eq!(end["sum"]["jitter_ms"], 2.0);
@@ -256,7 +256,7 @@ mod tests {
             {"id": 3, "bytes": 710, "end_time": 1.0, "retransmits": 2}
         ]});
         complete(&mut end, &server, &[1, 3]);
-        let end = crate::report::json::to_value(&end);
+        let end = crate::json::to_value(&end);
         assert_eq!(end["sum_received"]["bytes"], 990);
         assert_eq!(end["sum_sent_bidir_reverse"]["bytes"], 710);
         assert_eq!(end["sum_sent_bidir_reverse"]["retransmits"], 2);
@@ -274,7 +274,7 @@ mod tests {
         }));
         let server = json!({"streams": [{"id": 1, "bytes": 1000, "end_time": 1.0, "errors": 0, "packets": 10}]});
         complete(&mut end, &server, &[1]);
-        let end = crate::report::json::to_value(&end);
+        let end = crate::json::to_value(&end);
         assert_eq!(end["sum_sent"]["bytes"], 1000);
         assert_eq!(end["sum_received"]["bytes"], 800);
         assert_eq!(end["sum"]["jitter_ms"], 0.5);

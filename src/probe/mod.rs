@@ -25,7 +25,7 @@ use crate::protocol::client::{Action, Client, Event, Failure, Limits, Progress};
 use crate::protocol::params::{Protocol, TestParams};
 use crate::protocol::results::{stream_id, PeerResults};
 use crate::protocol::wire::{Cookie, COOKIE_LEN};
-use crate::report::json::{from_value, to_compact, Json};
+use crate::json::{from_value, to_compact, Json};
 use crate::report::log::TestLog;
 use crate::report::stats::{results_document, Sample, Stats, StreamKind};
 use crate::server::stream_parts::fill_payload;

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::json::Json;
+use crate::json::Json;
 use crate::protocol::params::TestParams;
 
 /// The reporting interval, seconds (stock's default; clients cannot change

@@ -1,11 +1,9 @@
 //! The server's JSON output in stock `iperf3 --json` layout.
 //!
-//! - [`json`]: ordered JSON tree and cJSON-compatible printers.
 //! - [`log`]: one test's log entry (`start`, `intervals`, `end`, …).
 //! - [`stats`]: per-stream statistics → intervals, `end`, results document.
 //! - [`tcp_send`]: TCP_INFO of the sending streams over a test, for our key.
 
-pub mod json;
 pub mod log;
 pub mod stats;
 pub mod tcp_send;

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::json::Json;
+use crate::json::Json;
 use super::log::INTERVAL_SECS;
 use crate::sys::TcpInfo;
 

@@ -12,7 +12,7 @@
 //! data connection carries nothing before the test starts, so the last
 //! reading is the test's total (the omit period included).
 
-use super::json::Json;
+use crate::json::Json;
 use crate::sys::KernelTcpInfo;
 
 /// The last TCP_INFO reading of each sending TCP stream of a test.
@@ -153,7 +153,7 @@ impl TcpSend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::json::to_compact;
+    use crate::json::to_compact;
 
     const FULL: usize = std::mem::size_of::<KernelTcpInfo>();
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::stream_parts::{fill_payload, Counters, Method, Pacing};
 use super::tcp_io;
 use crate::protocol::params::{DataPath, TestParams};
-use crate::report::json::Json;
+use crate::json::Json;
 use crate::report::stats::{Sample, StreamKind, UdpSnapshot};
 use crate::send_method::{Choice, SendMethod};
 use crate::sys::{KernelTcpInfo, PageBuf, TcpInfo};
@@ -329,7 +329,7 @@ mod tests {
         }
         let json = data_path_json(std::slice::from_ref(&ds), false, None).unwrap();
         assert_eq!(
-            crate::report::json::to_compact(&json),
+            crate::json::to_compact(&json),
             r#"{"mode":"copy-free","receive":"discard"}"#
         );
         ds.stop();
@@ -353,7 +353,7 @@ mod tests {
                 reason: "calibrated".into(),
             };
             let json = data_path_json(std::slice::from_ref(&ds), false, Some(&choice)).unwrap();
-            crate::report::json::to_compact(&json)
+            crate::json::to_compact(&json)
         };
         assert_eq!(
             reason(SendMethod::Sendfile, Method::Sendfile),

@@ -450,7 +450,7 @@ fn pieces(text: &str, n: usize) -> Vec<(usize, &str)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::report::json::to_pretty;
+    use crate::json::to_pretty;
     use crate::store::log::tests::entry;
 
     const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");

@@ -26,7 +26,7 @@ use super::result::TestResult;
 use super::rotate::{file_name, generation_path, rotate, Retention};
 use super::summary::summarize;
 use crate::locks::lock;
-use crate::report::json::{to_pretty, to_value, Json};
+use crate::json::{to_pretty, to_value, Json};
 
 /// The directory holding one `port-<PORT>.json` per iperf3 port and
 /// `ndt7.json`, with their rotated copies.

@@ -27,7 +27,6 @@
 //! - [`verdict`]: what most likely limited a recorded test, from its entry.
 //! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
 //!   entry that needs ([`summary::LEAN`]).
-//! - [`prune`]: reads a JSON value building only the members named.
 //! - [`query`]: filters, pages and time buckets over the history.
 //! - [`results`]: every result in memory (compact), and the latest per port.
 //! - [`compact`]: the fixed-size record of one test and its interned texts.
@@ -47,7 +46,6 @@ pub mod load;
 pub mod log;
 pub mod ndt7_log;
 pub mod probe_log;
-pub mod prune;
 pub mod query;
 pub mod reader;
 pub mod result;

@@ -17,7 +17,7 @@ use super::ids::LogKey;
 use super::log::{LogDir, Recorded};
 use super::result::TestResult;
 use super::summary::summarize;
-use crate::report::json::Json;
+use crate::json::Json;
 
 /// The `kind` of a probe's result.
 pub const KIND: &str = "probe";
@@ -78,7 +78,7 @@ impl LogDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::json::from_value;
+    use crate::json::from_value;
     use crate::store::results::ResultsStore;
 
     /// What `iperf3 -c 127.0.0.1 -p 15299 -t 1 --json` (3.12) printed.
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn the_probes_log_rotates_with_the_size_limit() {
         let tmp = tempfile::tempdir().unwrap();
-        let size = crate::report::json::to_pretty(&stock_entry()).len() as u64;
+        let size = crate::json::to_pretty(&stock_entry()).len() as u64;
         let retention = crate::store::rotate::Retention {
             max_size: Some(size + size / 2),
             keep: 2,

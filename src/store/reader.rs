@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::prune::parse_pruned;
+use crate::json::prune::parse_pruned;
 use super::summary;
 
 /// One item found in a log file.
@@ -334,8 +334,8 @@ mod tests {
 
     #[test]
     fn summary_detail_summarises_as_the_full_parse_does() {
-        use crate::report::json::from_value;
-        use crate::report::json::to_pretty;
+        use crate::json::from_value;
+        use crate::json::to_pretty;
         use crate::store::summary::summarize;
         let mut text: String = every_kind_of_entry()
             .iter()
@@ -587,8 +587,8 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
-    use crate::report::json::from_value;
-    use crate::report::json::to_pretty;
+    use crate::json::from_value;
+    use crate::json::to_pretty;
     use crate::testing::{config, json_value};
     use proptest::prelude::*;
 

@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use super::prune::Keep;
+use crate::json::prune::Keep;
 use super::result::TestResult;
 
 /// Summarises one log entry of `port`. `None` for entries that never got as

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use webperf3::http::Context;
 use webperf3::hub::Hub;
-use webperf3::report::json::Json;
+use webperf3::json::Json;
 use webperf3::shutdown::Shutdown;
 use webperf3::store::log::LogDir;
 

@@ -86,7 +86,7 @@ async fn a_recorded_probe_is_a_result_message_with_its_kind_and_target() {
     assert_eq!(next_json(&mut client).await["type"], "status");
     // What a stock 3.12 client printed with --json: a probe's entry.
     let text = include_str!("../fixtures/stock-3.12-client.json");
-    let entry = webperf3::report::json::from_value(&serde_json::from_str(text).unwrap());
+    let entry = webperf3::json::from_value(&serde_json::from_str(text).unwrap());
     env.hub.record_probe(&entry);
     let msg = next_of(&mut client, "result").await;
     let r = &msg["result"];

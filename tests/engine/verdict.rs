@@ -3,7 +3,7 @@
 //! and a server that sends records the TCP_INFO evidence the verdict reads.
 
 use serde_json::Value;
-use webperf3::report::json::Json;
+use webperf3::json::Json;
 use webperf3::store::verdict::{judge_entry, LimitedBy, Verdict};
 
 use crate::harness::{num, Server};
@@ -29,7 +29,7 @@ fn judged(server: Server, args: &[&str]) -> (Json, Verdict) {
 
 /// The entry as a `serde_json` value, for pointer look-ups.
 fn value(entry: &Json) -> Value {
-    webperf3::report::json::to_value(entry)
+    webperf3::json::to_value(entry)
 }
 
 #[test]

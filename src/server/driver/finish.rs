@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::Test;
 use crate::protocol::params::Protocol;
 use crate::protocol::results::stream_id;
-use crate::report::json::{self, Json};
+use crate::json::{self, Json};
 use crate::report::stats::results_document;
 use crate::server::streams::data_path_json;
 

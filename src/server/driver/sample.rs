@@ -29,7 +29,7 @@ pub(super) fn keeps_interval(kept: usize, streams: usize) -> bool {
 
 impl Test {
     /// Keeps an interval for the log, within [`MAX_KEPT_INTERVAL_RECORDS`].
-    fn keep_interval(&mut self, interval: crate::report::json::Json) {
+    fn keep_interval(&mut self, interval: crate::json::Json) {
         if keeps_interval(self.log.intervals.len(), self.streams.len()) {
             self.log.intervals.push(interval);
         } else {

@@ -4,7 +4,7 @@
 //! typed field is absent, never a panic, so stock-written logs (and entries
 //! of tests that failed early) read as well as ours.
 
-use crate::report::json::Json;
+use crate::json::Json;
 use crate::store::result::TestResult;
 
 /// One direction the test moved data in, from the server's point of view.

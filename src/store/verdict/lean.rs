@@ -9,8 +9,8 @@ use std::fmt;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 
-use crate::report::json::Json;
-use crate::store::prune::Checked;
+use crate::json::Json;
+use crate::json::prune::Checked;
 
 /// The top-level members the verdict reads (keep in step with
 /// `evidence.rs`).

@@ -40,7 +40,7 @@ use serde::Serialize;
 
 use self::evidence::Evidence;
 use self::words::{millis, percent, plural, rate, seconds};
-use crate::report::json::{to_value, Json};
+use crate::json::{to_value, Json};
 use crate::store::result::TestResult;
 use crate::store::summary::summarize;
 

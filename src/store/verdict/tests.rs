@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::report::json::from_value;
+use crate::json::from_value;
 use crate::testing::json_value;
 
 const STOCK: &str = include_str!("../../../tests/fixtures/stock-3.12.json");
