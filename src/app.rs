@@ -20,7 +20,7 @@ use crate::server::calibrate::SendPath;
 use crate::server::listen::{self, ListenOpts};
 use crate::server::port::{self, PortSettings};
 use crate::shutdown::Shutdown;
-use crate::store::log::LogDir;
+use crate::files::log_dir::LogDir;
 
 /// How long shutdown waits for running tests to write their log entries.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

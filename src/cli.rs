@@ -22,7 +22,7 @@ use crate::protocol::probe_policy::{
 use crate::protocol::probe_schedule::Schedule;
 use crate::protocol::session::Limits;
 use crate::send_method::{SendMethod, SendSetting};
-use crate::store::rotate::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
+use crate::files::rotate::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
 
 /// Command-line arguments as the user typed them.
 #[derive(Debug, Parser)]

@@ -12,7 +12,7 @@ use crate::protocol::policy::{AllowList, Policy};
 use crate::protocol::probe_policy::{ProbeAllow, ProbeLimits};
 use crate::protocol::probe_schedule::Schedule;
 use crate::protocol::session::Limits;
-use crate::store::rotate::Retention;
+use crate::files::rotate::Retention;
 
 /// The dashboard's port when no `--http` address is given.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;

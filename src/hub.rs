@@ -25,12 +25,12 @@ use tokio::sync::broadcast;
 use crate::locks::lock;
 use crate::ndt7::record::Record;
 use crate::json::Json;
-use crate::store::entry::{self, EntryError};
-use crate::store::entry_check::recorded_at;
-use crate::store::ids::TestId;
-use crate::store::log::{LogDir, Recorded};
-pub use crate::store::result::TestResult;
-use crate::store::results::ResultsStore;
+use crate::files::entry::{self, EntryError};
+use crate::files::entry_check::recorded_at;
+use crate::history::ids::TestId;
+use crate::files::log_dir::{LogDir, Recorded};
+pub use crate::analysis::test_result::TestResult;
+use crate::history::results_store::ResultsStore;
 
 /// What must hold every recorded test before anyone sees it (the
 /// forwarding queue, the metrics) hooks into the record path here. Records
@@ -131,7 +131,7 @@ pub enum Event {
 }
 
 /// Which results `GET /api/results` returns; every set field must match.
-pub use crate::store::query::Filter as ResultFilter;
+pub use crate::history::query::Filter as ResultFilter;
 
 struct State {
     store: ResultsStore,
@@ -460,7 +460,7 @@ mod tests {
         TestResult {
             name: name.map(str::to_string),
             client: Some("192.0.2.1".into()),
-            ..crate::store::results::tests::result(port, timestamp)
+            ..crate::history::results_store::tests::result(port, timestamp)
         }
     }
 
@@ -508,7 +508,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_is_reported_and_the_result_still_shown() {
-        use crate::store::log::tests::entry;
+        use crate::files::log_dir::tests::entry;
         let tmp = tempfile::tempdir().unwrap();
         let logs = LogDir::open(tmp.path()).unwrap();
         // Writes to /dev/full fail with ENOSPC, as on a full disk.

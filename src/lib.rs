@@ -19,9 +19,13 @@
 //!   other systems (JSON over HTTP, Loki), with retries and back-off.
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
 //!   broadcast of events to websocket clients.
-//! - [`store`]: the per-port log files (append, rotation, tolerant read, an
-//!   entry read back by its id) and the compact in-memory history derived
-//!   from them, with its pages, filters and buckets; the ndt7 log beside them.
+//! - [`files`]: the files on disk: the per-port logs, the ndt7 and probe
+//!   logs, append, rotation, indexes, tolerant reads, an entry read back by
+//!   its id.
+//! - [`history`]: the history in memory (a compact record per test, the
+//!   latest per port) and its pages, filters and buckets.
+//! - [`analysis`]: one entry analysed: its result object (summary) and its
+//!   verdict.
 //! - [`overlap`]: which tests (iperf3 or ndt7) move data at the same time.
 //! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
 //!   builder of `start`/`intervals`/`end`.
@@ -45,12 +49,15 @@
 //! - [`diagnostics`]: `tracing` to standard error, its level from the
 //!   environment.
 
+pub mod analysis;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod files;
 pub mod forward;
 pub mod health;
+pub mod history;
 pub mod http;
 pub mod hub;
 pub mod json;
@@ -63,7 +70,6 @@ pub mod report;
 pub mod send_method;
 pub mod server;
 pub mod shutdown;
-pub mod store;
 pub mod sys;
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use tracing::{error, info, warn};
 use crate::config::ForwardConfig;
 use crate::locks::lock;
 use crate::shutdown::Shutdown;
-use crate::store::result::TestResult;
+use crate::analysis::test_result::TestResult;
 use pending::Pending;
 use queue::{Bounds, Counts, Queue};
 use target::{Target, TargetError};
@@ -473,7 +473,7 @@ impl Jitter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::summary::summarize;
+    use crate::analysis::summary::summarize;
 
     fn config(url: &str) -> ForwardConfig {
         ForwardConfig {
@@ -490,7 +490,7 @@ mod tests {
     fn a_record_interrupted_after_its_log_write_is_queued_at_start_up() {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = config("http://127.0.0.1:9/in");
-        let entry = crate::json::to_value(&crate::store::log::tests::entry(10, "a"));
+        let entry = crate::json::to_value(&crate::files::log_dir::tests::entry(10, "a"));
         let result = summarize(5201, &entry).unwrap();
 
         // A whole record: queued once, no note left.
@@ -508,7 +508,7 @@ mod tests {
         assert_eq!(queued(&f), 1, "nothing to recover");
 
         // Stopped after the note (and the log write): queued at start-up.
-        let other = crate::json::to_value(&crate::store::log::tests::entry(20, "b"));
+        let other = crate::json::to_value(&crate::files::log_dir::tests::entry(20, "b"));
         let other_result = summarize(5201, &other).unwrap();
         f.writing(5201, &other);
         drop(f);
@@ -518,7 +518,7 @@ mod tests {
         f.recover(&[result.clone(), other_result.clone()]);
         assert_eq!(queued(&f), 2);
         // Stopped after queueing, before the note went: not queued twice.
-        let fourth = crate::json::to_value(&crate::store::log::tests::entry(40, "d"));
+        let fourth = crate::json::to_value(&crate::files::log_dir::tests::entry(40, "d"));
         let fourth_result = summarize(5201, &fourth).unwrap();
         f.writing(5201, &fourth);
         f.enqueue(&fourth_result, &fourth);
@@ -530,7 +530,7 @@ mod tests {
         f.recover(&[result.clone(), other_result.clone(), fourth_result]);
         assert_eq!(queued(&f), 3, "no second copy of the same record");
         // Stopped before the log write: the test was never recorded.
-        let third = crate::json::to_value(&crate::store::log::tests::entry(30, "c"));
+        let third = crate::json::to_value(&crate::files::log_dir::tests::entry(30, "c"));
         f.writing(5201, &third);
         drop(f);
         let f = Forwarder::open(&cfg, tmp.path(), "h".into())
@@ -548,7 +548,7 @@ mod tests {
         let f = Forwarder::open(&config("http://127.0.0.1:9/in"), tmp.path(), "h".into())
             .unwrap()
             .unwrap();
-        let entry = crate::json::to_value(&crate::store::log::tests::entry(10, "a"));
+        let entry = crate::json::to_value(&crate::files::log_dir::tests::entry(10, "a"));
         f.enqueue(&summarize(5201, &entry).unwrap(), &entry);
         // The queue's lock held as a push or a removal holds it across a
         // disk sync that takes its time.

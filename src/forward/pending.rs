@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 
 use super::disk::{remove_durably, write_durably};
 use crate::ndt7::record::Record;
-use crate::store::ndt7_log::result_of;
-use crate::store::probe_log::summary_of;
-use crate::store::result::TestResult;
+use crate::files::ndt7_log::result_of;
+use crate::files::probe_log::summary_of;
+use crate::analysis::test_result::TestResult;
 
 /// The pending notes' directory and the note of the record in progress.
 #[derive(Debug)]
@@ -181,7 +181,7 @@ mod tests {
     fn an_ndt7_note_finds_its_recorded_subtest() {
         use crate::ndt7::record::tests::sample;
         use crate::ndt7::Kind;
-        use crate::store::log::LogDir;
+        use crate::files::log_dir::LogDir;
 
         let tmp = tempfile::tempdir().unwrap();
         let logs = LogDir::open(tmp.path()).unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use crate::store::result::TestResult;
+use crate::analysis::test_result::TestResult;
 
 /// Why a `--forward` URL cannot be used.
 #[derive(Debug, Error, PartialEq)]
@@ -222,7 +222,7 @@ mod tests {
         let result = TestResult {
             id: "5201-1700000000-0".into(),
             name: Some("alice".into()),
-            ..crate::store::results::tests::result(5201, 1_700_000_000)
+            ..crate::history::results_store::tests::result(5201, 1_700_000_000)
         };
         let doc = document("pi1", &result, &json!({"start": {}}));
         assert_eq!(idempotency_key(&doc), "pi1/5201-1700000000-0");
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_missing_id_is_derived_stably() {
-        let result = crate::store::results::tests::result(5202, 42);
+        let result = crate::history::results_store::tests::result(5202, 42);
         let a = document("h", &result, &json!({"a": 1}));
         let b = document("h", &result, &json!({"a": 1}));
         let c = document("h", &result, &json!({"a": 2}));

@@ -28,7 +28,7 @@ use tracing::debug;
 
 use super::export;
 use crate::hub::{Hub, ResultFilter, TestResult};
-use crate::store::query::Cursor;
+use crate::history::query::Cursor;
 
 /// Exports streamed at once, CSV and JSON together.
 pub const MAX_EXPORTS: usize = 4;

@@ -15,8 +15,8 @@ use warp::{Rejection, Reply};
 use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
 use super::{assets, download, history, metrics, origin, ws, Context};
 use crate::hub::ResultFilter;
-use crate::store::entry::{read_entry_text, EntryError};
-use crate::store::ids::TestId;
+use crate::files::entry::{read_entry_text, EntryError};
+use crate::history::ids::TestId;
 
 /// A query string that parsed but makes no sense (e.g. `since=nan`).
 #[derive(Debug)]

@@ -11,8 +11,8 @@
 //! clients.
 
 use crate::hub::TestResult;
-use crate::store::entry::EntryError;
-use crate::store::verdict::{judge, read_lean};
+use crate::files::entry::EntryError;
+use crate::analysis::verdict::{judge, read_lean};
 
 /// Detail answers read or sent at once.
 pub const MAX_DETAILS: usize = 2;
@@ -40,7 +40,7 @@ mod tests {
 
     #[test]
     fn the_entry_is_spliced_in_as_it_is() {
-        let result = crate::store::results::tests::result(5201, 1);
+        let result = crate::history::results_store::tests::result(5201, 1);
         let entry = "{\n\t\"a\":\t1.50,\n\t\"intervals\":\t[{}]\n}";
         let body = detail(&result, entry.to_string()).unwrap().concat();
         let body = String::from_utf8(body).unwrap();
@@ -52,7 +52,7 @@ mod tests {
 
     #[test]
     fn what_is_not_one_object_is_gone() {
-        let result = crate::store::results::tests::result(5201, 1);
+        let result = crate::history::results_store::tests::result(5201, 1);
         for bad in ["{\"a\": 1} x", "[1]", "{\"a\":"] {
             assert!(matches!(
                 detail(&result, bad.to_string()),

@@ -476,7 +476,7 @@ mod tests {
             bytes_received: 10_000_000,
             jitter_ms: Some(0.5),
             lost_percent: Some(2.0),
-            ..crate::store::results::tests::result(port, 1_700_000_000)
+            ..crate::history::results_store::tests::result(port, 1_700_000_000)
         }
     }
 
@@ -537,7 +537,7 @@ mod tests {
         assert!(!text.contains("# EOF"));
 
         // A TCP test replaces the UDP figures of the port.
-        m.observe(&crate::store::results::tests::result(5201, 1_700_000_100));
+        m.observe(&crate::history::results_store::tests::result(5201, 1_700_000_100));
         let text = m.render(&status(), &[], true);
         assert!(
             !text.contains("webperf3_last_test_jitter_seconds{"),
@@ -554,7 +554,7 @@ mod tests {
                 let mut r = if i % 3 == 0 {
                     udp(5201 + i % 2)
                 } else {
-                    crate::store::results::tests::result(5201 + i % 2, i64::from(i))
+                    crate::history::results_store::tests::result(5201 + i % 2, i64::from(i))
                 };
                 r.reverse = i % 4 == 0;
                 r.error = (i % 5 == 0).then(|| "x".into());

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hub::{ResultFilter, TestResult};
-use crate::store::ids::TestId;
-use crate::store::query::Page;
+use crate::history::ids::TestId;
+use crate::history::query::Page;
 
 /// The query of `GET /api/results` and `GET /api/history/buckets`: the
 /// filters `port=`, `name=`, `since=`, `until=` (unix seconds),

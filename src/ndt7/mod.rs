@@ -5,7 +5,7 @@
 //! result document of `spec/data-format.md` ([`record`]).
 //!
 //! The websocket glue that drives these is `crate::http::ndt7`; the log file
-//! of finished subtests is `crate::store::ndt7_log`.
+//! of finished subtests is `crate::files::ndt7_log`.
 
 pub mod measurement;
 pub mod record;

@@ -23,10 +23,10 @@ use tokio::net::TcpStream;
 
 use crate::protocol::client::{Action, Client, Event, Failure, Limits, Progress};
 use crate::protocol::params::{Protocol, TestParams};
-use crate::protocol::results::{stream_id, PeerResults};
+use crate::protocol::results_exchange::{stream_id, PeerResults};
 use crate::protocol::wire::{Cookie, COOKIE_LEN};
 use crate::json::{from_value, to_compact, Json};
-use crate::report::log::TestLog;
+use crate::report::test_log::TestLog;
 use crate::report::stats::{results_document, Sample, Stats, StreamKind};
 use crate::server::stream_parts::fill_payload;
 use crate::server::streams::DataStream;
@@ -336,7 +336,7 @@ fn server_udp(p: &TestParams, results: &PeerResults) -> Option<UdpFigures> {
 /// Runs one test against `target` with `params`; dropping the future
 /// closes every connection.
 pub async fn run(target: SocketAddr, params: TestParams, limits: Limits) -> Outcome {
-    let host = crate::report::log::host_text(&target);
+    let host = crate::report::test_log::host_text(&target);
     run_named(target, &host, params, limits).await
 }
 

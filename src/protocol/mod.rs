@@ -14,7 +14,7 @@
 //!   request within its limits, and retries of busy targets.
 //! - [`probe_schedule`]: `--probe-every` specs, their spread over the
 //!   interval, turns and busy retries.
-//! - [`results`]: the results documents exchanged at the end of a test.
+//! - [`results_exchange`]: the results documents exchanged at the end of a test.
 //! - [`session`]: the control-channel state machine: events and ticks in,
 //!   actions out, one timer per kind of wait.
 //! - [`udp`]: the UDP datagram header and the receiver's loss/jitter arithmetic.
@@ -29,7 +29,7 @@ pub mod params;
 pub mod policy;
 pub mod probe_policy;
 pub mod probe_schedule;
-pub mod results;
+pub mod results_exchange;
 pub mod session;
 pub mod udp;
 pub mod udp_pace;

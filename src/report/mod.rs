@@ -1,9 +1,9 @@
 //! The server's JSON output in stock `iperf3 --json` layout.
 //!
-//! - [`log`]: one test's log entry (`start`, `intervals`, `end`, …).
+//! - [`test_log`]: one test's log entry (`start`, `intervals`, `end`, …).
 //! - [`stats`]: per-stream statistics → intervals, `end`, results document.
 //! - [`tcp_send`]: TCP_INFO of the sending streams over a test, for our key.
 
-pub mod log;
 pub mod stats;
 pub mod tcp_send;
+pub mod test_log;

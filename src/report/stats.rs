@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use crate::json::Json;
-use super::log::INTERVAL_SECS;
+use super::test_log::INTERVAL_SECS;
 use crate::sys::TcpInfo;
 
 /// What a stream is to the server.

@@ -3,7 +3,7 @@
 //! back by the client's receive window or by its own send buffer, with its
 //! smallest RTT, its retransmissions and its last delivery rate. Written
 //! under our log key (`webperf3.tcp_send`) as the evidence the verdict
-//! (`store::verdict`) reads; stock keys are never touched.
+//! (`analysis::verdict`) reads; stock keys are never touched.
 //!
 //! Pure: the driver hands in TCP_INFO readings it already takes at each
 //! interval tick and at the end (no extra system call per block or per

@@ -11,7 +11,7 @@ use webperf3::http::Context;
 use webperf3::hub::Hub;
 use webperf3::json::Json;
 use webperf3::shutdown::Shutdown;
-use webperf3::store::log::LogDir;
+use webperf3::files::log_dir::LogDir;
 
 use crate::support::logs::entry_texts;
 

@@ -109,7 +109,7 @@ async fn raw_paths_never_leave_the_assets_or_the_log_dir() {
     let logs = root.path().join("logs");
     std::fs::create_dir(&logs).unwrap();
     std::fs::write(logs.join("port-5201.json"), STOCK).unwrap();
-    let log_dir = webperf3::store::log::LogDir::open(&logs).unwrap();
+    let log_dir = webperf3::files::log_dir::LogDir::open(&logs).unwrap();
     let loaded = log_dir.load(&[5201, 5202]);
     let hub = webperf3::hub::Hub::new(log_dir, loaded.store);
     let shutdown = webperf3::shutdown::Shutdown::new();

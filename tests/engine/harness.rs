@@ -14,9 +14,9 @@ use webperf3::protocol::session::Limits;
 use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::shutdown::Shutdown;
-use webperf3::store::log::LogDir;
-use webperf3::store::result::TestResult;
-use webperf3::store::results::ResultsStore;
+use webperf3::files::log_dir::LogDir;
+use webperf3::analysis::test_result::TestResult;
+use webperf3::history::results_store::ResultsStore;
 
 use crate::support::iperf3;
 use crate::support::logs::wait_entries;

@@ -317,7 +317,7 @@ fn pi_health_is_recorded_where_sysfs_has_it() {
         serde_json::json!(["under-voltage", "throttled"])
     );
     assert!(h["server_cpu_percent"].as_f64().unwrap() > 0.0);
-    let r = webperf3::store::summary::summarize(server.ports[0], &e).unwrap();
+    let r = webperf3::analysis::summary::summarize(server.ports[0], &e).unwrap();
     assert_eq!(r.cpu_temp_c, Some(48.3));
     assert_eq!(
         r.throttled,
@@ -341,6 +341,6 @@ fn pi_health_is_absent_elsewhere() {
     let e = server.wait_entries(0, 1).remove(0);
     let h = e["webperf3"]["health"].as_object().unwrap();
     assert_eq!(h.keys().collect::<Vec<_>>(), ["server_cpu_percent"]);
-    let r = webperf3::store::summary::summarize(server.ports[0], &e).unwrap();
+    let r = webperf3::analysis::summary::summarize(server.ports[0], &e).unwrap();
     assert_eq!((r.cpu_temp_c, r.throttled), (None, None));
 }

@@ -18,12 +18,12 @@ const STOCK: &str = include_str!("../fixtures/stock-3.12.json");
 /// The entries `webperf3`'s own tolerant reader finds in `path`.
 fn tolerant(path: &std::path::Path) -> Vec<Value> {
     let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
-    webperf3::store::reader::read_log(&text)
+    webperf3::files::reader::read_log(&text)
         .items
         .into_iter()
         .filter_map(|item| match item {
-            webperf3::store::reader::LogItem::Entry(v) => Some(v),
-            webperf3::store::reader::LogItem::Cleared => None,
+            webperf3::files::reader::LogItem::Entry(v) => Some(v),
+            webperf3::files::reader::LogItem::Cleared => None,
         })
         .collect()
 }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 use webperf3::json::Json;
-use webperf3::store::verdict::{judge_entry, LimitedBy, Verdict};
+use webperf3::analysis::verdict::{judge_entry, LimitedBy, Verdict};
 
 use crate::harness::{num, Server};
 use crate::support::iperf3::{self, client_json};

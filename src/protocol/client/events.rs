@@ -5,7 +5,7 @@
 use thiserror::Error;
 
 use crate::protocol::errors::ErrorCode;
-use crate::protocol::results::PeerResults;
+use crate::protocol::results_exchange::PeerResults;
 use crate::protocol::wire::State;
 
 /// What the driver read off the data streams at a tick: totals since the

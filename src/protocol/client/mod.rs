@@ -23,7 +23,7 @@ pub use timers::{Limits, Timer, TimerTable, COUNT_CHECK};
 
 use super::errors::ErrorCode;
 use super::params::TestParams;
-use super::results::check_results;
+use super::results_exchange::check_results;
 use super::session::{INTERVAL, OMIT_SLACK};
 use super::wire::State;
 

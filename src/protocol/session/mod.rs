@@ -31,7 +31,7 @@ pub use timers::{Limits, Timer, TimerTable, INTERVAL, OMIT_SLACK};
 use super::errors::{self, ErrorCode};
 use super::params::{authtoken_of, TestParams};
 use super::policy::{Policy, RateWindow};
-use super::results::check_results;
+use super::results_exchange::check_results;
 use super::wire::{Cookie, State};
 
 /// The control-channel state machine of one test.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::Test;
 use crate::protocol::params::Protocol;
-use crate::protocol::results::stream_id;
+use crate::protocol::results_exchange::stream_id;
 use crate::json::{self, Json};
 use crate::report::stats::results_document;
 use crate::server::streams::data_path_json;
@@ -49,7 +49,7 @@ impl Test {
         if let Some(overlapped) = self.overlapped {
             ours.push("overlapped", overlapped);
             ours.push("health", self.health.to_json(self.cpu.0));
-            // The cores the CPU figure is a share of (see `store::verdict`).
+            // The cores the CPU figure is a share of (see `analysis::verdict`).
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
             ours.push("cpus", cpus);
         }

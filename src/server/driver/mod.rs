@@ -37,7 +37,7 @@ use crate::protocol::params::TestParams;
 use crate::protocol::session::{Action, Event, Expect, Phase, Session};
 use crate::protocol::wire::{self, Cookie};
 use crate::json;
-use crate::report::log::TestLog;
+use crate::report::test_log::TestLog;
 use crate::report::stats::{Sample, Stats};
 use crate::report::tcp_send::TcpSend;
 use crate::send_method::Choice;

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 
 use super::*;
 use crate::protocol::policy::Policy;
-use crate::protocol::results::stream_id;
+use crate::protocol::results_exchange::stream_id;
 use crate::protocol::session::{self, Session};
 use crate::protocol::wire::{Cookie, COOKIE_LEN};
 

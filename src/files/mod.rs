@@ -1,4 +1,6 @@
-//! The per-port log files and the results derived from them.
+//! The files on disk: the per-port logs, the ndt7 and probe logs, their
+//! rotation and indexes, and reading them back (at start-up in bulk, one
+//! entry by its id).
 //!
 //! Arrows point down this list; no module imports one above it.
 //!
@@ -11,45 +13,30 @@
 //! - [`entry`]: one logged entry read back from its file, exactly as it stands.
 //! - [`entry_check`]: whether the entry at a test's offset is still that
 //!   test's (a log cut short and written again holds another there).
-//! - [`log`]: `port-<PORT>.json` files and the one write path into them: a
-//!   finished test printed, appended with one write and summarised
-//!   ([`log::LogDir::record`]), the log rotated first when it would grow too
-//!   big; the `{}` clear marker.
-//! - [`rotate`]: retention (size limit, copies kept), the names of the logs
-//!   and their copies, and the rotation itself, for both kinds of log.
-//! - [`chunks`]: a file read in bounded chunks cut before entries.
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
 //!   write path and retention; the result object of a logged subtest.
 //! - [`probe_log`]: `probes.json`, the probes the box ran as a client
 //!   (stock client layout), on the same write path and retention; the
 //!   result object (`"kind": "probe"`) of a logged probe.
+//! - [`log_dir`]: `port-<PORT>.json` files and the one write path into them:
+//!   a finished test printed, appended with one write and summarised
+//!   ([`log_dir::LogDir::record`]), the log rotated first when it would grow
+//!   too big; the `{}` clear marker.
+//! - [`rotate`]: the names of the logs and their copies, and the rotation
+//!   itself, for every kind of log.
+//! - [`chunks`]: a file read in bounded chunks cut before entries.
 //! - [`reader`]: splits a log's text into entries, tolerating damage.
-//! - [`verdict`]: what most likely limited a recorded test, from its entry.
-//! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
-//!   entry that needs ([`summary::LEAN`]).
-//! - [`query`]: filters, pages and time buckets over the history.
-//! - [`results`]: every result in memory (compact), and the latest per port.
-//! - [`compact`]: the fixed-size record of one test and its interned texts.
-//! - [`ids`]: test ids, where a test sits in its log.
-//! - [`result`]: the result object of the README's "Dashboard and HTTP API".
 
 pub mod chunks;
-pub mod compact;
 pub mod entry;
 pub mod entry_check;
-pub mod ids;
 pub mod index;
 pub mod index_dir;
 #[cfg(test)]
 mod index_tests;
 pub mod load;
-pub mod log;
+pub mod log_dir;
 pub mod ndt7_log;
 pub mod probe_log;
-pub mod query;
 pub mod reader;
-pub mod result;
-pub mod results;
 pub mod rotate;
-pub mod summary;
-pub mod verdict;

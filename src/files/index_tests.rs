@@ -6,10 +6,10 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use super::index::{hash, HEADER_LEN};
-use super::index_dir::INDEX_DIR;
-use super::log::{tests::entry, LogDir};
-use super::result::TestResult;
+use crate::files::index::{hash, HEADER_LEN};
+use crate::files::index_dir::INDEX_DIR;
+use crate::files::log_dir::{tests::entry, LogDir};
+use crate::analysis::test_result::TestResult;
 use crate::ndt7::record::tests::sample;
 use crate::ndt7::Kind;
 
@@ -153,9 +153,9 @@ fn a_log_rotated_while_running_is_indexed_in_the_background() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = logs(tmp.path());
     fs::rename(logs.path(5202), logs.generation_path(5202, 1)).unwrap();
-    logs.index_rotated(super::ids::LogKey::Port(5202));
-    let id = super::index_dir::identity(&fs::metadata(logs.generation_path(5202, 1)).unwrap());
-    let path = super::index_dir::IndexDir::new(tmp.path()).path(id);
+    logs.index_rotated(crate::history::ids::LogKey::Port(5202));
+    let id = crate::files::index_dir::identity(&fs::metadata(logs.generation_path(5202, 1)).unwrap());
+    let path = crate::files::index_dir::IndexDir::new(tmp.path()).path(id);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !path.exists() {
         assert!(std::time::Instant::now() < deadline, "no index written");
@@ -173,8 +173,8 @@ fn a_log_rotated_while_running_is_indexed_in_the_background() {
 fn an_index_that_does_not_hold_is_never_trusted() {
     type Change = fn(&LogDir, &Path);
     let index_of = |logs: &LogDir| {
-        let id = super::index_dir::identity(&fs::metadata(logs.path(5201)).unwrap());
-        super::index_dir::IndexDir::new(logs.dir()).path(id)
+        let id = crate::files::index_dir::identity(&fs::metadata(logs.path(5201)).unwrap());
+        crate::files::index_dir::IndexDir::new(logs.dir()).path(id)
     };
     let cases: [(&str, Change); 8] = [
         ("a byte edited in the covered part", |logs, _| {
@@ -279,8 +279,8 @@ fn an_index_too_big_for_its_log_is_not_read() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = logs(tmp.path());
     start(tmp.path());
-    let id = super::index_dir::identity(&fs::metadata(logs.path(5201)).unwrap());
-    let index = super::index_dir::IndexDir::new(tmp.path()).path(id);
+    let id = crate::files::index_dir::identity(&fs::metadata(logs.path(5201)).unwrap());
+    let index = crate::files::index_dir::IndexDir::new(tmp.path()).path(id);
     // A header claiming a file far bigger than any index of this log.
     let mut bytes = fs::read(&index).unwrap();
     let huge = 1u64 << 40;
@@ -296,8 +296,8 @@ fn a_fifo_in_place_of_an_index_does_not_hold_up_a_start() {
     let tmp = tempfile::tempdir().unwrap();
     let logs = logs(tmp.path());
     let (want, _) = start(tmp.path());
-    let id = super::index_dir::identity(&fs::metadata(logs.path(5201)).unwrap());
-    let index = super::index_dir::IndexDir::new(tmp.path()).path(id);
+    let id = crate::files::index_dir::identity(&fs::metadata(logs.path(5201)).unwrap());
+    let index = crate::files::index_dir::IndexDir::new(tmp.path()).path(id);
     fs::remove_file(&index).unwrap();
     crate::testing::mkfifo(&index);
     let dir = tmp.path().to_path_buf();

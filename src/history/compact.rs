@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::result::TestResult;
+use crate::analysis::test_result::TestResult;
 
 /// The interned text of "no value".
 pub const NONE: u32 = 0;
@@ -472,7 +472,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::results::tests::result;
+    use crate::history::results_store::tests::result;
 
     #[test]
     fn a_record_is_about_a_hundred_bytes() {

@@ -9,17 +9,17 @@
 //! fingerprint looks, the index's own checksum); otherwise the log is
 //! parsed as if there were none. This module is the format alone, pure:
 //! encoding, decoding with every length checked before anything is
-//! allocated, and the hashes. Where the files live is [`super::index_dir`].
+//! allocated, and the hashes. Where the files live is [`crate::files::index_dir`].
 
 use std::io::{self, Write};
 
-use super::compact::{Interner, Record, ENCODED_LEN, NO_FILE};
-use super::ids::LogKey;
+use crate::history::compact::{Interner, Record, ENCODED_LEN, NO_FILE};
+use crate::history::ids::LogKey;
 
 /// The version of the format, in every index's header. Bump it whenever
 /// what an index holds would differ for the same log: the encoding below,
 /// [`Record`]'s fields or [`Record::encode`], or what a log entry is
-/// summarised into ([`super::summary`], [`super::ndt7_log::result_of`]),
+/// summarised into ([`crate::analysis::summary`], [`crate::files::ndt7_log::result_of`]),
 /// or the damage the reader reports. Indexes of another version are
 /// ignored and rewritten. A unit test pins what an index holds for the
 /// stock fixture's entries to this version, so such a change fails it
@@ -530,13 +530,13 @@ impl<'a> Cursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::results::tests::result;
+    use crate::history::results_store::tests::result;
 
     fn sample() -> Covered {
         let mut texts = Interner::default();
         let records = (0..5)
             .map(|i| {
-                let r = crate::store::result::TestResult {
+                let r = crate::analysis::test_result::TestResult {
                     name: Some(format!("host-{}", i % 2)),
                     throttled: (i == 3).then(|| vec!["throttled".to_string()]),
                     ..result(5201, 100 + i)
@@ -561,7 +561,7 @@ mod tests {
 
     fn without_file(mut c: Covered) -> Covered {
         for r in &mut c.records {
-            r.file = crate::store::compact::NO_FILE;
+            r.file = crate::history::compact::NO_FILE;
         }
         c
     }
@@ -694,19 +694,19 @@ mod tests {
     /// indexes are ignored) and then the pin.
     #[test]
     fn what_an_index_holds_is_pinned_to_its_version() {
-        use crate::store::reader::{read_log_at, Detail, LogItem};
+        use crate::files::reader::{read_log_at, Detail, LogItem};
         let stock = include_str!("../../tests/fixtures/stock-3.12.json");
         let mut texts = Interner::default();
         let mut bytes = Vec::new();
         read_log_at(stock, Detail::Summary, |at, item| {
             if let LogItem::Entry(entry) = item {
-                if let Some(r) = crate::store::summary::summarize(5201, &entry) {
+                if let Some(r) = crate::analysis::summary::summarize(5201, &entry) {
                     Record::new(&r, 0, at as u64, &mut texts).encode(&mut bytes);
                 }
             }
         });
         let ndt7 = crate::ndt7::record::tests::sample(crate::ndt7::Kind::Upload, 1_000, "n");
-        let r = crate::store::ndt7_log::result_of(&ndt7, String::new()).unwrap();
+        let r = crate::files::ndt7_log::result_of(&ndt7, String::new()).unwrap();
         Record::new(&r, 0, 0, &mut texts).encode(&mut bytes);
         assert_eq!(bytes.len(), 8 * ENCODED_LEN);
         for (_, t) in texts

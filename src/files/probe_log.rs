@@ -3,7 +3,7 @@
 //! client's `iperf3 -c --json` layout, appended with the same write path
 //! and retention as the port logs (rotated to `probes.json.<N>`), and the
 //! result object of such an entry (`"kind": "probe"`, `"target"`), which
-//! loading at start-up ([`super::load`]) reads back the same way.
+//! loading at start-up ([`crate::files::load`]) reads back the same way.
 //!
 //! A result's id is `probe-<filekey>-<offset>`, keyed as a port log's.
 //! Its figures read as every result's, the target being the server:
@@ -13,10 +13,10 @@
 
 use serde_json::Value;
 
-use super::ids::LogKey;
-use super::log::{LogDir, Recorded};
-use super::result::TestResult;
-use super::summary::summarize;
+use crate::history::ids::LogKey;
+use crate::files::log_dir::{LogDir, Recorded};
+use crate::analysis::test_result::TestResult;
+use crate::analysis::summary::summarize;
 use crate::json::Json;
 
 /// The `kind` of a probe's result.
@@ -79,7 +79,7 @@ impl LogDir {
 mod tests {
     use super::*;
     use crate::json::from_value;
-    use crate::store::results::ResultsStore;
+    use crate::history::results_store::ResultsStore;
 
     /// What `iperf3 -c 127.0.0.1 -p 15299 -t 1 --json` (3.12) printed.
     const STOCK_CLIENT: &str = include_str!("../../tests/fixtures/stock-3.12-client.json");
@@ -112,8 +112,8 @@ mod tests {
         assert_eq!(r.send_bps, None);
         // A served test's entry is no probe's.
         let served = include_str!("../../tests/fixtures/stock-3.12.json");
-        let read = crate::store::reader::read_log(served);
-        let Some(crate::store::reader::LogItem::Entry(first)) = read.items.first() else {
+        let read = crate::files::reader::read_log(served);
+        let Some(crate::files::reader::LogItem::Entry(first)) = read.items.first() else {
             panic!("the fixture has an entry")
         };
         assert_eq!(result_of(first), None);
@@ -153,7 +153,7 @@ mod tests {
     fn the_probes_log_rotates_with_the_size_limit() {
         let tmp = tempfile::tempdir().unwrap();
         let size = crate::json::to_pretty(&stock_entry()).len() as u64;
-        let retention = crate::store::rotate::Retention {
+        let retention = crate::files::rotate::Retention {
             max_size: Some(size + size / 2),
             keep: 2,
         };

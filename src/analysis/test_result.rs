@@ -9,7 +9,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestResult {
     /// Names this test on the box, the same after a restart: derived from
-    /// where the test sits in its log (see `store::log`). Empty until the
+    /// where the test sits in its log (see `files::log_dir`). Empty until the
     /// test has been written.
     pub id: String,
     /// The iperf3 port the test ran on (the dashboard's port for ndt7, 0

@@ -6,10 +6,10 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use super::ids::TestId;
-use super::log::LogDir;
-use super::result::TestResult;
-use super::results::ResultsStore;
+use crate::history::ids::TestId;
+use crate::files::log_dir::LogDir;
+use crate::analysis::test_result::TestResult;
+use crate::history::results_store::ResultsStore;
 
 /// The largest entry read back: a 24-hour test logging every second is
 /// well under it; anything bigger is refused rather than buffered.

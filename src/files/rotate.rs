@@ -1,14 +1,14 @@
 //! Retention: how big a log may grow and how many rotated copies are kept,
 //! the names of the logs and their copies (`port-<PORT>.json.<N>`,
 //! `ndt7.json.<N>`), and the rotation itself, the same for both kinds of
-//! log. Called only from the one write path ([`super::log::LogDir`]), under
+//! log. Called only from the one write path ([`crate::files::log_dir::LogDir`]), under
 //! its lock.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::ids::LogKey;
+use crate::history::ids::LogKey;
 
 /// How big a log may grow before it is rotated when none is given: small
 /// next to any SD card (six files of it, the live one and five rotated, are

@@ -12,7 +12,7 @@
 use serde_json::Value;
 
 use crate::json::prune::parse_pruned;
-use super::summary;
+use crate::analysis::summary;
 
 /// One item found in a log file.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,8 +277,8 @@ mod tests {
                 "intervals kept only where end is empty"
             );
             assert_eq!(
-                crate::store::summary::summarize(5201, f),
-                crate::store::summary::summarize(5201, l)
+                crate::analysis::summary::summarize(5201, f),
+                crate::analysis::summary::summarize(5201, l)
             );
         }
         // A test cut short keeps its intervals for the summary's fallback.
@@ -294,7 +294,7 @@ mod tests {
     /// `_bidir_reverse` names), a test cut short, and our own `webperf3`
     /// member.
     fn every_kind_of_entry() -> Vec<Value> {
-        use crate::store::summary::tests::{as_old_bidir, stock};
+        use crate::analysis::summary::tests::{as_old_bidir, stock};
         let fixture = |text: &str| serde_json::from_str::<Value>(text).expect("fixture");
         let mut all = stock();
         all.push(fixture(include_str!(
@@ -336,7 +336,7 @@ mod tests {
     fn summary_detail_summarises_as_the_full_parse_does() {
         use crate::json::from_value;
         use crate::json::to_pretty;
-        use crate::store::summary::summarize;
+        use crate::analysis::summary::summarize;
         let mut text: String = every_kind_of_entry()
             .iter()
             .map(|entry| to_pretty(&from_value(entry)))
@@ -570,7 +570,7 @@ mod tests {
             );
             for item in &log.items {
                 if let LogItem::Entry(entry) = item {
-                    let _ = crate::store::summary::summarize(1, entry);
+                    let _ = crate::analysis::summary::summarize(1, entry);
                 }
             }
         }
@@ -744,7 +744,7 @@ mod props {
             for (l, f) in lean.iter().zip(&full.items) {
                 match (l, f) {
                     (LogItem::Entry(l), LogItem::Entry(f)) => {
-                        let summary = crate::store::summary::summarize;
+                        let summary = crate::analysis::summary::summarize;
                         prop_assert_eq!(summary(1, l), summary(1, f));
                     }
                     (LogItem::Cleared, LogItem::Cleared) => {}

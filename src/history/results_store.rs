@@ -5,13 +5,13 @@
 //! in are a small table, so a rotation renames them here too and a
 //! deleted file takes its tests with it. Holds no I/O: loading the logs
 //! fills it at start-up and the hub pushes each new result. Queries over it
-//! (filters, pages, buckets) are [`super::query`]'s.
+//! (filters, pages, buckets) are [`crate::history::query`]'s.
 
 use std::collections::BTreeMap;
 
-use super::compact::{Interner, Record, NONE, NO_FILE};
-use super::ids::{LogKey, TestId};
-use super::result::TestResult;
+use crate::history::compact::{Interner, Record, NONE, NO_FILE};
+use crate::history::ids::{LogKey, TestId};
+use crate::analysis::test_result::TestResult;
 
 /// [`LogFile::generation`] of a file that no longer exists.
 const GONE: u32 = u32::MAX;
@@ -225,7 +225,7 @@ impl ResultsStore {
         let log = self.files.get(record.file as usize).map(|f| f.log);
         if log == Some(LogKey::Probe) {
             // A probe keeps its target where a served test keeps its client.
-            result.kind = Some(crate::store::probe_log::KIND);
+            result.kind = Some(crate::files::probe_log::KIND);
             result.target = result.client.take();
         }
         result

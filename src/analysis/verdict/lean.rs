@@ -52,7 +52,7 @@ impl<'de> Visitor<'de> for Lean {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::verdict::judge_entry;
+    use crate::analysis::verdict::judge_entry;
 
     const STOCK: &str = include_str!("../../../tests/fixtures/stock-3.12.json");
 
@@ -62,12 +62,12 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(STOCK.as_bytes()).unwrap();
         let mut offsets = Vec::new();
-        crate::store::reader::read_log_at(STOCK, crate::store::reader::Detail::Full, |at, _| {
+        crate::files::reader::read_log_at(STOCK, crate::files::reader::Detail::Full, |at, _| {
             offsets.push(at as u64)
         });
         let mut judged = 0;
         for at in offsets {
-            let entry = crate::store::entry::read_entry(&file, at).unwrap();
+            let entry = crate::files::entry::read_entry(&file, at).unwrap();
             let whole: Json = serde_json::from_str(&entry).unwrap();
             let lean = read_lean(&entry).unwrap();
             assert!(lean.get("intervals").is_none());

@@ -3,7 +3,7 @@
 //! appended with one write (the same write path as the iperf3 logs, under
 //! the same retention: rotated to `ndt7.json.<N>`), and the result object
 //! of a document (`"protocol": "ndt7"`), which loading at start-up
-//! ([`super::load`]) reads back the same way as the iperf3 logs.
+//! ([`crate::files::load`]) reads back the same way as the iperf3 logs.
 //!
 //! A result's id is `ndt7-<filekey>-<offset>`: the start (unix seconds) of
 //! the file's first subtest and the byte offset of the entry's `{`, so it
@@ -12,9 +12,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::ids::LogKey;
-use super::log::{LogDir, Recorded, Rotation};
-use super::result::TestResult;
+use crate::history::ids::LogKey;
+use crate::files::log_dir::{LogDir, Recorded, Rotation};
+use crate::analysis::test_result::TestResult;
 use crate::ndt7::record::Record;
 use crate::ndt7::Kind;
 
@@ -113,10 +113,10 @@ pub(crate) fn start_in_head(head: &[u8]) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::ndt7::record::tests::sample as record;
-    use crate::store::entry;
-    use crate::store::ids::TestId;
-    use crate::store::results::ResultsStore;
-    use crate::store::rotate::Retention;
+    use crate::files::entry;
+    use crate::history::ids::TestId;
+    use crate::history::results_store::ResultsStore;
+    use crate::files::rotate::Retention;
     use std::{fs, io};
 
     #[test]
@@ -165,7 +165,7 @@ mod tests {
     /// time: its results and warnings.
     fn load(path: &Path, chunk: usize) -> (Vec<TestResult>, Vec<String>) {
         let (results, _, warnings) =
-            crate::store::load::tests::load_path(LogKey::Ndt7, path, 1, chunk);
+            crate::files::load::tests::load_path(LogKey::Ndt7, path, 1, chunk);
         (results, warnings)
     }
 
@@ -322,8 +322,8 @@ mod props {
     use super::*;
     use crate::ndt7::record::tests::sample;
     use crate::ndt7::subtest::Subtest;
-    use crate::store::entry;
-    use crate::store::ids::TestId;
+    use crate::files::entry;
+    use crate::history::ids::TestId;
     use crate::testing::{config, json_value};
     use proptest::prelude::*;
 
@@ -393,7 +393,7 @@ mod props {
             prop_assert!(recorded.written.is_ok());
             let result = recorded.result.unwrap();
 
-            let mut store = crate::store::results::ResultsStore::new(&[]);
+            let mut store = crate::history::results_store::ResultsStore::new(&[]);
             store.push(result.clone());
             let id = TestId::parse(&result.id).unwrap();
             let (_, file, offset) = entry::open(&store, &logs, &id).unwrap();

@@ -5,7 +5,7 @@
 //! of tests that failed early) read as well as ours.
 
 use crate::json::Json;
-use crate::store::result::TestResult;
+use crate::analysis::test_result::TestResult;
 
 /// One direction the test moved data in, from the server's point of view.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,14 +4,14 @@
 //! ([`LogDir::append_cleared`]). Nothing else writes a log.
 //!
 //! A log (a port's, or `ndt7.json`) that would grow past its size limit is
-//! rotated first, in the same write path ([`super::rotate`]). Each written test gets its id here: the
-//! offset it was written at and the file's key ([`super::ids`]). No two
+//! rotated first, in the same write path ([`crate::files::rotate`]). Each written test gets its id here: the
+//! offset it was written at and the file's key ([`crate::history::ids`]). No two
 //! files of a log share a key: a rotation that would start a file with
 //! the key of one still on disk (a test that started in the same second
 //! as that file's first) is put off, and the entry goes to the live file.
 //!
 //! Loading the logs at start-up is the `load` module's; text handling lives in
-//! [`super::reader`], summaries in [`super::summary`].
+//! [`crate::files::reader`], summaries in [`crate::analysis::summary`].
 
 use std::collections::HashMap;
 use std::fs;
@@ -19,12 +19,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::chunks::{each_chunk, CHUNK};
-use super::ids::{LogKey, TestId};
-use super::reader::{read_log_at, Detail, LogItem};
-use super::result::TestResult;
-use super::rotate::{file_name, generation_path, rotate, Retention};
-use super::summary::summarize;
+use crate::files::chunks::{each_chunk, CHUNK};
+use crate::history::ids::{LogKey, TestId};
+use crate::files::reader::{read_log_at, Detail, LogItem};
+use crate::analysis::test_result::TestResult;
+use crate::files::rotate::{file_name, generation_path, rotate, Retention};
+use crate::analysis::summary::summarize;
 use crate::locks::lock;
 use crate::json::{to_pretty, to_value, Json};
 
@@ -432,8 +432,8 @@ fn write_whole(mut file: &fs::File, mut bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::store::reader::{read_log, DamageKind, LogItem};
-    use crate::store::rotate::Retention;
+    use crate::files::reader::{read_log, DamageKind, LogItem};
+    use crate::files::rotate::Retention;
 
     const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
 

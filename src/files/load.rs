@@ -1,11 +1,11 @@
 //! Loading every log (`port-<PORT>.json` and its rotated copies,
 //! stock-written or ours, and `ndt7.json` and its rotated copies) at
 //! start-up into a [`ResultsStore`]: files read one after the other in
-//! bounded chunks ([`super::chunks`]), each chunk parsed in pieces on every
+//! bounded chunks ([`crate::files::chunks`]), each chunk parsed in pieces on every
 //! core, each test kept compact with its id as soon as it is summarised;
 //! damage turned into warnings that name the file and line.
 //!
-//! A file's persisted index ([`super::index_dir`]) stands in for parsing
+//! A file's persisted index ([`crate::files::index_dir`]) stands in for parsing
 //! the part of it that the index covers; only what was appended since is
 //! parsed. A file whose index is missing or does not hold is parsed whole
 //! and its index written, up to the start of its last entry (so what is
@@ -17,18 +17,18 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::chunks::{each_chunk, last_entry_start_in, next_entry_start, open_log, CHUNK};
-use super::compact::NO_FILE;
-use super::ids::LogKey;
-use super::index::{About, Covered, Identity, Latest as Effect};
-use super::index_dir::{fingerprint_of, identity, IndexDir};
-use super::log::LogDir;
-use super::ndt7_log::result_of;
-use super::reader::{read_log_at, Damage, Detail, LogItem};
-use super::result::TestResult;
-use super::results::ResultsStore;
-use super::rotate::log_name;
-use super::summary::summarize;
+use crate::files::chunks::{each_chunk, last_entry_start_in, next_entry_start, open_log, CHUNK};
+use crate::history::compact::NO_FILE;
+use crate::history::ids::LogKey;
+use crate::files::index::{About, Covered, Identity, Latest as Effect};
+use crate::files::index_dir::{fingerprint_of, identity, IndexDir};
+use crate::files::log_dir::LogDir;
+use crate::files::ndt7_log::result_of;
+use crate::files::reader::{read_log_at, Damage, Detail, LogItem};
+use crate::analysis::test_result::TestResult;
+use crate::history::results_store::ResultsStore;
+use crate::files::rotate::log_name;
+use crate::analysis::summary::summarize;
 
 /// What loading the log directory at start-up found.
 #[derive(Debug, Default)]
@@ -418,7 +418,7 @@ fn read_piece(log: LogKey, text: &str) -> Piece {
             }
         }
         (LogKey::Probe, LogItem::Entry(entry)) => items.extend(
-            super::probe_log::result_of(&entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))),
+            crate::files::probe_log::result_of(&entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))),
         ),
         (LogKey::Ndt7 | LogKey::Probe, LogItem::Cleared) => {}
     });
@@ -451,7 +451,7 @@ fn pieces(text: &str, n: usize) -> Vec<(usize, &str)> {
 pub(crate) mod tests {
     use super::*;
     use crate::json::to_pretty;
-    use crate::store::log::tests::entry;
+    use crate::files::log_dir::tests::entry;
 
     const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
 
@@ -589,7 +589,7 @@ pub(crate) mod tests {
         // Every id points at its entry's `{`, and names the first test.
         let first = whole[0].timestamp;
         for r in &whole {
-            let id = crate::store::ids::TestId::parse(&r.id).expect("id");
+            let id = crate::history::ids::TestId::parse(&r.id).expect("id");
             assert_eq!(id.filekey, first);
             let at = usize::try_from(id.offset).unwrap();
             assert!(text[at..].starts_with("{\n"), "{}", r.id);

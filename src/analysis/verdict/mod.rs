@@ -41,8 +41,8 @@ use serde::Serialize;
 use self::evidence::Evidence;
 use self::words::{millis, percent, plural, rate, seconds};
 use crate::json::{to_value, Json};
-use crate::store::result::TestResult;
-use crate::store::summary::summarize;
+use crate::analysis::test_result::TestResult;
+use crate::analysis::summary::summarize;
 
 /// The share of the client's target a direction must reach for the target
 /// to be what limited it: short tests lose a few percent to the first

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use crate::json::prune::Keep;
-use super::result::TestResult;
+use crate::analysis::test_result::TestResult;
 
 /// Summarises one log entry of `port`. `None` for entries that never got as
 /// far as starting a test (e.g. a port scan that sent no parameters).

@@ -7,10 +7,10 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::compact::{widen, Record};
-use super::ids::TestId;
-use super::result::TestResult;
-use super::results::ResultsStore;
+use crate::history::compact::{widen, Record};
+use crate::history::ids::TestId;
+use crate::analysis::test_result::TestResult;
+use crate::history::results_store::ResultsStore;
 
 /// Which tests to show; every field set must match.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -102,7 +102,7 @@ impl Compiled {
                 .is_none_or(|p| p.contains(&r.protocol))
             && self
                 .family
-                .is_none_or(|f| r.client != super::compact::NONE && (f == 6) == r.is_v6())
+                .is_none_or(|f| r.client != crate::history::compact::NONE && (f == 6) == r.is_v6())
     }
 }
 
@@ -364,8 +364,8 @@ impl Accumulator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ids::LogKey;
-    use crate::store::results::tests::result;
+    use crate::history::ids::LogKey;
+    use crate::history::results_store::tests::result;
 
     fn store() -> ResultsStore {
         let mut store = ResultsStore::new(&[5201, 5202]);

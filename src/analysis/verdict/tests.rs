@@ -334,12 +334,12 @@ fn no_data_or_no_figures_is_unknown() {
 
 #[test]
 fn real_stock_entries() {
-    let verdicts: Vec<Option<Verdict>> = crate::store::reader::read_log(STOCK)
+    let verdicts: Vec<Option<Verdict>> = crate::files::reader::read_log(STOCK)
         .items
         .into_iter()
         .filter_map(|item| match item {
-            crate::store::reader::LogItem::Entry(v) => Some(judge_entry(5201, &from_value(&v))),
-            crate::store::reader::LogItem::Cleared => None,
+            crate::files::reader::LogItem::Entry(v) => Some(judge_entry(5201, &from_value(&v))),
+            crate::files::reader::LogItem::Cleared => None,
         })
         .collect();
     let limits: Vec<Option<LimitedBy>> = verdicts

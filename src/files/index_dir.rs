@@ -1,4 +1,4 @@
-//! `<log-dir>/.index/`: one persisted index ([`super::index`]) per log
+//! `<log-dir>/.index/`: one persisted index ([`crate::files::index`]) per log
 //! file, named after the file's identity (device and inode), so a rotation
 //! (a rename) keeps a file's index without rewriting it. An index is read
 //! only when it still matches its log, written atomically (a temporary
@@ -17,9 +17,9 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::compact::{Interner, Record};
-use super::ids::LogKey;
-use super::index::{
+use crate::history::compact::{Interner, Record};
+use crate::history::ids::LogKey;
+use crate::files::index::{
     fingerprint, header, tail_span, write, About, Covered, Identity, FINGERPRINT_SPAN, HEADER_LEN,
 };
 
