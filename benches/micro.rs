@@ -21,9 +21,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use webperf3::files::log_dir::LogDir;
 use webperf3::hub::Hub;
 use webperf3::protocol::udp::{decode_header, encode_header, Header, Receiver, Stamp};
-use webperf3::files::log_dir::LogDir;
 
 #[path = "micro/paint.rs"]
 mod paint;

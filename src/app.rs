@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, warn};
 
 use crate::config::{Config, HttpSettings, Padding, DEFAULT_HTTP_PORT};
+use crate::files::log_dir::LogDir;
 use crate::forward::Forwarder;
 use crate::hub::{Hub, RecordHook, TestResult};
 use crate::protocol::errors;
@@ -20,7 +21,6 @@ use crate::server::calibrate::SendPath;
 use crate::server::listen::{self, ListenOpts};
 use crate::server::port::{self, PortSettings};
 use crate::shutdown::Shutdown;
-use crate::files::log_dir::LogDir;
 
 /// How long shutdown waits for running tests to write their log entries.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::config::{
     AuthConfig, Config, ForwardConfig, HttpSettings, Ndt7Settings, Padding, ProbeSettings,
 };
+use crate::config::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
 use crate::forward::target::Target;
 use crate::protocol::auth::DEFAULT_SKEW_SECS;
 use crate::protocol::policy::DEFAULT_TESTS_PER_MINUTE;
@@ -22,7 +23,6 @@ use crate::protocol::probe_policy::{
 use crate::protocol::probe_schedule::Schedule;
 use crate::protocol::session::Limits;
 use crate::send_method::{SendMethod, SendSetting};
-use crate::files::rotate::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
 
 /// Command-line arguments as the user typed them.
 #[derive(Debug, Parser)]

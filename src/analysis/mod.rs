@@ -4,12 +4,16 @@
 //!
 //! Arrows point down this list; no module imports one above it.
 //!
+//! - [`probe`]: the result object of a probe's entry (`"kind": "probe"`).
+//! - [`ndt7`]: the result object of an ndt7 subtest's document.
 //! - [`verdict`]: what most likely limited a recorded test, from its entry.
 //! - [`summary`]: one log entry → one [`test_result::TestResult`], and what
 //!   of an entry that needs ([`summary::LEAN`]).
 //! - [`test_result`]: the result object of the README's "Dashboard and HTTP
 //!   API".
 
+pub mod ndt7;
+pub mod probe;
 pub mod summary;
 pub mod test_result;
 pub mod verdict;

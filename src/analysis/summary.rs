@@ -9,8 +9,8 @@
 
 use serde_json::Value;
 
-use crate::json::prune::Keep;
 use crate::analysis::test_result::TestResult;
+use crate::json::prune::Keep;
 
 /// Summarises one log entry of `port`. `None` for entries that never got as
 /// far as starting a test (e.g. a port scan that sent no parameters).

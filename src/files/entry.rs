@@ -6,9 +6,9 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::history::ids::TestId;
-use crate::files::log_dir::LogDir;
 use crate::analysis::test_result::TestResult;
+use crate::files::log_dir::LogDir;
+use crate::history::ids::TestId;
 use crate::history::results_store::ResultsStore;
 
 /// The largest entry read back: a 24-hour test logging every second is

@@ -7,10 +7,10 @@
 
 use std::fs::File;
 
-use crate::files::entry::{read_at, EntryError};
-use crate::history::ids::LogKey;
-use crate::files::ndt7_log::start_in_head;
 use crate::analysis::summary::integer;
+use crate::files::entry::{read_at, EntryError};
+use crate::files::ndt7_log::start_in_head;
+use crate::history::ids::LogKey;
 
 /// How much of an entry is read at a time while looking for its start.
 const STEP: usize = 64 * 1024;
@@ -89,12 +89,12 @@ fn timesecs_in_head(head: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::entry;
+    use crate::files::log_dir::{tests::entry as test_entry, LogDir};
+    use crate::history::ids::TestId;
+    use crate::history::results_store::ResultsStore;
     use crate::ndt7::record::tests::sample;
     use crate::ndt7::Kind;
-    use crate::files::entry;
-    use crate::history::ids::TestId;
-    use crate::files::log_dir::{tests::entry as test_entry, LogDir};
-    use crate::history::results_store::ResultsStore;
 
     /// Opens the entry of `id` and checks it as a detail read does.
     fn check(store: &ResultsStore, logs: &LogDir, id: &str) -> Result<String, EntryError> {

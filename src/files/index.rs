@@ -19,7 +19,7 @@ use crate::history::ids::LogKey;
 /// The version of the format, in every index's header. Bump it whenever
 /// what an index holds would differ for the same log: the encoding below,
 /// [`Record`]'s fields or [`Record::encode`], or what a log entry is
-/// summarised into ([`crate::analysis::summary`], [`crate::files::ndt7_log::result_of`]),
+/// summarised into ([`crate::analysis::summary`], [`crate::analysis::ndt7::result_of`]),
 /// or the damage the reader reports. Indexes of another version are
 /// ignored and rewritten. A unit test pins what an index holds for the
 /// stock fixture's entries to this version, so such a change fails it
@@ -706,7 +706,7 @@ mod tests {
             }
         });
         let ndt7 = crate::ndt7::record::tests::sample(crate::ndt7::Kind::Upload, 1_000, "n");
-        let r = crate::files::ndt7_log::result_of(&ndt7, String::new()).unwrap();
+        let r = crate::analysis::ndt7::result_of(&ndt7, String::new()).unwrap();
         Record::new(&r, 0, 0, &mut texts).encode(&mut bytes);
         assert_eq!(bytes.len(), 8 * ENCODED_LEN);
         for (_, t) in texts

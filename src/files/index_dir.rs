@@ -17,11 +17,11 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::history::compact::{Interner, Record};
-use crate::history::ids::LogKey;
 use crate::files::index::{
     fingerprint, header, tail_span, write, About, Covered, Identity, FINGERPRINT_SPAN, HEADER_LEN,
 };
+use crate::history::compact::{Interner, Record};
+use crate::history::ids::LogKey;
 
 /// The name of the index directory inside the log directory.
 pub const INDEX_DIR: &str = ".index";

@@ -6,10 +6,10 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
+use crate::analysis::test_result::TestResult;
 use crate::files::index::{hash, HEADER_LEN};
 use crate::files::index_dir::INDEX_DIR;
 use crate::files::log_dir::{tests::entry, LogDir};
-use crate::analysis::test_result::TestResult;
 use crate::ndt7::record::tests::sample;
 use crate::ndt7::Kind;
 
@@ -154,7 +154,8 @@ fn a_log_rotated_while_running_is_indexed_in_the_background() {
     let logs = logs(tmp.path());
     fs::rename(logs.path(5202), logs.generation_path(5202, 1)).unwrap();
     logs.index_rotated(crate::history::ids::LogKey::Port(5202));
-    let id = crate::files::index_dir::identity(&fs::metadata(logs.generation_path(5202, 1)).unwrap());
+    let id =
+        crate::files::index_dir::identity(&fs::metadata(logs.generation_path(5202, 1)).unwrap());
     let path = crate::files::index_dir::IndexDir::new(tmp.path()).path(id);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !path.exists() {

@@ -17,18 +17,18 @@ use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::analysis::ndt7::result_of;
+use crate::analysis::summary::summarize;
+use crate::analysis::test_result::TestResult;
 use crate::files::chunks::{each_chunk, last_entry_start_in, next_entry_start, open_log, CHUNK};
-use crate::history::compact::NO_FILE;
-use crate::history::ids::LogKey;
 use crate::files::index::{About, Covered, Identity, Latest as Effect};
 use crate::files::index_dir::{fingerprint_of, identity, IndexDir};
 use crate::files::log_dir::LogDir;
-use crate::files::ndt7_log::result_of;
 use crate::files::reader::{read_log_at, Damage, Detail, LogItem};
-use crate::analysis::test_result::TestResult;
-use crate::history::results_store::ResultsStore;
 use crate::files::rotate::log_name;
-use crate::analysis::summary::summarize;
+use crate::history::compact::NO_FILE;
+use crate::history::ids::LogKey;
+use crate::history::results_store::ResultsStore;
 
 /// What loading the log directory at start-up found.
 #[derive(Debug, Default)]
@@ -418,7 +418,8 @@ fn read_piece(log: LogKey, text: &str) -> Piece {
             }
         }
         (LogKey::Probe, LogItem::Entry(entry)) => items.extend(
-            crate::files::probe_log::result_of(&entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))),
+            crate::analysis::probe::result_of(&entry)
+                .map(|r| (at, Found::Test(r.timestamp, Some(r)))),
         ),
         (LogKey::Ndt7 | LogKey::Probe, LogItem::Cleared) => {}
     });
@@ -450,8 +451,8 @@ fn pieces(text: &str, n: usize) -> Vec<(usize, &str)> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::json::to_pretty;
     use crate::files::log_dir::tests::entry;
+    use crate::json::to_pretty;
 
     const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
 

@@ -19,14 +19,15 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::files::chunks::{each_chunk, CHUNK};
-use crate::history::ids::{LogKey, TestId};
-use crate::files::reader::{read_log_at, Detail, LogItem};
-use crate::analysis::test_result::TestResult;
-use crate::files::rotate::{file_name, generation_path, rotate, Retention};
 use crate::analysis::summary::summarize;
-use crate::locks::lock;
+use crate::analysis::test_result::TestResult;
+use crate::config::Retention;
+use crate::files::chunks::{each_chunk, CHUNK};
+use crate::files::reader::{read_log_at, Detail, LogItem};
+use crate::files::rotate::{file_name, generation_path, rotate};
+use crate::history::ids::{LogKey, TestId};
 use crate::json::{to_pretty, to_value, Json};
+use crate::locks::lock;
 
 /// The directory holding one `port-<PORT>.json` per iperf3 port and
 /// `ndt7.json`, with their rotated copies.
@@ -432,8 +433,8 @@ fn write_whole(mut file: &fs::File, mut bytes: &[u8]) -> io::Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::config::Retention;
     use crate::files::reader::{read_log, DamageKind, LogItem};
-    use crate::files::rotate::Retention;
 
     const STOCK_LOG: &str = include_str!("../../tests/fixtures/stock-3.12.json");
 

@@ -14,10 +14,9 @@
 //! - [`entry_check`]: whether the entry at a test's offset is still that
 //!   test's (a log cut short and written again holds another there).
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
-//!   write path and retention; the result object of a logged subtest.
+//!   write path and retention.
 //! - [`probe_log`]: `probes.json`, the probes the box ran as a client
-//!   (stock client layout), on the same write path and retention; the
-//!   result object (`"kind": "probe"`) of a logged probe.
+//!   (stock client layout), on the same write path and retention.
 //! - [`log_dir`]: `port-<PORT>.json` files and the one write path into them:
 //!   a finished test printed, appended with one write and summarised
 //!   ([`log_dir::LogDir::record`]), the log rotated first when it would grow

@@ -1,9 +1,9 @@
 //! `<log-dir>/ndt7.json`: every finished ndt7 subtest, one pretty-printed
 //! result document ([`crate::ndt7::record::Record`]) per subtest, each
 //! appended with one write (the same write path as the iperf3 logs, under
-//! the same retention: rotated to `ndt7.json.<N>`), and the result object
-//! of a document (`"protocol": "ndt7"`), which loading at start-up
-//! ([`crate::files::load`]) reads back the same way as the iperf3 logs.
+//! the same retention: rotated to `ndt7.json.<N>`), which loading at
+//! start-up ([`crate::files::load`]) reads back the same way as the iperf3
+//! logs. The result object of a document is [`crate::analysis::ndt7`]'s.
 //!
 //! A result's id is `ndt7-<filekey>-<offset>`: the start (unix seconds) of
 //! the file's first subtest and the byte offset of the entry's `{`, so it
@@ -12,56 +12,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::history::ids::LogKey;
+use crate::analysis::ndt7::result_of;
 use crate::files::log_dir::{LogDir, Recorded, Rotation};
-use crate::analysis::test_result::TestResult;
+use crate::history::ids::LogKey;
 use crate::ndt7::record::Record;
-use crate::ndt7::Kind;
 
 /// The file name of the ndt7 log in the log directory.
 pub const NDT7_LOG: &str = "ndt7.json";
-
-/// The `protocol` of ndt7 results.
-pub const PROTOCOL: &str = "ndt7";
-
-/// The result object of a subtest's document, named `id`; `None` if the
-/// document holds no subtest or no readable start time. The port is the
-/// server port the document names (the dashboard's).
-pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
-    let f = record.figures()?;
-    let (send_bps, receive_bps, bytes_sent, bytes_received) = match f.kind {
-        Kind::Download => (f.bps, None, f.bytes, 0),
-        Kind::Upload => (None, f.bps, 0, f.bytes),
-    };
-    Some(TestResult {
-        id,
-        port: record.server_port,
-        timestamp: f.timestamp,
-        name: f.name,
-        title: None,
-        client: Some(f.client),
-        protocol: PROTOCOL.into(),
-        duration: f.seconds,
-        streams: 1,
-        reverse: false,
-        bidir: false,
-        send_bps,
-        receive_bps,
-        bytes_sent,
-        bytes_received,
-        retransmits: None,
-        jitter_ms: None,
-        lost_percent: None,
-        min_rtt_ms: f.min_rtt_ms,
-        error: f.error,
-        overlapped: Some(f.overlapped),
-        server_cpu_percent: None,
-        cpu_temp_c: None,
-        throttled: None,
-        kind: None,
-        target: None,
-    })
-}
 
 impl LogDir {
     /// The ndt7 log.
@@ -112,11 +69,13 @@ pub(crate) fn start_in_head(head: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ndt7::record::tests::sample as record;
+    use crate::analysis::test_result::TestResult;
+    use crate::config::Retention;
     use crate::files::entry;
     use crate::history::ids::TestId;
     use crate::history::results_store::ResultsStore;
-    use crate::files::rotate::Retention;
+    use crate::ndt7::record::tests::sample as record;
+    use crate::ndt7::Kind;
     use std::{fs, io};
 
     #[test]
@@ -320,10 +279,12 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
-    use crate::ndt7::record::tests::sample;
-    use crate::ndt7::subtest::Subtest;
+    use crate::analysis::test_result::TestResult;
     use crate::files::entry;
     use crate::history::ids::TestId;
+    use crate::ndt7::record::tests::sample;
+    use crate::ndt7::subtest::Subtest;
+    use crate::ndt7::Kind;
     use crate::testing::{config, json_value};
     use proptest::prelude::*;
 

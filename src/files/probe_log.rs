@@ -1,66 +1,16 @@
 //! `<log-dir>/probes.json`: every probe the box ran as an iperf3 client
 //! (`GET /probe`, `--probe-every`), one entry per probe in the stock
 //! client's `iperf3 -c --json` layout, appended with the same write path
-//! and retention as the port logs (rotated to `probes.json.<N>`), and the
-//! result object of such an entry (`"kind": "probe"`, `"target"`), which
-//! loading at start-up ([`crate::files::load`]) reads back the same way.
+//! and retention as the port logs (rotated to `probes.json.<N>`); loading
+//! at start-up ([`crate::files::load`]) reads it back the same way. The
+//! result object of such an entry is [`crate::analysis::probe`]'s.
 //!
 //! A result's id is `probe-<filekey>-<offset>`, keyed as a port log's.
-//! Its figures read as every result's, the target being the server:
-//! `receive_bps` what the target received of what the box sent (client
-//! to server), `send_bps` what it sent the box (`-R`), as the stock
-//! client's `end` has them once the results are exchanged.
 
-use serde_json::Value;
-
-use crate::history::ids::LogKey;
+use crate::analysis::probe::result_of;
 use crate::files::log_dir::{LogDir, Recorded};
-use crate::analysis::test_result::TestResult;
-use crate::analysis::summary::summarize;
+use crate::history::ids::LogKey;
 use crate::json::Json;
-
-/// The `kind` of a probe's result.
-pub const KIND: &str = "probe";
-
-/// The target an entry says it connected to (`start.connecting_to`), as
-/// `host:port` (`[v6]:port`).
-pub fn target_of(entry: &Value) -> Option<String> {
-    let to = entry.pointer("/start/connecting_to")?;
-    let host = to.get("host")?.as_str()?;
-    let port = to.get("port")?.as_u64()?;
-    Some(if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    })
-}
-
-/// The result object of a probe's entry (id empty); `None` if the entry
-/// is not a probe's or the test never started.
-pub fn result_of(entry: &Value) -> Option<TestResult> {
-    let target = target_of(entry)?;
-    let mut result = summarize(0, entry)?;
-    if result.protocol == "UDP" && result.reverse && result.jitter_ms.is_none() {
-        // The box received: its own UDP figures are the `sum` of its end
-        // (a server's log has them from the client's results instead).
-        let sum = entry.pointer("/end/sum");
-        let figure = |key: &str| sum.and_then(|s| s.get(key)).and_then(Value::as_f64);
-        (result.jitter_ms, result.lost_percent) = (figure("jitter_ms"), figure("lost_percent"));
-    }
-    result.client = None;
-    result.kind = Some(KIND);
-    result.target = Some(target);
-    Some(result)
-}
-
-/// The result `entry` stands for, whichever log it is for: a probe's when
-/// it names a target it connected to, else an iperf3 port's (`port`).
-pub fn summary_of(port: u16, entry: &Value) -> Option<TestResult> {
-    match target_of(entry) {
-        Some(_) => result_of(entry),
-        None => summarize(port, entry),
-    }
-}
 
 impl LogDir {
     /// The probes' log.
@@ -78,8 +28,11 @@ impl LogDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json::from_value;
+    use crate::analysis::probe::summary_of;
+    use crate::analysis::test_result::TestResult;
     use crate::history::results_store::ResultsStore;
+    use crate::json::from_value;
+    use serde_json::Value;
 
     /// What `iperf3 -c 127.0.0.1 -p 15299 -t 1 --json` (3.12) printed.
     const STOCK_CLIENT: &str = include_str!("../../tests/fixtures/stock-3.12-client.json");
@@ -153,7 +106,7 @@ mod tests {
     fn the_probes_log_rotates_with_the_size_limit() {
         let tmp = tempfile::tempdir().unwrap();
         let size = crate::json::to_pretty(&stock_entry()).len() as u64;
-        let retention = crate::files::rotate::Retention {
+        let retention = crate::config::Retention {
             max_size: Some(size + size / 2),
             keep: 2,
         };

@@ -11,8 +11,8 @@
 
 use serde_json::Value;
 
-use crate::json::prune::parse_pruned;
 use crate::analysis::summary;
+use crate::json::prune::parse_pruned;
 
 /// One item found in a log file.
 #[derive(Debug, Clone, PartialEq)]
@@ -334,9 +334,9 @@ mod tests {
 
     #[test]
     fn summary_detail_summarises_as_the_full_parse_does() {
+        use crate::analysis::summary::summarize;
         use crate::json::from_value;
         use crate::json::to_pretty;
-        use crate::analysis::summary::summarize;
         let mut text: String = every_kind_of_entry()
             .iter()
             .map(|entry| to_pretty(&from_value(entry)))

@@ -1,5 +1,4 @@
-//! Retention: how big a log may grow and how many rotated copies are kept,
-//! the names of the logs and their copies (`port-<PORT>.json.<N>`,
+//! The names of the logs and their copies (`port-<PORT>.json.<N>`,
 //! `ndt7.json.<N>`), and the rotation itself, the same for both kinds of
 //! log. Called only from the one write path ([`crate::files::log_dir::LogDir`]), under
 //! its lock.
@@ -9,44 +8,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::history::ids::LogKey;
-
-/// How big a log may grow before it is rotated when none is given: small
-/// next to any SD card (six files of it, the live one and five rotated, are
-/// under 400 MB per port), and big enough for about 7,000 ten-second tests
-/// per file (40,000 per port with the copies), years of tests on a home
-/// network, whose history still loads in seconds on a Pi.
-pub const DEFAULT_MAX_LOG_SIZE: u64 = 64 * 1024 * 1024;
-
-/// Rotated copies kept when none is given.
-pub const DEFAULT_KEEP_ROTATED: u32 = 5;
-
-/// What is kept of a log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retention {
-    /// A log that would grow past this many bytes is rotated first (`None`:
-    /// never).
-    pub max_size: Option<u64>,
-    /// Rotated copies kept; older ones are deleted.
-    pub keep: u32,
-}
-
-impl Default for Retention {
-    fn default() -> Self {
-        Retention {
-            max_size: Some(DEFAULT_MAX_LOG_SIZE),
-            keep: DEFAULT_KEEP_ROTATED,
-        }
-    }
-}
-
-impl Retention {
-    /// Whether a log of `size` bytes must be rotated before `adding` more.
-    /// An empty log never is (an entry bigger than the limit still goes in).
-    pub fn must_rotate(&self, size: u64, adding: u64) -> bool {
-        self.max_size
-            .is_some_and(|max| size > 0 && size.saturating_add(adding) > max)
-    }
-}
 
 /// The name of `log`'s live file: `port-<PORT>.json` or `ndt7.json`.
 pub fn file_name(log: LogKey) -> String {
@@ -159,22 +120,6 @@ mod tests {
         ] {
             assert_eq!(log_name(name), None, "{name}");
         }
-    }
-
-    #[test]
-    fn limits() {
-        let r = Retention {
-            max_size: Some(100),
-            keep: 2,
-        };
-        assert!(!r.must_rotate(0, 500));
-        assert!(!r.must_rotate(50, 50));
-        assert!(r.must_rotate(50, 51));
-        let never = Retention {
-            max_size: None,
-            keep: 2,
-        };
-        assert!(!never.must_rotate(u64::MAX, 1));
     }
 
     fn names(dir: &Path) -> Vec<(String, String)> {

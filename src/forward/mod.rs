@@ -33,10 +33,10 @@ use thiserror::Error;
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
+use crate::analysis::test_result::TestResult;
 use crate::config::ForwardConfig;
 use crate::locks::lock;
 use crate::shutdown::Shutdown;
-use crate::analysis::test_result::TestResult;
 use pending::Pending;
 use queue::{Bounds, Counts, Queue};
 use target::{Target, TargetError};

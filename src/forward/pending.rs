@@ -15,10 +15,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::disk::{remove_durably, write_durably};
-use crate::ndt7::record::Record;
-use crate::files::ndt7_log::result_of;
-use crate::files::probe_log::summary_of;
+use crate::analysis::ndt7::result_of;
+use crate::analysis::probe::summary_of;
 use crate::analysis::test_result::TestResult;
+use crate::ndt7::record::Record;
 
 /// The pending notes' directory and the note of the record in progress.
 #[derive(Debug)]
@@ -179,9 +179,9 @@ mod tests {
 
     #[test]
     fn an_ndt7_note_finds_its_recorded_subtest() {
+        use crate::files::log_dir::LogDir;
         use crate::ndt7::record::tests::sample;
         use crate::ndt7::Kind;
-        use crate::files::log_dir::LogDir;
 
         let tmp = tempfile::tempdir().unwrap();
         let logs = LogDir::open(tmp.path()).unwrap();

@@ -7,9 +7,9 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
+use crate::analysis::test_result::TestResult;
 use crate::history::compact::{widen, Record};
 use crate::history::ids::TestId;
-use crate::analysis::test_result::TestResult;
 use crate::history::results_store::ResultsStore;
 
 /// Which tests to show; every field set must match.

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::analysis::test_result::TestResult;
 use crate::history::compact::{Interner, Record, NONE, NO_FILE};
 use crate::history::ids::{LogKey, TestId};
-use crate::analysis::test_result::TestResult;
 
 /// [`LogFile::generation`] of a file that no longer exists.
 const GONE: u32 = u32::MAX;
@@ -225,7 +225,7 @@ impl ResultsStore {
         let log = self.files.get(record.file as usize).map(|f| f.log);
         if log == Some(LogKey::Probe) {
             // A probe keeps its target where a served test keeps its client.
-            result.kind = Some(crate::files::probe_log::KIND);
+            result.kind = Some(crate::analysis::probe::KIND);
             result.target = result.client.take();
         }
         result

@@ -27,8 +27,8 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tracing::debug;
 
 use super::export;
-use crate::hub::{Hub, ResultFilter, TestResult};
 use crate::history::query::Cursor;
+use crate::hub::{Hub, ResultFilter, TestResult};
 
 /// Exports streamed at once, CSV and JSON together.
 pub const MAX_EXPORTS: usize = 4;

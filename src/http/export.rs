@@ -185,7 +185,10 @@ mod tests {
             .map(|i| TestResult {
                 name: Some(names[i % names.len()].to_string()).filter(|n| !n.is_empty()),
                 retransmits: (i % 2 == 0).then_some(i as u64),
-                ..crate::history::results_store::tests::result(5201 + i as u16, 1_763_767_679 + i as i64)
+                ..crate::history::results_store::tests::result(
+                    5201 + i as u16,
+                    1_763_767_679 + i as i64,
+                )
             })
             .collect();
         let whole = csv(&results).unwrap();

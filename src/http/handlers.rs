@@ -14,9 +14,9 @@ use warp::{Rejection, Reply};
 
 use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
 use super::{assets, download, history, metrics, origin, ws, Context};
-use crate::hub::ResultFilter;
 use crate::files::entry::{read_entry_text, EntryError};
 use crate::history::ids::TestId;
+use crate::hub::ResultFilter;
 
 /// A query string that parsed but makes no sense (e.g. `since=nan`).
 #[derive(Debug)]

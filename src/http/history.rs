@@ -10,9 +10,9 @@
 //! dropped, so memory for details is bounded whatever the number of
 //! clients.
 
-use crate::hub::TestResult;
-use crate::files::entry::EntryError;
 use crate::analysis::verdict::{judge, read_lean};
+use crate::files::entry::EntryError;
+use crate::hub::TestResult;
 
 /// Detail answers read or sent at once.
 pub const MAX_DETAILS: usize = 2;

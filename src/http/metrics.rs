@@ -537,7 +537,10 @@ mod tests {
         assert!(!text.contains("# EOF"));
 
         // A TCP test replaces the UDP figures of the port.
-        m.observe(&crate::history::results_store::tests::result(5201, 1_700_000_100));
+        m.observe(&crate::history::results_store::tests::result(
+            5201,
+            1_700_000_100,
+        ));
         let text = m.render(&status(), &[], true);
         assert!(
             !text.contains("webperf3_last_test_jitter_seconds{"),

@@ -4,9 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::hub::{ResultFilter, TestResult};
 use crate::history::ids::TestId;
 use crate::history::query::Page;
+use crate::hub::{ResultFilter, TestResult};
 
 /// The query of `GET /api/results` and `GET /api/history/buckets`: the
 /// filters `port=`, `name=`, `since=`, `until=` (unix seconds),

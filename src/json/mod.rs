@@ -10,6 +10,4 @@
 pub mod prune;
 pub mod tree;
 
-pub use tree::{
-    format_g, format_number, from_value, to_compact, to_pretty, to_value, Json,
-};
+pub use tree::{format_g, format_number, from_value, to_compact, to_pretty, to_value, Json};

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use crate::json::{from_value, to_compact, Json};
 use crate::protocol::client::{Action, Client, Event, Failure, Limits, Progress};
 use crate::protocol::params::{Protocol, TestParams};
 use crate::protocol::results_exchange::{stream_id, PeerResults};
 use crate::protocol::wire::{Cookie, COOKIE_LEN};
-use crate::json::{from_value, to_compact, Json};
-use crate::report::test_log::TestLog;
 use crate::report::stats::{results_document, Sample, Stats, StreamKind};
+use crate::report::test_log::TestLog;
 use crate::server::stream_parts::fill_payload;
 use crate::server::streams::DataStream;
 use crate::sys::os_error_text;

@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::json::Json;
 use super::test_log::INTERVAL_SECS;
+use crate::json::Json;
 use crate::sys::TcpInfo;
 
 /// What a stream is to the server.

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use super::stream_parts::{fill_payload, Counters, Method, Pacing};
 use super::tcp_io;
-use crate::protocol::params::{DataPath, TestParams};
 use crate::json::Json;
+use crate::protocol::params::{DataPath, TestParams};
 use crate::report::stats::{Sample, StreamKind, UdpSnapshot};
 use crate::send_method::{Choice, SendMethod};
 use crate::sys::{KernelTcpInfo, PageBuf, TcpInfo};

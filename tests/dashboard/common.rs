@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use webperf3::files::log_dir::LogDir;
 use webperf3::http::Context;
 use webperf3::hub::Hub;
 use webperf3::json::Json;
 use webperf3::shutdown::Shutdown;
-use webperf3::files::log_dir::LogDir;
 
 use crate::support::logs::entry_texts;
 

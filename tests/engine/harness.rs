@@ -8,15 +8,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
+use webperf3::analysis::test_result::TestResult;
 use webperf3::app::{self, Bound};
+use webperf3::files::log_dir::LogDir;
+use webperf3::history::results_store::ResultsStore;
 use webperf3::hub::{Hub, RecordHook};
 use webperf3::protocol::session::Limits;
 use webperf3::server::listen::{self, ListenOpts};
 use webperf3::server::port::PortSettings;
 use webperf3::shutdown::Shutdown;
-use webperf3::files::log_dir::LogDir;
-use webperf3::analysis::test_result::TestResult;
-use webperf3::history::results_store::ResultsStore;
 
 use crate::support::iperf3;
 use crate::support::logs::wait_entries;

@@ -3,8 +3,8 @@
 //! and a server that sends records the TCP_INFO evidence the verdict reads.
 
 use serde_json::Value;
-use webperf3::json::Json;
 use webperf3::analysis::verdict::{judge_entry, LimitedBy, Verdict};
+use webperf3::json::Json;
 
 use crate::harness::{num, Server};
 use crate::support::iperf3::{self, client_json};

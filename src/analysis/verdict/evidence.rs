@@ -4,8 +4,8 @@
 //! typed field is absent, never a panic, so stock-written logs (and entries
 //! of tests that failed early) read as well as ours.
 
-use crate::json::Json;
 use crate::analysis::test_result::TestResult;
+use crate::json::Json;
 
 /// One direction the test moved data in, from the server's point of view.
 #[derive(Debug, Clone, PartialEq)]

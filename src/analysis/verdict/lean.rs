@@ -9,8 +9,8 @@ use std::fmt;
 
 use serde::de::{Deserializer, MapAccess, Visitor};
 
-use crate::json::Json;
 use crate::json::prune::Checked;
+use crate::json::Json;
 
 /// The top-level members the verdict reads (keep in step with
 /// `evidence.rs`).

@@ -40,9 +40,9 @@ use serde::Serialize;
 
 use self::evidence::Evidence;
 use self::words::{millis, percent, plural, rate, seconds};
-use crate::json::{to_value, Json};
-use crate::analysis::test_result::TestResult;
 use crate::analysis::summary::summarize;
+use crate::analysis::test_result::TestResult;
+use crate::json::{to_value, Json};
 
 /// The share of the client's target a direction must reach for the target
 /// to be what limited it: short tests lose a few percent to the first

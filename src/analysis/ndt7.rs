@@ -1,0 +1,48 @@
+//! The result object of a finished ndt7 subtest's document
+//! (`"protocol": "ndt7"`), as logged in `ndt7.json`.
+
+use crate::analysis::test_result::TestResult;
+use crate::ndt7::record::Record;
+use crate::ndt7::Kind;
+
+/// The `protocol` of ndt7 results.
+pub const PROTOCOL: &str = "ndt7";
+
+/// The result object of a subtest's document, named `id`; `None` if the
+/// document holds no subtest or no readable start time. The port is the
+/// server port the document names (the dashboard's).
+pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
+    let f = record.figures()?;
+    let (send_bps, receive_bps, bytes_sent, bytes_received) = match f.kind {
+        Kind::Download => (f.bps, None, f.bytes, 0),
+        Kind::Upload => (None, f.bps, 0, f.bytes),
+    };
+    Some(TestResult {
+        id,
+        port: record.server_port,
+        timestamp: f.timestamp,
+        name: f.name,
+        title: None,
+        client: Some(f.client),
+        protocol: PROTOCOL.into(),
+        duration: f.seconds,
+        streams: 1,
+        reverse: false,
+        bidir: false,
+        send_bps,
+        receive_bps,
+        bytes_sent,
+        bytes_received,
+        retransmits: None,
+        jitter_ms: None,
+        lost_percent: None,
+        min_rtt_ms: f.min_rtt_ms,
+        error: f.error,
+        overlapped: Some(f.overlapped),
+        server_cpu_percent: None,
+        cpu_temp_c: None,
+        throttled: None,
+        kind: None,
+        target: None,
+    })
+}
