@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Test;
+use super::{Overlap, Routes, Test};
+use crate::json::{self, Json};
 use crate::protocol::params::Protocol;
 use crate::protocol::results_exchange::stream_id;
-use crate::json::{self, Json};
 use crate::report::stats::results_document;
 use crate::server::streams::data_path_json;
 
@@ -26,15 +26,11 @@ impl Test {
             .is_some_and(|p| p.get_server_output)
             .then(|| self.log.body());
         let tcp = p.is_some_and(|p| p.protocol == Protocol::Tcp);
-        let congestion = if tcp {
-            Some(self.congestion.as_deref().unwrap_or("unknown"))
-        } else {
-            None
+        let Some(m) = &self.measuring else {
+            return Json::obj();
         };
-        match &self.stats {
-            Some(stats) => results_document(stats, &ids, self.cpu, congestion, server_output),
-            None => Json::obj(),
-        }
+        let congestion = tcp.then(|| m.congestion.as_deref().unwrap_or("unknown"));
+        results_document(&m.stats, &ids, m.cpu, congestion, server_output)
     }
 
     /// Our additions to the stock log entry.
@@ -46,15 +42,18 @@ impl Test {
         if let Some(user) = &self.user {
             ours.push("user", user.clone());
         }
-        if let Some(overlapped) = self.overlapped {
+        let measuring = self.measuring.as_ref();
+        if let Overlap::After(overlapped) = self.overlap {
+            let cpu = measuring.map_or(0.0, |m| m.cpu.0);
             ours.push("overlapped", overlapped);
-            ours.push("health", self.health.to_json(self.cpu.0));
+            ours.push("health", self.health.to_json(cpu));
             // The cores the CPU figure is a share of (see `analysis::verdict`).
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
             ours.push("cpus", cpus);
         }
-        if !self.stream_cpu.is_empty() {
-            let per_stream = self.stream_cpu.iter().map(|&(socket, percent)| {
+        let stream_cpu = measuring.map_or(&[][..], |m| &m.stream_cpu);
+        if !stream_cpu.is_empty() {
+            let per_stream = stream_cpu.iter().map(|&(socket, percent)| {
                 Json::obj()
                     .with("socket", socket)
                     .with("percent", (percent * 10.0).round() / 10.0)
@@ -70,7 +69,7 @@ impl Test {
         if let Some(doc) = &self.client_results {
             ours.push("client_results", json::from_value(doc));
         }
-        let choice = self.send_choice.as_ref();
+        let choice = measuring.map(|m| &m.send_choice);
         if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy, choice) {
             ours.push("data_path", path);
         }
@@ -95,12 +94,8 @@ impl Test {
         for s in &mut self.streams {
             s.stop();
         }
-        self.stream_rx = None;
-        self.udp_rx = None;
-        self.udp_guard = None;
-        if let Some(running) = self.running.take() {
-            self.overlapped = Some(running.overlapped());
-        }
+        self.routes = Routes::default();
+        self.overlap.end();
         if let Some(task) = self.udp_accept.take() {
             task.abort();
         }
@@ -117,7 +112,7 @@ impl Test {
     /// with `error` (none for a clean end). The driver's task lasts until
     /// the entry is written, so shutdown waits for it.
     pub(super) async fn finish(&mut self, error: Option<String>) {
-        if self.t0.is_some() && !self.streams_stopped {
+        if self.measuring.is_some() && !self.streams_stopped {
             // The test ends while data still flows (server shutdown, an
             // error, a limit): give the client a moment to read why and hang
             // up before its streams break under it.

@@ -32,14 +32,14 @@ use super::overlap::Running;
 use super::slot::{PortCtx, TestSlot};
 use super::streams::DataStream;
 use crate::health;
+use crate::json;
 use crate::protocol::errors;
 use crate::protocol::params::TestParams;
 use crate::protocol::session::{Action, Event, Expect, Phase, Session};
 use crate::protocol::wire::{self, Cookie};
-use crate::json;
-use crate::report::test_log::TestLog;
 use crate::report::stats::{Sample, Stats};
 use crate::report::tcp_send::TcpSend;
+use crate::report::test_log::TestLog;
 use crate::send_method::Choice;
 
 /// Runs one test from its accepted control connection to its log entry.
@@ -69,9 +69,7 @@ pub fn run_test(
         let test = Test {
             session,
             refused: None,
-            udp_guard: None,
-            running: None,
-            overlapped: None,
+            overlap: Overlap::Before,
             health: health::Record::default(),
             ctx,
             slot,
@@ -82,17 +80,10 @@ pub fn run_test(
             accepted_at: SystemTime::now(),
             log: TestLog::new(),
             streams: Vec::new(),
-            stream_rx: None,
-            udp_rx: None,
+            routes: Routes::default(),
             udp_accept: None,
-            stats: None,
-            last_sample: None,
-            t0: None,
-            cpu_at_t0: None,
-            cpu: (0.0, 0.0, 0.0),
+            measuring: None,
             tcp_send: TcpSend::default(),
-            stream_cpu: Vec::new(),
-            congestion: None,
             client_results: None,
             listener_changed: false,
             streams_stopped: false,
@@ -100,7 +91,6 @@ pub fn run_test(
             user: None,
             unlogged: false,
             intervals_dropped: 0,
-            send_choice: None,
         };
         test.run(cookie).await;
     }
@@ -115,12 +105,8 @@ struct Test {
     session: Session,
     /// Why the client was refused before anything else (`--allow`).
     refused: Option<String>,
-    /// Held while this test's UDP streams are set up.
-    udp_guard: Option<tokio::sync::OwnedMutexGuard<()>>,
-    /// This test's registration among the tests moving data.
-    running: Option<Running>,
-    /// Whether another test moved data during this one's data phase.
-    overlapped: Option<bool>,
+    /// This test among the tests moving data: before, during, after.
+    overlap: Overlap,
     /// Temperature and throttling seen during the test.
     health: health::Record,
     /// This test's place on the port (and its stream routing).
@@ -139,28 +125,14 @@ struct Test {
     log: TestLog,
     /// The data streams, in order of arrival.
     streams: Vec<DataStream>,
-    /// TCP data connections routed to this test by cookie.
-    stream_rx: Option<mpsc::Receiver<(TcpStream, SocketAddr)>>,
-    /// UDP streams whose hello was answered.
-    udp_rx: Option<mpsc::Receiver<std::io::Result<(UdpSocket, SocketAddr)>>>,
-    /// The task answering UDP hellos.
+    /// Where the data streams arrive while they are set up.
+    routes: Routes,
+    /// The task answering UDP hellos (until the port is freed).
     udp_accept: Option<tokio::task::JoinHandle<()>>,
-    /// Interval statistics, from the start of the data phase.
-    stats: Option<Stats>,
-    /// The last interval sample: when, and every stream's counters.
-    last_sample: Option<(Instant, Vec<Sample>)>,
-    /// When the data streams started.
-    t0: Option<Instant>,
-    /// The process CPU times (user, system) at [`Test::t0`].
-    cpu_at_t0: Option<(f64, f64)>,
-    /// CPU use over the test: total, user, system (%).
-    cpu: (f64, f64, f64),
+    /// The data phase's clock and figures, from its start on.
+    measuring: Option<Measuring>,
     /// TCP_INFO of the sending TCP streams, as last read.
     tcp_send: TcpSend,
-    /// CPU use of each stream's thread over the test: (socket, % of a core).
-    stream_cpu: Vec<(i64, f64)>,
-    /// The congestion algorithm of the first TCP stream.
-    congestion: Option<String>,
     /// The client's results document, once checked.
     client_results: Option<serde_json::Value>,
     /// The listener was re-created for this test's window or MSS.
@@ -178,8 +150,66 @@ struct Test {
     /// Intervals left out of the log past
     /// [`sample::MAX_KEPT_INTERVAL_RECORDS`].
     intervals_dropped: u64,
+}
+
+/// Where a test's data streams arrive while they are set up (from its
+/// parameters to the start of the data phase); empty otherwise.
+#[derive(Default)]
+struct Routes {
+    /// TCP data connections routed to this test by cookie.
+    tcp: Option<mpsc::Receiver<(TcpStream, SocketAddr)>>,
+    /// UDP streams whose hello was answered, and the port's UDP set-up
+    /// lock, held while they are set up.
+    udp: Option<UdpRoutes>,
+}
+
+/// A UDP test's streams while they are set up.
+struct UdpRoutes {
+    /// UDP streams whose hello was answered.
+    rx: mpsc::Receiver<std::io::Result<(UdpSocket, SocketAddr)>>,
+    /// Held while this test's UDP streams are set up.
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+/// The data phase of a test: what starts with it, all at once.
+struct Measuring {
+    /// When the data streams started.
+    t0: Instant,
+    /// The process CPU times (user, system) at [`Measuring::t0`].
+    cpu_at_t0: (f64, f64),
+    /// Interval statistics.
+    stats: Stats,
+    /// The last interval sample: when, and every stream's counters.
+    last_sample: Option<(Instant, Vec<Sample>)>,
+    /// The congestion algorithm of the first TCP stream.
+    congestion: Option<String>,
     /// How the sending TCP streams started to move bytes, and why.
-    send_choice: Option<Choice>,
+    send_choice: Choice,
+    /// CPU use over the test: total, user, system (%), once it ended.
+    cpu: (f64, f64, f64),
+    /// CPU use of each stream's thread over the test: (socket, % of a
+    /// core), once it ended.
+    stream_cpu: Vec<(i64, f64)>,
+}
+
+/// A test among the tests moving data on the box.
+enum Overlap {
+    /// Its data phase has not started.
+    Before,
+    /// Its data phase runs: its registration.
+    Running(Running),
+    /// Its data phase is over: whether another test moved data meanwhile.
+    After(bool),
+}
+
+impl Overlap {
+    /// The data phase is over (if it ran): the registration ends.
+    fn end(&mut self) {
+        if let Overlap::Running(running) = self {
+            let overlapped = running.overlapped();
+            *self = Overlap::After(overlapped);
+        }
+    }
 }
 
 /// What woke the driver up.
@@ -242,8 +272,8 @@ impl Test {
         let deadline = self.session.deadline().map(tokio::time::Instant::from_std);
         let want_streams = self.session.phase() == Phase::Streams;
         let report_start = self.session.awaiting_first_byte();
-        let stream_rx = self.stream_rx.as_mut();
-        let udp_rx = self.udp_rx.as_mut();
+        let stream_rx = self.routes.tcp.as_mut();
+        let udp_rx = self.routes.udp.as_mut().map(|u| &mut u.rx);
         tokio::select! {
             biased;
             _ = self.ctx.shutdown.triggered() => {

@@ -71,28 +71,30 @@ impl Test {
     /// reading. Kept for [`Test::end_omit`], which must start from it.
     pub(super) fn sample_interval(&mut self) {
         let now = Instant::now();
-        let (Some(t0), Some(stats)) = (self.t0, self.stats.as_mut()) else {
+        let Some(m) = self.measuring.as_mut() else {
             return;
         };
         let samples = sample_streams(&self.streams, &mut self.tcp_send);
+        let sampled = m.stats.sample(now, &samples);
+        let seconds = (now - m.t0).as_secs_f64();
+        m.last_sample = Some((now, samples));
         self.health.add(self.ctx.settings.health.sample());
-        if let Some((interval, bps)) = stats.sample(now, &samples) {
+        if let Some((interval, bps)) = sampled {
             self.keep_interval(interval);
-            self.ctx
-                .hub
-                .progress(self.ctx.port, bps, (now - t0).as_secs_f64());
+            self.ctx.hub.progress(self.ctx.port, bps, seconds);
         }
-        self.last_sample = Some((now, samples));
     }
 
     /// Ends the omit period at the last interval sample: its counters
     /// become the baselines, and receivers restart their jitter.
     pub(super) fn end_omit(&mut self) {
-        let (Some(stats), Some((at, samples))) = (self.stats.as_mut(), self.last_sample.as_ref())
-        else {
+        let Some(m) = self.measuring.as_mut() else {
             return;
         };
-        stats.end_omit(*at, samples);
+        let Some((at, samples)) = &m.last_sample else {
+            return;
+        };
+        m.stats.end_omit(*at, samples);
         for s in &self.streams {
             s.counters.restart.store(true, Relaxed);
         }
@@ -100,34 +102,28 @@ impl Test {
 
     /// The final sample, the CPU figures and the `end` section.
     pub(super) fn end_test(&mut self) {
-        if let Some(running) = self.running.take() {
-            self.overlapped = Some(running.overlapped());
-        }
+        self.overlap.end();
         self.health.add(self.ctx.settings.health.sample());
         let now = Instant::now();
-        if let Some(stats) = self.stats.as_mut() {
-            let samples = sample_streams(&self.streams, &mut self.tcp_send);
-            let last = stats.sample(now, &samples);
-            if let Some((interval, _)) = last {
-                self.keep_interval(interval);
-            }
-            if let (Some(t0), Some((u0, s0))) = (self.t0, self.cpu_at_t0) {
-                let (u1, s1) = crate::sys::cpu_times();
-                let wall = (now - t0).as_secs_f64();
-                if wall > 0.0 {
-                    let (u, s) = ((u1 - u0) / wall * 100.0, (s1 - s0) / wall * 100.0);
-                    self.cpu = (u + s, u, s);
-                    // Each stream's thread started at t0.
-                    self.stream_cpu = self
-                        .streams
-                        .iter()
-                        .filter_map(|s| Some((s.socket_no, s.thread_cpu_secs()? / wall * 100.0)))
-                        .collect();
-                }
-            }
-            if let Some(stats) = self.stats.as_ref() {
-                self.log.end = stats.end(self.cpu, self.congestion.as_deref());
-            }
+        let Some(m) = self.measuring.as_mut() else {
+            return;
+        };
+        let samples = sample_streams(&self.streams, &mut self.tcp_send);
+        let last = m.stats.sample(now, &samples);
+        let (u0, s0) = m.cpu_at_t0;
+        let (u1, s1) = crate::sys::cpu_times();
+        let wall = (now - m.t0).as_secs_f64();
+        if wall > 0.0 {
+            let (u, s) = ((u1 - u0) / wall * 100.0, (s1 - s0) / wall * 100.0);
+            m.cpu = (u + s, u, s);
+            // Each stream's thread started at t0.
+            m.stream_cpu = (self.streams.iter())
+                .filter_map(|s| Some((s.socket_no, s.thread_cpu_secs()? / wall * 100.0)))
+                .collect();
+        }
+        self.log.end = m.stats.end(m.cpu, m.congestion.as_deref());
+        if let Some((interval, _)) = last {
+            self.keep_interval(interval);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use super::Test;
+use super::{Measuring, Overlap, Test, UdpRoutes};
 use crate::protocol::admission::Refusal;
 use crate::protocol::errors::ErrorCode;
 use crate::protocol::params::{DataPath, Protocol, TestParams};
@@ -115,7 +115,7 @@ impl Test {
                 .on_params(&p, None, self.accepted_at, &self.peer, &cookie);
             // Hellos carry no cookie: one test at a time sets up UDP streams.
             let lock = Arc::clone(&self.ctx.udp_setup);
-            self.udp_guard = Some(lock.lock_owned().await);
+            let guard = lock.lock_owned().await;
             let listener = match udp::bind_listener(self.ctx.addr) {
                 Ok(l) => l,
                 Err(e) => return Event::Fault(ErrorCode::STREAM_LISTEN, Some(os_error_text(&e))),
@@ -128,7 +128,7 @@ impl Test {
                 p.stream_count(),
                 tx,
             )));
-            self.udp_rx = Some(rx);
+            self.routes.udp = Some(UdpRoutes { rx, _guard: guard });
             self.announce(&p);
             return Event::Prepared;
         }
@@ -154,7 +154,7 @@ impl Test {
         if let Some(c) = self.session.cookie() {
             self.slot.await_streams(c, self.peer.ip(), tx);
         }
-        self.stream_rx = Some(rx);
+        self.routes.tcp = Some(rx);
         self.announce(&p);
         Event::Prepared
     }
@@ -262,7 +262,8 @@ impl Test {
     /// starts the streams, the statistics and the CPU clock.
     pub(super) async fn start_test(&mut self) -> Event {
         self.slot.stop_streams();
-        if let Some(mut rx) = self.stream_rx.take() {
+        let routes = std::mem::take(&mut self.routes);
+        if let Some(mut rx) = routes.tcp {
             // More connections with our cookie than streams: refused, as
             // stock refuses them once all streams are there.
             rx.close();
@@ -270,28 +271,32 @@ impl Test {
                 refuse(conn);
             }
         }
-        self.udp_rx = None;
-        self.udp_guard = None;
+        drop(routes.udp);
         self.restore_listener().await;
         let Some(p) = self.params().cloned() else {
             return Event::Fault(ErrorCode::STREAM_ACCEPT, None);
         };
-        self.running = Some(self.ctx.settings.overlaps.start());
+        self.overlap = Overlap::Running(self.ctx.settings.overlaps.start());
         self.health.add(self.ctx.settings.health.sample());
         self.log.on_test_start(&p);
         let t0 = Instant::now();
         let metas: Vec<_> = self.streams.iter().map(|s| (s.socket_no, s.kind)).collect();
-        self.stats = Some(Stats::new(&metas, p.parallel, t0, p.omit > 0));
-        self.congestion = self.streams.first().and_then(DataStream::congestion);
-        self.cpu_at_t0 = Some(crate::sys::cpu_times());
-        self.t0 = Some(t0);
         let settings = &self.ctx.settings;
         let choice = settings.send.choice(settings.copy, p.zerocopy);
         let path = DataPath {
             send_file: choice.method == SendMethod::Sendfile,
             ..p.data_path(settings.copy)
         };
-        self.send_choice = Some(choice);
+        self.measuring = Some(Measuring {
+            stats: Stats::new(&metas, p.parallel, t0, p.omit > 0),
+            congestion: self.streams.first().and_then(DataStream::congestion),
+            cpu_at_t0: crate::sys::cpu_times(),
+            t0,
+            last_sample: None,
+            send_choice: choice,
+            cpu: (0.0, 0.0, 0.0),
+            stream_cpu: Vec::new(),
+        });
         for s in &mut self.streams {
             if let Err(e) = s.start(&p, path, t0) {
                 return Event::Fault(ErrorCode::STREAM_ACCEPT, Some(os_error_text(&e)));
