@@ -1,48 +1,41 @@
 //! The live state the dashboard shows, and the broadcast of its changes.
 //!
 //! The iperf3 side reports into the hub (a test started, progress, a finished
-//! test's log entry); the hub hands entries to the store's write path
-//! ([`LogDir::record`]), keeps the results, and publishes [`Event`]s on a
-//! tokio broadcast channel that websocket clients subscribe to. A slow
-//! subscriber lags and skips ahead; it never slows a test. The web side
-//! takes the result type from here ([`TestResult`]) rather than from the
-//! store.
+//! test's log entry); the hub hands entries to the recorder
+//! ([`crate::recorder`], which logs them and tells the record hooks), keeps
+//! the history of results, and publishes [`Event`]s on a tokio broadcast
+//! channel that websocket clients subscribe to. A slow subscriber lags and
+//! skips ahead; it never slows a test. The web side takes the result type
+//! from here ([`TestResult`]) rather than from the analysis.
 //!
-//! Nothing here does network I/O or awaits: every method is a short critical
-//! section (plus, for [`Hub::record`] and [`Hub::clear`], one log append),
-//! callable from any thread or task.
+//! Two locks, never one inside the other but for [`Hub::with_store`]
+//! (history, then live): the live status of the ports (what `progress`
+//! and `test_started` touch, never held for long) and the history (read
+//! long by pages and exports, written briefly once a record is done; a
+//! rotation's rebuild is made under the read lock and swapped in).
+//! Nothing here does network I/O or awaits; callable from any thread or
+//! task.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::net::IpAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::locks::lock;
-use crate::ndt7::record::Record;
-use crate::json::Json;
+pub use crate::analysis::test_result::TestResult;
 use crate::files::entry::{self, EntryError};
 use crate::files::entry_check::recorded_at;
-use crate::history::ids::TestId;
-use crate::files::log_dir::{LogDir, Recorded};
-pub use crate::analysis::test_result::TestResult;
+use crate::files::log_dir::LogDir;
+use crate::history::ids::{LogKey, TestId};
 use crate::history::results_store::ResultsStore;
-
-/// What must hold every recorded test before anyone sees it (the
-/// forwarding queue, the metrics) hooks into the record path here. Records
-/// are serialised: `before_write` and the `after_write` that follows it
-/// belong to the same test, with no other record in between.
-pub trait RecordHook: Send + Sync {
-    /// `entry` (as JSON) is about to be appended to `port`'s log.
-    fn before_write(&self, _port: u16, _entry: &serde_json::Value) {}
-    /// The entry was handled: `result` is the recorded test (`None` for an
-    /// entry that never started one); it is announced right after.
-    fn after_write(&self, result: Option<&TestResult>, entry: &serde_json::Value);
-}
+use crate::json::Json;
+use crate::locks::lock;
+use crate::ndt7::record::Record;
+pub use crate::recorder::RecordHook;
+use crate::recorder::{Entry, Finished, Recorder};
 
 /// How many events a websocket subscriber may fall behind before it skips
 /// ahead (it then misses the oldest ones; the page resynchronises on reconnect).
@@ -133,15 +126,17 @@ pub enum Event {
 /// Which results `GET /api/results` returns; every set field must match.
 pub use crate::history::query::Filter as ResultFilter;
 
-struct State {
-    store: ResultsStore,
+/// What changes while tests run: the ports' status and the log errors.
+struct Live {
     ports: Vec<PortStatus>,
     /// Per port, the message of a log write that failed and has not
     /// succeeded since.
     log_errors: BTreeMap<u16, String>,
+    /// Log write errors already logged (each is logged once).
+    reported: HashSet<String>,
 }
 
-impl State {
+impl Live {
     fn port_mut(&mut self, port: u16) -> Option<&mut PortStatus> {
         self.ports.iter_mut().find(|p| p.port == port)
     }
@@ -171,17 +166,12 @@ impl State {
 
 /// Shared live state; cheap to clone (`Arc`).
 pub struct Hub {
-    logs: LogDir,
-    /// Serialises log appends with the store updates that follow them, so
-    /// the order of entries and `{}` markers in the files is the order the
-    /// store saw (and a restart rebuilds the same latest table).
-    writer: Mutex<()>,
-    state: RwLock<State>,
+    recorder: Recorder,
+    /// Every result; written only from the recorder's publication (one
+    /// record at a time), read by anyone.
+    history: RwLock<ResultsStore>,
+    live: Mutex<Live>,
     events: broadcast::Sender<Event>,
-    /// Log write errors already logged (each is logged once).
-    reported: Mutex<HashSet<String>>,
-    /// Called around every record ([`Hub::watch_records`]).
-    hooks: RwLock<Vec<Box<dyn RecordHook>>>,
 }
 
 impl Hub {
@@ -190,23 +180,21 @@ impl Hub {
         let ports = store.ports().iter().map(|&p| PortStatus::idle(p)).collect();
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Arc::new(Hub {
-            logs,
-            writer: Mutex::new(()),
-            state: RwLock::new(State {
-                store,
+            recorder: Recorder::new(logs),
+            history: RwLock::new(store),
+            live: Mutex::new(Live {
                 ports,
                 log_errors: BTreeMap::new(),
+                reported: HashSet::new(),
             }),
             events,
-            reported: Mutex::new(HashSet::new()),
-            hooks: RwLock::new(Vec::new()),
         })
     }
 
     /// A test began on `port` (parameters received).
     pub fn test_started(&self, port: u16, client: IpAddr, name: Option<String>) {
-        let mut state = self.write();
-        let Some(status) = state.port_mut(port) else {
+        let mut live = self.live();
+        let Some(status) = live.port_mut(port) else {
             return;
         };
         *status = PortStatus {
@@ -218,15 +206,15 @@ impl Hub {
             bps: None,
             seconds: None,
         };
-        let event = Event::Status(state.status());
+        let event = Event::Status(live.status());
         self.publish(event);
     }
 
     /// About once a second while a test runs: its total rate over the last
     /// interval, and the seconds since it started.
     pub fn progress(&self, port: u16, bps: f64, seconds: f64) {
-        let mut state = self.write();
-        if let Some(status) = state.port_mut(port) {
+        let mut live = self.live();
+        if let Some(status) = live.port_mut(port) {
             status.bps = Some(bps);
             status.seconds = Some(seconds);
         }
@@ -235,91 +223,54 @@ impl Hub {
 
     /// The test on `port` is over (recorded or not); the port is idle.
     pub fn test_ended(&self, port: u16) {
-        let mut state = self.write();
-        let Some(status) = state.port_mut(port) else {
+        let mut live = self.live();
+        let Some(status) = live.port_mut(port) else {
             return;
         };
         *status = PortStatus::idle(port);
-        let event = Event::Status(state.status());
+        let event = Event::Status(live.status());
         self.publish(event);
     }
 
-    /// Records one finished test's log `entry`: the store appends it to the
-    /// port's log with a single write and summarises it; the result joins
-    /// the results and is announced. A failed write is reported (standard
-    /// error, status) and the result is still shown.
+    /// Records one finished test's log `entry`: the recorder appends it to
+    /// the port's log with a single write and summarises it; the result
+    /// joins the history and is announced. A failed write is reported
+    /// (standard error, status) and the result is still shown.
     pub fn record(&self, port: u16, entry: &Json) {
-        let _writer = lock(&self.writer);
-        let value = self.before_write(port, || crate::json::to_value(entry));
-        let recorded = self.logs.record(port, entry);
-        self.recorded(port, recorded, value, || self.logs.path(port));
+        self.recorder
+            .record(Entry::Test { port, entry }, |f| self.recorded(f));
     }
 
     /// Records one finished ndt7 subtest as [`Hub::record`] does: appended
     /// to the ndt7 log, then shown and announced (its `port` is the
     /// dashboard's).
     pub fn record_ndt7(&self, record: &Record) {
-        let _writer = lock(&self.writer);
-        let value = self.before_write(record.server_port, || {
-            serde_json::to_value(record).unwrap_or_default()
-        });
-        let recorded = self.logs.record_ndt7(record);
-        self.recorded(record.server_port, recorded, value, || {
-            self.logs.ndt7_path()
-        });
+        self.recorder
+            .record(Entry::Ndt7(record), |f| self.recorded(f));
     }
 
     /// Records one probe's entry (the stock client's layout) as
     /// [`Hub::record`] does: appended to the probes' log, then shown and
     /// announced. Its port is 0: a probe ran on no port of the box.
     pub fn record_probe(&self, entry: &Json) {
-        let _writer = lock(&self.writer);
-        let value = self.before_write(0, || crate::json::to_value(entry));
-        let recorded = self.logs.record_probe(entry);
-        self.recorded(0, recorded, value, || self.logs.probe_path());
+        self.recorder
+            .record(Entry::Probe(entry), |f| self.recorded(f));
     }
 
-    /// Tells the record hooks that an entry of `port` is about to be
-    /// written; its JSON (made only when a hook listens) for
-    /// [`Hub::recorded`]. Hooks run before the state lock: a queue's disk
-    /// sync never holds up readers.
-    fn before_write(
-        &self,
-        port: u16,
-        value: impl FnOnce() -> serde_json::Value,
-    ) -> Option<serde_json::Value> {
-        let hooks = crate::locks::read(&self.hooks);
-        let value = (!hooks.is_empty()).then(value);
-        if let Some(value) = &value {
-            hooks.iter().for_each(|h| h.before_write(port, value));
-        }
-        value
-    }
-
-    /// Tells the hooks the entry `value` was handled, notes the log write
-    /// of `port` to `path`, and shows and announces its result.
-    fn recorded(
-        &self,
-        port: u16,
-        recorded: Recorded,
-        value: Option<serde_json::Value>,
-        path: impl Fn() -> PathBuf,
-    ) {
-        if let Some(value) = &value {
-            let result = recorded.result.as_ref();
-            let hooks = crate::locks::read(&self.hooks);
-            hooks.iter().for_each(|h| h.after_write(result, value));
-        }
-        let mut state = self.write();
-        self.note_write(&mut state, port, recorded.written, path);
+    /// Notes a finished record's log write, and shows and announces its
+    /// result. The history is written only briefly: a rotation that drops
+    /// tests is rebuilt under the read lock first.
+    fn recorded(&self, finished: Finished) {
+        let recorded = finished.recorded;
+        self.note_write(finished.port, finished.log, recorded.written);
+        let rebuilt =
+            (recorded.rotated).and_then(|r| self.read().rebuilt_for_rotation(r.log, r.keep));
+        let mut history = crate::locks::write(&self.history);
         if let Some(rotated) = recorded.rotated {
-            state.store.rotated(rotated.log, rotated.keep);
-            if rotated.keep > 0 {
-                self.logs.index_rotated(rotated.log);
-            }
+            history.apply_rotation(rotated.log, rotated.keep, rebuilt);
         }
         if let Some(result) = recorded.result {
-            let result = state.store.push(result);
+            let result = history.push(result);
             self.publish(Event::Result {
                 result: Box::new(result),
             });
@@ -330,28 +281,23 @@ impl Hub {
     /// marker to every port's log so the cleared state survives a restart,
     /// and returns the new (empty) latest table.
     pub fn clear(&self) -> Vec<Option<TestResult>> {
-        let _writer = lock(&self.writer);
-        let ports = self.read().store.ports().to_vec();
-        let written: Vec<_> = ports
-            .iter()
-            .map(|&port| (port, self.logs.append_cleared(port)))
-            .collect();
-        let mut state = self.write();
-        for (port, result) in written {
-            self.note_write(&mut state, port, result, || self.logs.path(port));
-        }
-        state.store.clear_latest();
-        self.publish(Event::Cleared);
-        state.store.latest()
+        let ports = self.ports();
+        self.recorder.clear(&ports, |written| {
+            for (port, result) in written {
+                self.note_write(port, LogKey::Port(port), result);
+            }
+            let mut history = crate::locks::write(&self.history);
+            history.clear_latest();
+            self.publish(Event::Cleared);
+            history.latest()
+        })
     }
 
     /// Calls `history` with every result recorded so far and `hook` around
     /// every record from now on, with no test missed or seen twice in
     /// between.
     pub fn watch_records(&self, history: impl FnOnce(&ResultsStore), hook: Box<dyn RecordHook>) {
-        let _writer = lock(&self.writer);
-        history(&self.read().store);
-        crate::locks::write(&self.hooks).push(hook);
+        self.recorder.watch(|| history(&self.read()), hook);
     }
 
     /// A receiver of every event from now on.
@@ -361,37 +307,34 @@ impl Hub {
 
     /// The live status of every port.
     pub fn status(&self) -> Status {
-        self.read().status()
+        self.live().status()
     }
 
     /// The served ports, in order.
     pub fn ports(&self) -> Vec<u16> {
-        self.read().store.ports().to_vec()
+        self.live().ports.iter().map(|p| p.port).collect()
     }
 
     /// One entry per port, in port order: its latest result, or `None`.
     pub fn latest(&self) -> Vec<Option<TestResult>> {
-        self.read().store.latest()
+        self.read().latest()
     }
 
     /// Every recorded result passing `filter`, oldest first.
     pub fn results(&self, filter: &ResultFilter) -> Vec<TestResult> {
-        self.read()
-            .store
-            .iter()
-            .filter(|r| filter.matches(r))
-            .collect()
+        self.read().iter().filter(|r| filter.matches(r)).collect()
     }
 
-    /// The test `id` names: its result and its log file, opened with the
-    /// writer held so no rotation is half done (see [`entry::open`]), and
-    /// checked (without the locks) to still hold that test's entry at the
-    /// offset ([`recorded_at`]).
+    /// The test `id` names: its result and its log file, opened with no
+    /// rotation half done (see [`entry::open`], [`Recorder::settled`]:
+    /// without waiting for a record in progress), and checked (without
+    /// any lock) to still hold that test's entry at the offset
+    /// ([`recorded_at`]).
     pub fn open_entry(&self, id: &TestId) -> Option<(TestResult, Result<File, EntryError>, u64)> {
-        let (result, file, offset) = {
-            let _writer = lock(&self.writer);
-            entry::open(&self.read().store, &self.logs, id)?
-        };
+        let logs = self.recorder.logs();
+        let (result, file, offset) = self
+            .recorder
+            .settled(|| entry::open(&self.read(), logs, id))?;
         let file = file
             .map_err(EntryError::from)
             .and_then(|file| recorded_at(file, id.log, offset, result.timestamp));
@@ -400,61 +343,60 @@ impl Hub {
 
     /// Reads several views under one lock, so they agree with each other.
     pub fn with_store<T>(&self, f: impl FnOnce(&ResultsStore, &Status) -> T) -> T {
-        let state = self.read();
-        f(&state.store, &state.status())
+        let history = self.read();
+        let status = self.status();
+        f(&history, &status)
     }
 
     /// The current log write error, if any.
     pub fn log_error(&self) -> Option<String> {
-        self.read().log_error()
+        self.live().log_error()
     }
 
-    /// Records the outcome of a log write: an error is logged the first
-    /// time it is seen and shown in the status until that port's log is
-    /// written successfully again.
-    fn note_write(
-        &self,
-        state: &mut State,
-        port: u16,
-        result: io::Result<()>,
-        path: impl Fn() -> PathBuf,
-    ) {
-        let before = state.log_error();
+    /// Records the outcome of a log write to `log` of `port`: an error is
+    /// logged the first time it is seen and shown in the status until that
+    /// port's log is written successfully again.
+    fn note_write(&self, port: u16, log: LogKey, result: io::Result<()>) {
+        let mut live = self.live();
+        let before = live.log_error();
         match result {
             Ok(()) => {
-                state.log_errors.remove(&port);
+                live.log_errors.remove(&port);
             }
             Err(err) => {
-                let msg = format!("cannot write {}: {err}", path().display());
-                if lock(&self.reported).insert(msg.clone()) {
+                let path = self.recorder.logs().log_path(log, 0);
+                let msg = format!("cannot write {}: {err}", path.display());
+                if live.reported.insert(msg.clone()) {
                     tracing::error!(port, "{msg}");
                 }
-                state.log_errors.insert(port, msg);
+                live.log_errors.insert(port, msg);
             }
         }
-        if state.log_error() != before {
-            self.publish(Event::Status(state.status()));
+        if live.log_error() != before {
+            self.publish(Event::Status(live.status()));
         }
     }
 
-    /// Sends an event; having no subscribers is fine. Called with the state
-    /// lock held, so events leave in the order the state changed.
+    /// Sends an event; having no subscribers is fine. Called with the lock
+    /// of what changed held, so events leave in the order it changed.
     fn publish(&self, event: Event) {
         let _ = self.events.send(event);
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, State> {
-        crate::locks::read(&self.state)
+    fn read(&self) -> RwLockReadGuard<'_, ResultsStore> {
+        crate::locks::read(&self.history)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        crate::locks::write(&self.state)
+    fn live(&self) -> MutexGuard<'_, Live> {
+        lock(&self.live)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::within;
+    use std::time::Duration;
 
     fn result(port: u16, timestamp: i64, name: Option<&str>) -> TestResult {
         TestResult {
@@ -574,5 +516,117 @@ mod tests {
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["type"], "result");
         assert_eq!(v["result"]["name"], "a");
+    }
+
+    /// A receiver's queue on a slow disk: the forwarder syncs its queue in
+    /// `before_write`; this one holds there until the test lets it go (or
+    /// drops the sender, failing).
+    struct SlowQueue {
+        entered: std::sync::mpsc::Sender<()>,
+        release: Mutex<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl RecordHook for SlowQueue {
+        fn before_write(&self, _port: u16, _entry: &serde_json::Value) {
+            let _ = self.entered.send(());
+            let _ = lock(&self.release).recv_timeout(Duration::from_secs(60));
+        }
+
+        fn after_write(&self, _result: Option<&TestResult>, _entry: &serde_json::Value) {}
+    }
+
+    #[test]
+    fn a_detail_read_answers_while_a_slow_recording_is_in_progress() {
+        use crate::files::log_dir::tests::entry;
+        use std::sync::mpsc::channel;
+        let tmp = tempfile::tempdir().unwrap();
+        let hub = Hub::new(
+            LogDir::open(tmp.path()).unwrap(),
+            ResultsStore::new(&[5201]),
+        );
+        hub.record(5201, &entry(10, "a"));
+        let first = hub.latest()[0].clone().expect("recorded");
+        let id = TestId::parse(&first.id).expect("an id");
+        let ((entered_tx, entered), (release, release_rx)) = (channel(), channel());
+        let queue = SlowQueue {
+            entered: entered_tx,
+            release: Mutex::new(release_rx),
+        };
+        hub.watch_records(|_| {}, Box::new(queue));
+        let recording = {
+            let hub = Arc::clone(&hub);
+            std::thread::spawn(move || hub.record(5201, &entry(20, "b")))
+        };
+        entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the recording reached the queue");
+
+        let hub_ = Arc::clone(&hub);
+        let (read, ok) = within(Duration::from_secs(5), move || {
+            let (result, file, _) = hub_.open_entry(&id).expect("found");
+            (result.id, file.is_ok())
+        });
+        assert_eq!((read, ok), (first.id, true));
+        release.send(()).unwrap();
+        recording.join().unwrap();
+        assert_eq!(hub.results(&ResultFilter::default()).len(), 2);
+    }
+
+    #[test]
+    fn progress_and_starts_answer_while_the_history_is_read_long() {
+        use std::sync::mpsc::channel;
+        let tmp = tempfile::tempdir().unwrap();
+        let hub = Hub::new(
+            LogDir::open(tmp.path()).unwrap(),
+            ResultsStore::new(&[5201]),
+        );
+        let ((held_tx, held), (release, release_rx)) = (channel(), channel::<()>());
+        let reader = {
+            let hub = Arc::clone(&hub);
+            std::thread::spawn(move || {
+                hub.with_store(|_, _| {
+                    held_tx.send(()).unwrap();
+                    let _ = release_rx.recv_timeout(Duration::from_secs(60));
+                })
+            })
+        };
+        held.recv_timeout(Duration::from_secs(10))
+            .expect("the reader holds the history");
+        let hub_ = Arc::clone(&hub);
+        within(Duration::from_secs(5), move || {
+            hub_.test_started(5201, "192.0.2.1".parse().unwrap(), None);
+            hub_.progress(5201, 1e9, 1.0);
+        });
+        release.send(()).unwrap();
+        reader.join().unwrap();
+        assert_eq!(hub.status().ports[0].bps, Some(1e9));
+    }
+
+    #[test]
+    fn entries_are_found_in_rotated_copies_once_the_rotation_settles() {
+        use crate::config::Retention;
+        use crate::files::log_dir::tests::entry;
+        let tmp = tempfile::tempdir().unwrap();
+        let one = crate::json::to_pretty(&entry(10, "a")).len() as u64;
+        let retention = Retention {
+            max_size: Some(one + 1),
+            keep: 2,
+        };
+        let logs = LogDir::open(tmp.path()).unwrap().with_retention(retention);
+        let hub = Hub::new(logs.clone(), ResultsStore::new(&[5201]));
+        for (secs, name) in [(10, "a"), (11, "b"), (12, "c"), (13, "d")] {
+            hub.record(5201, &entry(secs, name));
+        }
+        // Two rotations, each marked and settled; the first test is gone.
+        assert_eq!(logs.rotation_mark(), 6);
+        let shown = hub.results(&ResultFilter::default());
+        let names: Vec<_> = shown.iter().map(|r| r.name.clone().unwrap()).collect();
+        assert_eq!(names, ["b", "c", "d"]);
+        for r in shown {
+            let id = TestId::parse(&r.id).unwrap();
+            let (found, file, _) = hub.open_entry(&id).expect("found");
+            assert_eq!(found.id, r.id);
+            assert!(file.is_ok(), "{}", r.id);
+        }
     }
 }

@@ -19,6 +19,9 @@
 //!   other systems (JSON over HTTP, Loki), with retries and back-off.
 //! - [`hub`]: the live state the dashboard shows (results, port status) and the
 //!   broadcast of events to websocket clients.
+//! - [`recorder`]: the one write path of finished records (iperf3 tests,
+//!   ndt7 subtests, probes): the record hooks told, the entry appended and
+//!   its log rotated, the finished result handed to the hub.
 //! - [`files`]: the files on disk: the per-port logs, the ndt7 and probe
 //!   logs, append, rotation, indexes, tolerant reads, an entry read back by
 //!   its id.
@@ -66,6 +69,7 @@ pub mod ndt7;
 pub mod overlap;
 pub mod probe;
 pub mod protocol;
+pub mod recorder;
 pub mod report;
 pub mod send_method;
 pub mod server;

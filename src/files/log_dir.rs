@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use crate::analysis::summary::summarize;
@@ -38,6 +39,10 @@ pub struct LogDir {
     /// Per log and generation, the key of the file (the start time of
     /// its first test, `None` while it has none), once known.
     keys: Arc<Mutex<Keys>>,
+    /// The rotation mark ([`LogDir::rotation_mark`]): odd from the start
+    /// of a rotation until the writer says the readers' view of the files
+    /// caught up ([`LogDir::rotation_settled`]).
+    rotations: Arc<AtomicU64>,
 }
 
 /// The known keys of files, by log and generation.
@@ -129,6 +134,7 @@ impl LogDir {
             dir: dir.to_path_buf(),
             retention: Retention::default(),
             keys: Arc::default(),
+            rotations: Arc::default(),
         })
     }
 
@@ -158,6 +164,23 @@ impl LogDir {
         lock(&self.keys).insert((log, generation), key);
     }
 
+    /// The rotation mark: changes when a log is rotated, odd from the
+    /// start of a rotation until [`LogDir::rotation_settled`]. What was
+    /// found of a file between two equal even marks is what the files held.
+    pub fn rotation_mark(&self) -> u64 {
+        self.rotations.load(SeqCst)
+    }
+
+    /// The rotation under way (if any) is done and whoever finds files by
+    /// generation knows it: the mark becomes even again. Called by the one
+    /// writer after each record.
+    pub fn rotation_settled(&self) {
+        let mark = self.rotations.load(SeqCst);
+        if mark % 2 == 1 {
+            self.rotations.store(mark + 1, SeqCst);
+        }
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -176,23 +199,28 @@ impl LogDir {
     /// A log that would grow past the retention's size is rotated first.
     /// The result's id is where the entry now sits.
     pub fn record(&self, port: u16, entry: &Json) -> Recorded {
-        self.record_in(LogKey::Port(port), entry, |value| summarize(port, value))
+        let value = to_value(entry);
+        self.record_in(LogKey::Port(port), entry, &value, |value| {
+            summarize(port, value)
+        })
     }
 
     /// Records one entry in the stock layout in `log` as [`LogDir::record`]
-    /// does, summarised by `summary`; its file is keyed by the first
-    /// entry's start, as a port's log is.
-    pub(crate) fn record_in(
+    /// does, summarised by `summary` from `value` (the entry as
+    /// [`to_value`] reads it); its file is keyed by the first entry's
+    /// start, as a port's log is.
+    pub fn record_in(
         &self,
         log: LogKey,
         entry: &Json,
+        value: &serde_json::Value,
         summary: impl FnOnce(&serde_json::Value) -> Option<TestResult>,
     ) -> Recorded {
         let port = match log {
             LogKey::Port(port) => port,
             LogKey::Ndt7 | LogKey::Probe => 0,
         };
-        let result = summary(&to_value(entry));
+        let result = summary(value);
         let timestamp = result.as_ref().map(|r| r.timestamp);
         let first_key = |path: &Path| first_test_key(port, path);
         let rotation = Rotation::Allowed {
@@ -335,6 +363,9 @@ impl LogDir {
             } else if starts.is_some_and(|t| self.key_taken(log, t, first_key)) {
                 tracing::debug!(file = %path.display(), "rotation put off: its key is taken");
             } else {
+                if self.rotations.load(SeqCst) % 2 == 0 {
+                    self.rotations.fetch_add(1, SeqCst);
+                }
                 match rotate(&self.dir, log, self.retention.keep) {
                     Ok(()) => {
                         rotated = true;

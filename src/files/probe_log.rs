@@ -21,7 +21,8 @@ impl LogDir {
     /// Appends one probe's entry to the probes' log with a single write,
     /// as [`LogDir::record`] does for a port's, and returns its result.
     pub fn record_probe(&self, entry: &Json) -> Recorded {
-        self.record_in(LogKey::Probe, entry, result_of)
+        let value = crate::json::to_value(entry);
+        self.record_in(LogKey::Probe, entry, &value, result_of)
     }
 }
 

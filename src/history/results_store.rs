@@ -36,6 +36,15 @@ pub struct Location {
     pub offset: u64,
 }
 
+/// The tests a rotation leaves, built apart from the history they replace
+/// ([`ResultsStore::rebuilt_for_rotation`]).
+#[derive(Debug)]
+pub struct Rebuilt {
+    records: Vec<Record>,
+    texts: Interner,
+    latest: Vec<Option<usize>>,
+}
+
 /// All results and the latest-per-port table (which a clear empties).
 #[derive(Debug, Default, Clone)]
 pub struct ResultsStore {
@@ -153,41 +162,63 @@ impl ResultsStore {
     /// `log`'s files were renamed one generation up; those past `keep`
     /// were deleted, and their tests leave the history.
     pub fn rotated(&mut self, log: LogKey, keep: u32) {
-        let mut dropped = Vec::new();
-        for (i, file) in self.files.iter_mut().enumerate() {
-            if file.log == log && file.generation != GONE {
-                file.generation += 1;
-                if file.generation > keep {
-                    file.generation = GONE;
-                    dropped.push(u32::try_from(i).unwrap_or(NO_FILE));
-                }
-            }
-        }
-        if dropped.is_empty() {
-            return;
-        }
-        let latest: Vec<Option<(u32, u64)>> = self
-            .latest
-            .iter()
-            .map(|slot| slot.map(|i| (self.records[i].file, self.records[i].offset)))
+        let rebuilt = self.rebuilt_for_rotation(log, keep);
+        self.apply_rotation(log, keep, rebuilt);
+    }
+
+    /// What [`ResultsStore::rotated`] leaves of the tests when it deletes
+    /// files, built without changing this history (so a read lock is
+    /// enough, and readers go on while it is built); `None` when no file
+    /// is deleted. For [`ResultsStore::apply_rotation`] on this same
+    /// history, with nothing pushed in between.
+    pub fn rebuilt_for_rotation(&self, log: LogKey, keep: u32) -> Option<Rebuilt> {
+        let dropped: Vec<u32> = (self.files.iter().enumerate())
+            .filter(|(_, f)| f.log == log && f.generation != GONE && f.generation >= keep)
+            .map(|(i, _)| u32::try_from(i).unwrap_or(NO_FILE))
             .collect();
-        self.records.retain(|r| !dropped.contains(&r.file));
+        if dropped.is_empty() {
+            return None;
+        }
         // Texts only the dropped tests used go too.
         let mut texts = Interner::default();
-        for record in &mut self.records {
-            *record = record.reintern(&self.texts, &mut texts);
-        }
-        self.texts = texts;
-        self.records.shrink_to_fit();
-        self.latest = latest
-            .into_iter()
+        let mut records: Vec<Record> = (self.records.iter())
+            .filter(|r| !dropped.contains(&r.file))
+            .map(|r| r.reintern(&self.texts, &mut texts))
+            .collect();
+        records.shrink_to_fit();
+        let latest = (self.latest.iter())
             .map(|slot| {
-                let (file, offset) = slot?;
-                self.records
+                let (file, offset) =
+                    slot.map(|i| (self.records[i].file, self.records[i].offset))?;
+                records
                     .iter()
                     .rposition(|r| r.file == file && r.offset == offset)
             })
             .collect();
+        Some(Rebuilt {
+            records,
+            texts,
+            latest,
+        })
+    }
+
+    /// `log`'s files were renamed one generation up, those past `keep`
+    /// deleted; `rebuilt` is what [`ResultsStore::rebuilt_for_rotation`]
+    /// built for it. Quick: the tests are swapped in, not rebuilt.
+    pub fn apply_rotation(&mut self, log: LogKey, keep: u32, rebuilt: Option<Rebuilt>) {
+        for file in &mut self.files {
+            if file.log == log && file.generation != GONE {
+                file.generation += 1;
+                if file.generation > keep {
+                    file.generation = GONE;
+                }
+            }
+        }
+        if let Some(rebuilt) = rebuilt {
+            self.records = rebuilt.records;
+            self.texts = rebuilt.texts;
+            self.latest = rebuilt.latest;
+        }
     }
 
     /// Empties the latest-per-port table; history is kept.
