@@ -35,7 +35,7 @@ use crate::json::Json;
 use crate::locks::lock;
 use crate::ndt7::record::Record;
 pub use crate::recorder::RecordHook;
-use crate::recorder::{Entry, Finished, Recorder};
+use crate::recorder::{Finished, IperfTest, Kind, Ndt7Subtest, Probe, Recorder};
 
 /// How many events a websocket subscriber may fall behind before it skips
 /// ahead (it then misses the oldest ones; the page resynchronises on reconnect).
@@ -237,24 +237,27 @@ impl Hub {
     /// joins the history and is announced. A failed write is reported
     /// (standard error, status) and the result is still shown.
     pub fn record(&self, port: u16, entry: &Json) {
-        self.recorder
-            .record(Entry::Test { port, entry }, |f| self.recorded(f));
+        self.record_kind(&IperfTest { port, entry });
     }
 
     /// Records one finished ndt7 subtest as [`Hub::record`] does: appended
     /// to the ndt7 log, then shown and announced (its `port` is the
     /// dashboard's).
     pub fn record_ndt7(&self, record: &Record) {
-        self.recorder
-            .record(Entry::Ndt7(record), |f| self.recorded(f));
+        self.record_kind(&Ndt7Subtest(record));
     }
 
     /// Records one probe's entry (the stock client's layout) as
     /// [`Hub::record`] does: appended to the probes' log, then shown and
     /// announced. Its port is 0: a probe ran on no port of the box.
     pub fn record_probe(&self, entry: &Json) {
-        self.recorder
-            .record(Entry::Probe(entry), |f| self.recorded(f));
+        self.record_kind(&Probe(entry));
+    }
+
+    /// Records one finished record of any kind as [`Hub::record`] does:
+    /// appended to its log, then shown and announced.
+    pub fn record_kind(&self, record: &dyn Kind) {
+        self.recorder.record(record, |f| self.recorded(f));
     }
 
     /// Notes a finished record's log write, and shows and announces its

@@ -3,7 +3,8 @@
 //! shown to the record hooks (the forwarding queue, the metrics), appended
 //! to its log with one write (the log rotated first when it would grow too
 //! big, the rotated copy indexed), and handed, finished, to whoever
-//! publishes it (the hub, [`crate::hub`]).
+//! publishes it (the hub, [`crate::hub`]). Each kind of record reaches it
+//! through [`Kind`]: [`IperfTest`], [`Ndt7Subtest`], [`Probe`].
 //!
 //! Records are serialised by the writer lock, held from the hooks' note
 //! through the publication, so the order of entries in the files is the
@@ -14,14 +15,18 @@
 use std::io;
 use std::sync::{Mutex, RwLock};
 
-use crate::analysis::summary::summarize;
 use crate::analysis::test_result::TestResult;
 use crate::files::log_dir::{LogDir, Recorded};
-
 use crate::history::ids::LogKey;
-use crate::json::{to_value, Json};
 use crate::locks::lock;
-use crate::ndt7::record::Record;
+
+mod ndt7;
+mod probe;
+mod test;
+
+pub use ndt7::Ndt7Subtest;
+pub use probe::Probe;
+pub use test::IperfTest;
 
 /// What must hold every recorded test before anyone sees it (the
 /// forwarding queue, the metrics) hooks into the record path here. Records
@@ -35,66 +40,21 @@ pub trait RecordHook: Send + Sync {
     fn after_write(&self, result: Option<&TestResult>, entry: &serde_json::Value);
 }
 
-/// One finished record, of whichever kind.
-#[derive(Debug, Clone, Copy)]
-pub enum Entry<'a> {
-    /// An iperf3 test served on `port`, in stock's log layout.
-    Test {
-        /// The port it ran on.
-        port: u16,
-        /// Its log entry.
-        entry: &'a Json,
-    },
-    /// A finished ndt7 subtest (shown under the dashboard's port).
-    Ndt7(&'a Record),
-    /// A probe the box ran as a client, in the stock client's layout
-    /// (shown under port 0: it ran on no port of the box).
-    Probe(&'a Json),
-}
-
-impl Entry<'_> {
+/// One kind of finished record (an iperf3 test, an ndt7 subtest, a
+/// probe), as the recorder takes it. A new kind is one more implementation
+/// (a file of this module), beside its log's file parts in
+/// [`crate::files`] and its result object in [`crate::analysis`].
+pub trait Kind {
     /// The port its result is shown under.
-    pub fn port(&self) -> u16 {
-        match self {
-            Entry::Test { port, .. } => *port,
-            Entry::Ndt7(record) => record.server_port,
-            Entry::Probe(_) => 0,
-        }
-    }
-
-    /// Its log.
-    pub fn log(&self) -> LogKey {
-        match self {
-            Entry::Test { port, .. } => LogKey::Port(*port),
-            Entry::Ndt7(_) => LogKey::Ndt7,
-            Entry::Probe(_) => LogKey::Probe,
-        }
-    }
-
-    /// Its JSON as the hooks see it: made once, and for the kinds
-    /// summarised from it (the stock layouts) whether or not a hook listens.
-    fn value(&self, hooked: bool) -> Option<serde_json::Value> {
-        match self {
-            Entry::Test { entry, .. } | Entry::Probe(entry) => Some(to_value(entry)),
-            Entry::Ndt7(record) => hooked.then(|| serde_json::to_value(record).unwrap_or_default()),
-        }
-    }
-
-    /// Appends it to its log in `logs`, summarised from `value` (its
-    /// [`Entry::value`]).
-    fn append(&self, logs: &LogDir, value: Option<&serde_json::Value>) -> Recorded {
-        match (*self, value) {
-            (Entry::Test { port, entry }, Some(value)) => {
-                logs.record_in(self.log(), entry, value, |v| summarize(port, v))
-            }
-            (Entry::Test { port, entry }, None) => logs.record(port, entry),
-            (Entry::Probe(entry), Some(value)) => {
-                logs.record_in(self.log(), entry, value, crate::analysis::probe::result_of)
-            }
-            (Entry::Probe(entry), None) => logs.record_probe(entry),
-            (Entry::Ndt7(record), _) => logs.record_ndt7(record),
-        }
-    }
+    fn port(&self) -> u16;
+    /// The log it is appended to.
+    fn log(&self) -> LogKey;
+    /// Its JSON as the hooks see it, made once: `None` when it is made
+    /// only for the hooks and none listens (`hooked` false).
+    fn value(&self, hooked: bool) -> Option<serde_json::Value>;
+    /// Appends it to its log in `logs`, summarised from `value` (what
+    /// [`Kind::value`] made) when there is one.
+    fn append(&self, logs: &LogDir, value: Option<&serde_json::Value>) -> Recorded;
 }
 
 /// What one record did, handed to its publisher.
@@ -142,7 +102,7 @@ impl Recorder {
     /// appended to its log (rotated first if need be, the rotated copy
     /// then indexed), the hooks are told it was handled, and `publish`
     /// gets what was done, before the next record starts.
-    pub fn record(&self, entry: Entry<'_>, publish: impl FnOnce(Finished)) {
+    pub fn record(&self, entry: &dyn Kind, publish: impl FnOnce(Finished)) {
         let _writer = lock(&self.writer);
         let port = entry.port();
         let value = {
