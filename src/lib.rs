@@ -17,18 +17,20 @@
 //! - [`health`]: CPU temperature and Pi throttling during a test.
 //! - [`forward`]: `--forward`: recorded tests queued on disk and sent to
 //!   other systems (JSON over HTTP, Loki), with retries and back-off.
-//! - [`hub`]: the live state the dashboard shows (results, port status) and the
-//!   broadcast of events to websocket clients.
-//! - [`recorder`]: the one write path of finished records (iperf3 tests,
-//!   ndt7 subtests, probes): the record hooks told, the entry appended and
-//!   its log rotated, the finished result handed to the hub.
+//! - [`hub`]: the live state the dashboard shows (port status, the history
+//!   of results) and the broadcast of events to websocket clients.
+//! - [`recorder`]: the one write path of finished records, one
+//!   [`recorder::Kind`] each (iperf3 tests, ndt7 subtests, probes): the
+//!   record hooks told, the entry appended and its log rotated and indexed,
+//!   the finished result handed to the hub; entries found without the
+//!   writer's lock.
 //! - [`files`]: the files on disk: the per-port logs, the ndt7 and probe
-//!   logs, append, rotation, indexes, tolerant reads, an entry read back by
-//!   its id.
+//!   logs, append, rotation, indexes, loading, tolerant reads, an entry read
+//!   back by its id.
 //! - [`history`]: the history in memory (a compact record per test, the
-//!   latest per port) and its pages, filters and buckets.
-//! - [`analysis`]: one entry analysed: its result object (summary) and its
-//!   verdict.
+//!   latest per port, test ids) and its pages, filters and buckets; no files.
+//! - [`analysis`]: one entry analysed, purely: its result object (the
+//!   iperf3 summary, a probe's, an ndt7 subtest's) and its verdict.
 //! - [`overlap`]: which tests (iperf3 or ndt7) move data at the same time.
 //! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
 //!   builder of `start`/`intervals`/`end`.

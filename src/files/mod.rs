@@ -10,9 +10,9 @@
 //!   when it still matches its file, written atomically.
 //! - [`index`]: the format of an index (records, texts, key, latest,
 //!   damage of the part of a log it covers) and its checks; pure.
-//! - [`entry`]: one logged entry read back from its file, exactly as it stands.
 //! - [`entry_check`]: whether the entry at a test's offset is still that
 //!   test's (a log cut short and written again holds another there).
+//! - [`entry`]: one logged entry read back from its file, exactly as it stands.
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
 //!   write path and retention.
 //! - [`probe_log`]: `probes.json`, the probes the box ran as a client

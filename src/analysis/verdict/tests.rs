@@ -334,13 +334,12 @@ fn no_data_or_no_figures_is_unknown() {
 
 #[test]
 fn real_stock_entries() {
-    let verdicts: Vec<Option<Verdict>> = crate::files::reader::read_log(STOCK)
-        .items
-        .into_iter()
-        .filter_map(|item| match item {
-            crate::files::reader::LogItem::Entry(v) => Some(judge_entry(5201, &from_value(&v))),
-            crate::files::reader::LogItem::Cleared => None,
-        })
+    // The log is the entries one after the other (a `{}` is a clear marker).
+    let verdicts: Vec<Option<Verdict>> = serde_json::Deserializer::from_str(STOCK)
+        .into_iter::<serde_json::Value>()
+        .map(|v| v.expect("stock's log is JSON"))
+        .filter(|v| v.as_object().is_some_and(|o| !o.is_empty()))
+        .map(|v| judge_entry(5201, &from_value(&v)))
         .collect();
     let limits: Vec<Option<LimitedBy>> = verdicts
         .iter()
