@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::result::TestResult;
+use super::result::{Latency, TestResult};
 
 /// The interned text of "no value".
 pub const NONE: u32 = 0;
@@ -146,7 +146,7 @@ mod bits {
     pub const THROTTLED_KNOWN: u8 = 64;
 }
 
-/// One test of the history, fixed size (96 bytes); texts are
+/// One test of the history, fixed size (104 bytes); texts are
 /// [`Interner`] numbers, `NaN` is "no value" for the figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Record {
@@ -162,7 +162,7 @@ pub struct Record {
     pub file: u32,
     /// `--extra-data`.
     pub name: u32,
-    /// `--title`.
+    /// `--title`; for ndt7 (which has no title) the speed-test run.
     pub title: u32,
     /// The client's address.
     pub client: u32,
@@ -190,6 +190,8 @@ pub struct Record {
     cpu_temp_dc: i16,
     /// The iperf3 port.
     pub port: u16,
+    /// Latency idle, down and up in tenths of a ms ([`NO_MS`]: none).
+    latency_dms: [u16; 3],
     flags: u8,
 }
 
@@ -199,8 +201,30 @@ pub const NO_FILE: u32 = u32::MAX;
 /// `Record::cpu_temp_dc` of no temperature.
 const NO_TEMP: i16 = i16::MIN;
 
+/// `Record::latency_dms` of no figure.
+const NO_MS: u16 = u16::MAX;
+
 /// The bytes of a record as [`Record::encode`] writes it.
-pub const ENCODED_LEN: usize = 91;
+pub const ENCODED_LEN: usize = 97;
+
+/// A latency in tenths of a ms, saturated below [`NO_MS`] (6553.4 ms).
+fn dms(ms: Option<f64>) -> u16 {
+    match ms {
+        Some(ms) if ms.is_finite() => {
+            let t = (ms * 10.0).round().clamp(0.0, f64::from(NO_MS - 1));
+            // In range after the clamp.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let t = t as u16;
+            t
+        }
+        _ => NO_MS,
+    }
+}
+
+/// The latency kept by [`dms`], in ms.
+fn ms(dms: u16) -> Option<f64> {
+    (dms != NO_MS).then(|| f64::from(dms) / 10.0)
+}
 
 /// `x` narrowed for keeping (`NaN` for none).
 fn narrow(x: Option<f64>) -> f32 {
@@ -264,7 +288,7 @@ impl Record {
             bytes_received: result.bytes_received,
             file,
             name: texts.intern_opt(result.name.as_deref()),
-            title: texts.intern_opt(result.title.as_deref()),
+            title: texts.intern_opt(result.title.as_deref().or(result.latency.run.as_deref())),
             // A probe's target in the client's place (the box was the
             // client): the history tells them apart by the log.
             client: texts.intern_opt(result.target.as_deref().or(result.client.as_deref())),
@@ -288,8 +312,34 @@ impl Record {
             server_cpu_percent: narrow(result.server_cpu_percent),
             cpu_temp_dc: tenths(result.cpu_temp_c),
             port: result.port,
+            latency_dms: [
+                dms(result.latency.latency_idle_ms),
+                dms(result.latency.latency_down_ms),
+                dms(result.latency.latency_up_ms),
+            ],
             flags,
         }
+    }
+
+    /// Joins the figures of `up`, the upload of the speed-test run this
+    /// record (its download) starts: the duration to the upload's end,
+    /// the smaller minimum RTT, the upload's latency, idle latency if this
+    /// has none, overlap if either overlapped.
+    pub fn join_figures(&mut self, up: &Record) {
+        // Seconds between two subtests of a run: small.
+        #[allow(clippy::cast_precision_loss)]
+        let end = (up.timestamp - self.timestamp) as f32 + up.duration;
+        self.duration = self.duration.max(end);
+        self.min_rtt_ms = match (self.min_rtt_ms.is_nan(), up.min_rtt_ms.is_nan()) {
+            (true, _) => up.min_rtt_ms,
+            (false, true) => self.min_rtt_ms,
+            _ => self.min_rtt_ms.min(up.min_rtt_ms),
+        };
+        self.latency_dms[2] = up.latency_dms[2];
+        if self.latency_dms[0] == NO_MS {
+            self.latency_dms[0] = up.latency_dms[0];
+        }
+        self.flags |= up.flags & (bits::OVERLAP_KNOWN | bits::OVERLAPPED);
     }
 
     /// Whether the client's address is IPv6.
@@ -302,14 +352,19 @@ impl Record {
         let flag = |bit| self.flags & bit != 0;
         // A text may be interned empty (`Some("")`); only NONE is none.
         let some_text = |n| (n != NONE).then(|| texts.get(n).unwrap_or("").to_string());
+        let protocol = texts.tag(self.protocol).unwrap_or_default();
+        let (title, run) = match protocol {
+            crate::store::ndt7_log::PROTOCOL => (None, some_text(self.title)),
+            _ => (some_text(self.title), None),
+        };
         TestResult {
             id,
             port: self.port,
             timestamp: self.timestamp,
             name: some_text(self.name),
-            title: some_text(self.title),
+            title,
             client: some_text(self.client),
-            protocol: texts.tag(self.protocol).unwrap_or_default().to_string(),
+            protocol: protocol.to_string(),
             duration: widen(self.duration).unwrap_or(0.0),
             streams: u32::from(self.streams),
             reverse: flag(bits::REVERSE),
@@ -333,7 +388,15 @@ impl Record {
             }),
             kind: None,
             target: None,
+            latency: Latency {
+                latency_idle_ms: ms(self.latency_dms[0]),
+                latency_down_ms: ms(self.latency_dms[1]),
+                latency_up_ms: ms(self.latency_dms[2]),
+                run,
+                ..Latency::default()
+            },
         }
+        .graded()
     }
 
     /// The record's word numbers and tag numbers, to rewrite.
@@ -349,8 +412,8 @@ impl Record {
         )
     }
 
-    /// The record's word numbers (name, title, client, error) and tag
-    /// numbers (protocol, throttling flags).
+    /// The record's word numbers (name, title or run, client, error)
+    /// and tag numbers (protocol, throttling flags).
     pub fn text_numbers(&self) -> ([u32; 4], [u16; 2]) {
         (
             [self.name, self.title, self.client, self.error],
@@ -408,7 +471,8 @@ impl Record {
         for x in texts.into_iter().chain([self.retransmits]).chain(figures) {
             out.extend_from_slice(&x.to_le_bytes());
         }
-        for x in [self.protocol, self.throttled, self.streams, self.port] {
+        let shorts = [self.protocol, self.throttled, self.streams, self.port];
+        for x in shorts.into_iter().chain(self.latency_dms) {
             out.extend_from_slice(&x.to_le_bytes());
         }
         out.extend_from_slice(&self.cpu_temp_dc.to_le_bytes());
@@ -437,6 +501,7 @@ impl Record {
         }
         let mut u16_ = || u16::from_le_bytes(take(2).try_into().unwrap_or_default());
         let (protocol, throttled, streams, port) = (u16_(), u16_(), u16_(), u16_());
+        let latency_dms = [u16_(), u16_(), u16_()];
         let cpu_temp_dc = i16::from_le_bytes(take(2).try_into().unwrap_or_default());
         let flags = take(1)[0];
         let [duration, send_bps, receive_bps, jitter_ms, lost_percent, min_rtt_ms, server_cpu_percent] =
@@ -464,6 +529,7 @@ impl Record {
             streams,
             cpu_temp_dc,
             port,
+            latency_dms,
             flags,
         })
     }
@@ -476,7 +542,7 @@ mod tests {
 
     #[test]
     fn a_record_is_about_a_hundred_bytes() {
-        assert!(std::mem::size_of::<Record>() <= 96);
+        assert!(std::mem::size_of::<Record>() <= 104);
     }
 
     #[test]
@@ -500,6 +566,12 @@ mod tests {
             cpu_temp_c: Some(61.3),
             throttled: Some(vec!["under-voltage".into(), "throttled".into()]),
             duration: 10.000_123,
+            latency: Latency {
+                latency_idle_ms: Some(12.3),
+                latency_down_ms: Some(187.4),
+                latency_up_ms: Some(7000.0),
+                ..Latency::default()
+            },
             ..result(5201, 1_700_000_000)
         };
         let record = Record::new(&full, 3, 77, &mut texts);
@@ -509,13 +581,32 @@ mod tests {
         assert_eq!(back.duration, 10.000_123);
         assert_eq!(back.min_rtt_ms, Some(0.123));
         assert_eq!(back.cpu_temp_c, Some(61.3));
+        // Latency to a tenth of a ms, saturated at 6553.4 ms.
+        assert_eq!(back.latency.latency_up_ms, Some(6553.4));
+        assert_eq!(back.latency.grade, Some("F"));
         assert_eq!(
             back,
             TestResult {
                 send_bps: Some(941_234_560.0),
+                latency: Latency {
+                    latency_up_ms: Some(6553.4),
+                    ..full.latency.clone()
+                },
                 ..full.clone()
             }
+            .graded()
         );
+        // An ndt7 run keeps its run id where a title would be.
+        let run = TestResult {
+            protocol: "ndt7".into(),
+            latency: Latency {
+                run: Some("run-1".into()),
+                ..Latency::default()
+            },
+            ..result(8080, 1)
+        };
+        let record = Record::new(&run, 0, 0, &mut texts);
+        assert_eq!(record.result(String::new(), &texts), run);
         let empty = TestResult {
             throttled: Some(Vec::new()),
             ..result(5201, 1)

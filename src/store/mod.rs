@@ -30,14 +30,17 @@
 //! - [`prune`]: reads a JSON value building only the members named.
 //! - [`query`]: filters, pages and time buckets over the history.
 //! - [`results`]: every result in memory (compact), and the latest per port.
+//! - [`runs`]: the two ndt7 subtests of one speed-test run joined into one record.
 //! - [`compact`]: the fixed-size record of one test and its interned texts.
 //! - [`ids`]: test ids, where a test sits in its log.
 //! - [`result`]: the result object of the README's "Dashboard and HTTP API".
+//! - [`grade`]: the bufferbloat grade and what a link is good for (AIM).
 
 pub mod chunks;
 pub mod compact;
 pub mod entry;
 pub mod entry_check;
+pub mod grade;
 pub mod ids;
 pub mod index;
 pub mod index_dir;
@@ -53,5 +56,6 @@ pub mod reader;
 pub mod result;
 pub mod results;
 pub mod rotate;
+pub mod runs;
 pub mod summary;
 pub mod verdict;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::ids::LogKey;
 use super::log::{LogDir, Recorded, Rotation};
-use super::result::TestResult;
+use super::result::{Latency, TestResult};
 use crate::ndt7::record::Record;
 use crate::ndt7::Kind;
 
@@ -60,6 +60,7 @@ pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
         throttled: None,
         kind: None,
         target: None,
+        latency: Latency::default(),
     })
 }
 
