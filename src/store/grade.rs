@@ -15,7 +15,13 @@
 use serde::Serialize;
 
 /// Waveform's grades, best first, with the increase (ms) each stays below.
-const GRADES: [(&str, f64); 5] = [("A+", 5.0), ("A", 30.0), ("B", 60.0), ("C", 200.0), ("D", 400.0)];
+const GRADES: [(&str, f64); 5] = [
+    ("A+", 5.0),
+    ("A", 30.0),
+    ("B", 60.0),
+    ("C", 200.0),
+    ("D", 400.0),
+];
 
 /// The grade of an increase of loaded over idle latency, ms:
 /// `"A+"`, `"A"`, `"B"`, `"C"`, `"D"` or `"F"`. A negative increase
@@ -47,7 +53,11 @@ fn threshold(value: f64, steps: &[f64], points: &[i32]) -> i32 {
 
 /// AIM points of a latency or a loaded increase, ms.
 fn latency_points(ms: f64) -> i32 {
-    threshold(ms, &[10.0, 20.0, 50.0, 100.0, 500.0], &[20, 10, 5, 0, -10, -20])
+    threshold(
+        ms,
+        &[10.0, 20.0, 50.0, 100.0, 500.0],
+        &[20, 10, 5, 0, -10, -20],
+    )
 }
 
 /// AIM points of jitter, ms.
@@ -63,7 +73,9 @@ fn download_points(bps: f64) -> i32 {
 /// AIM points of packet loss, a ratio (0..1). A test that measures no
 /// loss (TCP) scores it 0, as AIM does for a missing loss figure.
 fn loss_points(ratio: Option<f64>) -> i32 {
-    ratio.map_or(0, |r| threshold(r, &[0.01, 0.05, 0.25, 0.5], &[10, 5, 0, -10, -20]))
+    ratio.map_or(0, |r| {
+        threshold(r, &[0.01, 0.05, 0.25, 0.5], &[10, 5, 0, -10, -20])
+    })
 }
 
 /// AIM's class of a sum of points, given the experience's four steps.

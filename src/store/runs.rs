@@ -46,7 +46,12 @@ fn same_run(down: &Record, up: &Record) -> bool {
 
 /// Where in `records` (the history, oldest first) the download that the
 /// upload `up` continues is: among the last [`LOOK_BACK`] before `before`.
-pub fn download_of(records: &[Record], before: usize, up: &Record, texts: &Interner) -> Option<usize> {
+pub fn download_of(
+    records: &[Record],
+    before: usize,
+    up: &Record,
+    texts: &Interner,
+) -> Option<usize> {
     let ndt7 = ndt7_tag(texts)?;
     if half(up, ndt7) != Some(false) {
         return None;
