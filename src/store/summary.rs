@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::prune::Keep;
-use super::result::TestResult;
+use super::result::{Latency, TestResult};
 
 /// Summarises one log entry of `port`. `None` for entries that never got as
 /// far as starting a test (e.g. a port scan that sent no parameters).
@@ -111,6 +111,7 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
             .map(|m| m * 1e6),
         limited_by: None,
         headline: String::new(),
+        latency: Latency::default(),
     })
 }
 
