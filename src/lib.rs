@@ -32,6 +32,8 @@
 //! - [`analysis`]: one entry analysed, purely: its result object (the
 //!   iperf3 summary, a probe's, an ndt7 subtest's) and its verdict.
 //! - [`overlap`]: which tests (iperf3 or ndt7) move data at the same time.
+//! - [`link`]: the speed of the network interface a test ran on,
+//!   noted in its log entry when it is recorded.
 //! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
 //!   builder of `start`/`intervals`/`end`.
 //! - [`config`]: the configuration of a run as plain values (ports,
@@ -66,6 +68,7 @@ pub mod history;
 pub mod http;
 pub mod hub;
 pub mod json;
+pub mod link;
 pub mod locks;
 pub mod ndt7;
 pub mod overlap;

@@ -52,3 +52,8 @@ pub fn summary_of(port: u16, entry: &Value) -> Option<TestResult> {
         None => summarize(port, entry),
     }
 }
+
+/// [`result_of`] with the verdict's kind.
+pub fn judged(entry: &Value) -> Option<TestResult> {
+    result_of(entry).map(|r| crate::analysis::verdict::with_limit(r, entry))
+}

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::analysis::ndt7::result_of;
 use crate::analysis::summary::summarize;
 use crate::analysis::test_result::TestResult;
+use crate::analysis::verdict::with_limit;
 use crate::files::chunks::{each_chunk, last_entry_start_in, next_entry_start, open_log, CHUNK};
 use crate::files::index::{About, Covered, Identity, Latest as Effect};
 use crate::files::index_dir::{fingerprint_of, identity, IndexDir};
@@ -408,7 +409,8 @@ fn read_piece(log: LogKey, text: &str) -> Piece {
     };
     let damage = read_log_at(text, detail, |at, item| match (log, item) {
         (LogKey::Port(port), LogItem::Entry(entry)) => {
-            items.extend(summarize(port, &entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))))
+            let result = summarize(port, &entry).map(|r| with_limit(r, &entry));
+            items.extend(result.map(|r| (at, Found::Test(r.timestamp, Some(r)))))
         }
         (LogKey::Port(_), LogItem::Cleared) => items.push((at, Found::Cleared)),
         (LogKey::Ndt7, LogItem::Entry(value)) => {
@@ -418,8 +420,7 @@ fn read_piece(log: LogKey, text: &str) -> Piece {
             }
         }
         (LogKey::Probe, LogItem::Entry(entry)) => items.extend(
-            crate::analysis::probe::result_of(&entry)
-                .map(|r| (at, Found::Test(r.timestamp, Some(r)))),
+            crate::analysis::probe::judged(&entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))),
         ),
         (LogKey::Ndt7 | LogKey::Probe, LogItem::Cleared) => {}
     });

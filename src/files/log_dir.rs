@@ -201,7 +201,7 @@ impl LogDir {
     pub fn record(&self, port: u16, entry: &Json) -> Recorded {
         let value = to_value(entry);
         self.record_in(LogKey::Port(port), entry, &value, |value| {
-            summarize(port, value)
+            summarize(port, value).map(|r| crate::analysis::verdict::with_limit(r, value))
         })
     }
 
@@ -251,6 +251,9 @@ impl LogDir {
                 log,
                 keep: self.retention.keep,
             });
+        if let Some(result) = &mut result {
+            result.headline = crate::analysis::headline::headline(result);
+        }
         if let Ok(appended) = &appended {
             let filekey = self.key_for(log, appended, timestamp, first_key);
             if let (Some(result), Some(filekey)) = (&mut result, filekey) {
@@ -571,7 +574,9 @@ pub(crate) mod tests {
         // And each id is where its entry starts, with the first test's key.
         let mut read = Vec::new();
         read_log_at(&log, Detail::Full, |at, item| match item {
-            LogItem::Entry(v) => read.push(summarize(5201, &v).map(|r| (at, r))),
+            LogItem::Entry(v) => read.push(
+                summarize(5201, &v).map(|r| (at, crate::analysis::verdict::with_limit(r, &v))),
+            ),
             LogItem::Cleared => panic!("no markers in the fixture"),
         });
         let first = recorded[0].as_ref().unwrap().timestamp;
@@ -580,6 +585,7 @@ pub(crate) mod tests {
             .map(|r| {
                 r.map(|(at, r)| TestResult {
                     id: format!("5201-{first}-{at}"),
+                    headline: crate::analysis::headline::headline(&r),
                     ..r
                 })
             })

@@ -7,7 +7,7 @@
 //!
 //! A result's id is `probe-<filekey>-<offset>`, keyed as a port log's.
 
-use crate::analysis::probe::result_of;
+use crate::analysis::probe::judged;
 use crate::files::log_dir::{LogDir, Recorded};
 use crate::history::ids::LogKey;
 use crate::json::Json;
@@ -22,14 +22,14 @@ impl LogDir {
     /// as [`LogDir::record`] does for a port's, and returns its result.
     pub fn record_probe(&self, entry: &Json) -> Recorded {
         let value = crate::json::to_value(entry);
-        self.record_in(LogKey::Probe, entry, &value, result_of)
+        self.record_in(LogKey::Probe, entry, &value, judged)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::probe::summary_of;
+    use crate::analysis::probe::{result_of, summary_of};
     use crate::analysis::test_result::TestResult;
     use crate::history::results_store::ResultsStore;
     use crate::json::from_value;

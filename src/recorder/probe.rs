@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::Kind;
-use crate::analysis::probe::result_of;
+use crate::analysis::probe::judged;
 use crate::files::log_dir::{LogDir, Recorded};
 use crate::history::ids::LogKey;
 use crate::json::{to_value, Json};
@@ -29,7 +29,7 @@ impl Kind for Probe<'_> {
 
     fn append(&self, logs: &LogDir, value: Option<&Value>) -> Recorded {
         match value {
-            Some(value) => logs.record_in(self.log(), self.0, value, result_of),
+            Some(value) => logs.record_in(self.log(), self.0, value, judged),
             None => logs.record_probe(self.0),
         }
     }

@@ -1,10 +1,12 @@
 //! An iperf3 test served on one of the box's ports, as the recorder takes
-//! it: its log entry in stock's layout, summarised from that entry.
+//! it: its log entry in stock's layout, summarised from that entry with
+//! the verdict's kind.
 
 use serde_json::Value;
 
 use super::Kind;
 use crate::analysis::summary::summarize;
+use crate::analysis::verdict::with_limit;
 use crate::files::log_dir::{LogDir, Recorded};
 use crate::history::ids::LogKey;
 use crate::json::{to_value, Json};
@@ -34,7 +36,9 @@ impl Kind for IperfTest<'_> {
     fn append(&self, logs: &LogDir, value: Option<&Value>) -> Recorded {
         let port = self.port;
         match value {
-            Some(value) => logs.record_in(self.log(), self.entry, value, |v| summarize(port, v)),
+            Some(value) => logs.record_in(self.log(), self.entry, value, |v| {
+                summarize(port, v).map(|r| with_limit(r, v))
+            }),
             None => logs.record(port, self.entry),
         }
     }
