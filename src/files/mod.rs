@@ -12,11 +12,11 @@
 //!   damage of the part of a log it covers) and its checks; pure.
 //! - [`entry_check`]: whether the entry at a test's offset is still that
 //!   test's (a log cut short and written again holds another there).
-//! - [`entry`]: one logged entry read back from its file, exactly as it stands.
 //! - [`ndt7_log`]: `ndt7.json`, the ndt7 subtests: appended with the same
 //!   write path and retention.
 //! - [`probe_log`]: `probes.json`, the probes the box ran as a client
 //!   (stock client layout), on the same write path and retention.
+//! - [`entry`]: one logged entry read back from its file, exactly as it stands.
 //! - [`log_dir`]: `port-<PORT>.json` files and the one write path into them:
 //!   a finished test printed, appended with one write and summarised
 //!   ([`log_dir::LogDir::record`]), the log rotated first when it would grow
