@@ -57,8 +57,13 @@ pub fn csv_rows(results: &[TestResult]) -> std::io::Result<Vec<u8>> {
                 .unwrap_or_default()
                 .into_owned()
         };
+        // A probe ran on no port of the box (its result says 0).
+        let port = match r.kind {
+            Some(_) => String::new(),
+            None => r.port.to_string(),
+        };
         writer.write_record([
-            r.port.to_string(),
+            port,
             text(&r.name),
             local_time(r.timestamp),
             opt(r.send_bps),
@@ -205,6 +210,23 @@ mod tests {
             assert_eq!(row[1], neutralise(name));
             assert_eq!(row[2], local_time(result.timestamp));
         }
+    }
+
+    #[test]
+    fn a_probe_has_no_port() {
+        let probe = TestResult {
+            kind: Some("probe"),
+            target: Some("192.0.2.9:5201".into()),
+            ..crate::store::results::tests::result(0, 1_763_767_679)
+        };
+        let served = crate::store::results::tests::result(5201, 1_763_767_679);
+        let text = csv(&[probe, served]).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_slice());
+        let ports: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap()[0].to_string())
+            .collect();
+        assert_eq!(ports, ["", "5201"]);
     }
 
     #[test]

@@ -161,6 +161,13 @@ impl Context {
         }
     }
 
+    /// The same context with probes sending as the iperf3 ports do
+    /// (`send`: `--send-method` and the calibration).
+    pub fn with_send(mut self, send: Arc<crate::server::calibrate::SendPath>) -> Context {
+        self.probes = self.probes.map(|p| p.sending_with(send));
+        self
+    }
+
     /// The same context sharing `overlaps` with the iperf3 ports.
     pub fn with_overlaps(mut self, overlaps: Arc<Overlaps>) -> Context {
         self.overlaps = overlaps;
