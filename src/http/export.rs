@@ -6,9 +6,10 @@ use std::borrow::Cow;
 use chrono::TimeZone;
 
 use crate::hub::TestResult;
+use crate::store::kinds::Kind;
 
 /// The CSV header; the first five columns are the original tool's.
-pub const CSV_HEADER: [&str; 18] = [
+pub const CSV_HEADER: [&str; 21] = [
     "Port",
     "Name",
     "Timestamp",
@@ -27,6 +28,9 @@ pub const CSV_HEADER: [&str; 18] = [
     "Jitter (ms)",
     "Lost (%)",
     "Error",
+    "Kind",
+    "Target",
+    "Headline",
 ];
 
 /// Every result as CSV, oldest first, with [`CSV_HEADER`]. Timestamps are
@@ -81,6 +85,11 @@ pub fn csv_rows(results: &[TestResult]) -> std::io::Result<Vec<u8>> {
             opt(r.jitter_ms),
             opt(r.lost_percent),
             text(&r.error),
+            Kind::of_protocol(&r.protocol, r.kind.is_some())
+                .name()
+                .to_string(),
+            text(&r.target),
+            neutralise(&r.headline).into_owned(),
         ])?;
     }
     writer.into_inner().map_err(|e| e.into_error())

@@ -19,6 +19,7 @@
 //! closes idle keep-alive connections) and on every write ([`deadline`]).
 
 pub mod assets;
+pub mod compress;
 pub mod deadline;
 pub mod devices;
 pub mod download;
