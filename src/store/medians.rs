@@ -60,7 +60,9 @@ pub const KEEP: usize = 512;
 #[derive(Debug, Default, Clone)]
 struct Sampled {
     values: Vec<f32>,
-    seen: u64,
+    /// Values to pass over before the next one kept.
+    skip: u64,
+    /// Every how many values one is kept (0 and 1: all).
     stride: u64,
 }
 
@@ -69,9 +71,8 @@ impl Sampled {
         if !(x.is_finite() && x >= 0.0) {
             return;
         }
-        let stride = self.stride.max(1);
-        self.seen += 1;
-        if (self.seen - 1) % stride != 0 {
+        if self.skip > 0 {
+            self.skip -= 1;
             return;
         }
         if self.values.len() >= KEEP {
@@ -81,10 +82,10 @@ impl Sampled {
                 i += 1;
                 i % 2 == 1
             });
-            self.stride = stride * 2;
-            self.seen = 1;
+            self.stride = self.stride.max(1) * 2;
         }
         self.values.push(x);
+        self.skip = self.stride.max(1) - 1;
     }
 }
 
