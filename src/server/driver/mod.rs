@@ -39,6 +39,7 @@ use crate::protocol::wire::{self, Cookie};
 use crate::report::json;
 use crate::report::log::TestLog;
 use crate::report::stats::{Sample, Stats};
+use crate::report::tcp_receive::TcpReceive;
 use crate::report::tcp_send::TcpSend;
 use crate::send_method::Choice;
 
@@ -91,6 +92,7 @@ pub fn run_test(
             cpu_at_t0: None,
             cpu: (0.0, 0.0, 0.0),
             tcp_send: TcpSend::default(),
+            tcp_receive: TcpReceive::default(),
             stream_cpu: Vec::new(),
             congestion: None,
             client_results: None,
@@ -157,6 +159,8 @@ struct Test {
     cpu: (f64, f64, f64),
     /// TCP_INFO of the sending TCP streams, as last read.
     tcp_send: TcpSend,
+    /// Round trips of the receiving TCP streams, per interval.
+    tcp_receive: TcpReceive,
     /// CPU use of each stream's thread over the test: (socket, % of a core).
     stream_cpu: Vec<(i64, f64)>,
     /// The congestion algorithm of the first TCP stream.

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::Test;
 use crate::protocol::session::Counters;
 use crate::report::stats::Sample;
+use crate::report::tcp_receive::TcpReceive;
 use crate::report::tcp_send::TcpSend;
 use crate::server::streams::DataStream;
 use crate::sys::os_error_text;
@@ -74,7 +75,7 @@ impl Test {
         let (Some(t0), Some(stats)) = (self.t0, self.stats.as_mut()) else {
             return;
         };
-        let samples = sample_streams(&self.streams, &mut self.tcp_send);
+        let samples = sample_streams(&self.streams, &mut self.tcp_send, &mut self.tcp_receive);
         self.health.add(self.ctx.settings.health.sample());
         if let Some((interval, bps)) = stats.sample(now, &samples) {
             self.keep_interval(interval);
@@ -106,7 +107,7 @@ impl Test {
         self.health.add(self.ctx.settings.health.sample());
         let now = Instant::now();
         if let Some(stats) = self.stats.as_mut() {
-            let samples = sample_streams(&self.streams, &mut self.tcp_send);
+            let samples = sample_streams(&self.streams, &mut self.tcp_send, &mut self.tcp_receive);
             let last = stats.sample(now, &samples);
             if let Some((interval, _)) = last {
                 self.keep_interval(interval);
@@ -133,18 +134,27 @@ impl Test {
 }
 
 /// Every stream's counters, keeping the TCP_INFO reading of each sending
-/// TCP stream in `tcp_send` (the same reading, no second system call).
-fn sample_streams(streams: &[DataStream], tcp_send: &mut TcpSend) -> Vec<Sample> {
-    streams
+/// TCP stream in `tcp_send` (the same reading, no second system call) and
+/// of each receiving one in `tcp_receive`, whose interval it closes.
+fn sample_streams(
+    streams: &[DataStream],
+    tcp_send: &mut TcpSend,
+    tcp_receive: &mut TcpReceive,
+) -> Vec<Sample> {
+    let samples = streams
         .iter()
         .map(|s| {
             let (sample, info) = s.sample_with_info();
-            if let Some((raw, len)) = info {
-                tcp_send.add(s.socket_no, &raw, len);
+            match info {
+                Some((raw, len)) if s.kind.sender => tcp_send.add(s.socket_no, &raw, len),
+                Some((raw, len)) => tcp_receive.add(&raw, len),
+                None => {}
             }
             sample
         })
-        .collect()
+        .collect();
+    tcp_receive.end_interval();
+    samples
 }
 
 #[cfg(test)]
