@@ -16,40 +16,27 @@
     F: 'The connection lags severely when it is busy (bufferbloat): calls and games break up while data flows.',
   };
 
-  /** The uses `good_for` speaks of, in the order they are shown, with the
-   *  names a result may give each (compared without case and punctuation). */
-  const USES = [
-    { label: 'video calls', names: ['videocalls', 'video'] },
-    { label: '4K streaming', names: ['4kstreaming', 'streaming', 'streaming4k'] },
-    { label: 'online games', names: ['onlinegames', 'gaming', 'games'] },
-  ];
+  /** The uses `good_for` speaks of, in the order they are shown. */
+  const USES = [['video_calls', 'video calls'], ['streaming', '4K streaming'], ['gaming', 'online games']];
 
-  const key = (text) => String(text).toLowerCase().replace(/[^a-z0-9]/g, '');
-
-  /** Each known use and whether `goodFor` names it good: an array of
-   *  names, or an object of name → true/false. Null without the data. */
-  function uses(goodFor) {
-    if (goodFor == null || typeof goodFor !== 'object') return null;
-    const named = Array.isArray(goodFor)
-      ? goodFor.map(key)
-      : Object.entries(goodFor).filter(([, v]) => v === true).map(([k]) => key(k));
-    return USES.map((u) => ({ label: u.label, good: u.names.some((n) => named.includes(n)) }));
-  }
+  /** Cloudflare's AIM classes, best first, with their words. */
+  const CLASSES = [['great', 'Great'], ['good', 'Good'], ['average', 'Fine'], ['poor', 'Poor'], ['bad', 'Bad']];
 
   /** "a, b and c". */
   function list(words) {
     return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}`;
   }
 
-  /** One sentence from `good_for`: what the connection is good for and not. */
+  /** One line from `good_for` (use → AIM class): "Great for 4K streaming;
+   *  poor for video calls and online games." '' without the data. */
   function goodForText(goodFor) {
-    const all = uses(goodFor);
-    if (!all) return '';
-    const yes = all.filter((u) => u.good).map((u) => u.label);
-    const no = all.filter((u) => !u.good).map((u) => u.label);
-    if (no.length === 0) return `Good for ${list(yes)}.`;
-    if (yes.length === 0) return `Not good enough for ${list(no)} while the line is busy.`;
-    return `Good for ${list(yes)}; not for ${list(no)} while the line is busy.`;
+    if (goodFor == null || typeof goodFor !== 'object') return '';
+    const parts = [];
+    for (const [cls, words] of CLASSES) {
+      const uses = USES.filter(([id]) => goodFor[id] === cls).map(([, label]) => label);
+      if (uses.length) parts.push(`${parts.length ? words.toLowerCase() : words} for ${list(uses)}`);
+    }
+    return parts.length ? `${parts.join('; ')}.` : '';
   }
 
   /** The words for a grade, or '' for none. */
@@ -66,5 +53,5 @@
     return `Latency rose by ${W.fmtNum ? W.fmtNum(rise, rise < 10 ? 1 : 0) : rise.toFixed(0)} ms under load.`;
   }
 
-  W.grade = { gradeMeaning, goodForText, riseText, uses };
+  W.grade = { gradeMeaning, goodForText, riseText };
 })();
