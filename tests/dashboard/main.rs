@@ -18,6 +18,7 @@ mod probe;
 mod routes;
 mod security;
 mod speedtest;
+mod speedtest_page;
 #[path = "../support/mod.rs"]
 mod support;
 mod ws;
