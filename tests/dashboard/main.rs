@@ -17,6 +17,7 @@ mod paging;
 mod probe;
 mod routes;
 mod security;
+mod shaped;
 mod speedtest;
 mod speedtest_page;
 #[path = "../support/mod.rs"]

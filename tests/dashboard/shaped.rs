@@ -1,0 +1,202 @@
+//! Bufferbloat the speed-test page can see: in a network namespace of its
+//! own, `lo` (MTU 1500) is shaped to 10 Mbit/s by `tbf` with a deep queue
+//! (`latency 600ms`) or a shallow one (`latency 5ms`), TCP uses a
+//! loss-based congestion control (`reno`, which fills queues as most
+//! senders do), and the binary and headless Chromium both run inside. The
+//! page's run must show loaded latency near the queue's delay and a bad
+//! grade through the deep queue, low latency and a good grade through the
+//! shallow one, and rates within 10 % of the shaped rate. Needs root (for
+//! the namespace) and `ip`, `tc` and `sysctl` (Debian package iproute2,
+//! procps).
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::browser::Browser;
+use crate::support::daemon::Daemon;
+
+/// The shaped rate, bit/s.
+const RATE: f64 = 10e6;
+/// A run through a 10 Mbit/s link: idle, two subtests, retries, start-up.
+const RUN_LIMIT: Duration = Duration::from_secs(150);
+
+/// A network namespace with its own shaped loopback, deleted when dropped.
+struct ShapedNs {
+    name: String,
+}
+
+/// Runs a setup command; fails the test with its output if it fails.
+fn must(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (Debian packages iproute2, procps)"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {} (needs root for network namespaces)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl ShapedNs {
+    /// A namespace whose `lo` has MTU 1500, `tbf rate 10mbit burst 32kb
+    /// latency <queue>` and TCP congestion control `reno`.
+    fn new(tag: &str, queue: &str) -> ShapedNs {
+        let name = format!("wp3-{tag}-{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        must("ip", &["netns", "add", &name]);
+        let ns = ShapedNs { name };
+        let n = ns.name.as_str();
+        must("ip", &["-n", n, "link", "set", "lo", "mtu", "1500", "up"]);
+        must(
+            "tc",
+            &[
+                "-n", n, "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "10mbit", "burst",
+                "32kb", "latency", queue,
+            ],
+        );
+        must(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                n,
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv4.tcp_congestion_control=reno",
+            ],
+        );
+        ns
+    }
+
+    /// Runs `body` on a thread inside the namespace: its sockets, and the
+    /// processes it starts, are in it.
+    fn run<T: Send + 'static>(&self, body: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: setns on a valid descriptor; it changes this thread only.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            body()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+}
+
+impl Drop for ShapedNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// What one run showed: the recorded result and the page's own figures.
+#[derive(Debug)]
+struct Shown {
+    result: Value,
+    page: Value,
+}
+
+/// Runs the page's speed test inside `ns` and returns what it showed.
+fn page_run(ns: &ShapedNs, name: &'static str) -> Shown {
+    ns.run(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Daemon::start(dir.path(), &[]);
+        let page = runtime.block_on(async {
+            let mut page = Browser::blank().await;
+            page.navigate(&format!(
+                "http://{}/#/speedtest?name={name}&autostart=1",
+                daemon.http
+            ))
+            .await;
+            let deadline = Instant::now() + RUN_LIMIT;
+            let state = "document.getElementById('speedtest')?.dataset.state ?? null";
+            while page.eval(state).await != json!("done") {
+                assert!(Instant::now() < deadline, "no run within {RUN_LIMIT:?}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            let figures = page
+                .eval(
+                    "Object.fromEntries(['st-download', 'st-upload', 'st-latency', 'st-latency-sub',
+                       'st-grade', 'st-verdict', 'st-goodfor', 'st-d-idle', 'st-d-down', 'st-d-up']
+                       .map((id) => [id, document.getElementById(id).textContent]))",
+                )
+                .await;
+            assert_eq!(page.errors().await, Vec::<String>::new());
+            figures
+        });
+        let (code, body) = daemon.get(&format!("/api/results?name={name}"));
+        assert_eq!(code, 200, "{body}");
+        let mut all: Vec<Value> = serde_json::from_str(&body).unwrap();
+        assert_eq!(all.len(), 1, "one result per run: {all:#?}");
+        Shown {
+            result: all.remove(0),
+            page,
+        }
+    })
+}
+
+/// The worse of the run's two loaded latencies, ms.
+fn loaded(r: &Value) -> f64 {
+    let down = r["latency_down_ms"]
+        .as_f64()
+        .expect("latency during download");
+    let up = r["latency_up_ms"].as_f64().expect("latency during upload");
+    down.max(up)
+}
+
+fn assert_rates(shown: &Shown) {
+    for field in ["send_bps", "receive_bps"] {
+        let bps = shown.result[field].as_f64().unwrap();
+        assert!(
+            (bps - RATE).abs() <= 0.1 * RATE,
+            "{field} {bps} not within 10 % of {RATE}: {shown:#?}"
+        );
+    }
+}
+
+#[test]
+fn the_page_shows_bufferbloat_through_a_deep_queue_and_none_through_a_shallow_one() {
+    let deep = page_run(&ShapedNs::new("deep", "600ms"), "deep-queue");
+    eprintln!("deep queue: page {}, result {}", deep.page, deep.result);
+    let shallow = page_run(&ShapedNs::new("shallow", "5ms"), "shallow-queue");
+    eprintln!(
+        "shallow queue: page {}, result {}",
+        shallow.page, shallow.result
+    );
+
+    for shown in [&deep, &shallow] {
+        assert_rates(shown);
+        // The page shows the grade the box recorded.
+        assert_eq!(shown.page["st-grade"], shown.result["grade"], "{shown:#?}");
+        assert!(
+            shown.result["latency_idle_ms"].as_f64().unwrap() < 10.0,
+            "an idle line answers at once: {shown:#?}"
+        );
+    }
+    // The deep queue: loaded latency well past a hundred milliseconds
+    // (reno fills the queue as far as its windows let it), a bad grade.
+    assert!(loaded(&deep.result) > 100.0, "{deep:#?}");
+    assert!(
+        ["C", "D", "F"].contains(&deep.result["grade"].as_str().unwrap()),
+        "{deep:#?}"
+    );
+    // The shallow queue holds about 30 ms at 10 Mbit/s: a good grade.
+    assert!(loaded(&shallow.result) < 60.0, "{shallow:#?}");
+    assert!(
+        ["A+", "A", "B"].contains(&shallow.result["grade"].as_str().unwrap()),
+        "{shallow:#?}"
+    );
+}
