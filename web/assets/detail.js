@@ -332,7 +332,7 @@
     const { result, entry, verdict } = answer;
     const ours = entry && typeof entry.webperf3 === 'object' ? entry.webperf3 : null;
     // A speed-test run has no iperf3 intervals or verdict: its own part.
-    const intervals = result.protocol === 'ndt7' ? W.run.part(result, entry, answer) : intervalsPart(entry);
+    const intervals = result.protocol === 'ndt7' ? W.run.part(result, answer) : intervalsPart(entry);
     box.replaceChildren(
       header(result, entry, id),
       (result.protocol !== 'ndt7' && verdictPart(verdict)) || el('span'),

@@ -4,10 +4,11 @@
 // the grade and what it means. detail.js puts it in place of the iperf3
 // parts (intervals, the verdict), which an ndt7 run does not have.
 //
-// The chart's samples: the run's latency samples where the answer has them
-// (`latency`: [{t, rtt_ms, phase}] at the top of the answer or in the
-// entry), else the round trip the box measured on the loading connection
-// itself in each subtest's measurements (`TCPInfo.RTT`).
+// The chart's samples: the round trips the box timed on the run's latency
+// socket (`WebperfLatency.Samples`, [ms since it opened, phase, rtt ms], in
+// the download's entry and in `upload_entry`), else the round trip of each
+// loading connection in its subtest's measurements (`TCPInfo.RTT`). The
+// 90th percentile of each phase comes from the answer's `latency`.
 'use strict';
 
 (() => {
@@ -30,27 +31,35 @@
   }
 
   /** The run's latency samples as [{t (s into the run), rtt (ms), phase}]. */
-  function samples(answer, entry) {
-    const listed = [answer?.latency, entry?.latency, entry?.Latency, entry?.webperf3?.latency]
-      .find((v) => Array.isArray(v) && v.length);
-    if (listed) {
-      return listed
-        .map((s) => ({ t: num(s.t ?? s.elapsed_s), rtt: num(s.rtt_ms), phase: String(s.phase || 'idle') }))
-        .filter((s) => s.t != null && s.rtt != null);
-    }
+  function samples(answer) {
+    const docs = [answer?.entry, answer?.upload_entry].filter((d) => d && typeof d === 'object');
+    const timed = docs.flatMap((d) => (Array.isArray(d.WebperfLatency?.Samples) ? d.WebperfLatency.Samples : []))
+      .filter((x) => Array.isArray(x) && num(x[0]) != null && num(x[2]) != null)
+      .map(([t, phase, rtt]) => ({ t: t / 1000, rtt, phase: String(phase) }));
+    if (timed.length) return timed;
     // The box's view of each loading connection, from its measurements.
+    const start = docs[0]?.StartTime;
     const out = [];
-    for (const [key, phase] of [['Download', 'download'], ['Upload', 'upload']]) {
-      const sub = entry?.[key];
-      if (!sub || !Array.isArray(sub.ServerMeasurements)) continue;
-      const offset = between(entry.StartTime, sub.StartTime) ?? 0;
-      for (const m of sub.ServerMeasurements) {
-        const t = num(m?.TCPInfo?.ElapsedTime ?? m?.AppInfo?.ElapsedTime);
-        const rtt = num(m?.TCPInfo?.RTT);
-        if (t != null && rtt != null && rtt > 0) out.push({ t: offset + t / 1e6, rtt: rtt / 1000, phase });
+    for (const doc of docs) {
+      for (const [key, phase] of [['Download', 'download'], ['Upload', 'upload']]) {
+        const sub = doc[key];
+        if (!sub || !Array.isArray(sub.ServerMeasurements)) continue;
+        const offset = between(start, sub.StartTime) ?? 0;
+        for (const m of sub.ServerMeasurements) {
+          const t = num(m?.TCPInfo?.ElapsedTime ?? m?.AppInfo?.ElapsedTime);
+          const rtt = num(m?.TCPInfo?.RTT);
+          if (t != null && rtt != null && rtt > 0) out.push({ t: offset + t / 1e6, rtt: rtt / 1000, phase });
+        }
       }
     }
     return out;
+  }
+
+  /** A phase's median with its 90th percentile where the answer has it. */
+  function phaseText(median, stats) {
+    if (num(median) == null) return '—';
+    const p90 = num(stats?.p90_ms);
+    return p90 != null && p90 > median ? `${ms(median)} (9 in 10 under ${ms(p90)})` : ms(median);
   }
 
   /** A tile as on the speed-test screen. */
@@ -105,7 +114,7 @@
   }
 
   /** The run's part of the detail view: {part, draw}. */
-  function part(result, entry, answer) {
+  function part(result, answer) {
     const loaded = [result.latency_down_ms, result.latency_up_ms].map(num).filter((v) => v != null);
     const tiles = el('ul', { class: 'st-tiles' },
       tile('down', 'Download', mbits(result.send_bps), unit(result.send_bps), 'box → client'),
@@ -113,13 +122,14 @@
       tile('lat', 'Latency', num(result.latency_idle_ms) == null ? '—' : fmtNum(result.latency_idle_ms, result.latency_idle_ms < 10 ? 1 : 0), 'ms',
         loaded.length ? `idle · ${ms(Math.max(...loaded))} under load` : 'while idle'));
     tiles.setAttribute('aria-label', 'Results');
+    const stats = answer?.latency || {};
     const phases = W.detail.facts([
-      ['Latency while idle', ms(result.latency_idle_ms)],
+      ['Latency while idle', phaseText(result.latency_idle_ms, stats.idle)],
       ['Jitter while idle', num(result.jitter_ms) == null ? null : ms(result.jitter_ms)],
-      ['Latency during download', ms(result.latency_down_ms)],
-      ['Latency during upload', ms(result.latency_up_ms)],
+      ['Latency during download', phaseText(result.latency_down_ms, stats.download)],
+      ['Latency during upload', phaseText(result.latency_up_ms, stats.upload)],
     ]);
-    const chart = chartPart(samples(answer, entry));
+    const chart = chartPart(samples(answer));
     const box = el('section', { class: 'card detail-part run' },
       el('h3', { text: 'Speed test run' }), tiles, gradePart(result),
       el('h3', { text: 'Latency in each phase' }), phases, chart ? chart.figure : null);
