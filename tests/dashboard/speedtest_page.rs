@@ -196,6 +196,12 @@ async fn a_run_of_the_page_is_one_result_with_latency_a_grade_and_a_link() {
         Duration::from_secs(15),
     )
     .await;
+    // Its points are the latency socket's round trips, idle ones included.
+    assert_eq!(
+        page.eval("document.querySelector('#run .legend').textContent.includes('Idle')")
+            .await,
+        json!(true)
+    );
     let text = visible_text(&mut page).await;
     for word in ["Download", "Upload", "Latency during download", grade] {
         assert!(text.contains(word), "{word:?} not in the detail:\n{text}");

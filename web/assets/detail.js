@@ -179,7 +179,7 @@
       }
       copied.textContent = 'Copied.';
     });
-    const name = el('h2', { class: 'detail-name', text: result.name || 'unnamed test' });
+    const name = el('h2', { class: 'detail-name', text: result.name || (run ? 'Speed test' : 'unnamed test') });
     name.id = 'detail-name';
     return el('section', { class: 'card' },
       el('div', { class: 'section-head' },

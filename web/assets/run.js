@@ -5,10 +5,10 @@
 // parts (intervals, the verdict), which an ndt7 run does not have.
 //
 // The chart's samples: the round trips the box timed on the run's latency
-// socket (`WebperfLatency.Samples`, [ms since it opened, phase, rtt ms], in
-// the download's entry and in `upload_entry`), else the round trip of each
-// loading connection in its subtest's measurements (`TCPInfo.RTT`). The
-// 90th percentile of each phase comes from the answer's `latency`.
+// socket (each subtest's `WebperfLatency.Samples`: [ms since it opened,
+// phase, rtt ms]; in the download's entry and in `upload_entry`), else the
+// round trip of each loading connection in its subtest's measurements
+// (`TCPInfo.RTT`). Each phase's 90th percentile is the answer's `latency`.
 'use strict';
 
 (() => {
@@ -33,7 +33,8 @@
   /** The run's latency samples as [{t (s into the run), rtt (ms), phase}]. */
   function samples(answer) {
     const docs = [answer?.entry, answer?.upload_entry].filter((d) => d && typeof d === 'object');
-    const timed = docs.flatMap((d) => (Array.isArray(d.WebperfLatency?.Samples) ? d.WebperfLatency.Samples : []))
+    const logged = (sub) => (Array.isArray(sub?.WebperfLatency?.Samples) ? sub.WebperfLatency.Samples : []);
+    const timed = docs.flatMap((d) => [...logged(d.Download), ...logged(d.Upload)])
       .filter((x) => Array.isArray(x) && num(x[0]) != null && num(x[2]) != null)
       .map(([t, phase, rtt]) => ({ t: t / 1000, rtt, phase: String(phase) }));
     if (timed.length) return timed;
