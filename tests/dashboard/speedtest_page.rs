@@ -5,7 +5,7 @@
 //! grade and links to the run, nothing on it shifts while it runs, and the
 //! link opens the run's detail with its latency chart.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -46,22 +46,6 @@ async fn phone() -> Browser {
     page
 }
 
-/// Waits until `expression` is `want`, for up to `limit`.
-async fn wait_for(page: &mut Browser, expression: &str, want: Value, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let got = page.eval(expression).await;
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "`{expression}` is {got}, not {want} after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// The text a person sees on the screen (hidden elements have none).
 async fn visible_text(page: &mut Browser) -> String {
     page.eval("document.body.innerText")
@@ -79,9 +63,7 @@ async fn the_speed_test_screen_shows_only_the_speed_test_on_a_phone() {
     page.navigate(&format!("http://{}/#/speedtest", daemon.http))
         .await;
     // The scripts ran and the router showed the view.
-    wait_for(
-        &mut page,
-        "document.readyState === 'complete' && !document.getElementById('speedtest').closest('[hidden]')",
+    page.eventually_within("document.readyState === 'complete' && !document.getElementById('speedtest').closest('[hidden]')",
         json!(true),
         Duration::from_secs(15),
     )
@@ -129,8 +111,7 @@ async fn a_run_of_the_page_is_one_result_with_latency_a_grade_and_a_link() {
         daemon.http
     ))
     .await;
-    wait_for(
-        &mut page,
+    page.eventually_within(
         "document.getElementById('speedtest')?.dataset.state ?? null",
         json!("done"),
         RUN_LIMIT,
@@ -182,15 +163,13 @@ async fn a_run_of_the_page_is_one_result_with_latency_a_grade_and_a_link() {
     // The link opens the run whole: both directions, the latency chart.
     page.eval("document.getElementById('st-share').click(); true")
         .await;
-    wait_for(
-        &mut page,
+    page.eventually_within(
         "document.getElementById('detail')?.dataset.state ?? null",
         json!("shown"),
         Duration::from_secs(15),
     )
     .await;
-    wait_for(
-        &mut page,
+    page.eventually_within(
         "document.getElementById('run-chart')?.dataset.drawn ?? null",
         json!("yes"),
         Duration::from_secs(15),
