@@ -13,6 +13,7 @@ mod faults;
 mod harness;
 mod history;
 mod hostile;
+mod latency;
 mod limits;
 mod load;
 mod logs;
