@@ -78,7 +78,9 @@
       $('st-now-unit').textContent = 'Mbit/s';
       if (value > 0) arc = Math.min(100, (100 * Math.log10(1 + value / 1e6)) / 4);
     }
-    $('st-arc').setAttribute('stroke-dasharray', `${arc.toFixed(2)} 100`);
+    // No dash at all for nothing (a round cap would draw a dot).
+    $('st-arc').setAttribute('stroke-dasharray', `${arc.toFixed(2)} 200`);
+    $('st-arc').style.visibility = arc > 0 ? 'visible' : 'hidden';
     $('st-progress').style.transform = `scaleX(${Math.max(0, Math.min(1, done || 0))})`;
   }
 
