@@ -262,8 +262,12 @@ impl Pinger {
         if now < self.next_due {
             return None;
         }
-        // Catching up after a stall sends one frame, not a burst.
-        self.next_due = (self.next_due + INTERVAL).max(now);
+        // On time, the next one interval later; after a stall, one frame
+        // and the interval again from now (never a burst).
+        self.next_due += INTERVAL;
+        if self.next_due <= now {
+            self.next_due = now + INTERVAL;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         if self.pending.len() >= MAX_PENDING {

@@ -78,6 +78,40 @@ pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
     )
 }
 
+/// Entries after a run's download looked at for its upload.
+const UPLOAD_LOOK_AHEAD: usize = 16;
+
+/// The text of the upload entry that [`super::runs`] joins into the run
+/// whose download's entry is `down`, at `offset` of `file`: the first of
+/// the next [`UPLOAD_LOOK_AHEAD`] entries of that file that is an upload
+/// of the same run, client and time window. `None` if there is none (or
+/// it went to the next file at a rotation).
+pub fn upload_entry(file: &std::fs::File, offset: u64, down: &str) -> Option<String> {
+    let down_record: Record = serde_json::from_str(down).ok()?;
+    let run = down_record.run();
+    let start = down_record.figures()?.timestamp;
+    // Entries are written one after another, each ending in a line break.
+    let mut at = offset + down.len() as u64 + 1;
+    for _ in 0..UPLOAD_LOOK_AHEAD {
+        let text = super::entry::read_entry_text(file, at).ok()?;
+        if text.is_empty() {
+            return None;
+        }
+        if let Ok(r) = serde_json::from_str::<Record>(&text) {
+            let after = r.figures().map(|f| f.timestamp - start);
+            if r.upload.is_some()
+                && r.client_ip == down_record.client_ip
+                && r.run() == run
+                && after.is_some_and(|a| (0..=super::runs::WINDOW).contains(&a))
+            {
+                return Some(text);
+            }
+        }
+        at += text.len() as u64 + 1;
+    }
+    None
+}
+
 impl LogDir {
     /// The ndt7 log.
     pub fn ndt7_path(&self) -> PathBuf {

@@ -136,6 +136,24 @@ async fn a_run_with_a_latency_socket_is_one_result_with_its_latency() {
     assert!(!down.iter().any(|p| p == "upload"), "{down:?}");
     let up = phases(&docs[1], "Upload");
     assert!(up.iter().any(|p| p == "upload"), "{up:?}");
+    // Its detail gives both subtests and each phase's median and p90.
+    let (code, body) = daemon.get(&format!("/api/results/{}", run["id"].as_str().unwrap()));
+    assert_eq!(code, 200, "{body}");
+    let detail: Value = serde_json::from_str(&body).unwrap();
+    assert!(detail["entry"]["Download"].is_object(), "{body}");
+    assert!(detail["upload_entry"]["Upload"].is_object(), "{body}");
+    for phase in ["idle", "download", "upload"] {
+        let l = &detail["latency"][phase];
+        assert!(
+            l["p90_ms"].as_f64() >= l["median_ms"].as_f64(),
+            "{phase}: {l}"
+        );
+        assert!(l["samples"].as_u64().unwrap() > 0, "{phase}: {l}");
+    }
+    // The history keeps latency to a tenth of a ms.
+    let exact = detail["latency"]["idle"]["median_ms"].as_f64().unwrap();
+    let kept = run["latency_idle_ms"].as_f64().unwrap();
+    assert!((exact - kept).abs() <= 0.051, "{exact} {kept}");
     // The same after a restart, from the log.
     let id = run["id"].clone();
     daemon.stop();

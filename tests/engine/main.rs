@@ -7,6 +7,7 @@
 
 #[cfg(feature = "auth")]
 mod auth;
+mod bufferbloat;
 mod compat;
 mod copyfree;
 mod faults;
