@@ -21,6 +21,7 @@ mod security;
 mod shaped;
 mod speedtest;
 mod speedtest_page;
+mod speedtest_quality;
 #[path = "../support/mod.rs"]
 mod support;
 mod ws;

@@ -6,97 +6,20 @@
 //! page's run must show loaded latency near the queue's delay and a bad
 //! grade through the deep queue, low latency and a good grade through the
 //! shallow one, and rates within 10 % of the shaped rate. Needs root (for
-//! the namespace) and `ip`, `tc` and `sysctl` (Debian package iproute2,
-//! procps).
+//! the namespace) and iproute2.
 
-use std::fs::File;
-use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::support::browser::Browser;
 use crate::support::daemon::Daemon;
+use crate::support::netns::{Netns, DEEP, SHALLOW};
 
 /// The shaped rate, bit/s.
 const RATE: f64 = 10e6;
 /// A run through a 10 Mbit/s link: idle, two subtests, retries, start-up.
 const RUN_LIMIT: Duration = Duration::from_secs(150);
-
-/// A network namespace with its own shaped loopback, deleted when dropped.
-struct ShapedNs {
-    name: String,
-}
-
-/// Runs a setup command; fails the test with its output if it fails.
-fn must(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e} (Debian packages iproute2, procps)"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {} (needs root for network namespaces)",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-impl ShapedNs {
-    /// A namespace whose `lo` has MTU 1500, `tbf rate 10mbit burst 32kb
-    /// latency <queue>` and TCP congestion control `reno`.
-    fn new(tag: &str, queue: &str) -> ShapedNs {
-        let name = format!("wp3-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        must("ip", &["netns", "add", &name]);
-        let ns = ShapedNs { name };
-        let n = ns.name.as_str();
-        must("ip", &["-n", n, "link", "set", "lo", "mtu", "1500", "up"]);
-        must(
-            "tc",
-            &[
-                "-n", n, "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "10mbit", "burst",
-                "32kb", "latency", queue,
-            ],
-        );
-        must(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                n,
-                "sysctl",
-                "-q",
-                "-w",
-                "net.ipv4.tcp_congestion_control=reno",
-            ],
-        );
-        ns
-    }
-
-    /// Runs `body` on a thread inside the namespace: its sockets, and the
-    /// processes it starts, are in it.
-    fn run<T: Send + 'static>(&self, body: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let ns = File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // SAFETY: setns on a valid descriptor; it changes this thread only.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            body()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-}
-
-impl Drop for ShapedNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
 
 /// What one run showed: the recorded result and the page's own figures.
 #[derive(Debug)]
@@ -106,7 +29,7 @@ struct Shown {
 }
 
 /// Runs the page's speed test inside `ns` and returns what it showed.
-fn page_run(ns: &ShapedNs, name: &'static str) -> Shown {
+fn page_run(ns: &Netns, name: &'static str) -> Shown {
     ns.run(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -169,9 +92,12 @@ fn assert_rates(shown: &Shown) {
 
 #[test]
 fn the_page_shows_bufferbloat_through_a_deep_queue_and_none_through_a_shallow_one() {
-    let deep = page_run(&ShapedNs::new("deep", "600ms"), "deep-queue");
+    let ns = Netns::new();
+    ns.shape(DEEP);
+    let deep = page_run(&ns, "deep-queue");
     eprintln!("deep queue: page {}, result {}", deep.page, deep.result);
-    let shallow = page_run(&ShapedNs::new("shallow", "5ms"), "shallow-queue");
+    ns.shape(SHALLOW);
+    let shallow = page_run(&ns, "shallow-queue");
     eprintln!(
         "shallow queue: page {}, result {}",
         shallow.page, shallow.result
@@ -181,8 +107,10 @@ fn the_page_shows_bufferbloat_through_a_deep_queue_and_none_through_a_shallow_on
         assert_rates(shown);
         // The page shows the grade the box recorded.
         assert_eq!(shown.page["st-grade"], shown.result["grade"], "{shown:#?}");
+        // An idle line answers within a millisecond or two; a loaded
+        // machine's browser may take longer to echo.
         assert!(
-            shown.result["latency_idle_ms"].as_f64().unwrap() < 10.0,
+            shown.result["latency_idle_ms"].as_f64().unwrap() < 30.0,
             "an idle line answers at once: {shown:#?}"
         );
     }

@@ -360,10 +360,20 @@
     return new URLSearchParams(q < 0 ? '' : hash.slice(q + 1));
   }
 
+  /** Resolves once the page has loaded and its start-up work is done, so
+   *  that an automatic run's idle latency is not the page's own loading. */
+  function settled() {
+    return new Promise((resolve) => {
+      const idle = () => (window.requestIdleCallback ? requestIdleCallback(() => resolve(), { timeout: 3000 }) : resolve());
+      if (document.readyState === 'complete') idle();
+      else window.addEventListener('load', idle, { once: true });
+    });
+  }
+
   function enter() {
     const params = options();
     if (params.has('name')) $('st-name').value = params.get('name');
-    if (params.get('autostart') === '1') start();
+    if (params.get('autostart') === '1') settled().then(start);
   }
 
   function init() {
