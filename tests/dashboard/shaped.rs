@@ -8,18 +8,15 @@
 //! shallow one, and rates within 10 % of the shaped rate. Needs root (for
 //! the namespace) and iproute2.
 
-use std::time::Duration;
+use serde_json::Value;
 
-use serde_json::{json, Value};
-
+use crate::speedtest_page::run_page;
 use crate::support::browser::Browser;
 use crate::support::daemon::Daemon;
 use crate::support::netns::{Netns, DEEP, SHALLOW};
 
 /// The shaped rate, bit/s.
 const RATE: f64 = 10e6;
-/// A run through a 10 Mbit/s link: idle, two subtests, retries, start-up.
-const RUN_LIMIT: Duration = Duration::from_secs(150);
 
 /// What one run showed: the recorded result and the page's own figures.
 #[derive(Debug)]
@@ -39,17 +36,7 @@ fn page_run(ns: &Netns, name: &'static str) -> Shown {
         let daemon = Daemon::start(dir.path(), &[]);
         let page = runtime.block_on(async {
             let mut page = Browser::blank().await;
-            page.navigate(&format!(
-                "http://{}/#/speedtest?name={name}&autostart=1",
-                daemon.http
-            ))
-            .await;
-            page.eventually_within(
-                "document.getElementById('speedtest')?.dataset.state ?? null",
-                json!("done"),
-                RUN_LIMIT,
-            )
-            .await;
+            run_page(&mut page, &daemon, name).await;
             let figures = page
                 .eval(
                     "Object.fromEntries(['st-download', 'st-upload', 'st-latency', 'st-latency-sub',
