@@ -125,6 +125,7 @@ pub async fn serve_forwarding(
     let ctx = crate::http::Context::new(Arc::clone(&hub), shutdown.clone())
         .with_settings(&http_settings)
         .with_overlaps(overlaps)
+        .with_send(Arc::clone(&settings.send))
         .with_forward(forward);
     if let Some(probes) = ctx.probes.clone() {
         let run = crate::http::scheduled::run_all(probes, Arc::clone(&hub), shutdown.clone());

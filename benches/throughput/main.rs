@@ -16,7 +16,9 @@
 //! and of CPU per GB to the first stock server's (the reference). Then
 //! `udp-ceiling` raises the offered UDP rate step by step against ours and
 //! the reference and reports, for each, the highest rate up to which loss
-//! stayed under 1 %.
+//! stayed under 1 %. Last, the `probe-…` cases put the box in the
+//! client's place: a probe (`GET /probe`) against the reference stock
+//! server beside the stock client against the same server (`probe.rs`).
 //!
 //! Why both CPU figures: on loopback much of the kernel's TCP work for one
 //! side runs in whichever process happens to process the other side's
@@ -52,10 +54,12 @@ use serde_json::{json, Value};
 mod support;
 
 mod ceiling;
+mod probe;
 mod server;
 mod summary;
 
 use ceiling::*;
+use probe::*;
 use server::*;
 use summary::*;
 
@@ -162,6 +166,8 @@ struct Settings {
     /// Stock servers; the first is the reference of the ratios.
     references: Vec<PathBuf>,
     cases: Vec<&'static Case>,
+    /// The cases of the box as the client (`probe-…`).
+    probe_cases: Vec<&'static ProbeCase>,
     /// Whether to run the UDP ceiling search (`udp-ceiling`).
     ceiling: bool,
 }
@@ -211,13 +217,19 @@ fn settings() -> Result<Settings, String> {
         .filter(|a| !a.starts_with('-'))
         .collect();
     for w in &wanted {
-        if !CASES.iter().any(|c| c.name == w) && w != CEILING {
+        let known = CASES.iter().any(|c| c.name == w) || PROBE_CASES.iter().any(|c| c.name == w);
+        if !known && w != CEILING {
             let mut names: Vec<_> = CASES.iter().map(|c| c.name).collect();
+            names.extend(PROBE_CASES.iter().map(|c| c.name));
             names.push(CEILING);
             return Err(format!("unknown case {w:?}; cases: {}", names.join(", ")));
         }
     }
     let cases = CASES
+        .iter()
+        .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.name))
+        .collect();
+    let probe_cases = PROBE_CASES
         .iter()
         .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.name))
         .collect();
@@ -228,6 +240,7 @@ fn settings() -> Result<Settings, String> {
         client,
         references,
         cases,
+        probe_cases,
         ceiling,
     })
 }
@@ -297,6 +310,7 @@ fn run() -> Result<(), String> {
         None
     };
     drop(servers);
+    let probe_rows = probe_cases(&s, &s.probe_cases, work.path())?;
 
     if !rows.is_empty() {
         println!();
@@ -305,6 +319,10 @@ fn run() -> Result<(), String> {
     if let Some(c) = &ceiling {
         println!();
         c.print();
+    }
+    if !probe_rows.is_empty() {
+        println!();
+        print_probe_table(&probe_rows);
     }
     let load_at_end = load_average();
     println!("load average at the end: {load_at_end}");
@@ -318,6 +336,7 @@ fn run() -> Result<(), String> {
         "references": s.references.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "cases": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         "udp_ceiling": ceiling.as_ref().map(Ceiling::to_json),
+        "probe_cases": probe_rows.iter().map(ProbeRow::to_json).collect::<Vec<_>>(),
     });
     let written = write_figures(&ours_exe, &doc)?;
     println!();

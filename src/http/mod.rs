@@ -19,6 +19,7 @@
 //! closes idle keep-alive connections) and on every write ([`deadline`]).
 
 pub mod assets;
+pub mod compress;
 pub mod deadline;
 pub mod devices;
 pub mod download;
@@ -159,6 +160,13 @@ impl Context {
             forward: None,
             probes: None,
         }
+    }
+
+    /// The same context with probes sending as the iperf3 ports do
+    /// (`send`: `--send-method` and the calibration).
+    pub fn with_send(mut self, send: Arc<crate::server::calibrate::SendPath>) -> Context {
+        self.probes = self.probes.map(|p| p.sending_with(send));
+        self
     }
 
     /// The same context sharing `overlaps` with the iperf3 ports.

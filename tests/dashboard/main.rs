@@ -6,6 +6,7 @@
 mod browser;
 mod chromium;
 mod common;
+mod compressed;
 mod e2e;
 mod headline;
 mod heavy;

@@ -19,6 +19,7 @@
   const VERDICTS = {
     'bitrate-target': 'the bitrate the client asked for (-b)',
     'server-cpu': 'the server’s CPU',
+    'client-cpu': 'this box’s CPU (the client of its probe)',
     'pi-throttled': 'the Pi throttling (temperature or power)',
     'receive-window': 'the receiver’s TCP window',
     'send-buffer': 'the server’s send buffer',
