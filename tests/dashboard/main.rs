@@ -19,7 +19,10 @@ mod paging;
 mod probe;
 mod routes;
 mod security;
+mod shaped;
 mod speedtest;
+mod speedtest_page;
+mod speedtest_quality;
 #[path = "../support/mod.rs"]
 mod support;
 mod ws;
