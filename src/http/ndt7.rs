@@ -210,7 +210,7 @@ async fn read(mut rx: SplitStream<WebSocket>, out: mpsc::Sender<Incoming>) {
 /// The payload of download messages: random bytes, made once (the largest
 /// message's size, 16 MiB) and shared by every download; a message is a
 /// slice of it, so sending copies nothing here.
-fn payload() -> Bytes {
+pub(super) fn payload() -> Bytes {
     static PAYLOAD: OnceLock<Bytes> = OnceLock::new();
     PAYLOAD
         .get_or_init(|| {

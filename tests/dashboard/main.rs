@@ -11,6 +11,7 @@ mod heavy;
 mod history;
 mod history_gen;
 mod hostile;
+mod https;
 mod index;
 mod page;
 mod paging;
