@@ -16,7 +16,8 @@
 //! and of CPU per GB to the first stock server's (the reference). Then
 //! `udp-ceiling` raises the offered UDP rate step by step against ours and
 //! the reference and reports, for each, the highest rate up to which loss
-//! stayed under 1 %.
+//! stayed under 1 %. `ndt7-download` (only when named) compares ours'
+//! CPU per GB for an ndt7 download (`ndt7-client`) with `-R`'s, in turn.
 //!
 //! Why both CPU figures: on loopback much of the kernel's TCP work for one
 //! side runs in whichever process happens to process the other side's
@@ -52,10 +53,12 @@ use serde_json::{json, Value};
 mod support;
 
 mod ceiling;
+mod ndt7;
 mod server;
 mod summary;
 
 use ceiling::*;
+use ndt7::*;
 use server::*;
 use summary::*;
 
@@ -164,6 +167,9 @@ struct Settings {
     cases: Vec<&'static Case>,
     /// Whether to run the UDP ceiling search (`udp-ceiling`).
     ceiling: bool,
+    /// Whether to compare ndt7's download with `-R` (`ndt7-download`,
+    /// only when named: it needs `ndt7-client`).
+    ndt7: bool,
 }
 
 fn env_number(
@@ -211,9 +217,9 @@ fn settings() -> Result<Settings, String> {
         .filter(|a| !a.starts_with('-'))
         .collect();
     for w in &wanted {
-        if !CASES.iter().any(|c| c.name == w) && w != CEILING {
+        if !CASES.iter().any(|c| c.name == w) && w != CEILING && w != NDT7 {
             let mut names: Vec<_> = CASES.iter().map(|c| c.name).collect();
-            names.push(CEILING);
+            names.extend([CEILING, NDT7]);
             return Err(format!("unknown case {w:?}; cases: {}", names.join(", ")));
         }
     }
@@ -222,6 +228,7 @@ fn settings() -> Result<Settings, String> {
         .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.name))
         .collect();
     let ceiling = wanted.is_empty() || wanted.iter().any(|w| w == CEILING);
+    let ndt7 = wanted.iter().any(|w| w == NDT7);
     Ok(Settings {
         rounds: usize::try_from(rounds).unwrap_or(5),
         seconds,
@@ -229,6 +236,7 @@ fn settings() -> Result<Settings, String> {
         references,
         cases,
         ceiling,
+        ndt7,
     })
 }
 
@@ -290,6 +298,11 @@ fn run() -> Result<(), String> {
         }
         rows.push(Row::new(case, &labels, &runs));
     }
+    let ndt7 = if s.ndt7 {
+        Some(ndt7_vs_reverse(&s, &mut servers[0])?)
+    } else {
+        None
+    };
     let ceiling = if s.ceiling {
         let (ours, rest) = servers.split_at_mut(REFERENCE);
         Some(udp_ceiling(&s, &mut ours[0], &mut rest[0])?)
@@ -306,6 +319,10 @@ fn run() -> Result<(), String> {
         println!();
         c.print();
     }
+    if let Some(n) = &ndt7 {
+        println!();
+        n.print();
+    }
     let load_at_end = load_average();
     println!("load average at the end: {load_at_end}");
     let doc = json!({
@@ -318,6 +335,7 @@ fn run() -> Result<(), String> {
         "references": s.references.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "cases": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         "udp_ceiling": ceiling.as_ref().map(Ceiling::to_json),
+        "ndt7_download": ndt7.as_ref().map(Ndt7Row::to_json),
     });
     let written = write_figures(&ours_exe, &doc)?;
     println!();

@@ -30,6 +30,7 @@ pub mod history;
 pub mod metrics;
 pub mod models;
 pub mod ndt7;
+pub mod ndt7_raw;
 pub mod nq;
 pub mod origin;
 pub mod probe;
