@@ -28,12 +28,13 @@ pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(metrics(ctx.clone()))
         .or(probe(ctx.clone()))
         .boxed();
-    // ndt7 is meant for pages of any site: beside `ours`, outside the Host
-    // and Origin checks.
+    // ndt7 and the responsiveness endpoints are meant for any client:
+    // beside `ours`, outside the Host and Origin checks.
     let ours = pages.or(api).or(exports).or(websocket(ctx.clone()));
     known_host(ctx.clone())
         .and(ours)
-        .or(super::ndt7::routes(ctx))
+        .or(super::ndt7::routes(ctx.clone()))
+        .or(super::nq::routes(ctx))
         .recover(handlers::recover)
 }
 

@@ -13,6 +13,7 @@ mod heavy;
 mod history;
 mod history_gen;
 mod hostile;
+mod https;
 mod index;
 mod page;
 mod paging;
