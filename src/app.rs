@@ -9,9 +9,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::task::TaskTracker;
+#[cfg(feature = "https")]
+use tracing::{debug, info};
 use tracing::{error, warn};
 
-use crate::config::{Config, HttpSettings, Padding, DEFAULT_HTTP_PORT};
+#[cfg(feature = "https")]
+use crate::config::DEFAULT_HTTPS_PORT;
+use crate::config::{Config, HttpSettings, HttpsConfig, Padding, DEFAULT_HTTP_PORT};
 use crate::files::log_dir::LogDir;
 use crate::forward::Forwarder;
 use crate::hub::{Hub, RecordHook, TestResult};
@@ -31,6 +35,17 @@ pub struct Bound {
     pub iperf: Vec<TcpListener>,
     /// The dashboard's listener.
     pub http: TcpListener,
+    /// The HTTPS listener, if there is one.
+    pub https: Option<HttpsBound>,
+}
+
+/// The HTTPS listener, bound, and its TLS settings.
+pub struct HttpsBound {
+    /// The bound socket.
+    pub listener: TcpListener,
+    /// The certificate and ALPN.
+    #[cfg(feature = "https")]
+    pub tls: Arc<rustls::ServerConfig>,
 }
 
 impl Bound {
@@ -60,7 +75,52 @@ pub fn bind(config: &Config) -> anyhow::Result<Bound> {
         Some(addr) => format!("cannot listen on dashboard address {addr}"),
         None => format!("cannot listen on dashboard port {DEFAULT_HTTP_PORT}"),
     })?;
-    Ok(Bound { iperf, http })
+    let https = match &config.https {
+        Some(https) => bind_https(https, &config.log_dir)?,
+        None => None,
+    };
+    Ok(Bound { iperf, http, https })
+}
+
+/// Binds the HTTPS address and readies its certificate. The default port
+/// taken only warns: the box then serves plain HTTP as before.
+#[cfg_attr(not(feature = "https"), allow(unused_variables))]
+fn bind_https(
+    https: &HttpsConfig,
+    log_dir: &std::path::Path,
+) -> anyhow::Result<Option<HttpsBound>> {
+    #[cfg(not(feature = "https"))]
+    return Ok(None);
+    #[cfg(feature = "https")]
+    {
+        let listener = match crate::http::bind_https(https.addr) {
+            Ok(listener) => listener,
+            Err(e) if https.addr.is_none() => {
+                warn!(port = DEFAULT_HTTPS_PORT, error = %e,
+                    "https: the default port is not free; no HTTPS (choose one with --https)");
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(e).with_context(|| match https.addr {
+                    Some(addr) => format!("cannot listen on HTTPS address {addr}"),
+                    None => format!("cannot listen on HTTPS port {DEFAULT_HTTPS_PORT}"),
+                })
+            }
+        };
+        let (tls, origin) = crate::http::tls::server_config(https.cert.as_ref(), log_dir)
+            .context("HTTPS cannot be set up")?;
+        match origin {
+            crate::http::tls::Origin::Made(path, names) => info!(
+                path = %path.display(), names = ?names,
+                "https: made a self-signed certificate"
+            ),
+            crate::http::tls::Origin::Kept(path) => {
+                debug!(path = %path.display(), "https: self-signed certificate reused");
+            }
+            crate::http::tls::Origin::Given => {}
+        }
+        Ok(Some(HttpsBound { listener, tls }))
+    }
 }
 
 /// How many of the latest tests are searched for a record that a stop
@@ -125,12 +185,22 @@ pub async fn serve_forwarding(
     let ctx = crate::http::Context::new(Arc::clone(&hub), shutdown.clone())
         .with_settings(&http_settings)
         .with_overlaps(overlaps)
+        .with_send(Arc::clone(&settings.send))
         .with_forward(forward);
     if let Some(probes) = ctx.probes.clone() {
         let run = crate::http::scheduled::run_all(probes, Arc::clone(&hub), shutdown.clone());
         tasks.spawn(run);
     }
-    tasks.spawn(crate::http::serve_with(http, ctx));
+    let https = match bound.https {
+        #[cfg(feature = "https")]
+        Some(https) => {
+            https.listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(https.listener)?;
+            Some(crate::http::TlsListener::new(listener, https.tls))
+        }
+        _ => None,
+    };
+    tasks.spawn(crate::http::serve_all(http, https, ctx));
     tasks.spawn(release_memory_now_and_then(shutdown.clone()));
     shutdown.triggered().await;
     tasks.close();
@@ -194,12 +264,17 @@ pub fn run_main(config: Config) -> anyhow::Result<()> {
             warn!("{w}");
         }
         let http_addr = bound.http.local_addr()?;
+        let https_addr = match &bound.https {
+            Some(https) => format!(", https://{}", https.listener.local_addr()?),
+            None => String::new(),
+        };
         eprintln!(
-            "webperf3 {}: iperf3 on port{} {}, dashboard on http://{}, {} tests loaded from {}{}",
+            "webperf3 {}: iperf3 on port{} {}, dashboard on http://{}{}, {} tests loaded from {}{}",
             env!("CARGO_PKG_VERSION"),
             if ports.len() > 1 { "s" } else { "" },
             port_range(&ports),
             http_addr,
+            https_addr,
             loaded.store.len(),
             config.log_dir.display(),
             auth_summary(auth.as_deref()),

@@ -10,7 +10,8 @@ use clap::Parser;
 use thiserror::Error;
 
 use crate::config::{
-    AuthConfig, Config, ForwardConfig, HttpSettings, Ndt7Settings, Padding, ProbeSettings,
+    AuthConfig, Config, ForwardConfig, HttpSettings, HttpsConfig, Ndt7Settings, NqSettings,
+    Padding, ProbeSettings, DEFAULT_NQ_TRANSFERS,
 };
 use crate::config::{Retention, DEFAULT_KEEP_ROTATED, DEFAULT_MAX_LOG_SIZE};
 use crate::forward::target::Target;
@@ -63,6 +64,36 @@ pub struct Args {
     /// other name (DNS rebinding) is refused.
     #[arg(long = "http-host", value_name = "NAME")]
     pub http_hosts: Vec<String>,
+
+    /// HTTPS address (HTTP/1.1 and HTTP/2) serving what the dashboard serves;
+    /// 0 as the port takes any free port, named in the start-up line
+    /// [default: 0.0.0.0:8443, also IPv6; a taken port only warns].
+    #[arg(long = "https", value_name = "ADDR:PORT")]
+    pub https: Option<SocketAddr>,
+
+    /// Turn off the HTTPS listener.
+    #[arg(long = "no-https", conflicts_with_all = ["https", "tls_cert", "tls_key"])]
+    pub no_https: bool,
+
+    /// PEM certificate chain for HTTPS [default: a self-signed one made at
+    /// first start, tls-cert.pem in the log directory].
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Turn off the responsiveness endpoints (/.well-known/nq, /nq/...).
+    #[arg(long = "no-nq")]
+    pub no_nq: bool,
+
+    /// Large downloads and uploads of the responsiveness endpoints at the
+    /// same time; one more is refused (HTTP 503).
+    #[arg(long = "nq-max-transfers", value_name = "N",
+          default_value_t = DEFAULT_NQ_TRANSFERS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub nq_max_transfers: u16,
 
     /// Directory of the per-port logs; created if missing [default: ~/iperf3-logs].
     #[arg(short = 'd', long = "log-dir", value_name = "DIR")]
@@ -372,6 +403,7 @@ impl Args {
             max_bytes: self.forward_max_bytes,
             retry_max: Duration::from_secs_f64(self.forward_retry_max),
         };
+        let https = https_config(self.no_https, self.https, self.tls_cert.zip(self.tls_key))?;
         let ports = (0..self.servers).map(|i| self.port + i).collect();
         let log_dir = match self.log_dir {
             Some(dir) => dir,
@@ -423,6 +455,7 @@ impl Args {
             ports,
             bind: self.bind,
             http: self.http,
+            https,
             log_dir,
             limits,
             auth,
@@ -439,6 +472,11 @@ impl Args {
                     limits: probe_limits,
                     every,
                     box_name: String::new(),
+                },
+                nq: NqSettings {
+                    enabled: !self.no_nq,
+                    max_transfers: usize::from(self.nq_max_transfers),
+                    ..NqSettings::default()
                 },
                 ..Default::default()
             },
@@ -492,6 +530,29 @@ fn probe_schedules(
 }
 
 /// A probe's bitrate limit: a rate as `-b` takes it.
+/// The HTTPS listener the flags ask for: none with `--no-https`; in a
+/// build without TLS, none by default and an error when asked for.
+fn https_config(
+    off: bool,
+    addr: Option<SocketAddr>,
+    cert: Option<(PathBuf, PathBuf)>,
+) -> Result<Option<HttpsConfig>, String> {
+    if off {
+        return Ok(None);
+    }
+    if !cfg!(feature = "https") {
+        if addr.is_some() || cert.is_some() {
+            return Err(
+                "--https, --tls-cert and --tls-key need a build with the `https` feature; \
+                 this one serves plain HTTP only"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    }
+    Ok(Some(HttpsConfig { addr, cert }))
+}
+
 fn parse_probe_rate(text: &str) -> Result<u64, String> {
     crate::protocol::policy::parse_rate(text)
         .ok_or_else(|| format!("bad rate {text:?} (expected e.g. 500M or 1G)"))
@@ -799,6 +860,43 @@ mod tests {
         assert!(every("iperf.example.net,every=1h").is_ok());
         assert!(config(&["-d", "x", "--probe-every", "10.1.2.3,every=1h"]).is_err());
         assert!(config(&["-d", "x", "--probe-max-bitrate", "fast"]).is_err());
+    }
+
+    #[test]
+    fn https_and_the_responsiveness_endpoints_are_on_by_default() {
+        let c = config(&["-d", "x"]).unwrap();
+        let https = c.https.expect("HTTPS on by default");
+        assert_eq!((https.addr, https.cert), (None, None));
+        assert!(c.http_settings.nq.enabled);
+        assert_eq!(c.http_settings.nq.max_transfers, 32);
+        let c = config(&[
+            "-d",
+            "x",
+            "--https",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ]);
+        let https = c.unwrap().https.unwrap();
+        assert_eq!(https.addr, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(https.cert, Some(("c".into(), "k".into())));
+        let c = config(&[
+            "-d",
+            "x",
+            "--no-https",
+            "--no-nq",
+            "--nq-max-transfers",
+            "4",
+        ])
+        .unwrap();
+        assert!(c.https.is_none());
+        assert!(!c.http_settings.nq.enabled);
+        assert_eq!(c.http_settings.nq.max_transfers, 4);
+        assert!(config(&["-d", "x", "--tls-cert", "c"]).is_err());
+        assert!(config(&["-d", "x", "--no-https", "--https", "[::]:1"]).is_err());
+        assert!(config(&["-d", "x", "--nq-max-transfers", "0"]).is_err());
     }
 
     #[test]

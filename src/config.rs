@@ -16,6 +16,9 @@ use crate::protocol::session::Limits;
 /// The dashboard's port when no `--http` address is given.
 pub const DEFAULT_HTTP_PORT: u16 = 8080;
 
+/// The HTTPS listener's port when no `--https` address is given.
+pub const DEFAULT_HTTPS_PORT: u16 = 8443;
+
 /// A request's header must arrive within this time after the connection
 /// (or its previous request) is ready; idle keep-alive connections close
 /// after it too.
@@ -41,6 +44,9 @@ pub struct Config {
     /// Dashboard address; `None` = the default (`[::]:8080` dual-stack, or
     /// `0.0.0.0:8080`).
     pub http: Option<SocketAddr>,
+    /// The HTTPS listener (`--https`); `None` with `--no-https` (or in a
+    /// build without the `https` feature).
+    pub https: Option<HttpsConfig>,
     /// Where `port-<PORT>.json` files live.
     pub log_dir: PathBuf,
     /// Protocol timing limits.
@@ -105,6 +111,17 @@ impl Retention {
     }
 }
 
+/// The HTTPS listener: where, and with which certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpsConfig {
+    /// `--https ADDR:PORT`; `None` = the default (`[::]:8443` dual-stack,
+    /// or `0.0.0.0:8443`), which only warns when the port is taken.
+    pub addr: Option<SocketAddr>,
+    /// PEM certificate chain and private key (`--tls-cert`, `--tls-key`);
+    /// `None` = a self-signed one kept in the log directory.
+    pub cert: Option<(PathBuf, PathBuf)>,
+}
+
 /// Forwarding of recorded tests (`--forward URL`, repeatable).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardConfig {
@@ -154,6 +171,38 @@ pub struct HttpSettings {
     pub ndt7: Ndt7Settings,
     /// `GET /probe`: the targets allowed (none: off) and the limits.
     pub probe: ProbeSettings,
+    /// The responsiveness endpoints (`/.well-known/nq`, `/nq/...`).
+    pub nq: NqSettings,
+}
+
+/// Large downloads and uploads of the responsiveness endpoints running at
+/// once by default (an RPM client opens a dozen or more).
+pub const DEFAULT_NQ_TRANSFERS: usize = 32;
+
+/// The longest large download or upload of the responsiveness endpoints
+/// (an RPM client's test takes about 20 seconds).
+pub const NQ_MAX_TIME: Duration = Duration::from_secs(30);
+
+/// The responsiveness endpoints' settings; who may use them is `--allow`,
+/// as for ndt7.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NqSettings {
+    /// Whether they are served (`--no-nq` turns them off: 404).
+    pub enabled: bool,
+    /// Large downloads and uploads at once; one more is answered 503.
+    pub max_transfers: usize,
+    /// The longest a large download or an upload may last.
+    pub max_time: Duration,
+}
+
+impl Default for NqSettings {
+    fn default() -> Self {
+        NqSettings {
+            enabled: true,
+            max_transfers: DEFAULT_NQ_TRANSFERS,
+            max_time: NQ_MAX_TIME,
+        }
+    }
 }
 
 /// What `GET /probe` may do (`--probe-allow`, `--probe-max-duration`,
@@ -206,6 +255,7 @@ impl Default for HttpSettings {
             hosts: Vec::new(),
             ndt7: Ndt7Settings::default(),
             probe: ProbeSettings::default(),
+            nq: NqSettings::default(),
         }
     }
 }

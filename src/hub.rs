@@ -428,8 +428,14 @@ mod tests {
             ..Default::default()
         }
         .matches(&r));
+        // Parts of names, in any case.
+        assert!(ResultFilter {
+            name: Some("LIC".into()),
+            ..Default::default()
+        }
+        .matches(&r));
         assert!(!ResultFilter {
-            name: Some("Alice".into()),
+            name: Some("bob".into()),
             ..Default::default()
         }
         .matches(&r));

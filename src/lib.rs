@@ -9,7 +9,8 @@
 //!   configuration names, loads the logs, runs the iperf3 ports and the
 //!   dashboard on bound listeners until shutdown.
 //! - [`http`]: the dashboard: warp routes, embedded frontend, websocket, CSV,
-//!   metrics, `GET /probe` and the `--probe-every` schedules.
+//!   metrics, `GET /probe` and the `--probe-every` schedules, the
+//!   responsiveness endpoints; served over HTTP and HTTPS.
 //! - [`probe`]: the box as an iperf3 client: the driver of one test
 //!   around the client machine, its streams the server's.
 //! - [`server`]: the I/O around the protocol: per-port listeners, the control

@@ -114,6 +114,46 @@ pub fn hostname() -> Option<String> {
     Some(c_field(&uname()?.nodename)).filter(|h| !h.is_empty())
 }
 
+/// The addresses of the machine's interfaces (IPv6 link-local ones left
+/// out: they need a zone to be used); empty if the kernel will not say.
+pub fn interface_addresses() -> Vec<std::net::IpAddr> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that freeifaddrs
+    // releases; each entry's address, when not null, is a sockaddr of the
+    // family it names.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        let mut at = list;
+        while let Some(entry) = at.as_ref() {
+            if let Some(addr) = entry.ifa_addr.as_ref() {
+                match i32::from(addr.sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*entry.ifa_addr.cast::<libc::sockaddr_in>();
+                        let ip = std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr));
+                        out.push(ip.into());
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*entry.ifa_addr.cast::<libc::sockaddr_in6>();
+                        let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+                        if !ip.is_unicast_link_local() {
+                            out.push(ip.into());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            at = entry.ifa_next;
+        }
+        libc::freeifaddrs(list);
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
 fn uname() -> Option<libc::utsname> {
     // SAFETY: utsname is plain old data; uname fills it and NUL-terminates.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };

@@ -16,7 +16,11 @@
 //! and of CPU per GB to the first stock server's (the reference). Then
 //! `udp-ceiling` raises the offered UDP rate step by step against ours and
 //! the reference and reports, for each, the highest rate up to which loss
-//! stayed under 1 %.
+//! stayed under 1 %. Then the `probe-…` cases put the box in the
+//! client's place: a probe (`GET /probe`) against the reference stock
+//! server beside the stock client against the same server (`probe.rs`).
+//! `ndt7-download` (only when named) compares ours' CPU per GB for an
+//! ndt7 download (`ndt7-client`) with `-R`'s, in turn.
 //!
 //! Why both CPU figures: on loopback much of the kernel's TCP work for one
 //! side runs in whichever process happens to process the other side's
@@ -52,10 +56,14 @@ use serde_json::{json, Value};
 mod support;
 
 mod ceiling;
+mod ndt7;
+mod probe;
 mod server;
 mod summary;
 
 use ceiling::*;
+use ndt7::*;
+use probe::*;
 use server::*;
 use summary::*;
 
@@ -162,8 +170,13 @@ struct Settings {
     /// Stock servers; the first is the reference of the ratios.
     references: Vec<PathBuf>,
     cases: Vec<&'static Case>,
+    /// The cases of the box as the client (`probe-…`).
+    probe_cases: Vec<&'static ProbeCase>,
     /// Whether to run the UDP ceiling search (`udp-ceiling`).
     ceiling: bool,
+    /// Whether to compare ndt7's download with `-R` (`ndt7-download`,
+    /// only when named: it needs `ndt7-client`).
+    ndt7: bool,
 }
 
 fn env_number(
@@ -211,9 +224,11 @@ fn settings() -> Result<Settings, String> {
         .filter(|a| !a.starts_with('-'))
         .collect();
     for w in &wanted {
-        if !CASES.iter().any(|c| c.name == w) && w != CEILING {
+        let known = CASES.iter().any(|c| c.name == w) || PROBE_CASES.iter().any(|c| c.name == w);
+        if !known && w != CEILING && w != NDT7 {
             let mut names: Vec<_> = CASES.iter().map(|c| c.name).collect();
-            names.push(CEILING);
+            names.extend(PROBE_CASES.iter().map(|c| c.name));
+            names.extend([CEILING, NDT7]);
             return Err(format!("unknown case {w:?}; cases: {}", names.join(", ")));
         }
     }
@@ -221,14 +236,21 @@ fn settings() -> Result<Settings, String> {
         .iter()
         .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.name))
         .collect();
+    let probe_cases = PROBE_CASES
+        .iter()
+        .filter(|c| wanted.is_empty() || wanted.iter().any(|w| w == c.name))
+        .collect();
     let ceiling = wanted.is_empty() || wanted.iter().any(|w| w == CEILING);
+    let ndt7 = wanted.iter().any(|w| w == NDT7);
     Ok(Settings {
         rounds: usize::try_from(rounds).unwrap_or(5),
         seconds,
         client,
         references,
         cases,
+        probe_cases,
         ceiling,
+        ndt7,
     })
 }
 
@@ -290,6 +312,11 @@ fn run() -> Result<(), String> {
         }
         rows.push(Row::new(case, &labels, &runs));
     }
+    let ndt7 = if s.ndt7 {
+        Some(ndt7_vs_reverse(&s, &mut servers[0])?)
+    } else {
+        None
+    };
     let ceiling = if s.ceiling {
         let (ours, rest) = servers.split_at_mut(REFERENCE);
         Some(udp_ceiling(&s, &mut ours[0], &mut rest[0])?)
@@ -297,6 +324,7 @@ fn run() -> Result<(), String> {
         None
     };
     drop(servers);
+    let probe_rows = probe_cases(&s, &s.probe_cases, work.path())?;
 
     if !rows.is_empty() {
         println!();
@@ -305,6 +333,14 @@ fn run() -> Result<(), String> {
     if let Some(c) = &ceiling {
         println!();
         c.print();
+    }
+    if !probe_rows.is_empty() {
+        println!();
+        print_probe_table(&probe_rows);
+    }
+    if let Some(n) = &ndt7 {
+        println!();
+        n.print();
     }
     let load_at_end = load_average();
     println!("load average at the end: {load_at_end}");
@@ -318,6 +354,8 @@ fn run() -> Result<(), String> {
         "references": s.references.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
         "cases": rows.iter().map(Row::to_json).collect::<Vec<_>>(),
         "udp_ceiling": ceiling.as_ref().map(Ceiling::to_json),
+        "probe_cases": probe_rows.iter().map(ProbeRow::to_json).collect::<Vec<_>>(),
+        "ndt7_download": ndt7.as_ref().map(Ndt7Row::to_json),
     });
     let written = write_figures(&ours_exe, &doc)?;
     println!();

@@ -130,7 +130,7 @@ fn what_limited(r: &TestResult, full_speed: bool) -> Option<String> {
         Some(LimitedBy::SendBuffer) => "the box's send buffer was often full, so the box, \
              not the network, held the rate back"
             .to_string(),
-        Some(LimitedBy::ServerCpu) => {
+        Some(LimitedBy::ServerCpu | LimitedBy::ClientCpu) => {
             "the box's processor was fully busy, so the box, not the network, was the limit"
                 .to_string()
         }

@@ -13,6 +13,8 @@ pub enum LimitedBy {
     BitrateTarget,
     /// The server's CPU was saturated.
     ServerCpu,
+    /// A probe: the box's CPU, as the client, was saturated.
+    ClientCpu,
     /// The Pi's firmware throttled, or the CPU reached its temperature limit.
     PiThrottled,
     /// The client's TCP receive window held the server's sending back.
@@ -26,7 +28,7 @@ pub enum LimitedBy {
 }
 
 /// Every kind, in the order of their codes (1 up; 0 is "not judged").
-const ALL: [LimitedBy; 7] = [
+const ALL: [LimitedBy; 8] = [
     LimitedBy::BitrateTarget,
     LimitedBy::ServerCpu,
     LimitedBy::PiThrottled,
@@ -34,6 +36,7 @@ const ALL: [LimitedBy; 7] = [
     LimitedBy::SendBuffer,
     LimitedBy::Network,
     LimitedBy::Unknown,
+    LimitedBy::ClientCpu,
 ];
 
 impl LimitedBy {

@@ -52,6 +52,13 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
             let kernel = ours.and_then(|o| number(o.pointer("/tcp_send/sum/min_rtt_us")));
             (kernel.map_or(min, |k| (k / 1000.0).min(min)), mean)
         });
+    let received_rtt = (!udp && receives)
+        .then(|| ours.and_then(receiver_rtt))
+        .flatten();
+    let min_rtt_ms = match (loaded.map(|(min, _)| min), received_rtt.map(|r| r.0)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let (mut jitter_ms, mut lost_percent) = (None, None);
     if udp {
         if let Some(pass) = &received {
@@ -94,7 +101,7 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
             retransmits: sent.as_ref().and_then(|p| p.retransmits),
             jitter_ms,
             lost_percent,
-            min_rtt_ms: loaded.map(|(min, _)| min),
+            min_rtt_ms,
             error: text(entry.get("error")),
             overlapped: ours
                 .and_then(|o| o.get("overlapped"))
@@ -123,11 +130,21 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
             headline: String::new(),
             latency: Latency {
                 latency_down_ms: loaded.map(|(_, mean)| mean),
+                latency_up_ms: received_rtt.and_then(|r| r.1),
                 ..Latency::default()
             },
         }
         .graded(),
     )
+}
+
+/// The RTT of the server's receiving TCP streams (`webperf3.tcp_receive`),
+/// ms: the smallest (the handshake's `min_rtt_ms`, else the smallest
+/// `rcv_rtt` reading) and the median of the intervals' `rcv_rtt`.
+fn receiver_rtt(ours: &Value) -> Option<(f64, Option<f64>)> {
+    let tcp = ours.get("tcp_receive")?;
+    let min = number(tcp.get("min_rtt_ms")).or_else(|| number(tcp.get("min_ms")))?;
+    Some((min, number(tcp.get("median_ms"))))
 }
 
 /// The RTT of the server's sending TCP streams while they sent, ms: the
@@ -232,6 +249,10 @@ pub const LEAN: Keep = Keep::Members(&[
             // Read by the verdict (`verdict/evidence.rs`).
             ("cpus", Keep::All),
             ("tcp_send", Keep::Named(&["sum"])),
+            (
+                "tcp_receive",
+                Keep::Named(&["median_ms", "min_ms", "min_rtt_ms"]),
+            ),
             ("stream_cpu_percent", Keep::All),
         ]),
     ),
@@ -685,6 +706,45 @@ pub(crate) mod tests {
         // A receiving test has no RTT of its own.
         let r = summarize(5201, &stock()[0]).expect("a test");
         assert_eq!((r.min_rtt_ms, r.latency.grade), (None, None));
+    }
+
+    #[test]
+    fn an_upload_has_its_receivers_rtt_under_load_and_a_grade() {
+        // Stock's upload entry with our receiving streams' round trips:
+        // through a deep queue, then a shallow one.
+        let upload = |tcp_receive: Value| {
+            let mut entry = stock()[0].clone();
+            entry["webperf3"] = json!({ "tcp_receive": tcp_receive });
+            let text = serde_json::to_string(&entry).unwrap();
+            let lean = crate::json::prune::parse_pruned(&text, &LEAN).unwrap();
+            let r = summarize(5201, &entry).expect("a test");
+            let l = summarize(5201, &lean).expect("a test");
+            assert_eq!(
+                (r.min_rtt_ms, r.latency.latency_up_ms, r.latency.grade),
+                (l.min_rtt_ms, l.latency.latency_up_ms, l.latency.grade),
+                "what the summary reads is in LEAN"
+            );
+            r
+        };
+        let deep = upload(json!({
+            "rcv_rtt_ms": [148.0, 183.0, 184.7, 184.9],
+            "median_ms": 183.85, "min_ms": 148.0, "min_rtt_ms": 0.05
+        }));
+        assert!(!deep.reverse);
+        // The handshake's round trip is the base, not the first reading.
+        assert_eq!(deep.min_rtt_ms, Some(0.05));
+        assert_eq!(deep.latency.latency_up_ms, Some(183.85));
+        assert_eq!(deep.latency.latency_down_ms, None);
+        assert_eq!(deep.latency.grade, Some("C"));
+        let shallow = upload(json!({
+            "rcv_rtt_ms": [5.2, 6.1], "median_ms": 5.65, "min_ms": 5.2, "min_rtt_ms": 0.05
+        }));
+        assert_eq!(shallow.latency.latency_up_ms, Some(5.65));
+        assert_eq!(shallow.latency.grade, Some("A"));
+        // Without the handshake's round trip: the smallest reading.
+        let old = upload(json!({"rcv_rtt_ms": [5.2], "median_ms": 5.2, "min_ms": 1.0}));
+        assert_eq!(old.min_rtt_ms, Some(1.0));
+        assert_eq!(old.latency.grade, Some("A+"));
     }
 
     #[test]

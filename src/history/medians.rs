@@ -3,8 +3,10 @@
 //! the quartiles around it (a quiet spread, where min–max would be one
 //! solid block); tests whose rate is not the path's capacity (a TCP test
 //! paced by `-b`, a test that ended in an error) are counted but add no
-//! rates. Holds the figures it is given until it is finished (four bytes
-//! a figure), so its memory is bounded by the tests asked about. No I/O.
+//! rates. Each figure keeps at most [`KEEP`] values: past that, a steady
+//! sample of them (every second, then every fourth, ... value, in the
+//! order given), so a chart of a million tests costs bounded memory and
+//! time; below it the figures are exact. No I/O.
 
 use std::collections::BTreeMap;
 
@@ -50,29 +52,61 @@ pub fn is_capacity(r: &Record) -> bool {
     !r.paced() && r.error == NONE
 }
 
+/// The most values one figure of one kind keeps (then a steady sample).
+pub const KEEP: usize = 512;
+
+/// The values of one figure: all of them up to [`KEEP`], then every
+/// `stride`-th.
+#[derive(Debug, Default, Clone)]
+struct Sampled {
+    values: Vec<f32>,
+    /// Values to pass over before the next one kept.
+    skip: u64,
+    /// Every how many values one is kept (0 and 1: all).
+    stride: u64,
+}
+
+impl Sampled {
+    fn push(&mut self, x: f32) {
+        if !(x.is_finite() && x >= 0.0) {
+            return;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return;
+        }
+        if self.values.len() >= KEEP {
+            // Keep every second value, and from now on every second one.
+            let mut i = 0;
+            self.values.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+            self.stride = self.stride.max(1) * 2;
+        }
+        self.values.push(x);
+        self.skip = self.stride.max(1) - 1;
+    }
+}
+
 /// Figures gathered for one kind.
 #[derive(Debug, Default, Clone)]
 pub struct Samples {
     tests: u64,
-    download: Vec<f32>,
-    upload: Vec<f32>,
-    latency: Vec<f32>,
+    download: Sampled,
+    upload: Sampled,
+    latency: Sampled,
 }
 
 impl Samples {
     /// Counts `r`; its rates count when `rates` (see [`is_capacity`]).
     pub fn add(&mut self, r: &Record, rates: bool) {
         self.tests += 1;
-        let keep = |to: &mut Vec<f32>, x: f32| {
-            if x.is_finite() && x >= 0.0 {
-                to.push(x);
-            }
-        };
         if rates {
-            keep(&mut self.download, r.send_bps);
-            keep(&mut self.upload, r.receive_bps);
+            self.download.push(r.send_bps);
+            self.upload.push(r.receive_bps);
         }
-        keep(&mut self.latency, latency_ms(r));
+        self.latency.push(latency_ms(r));
     }
 
     /// Tests counted.
@@ -84,9 +118,9 @@ impl Samples {
     pub fn finish(mut self) -> KindFigures {
         KindFigures {
             tests: self.tests,
-            download_bps: quartiles(&mut self.download),
-            upload_bps: quartiles(&mut self.upload),
-            latency_ms: quartiles(&mut self.latency),
+            download_bps: quartiles(&mut self.download.values),
+            upload_bps: quartiles(&mut self.upload.values),
+            latency_ms: quartiles(&mut self.latency.values),
         }
     }
 }
@@ -170,5 +204,25 @@ mod tests {
         let q = quartiles(&mut v).unwrap();
         assert_eq!((q.low, q.median, q.high), (3.0, 5.0, 7.0));
         assert_eq!(quartiles(&mut [941.2]).unwrap().median, 941.2);
+    }
+
+    #[test]
+    fn many_values_keep_a_steady_sample() {
+        let mut s = Sampled::default();
+        for x in 0..KEEP {
+            s.push(x as f32);
+        }
+        assert_eq!(s.values.len(), KEEP, "all of them, exact");
+        for x in KEEP..100_000 {
+            s.push(x as f32);
+        }
+        assert!(s.values.len() <= KEEP, "{}", s.values.len());
+        assert!(s.values.len() >= KEEP / 2, "{}", s.values.len());
+        // Spread over the whole run: the median is near the middle.
+        let m = median(&mut s.values).unwrap();
+        assert!((m - 50_000.0).abs() < 1_000.0, "{m}");
+        s.push(f32::NAN);
+        s.push(-1.0);
+        assert!(s.values.iter().all(|x| *x >= 0.0));
     }
 }

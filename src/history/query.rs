@@ -3,13 +3,15 @@
 //! bucket figures for a chart. Works on the compact records, building a
 //! result object only for what is answered. No I/O here.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
 use crate::analysis::test_result::TestResult;
 use crate::history::compact::{widen, Record};
 use crate::history::ids::TestId;
+use crate::history::kinds::{Kind, Kinds};
+use crate::history::medians::{ByKind, KindFigures};
 use crate::history::results_store::ResultsStore;
 
 /// Which tests to show; every field set must match.
@@ -17,7 +19,7 @@ use crate::history::results_store::ResultsStore;
 pub struct Filter {
     /// Only this port.
     pub port: Option<u16>,
-    /// Only this exact name (`--extra-data`).
+    /// Only names holding this text (`--extra-data`; any case).
     pub name: Option<String>,
     /// Only tests that started at or after these unix seconds.
     pub since: Option<f64>,
@@ -27,6 +29,21 @@ pub struct Filter {
     pub protocol: Option<String>,
     /// Only clients of this address family (4 or 6).
     pub family: Option<u8>,
+    /// Only tests of this kind.
+    pub kind: Option<Kind>,
+}
+
+/// Whether `name` holds `part`, in any case (`part` already lower case).
+fn name_holds(name: &str, part: &str) -> bool {
+    if name.is_ascii() && part.is_ascii() {
+        // No allocation for the usual names.
+        return name
+            .as_bytes()
+            .windows(part.len().max(1))
+            .any(|w| w.eq_ignore_ascii_case(part.as_bytes()))
+            || part.is_empty();
+    }
+    name.to_lowercase().contains(part)
 }
 
 impl Filter {
@@ -36,10 +53,14 @@ impl Filter {
         #[allow(clippy::cast_precision_loss)]
         let time = result.timestamp as f64;
         self.port.is_none_or(|p| p == result.port)
-            && self
-                .name
-                .as_deref()
-                .is_none_or(|n| result.name.as_deref() == Some(n))
+            && self.name.as_deref().is_none_or(|n| {
+                let part = n.to_lowercase();
+                result.name.as_deref().is_some_and(|r| name_holds(r, &part))
+            })
+            && self.kind.is_none_or(|k| {
+                let probe = result.kind == Some(crate::analysis::probe::KIND);
+                Kind::of_protocol(&result.protocol, probe) == k
+            })
             && self.since.is_none_or(|s| time >= s)
             && self.until.is_none_or(|u| time <= u)
             && self
@@ -55,11 +76,18 @@ impl Filter {
     /// The filter against one store's interned texts.
     fn compile(&self, store: &ResultsStore) -> Compiled {
         let texts = store.texts();
-        // A name no test has matches nothing.
-        let name = self
-            .name
-            .as_deref()
-            .map(|n| texts.find(n).unwrap_or(u32::MAX));
+        // Per word number: whether it is a name holding the text (words
+        // are few beside the tests; a test then costs one lookup).
+        let name = self.name.as_deref().map(|n| {
+            let part = n.to_lowercase();
+            let mut holds = vec![false; texts.iter().count() + 1];
+            for (number, word) in texts.iter() {
+                if let Some(slot) = holds.get_mut(number as usize) {
+                    *slot = name_holds(word, &part);
+                }
+            }
+            holds
+        });
         let protocols = self.protocol.as_deref().map(|p| {
             texts
                 .tags()
@@ -74,6 +102,7 @@ impl Filter {
             until: self.until,
             protocols,
             family: self.family,
+            kind: self.kind.map(|k| (Kinds::new(store), k)),
         }
     }
 }
@@ -81,11 +110,13 @@ impl Filter {
 /// A [`Filter`] as numbers to compare records with.
 struct Compiled {
     port: Option<u16>,
-    name: Option<u32>,
+    /// Per word number: a name that matches.
+    name: Option<Vec<bool>>,
     since: Option<f64>,
     until: Option<f64>,
     protocols: Option<Vec<u16>>,
     family: Option<u8>,
+    kind: Option<(Kinds, Kind)>,
 }
 
 impl Compiled {
@@ -93,7 +124,10 @@ impl Compiled {
         #[allow(clippy::cast_precision_loss)]
         let time = r.timestamp as f64;
         self.port.is_none_or(|p| p == r.port)
-            && self.name.is_none_or(|n| n == r.name)
+            && self
+                .name
+                .as_ref()
+                .is_none_or(|n| n.get(r.name as usize).copied().unwrap_or(false))
             && self.since.is_none_or(|s| time >= s)
             && self.until.is_none_or(|u| time <= u)
             && self
@@ -103,6 +137,7 @@ impl Compiled {
             && self
                 .family
                 .is_none_or(|f| r.client != crate::history::compact::NONE && (f == 6) == r.is_v6())
+            && self.kind.as_ref().is_none_or(|(k, kind)| k.of(r) == *kind)
     }
 }
 
@@ -236,6 +271,7 @@ impl ResultsStore {
     /// first to the last, with per span figures (empty spans left out).
     pub fn buckets(&self, filter: &Filter, n: usize) -> Vec<Bucket> {
         let compiled = filter.compile(self);
+        let kinds = Kinds::new(self);
         let matching = || self.records().iter().filter(|r| compiled.matches(r));
         let (Some(first), Some(last)) = (
             matching().map(|r| r.timestamp).min(),
@@ -253,7 +289,7 @@ impl ResultsStore {
         for r in matching() {
             let k = usize::try_from((r.timestamp - first) / width).unwrap_or(0);
             if let Some(b) = buckets.get_mut(k) {
-                b.add(r);
+                b.add(r, kinds.of(r));
             }
         }
         buckets
@@ -282,6 +318,9 @@ pub struct Bucket {
     pub upload: Option<Spread>,
     /// What clients downloaded (the server sent), bits/s.
     pub download: Option<Spread>,
+    /// Medians and quartiles per kind of test (`tcp`, `udp`, `ndt7`,
+    /// `probe`), of the kinds the span has.
+    pub kinds: BTreeMap<&'static str, KindFigures>,
 }
 
 /// Smallest, mean and largest of some rates.
@@ -307,6 +346,7 @@ struct Accumulator {
     count: u64,
     upload: Sums,
     download: Sums,
+    by_kind: ByKind,
 }
 
 #[derive(Debug, Default)]
@@ -344,10 +384,11 @@ impl Sums {
 }
 
 impl Accumulator {
-    fn add(&mut self, r: &Record) {
+    fn add(&mut self, r: &Record, kind: Kind) {
         self.count += 1;
         self.upload.add(r.receive_bps);
         self.download.add(r.send_bps);
+        self.by_kind.add(r, kind);
     }
 
     fn finish(self, from: i64, to: i64) -> Bucket {
@@ -357,6 +398,7 @@ impl Accumulator {
             count: self.count,
             upload: self.upload.spread(),
             download: self.download.spread(),
+            kinds: self.by_kind.finish(),
         }
     }
 }
@@ -495,8 +537,38 @@ mod tests {
                     since: Some(100.0),
                     until: Some(140.0),
                     protocol: Some("tcp".into()),
+                    kind: Some(Kind::Tcp),
                 },
                 vec![140],
+            ),
+            // Parts of names, in any case.
+            (
+                Filter {
+                    name: Some("LIC".into()),
+                    ..Filter::default()
+                },
+                vec![100, 120],
+            ),
+            (
+                Filter {
+                    name: Some("o".into()),
+                    ..Filter::default()
+                },
+                vec![110, 130, 140],
+            ),
+            (
+                Filter {
+                    kind: Some(Kind::Udp),
+                    ..Filter::default()
+                },
+                vec![110, 120],
+            ),
+            (
+                Filter {
+                    kind: Some(Kind::Probe),
+                    ..Filter::default()
+                },
+                vec![],
             ),
         ];
         for (filter, want) in cases {
@@ -587,6 +659,13 @@ mod tests {
         let up = buckets[0].upload.unwrap();
         assert_eq!((up.min, up.mean, up.max), (100.0, 200.0, 300.0));
         assert_eq!(buckets[0].download.unwrap().max, 600.0);
+        // Medians per kind keep TCP and UDP apart.
+        let kinds = &buckets[0].kinds;
+        assert_eq!(kinds.keys().copied().collect::<Vec<_>>(), ["tcp", "udp"]);
+        assert_eq!(kinds["tcp"].upload_bps.unwrap().median, 100.0);
+        assert_eq!(kinds["udp"].tests, 2);
+        assert_eq!(kinds["udp"].upload_bps.unwrap().median, 250.0);
+        assert_eq!(kinds["udp"].download_bps.unwrap().median, 600.0);
         assert_eq!((buckets[1].count, buckets[1].to), (2, 142));
         assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 5);
         let none = Filter {

@@ -3,7 +3,8 @@
 //! `web/index.html` is the page (`GET /`); `web/assets/*` are served under
 //! `/assets/`. Every answer carries a content type, an `ETag` (from the
 //! embedded file's hash) and `Cache-Control: no-cache`, so browsers revalidate
-//! cheaply and never run a stale script after an upgrade. Paths are looked up
+//! cheaply and never run a stale script after an upgrade; text files go
+//! gzipped to clients that take it ([`compress`]). Paths are looked up
 //! in the embedded table only, never on disk, and anything that is not a plain
 //! relative file name (`..`, `.`, empty segments, backslashes, encoded
 //! separators) is refused before the lookup.
@@ -14,6 +15,8 @@ use rust_embed::RustEmbed;
 use warp::http::{header, HeaderValue, Response, StatusCode};
 use warp::reply::Response as WarpResponse;
 use warp::Reply;
+
+use super::compress;
 
 /// The `web/` directory, embedded at build time.
 #[derive(RustEmbed)]
@@ -78,15 +81,30 @@ pub fn content_type(path: &str) -> &'static str {
 
 /// Serves the embedded file at `path` (inside `web/`), or `None` if there is
 /// none. `if_none_match` is the request's `If-None-Match` header: a match
-/// answers `304 Not Modified` without a body.
-pub fn serve(path: &str, if_none_match: Option<&str>) -> Option<WarpResponse> {
+/// answers `304 Not Modified` without a body. A text file goes gzipped
+/// when `accept_encoding` (the request's `Accept-Encoding`) takes it, with
+/// an `ETag` of its own (the hash and `-gz`).
+pub fn serve(
+    path: &str,
+    if_none_match: Option<&str>,
+    accept_encoding: Option<&str>,
+) -> Option<WarpResponse> {
     let file = Web::get(path)?;
     let hash = file.metadata.sha256_hash();
-    let etag = format!("\"{}\"", hex(&hash[..16]));
+    let kind = content_type(path);
+    let compressible = compress::compressible(kind);
+    let gzipped = compressible && compress::accepts_gzip(accept_encoding);
+    let etag = if gzipped {
+        format!("\"{}-gz\"", hex(&hash[..16]))
+    } else {
+        format!("\"{}\"", hex(&hash[..16]))
+    };
     let fresh =
         if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     let body: Vec<u8> = if fresh {
         Vec::new()
+    } else if gzipped {
+        compress::asset_gzip(path, &file.data).to_vec()
     } else {
         match file.data {
             Cow::Borrowed(b) => b.to_vec(),
@@ -98,10 +116,13 @@ pub fn serve(path: &str, if_none_match: Option<&str>) -> Option<WarpResponse> {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
     }
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(path)),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    if gzipped {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if compressible {
+        compress::vary(headers);
+    }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use warp::{Filter, Rejection, Reply};
 
+use super::compress;
 use super::handlers::{BadQuery, Internal};
 use super::Context;
 use crate::history::devices::{Which, MAX_DAYS};
@@ -50,12 +51,17 @@ pub fn route(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejec
     warp::path!("api" / "devices")
         .and(warp::get())
         .and(warp::query::<DevicesQuery>())
+        .and(super::filters::accept_encoding())
         .and(warp::any().map(move || ctx.clone()))
         .and_then(devices)
 }
 
 /// Every name's figures, or the one asked for (404 if it has no test).
-async fn devices(query: DevicesQuery, ctx: Context) -> Result<warp::reply::Response, Rejection> {
+async fn devices(
+    query: DevicesQuery,
+    accept_encoding: Option<String>,
+    ctx: Context,
+) -> Result<warp::reply::Response, Rejection> {
     let which = query
         .which()
         .map_err(|e| warp::reject::custom(BadQuery(e)))?;
@@ -71,9 +77,9 @@ async fn devices(query: DevicesQuery, ctx: Context) -> Result<warp::reply::Respo
             .await
             .map_err(|e| warp::reject::custom(Internal(format!("devices failed: {e}"))))?;
     Ok(match which {
-        Which::All => warp::reply::json(&found).into_response(),
+        Which::All => compress::json(&found, accept_encoding.as_deref()),
         Which::One(name, _) => match found.pop() {
-            Some(device) => warp::reply::json(&device).into_response(),
+            Some(device) => compress::json(&device, accept_encoding.as_deref()),
             None => super::handlers::error_reply(
                 warp::http::StatusCode::NOT_FOUND,
                 format!("no test is named {name:?}"),

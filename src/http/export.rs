@@ -5,10 +5,11 @@ use std::borrow::Cow;
 
 use chrono::TimeZone;
 
+use crate::history::kinds::Kind;
 use crate::hub::TestResult;
 
 /// The CSV header; the first five columns are the original tool's.
-pub const CSV_HEADER: [&str; 18] = [
+pub const CSV_HEADER: [&str; 21] = [
     "Port",
     "Name",
     "Timestamp",
@@ -27,6 +28,9 @@ pub const CSV_HEADER: [&str; 18] = [
     "Jitter (ms)",
     "Lost (%)",
     "Error",
+    "Kind",
+    "Target",
+    "Headline",
 ];
 
 /// Every result as CSV, oldest first, with [`CSV_HEADER`]. Timestamps are
@@ -57,8 +61,13 @@ pub fn csv_rows(results: &[TestResult]) -> std::io::Result<Vec<u8>> {
                 .unwrap_or_default()
                 .into_owned()
         };
+        // A probe ran on no port of the box (its result says 0).
+        let port = match r.kind {
+            Some(_) => String::new(),
+            None => r.port.to_string(),
+        };
         writer.write_record([
-            r.port.to_string(),
+            port,
             text(&r.name),
             local_time(r.timestamp),
             opt(r.send_bps),
@@ -76,6 +85,11 @@ pub fn csv_rows(results: &[TestResult]) -> std::io::Result<Vec<u8>> {
             opt(r.jitter_ms),
             opt(r.lost_percent),
             text(&r.error),
+            Kind::of_protocol(&r.protocol, r.kind.is_some())
+                .name()
+                .to_string(),
+            text(&r.target),
+            neutralise(&r.headline).into_owned(),
         ])?;
     }
     writer.into_inner().map_err(|e| e.into_error())
@@ -208,6 +222,23 @@ mod tests {
             assert_eq!(row[1], neutralise(name));
             assert_eq!(row[2], local_time(result.timestamp));
         }
+    }
+
+    #[test]
+    fn a_probe_has_no_port() {
+        let probe = TestResult {
+            kind: Some("probe"),
+            target: Some("192.0.2.9:5201".into()),
+            ..crate::history::results_store::tests::result(0, 1_763_767_679)
+        };
+        let served = crate::history::results_store::tests::result(5201, 1_763_767_679);
+        let text = csv(&[probe, served]).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_slice());
+        let ports: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap()[0].to_string())
+            .collect();
+        assert_eq!(ports, ["", "5201"]);
     }
 
     #[test]

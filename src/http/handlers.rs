@@ -13,7 +13,7 @@ use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
 use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
-use super::{assets, download, history, metrics, origin, ws, Context};
+use super::{assets, compress, download, history, metrics, origin, ws, Context};
 use crate::files::entry::{read_entry_text, EntryError};
 use crate::history::ids::TestId;
 use crate::hub::ResultFilter;
@@ -54,17 +54,27 @@ pub struct Internal(pub String);
 impl Reject for Internal {}
 
 /// `GET /`: the page.
-pub async fn index(if_none_match: Option<String>) -> Result<warp::reply::Response, Rejection> {
-    assets::serve(assets::INDEX, if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
+pub async fn index(
+    if_none_match: Option<String>,
+    accept_encoding: Option<String>,
+) -> Result<warp::reply::Response, Rejection> {
+    assets::serve(
+        assets::INDEX,
+        if_none_match.as_deref(),
+        accept_encoding.as_deref(),
+    )
+    .ok_or_else(warp::reject::not_found)
 }
 
 /// `GET /assets/<file>`: a static file of the page.
 pub async fn asset(
     tail: warp::path::Tail,
     if_none_match: Option<String>,
+    accept_encoding: Option<String>,
 ) -> Result<warp::reply::Response, Rejection> {
     let path = assets::asset_path(tail.as_str()).ok_or_else(warp::reject::not_found)?;
-    assets::serve(&path, if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
+    assets::serve(&path, if_none_match.as_deref(), accept_encoding.as_deref())
+        .ok_or_else(warp::reject::not_found)
 }
 
 /// `GET /api/status`: the hub's status, and `clear_protected` (whether
@@ -87,6 +97,7 @@ pub async fn status(ctx: Context) -> Result<impl Reply, Infallible> {
 /// ([`download`]; beyond [`super::MAX_EXPORTS`] at once the answer is 503).
 pub async fn results(
     query: ResultsQuery,
+    accept_encoding: Option<String>,
     ctx: Context,
 ) -> Result<warp::reply::Response, Rejection> {
     let page = query
@@ -111,7 +122,7 @@ pub async fn results(
         .await
         .map_err(|e| warp::reject::custom(Internal(format!("results failed: {e}"))))?
         .map_err(|e| warp::reject::custom(BadQuery(e.to_string())))?;
-    Ok(warp::reply::json(&found).into_response())
+    Ok(compress::json(&found, accept_encoding.as_deref()))
 }
 
 /// A free export slot, or the 503 rejection.
@@ -168,7 +179,11 @@ pub async fn result_detail(id: String, ctx: Context) -> Result<warp::reply::Resp
 }
 
 /// `GET /api/history/buckets?buckets=N&port=&name=&since=&until=&protocol=&family=`.
-pub async fn buckets(query: ResultsQuery, ctx: Context) -> Result<impl Reply, Rejection> {
+pub async fn buckets(
+    query: ResultsQuery,
+    accept_encoding: Option<String>,
+    ctx: Context,
+) -> Result<impl Reply, Rejection> {
     let (filter, n) = query
         .buckets()
         .map_err(|e| warp::reject::custom(BadQuery(e)))?;
@@ -176,8 +191,9 @@ pub async fn buckets(query: ResultsQuery, ctx: Context) -> Result<impl Reply, Re
     let buckets = tokio::task::spawn_blocking(move || hub.with_store(|s, _| s.buckets(&filter, n)))
         .await
         .map_err(|e| warp::reject::custom(Internal(format!("buckets failed: {e}"))))?;
-    Ok(warp::reply::json(
+    Ok(compress::json(
         &serde_json::json!({ "buckets": buckets }),
+        accept_encoding.as_deref(),
     ))
 }
 

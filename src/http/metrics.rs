@@ -4,8 +4,9 @@
 //!
 //! Names follow Prometheus' rules: base units (bytes, seconds, ratios),
 //! `_total` on counters, `_info` on the build information. Labels carry only
-//! bounded values: the served ports, the protocol (`tcp`, `udp`, `ndt7`,
-//! `other`), the direction and the outcome, the forwarding targets the
+//! bounded values: the served ports (or `kind="probe"` for the tests the
+//! box ran as the client), the protocol (`tcp`, `udp`, `ndt7`, `other`),
+//! the direction and the outcome, the forwarding targets the
 //! command line names. What a client chose (`--extra-data`, `--title`, its
 //! address) is never a label.
 //!
@@ -19,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
 
-use prometheus_client::encoding::{text, EncodeLabelSet};
+use prometheus_client::encoding::{text, EncodeLabelSet, LabelSetEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -56,9 +57,55 @@ struct PortLabels {
     port: u16,
 }
 
+/// Where a recorded test ran: on a served port (`port="N"`), or as a
+/// probe (`kind="probe"`: the box was the client, on no port of its own).
+/// A served test's series are the same as before probes were counted.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+enum Origin {
+    Port(u16),
+    Probe,
+}
+
+impl Origin {
+    fn of(r: &TestResult) -> Origin {
+        match r.kind {
+            Some(_) => Origin::Probe,
+            None => Origin::Port(r.port),
+        }
+    }
+}
+
+impl EncodeLabelSet for Origin {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        match self {
+            Origin::Port(port) => [("port", *port)].encode(encoder),
+            Origin::Probe => [("kind", PROBE)].encode(encoder),
+        }
+    }
+}
+
+/// `kind="probe"` after the other labels for a probe; nothing for a
+/// served test.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+struct ProbeKind(bool);
+
+impl EncodeLabelSet for ProbeKind {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        if self.0 {
+            [("kind", PROBE)].encode(encoder)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The `kind` label's value of a probe.
+const PROBE: &str = "probe";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TestLabels {
-    port: u16,
+    #[prometheus(flatten)]
+    origin: Origin,
     protocol: &'static str,
     direction: &'static str,
     outcome: &'static str,
@@ -71,9 +118,18 @@ struct PortDirection {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginDirection {
+    #[prometheus(flatten)]
+    origin: Origin,
+    direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProtocolDirection {
     protocol: &'static str,
     direction: &'static str,
+    #[prometheus(flatten)]
+    kind: ProbeKind,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,7 +141,7 @@ struct TargetLabels {
 pub struct Metrics {
     registry: Registry,
     tests: Family<TestLabels, Counter>,
-    bytes: Family<PortDirection, Counter>,
+    bytes: Family<OriginDirection, Counter>,
     throughput: Family<ProtocolDirection, Histogram>,
     running: Family<PortLabels, Gauge>,
     last_timestamp: Family<PortLabels, FloatGauge>,
@@ -180,12 +236,12 @@ impl Metrics {
         let r = &mut registry;
         r.register(
             "webperf3_tests",
-            "Tests recorded, by port, protocol, direction and outcome (ok, or error when the test failed)",
+            "Tests recorded, by port (or kind=probe for the box's own tests as the client), protocol, direction and outcome (ok, or error when the test failed)",
             m.tests.clone(),
         );
         r.register(
             "webperf3_transferred_bytes",
-            "Bytes moved by recorded tests; receive is client to server, send server to client",
+            "Bytes moved by recorded tests, by port (or kind=probe); receive is client to server, send server to client",
             m.bytes.clone(),
         );
         r.register(
@@ -291,15 +347,15 @@ impl Metrics {
     /// labelled metric touched once (a million tests take under a second).
     pub fn observe_all(&self, results: impl IntoIterator<Item = TestResult>) {
         let mut tests: HashMap<TestLabels, u64> = HashMap::new();
-        let mut bytes: HashMap<PortDirection, u64> = HashMap::new();
+        let mut bytes: HashMap<OriginDirection, u64> = HashMap::new();
         let mut histograms: HashMap<ProtocolDirection, Histogram> = HashMap::new();
         let mut latest: BTreeMap<u16, TestResult> = BTreeMap::new();
-        // A probe ran on no port of the box: `/probe` answers its figures.
-        for r in results.into_iter().filter(|r| r.kind.is_none()) {
+        for r in results {
             let protocol = protocol_label(&r.protocol);
             let outcome = if r.error.is_some() { "error" } else { "ok" };
+            let origin = Origin::of(&r);
             let labels = TestLabels {
-                port: r.port,
+                origin,
                 protocol,
                 direction: direction_label(&r),
                 outcome,
@@ -307,13 +363,14 @@ impl Metrics {
             *tests.entry(labels).or_default() += 1;
             for (direction, bps, n) in directions(&r) {
                 if n > 0 || bps.is_some() {
-                    let port = r.port;
-                    *bytes.entry(PortDirection { port, direction }).or_default() += n;
+                    let key = OriginDirection { origin, direction };
+                    *bytes.entry(key).or_default() += n;
                 }
                 if let (Some(bps), None) = (bps, &r.error) {
                     let key = ProtocolDirection {
                         protocol,
                         direction,
+                        kind: ProbeKind(origin == Origin::Probe),
                     };
                     let histogram = match histograms.get(&key) {
                         Some(h) => h,
@@ -325,7 +382,11 @@ impl Metrics {
                     histogram.observe(bps / 8.0);
                 }
             }
-            latest.insert(r.port, r);
+            // A probe ran on no port of the box: `/probe` answers its
+            // latest figures.
+            if origin != Origin::Probe {
+                latest.insert(r.port, r);
+            }
         }
         for (labels, n) in tests {
             self.tests.get_or_create(&labels).inc_by(n);
@@ -548,6 +609,36 @@ mod tests {
         );
         assert!(text.ends_with("# EOF\n"));
         assert!(text.contains("# TYPE webperf3_build info\n"), "{text}");
+    }
+
+    #[test]
+    fn a_probe_counts_with_its_kind_and_leaves_the_ports_alone() {
+        let m = Metrics::new(
+            "9.9.9",
+            HealthProbe::new(std::path::Path::new("/nonexistent")),
+        );
+        m.observe(&udp(5201));
+        let served = m.render(&status(), &[], false);
+        m.observe(&TestResult {
+            kind: Some("probe"),
+            target: Some("192.0.2.9:5201".into()),
+            ..crate::history::results_store::tests::result(0, 1_700_000_100)
+        });
+        let text = m.render(&status(), &[], false);
+        for line in [
+            "webperf3_tests_total{kind=\"probe\",protocol=\"tcp\",direction=\"receive\",outcome=\"ok\"} 1",
+            "webperf3_tests_total{port=\"5201\",protocol=\"udp\",direction=\"receive\",outcome=\"ok\"} 1",
+            "webperf3_transferred_bytes_total{port=\"5201\",direction=\"receive\"} 10000000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        assert!(text.contains("webperf3_transferred_bytes_total{kind=\"probe\",direction="));
+        assert!(text.contains("_bucket{protocol=\"tcp\",direction=\"receive\",kind=\"probe\",le="));
+        assert!(!text.contains("port=\"0\""), "{text}");
+        // The served series are as they were, the port's latest test too.
+        let is_probe = |l: &&str| l.contains("kind=\"probe\"");
+        let without: Vec<&str> = text.lines().filter(|l| !is_probe(l)).collect();
+        assert_eq!(without, served.lines().collect::<Vec<_>>());
     }
 
     #[test]

@@ -9,16 +9,19 @@
 //! a target for Prometheus), [`scheduled`] (`--probe-every`), [`download`] (whole-history exports, CSV and
 //! JSON, streamed off the async workers), [`history`] (a test's detail
 //! answer), [`origin`] (which `Host` and `Origin` are ours), [`sessions`]
-//! (the bound on live websockets), [`ws`] (one websocket session) and
-//! [`ndt7`] (the ndt7 speed test's routes and websocket sessions). This
-//! module binds the dashboard's socket and runs the server until shutdown,
-//! with bounds: at
+//! (the bound on live websockets), [`ws`] (one websocket session),
+//! [`ndt7`] (the ndt7 speed test's routes and websocket sessions), [`nq`]
+//! (the responsiveness test's endpoints), [`serve`] (the accept loop of the
+//! plain and the HTTPS listener) and `tls` (the HTTPS certificate and
+//! settings, with the `https` feature). This module binds the sockets;
+//! the server runs until shutdown, with bounds: at
 //! most [`MAX_CONNECTIONS`] connections, [`MAX_WEBSOCKETS`] websocket
 //! sessions, [`MAX_EXPORTS`] exports and [`MAX_DETAILS`] detail answers at
 //! once, a deadline on every request's header (which also
 //! closes idle keep-alive connections) and on every write ([`deadline`]).
 
 pub mod assets;
+pub mod compress;
 pub mod deadline;
 pub mod devices;
 pub mod download;
@@ -30,38 +33,40 @@ pub mod latency;
 pub mod metrics;
 pub mod models;
 pub mod ndt7;
+pub mod ndt7_raw;
+pub mod nq;
 pub mod origin;
 pub mod probe;
 pub mod scheduled;
+pub mod serve;
 pub mod sessions;
+#[cfg(feature = "https")]
+pub mod tls;
 pub mod ws;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio_util::task::TaskTracker;
-use tracing::{debug, warn};
 
-use crate::config::Ndt7Settings;
-use crate::config::DEFAULT_HTTP_PORT;
+use crate::config::{Ndt7Settings, NqSettings};
+use crate::config::{DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT};
 use crate::forward::Forwarder;
 use crate::health::HealthProbe;
 use crate::hub::Hub;
 use crate::overlap::Overlaps;
 use crate::shutdown::Shutdown;
-use deadline::WriteDeadline;
 
 pub use crate::config::{HttpSettings, HEADER_TIMEOUT, WRITE_TIMEOUT};
 pub use download::MAX_EXPORTS;
 pub use filters::routes;
 pub use history::MAX_DETAILS;
+pub use serve::{serve_all, TlsListener};
 pub use sessions::{MAX_WEBSOCKETS, PER_SOURCE};
 
 /// How long shutdown waits for open HTTP connections and websocket sessions
@@ -105,6 +110,10 @@ pub struct Context {
     pub ndt7_slots: Arc<Semaphore>,
     /// Speed-test runs and their latency sockets.
     pub latency: Arc<latency::Latency>,
+    /// The responsiveness endpoints' settings.
+    pub nq: NqSettings,
+    /// Free slots for their large downloads and uploads.
+    pub nq_slots: Arc<Semaphore>,
     /// Tests moving data box-wide (shared with the iperf3 ports).
     pub overlaps: Arc<Overlaps>,
     /// What `GET /metrics` shows, kept up to date by the hub.
@@ -127,6 +136,8 @@ pub struct ConnInfo {
     /// A duplicate of the connection's socket descriptor (closed with the
     /// last request of the connection that holds it).
     pub socket: Arc<OwnedFd>,
+    /// Whether it came through the HTTPS listener.
+    pub secure: bool,
 }
 
 impl Context {
@@ -154,11 +165,20 @@ impl Context {
             ndt7: Ndt7Settings::default(),
             ndt7_slots: Arc::new(Semaphore::new(Ndt7Settings::default().max_tests)),
             latency: Arc::new(latency::Latency::new(Ndt7Settings::default().max_tests)),
+            nq: NqSettings::default(),
+            nq_slots: Arc::new(Semaphore::new(NqSettings::default().max_transfers)),
             overlaps: Arc::default(),
             metrics,
             forward: None,
             probes: None,
         }
+    }
+
+    /// The same context with probes sending as the iperf3 ports do
+    /// (`send`: `--send-method` and the calibration).
+    pub fn with_send(mut self, send: Arc<crate::server::calibrate::SendPath>) -> Context {
+        self.probes = self.probes.map(|p| p.sending_with(send));
+        self
     }
 
     /// The same context sharing `overlaps` with the iperf3 ports.
@@ -188,6 +208,8 @@ impl Context {
         self.ndt7 = settings.ndt7.clone();
         self.ndt7_slots = Arc::new(Semaphore::new(settings.ndt7.max_tests));
         self.latency = Arc::new(latency::Latency::new(settings.ndt7.max_tests));
+        self.nq = settings.nq.clone();
+        self.nq_slots = Arc::new(Semaphore::new(settings.nq.max_transfers));
         self.probes = probe::Probes::new(&settings.probe, &settings.ndt7.allow);
         self
     }
@@ -214,78 +236,13 @@ pub async fn serve(listener: tokio::net::TcpListener, hub: Arc<Hub>, shutdown: S
 /// "going away" frame and waits (a bounded time) for open requests and
 /// sessions to finish.
 pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
-    let shutdown = ctx.shutdown.clone();
-    let sessions = ctx.sessions.clone();
-    let header_timeout = ctx.header_timeout;
-    let write_timeout = ctx.write_timeout;
-    let service = warp::service(routes(ctx));
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let connections = TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.triggered() => break,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: back off, keep serving.
-                warn!(error = %e, "dashboard: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        // Over the limit: closed at once, before anything is read or kept.
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            debug!(
-                limit = MAX_CONNECTIONS,
-                "dashboard: connection limit reached; closed"
-            );
-            continue;
-        };
-        // Each request carries its connection (ndt7 reads TCP_INFO of it).
-        let info = match (stream.local_addr(), stream.as_fd().try_clone_to_owned()) {
-            (Ok(local), Ok(socket)) => Some(ConnInfo {
-                peer,
-                local,
-                socket: Arc::new(socket),
-            }),
-            _ => None,
-        };
-        let inner = TowerToHyperService::new(service.clone());
-        let with_info = hyper::service::service_fn(move |mut req| {
-            if let Some(info) = &info {
-                req.extensions_mut().insert(info.clone());
-            }
-            hyper::service::Service::call(&inner, req)
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
-            .serve_connection(
-                TokioIo::new(WriteDeadline::new(stream, write_timeout)),
-                with_info,
-            )
-            .with_upgrades();
-        let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            // Errors are the peer's (reset, bad request, slow header).
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = shutdown.triggered() => {
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
-                }
-            }
-            drop(permit);
-        });
-    }
-    connections.close();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
-    sessions.close();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, sessions.wait()).await;
+    serve::serve_all(listener, None, ctx).await;
+}
+
+/// Binds the HTTPS address as [`bind`] binds the dashboard's (default
+/// port 8443).
+pub fn bind_https(addr: Option<SocketAddr>) -> std::io::Result<std::net::TcpListener> {
+    bind_or_default(addr, DEFAULT_HTTPS_PORT)
 }
 
 /// Binds the dashboard address: `addr`, or by default `[::]:8080`
@@ -295,10 +252,14 @@ pub async fn serve_with(listener: tokio::net::TcpListener, ctx: Context) {
 /// An IPv6 address is bound with `IPV6_V6ONLY` off, so `[::]:PORT` also
 /// accepts IPv4 clients.
 pub fn bind(addr: Option<SocketAddr>) -> std::io::Result<std::net::TcpListener> {
+    bind_or_default(addr, DEFAULT_HTTP_PORT)
+}
+
+fn bind_or_default(addr: Option<SocketAddr>, port: u16) -> std::io::Result<std::net::TcpListener> {
     match addr {
         Some(addr) => bind_one(addr),
-        None => bind_one(SocketAddr::from((Ipv6Addr::UNSPECIFIED, DEFAULT_HTTP_PORT)))
-            .or_else(|_| bind_one(SocketAddr::from((Ipv4Addr::UNSPECIFIED, DEFAULT_HTTP_PORT)))),
+        None => bind_one(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
+            .or_else(|_| bind_one(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))),
     }
 }
 

@@ -5,19 +5,21 @@
 use serde::{Deserialize, Serialize};
 
 use crate::history::ids::TestId;
+use crate::history::kinds::Kind;
 use crate::history::query::Page;
 use crate::hub::{ResultFilter, TestResult};
 
 /// The query of `GET /api/results` and `GET /api/history/buckets`: the
 /// filters `port=`, `name=`, `since=`, `until=` (unix seconds),
-/// `protocol=` (TCP, UDP, ndt7), `family=` (4, 6); `limit=` and `before=`
+/// `protocol=` (TCP, UDP, ndt7), `family=` (4, 6), `kind=` (tcp, udp,
+/// ndt7, probe); `limit=` and `before=`
 /// (an id) for a page of results; `buckets=` for the buckets.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResultsQuery {
     /// Only this port.
     pub port: Option<u16>,
-    /// Only this exact name.
+    /// Only names holding this text (any case).
     pub name: Option<String>,
     /// Only tests started at or after this time.
     pub since: Option<f64>,
@@ -27,6 +29,8 @@ pub struct ResultsQuery {
     pub protocol: Option<String>,
     /// Only clients of this address family.
     pub family: Option<u8>,
+    /// Only tests of this kind: `tcp`, `udp`, `ndt7`, `probe`.
+    pub kind: Option<String>,
     /// The most recent this many.
     pub limit: Option<usize>,
     /// Only tests before this one.
@@ -63,6 +67,10 @@ impl ResultsQuery {
         if self.family.is_some_and(|f| f != 4 && f != 6) {
             return Err("family must be 4 or 6".into());
         }
+        let kind = match &self.kind {
+            Some(k) => Some(Kind::parse(k).ok_or("kind must be tcp, udp, ndt7 or probe")?),
+            None => None,
+        };
         Ok(ResultFilter {
             port: self.port,
             name: self.name.clone(),
@@ -70,6 +78,7 @@ impl ResultsQuery {
             until: self.until,
             protocol: self.protocol.clone(),
             family: self.family,
+            kind,
         })
     }
 

@@ -68,6 +68,7 @@ pub fn routes(
             )))
         }))
         .and(warp::ext::optional::<ConnInfo>())
+        .and(super::ndt7_raw::upgrade())
         .and(warp::ws())
         .and(warp::any().map(move || ctx.clone()))
         .map(upgrade);
@@ -80,6 +81,7 @@ fn upgrade(
     protocol: Option<String>,
     query: Vec<(String, String)>,
     conn: Option<ConnInfo>,
+    raw: Option<super::ndt7_raw::Upgrade>,
     ws: Ws,
     ctx: Context,
 ) -> warp::reply::Response {
@@ -118,11 +120,26 @@ fn upgrade(
         );
     };
     let sessions = ctx.sessions.clone();
+    // Downloads write their messages straight to the socket.
+    if let (Kind::Download, Some(raw)) = (kind, raw) {
+        return super::ndt7_raw::switch(raw, SUBPROTOCOL, move |socket| {
+            let session = run(Socket::Raw(socket), kind, conn, metadata, ctx, permit);
+            sessions.track_future(session)
+        });
+    }
     let reply = ws
         .max_frame_size(MAX_MESSAGE_SIZE)
         .max_message_size(MAX_MESSAGE_SIZE)
         .on_upgrade(move |socket| {
-            sessions.track_future(run(socket, kind, conn, metadata, ctx, permit))
+            let session = run(
+                Socket::Warp(Box::new(socket)),
+                kind,
+                conn,
+                metadata,
+                ctx,
+                permit,
+            );
+            sessions.track_future(session)
         });
     warp::reply::with_header(reply, "sec-websocket-protocol", SUBPROTOCOL).into_response()
 }
@@ -172,8 +189,7 @@ enum Outcome {
 /// Turns a websocket read error into an event: the size limit and bad
 /// frames break the protocol; a vanished peer does not. warp hides the
 /// error's type, so its text (tungstenite's wording) tells.
-fn classify(error: &warp::Error) -> Incoming {
-    let text = error.to_string();
+fn classify(text: String) -> Incoming {
     if text.contains("Space limit exceeded") || text.contains("too long") {
         Incoming::Failed(Violation::TooLarge(MAX_MESSAGE_SIZE))
     } else if text.contains("without closing handshake")
@@ -200,7 +216,7 @@ async fn read(mut rx: SplitStream<WebSocket>, out: mpsc::Sender<Incoming>) {
             Ok(m) if m.is_close() => Incoming::Closed,
             // Pings are answered by the websocket layer.
             Ok(_) => continue,
-            Err(e) => classify(&e),
+            Err(e) => classify(e.to_string()),
         };
         let last = matches!(event, Incoming::Closed | Incoming::Failed(_));
         if out.send(event).await.is_err() || last {
@@ -213,7 +229,7 @@ async fn read(mut rx: SplitStream<WebSocket>, out: mpsc::Sender<Incoming>) {
 /// The payload of download messages: random bytes, made once (the largest
 /// message's size, 16 MiB) and shared by every download; a message is a
 /// slice of it, so sending copies nothing here.
-fn payload() -> Bytes {
+pub(super) fn payload() -> Bytes {
     static PAYLOAD: OnceLock<Bytes> = OnceLock::new();
     PAYLOAD
         .get_or_init(|| {
@@ -243,9 +259,62 @@ fn uuid(start: chrono::DateTime<Utc>) -> String {
     )
 }
 
+/// The reader of a switched download: the same events as [`read`].
+async fn read_raw(rx: super::ndt7_raw::Rx, out: mpsc::Sender<Incoming>) {
+    use super::ndt7_raw::Read;
+    let done = out.clone();
+    rx.forward(out, |read| match read {
+        Read::Binary(n) => Some((Incoming::Binary(n), false)),
+        Read::Text(t) if t.len() <= MAX_CLIENT_MEASUREMENT => Some((Incoming::Text(t), false)),
+        Read::Text(_) | Read::Other => None,
+        Read::Close => Some((Incoming::Closed, true)),
+        Read::Failed(e) => Some((classify(e), true)),
+    })
+    .await;
+    let _ = done.send(Incoming::Gone("connection closed".into())).await;
+}
+
+/// A subtest's connection: warp's websocket, or one switched here.
+enum Socket {
+    Warp(Box<WebSocket>),
+    Raw(super::ndt7_raw::Socket),
+}
+
+/// A subtest's writing side.
+enum Tx {
+    Warp(SplitSink<WebSocket, Message>),
+    Raw(super::ndt7_raw::Tx),
+}
+
+impl Tx {
+    async fn binary(&mut self, data: Bytes) -> Result<(), ()> {
+        match self {
+            Tx::Warp(tx) => tx.send(Message::binary(data)).await.map_err(drop),
+            Tx::Raw(tx) => tx.binary(&data).await.map_err(drop),
+        }
+    }
+
+    async fn text(&mut self, text: String) -> Result<(), ()> {
+        match self {
+            Tx::Warp(tx) => tx.send(Message::text(text)).await.map_err(drop),
+            Tx::Raw(tx) => tx.text(&text).await.map_err(drop),
+        }
+    }
+
+    async fn close(&mut self) {
+        let _ = match self {
+            Tx::Warp(tx) => tx
+                .send(Message::close_with(1000u16, "done"))
+                .await
+                .map_err(drop),
+            Tx::Raw(tx) => tx.close(1000, "done").await.map_err(drop),
+        };
+    }
+}
+
 /// One subtest's sending side and state.
 struct Driver {
-    tx: SplitSink<WebSocket, Message>,
+    tx: Tx,
     events: mpsc::Receiver<Incoming>,
     sub: Subtest,
     t0: Instant,
@@ -279,7 +348,7 @@ impl Driver {
                 }
                 Step::Send(n) => {
                     let data = self.payload.slice(..n.min(self.payload.len()));
-                    if self.tx.send(Message::binary(data)).await.is_err() {
+                    if self.tx.binary(data).await.is_err() {
                         return Outcome::Cut("the client went away".into());
                     }
                     self.sub.sent(n);
@@ -345,7 +414,7 @@ impl Driver {
             self.progress = (elapsed, bytes);
         }
         if send {
-            self.tx.send(Message::text(text)).await.map_err(drop)?;
+            self.tx.text(text).await?;
         }
         Ok(())
     }
@@ -357,7 +426,7 @@ impl Driver {
         if self.measure(now, true).await.is_err() {
             return Outcome::Finished;
         }
-        let _ = self.tx.send(Message::close_with(1000u16, "done")).await;
+        self.tx.close().await;
         // The client answers with its close; data still in flight is
         // counted (an upload) until then.
         while let Some(event) = self.events.recv().await {
@@ -373,7 +442,7 @@ impl Driver {
 
 /// Runs one subtest on an upgraded connection and records it.
 async fn run(
-    socket: WebSocket,
+    socket: Socket,
     kind: Kind,
     conn: ConnInfo,
     metadata: Vec<NameValue>,
@@ -400,9 +469,17 @@ async fn run(
             debug!(error = %e, "ndt7: the subtest's run is not followed");
         }
     }
-    let (tx, rx) = socket.split();
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-    let reader = tokio::spawn(read(rx, events_tx));
+    let (tx, reader) = match socket {
+        Socket::Warp(socket) => {
+            let (tx, rx) = (*socket).split();
+            (Tx::Warp(tx), tokio::spawn(read(rx, events_tx)))
+        }
+        Socket::Raw(socket) => {
+            let (tx, rx) = socket.split().await;
+            (Tx::Raw(tx), tokio::spawn(read_raw(rx, events_tx)))
+        }
+    };
     let mut driver = Driver {
         tx,
         events,

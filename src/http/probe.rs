@@ -32,16 +32,19 @@ use crate::probe::{self, Outcome};
 use crate::protocol::client::{Failure, Limits};
 use crate::protocol::policy::AllowList;
 use crate::protocol::probe_policy::{self as policy, ProbeRequest, Target};
+use crate::server::calibrate::SendPath;
 
 /// How long resolving a target's name may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What `GET /probe` needs: its settings, who may ask, the one slot.
+/// What `GET /probe` needs: its settings, who may ask, the one slot, how
+/// the box sends (as its ports do).
 #[derive(Debug)]
 pub struct Probes {
     settings: ProbeSettings,
     askers: AllowList,
     running: Semaphore,
+    send: Arc<SendPath>,
 }
 
 impl Probes {
@@ -53,7 +56,19 @@ impl Probes {
                 settings: settings.clone(),
                 askers: askers.clone(),
                 running: Semaphore::new(1),
+                send: Arc::default(),
             })
+        })
+    }
+
+    /// The same probes sending as `send` says (the ports' send path, with
+    /// its calibration): only before the probes are shared.
+    pub fn sending_with(&self, send: Arc<SendPath>) -> Arc<Probes> {
+        Arc::new(Probes {
+            settings: self.settings.clone(),
+            askers: self.askers.clone(),
+            running: Semaphore::new(1),
+            send,
         })
     }
 }
@@ -137,14 +152,7 @@ pub async fn probe(
         Err(refused) => return Ok(refuse(refused.0, refused.1)),
     };
     let target = &request.target;
-    let outcome = run_with_retries(
-        addr,
-        &target.host,
-        &request,
-        deadline,
-        probes.settings.limits.max_duration,
-    )
-    .await;
+    let outcome = run_with_retries(&probes, addr, &target.host, &request, deadline).await;
     let elapsed = begun.elapsed().as_secs_f64();
     record(&ctx.hub, target, &outcome, elapsed).await;
     let mut reply =
@@ -223,12 +231,15 @@ impl Probes {
 
 /// Runs the probe, trying a busy target again while the deadline allows.
 pub async fn run_with_retries(
+    probes: &Probes,
     addr: SocketAddr,
     host: &str,
     request: &ProbeRequest,
     deadline: Instant,
-    max_duration: u32,
 ) -> Outcome {
+    let max_duration = probes.max_duration();
+    // As a served test sends (the client asks for no -Z here).
+    let send = probes.send.choice(false, false).method;
     let limits = Limits {
         reply: Duration::from_secs(5),
         read_start: Duration::from_secs(5),
@@ -237,7 +248,8 @@ pub async fn run_with_retries(
         max_run: Duration::from_secs(u64::from(max_duration)),
     };
     loop {
-        let outcome = probe::run_named(addr, host, request.params.clone(), limits).await;
+        let params = request.params.clone();
+        let outcome = probe::run_sending(addr, host, params, limits, send).await;
         let busy = outcome.failure.as_ref().is_some_and(Failure::is_busy);
         match policy::retry_busy(request.params.time, Instant::now(), deadline) {
             Some(at) if busy => tokio::time::sleep_until(at.into()).await,

@@ -79,14 +79,7 @@ async fn turn(probes: &Probes, schedule: &Schedule, hub: &Arc<Hub>) -> bool {
     };
     let begun = Instant::now();
     // No retry within the run: the schedule says when to try again.
-    let outcome = run_with_retries(
-        addr,
-        &request.target.host,
-        request,
-        begun,
-        probes.max_duration(),
-    )
-    .await;
+    let outcome = run_with_retries(probes, addr, &request.target.host, request, begun).await;
     let busy = outcome.failure.as_ref().is_some_and(Failure::is_busy);
     record(
         hub,

@@ -23,11 +23,12 @@ use tokio::net::TcpStream;
 
 use crate::json::{from_value, to_compact, Json};
 use crate::protocol::client::{Action, Client, Event, Failure, Limits, Progress};
-use crate::protocol::params::{Protocol, TestParams};
-use crate::protocol::results_exchange::{stream_id, PeerResults};
+use crate::protocol::params::{DataPath, Protocol, TestParams};
+use crate::protocol::results_exchange::{stream_id, with_signed_retransmits, PeerResults};
 use crate::protocol::wire::{Cookie, COOKIE_LEN};
 use crate::report::stats::{results_document, Sample, Stats, StreamKind};
 use crate::report::test_log::TestLog;
+use crate::send_method::SendMethod;
 use crate::server::stream_parts::fill_payload;
 use crate::server::streams::DataStream;
 use crate::sys::os_error_text;
@@ -109,6 +110,8 @@ fn new_cookie() -> Cookie {
 #[derive(Default)]
 struct Data {
     streams: Vec<DataStream>,
+    /// How the sending TCP streams move bytes.
+    send: Option<SendMethod>,
     stats: Option<Stats>,
     /// Samples at the omit end (the baselines), and the last ones.
     base: Vec<Sample>,
@@ -158,8 +161,12 @@ impl Data {
         self.cpu_at_t0 = crate::sys::cpu_times();
         self.base = vec![Sample::default(); self.streams.len()];
         self.log.on_test_start(p);
+        let path = DataPath {
+            send_file: self.send != Some(SendMethod::Copy),
+            ..p.data_path(false)
+        };
         for s in &mut self.streams {
-            s.start(p, p.data_path(false), now)?;
+            s.start(p, path, now)?;
         }
         Ok(())
     }
@@ -230,7 +237,8 @@ impl Data {
         let error = failure.map(|f| format!("error - {f}"));
         let mut ours = Json::obj();
         if let Some(server) = server {
-            ours.push("server_results", from_value(&server.document));
+            let document = with_signed_retransmits(&server.document);
+            ours.push("server_results", from_value(&document));
         }
         self.log.entry(error.as_deref(), None, None, ours)
     }
@@ -347,8 +355,24 @@ pub async fn run_named(
     params: TestParams,
     limits: Limits,
 ) -> Outcome {
+    run_sending(target, host, params, limits, SendMethod::Sendfile).await
+}
+
+/// [`run_named`] with the sending TCP streams moving bytes by `send`: the
+/// method the box's calibration chose for its ports, so a probe costs the
+/// CPU per byte a served test does.
+pub async fn run_sending(
+    target: SocketAddr,
+    host: &str,
+    params: TestParams,
+    limits: Limits,
+    send: SendMethod,
+) -> Outcome {
     let begun = Instant::now();
-    let mut data = Data::default();
+    let mut data = Data {
+        send: Some(send),
+        ..Data::default()
+    };
     let mut server = None;
     let cookie = new_cookie();
     let now = std::time::SystemTime::now();

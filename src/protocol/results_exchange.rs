@@ -119,6 +119,23 @@ fn kept(doc: &Value, ids: &[i64]) -> Value {
     out
 }
 
+/// `doc` (a kept results document) with every stream's `retransmits`
+/// that is the unsigned 64-bit image of -1 (what stock 3.12 and older send
+/// for a stream without them) written as -1, as newer stock sends it: a
+/// probe's record shows the server's figure, not 1.8e19.
+pub fn with_signed_retransmits(doc: &Value) -> Value {
+    let mut out = doc.clone();
+    let streams = out.get_mut("streams").and_then(Value::as_array_mut);
+    for s in streams.into_iter().flatten() {
+        if let Some(r) = s.get_mut("retransmits") {
+            if r.as_f64().is_some_and(|v| v > i64::MAX as f64) {
+                *r = Value::from(-1);
+            }
+        }
+    }
+    out
+}
+
 /// Checks the other side's results document as stock does (a server the
 /// client's, a client the server's; the rules are the same): the top-level
 /// numbers and `streams` must exist with the right types, every stream must
@@ -209,6 +226,17 @@ mod tests {
         assert!(check_results(CLIENT.as_bytes(), 1).is_ok());
         let old = CLIENT.replace("\"retransmits\":0", "\"retransmits\":18446744073709551615");
         assert!(check_results(old.as_bytes(), 1).is_ok());
+    }
+
+    #[test]
+    fn the_unsigned_image_of_minus_one_is_kept_as_minus_one() {
+        let old = CLIENT.replace("\"retransmits\":0", "\"retransmits\":18446744073709551615");
+        let kept = check_results(old.as_bytes(), 1).unwrap().document;
+        let signed = with_signed_retransmits(&kept);
+        assert_eq!(signed["streams"][0]["retransmits"], -1);
+        assert_eq!(signed["streams"][0]["bytes"], 5111808);
+        let real = check_results(CLIENT.as_bytes(), 1).unwrap().document;
+        assert_eq!(with_signed_retransmits(&real), real);
     }
 
     #[test]

@@ -148,17 +148,19 @@ impl DataStream {
         self.sample_with_info().0
     }
 
-    /// [`DataStream::sample`], with the whole TCP_INFO reading of a sending
-    /// TCP stream (and how many bytes of it the kernel filled) that its
-    /// `tcp` part was taken from: one system call for both.
+    /// [`DataStream::sample`], with the whole TCP_INFO reading of a TCP
+    /// stream (and how many bytes of it the kernel filled): for a sending
+    /// stream, the one its `tcp` part was taken from (one system call for
+    /// both); a receiving stream's sample has no `tcp` part.
     pub fn sample_with_info(&self) -> (Sample, Option<(KernelTcpInfo, usize)>) {
         let c = &self.counters;
         let info = match &self.io {
-            Io::Tcp { probe, .. } if self.kind.sender => crate::sys::kernel_tcp_info(probe),
+            Io::Tcp { probe, .. } => crate::sys::kernel_tcp_info(probe),
             _ => None,
         };
         let tcp = info
             .as_ref()
+            .filter(|_| self.kind.sender)
             .map(|(raw, len)| TcpInfo::from_kernel(raw, *len));
         let udp = self.kind.udp.then(|| UdpSnapshot {
             packets: c.packets.load(Relaxed),

@@ -132,10 +132,12 @@ impl Env {
 /// Chromium (or Chrome) for the headless browser tests.
 pub use crate::support::browser::chromium;
 
-/// Every `verdict.limited_by` the contract names.
-pub const VERDICT_LIMITS: [&str; 7] = [
+/// Every `verdict.limited_by` the contract names (`client-cpu` only for
+/// a probe).
+pub const VERDICT_LIMITS: [&str; 8] = [
     "bitrate-target",
     "server-cpu",
+    "client-cpu",
     "pi-throttled",
     "receive-window",
     "send-buffer",

@@ -6,19 +6,24 @@
 mod browser;
 mod chromium;
 mod common;
+mod compressed;
 mod e2e;
 mod headline;
 mod heavy;
 mod history;
 mod history_gen;
 mod hostile;
+mod https;
 mod index;
 mod page;
 mod paging;
 mod probe;
 mod routes;
 mod security;
+mod shaped;
 mod speedtest;
+mod speedtest_page;
+mod speedtest_quality;
 #[path = "../support/mod.rs"]
 mod support;
 mod ws;

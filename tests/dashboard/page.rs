@@ -388,4 +388,14 @@ async fn a_probe_in_detail_is_the_box_sending_to_its_target() {
     assert!(heads.iter().any(|h| h == "Upload"), "{heads:?}");
     assert!(!heads.iter().any(|h| h == "Download"), "{heads:?}");
     assert_eq!(page.errors().await, Vec::<String>::new());
+
+    // Its row in the history: no port 0, the box and its target.
+    let mut page = Browser::open(&format!("http://{}/", daemon.http)).await;
+    page.eventually(
+        "[...document.querySelectorAll('#history tbody tr[data-port] td')] \
+         .filter(td => ['Port', 'Client'].includes(td.dataset.label)).map(td => td.textContent)",
+        json!(["—", format!("this box → 127.0.0.1:{}", stock.port)]),
+    )
+    .await;
+    assert_eq!(page.errors().await, Vec::<String>::new());
 }

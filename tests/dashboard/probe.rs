@@ -283,6 +283,30 @@ fn a_probe_is_recorded_like_a_served_test() {
     let detail: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(&detail["result"], r);
     assert!(detail["verdict"]["limited_by"].is_string(), "{body}");
+    // In the words of its roles: the box was the client, the target the
+    // server.
+    let evidence: Vec<&str> = detail["verdict"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert!(
+        evidence
+            .iter()
+            .any(|l| l.starts_with("the box (the client) used")),
+        "{evidence:?}"
+    );
+    assert!(
+        evidence
+            .iter()
+            .any(|l| l.starts_with("the target received")),
+        "{evidence:?}"
+    );
+    assert!(
+        !evidence.iter().any(|l| l.contains("server")),
+        "{evidence:?}"
+    );
     let entry = &detail["entry"];
     let start: Vec<&str> = entry["start"]
         .as_object()
@@ -317,10 +341,19 @@ fn a_probe_is_recorded_like_a_served_test() {
         .expect("probes.json has the entry at its id's offset");
     assert!(body.contains(&format!("\"entry\":{text}")));
 
+    // Counted in /metrics as a probe, on no port; again after a restart,
+    // from the history read back.
+    let counted = "webperf3_tests_total{kind=\"probe\",protocol=\"tcp\",direction=\"receive\",outcome=\"ok\"} 1";
+    let metrics = d.get("/metrics").1;
+    assert!(metrics.lines().any(|l| l == counted), "{metrics}");
+    assert!(!metrics.contains("port=\"0\""), "{metrics}");
+
     // A restart reads it back the same.
     drop(d);
     let d = daemon(&dir, &["--probe-allow", "127.0.0.1"]);
     assert_eq!(probe_results(&d), probes);
+    let metrics = d.get("/metrics").1;
+    assert!(metrics.lines().any(|l| l == counted), "{metrics}");
 }
 
 /// A `--probe-every` spec for `target` whose first run on the box named

@@ -128,9 +128,19 @@ impl Server {
                     hub.watch_records(|_| {}, hook);
                 }
                 let http_settings = Default::default();
-                app::serve(Bound { iperf, http }, hub, settings, http_settings, token)
-                    .await
-                    .unwrap();
+                app::serve(
+                    Bound {
+                        iperf,
+                        http,
+                        https: None,
+                    },
+                    hub,
+                    settings,
+                    http_settings,
+                    token,
+                )
+                .await
+                .unwrap();
             });
         });
         Server {

@@ -202,7 +202,13 @@ impl Browser {
 
     /// Waits (with a deadline) until `expression` evaluates to `want`.
     pub async fn eventually(&mut self, expression: &str, want: Value) {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        self.eventually_within(expression, want, Duration::from_secs(15))
+            .await;
+    }
+
+    /// [`Browser::eventually`] with a deadline of `limit`.
+    pub async fn eventually_within(&mut self, expression: &str, want: Value, limit: Duration) {
+        let deadline = Instant::now() + limit;
         loop {
             let got = self.eval(expression).await;
             if got == want {

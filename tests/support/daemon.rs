@@ -36,7 +36,8 @@ pub struct Rlimits {
 
 /// How to start the binary: by default one iperf3 port that the kernel
 /// picks (`--port 0 --servers 1`) on 127.0.0.1, the dashboard on
-/// `127.0.0.1:0`.
+/// `127.0.0.1:0`, HTTPS on `127.0.0.1:0` (unless the flags name
+/// `--https` or `--no-https`).
 #[derive(Debug, Clone)]
 pub struct Launch {
     port: u16,
@@ -117,8 +118,15 @@ impl Launch {
         cmd.args(["--port", &self.port.to_string()])
             .args(["--servers", &self.servers.to_string()])
             .args(["--bind", "127.0.0.1", "--http", "127.0.0.1:0", "--log-dir"])
-            .arg(&self.log_dir)
-            .args(&self.extra)
+            .arg(&self.log_dir);
+        let https_named = self.extra.iter().any(|a| {
+            let a = a.to_string_lossy();
+            a == "--no-https" || a == "--https" || a.starts_with("--https=")
+        });
+        if !https_named {
+            cmd.args(["--https", "127.0.0.1:0"]);
+        }
+        cmd.args(&self.extra)
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null());
         let limits = self.limits;
@@ -149,15 +157,16 @@ impl Launch {
             .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
         let found = process.stderr().wait(self.deadline, |lines| {
             lines.iter().enumerate().find_map(|(at, line)| {
-                let (port, http) = parse_start_up(line)?;
-                Some((at, port, http))
+                let (port, http, https) = parse_start_up(line)?;
+                Some((at, port, http, https))
             })
         });
         match found {
-            Ok((banner_at, port, http)) => Ok(Daemon {
+            Ok((banner_at, port, http, https)) => Ok(Daemon {
                 process,
                 port,
                 http,
+                https,
                 banner_at,
                 log_dir: self.log_dir.clone(),
             }),
@@ -197,10 +206,10 @@ pub fn start_prepared(
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The first iperf3 port and the dashboard address from the start-up line
-/// `webperf3 <version>: iperf3 on port[s] <P>[-<Q>], dashboard on
-/// http://<addr>, ...`.
-fn parse_start_up(line: &str) -> Option<(u16, SocketAddr)> {
+/// The first iperf3 port, the dashboard address and the HTTPS one from the
+/// start-up line `webperf3 <version>: iperf3 on port[s] <P>[-<Q>],
+/// dashboard on http://<addr>[, https://<addr>], ...`.
+fn parse_start_up(line: &str) -> Option<(u16, SocketAddr, Option<SocketAddr>)> {
     let (_, rest) = line.split_once(": iperf3 on port")?;
     let rest = rest.strip_prefix('s').unwrap_or(rest).trim_start();
     let digits = rest
@@ -209,7 +218,10 @@ fn parse_start_up(line: &str) -> Option<(u16, SocketAddr)> {
     let port = rest[..digits].parse().ok()?;
     let (_, rest) = line.split_once(", dashboard on http://")?;
     let http = rest.split(',').next()?.parse().ok()?;
-    Some((port, http))
+    let https = line
+        .split_once(", https://")
+        .and_then(|(_, rest)| rest.split(',').next()?.parse().ok());
+    Some((port, http, https))
 }
 
 /// A running `webperf3`, killed when dropped.
@@ -219,6 +231,8 @@ pub struct Daemon {
     pub port: u16,
     /// The dashboard's address, as the start-up line named it.
     pub http: SocketAddr,
+    /// The HTTPS address, as the start-up line named it (if any).
+    pub https: Option<SocketAddr>,
     /// Where the start-up line is among the stderr lines.
     banner_at: usize,
     log_dir: PathBuf,

@@ -1,7 +1,8 @@
 //! Support code shared by every test target (`tests/engine`,
 //! `tests/dashboard`) and the benches: the `webperf3` binary run as a child
 //! process, stock `iperf3` clients and servers, headless Chromium driven
-//! over the DevTools protocol, a tiny blocking HTTP client, strict log
+//! over the DevTools protocol, a tiny blocking HTTP client, curl (HTTPS and
+//! HTTP/2), strict log
 //! reading, and waiting on conditions with a deadline.
 //!
 //! It holds no assertions about the program's behaviour; those stay in the
@@ -10,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod curl;
 pub mod daemon;
 pub mod http;
 pub mod iperf3;

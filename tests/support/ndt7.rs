@@ -34,12 +34,22 @@ pub fn require_client() -> PathBuf {
 /// Runs `ndt7-client` against `addr` (plain ws, no locate) with `extra`
 /// arguments and returns its JSON summary.
 pub fn run_client(addr: SocketAddr, extra: &[&str]) -> Value {
+    run(addr, "--no-tls", extra)
+}
+
+/// Runs `ndt7-client` against `addr` over `wss://`, taking any certificate
+/// (`--no-verify`), and returns its JSON summary.
+pub fn run_client_wss(addr: SocketAddr, extra: &[&str]) -> Value {
+    run(addr, "--no-verify", extra)
+}
+
+fn run(addr: SocketAddr, transport: &str, extra: &[&str]) -> Value {
     let out = Command::new(require_client())
         .args([
             "--server",
             &addr.to_string(),
             "--no-locate",
-            "--no-tls",
+            transport,
             "--format",
             "json",
         ])

@@ -5,7 +5,8 @@
 // websocket then pushes `status`, `progress`, `result` and `cleared` events.
 // The other files: util.js (elements, formats), api.js (questions to the
 // server), chart.js (canvas charts), router.js (views by address),
-// history.js (the history), detail.js (one test at #/test/<id>).
+// history.js (the history), detail.js (one test at #/test/<id>),
+// speedtest.js (the speed test at #/speedtest), grade.js (latency in words).
 //
 // Names, titles and errors come from iperf3 clients: they are data, never
 // markup. Everything is rendered through textContent (the `el` helper);
@@ -326,11 +327,6 @@
     W.history.init();
     W.detail.init();
     W.router.register('home', { element: $('view-home'), enter: () => W.history.drawChart() });
-    // The speed test (speedtest.js) shows its card above the dashboard,
-    // whose history its results join.
-    if ($('speedtest')) {
-      W.router.register('speedtest', { element: $('speedtest'), with: 'home', enter: () => W.history.drawChart() });
-    }
     let resizeTimer = null;
     window.addEventListener('resize', () => {
       clearTimeout(resizeTimer);

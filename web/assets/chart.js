@@ -95,8 +95,9 @@
       const p = nearest(s.points, x);
       if (Math.abs(layout.x(p.x) - px) > 40) continue;
       at = at ?? p;
-      let text = `${s.label}: ${fmtRate(p.y)}`;
-      if (p.lo != null && p.hi != null && p.hi > p.lo) text += ` (${fmtRate(p.lo)} – ${fmtRate(p.hi)})`;
+      const fmt = layout.format || fmtRate;
+      let text = `${s.label}: ${fmt(p.y)}`;
+      if (p.lo != null && p.hi != null && p.hi > p.lo) text += ` (${fmt(p.lo)} – ${fmt(p.hi)})`;
       if (p.n != null && p.n > 1) text += ` · ${p.n} tests`;
       lines.push(text);
     }
@@ -121,7 +122,8 @@
   /**
    * Draws `opts.series` ([{label, color, dash, points}]) on `canvas`.
    * `opts.kind` is 'time' (x in unix seconds) or 'seconds'; `opts.empty` the
-   * text shown without data; `opts.tipTitle(point)` titles the hover tip.
+   * text shown without data; `opts.tipTitle(point)` titles the hover tip;
+   * `opts.format(y)` writes a value (default: a rate).
    * Sets `data-points` (how many points were drawn) when done.
    */
   function draw(canvas, opts) {
@@ -175,7 +177,8 @@
     const top = Math.ceil((maxY * 1.05) / step) * step;
     const yLabels = [];
     for (let v = 0; v <= top + step / 2; v += step) yLabels.push(v);
-    const left = maxOf(yLabels.map((v) => ctx.measureText(fmtAxis(v)).width)) + 12;
+    const axis = opts.format || fmtAxis;
+    const left = maxOf(yLabels.map((v) => ctx.measureText(axis(v)).width)) + 12;
     const margin = { left, right: 14, top: 10, bottom: 26 };
     const plotW = Math.max(10, width - margin.left - margin.right);
     const plotH = Math.max(10, height - margin.top - margin.bottom);
@@ -193,7 +196,7 @@
       ctx.moveTo(margin.left, yy);
       ctx.lineTo(margin.left + plotW, yy);
       ctx.stroke();
-      ctx.fillText(fmtAxis(v), margin.left - 6, yy);
+      ctx.fillText(axis(v), margin.left - 6, yy);
     }
 
     const span = t1 - t0;
@@ -245,7 +248,7 @@
         }
       }
     }
-    canvas.wpLayout = { series, x, invX, label: xLabel(kind, span, sameDay), tipTitle: opts.tipTitle };
+    canvas.wpLayout = { series, x, invX, label: xLabel(kind, span, sameDay), tipTitle: opts.tipTitle, format: opts.format };
     canvas.dataset.drawn = 'yes';
   }
 

@@ -19,6 +19,7 @@
   const VERDICTS = {
     'bitrate-target': 'the bitrate the client asked for (-b)',
     'server-cpu': 'the server’s CPU',
+    'client-cpu': 'this box’s CPU (the client of its probe)',
     'pi-throttled': 'the Pi throttling (temperature or power)',
     'receive-window': 'the receiver’s TCP window',
     'send-buffer': 'the server’s send buffer',
@@ -157,7 +158,8 @@
   function header(result, entry, id) {
     const start = entry?.start || {};
     const ts = start.test_start || {};
-    const dirs = result.bidir ? 'upload and download (--bidir)' : result.reverse ? 'download (-R)' : 'upload';
+    const run = result.protocol === 'ndt7'; // a speed-test run: both directions, no iperf3 options
+    const dirs = run ? null : result.bidir ? 'upload and download (--bidir)' : result.reverse ? 'download (-R)' : 'upload';
     const url = `${location.origin}${location.pathname}${W.testHref(id)}`;
     const link = el('input', { class: 'share-url' });
     link.readOnly = true;
@@ -178,7 +180,7 @@
       }
       copied.textContent = 'Copied.';
     });
-    const name = el('h2', { class: 'detail-name', text: result.name || 'unnamed test' });
+    const name = el('h2', { class: 'detail-name', text: result.name || (run ? 'Speed test' : 'unnamed test') });
     name.id = 'detail-name';
     return el('section', { class: 'card' },
       el('div', { class: 'section-head' },
@@ -193,7 +195,7 @@
         ['Port', result.kind === 'probe' ? null : String(result.port)],
         ['Protocol', fmtProtocol(result)],
         ['Direction', dirs],
-        ['Streams', String(result.streams ?? ts.num_streams ?? 1)],
+        ['Streams', run ? null : String(result.streams ?? ts.num_streams ?? 1)],
         ['Duration', fmtSeconds(result.duration)],
         ['Upload', result.receive_bps != null ? fmtRate(result.receive_bps) : null],
         ['Download', result.send_bps != null ? fmtRate(result.send_bps) : null],
@@ -202,7 +204,7 @@
         ['TCP MSS', num(start.tcp_mss_default) > 0 ? `${start.tcp_mss_default} B` : null],
         ['UDP loss / jitter', result.protocol === 'UDP' ? W.fmtUdp(result) : null],
         ['TCP retransmits', result.retransmits != null ? String(result.retransmits) : null],
-        ['Minimum RTT', num(result.min_rtt_ms) != null ? `${fmtNum(result.min_rtt_ms, 2)} ms` : null],
+        ['Minimum RTT', !run && num(result.min_rtt_ms) != null ? `${fmtNum(result.min_rtt_ms, 2)} ms` : null],
       ]),
       el('div', { class: 'share' }, link, copy, copied));
   }
@@ -330,10 +332,11 @@
   function render(box, id, answer) {
     const { result, entry, verdict } = answer;
     const ours = entry && typeof entry.webperf3 === 'object' ? entry.webperf3 : null;
-    const intervals = intervalsPart(entry);
+    // A speed-test run has no iperf3 intervals or verdict: its own part.
+    const intervals = result.protocol === 'ndt7' ? W.run.part(result, answer) : intervalsPart(entry);
     box.replaceChildren(
       header(result, entry, id),
-      verdictPart(verdict) || el('span'),
+      (result.protocol !== 'ndt7' && verdictPart(verdict)) || el('span'),
       intervals.part,
       clientPart(ours) || el('span'),
       healthPart(result, entry, ours) || el('span'),
@@ -375,5 +378,5 @@
     });
   }
 
-  W.detail = { init, intervalsOf, redraw: () => drawDetail?.() };
+  W.detail = { init, intervalsOf, facts, redraw: () => drawDetail?.() };
 })();

@@ -53,7 +53,8 @@
     const notes = [r.title, udp, r.error, health.warn, health.info].filter(Boolean).join(' · ');
     return el('tr', { data: { port: r.port } },
       el('td', { label: 'When' }, testLink(r, fmtDate(r.timestamp), 'Show this test in detail')),
-      el('td', { label: 'Port', text: r.port }),
+      // A probe ran on no port of the box (its result says 0).
+      el('td', { label: 'Port', text: r.kind === 'probe' ? '—' : r.port }),
       el('td', { class: 'name', label: 'Name', text: r.name ?? '—' }),
       el('td', { label: 'Client', text: r.kind === 'probe' ? `this box → ${r.target}` : (r.client ?? '—') }),
       rateCell(r.receive_bps, 'rate-up', 'Upload'),

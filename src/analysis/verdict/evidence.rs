@@ -74,6 +74,8 @@ pub struct Evidence {
     pub client_cpu_percent: Option<f64>,
     /// Another test moved data at the same time.
     pub overlapped: bool,
+    /// A probe: the box was the client (its entry is the client's).
+    pub probe: bool,
     /// The test's error, if it had one.
     pub error: Option<String>,
 }
@@ -178,6 +180,15 @@ fn client_retransmits(entry: &Json) -> Option<f64> {
     (!counts.is_empty()).then(|| counts.iter().sum())
 }
 
+/// A probe's own retransmissions (where the box sent: not `-R`), from
+/// its entry's `end.sum_sent`, which in the client's layout is the box's.
+fn box_retransmits(entry: &Json, result: &TestResult) -> Option<f64> {
+    if result.reverse {
+        return None;
+    }
+    count(at(entry, &["end", "sum_sent", "retransmits"]))
+}
+
 impl Evidence {
     /// Reads the evidence of one recorded test.
     pub fn read(entry: &Json, result: &TestResult) -> Evidence {
@@ -200,6 +211,7 @@ impl Evidence {
             streams
         };
         let temperature = result.cpu_temp_c.filter(|t| t.is_finite());
+        let probe = result.kind.is_some();
         Evidence {
             udp: result.protocol.eq_ignore_ascii_case("UDP"),
             streams,
@@ -212,7 +224,11 @@ impl Evidence {
             temperature_c: temperature,
             tcp_send: TcpSend::read(entry),
             server_retransmits: result.retransmits.map(|r| r as f64),
-            client_retransmits: client_retransmits(entry),
+            client_retransmits: if probe {
+                box_retransmits(entry, result)
+            } else {
+                client_retransmits(entry)
+            },
             lost_percent: result.lost_percent.filter(|l| l.is_finite()),
             client_cpu_percent: num(at(entry, &["webperf3", "client_results", "cpu_util_total"]))
                 .or_else(|| {
@@ -223,6 +239,7 @@ impl Evidence {
                 })
                 .filter(|c| *c > 0.0),
             overlapped: result.overlapped == Some(true),
+            probe,
             error: result.error.clone(),
         }
     }

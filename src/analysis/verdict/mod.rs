@@ -15,12 +15,17 @@
 //! 3. `server-cpu`: the server used [`CPU_SHARE`] of the CPU it could use
 //!    for the test: one core per data stream, no more than the machine has
 //!    (one core for stock iperf3 before 3.16); or one stream's thread used
-//!    that share of a core.
+//!    that share of a core. For a probe the box measured its own CPU as
+//!    the client: then `client-cpu`.
 //! 4. `receive-window` / `send-buffer`: where the server sent on TCP, the
 //!    client's receive window or the server's send buffer held it back for
 //!    [`LIMITED_SHARE`] of the time it had data to send (the larger wins).
 //! 5. `network`: TCP retransmitted, or UDP lost [`UDP_LOSS_PERCENT`].
 //! 6. `unknown`: none of these; better than a guess.
+//!
+//! The words name each side by its role: a test the box served has "the
+//! server" (the box) and "the client"; a probe has "the box" (the client)
+//! and "the target" (the server).
 //!
 //! - this file: the verdict, the rules and their order.
 //! - `evidence.rs`: the figures, read from the entry and its result.
@@ -78,14 +83,48 @@ struct Finding {
     lines: Vec<String>,
 }
 
+/// The sides of a test in words: who served it, who was the client, and
+/// which of them the recorded CPU figure is the box's own.
+struct Roles {
+    server: &'static str,
+    client: &'static str,
+}
+
+impl Roles {
+    fn of(ev: &Evidence) -> Roles {
+        if ev.probe {
+            Roles {
+                server: "the target",
+                client: "the box",
+            }
+        } else {
+            Roles {
+                server: "the server",
+                client: "the client",
+            }
+        }
+    }
+
+    /// The side the box did not measure, which reported its CPU.
+    fn peer(&self, ev: &Evidence) -> &'static str {
+        if ev.probe {
+            self.server
+        } else {
+            self.client
+        }
+    }
+}
+
 /// Judges one recorded test from its log entry and the result summarised
 /// from it.
 pub fn judge(entry: &Json, result: &TestResult) -> Verdict {
     let ev = Evidence::read(entry, result);
+    let roles = Roles::of(&ev);
     let mut context = Vec::new();
     if let Some(c) = ev.client_cpu_percent {
-        // No rule names the client, but a reader may see it was the limit.
-        context.push(format!("the client reported {c:.1} % CPU"));
+        // No rule names the other side, but a reader may see it was the
+        // limit.
+        context.push(format!("{} reported {c:.1} % CPU", roles.peer(&ev)));
     }
     if ev.overlapped {
         context.push("another test moved data at the same time".to_string());
@@ -102,11 +141,11 @@ pub fn judge(entry: &Json, result: &TestResult) -> Verdict {
         };
     }
     let findings = [
-        target(&ev),
+        target(&ev, &roles),
         throttling(&ev),
-        cpu(&ev),
-        windows(&ev),
-        network(&ev),
+        cpu(&ev, &roles),
+        windows(&ev, &roles),
+        network(&ev, &roles),
     ];
     let winner = findings.iter().position(|f| f.limit.is_some());
     let mut evidence = Vec::new();
@@ -148,16 +187,13 @@ pub fn judge_entry(port: u16, entry: &Json) -> Option<Verdict> {
 }
 
 /// Rule 1: the client's target, per direction.
-fn target(ev: &Evidence) -> Finding {
+fn target(ev: &Evidence, roles: &Roles) -> Finding {
     let mut f = Finding::default();
     let streams = f64::from(ev.streams);
     let mut all_reached = true;
     for d in &ev.directions {
-        let verb = if d.server_sent {
-            "the server sent"
-        } else {
-            "the server received"
-        };
+        let verb = if d.server_sent { "sent" } else { "received" };
+        let verb = format!("{} {verb}", roles.server);
         match ev.target_bps {
             Some(per_stream) => {
                 let total = per_stream * streams;
@@ -183,13 +219,22 @@ fn target(ev: &Evidence) -> Finding {
         }
     }
     match ev.target_bps {
-        Some(b) if ev.udp && b == UDP_DEFAULT_BPS => f
-            .lines
-            .push("the target is iperf3's UDP default: the client gave no -b".to_string()),
+        Some(b) if ev.udp && b == UDP_DEFAULT_BPS => {
+            // "the target" is a probe's server: there, the bitrate's.
+            let what = if ev.probe {
+                "the bitrate target"
+            } else {
+                "the target"
+            };
+            f.lines.push(format!(
+                "{what} is iperf3's UDP default: {} gave no -b",
+                roles.client
+            ));
+        }
         Some(_) => {}
         None => f
             .lines
-            .push("the client set no bitrate target (-b)".to_string()),
+            .push(format!("{} set no bitrate target (-b)", roles.client)),
     }
     if ev.target_bps.is_some() && all_reached {
         f.limit = Some(LimitedBy::BitrateTarget);
@@ -221,28 +266,36 @@ fn throttling(ev: &Evidence) -> Finding {
     f
 }
 
-/// Rule 3: the server's CPU against what it could use, and the busiest
-/// stream's thread against one core.
-fn cpu(ev: &Evidence) -> Finding {
+/// Rule 3: the box's CPU (the server's, or a probe's client's) against
+/// what it could use, and the busiest stream's thread against one core.
+fn cpu(ev: &Evidence, roles: &Roles) -> Finding {
     let mut f = Finding::default();
+    let (who, limit) = if ev.probe {
+        (
+            format!("{} (the client)", roles.client),
+            LimitedBy::ClientCpu,
+        )
+    } else {
+        (roles.server.to_string(), LimitedBy::ServerCpu)
+    };
     if let Some(busiest) = ev.busiest_stream_cpu {
         f.lines.push(format!(
             "the busiest stream's thread used {busiest:.1} % of a core"
         ));
         if busiest >= CPU_SHARE * 100.0 {
-            f.limit = Some(LimitedBy::ServerCpu);
+            f.limit = Some(limit);
         }
     }
     if let Some(used) = ev.cpu_percent {
         let (cores, why) = &ev.cpu_ceiling;
         let share = used / (cores * 100.0);
         f.lines.push(format!(
-            "the server used {used:.1} % CPU: {} of the {} it could use ({why})",
+            "{who} used {used:.1} % CPU: {} of the {} it could use ({why})",
             percent(share),
             plural(*cores, "core")
         ));
         if share >= CPU_SHARE {
-            f.limit = Some(LimitedBy::ServerCpu);
+            f.limit = Some(limit);
         }
     }
     f
@@ -250,7 +303,7 @@ fn cpu(ev: &Evidence) -> Finding {
 
 /// Rule 4: TCP_INFO's receive-window- and send-buffer-limited time, where
 /// the server sent on TCP.
-fn windows(ev: &Evidence) -> Finding {
+fn windows(ev: &Evidence, roles: &Roles) -> Finding {
     let mut f = Finding::default();
     let Some(tcp) = &ev.tcp_send else {
         return f;
@@ -273,13 +326,16 @@ fn windows(ev: &Evidence) -> Finding {
     };
     if let Some(share) = rwnd {
         f.lines.push(format!(
-            "the client's receive window held the server back {} {of_time}",
+            "{}'s receive window held {} back {} {of_time}",
+            roles.client,
+            roles.server,
             percent(share)
         ));
     }
     if let Some(share) = sndbuf {
         f.lines.push(format!(
-            "the server's send buffer held it back {} {of_time}",
+            "{}'s send buffer held it back {} {of_time}",
+            roles.server,
             percent(share)
         ));
     }
@@ -296,7 +352,7 @@ fn windows(ev: &Evidence) -> Finding {
 
 /// Rule 5: TCP retransmissions (either side's sending streams) and UDP
 /// loss; with the RTT and the kernel's delivery rate beside them.
-fn network(ev: &Evidence) -> Finding {
+fn network(ev: &Evidence, roles: &Roles) -> Finding {
     let mut f = Finding::default();
     let tcp = ev.tcp_send.as_ref();
     let server = tcp.and_then(|t| t.retransmits).or(ev.server_retransmits);
@@ -306,7 +362,8 @@ fn network(ev: &Evidence) -> Finding {
             format!(" ({:.2} % of {s:.0} sent)", n / s * 100.0)
         });
         f.lines.push(format!(
-            "the server retransmitted {}{of}",
+            "{} retransmitted {}{of}",
+            roles.server,
             plural(n, "segment")
         ));
         if n > 0.0 {
@@ -314,8 +371,11 @@ fn network(ev: &Evidence) -> Finding {
         }
     }
     if let Some(n) = ev.client_retransmits {
-        f.lines
-            .push(format!("the client retransmitted {}", plural(n, "segment")));
+        f.lines.push(format!(
+            "{} retransmitted {}",
+            roles.client,
+            plural(n, "segment")
+        ));
         if n > 0.0 {
             f.limit = Some(LimitedBy::Network);
         }
@@ -334,9 +394,12 @@ fn network(ev: &Evidence) -> Finding {
     if let Some(t) = tcp {
         if let Some(bps) = t.delivery_rate_bps {
             let why = if t.app_limited {
-                " (taken while the server had less to send than the path could take)"
+                format!(
+                    " (taken while {} had less to send than the path could take)",
+                    roles.server
+                )
             } else {
-                ""
+                String::new()
             };
             let streams = if ev.streams > 1 {
                 format!(" (its {} streams together)", ev.streams)

@@ -411,3 +411,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_probe_names_the_box_as_the_client_and_the_target_as_the_server() {
+    // The client's entry of a forward probe: the box sent, the target
+    // received; the CPU figure is the box's own (host_total).
+    let mut e = tcp(false, 1, 0, 900e6, json!({}));
+    let moved = json!({"seconds": 10.0, "bytes": 1_125_000_000u64, "bits_per_second": 900e6});
+    e["end"]["sum_sent"] = moved.clone();
+    e["end"]["sum_sent"]["retransmits"] = json!(7);
+    e["end"]["sum_received"] = moved;
+    e["end"]["cpu_utilization_percent"] = json!({"host_total": 97.0, "remote_total": 3.0});
+    e["start"]["connecting_to"] = json!({"host": "192.0.2.9", "port": 5201});
+    e.as_object_mut().unwrap().remove("webperf3");
+    let result = crate::analysis::probe::result_of(&e).expect("a probe's result");
+    let v = judge(&from_value(&e), &result);
+    assert_eq!(v.limited_by, LimitedBy::ClientCpu, "{v:?}");
+    for line in [
+        "the box (the client) used 97.0 % CPU: 97 % of the 1 core it could use (one per stream, 1 stream)",
+        "the target received 900 Mbit/s",
+        "the box set no bitrate target (-b)",
+        "the box retransmitted 7 segments",
+        "the target reported 3.0 % CPU",
+    ] {
+        assert!(v.evidence.iter().any(|l| l == line), "{line:?} not in {v:?}");
+    }
+    assert!(!v.evidence.iter().any(|l| l.contains("server")), "{v:?}");
+    assert_eq!(
+        serde_json::to_value(v.limited_by).unwrap(),
+        json!("client-cpu")
+    );
+}

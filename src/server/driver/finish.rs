@@ -63,6 +63,9 @@ impl Test {
         if let Some(tcp) = self.tcp_send.to_json() {
             ours.push("tcp_send", tcp);
         }
+        if let Some(tcp) = self.tcp_receive.to_json() {
+            ours.push("tcp_receive", tcp);
+        }
         if let Some(why) = &self.refused {
             ours.push("refused", why.as_str());
         }

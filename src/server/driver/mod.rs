@@ -38,6 +38,7 @@ use crate::protocol::params::TestParams;
 use crate::protocol::session::{Action, Event, Expect, Phase, Session};
 use crate::protocol::wire::{self, Cookie};
 use crate::report::stats::{Sample, Stats};
+use crate::report::tcp_receive::TcpReceive;
 use crate::report::tcp_send::TcpSend;
 use crate::report::test_log::TestLog;
 use crate::send_method::Choice;
@@ -84,6 +85,7 @@ pub fn run_test(
             udp_accept: None,
             measuring: None,
             tcp_send: TcpSend::default(),
+            tcp_receive: TcpReceive::default(),
             client_results: None,
             listener_changed: false,
             streams_stopped: false,
@@ -133,6 +135,8 @@ struct Test {
     measuring: Option<Measuring>,
     /// TCP_INFO of the sending TCP streams, as last read.
     tcp_send: TcpSend,
+    /// Round trips of the receiving TCP streams, per interval.
+    tcp_receive: TcpReceive,
     /// The client's results document, once checked.
     client_results: Option<serde_json::Value>,
     /// The listener was re-created for this test's window or MSS.

@@ -9,6 +9,7 @@ use std::time::Instant;
 use super::Test;
 use crate::protocol::session::Counters;
 use crate::report::stats::Sample;
+use crate::report::tcp_receive::TcpReceive;
 use crate::report::tcp_send::TcpSend;
 use crate::server::streams::DataStream;
 use crate::sys::os_error_text;
@@ -74,7 +75,7 @@ impl Test {
         let Some(m) = self.measuring.as_mut() else {
             return;
         };
-        let samples = sample_streams(&self.streams, &mut self.tcp_send);
+        let samples = sample_streams(&self.streams, &mut self.tcp_send, &mut self.tcp_receive);
         let sampled = m.stats.sample(now, &samples);
         let seconds = (now - m.t0).as_secs_f64();
         m.last_sample = Some((now, samples));
@@ -108,7 +109,7 @@ impl Test {
         let Some(m) = self.measuring.as_mut() else {
             return;
         };
-        let samples = sample_streams(&self.streams, &mut self.tcp_send);
+        let samples = sample_streams(&self.streams, &mut self.tcp_send, &mut self.tcp_receive);
         let last = m.stats.sample(now, &samples);
         let (u0, s0) = m.cpu_at_t0;
         let (u1, s1) = crate::sys::cpu_times();
@@ -129,18 +130,27 @@ impl Test {
 }
 
 /// Every stream's counters, keeping the TCP_INFO reading of each sending
-/// TCP stream in `tcp_send` (the same reading, no second system call).
-fn sample_streams(streams: &[DataStream], tcp_send: &mut TcpSend) -> Vec<Sample> {
-    streams
+/// TCP stream in `tcp_send` (the same reading, no second system call) and
+/// of each receiving one in `tcp_receive`, whose interval it closes.
+fn sample_streams(
+    streams: &[DataStream],
+    tcp_send: &mut TcpSend,
+    tcp_receive: &mut TcpReceive,
+) -> Vec<Sample> {
+    let samples = streams
         .iter()
         .map(|s| {
             let (sample, info) = s.sample_with_info();
-            if let Some((raw, len)) = info {
-                tcp_send.add(s.socket_no, &raw, len);
+            match info {
+                Some((raw, len)) if s.kind.sender => tcp_send.add(s.socket_no, &raw, len),
+                Some((raw, len)) => tcp_receive.add(&raw, len),
+                None => {}
             }
             sample
         })
-        .collect()
+        .collect();
+    tcp_receive.end_interval();
+    samples
 }
 
 #[cfg(test)]
