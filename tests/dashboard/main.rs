@@ -15,6 +15,7 @@ mod index;
 mod page;
 mod paging;
 mod probe;
+mod quality;
 mod routes;
 mod security;
 mod speedtest;
