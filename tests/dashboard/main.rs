@@ -21,4 +21,5 @@ mod security;
 mod speedtest;
 #[path = "../support/mod.rs"]
 mod support;
+mod views;
 mod ws;

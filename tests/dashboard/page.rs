@@ -25,7 +25,7 @@ fn latest_id(daemon: &Daemon) -> String {
 }
 
 /// Runs a stock client test on the daemon's port and returns its id.
-fn run_test(daemon: &Daemon, extra: &[&str]) -> String {
+pub(crate) fn run_test(daemon: &Daemon, extra: &[&str]) -> String {
     iperf3::client_json(daemon.port, extra);
     // The result is recorded right after the client finishes.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -45,7 +45,7 @@ fn run_test(daemon: &Daemon, extra: &[&str]) -> String {
 }
 
 /// The detail answer of `id`, as the server gives it.
-fn detail(daemon: &Daemon, id: &str) -> Value {
+pub(crate) fn detail(daemon: &Daemon, id: &str) -> Value {
     let (status, body) = daemon.get(&format!("/api/results/{id}"));
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()

@@ -153,8 +153,18 @@ pub async fn axe(url: &str, ready: &str, dark: bool) -> Vec<String> {
 
 /// Lighthouse (mobile and desktop) meets [`BAR`] on `url`, and axe-core
 /// finds nothing in light and dark once `ready` holds; `what` names the
-/// view in messages. Returns the figures as lines for a report.
+/// view in messages. Returns the figures as lines for a report. (For one
+/// view's own test; the test below checks three views, then fails once.)
+#[allow(dead_code)]
 pub async fn assert_quality(what: &str, url: &str, ready: &str) -> Vec<String> {
+    let (lines, problems) = check_quality(what, url, ready).await;
+    assert!(problems.is_empty(), "{problems:#?}");
+    lines
+}
+
+/// [`assert_quality`] without the assertion: the figures, and what falls
+/// short of the bar.
+pub async fn check_quality(what: &str, url: &str, ready: &str) -> (Vec<String>, Vec<String>) {
     let mut lines = Vec::new();
     let mut problems = Vec::new();
     for desktop in [false, true] {
@@ -189,8 +199,7 @@ pub async fn assert_quality(what: &str, url: &str, ready: &str) -> Vec<String> {
     for line in &lines {
         eprintln!("quality: {line}");
     }
-    assert!(problems.is_empty(), "{problems:#?}");
-    lines
+    (lines, problems)
 }
 
 /// Starts the binary on a history of `tests` generated tests.
@@ -236,7 +245,9 @@ async fn lighthouse_and_axe_pass_on_every_view() {
             "document.getElementById('detail').dataset.state === 'shown'".to_string(),
         ),
     ];
+    let mut problems = Vec::new();
     for (what, url, ready) in views {
-        assert_quality(what, &url, &ready).await;
+        problems.extend(check_quality(what, &url, &ready).await.1);
     }
+    assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -12,7 +12,7 @@
   const { $, el, fmtRate, fmtNum, fmtAgo, fmtDate } = W;
 
   /** Results read for the figures when the server has no devices route. */
-  const FALLBACK_RESULTS = 2000;
+  const FALLBACK_RESULTS = 500;
   /** Newest tests listed on a device's view. */
   const RECENT = 10;
 
@@ -140,13 +140,25 @@
     return el('div', { class: 'scroll' }, t);
   }
 
-  /** The device's chart sets: the server's series per kind, else buckets of its name. */
+  /** Unix seconds of local midnight starting `date` ("YYYY-MM-DD"). */
+  function midnight(date) {
+    const [y, m, d] = String(date).split('-').map(Number);
+    return new Date(y, m - 1, d).getTime() / 1000;
+  }
+
+  /** The device's chart sets: the server's days (`series`: per day the
+   *  figures of each kind), else the buckets of its name. */
   async function chartSets(name, answer, count) {
-    const series = answer && !answer.missing ? (answer.series ?? answer.buckets) : null;
-    if (series && typeof series === 'object') {
+    const days = answer && Array.isArray(answer.series) ? answer.series : null;
+    if (days) {
       return W.kindChart.KINDS.map((k) => ({
         ...k,
-        list: W.api.bucketList(Array.isArray(series) ? series.filter((b) => b.kind === k.kind) : series[k.kind]),
+        list: days.filter((day) => day.kinds && day.kinds[k.kind]?.tests > 0).map((day) => {
+          const f = day.kinds[k.kind];
+          const t0 = midnight(day.date);
+          const q = (v) => (v ? { min: v.low ?? v.median, mean: v.median, max: v.high ?? v.median } : null);
+          return { t0, t1: t0 + 86400, count: f.tests, down: q(f.download_bps), up: q(f.upload_bps) };
+        }).filter((b) => Number.isFinite(b.t0) && (b.down || b.up)),
       })).filter((s) => s.list.length > 0);
     }
     return W.kindChart.load({ name }, count, () => []);
@@ -173,7 +185,7 @@
       canvas.setAttribute('role', 'img');
       canvas.setAttribute('aria-label', `${name}: the median rate per time span, per kind of test`);
       const legend = el('div', { class: 'legend' });
-      const caption = el('figcaption', { text: 'Over time' });
+      const caption = el('figcaption', { text: 'The last 30 days' });
       const tbody = el('tbody', null, ...recent.map(W.resultRow));
       box.replaceChildren(
         el('section', { class: 'card' },
@@ -195,7 +207,8 @@
       box.dataset.state = 'shown';
       const sets = await chartSets(name, answer, Math.max(20, Math.min(240, Math.floor((canvas.clientWidth || 800) / 4))));
       if (shown !== name) return;
-      redraw = () => W.kindChart.draw(canvas, legend, caption, 'Over time', sets);
+      const span = answer && Array.isArray(answer.series) ? `The last ${answer.series.length} days, the median of each day` : 'Over time';
+      redraw = () => W.kindChart.draw(canvas, legend, caption, span, sets);
       redraw();
     } catch (err) {
       if (shown !== name) return;

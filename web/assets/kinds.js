@@ -15,7 +15,7 @@
   const KINDS = [
     { kind: 'tcp', protocol: 'TCP', label: 'TCP', pattern: [], dash: false, dot: false },
     { kind: 'udp', protocol: 'UDP', label: 'UDP paced', pattern: [7, 4], dash: true, dot: false },
-    { kind: 'browser', protocol: 'ndt7', label: 'browser', pattern: [2, 3], dash: false, dot: true },
+    { kind: 'ndt7', protocol: 'ndt7', label: 'browser', pattern: [2, 3], dash: false, dot: true },
   ];
 
   /** The kinds `filters` allow: one when a protocol is chosen. */
@@ -54,7 +54,7 @@
     const out = [];
     for (const set of sets || []) {
       const widths = set.list.map((b) => b.t1 - b.t0);
-      const gap = middle(widths) * 2.5 || undefined;
+      const gap = middle(widths) * 1.5 || undefined;
       const pick = (dir) => set.list.filter((b) => b[dir]).map((b) => ({
         x: (b.t0 + b.t1) / 2, y: b[dir].mean, lo: b[dir].min, hi: b[dir].max, n: b.count, b,
       }));

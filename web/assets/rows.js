@@ -45,7 +45,7 @@
       el('span', { class: 'meta', text: ` · ${metaOf(r)}` }));
     if (r.error) test.append(el('span', { class: 'sub failed', text: r.error }));
     else if (r.headline) test.append(el('span', { class: 'sub headline', text: r.headline }));
-    return el('tr', { data: { port: r.port ?? '' } },
+    return el('tr', { data: { port: r.port ?? '', protocol: r.protocol ?? '' } },
       el('td', { class: 'name' }, deviceLink(r.name)),
       arrowCell(r.send_bps, 'down'),
       arrowCell(r.receive_bps, 'up'),
