@@ -1,13 +1,18 @@
 //! The views a person reads first, in real headless Chromium against the
 //! binary and stock iperf3 clients: a test's headline sentence and rates in
 //! large type (in its detail and in its history row), and the devices'
-//! figures equal to what `GET /api/devices` says.
+//! figures equal to what `GET /api/devices` says; a running test's
+//! direction and planned length in the live status.
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::chromium::Browser;
 use crate::page::{detail, run_test};
 use crate::support::daemon::Daemon;
+use crate::support::iperf3;
+use crate::support::wait::wait_until;
 
 /// The text of the first element matching `selector`, or null.
 async fn text_of(page: &mut Browser, selector: &str) -> Value {
@@ -146,4 +151,24 @@ async fn the_device_views_show_what_the_api_says() {
         json!(2)
     );
     assert_eq!(page.errors().await, Vec::<String>::new());
+}
+
+#[test]
+fn a_running_test_says_which_way_and_how_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    let port = daemon.port;
+    let client = std::thread::spawn(move || {
+        iperf3::client_json(port, &["-t", "3", "-O", "1", "-R", "--extra-data", "tv"])
+    });
+    let mut running = Value::Null;
+    wait_until(Duration::from_secs(10), "the test running", || {
+        let (_, body) = daemon.get("/api/status");
+        let status: Value = serde_json::from_str(&body).unwrap();
+        running = status["ports"][0].clone();
+        running["state"] == "running"
+    });
+    assert_eq!(running["direction"], json!("download"), "{running}");
+    assert_eq!(running["duration"], json!(4), "{running}");
+    client.join().unwrap();
 }
