@@ -254,9 +254,9 @@
     const intervals = table('Each interval (all streams)', 'Interval', cols, rows,
       (r) => fmtSpan(r.start, r.end), { data: { rows: rows.length } });
     intervals.firstChild.id = 'detail-intervals';
-    const part = section('Each interval', figure, intervals, streamsPart(rows));
+    const part = section('Each interval', figure, intervals);
     const draw = () => W.chart.legend(legendBox, drawIntervals(canvas, rows, dirs));
-    return { part, draw };
+    return { part, draw, streams: streamsPart(rows) };
   }
 
   /** Per stream: one table each, in a disclosure (a -P 128 test has many). */
@@ -367,6 +367,7 @@
       el('div', { class: 'detail' },
         verdictPart(verdict),
         figuresPart(result, entry, ours),
+        intervals.streams ? section('Each stream', intervals.streams) : null,
         clientPart(ours),
         healthPart(result, entry, ours),
         morePart(ours),

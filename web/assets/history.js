@@ -152,13 +152,19 @@
     const gen = ++state.generation;
     state.loaded = true;
     state.before = [];
-    state.rows = [];
-    state.buckets = null;
-    drawChart();
-    // The page and the chart are asked for at once.
-    const chart = loadBuckets(gen).catch(() => {});
+    // What is shown stays until the answers replace it (nothing collapses
+    // and moves meanwhile); the chart's title says it is loading.
+    if (state.buckets) $('chart-title').textContent = `${$('chart-title').textContent.replace(/ \(.*\)$/, '')} (loading…)`;
+    else drawChart();
+    // The page and the chart are asked for at once; the chart is drawn
+    // after the table, so the two change together.
+    const chart = W.kindChart.load(state.filters, bucketCount(), () => state.rows);
+    chart.catch(() => {});
     await showPage(null, gen);
-    await chart;
+    const sets = await chart.catch(() => []);
+    if (gen !== state.generation) return;
+    state.buckets = sets;
+    drawChart();
   }
 
   /** The page of tests before the oldest one shown. */
