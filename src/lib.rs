@@ -23,6 +23,8 @@
 //!   entry read back by its id) and the compact in-memory history derived
 //!   from them, with its pages, filters and buckets; the ndt7 log beside them.
 //! - [`overlap`]: which tests (iperf3 or ndt7) move data at the same time.
+//! - [`link`]: the speed of the network interface a test ran on,
+//!   noted in its log entry when it is recorded.
 //! - [`report`]: the server's JSON output (stock `iperf3 --json` layout): the
 //!   cJSON-compatible printer and the builder of `start`/`intervals`/`end`.
 //! - [`config`]: the configuration of a run as plain values (ports,
@@ -50,6 +52,7 @@ pub mod forward;
 pub mod health;
 pub mod http;
 pub mod hub;
+pub mod link;
 pub mod locks;
 pub mod ndt7;
 pub mod overlap;

@@ -18,6 +18,7 @@ pub fn routes(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(results(ctx.clone()))
         .or(result_detail(ctx.clone()))
         .or(buckets(ctx.clone()))
+        .or(super::devices::route(ctx.clone()))
         .or(latest(ctx.clone()))
         .or(clear(ctx.clone()))
         .with(warp::reply::with::header("cache-control", "no-store"))

@@ -20,6 +20,7 @@
 
 pub mod assets;
 pub mod deadline;
+pub mod devices;
 pub mod download;
 pub mod export;
 pub mod filters;

@@ -161,8 +161,12 @@ pub async fn probe(
 /// Records a probe's entry in the probes' log (as every test is) and
 /// says how it went in the box's log.
 pub async fn record(hub: &Arc<Hub>, target: &Target, outcome: &Outcome, elapsed: f64) {
-    let (hub, entry) = (Arc::clone(hub), outcome.entry.clone());
-    let _ = tokio::task::spawn_blocking(move || hub.record_probe(&entry)).await;
+    let (hub, mut entry) = (Arc::clone(hub), outcome.entry.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        crate::link::note(&mut entry);
+        hub.record_probe(&entry);
+    })
+    .await;
     match &outcome.failure {
         None => info!(target = %target, seconds = elapsed, "probe done"),
         Some(f) => warn!(target = %target, reason = %f, "probe failed"),

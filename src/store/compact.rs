@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::headline::headline;
+use super::limit::LimitedBy;
 use super::result::TestResult;
 
 /// The interned text of "no value".
@@ -146,7 +148,7 @@ mod bits {
     pub const THROTTLED_KNOWN: u8 = 64;
 }
 
-/// One test of the history, fixed size (96 bytes); texts are
+/// One test of the history, fixed size (104 bytes); texts are
 /// [`Interner`] numbers, `NaN` is "no value" for the figures.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Record {
@@ -179,6 +181,10 @@ pub struct Record {
     lost_percent: f32,
     min_rtt_ms: f32,
     server_cpu_percent: f32,
+    /// The client's `-b` for all its streams, bits/s.
+    target_bps: f32,
+    /// The link speed of the interface the test ran on, Mbit/s (0: not known).
+    link_mbps: u32,
     /// `TCP`, `UDP`, `ndt7`: a tag number.
     pub protocol: u16,
     /// Throttling flags seen, joined: a tag number.
@@ -191,6 +197,8 @@ pub struct Record {
     /// The iperf3 port.
     pub port: u16,
     flags: u8,
+    /// What capped the test: [`LimitedBy::code`].
+    pub limit: u8,
 }
 
 /// [`Record::file`] of a result whose entry did not reach a log.
@@ -200,7 +208,7 @@ pub const NO_FILE: u32 = u32::MAX;
 const NO_TEMP: i16 = i16::MIN;
 
 /// The bytes of a record as [`Record::encode`] writes it.
-pub const ENCODED_LEN: usize = 91;
+pub const ENCODED_LEN: usize = 100;
 
 /// `x` narrowed for keeping (`NaN` for none).
 fn narrow(x: Option<f64>) -> f32 {
@@ -286,10 +294,27 @@ impl Record {
             lost_percent: narrow(result.lost_percent),
             min_rtt_ms: narrow(result.min_rtt_ms),
             server_cpu_percent: narrow(result.server_cpu_percent),
+            target_bps: narrow(result.target_bps),
+            link_mbps: result
+                .link_bps
+                .filter(|l| l.is_finite() && *l >= 1e6)
+                // Saturated: a link of four petabits is not yet built.
+                .map_or(0, |l| (l / 1e6).round().min(f64::from(u32::MAX)) as u32),
             cpu_temp_dc: tenths(result.cpu_temp_c),
             port: result.port,
             flags,
+            limit: LimitedBy::code(result.limited_by),
         }
+    }
+
+    /// The smallest RTT, ms (`NaN`: none).
+    pub fn min_rtt(&self) -> f32 {
+        self.min_rtt_ms
+    }
+
+    /// Whether the client paced the test to a `-b` target.
+    pub fn paced(&self) -> bool {
+        !self.target_bps.is_nan()
     }
 
     /// Whether the client's address is IPv6.
@@ -302,7 +327,7 @@ impl Record {
         let flag = |bit| self.flags & bit != 0;
         // A text may be interned empty (`Some("")`); only NONE is none.
         let some_text = |n| (n != NONE).then(|| texts.get(n).unwrap_or("").to_string());
-        TestResult {
+        let mut result = TestResult {
             id,
             port: self.port,
             timestamp: self.timestamp,
@@ -333,7 +358,13 @@ impl Record {
             }),
             kind: None,
             target: None,
-        }
+            target_bps: widen(self.target_bps),
+            link_bps: (self.link_mbps > 0).then(|| f64::from(self.link_mbps) * 1e6),
+            limited_by: LimitedBy::from_code(self.limit),
+            headline: String::new(),
+        };
+        result.headline = headline(&result);
+        result
     }
 
     /// The record's word numbers and tag numbers, to rewrite.
@@ -402,10 +433,12 @@ impl Record {
             self.lost_percent,
             self.min_rtt_ms,
             self.server_cpu_percent,
+            self.target_bps,
         ]
         .map(f32::to_bits);
         let texts = [self.name, self.title, self.client, self.error];
-        for x in texts.into_iter().chain([self.retransmits]).chain(figures) {
+        let counts = [self.retransmits, self.link_mbps];
+        for x in texts.into_iter().chain(counts).chain(figures) {
             out.extend_from_slice(&x.to_le_bytes());
         }
         for x in [self.protocol, self.throttled, self.streams, self.port] {
@@ -413,6 +446,7 @@ impl Record {
         }
         out.extend_from_slice(&self.cpu_temp_dc.to_le_bytes());
         out.push(self.flags);
+        out.push(self.limit);
         debug_assert_eq!(out.len() - start, ENCODED_LEN);
     }
 
@@ -431,7 +465,8 @@ impl Record {
         let (timestamp, offset, bytes_sent, bytes_received) = (u64_(), u64_(), u64_(), u64_());
         let mut u32_ = || u32::from_le_bytes(take(4).try_into().unwrap_or_default());
         let (name, title, client, error, retransmits) = (u32_(), u32_(), u32_(), u32_(), u32_());
-        let mut f32s = [0f32; 7];
+        let link_mbps = u32_();
+        let mut f32s = [0f32; 8];
         for x in &mut f32s {
             *x = f32::from_bits(u32_());
         }
@@ -439,7 +474,8 @@ impl Record {
         let (protocol, throttled, streams, port) = (u16_(), u16_(), u16_(), u16_());
         let cpu_temp_dc = i16::from_le_bytes(take(2).try_into().unwrap_or_default());
         let flags = take(1)[0];
-        let [duration, send_bps, receive_bps, jitter_ms, lost_percent, min_rtt_ms, server_cpu_percent] =
+        let limit = take(1)[0];
+        let [duration, send_bps, receive_bps, jitter_ms, lost_percent, min_rtt_ms, server_cpu_percent, target_bps] =
             f32s;
         Some(Record {
             timestamp: i64::from_le_bytes(timestamp.to_le_bytes()),
@@ -459,12 +495,15 @@ impl Record {
             lost_percent,
             min_rtt_ms,
             server_cpu_percent,
+            target_bps,
+            link_mbps,
             protocol,
             throttled,
             streams,
             cpu_temp_dc,
             port,
             flags,
+            limit,
         })
     }
 }
@@ -474,9 +513,17 @@ mod tests {
     use super::*;
     use crate::store::results::tests::result;
 
+    /// `r` as it is shown: with its headline.
+    fn shown(r: TestResult) -> TestResult {
+        TestResult {
+            headline: headline(&r),
+            ..r
+        }
+    }
+
     #[test]
     fn a_record_is_about_a_hundred_bytes() {
-        assert!(std::mem::size_of::<Record>() <= 96);
+        assert!(std::mem::size_of::<Record>() <= 104);
     }
 
     #[test]
@@ -500,6 +547,9 @@ mod tests {
             cpu_temp_c: Some(61.3),
             throttled: Some(vec!["under-voltage".into(), "throttled".into()]),
             duration: 10.000_123,
+            target_bps: Some(5e7),
+            link_bps: Some(1e9),
+            limited_by: Some(LimitedBy::ReceiveWindow),
             ..result(5201, 1_700_000_000)
         };
         let record = Record::new(&full, 3, 77, &mut texts);
@@ -511,17 +561,17 @@ mod tests {
         assert_eq!(back.cpu_temp_c, Some(61.3));
         assert_eq!(
             back,
-            TestResult {
+            shown(TestResult {
                 send_bps: Some(941_234_560.0),
                 ..full.clone()
-            }
+            })
         );
         let empty = TestResult {
             throttled: Some(Vec::new()),
             ..result(5201, 1)
         };
         let record = Record::new(&empty, 0, 0, &mut texts);
-        assert_eq!(record.result(String::new(), &texts), empty);
+        assert_eq!(record.result(String::new(), &texts), shown(empty));
     }
 
     #[test]
@@ -587,6 +637,8 @@ mod tests {
             retransmits: Some(7),
             cpu_temp_c: Some(48.5),
             timestamp: -3,
+            link_bps: Some(2.5e9),
+            limited_by: Some(LimitedBy::Network),
             ..result(5202, 0)
         };
         let record = Record::new(&full, 9, 1234, &mut texts);
@@ -596,7 +648,7 @@ mod tests {
         let back = Record::decode(&bytes).unwrap();
         assert_eq!(back.file, NO_FILE);
         assert_eq!(back.offset, 1234);
-        assert_eq!(back.result(String::new(), &texts), full);
+        assert_eq!(back.result(String::new(), &texts), shown(full.clone()));
         assert!(Record::decode(&bytes[1..]).is_none());
         // Moved to a table where every number is one more.
         let words: Vec<u32> = (0..=texts.iter().count() as u32)
@@ -614,7 +666,7 @@ mod tests {
         }
         let moved = back.renumber(&words, &tags, 4).unwrap();
         assert_eq!(moved.file, 4);
-        assert_eq!(moved.result(String::new(), &other), full);
+        assert_eq!(moved.result(String::new(), &other), shown(full));
         assert!(back.renumber(&words[..1], &tags, 4).is_none());
     }
 }

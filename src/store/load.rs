@@ -29,6 +29,7 @@ use super::result::TestResult;
 use super::results::ResultsStore;
 use super::rotate::log_name;
 use super::summary::summarize;
+use super::verdict::with_limit;
 
 /// What loading the log directory at start-up found.
 #[derive(Debug, Default)]
@@ -408,7 +409,8 @@ fn read_piece(log: LogKey, text: &str) -> Piece {
     };
     let damage = read_log_at(text, detail, |at, item| match (log, item) {
         (LogKey::Port(port), LogItem::Entry(entry)) => {
-            items.extend(summarize(port, &entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))))
+            let result = summarize(port, &entry).map(|r| with_limit(r, &entry));
+            items.extend(result.map(|r| (at, Found::Test(r.timestamp, Some(r)))))
         }
         (LogKey::Port(_), LogItem::Cleared) => items.push((at, Found::Cleared)),
         (LogKey::Ndt7, LogItem::Entry(value)) => {
@@ -418,7 +420,7 @@ fn read_piece(log: LogKey, text: &str) -> Piece {
             }
         }
         (LogKey::Probe, LogItem::Entry(entry)) => items.extend(
-            super::probe_log::result_of(&entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))),
+            super::probe_log::judged(&entry).map(|r| (at, Found::Test(r.timestamp, Some(r)))),
         ),
         (LogKey::Ndt7 | LogKey::Probe, LogItem::Cleared) => {}
     });

@@ -175,7 +175,9 @@ impl LogDir {
     /// A log that would grow past the retention's size is rotated first.
     /// The result's id is where the entry now sits.
     pub fn record(&self, port: u16, entry: &Json) -> Recorded {
-        self.record_in(LogKey::Port(port), entry, |value| summarize(port, value))
+        self.record_in(LogKey::Port(port), entry, |value| {
+            summarize(port, value).map(|r| super::verdict::with_limit(r, value))
+        })
     }
 
     /// Records one entry in the stock layout in `log` as [`LogDir::record`]
@@ -222,6 +224,9 @@ impl LogDir {
                 log,
                 keep: self.retention.keep,
             });
+        if let Some(result) = &mut result {
+            result.headline = super::headline::headline(result);
+        }
         if let Ok(appended) = &appended {
             let filekey = self.key_for(log, appended, timestamp, first_key);
             if let (Some(result), Some(filekey)) = (&mut result, filekey) {
@@ -539,7 +544,8 @@ pub(crate) mod tests {
         // And each id is where its entry starts, with the first test's key.
         let mut read = Vec::new();
         read_log_at(&log, Detail::Full, |at, item| match item {
-            LogItem::Entry(v) => read.push(summarize(5201, &v).map(|r| (at, r))),
+            LogItem::Entry(v) => read
+                .push(summarize(5201, &v).map(|r| (at, crate::store::verdict::with_limit(r, &v)))),
             LogItem::Cleared => panic!("no markers in the fixture"),
         });
         let first = recorded[0].as_ref().unwrap().timestamp;
@@ -548,6 +554,7 @@ pub(crate) mod tests {
             .map(|r| {
                 r.map(|(at, r)| TestResult {
                     id: format!("5201-{first}-{at}"),
+                    headline: crate::store::headline::headline(&r),
                     ..r
                 })
             })

@@ -28,23 +28,35 @@
 //! - [`summary`]: one log entry → one [`result::TestResult`], and what of an
 //!   entry that needs ([`summary::LEAN`]).
 //! - [`prune`]: reads a JSON value building only the members named.
+//! - [`devices`]: each name's tests side by side: medians over 7 and 30
+//!   days, the last result, a per-day series for one device.
 //! - [`query`]: filters, pages and time buckets over the history.
+//! - [`medians`]: medians and quartiles of tests' figures, per kind.
+//! - [`kinds`]: a test's kind (iperf3 TCP, UDP, ndt7, probe) from its record.
 //! - [`results`]: every result in memory (compact), and the latest per port.
 //! - [`compact`]: the fixed-size record of one test and its interned texts.
+//! - [`headline`]: the sentence a person reads first about a test.
+//! - [`words`]: figures as words (rates, shares, times).
+//! - [`limit`]: what capped a test, as a one-byte code.
 //! - [`ids`]: test ids, where a test sits in its log.
 //! - [`result`]: the result object of the README's "Dashboard and HTTP API".
 
 pub mod chunks;
 pub mod compact;
+pub mod devices;
 pub mod entry;
 pub mod entry_check;
+pub mod headline;
 pub mod ids;
 pub mod index;
 pub mod index_dir;
 #[cfg(test)]
 mod index_tests;
+pub mod kinds;
+pub mod limit;
 pub mod load;
 pub mod log;
+pub mod medians;
 pub mod ndt7_log;
 pub mod probe_log;
 pub mod prune;
@@ -55,3 +67,4 @@ pub mod results;
 pub mod rotate;
 pub mod summary;
 pub mod verdict;
+pub mod words;

@@ -60,6 +60,10 @@ pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
         throttled: None,
         kind: None,
         target: None,
+        target_bps: None,
+        link_bps: None,
+        limited_by: None,
+        headline: String::new(),
     })
 }
 

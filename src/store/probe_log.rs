@@ -53,6 +53,11 @@ pub fn result_of(entry: &Value) -> Option<TestResult> {
     Some(result)
 }
 
+/// [`result_of`] with the verdict's kind.
+pub fn judged(entry: &Value) -> Option<TestResult> {
+    result_of(entry).map(|r| super::verdict::with_limit(r, entry))
+}
+
 /// The result `entry` stands for, whichever log it is for: a probe's when
 /// it names a target it connected to, else an iperf3 port's (`port`).
 pub fn summary_of(port: u16, entry: &Value) -> Option<TestResult> {
@@ -71,7 +76,7 @@ impl LogDir {
     /// Appends one probe's entry to the probes' log with a single write,
     /// as [`LogDir::record`] does for a port's, and returns its result.
     pub fn record_probe(&self, entry: &Json) -> Recorded {
-        self.record_in(LogKey::Probe, entry, result_of)
+        self.record_in(LogKey::Probe, entry, judged)
     }
 }
 

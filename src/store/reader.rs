@@ -329,6 +329,15 @@ mod tests {
             ]}
         });
         all.push(ours);
+        // What the verdict reads: TCP_INFO of the sending streams, the
+        // stream threads' CPU, the cores, the link.
+        let mut window = stock().swap_remove(1);
+        window["webperf3"] = serde_json::json!({
+            "cpus": 2, "link_mbps": 1000, "client_results": {"cpu_util_total": 3.5},
+            "stream_cpu_percent": [{"socket": 5, "percent": 12.5}],
+            "tcp_send": {"sum": {"busy_time_us": 1_000_000, "rwnd_limited_us": 900_000}}
+        });
+        all.push(window);
         all
     }
 
@@ -337,6 +346,10 @@ mod tests {
         use crate::report::json::from_value;
         use crate::report::json::to_pretty;
         use crate::store::summary::summarize;
+        // The summary with the verdict's kind, as the history keeps it.
+        let judged = |entry: &Value| {
+            summarize(5201, entry).map(|r| crate::store::verdict::with_limit(r, entry))
+        };
         let mut text: String = every_kind_of_entry()
             .iter()
             .map(|entry| to_pretty(&from_value(entry)))
@@ -346,19 +359,25 @@ mod tests {
             .items
             .iter()
             .map(|item| match item {
-                LogItem::Entry(entry) => Some(summarize(5201, entry)),
+                LogItem::Entry(entry) => Some(judged(entry)),
                 LogItem::Cleared => None,
             })
             .collect();
         let mut lean = Vec::new();
         let damage = read_log_each(&text, Detail::Summary, |item| {
             lean.push(match item {
-                LogItem::Entry(entry) => Some(summarize(5201, &entry)),
+                LogItem::Entry(entry) => Some(judged(&entry)),
                 LogItem::Cleared => None,
             })
         });
         assert!(damage.is_empty(), "{damage:?}");
-        assert_eq!(full.len(), 18);
+        assert_eq!(full.len(), 19);
+        let window = full[17].as_ref().and_then(Option::as_ref).expect("a test");
+        assert_eq!(
+            window.limited_by,
+            Some(crate::store::limit::LimitedBy::ReceiveWindow)
+        );
+        assert_eq!(window.link_bps, Some(1e9));
         for (i, (f, l)) in full.iter().zip(&lean).enumerate() {
             assert_eq!(f, l, "entry {i}");
         }

@@ -5,6 +5,8 @@
 
 use serde::Serialize;
 
+use super::limit::LimitedBy;
+
 /// A recorded test as the HTTP API, websocket and CSV show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TestResult {
@@ -70,4 +72,18 @@ pub struct TestResult {
     /// test (the figures read as for any test); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The client's `-b` for all its streams together (per direction),
+    /// bits/s; `None` without one (TCP at full speed, ndt7).
+    pub target_bps: Option<f64>,
+    /// The speed of the box's network interface the test ran on, bits/s;
+    /// absent where not known (loopback, virtual interfaces, Wi-Fi, logs
+    /// that do not say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_bps: Option<f64>,
+    /// What most likely capped the test (the verdict's kind); `None` where
+    /// it was not judged.
+    pub limited_by: Option<LimitedBy>,
+    /// One plain sentence: what the test reached and what limited it.
+    /// Built from the other fields when a result is shown.
+    pub headline: String,
 }

@@ -210,6 +210,11 @@ impl ResultsStore {
         &self.records
     }
 
+    /// The log files the records' file numbers name.
+    pub fn files(&self) -> &[LogFile] {
+        &self.files
+    }
+
     /// The texts the records' numbers name.
     pub fn texts(&self) -> &Interner {
         &self.texts
@@ -370,6 +375,10 @@ pub(crate) mod tests {
             throttled: None,
             kind: None,
             target: None,
+            target_bps: None,
+            link_bps: None,
+            limited_by: None,
+            headline: String::new(),
         }
     }
 

@@ -104,7 +104,26 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
             }),
         kind: None,
         target: None,
+        target_bps: target_bps(start, test_start),
+        link_bps: ours
+            .and_then(|o| number(o.get("link_mbps")))
+            .filter(|&m| m > 0.0)
+            .map(|m| m * 1e6),
+        limited_by: None,
+        headline: String::new(),
     })
+}
+
+/// The client's `-b` for all its streams together, bits/s (`None` for
+/// none: 0 is "as fast as it goes").
+fn target_bps(start: &Value, test_start: &Value) -> Option<f64> {
+    let per_stream = number(test_start.get("target_bitrate"))
+        .or_else(|| number(start.get("target_bitrate")))
+        .filter(|&b| b > 0.0)?;
+    let streams = count(test_start.get("num_streams")).unwrap_or(1).max(1);
+    // Streams are at most a few hundred: exact in an f64.
+    #[allow(clippy::cast_precision_loss)]
+    Some(per_stream * streams as f64)
 }
 
 /// What of an entry [`summarize`] reads, for reading logs lean (the
@@ -119,8 +138,18 @@ pub const LEAN: Keep = Keep::Members(&[
             ("accepted_connection", Keep::Named(&["host"])),
             (
                 "test_start",
-                Keep::Named(&["protocol", "num_streams", "duration", "reverse", "bidir"]),
+                Keep::Named(&[
+                    "protocol",
+                    "num_streams",
+                    "duration",
+                    "reverse",
+                    "bidir",
+                    "target_bitrate",
+                ]),
             ),
+            // Read by the verdict (`verdict/evidence.rs`).
+            ("version", Keep::All),
+            ("target_bitrate", Keep::All),
         ]),
     ),
     (
@@ -137,7 +166,10 @@ pub const LEAN: Keep = Keep::Members(&[
             ("sum_sent", SUM),
             ("sum_received", SUM),
             ("*_bidir_reverse", SUM),
-            ("cpu_utilization_percent", Keep::Named(&["host_total"])),
+            (
+                "cpu_utilization_percent",
+                Keep::Named(&["host_total", "remote_total"]),
+            ),
         ]),
     ),
     ("extra_data", Keep::All),
@@ -148,7 +180,15 @@ pub const LEAN: Keep = Keep::Members(&[
         Keep::Members(&[
             ("overlapped", Keep::All),
             ("health", Keep::All),
-            ("client_results", Keep::Named(&["streams"])),
+            (
+                "client_results",
+                Keep::Named(&["streams", "cpu_util_total"]),
+            ),
+            ("link_mbps", Keep::All),
+            // Read by the verdict (`verdict/evidence.rs`).
+            ("cpus", Keep::All),
+            ("tcp_send", Keep::Named(&["sum"])),
+            ("stream_cpu_percent", Keep::All),
         ]),
     ),
 ]);

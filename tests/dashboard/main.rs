@@ -7,6 +7,7 @@ mod browser;
 mod chromium;
 mod common;
 mod e2e;
+mod headline;
 mod heavy;
 mod history;
 mod history_gen;

@@ -131,7 +131,7 @@ impl Test {
             return;
         }
         let p = self.params();
-        let entry = self.log.entry(
+        let mut entry = self.log.entry(
             error.as_deref(),
             p.and_then(|p| p.title.as_deref()),
             p.and_then(|p| p.extra_data.as_deref()),
@@ -141,7 +141,12 @@ impl Test {
         let port = self.ctx.port;
         let span = tracing::Span::current();
         // The append is one write to local storage; keep it off the reactor.
-        let record = move || span.in_scope(|| hub.record(port, &entry));
+        let record = move || {
+            span.in_scope(|| {
+                crate::link::note(&mut entry);
+                hub.record(port, &entry);
+            })
+        };
         let _ = tokio::task::spawn_blocking(record).await;
     }
 }

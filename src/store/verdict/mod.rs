@@ -24,14 +24,14 @@
 //!
 //! - this file: the verdict, the rules and their order.
 //! - `evidence.rs`: the figures, read from the entry and its result.
-//! - `words.rs`: figures as words.
 //! - `lean.rs`: the part of an entry's text the verdict reads, in one pass.
 
 mod evidence;
 mod lean;
-mod words;
 
 pub use lean::read_lean;
+
+pub use crate::store::limit::LimitedBy;
 
 #[cfg(test)]
 mod tests;
@@ -39,10 +39,10 @@ mod tests;
 use serde::Serialize;
 
 use self::evidence::Evidence;
-use self::words::{millis, percent, plural, rate, seconds};
-use crate::report::json::{to_value, Json};
+use crate::report::json::{from_value, to_value, Json};
 use crate::store::result::TestResult;
 use crate::store::summary::summarize;
+use crate::store::words::{millis, percent, plural, rate, seconds};
 
 /// The share of the client's target a direction must reach for the target
 /// to be what limited it: short tests lose a few percent to the first
@@ -60,26 +60,6 @@ pub const UDP_LOSS_PERCENT: f64 = 1.0;
 
 /// iperf3's UDP bitrate when the client gives no `-b`.
 const UDP_DEFAULT_BPS: f64 = 1_048_576.0;
-
-/// What most likely capped a test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LimitedBy {
-    /// The client's `-b` was reached.
-    BitrateTarget,
-    /// The server's CPU was saturated.
-    ServerCpu,
-    /// The Pi's firmware throttled, or the CPU reached its temperature limit.
-    PiThrottled,
-    /// The client's TCP receive window held the server's sending back.
-    ReceiveWindow,
-    /// The server's TCP send buffer held its sending back.
-    SendBuffer,
-    /// Retransmissions or loss, with none of the above.
-    Network,
-    /// Nothing recorded explains the rate.
-    Unknown,
-}
 
 /// The verdict on one test, as `GET /api/results/{id}` answers it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -150,6 +130,13 @@ pub fn judge(entry: &Json, result: &TestResult) -> Verdict {
         limited_by,
         evidence,
     }
+}
+
+/// `result`, summarised from `entry` (as the store reads it), with the
+/// verdict's kind: what the history keeps of the verdict.
+pub fn with_limit(mut result: TestResult, entry: &serde_json::Value) -> TestResult {
+    result.limited_by = Some(judge(&from_value(entry), &result).limited_by);
+    result
 }
 
 /// Judges a log entry of `port` as it stands in the log: summarises it as
@@ -273,18 +260,27 @@ fn windows(ev: &Evidence) -> Finding {
     };
     let rwnd = tcp.rwnd_limited_us.map(|us| us / busy);
     let sndbuf = tcp.sndbuf_limited_us.map(|us| us / busy);
+    // The busy time is summed over the sending streams: a share of it is
+    // the streams' average, and the time is one stream's.
+    let of_time = if ev.streams > 1 {
+        format!(
+            "of the time it had data to send ({} per stream, {})",
+            seconds(busy / f64::from(ev.streams)),
+            plural(f64::from(ev.streams), "stream")
+        )
+    } else {
+        format!("of the {} it had data to send", seconds(busy))
+    };
     if let Some(share) = rwnd {
         f.lines.push(format!(
-            "the client's receive window held the server back {} of the {} it had data to send",
-            percent(share),
-            seconds(busy)
+            "the client's receive window held the server back {} {of_time}",
+            percent(share)
         ));
     }
     if let Some(share) = sndbuf {
         f.lines.push(format!(
-            "the server's send buffer held it back {} of the {} it had data to send",
-            percent(share),
-            seconds(busy)
+            "the server's send buffer held it back {} {of_time}",
+            percent(share)
         ));
     }
     let (rwnd, sndbuf) = (rwnd.unwrap_or(0.0), sndbuf.unwrap_or(0.0));
@@ -342,8 +338,18 @@ fn network(ev: &Evidence) -> Finding {
             } else {
                 ""
             };
+            let streams = if ev.streams > 1 {
+                format!(" (its {} streams together)", ev.streams)
+            } else {
+                String::new()
+            };
+            // Beside the rate of the one direction the server sent.
+            let sent = ev.directions.iter().find(|d| d.server_sent);
+            let against = sent.map_or(String::new(), |d| {
+                format!(", against {} the server sent on average", rate(d.bps))
+            });
             f.lines.push(format!(
-                "the kernel's last delivery-rate estimate was {}{why}",
+                "the kernel's last delivery-rate estimate{streams} was {}{against}{why}",
                 rate(bps)
             ));
         }

@@ -252,6 +252,20 @@ fn the_receive_window_or_the_send_buffer_where_the_server_sent() {
         v.evidence[0],
         "the client's receive window held the server back 50 % of the 2 s it had data to send"
     );
+    // Four streams' busy time is summed: the share is their average, the
+    // time one stream's.
+    let four = tcp(
+        true,
+        4,
+        0,
+        9e8,
+        ours(20.0, 4, tcp_send(8_000_000, 4_000_000, 0, 0)),
+    );
+    assert_eq!(
+        verdict(&four).evidence[0],
+        "the client's receive window held the server back 50 % of the time it had data \
+         to send (2 s per stream, 4 streams)"
+    );
     assert_eq!(limited(&e(0, 800_000)), LimitedBy::SendBuffer);
     assert_eq!(limited(&e(600_000, 800_000)), LimitedBy::SendBuffer);
     // A small share is no verdict.
@@ -282,7 +296,8 @@ fn retransmissions_or_loss_with_nothing_else_is_the_network() {
         [
             "the server retransmitted 250 segments (0.25 % of 100000 sent)",
             "the smallest RTT was 2.5 ms",
-            "the kernel's last delivery-rate estimate was 400 Mbit/s"
+            "the kernel's last delivery-rate estimate was 400 Mbit/s, against 900 Mbit/s \
+             the server sent on average"
         ]
     );
     // The client's own retransmissions, from the results it sent.

@@ -15,6 +15,33 @@ pub fn rate(bps: f64) -> String {
     format!("{} {unit}", trimmed(value, decimals))
 }
 
+/// A bit rate to three significant digits, as a headline gives it:
+/// `941 Mbit/s`, `52.6 Mbit/s`, `9.41 Gbit/s`, `1 Gbit/s`.
+pub fn short_rate(bps: f64) -> String {
+    let (value, unit) = if bps >= 1e9 {
+        (bps / 1e9, "Gbit/s")
+    } else if bps >= 1e6 {
+        (bps / 1e6, "Mbit/s")
+    } else if bps >= 1e3 {
+        (bps / 1e3, "kbit/s")
+    } else {
+        (bps, "bit/s")
+    };
+    let decimals = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{} {unit}", trimmed(value, decimals))
+}
+
+/// A share as a whole percentage: `94 %`.
+pub fn whole_percent(share: f64) -> String {
+    format!("{:.0} %", share * 100.0)
+}
+
 /// A share as a percentage with one decimal: `99.8 %`.
 pub fn percent(share: f64) -> String {
     format!("{} %", trimmed(share * 100.0, 1))
@@ -66,5 +93,10 @@ mod tests {
         assert_eq!(millis(12_345.0), "12.3 ms");
         assert_eq!(plural(1.0, "core"), "1 core");
         assert_eq!(plural(4.0, "stream"), "4 streams");
+        assert_eq!(short_rate(941_234_567.0), "941 Mbit/s");
+        assert_eq!(short_rate(52_640_000.0), "52.6 Mbit/s");
+        assert_eq!(short_rate(1e9), "1 Gbit/s");
+        assert_eq!(short_rate(9_412_345_678.0), "9.41 Gbit/s");
+        assert_eq!(whole_percent(0.9412), "94 %");
     }
 }
