@@ -63,7 +63,7 @@ async fn a_tcp_test_leads_with_its_headline() {
     );
 
     // The history row of the test says it too, and its name links to the device.
-    page.navigate(&format!("http://{}/#/?name=lee", daemon.http))
+    page.navigate(&format!("http://{}/#/?name=lee%20laptop", daemon.http))
         .await;
     page.eventually(
         "document.querySelector('#history tbody .headline')?.textContent ?? null",

@@ -157,14 +157,14 @@
     if (state.buckets) $('chart-title').textContent = `${$('chart-title').textContent.replace(/ \(.*\)$/, '')} (loading…)`;
     else drawChart();
     // The page and the chart are asked for at once; the chart is drawn
-    // after the table, so the two change together.
-    const chart = W.kindChart.load(state.filters, bucketCount(), () => state.rows);
-    chart.catch(() => {});
+    // once the table has its page (resolving when the table has it).
+    const chart = W.kindChart.load(state.filters, bucketCount(), () => state.rows).catch(() => []);
     await showPage(null, gen);
-    const sets = await chart.catch(() => []);
-    if (gen !== state.generation) return;
-    state.buckets = sets;
-    drawChart();
+    chart.then((sets) => {
+      if (gen !== state.generation) return;
+      state.buckets = sets;
+      drawChart();
+    });
   }
 
   /** The page of tests before the oldest one shown. */
