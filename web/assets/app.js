@@ -110,6 +110,7 @@
     const health = fmtHealth(r);
     const nameCell = stackCell({ class: 'name', label: 'Name' },
       el('span', { text: r.name ?? '—' }),
+      r.headline ? el('span', { class: 'sub headline', text: r.headline }) : null,
       r.title ? el('span', { class: 'sub', text: r.title }) : null,
       r.error ? el('span', { class: 'sub failed', text: r.error }) : null,
       health.warn ? el('span', { class: 'sub warn', text: health.warn }) : null);

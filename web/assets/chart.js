@@ -136,7 +136,8 @@
   /**
    * Draws `opts.series` ([{label, color, dash, pattern, band, gap, points}])
    * on `canvas`: `pattern` a line dash, `band` the band's opacity, `gap` the
-   * widest x step drawn as a line (wider is a gap: no tests there).
+   * widest x step drawn as a line (wider is a gap: no tests there);
+   * `opts.range` ([x0, x1]) an x span to show whole.
    * `opts.kind` is 'time' (x in unix seconds) or 'seconds'; `opts.empty` the
    * text shown without data; `opts.tipTitle(point)` titles the hover tip.
    * Sets `data-points` (how many points were drawn) when done.
@@ -181,6 +182,11 @@
       t1 = maxOf(s.points.map((p) => p.x), t1);
     }
     maxY = maxY || 1;
+    // A span asked for (a device's days) is shown whole, tests or not.
+    if (opts.range) {
+      t0 = Math.min(t0, opts.range[0]);
+      t1 = Math.max(t1, opts.range[1]);
+    }
     const kind = opts.kind || 'time';
     if (kind === 'seconds') t0 = Math.min(0, t0);
     if (t1 - t0 < (kind === 'time' ? 60 : 1)) {

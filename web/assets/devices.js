@@ -207,8 +207,10 @@
       box.dataset.state = 'shown';
       const sets = await chartSets(name, answer, Math.max(20, Math.min(240, Math.floor((canvas.clientWidth || 800) / 4))));
       if (shown !== name) return;
-      const span = answer && Array.isArray(answer.series) ? `The last ${answer.series.length} days, the median of each day` : 'Over time';
-      redraw = () => W.kindChart.draw(canvas, legend, caption, span, sets);
+      const days = answer && Array.isArray(answer.series) && answer.series.length ? answer.series : null;
+      const span = days ? `The last ${days.length} days, the median of each day` : 'Over time';
+      const range = days ? [midnight(days[0].date), midnight(days[days.length - 1].date) + 86400] : undefined;
+      redraw = () => W.kindChart.draw(canvas, legend, caption, span, sets, range);
       redraw();
     } catch (err) {
       if (shown !== name) return;

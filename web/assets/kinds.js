@@ -70,8 +70,9 @@
     return out;
   }
 
-  /** Draws `sets` on `canvas`, its keys in `legendBox`, its title `what (N)`. */
-  function draw(canvas, legendBox, title, what, sets) {
+  /** Draws `sets` on `canvas`, its keys in `legendBox`, its title `what (N)`;
+   *  `range` ([x0, x1], optional) the span shown whole. */
+  function draw(canvas, legendBox, title, what, sets, range) {
     const total = (sets || []).reduce((n, s) => n + s.list.reduce((m, b) => m + b.count, 0), 0);
     title.textContent = sets ? `${what} (${total} test${total === 1 ? '' : 's'})` : `${what} (loading…)`;
     const list = series(sets);
@@ -79,7 +80,7 @@
       ? `${fmtDate(p.b.t0)} – ${fmtDate(p.b.t1)}`
       : fmtDate(p.x));
     W.chart.draw(canvas, {
-      kind: 'time', series: list, tipTitle, empty: sets ? 'No results to plot.' : 'Loading…',
+      kind: 'time', series: list, tipTitle, range, empty: sets ? 'No results to plot.' : 'Loading…',
     });
     W.chart.legend(legendBox, list);
   }
