@@ -135,10 +135,15 @@ pub async fn result_detail(id: String, ctx: Context) -> Result<warp::reply::Resp
     let hub = ctx.hub.clone();
     let found = tokio::task::spawn_blocking(move || {
         let (result, file, offset) = hub.open_entry(&parsed)?;
-        Some(
-            file.and_then(|f| read_entry_text(&f, offset))
-                .and_then(|entry| history::detail(&result, entry)),
-        )
+        let run = result.send_bps.is_some() && result.receive_bps.is_some();
+        Some(file.and_then(|f| {
+            let entry = read_entry_text(&f, offset)?;
+            let ndt7 = run && result.protocol == crate::store::ndt7_log::PROTOCOL;
+            let upload = ndt7
+                .then(|| crate::store::ndt7_log::upload_entry(&f, offset, &entry))
+                .flatten();
+            history::run_detail(&result, entry, upload)
+        }))
     })
     .await
     .map_err(|e| warp::reject::custom(Internal(format!("reading the entry failed: {e}"))))?;

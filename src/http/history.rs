@@ -21,17 +21,51 @@ pub const MAX_DETAILS: usize = 2;
 /// as read, not yet checked): three chunks, the entry's text in the middle
 /// exactly as given. [`EntryError::Gone`] if `entry` is not one JSON
 /// object.
-pub fn detail(result: &TestResult, entry: String) -> Result<[Vec<u8>; 3], EntryError> {
+pub fn detail(result: &TestResult, entry: String) -> Result<Vec<Vec<u8>>, EntryError> {
+    run_detail(result, entry, None)
+}
+
+/// [`detail`] of a speed-test run: `upload` is its upload's entry (the
+/// download's is `entry`), spliced in as `upload_entry`; `latency` holds
+/// the median and 90th percentile of each phase's round trips.
+pub fn run_detail(
+    result: &TestResult,
+    entry: String,
+    upload: Option<String>,
+) -> Result<Vec<Vec<u8>>, EntryError> {
     let lean = read_lean(&entry).map_err(|_| EntryError::Gone)?;
     let verdict = judge(&lean, result);
     let mut head = b"{\"result\":".to_vec();
     let mut tail = b",\"verdict\":".to_vec();
+    let io = |e: serde_json::Error| EntryError::Io(e.into());
     serde_json::to_writer(&mut head, result)
         .and_then(|()| serde_json::to_writer(&mut tail, &verdict))
-        .map_err(|e| EntryError::Io(e.into()))?;
+        .map_err(io)?;
     head.extend_from_slice(b",\"entry\":");
+    if result.protocol == crate::store::ndt7_log::PROTOCOL {
+        let measured = |text: &str| {
+            serde_json::from_str::<crate::ndt7::record::Record>(text)
+                .map(|r| r.latency())
+                .unwrap_or_default()
+        };
+        let down = measured(&entry);
+        let up = upload.as_deref().map(measured).unwrap_or_default();
+        let latency = serde_json::json!({
+            "idle": down.idle.or(up.idle),
+            "download": down.download,
+            "upload": up.upload.or(down.upload),
+        });
+        tail.extend_from_slice(b",\"latency\":");
+        serde_json::to_writer(&mut tail, &latency).map_err(io)?;
+    }
     tail.push(b'}');
-    Ok([head, entry.into_bytes(), tail])
+    let mut parts = vec![head, entry.into_bytes()];
+    if let Some(upload) = upload {
+        parts.push(b",\"upload_entry\":".to_vec());
+        parts.push(upload.into_bytes());
+    }
+    parts.push(tail);
+    Ok(parts)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod export;
 pub mod filters;
 pub mod handlers;
 pub mod history;
+pub mod latency;
 pub mod metrics;
 pub mod models;
 pub mod ndt7;
@@ -102,6 +103,8 @@ pub struct Context {
     pub ndt7: Ndt7Settings,
     /// Free ndt7 subtest slots.
     pub ndt7_slots: Arc<Semaphore>,
+    /// Speed-test runs and their latency sockets.
+    pub latency: Arc<latency::Latency>,
     /// Tests moving data box-wide (shared with the iperf3 ports).
     pub overlaps: Arc<Overlaps>,
     /// What `GET /metrics` shows, kept up to date by the hub.
@@ -150,6 +153,7 @@ impl Context {
             ws_ping: defaults.ws_ping,
             ndt7: Ndt7Settings::default(),
             ndt7_slots: Arc::new(Semaphore::new(Ndt7Settings::default().max_tests)),
+            latency: Arc::new(latency::Latency::new(Ndt7Settings::default().max_tests)),
             overlaps: Arc::default(),
             metrics,
             forward: None,
@@ -183,6 +187,7 @@ impl Context {
         self.hosts = origin::HostNames::new(crate::sys::hostname().as_deref(), &settings.hosts);
         self.ndt7 = settings.ndt7.clone();
         self.ndt7_slots = Arc::new(Semaphore::new(settings.ndt7.max_tests));
+        self.latency = Arc::new(latency::Latency::new(settings.ndt7.max_tests));
         self.probes = probe::Probes::new(&settings.probe, &settings.ndt7.allow);
         self
     }

@@ -31,8 +31,9 @@ use warp::{Filter, Rejection, Reply};
 
 use super::handlers::{error_reply, BadQuery};
 use super::{ConnInfo, Context};
+use crate::ndt7::latency::valid_run;
 use crate::ndt7::measurement::{endpoint, ConnectionInfo, Measurement, TcpInfo};
-use crate::ndt7::record::{NameValue, Record, Summary, ERROR, OVERLAPPED};
+use crate::ndt7::record::{NameValue, Record, Summary, ERROR, OVERLAPPED, RUN};
 use crate::ndt7::subtest::{Step, Subtest, Violation};
 use crate::ndt7::{
     Kind, HARD_LIMIT, MAX_CLIENT_MEASUREMENT, MAX_MESSAGE_SIZE, MAX_QUERY, SUBPROTOCOL,
@@ -50,7 +51,8 @@ pub fn routes(
     ctx: Context,
 ) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
     let enabled = ctx.ndt7.enabled;
-    warp::path!("ndt" / "v7" / String)
+    let latency = super::latency::route(ctx.clone());
+    let subtests = warp::path!("ndt" / "v7" / String)
         .and(warp::get())
         .and_then(move |test: String| async move {
             match (enabled, test.as_str()) {
@@ -68,7 +70,8 @@ pub fn routes(
         .and(warp::ext::optional::<ConnInfo>())
         .and(warp::ws())
         .and(warp::any().map(move || ctx.clone()))
-        .map(upgrade)
+        .map(upgrade);
+    latency.or(subtests).unify()
 }
 
 /// Checks a subtest request and upgrades it, or refuses it.
@@ -386,6 +389,17 @@ async fn run(
     let t0 = Instant::now();
     let running = ctx.overlaps.start();
     let client = conn.peer.ip().to_canonical();
+    // The run this subtest belongs to moves data from now on.
+    let run = metadata
+        .iter()
+        .find(|nv| nv.name == RUN && valid_run(&nv.value))
+        .map(|nv| nv.value.clone());
+    if let Some(run) = &run {
+        let now = ctx.latency.now();
+        if let Err(e) = ctx.latency.runs().subtest_started(run, kind, now) {
+            debug!(error = %e, "ndt7: the subtest's run is not followed");
+        }
+    }
     let (tx, rx) = socket.split();
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let reader = tokio::spawn(read(rx, events_tx));
@@ -414,6 +428,10 @@ async fn run(
         () = shutdown.triggered() => Outcome::Cut("the server shut down".into()),
     };
     reader.abort();
+    let latency = run.as_ref().and_then(|run| {
+        let now = ctx.latency.now();
+        ctx.latency.runs().subtest_ended(run, kind, now)
+    });
     let mut server_metadata = Vec::new();
     match &outcome {
         Outcome::Violated(v) => {
@@ -459,6 +477,7 @@ async fn run(
             server_metadata,
             server_measurements,
             client_measurements,
+            latency,
         },
     );
     if let Some(f) = record.figures() {

@@ -2,11 +2,13 @@
 //! with no sockets and no clock reads: how big the download's binary
 //! messages are ([`size`]), when a subtest measures and ends ([`subtest`],
 //! time is a parameter), the measurement messages ([`measurement`]) and the
-//! result document of `spec/data-format.md` ([`record`]).
+//! result document of `spec/data-format.md` ([`record`]), and the latency
+//! of a speed-test run measured beside its subtests ([`latency`]).
 //!
 //! The websocket glue that drives these is `crate::http::ndt7`; the log file
 //! of finished subtests is `crate::store::ndt7_log`.
 
+pub mod latency;
 pub mod measurement;
 pub mod record;
 pub mod size;

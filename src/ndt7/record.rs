@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::latency::{jitter, valid_run, LatencyLog, Phase, Sample, Stats};
 use super::measurement::Measurement;
 use super::Kind;
 
@@ -55,6 +56,14 @@ pub struct Summary {
     /// The measurements the client sent (as received).
     #[serde(rename = "ClientMeasurements", default)]
     pub client_measurements: Vec<serde_json::Value>,
+    /// The round trips of the subtest's speed-test run (ours; ndt-server's
+    /// readers ignore it).
+    #[serde(
+        rename = "WebperfLatency",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub latency: Option<LatencyLog>,
 }
 
 /// One finished subtest.
@@ -256,6 +265,58 @@ impl Record {
             error: meta(&s.server_metadata, ERROR),
         })
     }
+
+    /// The speed-test run the subtest belongs to: its `run` metadata, if
+    /// that is a run id.
+    pub fn run(&self) -> Option<String> {
+        let (_, s) = self.summary()?;
+        let nv = s.client_metadata.iter().find(|nv| nv.name == RUN)?;
+        valid_run(&nv.value).then(|| nv.value.clone())
+    }
+
+    /// The round trips the subtest's document holds: its run's samples per
+    /// phase; a download without samples of its own phase has the
+    /// server's smoothed TCP RTT of the loading connection instead (what
+    /// M-Lab's clients, which measure no latency beside, still show).
+    pub fn latency(&self) -> Measured {
+        let Some((kind, s)) = self.summary() else {
+            return Measured::default();
+        };
+        let samples = s.latency.as_ref().map_or(&[][..], |l| &l.samples[..]);
+        let idle: Vec<f64> = samples
+            .iter()
+            .filter(|x| x.phase() == Phase::Idle)
+            .map(Sample::rtt_ms)
+            .collect();
+        let tcp_rtt = || {
+            let rtts = s.server_measurements.iter().filter_map(|m| m.tcp_info);
+            Stats::of(rtts.filter(|t| t.rtt > 0).map(|t| t.rtt as f64 / 1000.0))
+        };
+        Measured {
+            idle: Stats::of(idle.iter().copied()),
+            jitter_ms: jitter(&idle),
+            download: Stats::of_phase(samples, Phase::Download)
+                .or_else(|| (kind == Kind::Download).then(tcp_rtt).flatten()),
+            upload: Stats::of_phase(samples, Phase::Upload),
+        }
+    }
+}
+
+/// The client metadata naming a subtest's speed-test run.
+pub const RUN: &str = "run";
+
+/// The latency figures of a subtest's document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Measured {
+    /// Idle round trips.
+    pub idle: Option<Stats>,
+    /// The variation of consecutive idle round trips, ms.
+    #[serde(skip)]
+    pub jitter_ms: Option<f64>,
+    /// Round trips while data flowed to the client.
+    pub download: Option<Stats>,
+    /// Round trips while data flowed from the client.
+    pub upload: Option<Stats>,
 }
 
 #[cfg(test)]
@@ -299,6 +360,7 @@ pub(crate) mod tests {
                 server_metadata: vec![],
                 server_measurements: vec![Measurement::default(), m],
                 client_measurements: vec![],
+                latency: None,
             },
         )
     }

@@ -298,6 +298,7 @@ mod tests {
                 server_metadata: vec![],
                 server_measurements: server,
                 client_measurements: client,
+                latency: None,
             },
         );
         record.to_text().len()

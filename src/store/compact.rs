@@ -1,5 +1,5 @@
 //! A result kept small: the fixed-size [`Record`] the history holds per
-//! test (about 100 bytes), the [`Interner`] its texts live in, and the way
+//! test (about 110 bytes), the [`Interner`] its texts live in, and the way
 //! back to a [`TestResult`], built only when one is asked for.
 //!
 //! Rates and other measured figures are kept as `f32` (seven significant
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::headline::headline;
 use super::limit::LimitedBy;
-use super::result::TestResult;
+use super::result::{Latency, TestResult};
 
 /// The interned text of "no value".
 pub const NONE: u32 = 0;
@@ -164,7 +164,7 @@ pub struct Record {
     pub file: u32,
     /// `--extra-data`.
     pub name: u32,
-    /// `--title`.
+    /// `--title`; for ndt7 (which has no title) the speed-test run.
     pub title: u32,
     /// The client's address.
     pub client: u32,
@@ -196,6 +196,8 @@ pub struct Record {
     cpu_temp_dc: i16,
     /// The iperf3 port.
     pub port: u16,
+    /// Latency idle, down and up in tenths of a ms ([`NO_MS`]: none).
+    latency_dms: [u16; 3],
     flags: u8,
     /// What capped the test: [`LimitedBy::code`].
     pub limit: u8,
@@ -207,8 +209,30 @@ pub const NO_FILE: u32 = u32::MAX;
 /// `Record::cpu_temp_dc` of no temperature.
 const NO_TEMP: i16 = i16::MIN;
 
+/// `Record::latency_dms` of no figure.
+const NO_MS: u16 = u16::MAX;
+
 /// The bytes of a record as [`Record::encode`] writes it.
-pub const ENCODED_LEN: usize = 100;
+pub const ENCODED_LEN: usize = 106;
+
+/// A latency in tenths of a ms, saturated below [`NO_MS`] (6553.4 ms).
+fn dms(ms: Option<f64>) -> u16 {
+    match ms {
+        Some(ms) if ms.is_finite() => {
+            let t = (ms * 10.0).round().clamp(0.0, f64::from(NO_MS - 1));
+            // In range after the clamp.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let t = t as u16;
+            t
+        }
+        _ => NO_MS,
+    }
+}
+
+/// The latency kept by [`dms`], in ms.
+fn ms(dms: u16) -> Option<f64> {
+    (dms != NO_MS).then(|| f64::from(dms) / 10.0)
+}
 
 /// `x` narrowed for keeping (`NaN` for none).
 fn narrow(x: Option<f64>) -> f32 {
@@ -272,7 +296,7 @@ impl Record {
             bytes_received: result.bytes_received,
             file,
             name: texts.intern_opt(result.name.as_deref()),
-            title: texts.intern_opt(result.title.as_deref()),
+            title: texts.intern_opt(result.title.as_deref().or(result.latency.run.as_deref())),
             // A probe's target in the client's place (the box was the
             // client): the history tells them apart by the log.
             client: texts.intern_opt(result.target.as_deref().or(result.client.as_deref())),
@@ -302,6 +326,11 @@ impl Record {
                 .map_or(0, |l| (l / 1e6).round().min(f64::from(u32::MAX)) as u32),
             cpu_temp_dc: tenths(result.cpu_temp_c),
             port: result.port,
+            latency_dms: [
+                dms(result.latency.latency_idle_ms),
+                dms(result.latency.latency_down_ms),
+                dms(result.latency.latency_up_ms),
+            ],
             flags,
             limit: LimitedBy::code(result.limited_by),
         }
@@ -317,6 +346,27 @@ impl Record {
         !self.target_bps.is_nan()
     }
 
+    /// Joins the figures of `up`, the upload of the speed-test run this
+    /// record (its download) starts: the duration to the upload's end,
+    /// the smaller minimum RTT, the upload's latency, idle latency if this
+    /// has none, overlap if either overlapped.
+    pub fn join_figures(&mut self, up: &Record) {
+        // Seconds between two subtests of a run: small.
+        #[allow(clippy::cast_precision_loss)]
+        let end = (up.timestamp - self.timestamp) as f32 + up.duration;
+        self.duration = self.duration.max(end);
+        self.min_rtt_ms = match (self.min_rtt_ms.is_nan(), up.min_rtt_ms.is_nan()) {
+            (true, _) => up.min_rtt_ms,
+            (false, true) => self.min_rtt_ms,
+            _ => self.min_rtt_ms.min(up.min_rtt_ms),
+        };
+        self.latency_dms[2] = up.latency_dms[2];
+        if self.latency_dms[0] == NO_MS {
+            self.latency_dms[0] = up.latency_dms[0];
+        }
+        self.flags |= up.flags & (bits::OVERLAP_KNOWN | bits::OVERLAPPED);
+    }
+
     /// Whether the client's address is IPv6.
     pub fn is_v6(&self) -> bool {
         self.flags & bits::V6 != 0
@@ -327,14 +377,19 @@ impl Record {
         let flag = |bit| self.flags & bit != 0;
         // A text may be interned empty (`Some("")`); only NONE is none.
         let some_text = |n| (n != NONE).then(|| texts.get(n).unwrap_or("").to_string());
+        let protocol = texts.tag(self.protocol).unwrap_or_default();
+        let (title, run) = match protocol {
+            crate::store::ndt7_log::PROTOCOL => (None, some_text(self.title)),
+            _ => (some_text(self.title), None),
+        };
         let mut result = TestResult {
             id,
             port: self.port,
             timestamp: self.timestamp,
             name: some_text(self.name),
-            title: some_text(self.title),
+            title,
             client: some_text(self.client),
-            protocol: texts.tag(self.protocol).unwrap_or_default().to_string(),
+            protocol: protocol.to_string(),
             duration: widen(self.duration).unwrap_or(0.0),
             streams: u32::from(self.streams),
             reverse: flag(bits::REVERSE),
@@ -362,7 +417,15 @@ impl Record {
             link_bps: (self.link_mbps > 0).then(|| f64::from(self.link_mbps) * 1e6),
             limited_by: LimitedBy::from_code(self.limit),
             headline: String::new(),
-        };
+            latency: Latency {
+                latency_idle_ms: ms(self.latency_dms[0]),
+                latency_down_ms: ms(self.latency_dms[1]),
+                latency_up_ms: ms(self.latency_dms[2]),
+                run,
+                ..Latency::default()
+            },
+        }
+        .graded();
         result.headline = headline(&result);
         result
     }
@@ -380,8 +443,8 @@ impl Record {
         )
     }
 
-    /// The record's word numbers (name, title, client, error) and tag
-    /// numbers (protocol, throttling flags).
+    /// The record's word numbers (name, title or run, client, error)
+    /// and tag numbers (protocol, throttling flags).
     pub fn text_numbers(&self) -> ([u32; 4], [u16; 2]) {
         (
             [self.name, self.title, self.client, self.error],
@@ -441,7 +504,8 @@ impl Record {
         for x in texts.into_iter().chain(counts).chain(figures) {
             out.extend_from_slice(&x.to_le_bytes());
         }
-        for x in [self.protocol, self.throttled, self.streams, self.port] {
+        let shorts = [self.protocol, self.throttled, self.streams, self.port];
+        for x in shorts.into_iter().chain(self.latency_dms) {
             out.extend_from_slice(&x.to_le_bytes());
         }
         out.extend_from_slice(&self.cpu_temp_dc.to_le_bytes());
@@ -472,6 +536,7 @@ impl Record {
         }
         let mut u16_ = || u16::from_le_bytes(take(2).try_into().unwrap_or_default());
         let (protocol, throttled, streams, port) = (u16_(), u16_(), u16_(), u16_());
+        let latency_dms = [u16_(), u16_(), u16_()];
         let cpu_temp_dc = i16::from_le_bytes(take(2).try_into().unwrap_or_default());
         let flags = take(1)[0];
         let limit = take(1)[0];
@@ -502,6 +567,7 @@ impl Record {
             streams,
             cpu_temp_dc,
             port,
+            latency_dms,
             flags,
             limit,
         })
@@ -523,7 +589,7 @@ mod tests {
 
     #[test]
     fn a_record_is_about_a_hundred_bytes() {
-        assert!(std::mem::size_of::<Record>() <= 104);
+        assert!(std::mem::size_of::<Record>() <= 112);
     }
 
     #[test]
@@ -550,6 +616,12 @@ mod tests {
             target_bps: Some(5e7),
             link_bps: Some(1e9),
             limited_by: Some(LimitedBy::ReceiveWindow),
+            latency: Latency {
+                latency_idle_ms: Some(12.3),
+                latency_down_ms: Some(187.4),
+                latency_up_ms: Some(7000.0),
+                ..Latency::default()
+            },
             ..result(5201, 1_700_000_000)
         };
         let record = Record::new(&full, 3, 77, &mut texts);
@@ -559,19 +631,40 @@ mod tests {
         assert_eq!(back.duration, 10.000_123);
         assert_eq!(back.min_rtt_ms, Some(0.123));
         assert_eq!(back.cpu_temp_c, Some(61.3));
+        // Latency to a tenth of a ms, saturated at 6553.4 ms.
+        assert_eq!(back.latency.latency_up_ms, Some(6553.4));
+        assert_eq!(back.latency.grade, Some("F"));
         assert_eq!(
             back,
-            shown(TestResult {
-                send_bps: Some(941_234_560.0),
-                ..full.clone()
-            })
+            shown(
+                TestResult {
+                    send_bps: Some(941_234_560.0),
+                    latency: Latency {
+                        latency_up_ms: Some(6553.4),
+                        ..full.latency.clone()
+                    },
+                    ..full.clone()
+                }
+                .graded()
+            )
         );
+        // An ndt7 run keeps its run id where a title would be.
+        let run = TestResult {
+            protocol: "ndt7".into(),
+            latency: Latency {
+                run: Some("run-1".into()),
+                ..Latency::default()
+            },
+            ..result(8080, 1)
+        };
+        let record = Record::new(&run, 0, 0, &mut texts);
+        assert_eq!(record.result(String::new(), &texts), shown(run.graded()));
         let empty = TestResult {
             throttled: Some(Vec::new()),
             ..result(5201, 1)
         };
         let record = Record::new(&empty, 0, 0, &mut texts);
-        assert_eq!(record.result(String::new(), &texts), shown(empty));
+        assert_eq!(record.result(String::new(), &texts), shown(empty.graded()));
     }
 
     #[test]

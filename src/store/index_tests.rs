@@ -77,7 +77,7 @@ fn logs(dir: &Path) -> LogDir {
     logs.record_ndt7(&sample(Kind::Download, 400, "n0"))
         .written
         .unwrap();
-    logs.record_ndt7(&sample(Kind::Upload, 401, "n1"))
+    logs.record_ndt7(&sample(Kind::Upload, 460, "n1"))
         .written
         .unwrap();
     logs

@@ -34,18 +34,21 @@
 //! - [`medians`]: medians and quartiles of tests' figures, per kind.
 //! - [`kinds`]: a test's kind (iperf3 TCP, UDP, ndt7, probe) from its record.
 //! - [`results`]: every result in memory (compact), and the latest per port.
+//! - [`runs`]: the two ndt7 subtests of one speed-test run joined into one record.
 //! - [`compact`]: the fixed-size record of one test and its interned texts.
 //! - [`headline`]: the sentence a person reads first about a test.
 //! - [`words`]: figures as words (rates, shares, times).
 //! - [`limit`]: what capped a test, as a one-byte code.
 //! - [`ids`]: test ids, where a test sits in its log.
 //! - [`result`]: the result object of the README's "Dashboard and HTTP API".
+//! - [`grade`]: the bufferbloat grade and what a link is good for (AIM).
 
 pub mod chunks;
 pub mod compact;
 pub mod devices;
 pub mod entry;
 pub mod entry_check;
+pub mod grade;
 pub mod headline;
 pub mod ids;
 pub mod index;
@@ -65,6 +68,7 @@ pub mod reader;
 pub mod result;
 pub mod results;
 pub mod rotate;
+pub mod runs;
 pub mod summary;
 pub mod verdict;
 pub mod words;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::ids::LogKey;
 use super::log::{LogDir, Recorded, Rotation};
-use super::result::TestResult;
+use super::result::{Latency, TestResult};
 use crate::ndt7::record::Record;
 use crate::ndt7::Kind;
 
@@ -29,42 +29,87 @@ pub const PROTOCOL: &str = "ndt7";
 /// server port the document names (the dashboard's).
 pub fn result_of(record: &Record, id: String) -> Option<TestResult> {
     let f = record.figures()?;
+    let measured = record.latency();
     let (send_bps, receive_bps, bytes_sent, bytes_received) = match f.kind {
         Kind::Download => (f.bps, None, f.bytes, 0),
         Kind::Upload => (None, f.bps, 0, f.bytes),
     };
-    Some(TestResult {
-        id,
-        port: record.server_port,
-        timestamp: f.timestamp,
-        name: f.name,
-        title: None,
-        client: Some(f.client),
-        protocol: PROTOCOL.into(),
-        duration: f.seconds,
-        streams: 1,
-        reverse: false,
-        bidir: false,
-        send_bps,
-        receive_bps,
-        bytes_sent,
-        bytes_received,
-        retransmits: None,
-        jitter_ms: None,
-        lost_percent: None,
-        min_rtt_ms: f.min_rtt_ms,
-        error: f.error,
-        overlapped: Some(f.overlapped),
-        server_cpu_percent: None,
-        cpu_temp_c: None,
-        throttled: None,
-        kind: None,
-        target: None,
-        target_bps: None,
-        link_bps: None,
-        limited_by: None,
-        headline: String::new(),
-    })
+    Some(
+        TestResult {
+            id,
+            port: record.server_port,
+            timestamp: f.timestamp,
+            name: f.name,
+            title: None,
+            client: Some(f.client),
+            protocol: PROTOCOL.into(),
+            duration: f.seconds,
+            streams: 1,
+            reverse: false,
+            bidir: false,
+            send_bps,
+            receive_bps,
+            bytes_sent,
+            bytes_received,
+            retransmits: None,
+            jitter_ms: measured.jitter_ms,
+            lost_percent: None,
+            min_rtt_ms: f.min_rtt_ms,
+            error: f.error,
+            overlapped: Some(f.overlapped),
+            server_cpu_percent: None,
+            cpu_temp_c: None,
+            throttled: None,
+            kind: None,
+            target: None,
+            target_bps: None,
+            link_bps: None,
+            limited_by: None,
+            headline: String::new(),
+            latency: Latency {
+                latency_idle_ms: measured.idle.map(|s| s.median_ms),
+                latency_down_ms: measured.download.map(|s| s.median_ms),
+                latency_up_ms: measured.upload.map(|s| s.median_ms),
+                run: record.run(),
+                ..Latency::default()
+            },
+        }
+        .graded(),
+    )
+}
+
+/// Entries after a run's download looked at for its upload.
+const UPLOAD_LOOK_AHEAD: usize = 16;
+
+/// The text of the upload entry that [`super::runs`] joins into the run
+/// whose download's entry is `down`, at `offset` of `file`: the first of
+/// the next [`UPLOAD_LOOK_AHEAD`] entries of that file that is an upload
+/// of the same run, client and time window. `None` if there is none (or
+/// it went to the next file at a rotation).
+pub fn upload_entry(file: &std::fs::File, offset: u64, down: &str) -> Option<String> {
+    let down_record: Record = serde_json::from_str(down).ok()?;
+    let run = down_record.run();
+    let start = down_record.figures()?.timestamp;
+    // Entries are written one after another, each ending in a line break.
+    let mut at = offset + down.len() as u64 + 1;
+    for _ in 0..UPLOAD_LOOK_AHEAD {
+        let text = super::entry::read_entry_text(file, at).ok()?;
+        if text.is_empty() {
+            return None;
+        }
+        if let Ok(r) = serde_json::from_str::<Record>(&text) {
+            let after = r.figures().map(|f| f.timestamp - start);
+            if r.upload.is_some()
+                && r.client_ip == down_record.client_ip
+                && r.run() == run
+                && after.is_some_and(|a| (0..=super::runs::WINDOW).contains(&a))
+            {
+                return Some(text);
+            }
+        }
+        at += text.len() as u64 + 1;
+    }
+    None
 }
 
 impl LogDir {

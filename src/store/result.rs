@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::grade::{self, GoodFor};
 use super::limit::LimitedBy;
 
 /// A recorded test as the HTTP API, websocket and CSV show it.
@@ -45,7 +46,8 @@ pub struct TestResult {
     pub bytes_received: u64,
     /// TCP retransmissions of the server's sending streams.
     pub retransmits: Option<u64>,
-    /// UDP jitter (ms) of the received direction.
+    /// UDP jitter (ms) of the received direction; for an ndt7 run, the
+    /// variation of its idle round trips.
     pub jitter_ms: Option<f64>,
     /// UDP loss (%) of the received direction.
     pub lost_percent: Option<f64>,
@@ -86,4 +88,50 @@ pub struct TestResult {
     /// One plain sentence: what the test reached and what limited it.
     /// Built from the other fields when a result is shown.
     pub headline: String,
+    /// Latency under load, its grade and what the link is good for.
+    #[serde(flatten)]
+    pub latency: Latency,
+}
+
+/// The latency of a test under load and what it means (a speed-test run,
+/// or a TCP iperf3 test where its RTT was measured): flattened into the
+/// result object. Every figure is `None` where not measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median round trip before any load, ms (a run's idle phase).
+    pub latency_idle_ms: Option<f64>,
+    /// Median round trip while data flowed to the client, ms.
+    pub latency_down_ms: Option<f64>,
+    /// Median round trip while data flowed from the client, ms.
+    pub latency_up_ms: Option<f64>,
+    /// The bufferbloat grade of the increase of loaded latency over idle
+    /// (or over the test's minimum RTT): `"A+"` … `"F"`.
+    pub grade: Option<&'static str>,
+    /// What the link is good for (Cloudflare's AIM classes).
+    pub good_for: Option<GoodFor>,
+    /// The speed-test run the test belongs to (the page's `run` metadata):
+    /// what ties a run's subtests together; not shown.
+    #[serde(skip)]
+    pub run: Option<String>,
+}
+
+impl TestResult {
+    /// Fills `grade` and `good_for` from the figures the result holds:
+    /// the increase of loaded latency over the idle latency (else the
+    /// test's minimum RTT). For ndt7, `jitter_ms` is the idle jitter.
+    pub fn graded(mut self) -> TestResult {
+        let l = &self.latency;
+        let base = l.latency_idle_ms.or(self.min_rtt_ms);
+        let increase = grade::increase(base, l.latency_down_ms, l.latency_up_ms);
+        self.latency.grade = increase.map(grade::grade);
+        let ndt7 = self.protocol == crate::store::ndt7_log::PROTOCOL;
+        self.latency.good_for = grade::good_for(&grade::Inputs {
+            latency_ms: base,
+            jitter_ms: self.jitter_ms.filter(|_| ndt7),
+            loss: None,
+            download_bps: self.send_bps,
+            increase_ms: increase,
+        });
+        self
+    }
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use super::compact::{Interner, Record, NONE, NO_FILE};
 use super::ids::{LogKey, TestId};
 use super::result::TestResult;
+use super::runs;
 
 /// [`LogFile::generation`] of a file that no longer exists.
 const GONE: u32 = u32::MAX;
@@ -36,7 +37,8 @@ pub struct Location {
     pub offset: u64,
 }
 
-/// All results and the latest-per-port table (which a clear empties).
+/// All results and the latest-per-port table (which a clear empties). The
+/// two subtests of an ndt7 speed-test run are one result ([`super::runs`]).
 #[derive(Debug, Default, Clone)]
 pub struct ResultsStore {
     records: Vec<Record>,
@@ -61,11 +63,23 @@ impl ResultsStore {
     /// this store does not serve is kept in the history only. Returns the
     /// result as the history shows it from now on.
     pub fn push(&mut self, result: TestResult) -> TestResult {
+        if let Some(run) = self.join_run(&result) {
+            return self.result(run);
+        }
         let at = self.push_history(result);
         if let Some(slot) = self.ports.iter().position(|&p| p == self.records[at].port) {
             self.latest[slot] = Some(at);
         }
         self.result(at)
+    }
+
+    /// Joins `result`, an ndt7 upload, into the download of its run (see
+    /// [`super::runs`]) if the history has it; returns the run's index.
+    fn join_run(&mut self, result: &TestResult) -> Option<usize> {
+        let up = Record::new(result, NO_FILE, 0, &mut self.texts);
+        let down = runs::download_of(&self.records, self.records.len(), &up, &self.texts)?;
+        runs::join(&mut self.records[down], &up);
+        Some(down)
     }
 
     /// Records a result in the history without touching the latest table;
@@ -134,6 +148,7 @@ impl ResultsStore {
     /// end of loading.
     pub fn sort(&mut self, latest: &BTreeMap<u16, (u32, u64)>) {
         sort_by_time(&mut self.records);
+        runs::join_all(&mut self.records, &self.texts);
         // Loading grew the history by doubling: keep only what it holds.
         self.records.shrink_to_fit();
         self.texts.shrink_to_fit();
@@ -379,6 +394,7 @@ pub(crate) mod tests {
             link_bps: None,
             limited_by: None,
             headline: String::new(),
+            latency: crate::store::result::Latency::default(),
         }
     }
 

@@ -10,7 +10,7 @@
 use serde_json::Value;
 
 use super::prune::Keep;
-use super::result::TestResult;
+use super::result::{Latency, TestResult};
 
 /// Summarises one log entry of `port`. `None` for entries that never got as
 /// far as starting a test (e.g. a port scan that sent no parameters).
@@ -43,6 +43,15 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
         )
     };
 
+    let loaded = (!udp)
+        .then(|| sender_rtt(end))
+        .flatten()
+        .map(|(min, mean)| {
+            // The kernel's own minimum (ours log it): the intervals' samples
+            // start when a queue may have filled already.
+            let kernel = ours.and_then(|o| number(o.pointer("/tcp_send/sum/min_rtt_us")));
+            (kernel.map_or(min, |k| (k / 1000.0).min(min)), mean)
+        });
     let (mut jitter_ms, mut lost_percent) = (None, None);
     if udp {
         if let Some(pass) = &received {
@@ -63,55 +72,83 @@ pub fn summarize(port: u16, entry: &Value) -> Option<TestResult> {
         .or_else(|| number(test_start.get("duration")))
         .unwrap_or(0.0);
 
-    Some(TestResult {
-        id: String::new(),
-        port,
-        timestamp: integer(start.pointer("/timestamp/timesecs")).unwrap_or(0),
-        name: text(entry.get("extra_data")),
-        title: text(entry.get("title")),
-        client: text(start.pointer("/accepted_connection/host")).map(|h| readable_host(&h)),
-        protocol,
-        duration,
-        streams: count(test_start.get("num_streams"))
-            .and_then(|n| u32::try_from(n).ok())
-            .unwrap_or(1),
-        reverse,
-        bidir,
-        send_bps: sent.as_ref().and_then(|p| p.bps),
-        receive_bps: received.as_ref().and_then(|p| p.bps),
-        bytes_sent: sent.as_ref().map_or(0, |p| p.bytes),
-        bytes_received: received.as_ref().map_or(0, |p| p.bytes),
-        retransmits: sent.as_ref().and_then(|p| p.retransmits),
-        jitter_ms,
-        lost_percent,
-        min_rtt_ms: None,
-        error: text(entry.get("error")),
-        overlapped: ours
-            .and_then(|o| o.get("overlapped"))
-            .and_then(Value::as_bool),
-        server_cpu_percent: health
-            .and_then(|h| number(h.get("server_cpu_percent")))
-            .or_else(|| number(end.pointer("/cpu_utilization_percent/host_total"))),
-        cpu_temp_c: health.and_then(|h| number(h.get("cpu_temp_max_c"))),
-        throttled: health
-            .and_then(|h| h.get("throttled_during"))
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            }),
-        kind: None,
-        target: None,
-        target_bps: target_bps(start, test_start),
-        link_bps: ours
-            .and_then(|o| number(o.get("link_mbps")))
-            .filter(|&m| m > 0.0)
-            .map(|m| m * 1e6),
-        limited_by: None,
-        headline: String::new(),
-    })
+    Some(
+        TestResult {
+            id: String::new(),
+            port,
+            timestamp: integer(start.pointer("/timestamp/timesecs")).unwrap_or(0),
+            name: text(entry.get("extra_data")),
+            title: text(entry.get("title")),
+            client: text(start.pointer("/accepted_connection/host")).map(|h| readable_host(&h)),
+            protocol,
+            duration,
+            streams: count(test_start.get("num_streams"))
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(1),
+            reverse,
+            bidir,
+            send_bps: sent.as_ref().and_then(|p| p.bps),
+            receive_bps: received.as_ref().and_then(|p| p.bps),
+            bytes_sent: sent.as_ref().map_or(0, |p| p.bytes),
+            bytes_received: received.as_ref().map_or(0, |p| p.bytes),
+            retransmits: sent.as_ref().and_then(|p| p.retransmits),
+            jitter_ms,
+            lost_percent,
+            min_rtt_ms: loaded.map(|(min, _)| min),
+            error: text(entry.get("error")),
+            overlapped: ours
+                .and_then(|o| o.get("overlapped"))
+                .and_then(Value::as_bool),
+            server_cpu_percent: health
+                .and_then(|h| number(h.get("server_cpu_percent")))
+                .or_else(|| number(end.pointer("/cpu_utilization_percent/host_total"))),
+            cpu_temp_c: health.and_then(|h| number(h.get("cpu_temp_max_c"))),
+            throttled: health
+                .and_then(|h| h.get("throttled_during"))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                }),
+            kind: None,
+            target: None,
+            target_bps: target_bps(start, test_start),
+            link_bps: ours
+                .and_then(|o| number(o.get("link_mbps")))
+                .filter(|&m| m > 0.0)
+                .map(|m| m * 1e6),
+            limited_by: None,
+            headline: String::new(),
+            latency: Latency {
+                latency_down_ms: loaded.map(|(_, mean)| mean),
+                ..Latency::default()
+            },
+        }
+        .graded(),
+    )
+}
+
+/// The RTT of the server's sending TCP streams while they sent, ms: the
+/// smallest `min_rtt` and the mean of the `mean_rtt`s of `end.streams[]
+/// .sender` (the kernel's smoothed RTT sampled every interval, µs);
+/// `None` without sending TCP streams.
+fn sender_rtt(end: &Value) -> Option<(f64, f64)> {
+    let senders = end.get("streams")?.as_array()?.iter().filter_map(|s| {
+        let s = s.get("sender")?;
+        if s.get("sender").and_then(Value::as_bool) != Some(true) {
+            return None;
+        }
+        Some((number(s.get("min_rtt"))?, number(s.get("mean_rtt"))?))
+    });
+    let (mut min, mut total, mut n) = (f64::INFINITY, 0.0, 0.0);
+    for (lo, mean) in senders.filter(|(lo, _)| *lo > 0.0) {
+        min = min.min(lo);
+        total += mean;
+        n += 1.0;
+    }
+    (n > 0.0).then(|| (min / 1000.0, total / n / 1000.0))
 }
 
 /// The client's `-b` for all its streams together, bits/s (`None` for
@@ -169,6 +206,13 @@ pub const LEAN: Keep = Keep::Members(&[
             (
                 "cpu_utilization_percent",
                 Keep::Named(&["host_total", "remote_total"]),
+            ),
+            (
+                "streams",
+                Keep::Each(&Keep::Members(&[(
+                    "sender",
+                    Keep::Named(&["sender", "min_rtt", "mean_rtt"]),
+                )])),
             ),
         ]),
     ),
@@ -612,6 +656,35 @@ pub(crate) mod tests {
         assert_eq!((r.bytes_received, r.bytes_sent), (5111808, 5111808));
         assert_eq!(r.retransmits, Some(0));
         assert_eq!(r.duration, 2.000612);
+    }
+
+    #[test]
+    fn a_sending_tcp_test_has_its_rtt_under_load_and_a_grade() {
+        // Stock's -R entry: 50 µs at least and on average.
+        let r = summarize(5201, &stock()[1]).expect("a test");
+        assert!(r.reverse);
+        assert_eq!(r.min_rtt_ms, Some(0.05));
+        assert_eq!(r.latency.latency_down_ms, Some(0.05));
+        assert_eq!(r.latency.grade, Some("A+"));
+        // A queue that grew: 20 ms at least, 190 ms on average over two
+        // streams (one 180, one 200).
+        let mut entry = stock()[1].clone();
+        let stream = entry["end"]["streams"][0].clone();
+        let mut streams = Vec::new();
+        for (min, mean) in [(20_000, 180_000), (25_000, 200_000)] {
+            let mut s = stream.clone();
+            s["sender"]["min_rtt"] = json!(min);
+            s["sender"]["mean_rtt"] = json!(mean);
+            streams.push(s);
+        }
+        entry["end"]["streams"] = json!(streams);
+        let r = summarize(5201, &entry).expect("a test");
+        assert_eq!(r.min_rtt_ms, Some(20.0));
+        assert_eq!(r.latency.latency_down_ms, Some(190.0));
+        assert_eq!(r.latency.grade, Some("C"));
+        // A receiving test has no RTT of its own.
+        let r = summarize(5201, &stock()[0]).expect("a test");
+        assert_eq!((r.min_rtt_ms, r.latency.grade), (None, None));
     }
 
     #[test]

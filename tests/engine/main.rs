@@ -7,12 +7,14 @@
 
 #[cfg(feature = "auth")]
 mod auth;
+mod bufferbloat;
 mod compat;
 mod copyfree;
 mod faults;
 mod harness;
 mod history;
 mod hostile;
+mod latency;
 mod limits;
 mod load;
 mod logs;

@@ -15,6 +15,7 @@ pub mod http;
 pub mod iperf3;
 pub mod logs;
 pub mod ndt7;
+pub mod netns;
 pub mod ports;
 pub mod process;
 pub mod tools;
