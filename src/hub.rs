@@ -78,6 +78,23 @@ pub struct PortStatus {
     pub bps: Option<f64>,
     /// Seconds since the running test started, as of the latest progress.
     pub seconds: Option<f64>,
+    /// Which way the running test's data flows, seen from its client:
+    /// `"upload"`, `"download"` (`-R`) or `"both"` (`--bidir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
+    /// The running test's planned length in seconds (`-t` plus `-O`);
+    /// absent for tests limited by bytes or blocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u32>,
+}
+
+/// What a starting test's client asked for, as the live status shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// `"upload"`, `"download"` or `"both"`, seen from the client.
+    pub direction: Option<&'static str>,
+    /// Planned seconds (time plus omit), when the test is timed.
+    pub duration: Option<u32>,
 }
 
 impl PortStatus {
@@ -90,6 +107,8 @@ impl PortStatus {
             started: None,
             bps: None,
             seconds: None,
+            direction: None,
+            duration: None,
         }
     }
 }
@@ -205,6 +224,11 @@ impl Hub {
 
     /// A test began on `port` (parameters received).
     pub fn test_started(&self, port: u16, client: IpAddr, name: Option<String>) {
+        self.test_started_with(port, client, name, Plan::default());
+    }
+
+    /// A test started on `port`, with what its client asked for.
+    pub fn test_started_with(&self, port: u16, client: IpAddr, name: Option<String>, plan: Plan) {
         let mut state = self.write();
         let Some(status) = state.port_mut(port) else {
             return;
@@ -217,6 +241,8 @@ impl Hub {
             started: Some(chrono::Utc::now().timestamp()),
             bps: None,
             seconds: None,
+            direction: plan.direction,
+            duration: plan.duration,
         };
         let event = Event::Status(state.status());
         self.publish(event);
