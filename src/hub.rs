@@ -509,9 +509,14 @@ mod tests {
             ..Default::default()
         }
         .matches(&r));
-        // Parts of names, in any case.
-        assert!(ResultFilter {
+        // A name is exact; `name_part` is any part, in any case.
+        assert!(!ResultFilter {
             name: Some("LIC".into()),
+            ..Default::default()
+        }
+        .matches(&r));
+        assert!(ResultFilter {
+            name_part: Some("LIC".into()),
             ..Default::default()
         }
         .matches(&r));

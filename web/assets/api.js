@@ -8,11 +8,12 @@
   const W = (window.webperf3 = window.webperf3 || {});
 
   /** The query string of a filter object: name, port, protocol, family,
-   *  since, until (unix seconds); empty values are left out. */
+   *  since, until (unix seconds); empty values are left out. With `extra`
+   *  (a page or buckets) the name is any part of one (`name_part=`). */
   function query(filters, extra) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries({ ...filters, ...extra })) {
-      if (v != null && v !== '') q.set(k, String(v));
+      if (v != null && v !== '') q.set(k === 'name' && extra ? 'name_part' : k, String(v));
     }
     const s = q.toString();
     return s ? `?${s}` : '';
