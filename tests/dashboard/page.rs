@@ -424,10 +424,14 @@ async fn a_probe_in_detail_is_the_box_sending_to_its_target() {
 
     // Its row in the history: no port 0, the box and its target.
     let mut page = Browser::open(&format!("http://{}/", daemon.http)).await;
+    let target = format!("this box → 127.0.0.1:{}", stock.port);
     page.eventually(
-        "[...document.querySelectorAll('#history tbody tr[data-port] td')] \
-         .filter(td => ['Port', 'Client'].includes(td.dataset.label)).map(td => td.textContent)",
-        json!(["—", format!("this box → 127.0.0.1:{}", stock.port)]),
+        &format!(
+            "(() => {{ const m = [...document.querySelectorAll('#history tbody td.test .meta')] \
+             .map(m => m.textContent).find(t => t.includes('{target}')); \
+             return m === undefined ? null : !/port 0/.test(m); }})()"
+        ),
+        json!(true),
     )
     .await;
     assert_eq!(page.errors().await, Vec::<String>::new());

@@ -130,16 +130,26 @@ pub fn lighthouse(url: &str, desktop: bool) -> Scores {
 /// axe-core's violations on the page `url` once `ready` (a JavaScript
 /// expression) is true, in the light or the dark colour scheme.
 pub async fn axe(url: &str, ready: &str, dark: bool) -> Vec<String> {
-    let source = std::fs::read_to_string(lh_file("axe-core/axe.min.js")).unwrap();
+    let mut page = page_in(if dark { "dark" } else { "light" }).await;
+    page.navigate(url).await;
+    page.eventually(ready, json!(true)).await;
+    axe_now(&mut page).await
+}
+
+/// A blank page in the light or the dark colour `scheme`.
+pub async fn page_in(scheme: &str) -> Browser {
     let mut page = Browser::blank().await;
-    let scheme = if dark { "dark" } else { "light" };
     page.call(
         "Emulation.setEmulatedMedia",
         json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
     )
     .await;
-    page.navigate(url).await;
-    page.eventually(ready, json!(true)).await;
+    page
+}
+
+/// axe-core's violations in `page` as it stands.
+pub async fn axe_now(page: &mut Browser) -> Vec<String> {
+    let source = std::fs::read_to_string(lh_file("axe-core/axe.min.js")).unwrap();
     page.eval(&format!("{source}; true")).await;
     let found = page
         .eval_settled(
@@ -155,7 +165,6 @@ pub async fn axe(url: &str, ready: &str, dark: bool) -> Vec<String> {
 /// finds nothing in light and dark once `ready` holds; `what` names the
 /// view in messages. Returns the figures as lines for a report. (For one
 /// view's own test; the test below checks three views, then fails once.)
-#[allow(dead_code)]
 pub async fn assert_quality(what: &str, url: &str, ready: &str) -> Vec<String> {
     let (lines, problems) = check_quality(what, url, ready).await;
     assert!(problems.is_empty(), "{problems:#?}");
