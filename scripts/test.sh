@@ -47,8 +47,14 @@ if [ ! -f target/ndt7-js/node_modules/@m-lab/ndt7/src/ndt7.js ]; then
     mkdir -p target/ndt7-js
     npm install --silent --no-audit --no-fund --prefix target/ndt7-js @m-lab/ndt7
 fi
-# Lighthouse and axe-core for the page's quality tests (into target/lh).
-if [ ! -f target/lh/node_modules/lighthouse/cli/index.js ] || [ ! -f target/lh/node_modules/axe-core/axe.min.js ]; then
+# Lighthouse and axe-core for the page-quality test (tests/dashboard/quality.rs),
+# run with Debian's Chromium from target/lh.
+if [ ! -f target/lh/node_modules/lighthouse/cli/index.js ] ||
+    [ ! -f target/lh/node_modules/axe-core/axe.min.js ]; then
+    command -v npm >/dev/null 2>&1 || {
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+    }
     echo "== installing lighthouse and axe-core (npm) into target/lh"
     mkdir -p target/lh
     npm install --silent --no-audit --no-fund --prefix target/lh lighthouse axe-core

@@ -71,6 +71,23 @@ pub struct PortStatus {
     pub bps: Option<f64>,
     /// Seconds since the running test started, as of the latest progress.
     pub seconds: Option<f64>,
+    /// Which way the running test's data flows, seen from its client:
+    /// `"upload"`, `"download"` (`-R`) or `"both"` (`--bidir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direction: Option<&'static str>,
+    /// The running test's planned length in seconds (`-t` plus `-O`);
+    /// absent for tests limited by bytes or blocks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u32>,
+}
+
+/// What a starting test's client asked for, as the live status shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// `"upload"`, `"download"` or `"both"`, seen from the client.
+    pub direction: Option<&'static str>,
+    /// Planned seconds (time plus omit), when the test is timed.
+    pub duration: Option<u32>,
 }
 
 impl PortStatus {
@@ -83,6 +100,8 @@ impl PortStatus {
             started: None,
             bps: None,
             seconds: None,
+            direction: None,
+            duration: None,
         }
     }
 }
@@ -193,6 +212,11 @@ impl Hub {
 
     /// A test began on `port` (parameters received).
     pub fn test_started(&self, port: u16, client: IpAddr, name: Option<String>) {
+        self.test_started_with(port, client, name, Plan::default());
+    }
+
+    /// A test started on `port`, with what its client asked for.
+    pub fn test_started_with(&self, port: u16, client: IpAddr, name: Option<String>, plan: Plan) {
         let mut live = self.live();
         let Some(status) = live.port_mut(port) else {
             return;
@@ -205,6 +229,8 @@ impl Hub {
             started: Some(chrono::Utc::now().timestamp()),
             bps: None,
             seconds: None,
+            direction: plan.direction,
+            duration: plan.duration,
         };
         let event = Event::Status(live.status());
         self.publish(event);
@@ -428,9 +454,14 @@ mod tests {
             ..Default::default()
         }
         .matches(&r));
-        // Parts of names, in any case.
-        assert!(ResultFilter {
+        // A name is exact; `name_part` is any part, in any case.
+        assert!(!ResultFilter {
             name: Some("LIC".into()),
+            ..Default::default()
+        }
+        .matches(&r));
+        assert!(ResultFilter {
+            name_part: Some("LIC".into()),
             ..Default::default()
         }
         .matches(&r));

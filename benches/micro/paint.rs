@@ -53,7 +53,7 @@ window.__view = () => {
   return {
     rows: rows.length,
     names: [...new Set(rows.map((r) => cell(r, 'td.name')))],
-    protocols: [...new Set(rows.map((r) => cell(r, 'td[data-label="Protocol"]').split(' ')[0]))],
+    protocols: [...new Set(rows.map((r) => r.dataset.protocol))],
     title: document.getElementById('chart-title')?.textContent ?? '',
     drawn: chart?.dataset.drawn ?? '',
     points: Number(chart?.dataset.points ?? 0),
@@ -143,7 +143,7 @@ impl View {
         let title = v["title"].as_str().unwrap_or_default();
         let total = title
             .rsplit_once('(')
-            .and_then(|(_, n)| n.trim_end_matches(')').parse().ok())
+            .and_then(|(_, n)| n.trim_end_matches(')').split(' ').next()?.parse().ok())
             .unwrap_or_else(|| panic!("no test count in the chart title {title:?}"));
         View {
             rows: v["rows"].as_u64().unwrap_or(0),

@@ -341,6 +341,18 @@ impl Record {
         self.min_rtt_ms
     }
 
+    /// Latency idle, down and up, ms (`NaN`: none).
+    pub fn latencies_ms(&self) -> [f32; 3] {
+        // A tenth of a ms below 6553.5 ms: exact in an f32.
+        self.latency_dms.map(|d| {
+            if d == NO_MS {
+                f32::NAN
+            } else {
+                f32::from(d) / 10.0
+            }
+        })
+    }
+
     /// Whether the client paced the test to a `-b` target.
     pub fn paced(&self) -> bool {
         !self.target_bps.is_nan()

@@ -1,8 +1,8 @@
 //! Devices: the tests of each name side by side (`GET /api/devices`).
 //! Per name (tests without one together, as `null`): how many tests, the
 //! last result, and over the last 7 and 30 days the medians of download
-//! (what the box sent), upload (what it received) and latency with the
-//! number of tests; for one device, a per-day series of medians with the
+//! (what the box sent), upload (what it received), latency idle and under
+//! load with the number of tests; for one device, a per-day series of medians with the
 //! kinds of test kept apart.
 //!
 //! Which tests count: a device's tests are the ones the box served
@@ -22,7 +22,9 @@ use serde::Serialize;
 use crate::analysis::test_result::TestResult;
 use crate::history::compact::NONE;
 use crate::history::kinds::{Kind, Kinds};
-use crate::history::medians::{is_capacity, latency_ms, median, ByKind, KindFigures};
+use crate::history::medians::{
+    is_capacity, latency_ms, loaded_latency_ms, median, ByKind, KindFigures,
+};
 use crate::history::results_store::ResultsStore;
 
 /// Seconds in a day.
@@ -40,6 +42,9 @@ pub struct Period {
     pub upload_bps: Option<f64>,
     /// The median round trip, ms ([`crate::history::medians::latency_ms`]).
     pub latency_ms: Option<f64>,
+    /// The median round trip under load, ms
+    /// ([`crate::history::medians::loaded_latency_ms`]).
+    pub loaded_latency_ms: Option<f64>,
     /// Tests in the period (of any kind).
     pub tests: u64,
 }
@@ -79,6 +84,7 @@ struct Gathered {
     download: Vec<f32>,
     upload: Vec<f32>,
     latency: Vec<f32>,
+    loaded_latency: Vec<f32>,
 }
 
 impl Gathered {
@@ -94,6 +100,7 @@ impl Gathered {
             keep(&mut self.upload, r.receive_bps);
         }
         keep(&mut self.latency, latency_ms(r));
+        keep(&mut self.loaded_latency, loaded_latency_ms(r));
     }
 
     fn finish(mut self) -> Period {
@@ -101,6 +108,7 @@ impl Gathered {
             download_bps: median(&mut self.download),
             upload_bps: median(&mut self.upload),
             latency_ms: median(&mut self.latency),
+            loaded_latency_ms: median(&mut self.loaded_latency),
             tests: self.tests,
         }
     }
@@ -297,5 +305,38 @@ mod tests {
         assert!(store
             .devices(&Which::One("nobody".into(), 7), now)
             .is_empty());
+    }
+
+    #[test]
+    fn latency_is_idle_where_measured_and_loaded_the_worse_direction() {
+        use crate::analysis::test_result::Latency;
+        let now = 1_800_000_000;
+        let mut store = ResultsStore::new(&[5201]);
+        let test = |t, min_rtt, idle, down, up| TestResult {
+            min_rtt_ms: min_rtt,
+            latency: Latency {
+                latency_idle_ms: idle,
+                latency_down_ms: down,
+                latency_up_ms: up,
+                ..Latency::default()
+            },
+            ..named(Some("alice"), now - t, "TCP", Some(1e8), None)
+        };
+        // A run: idle 20 ms though its smallest RTT was 12.
+        store.push(test(30, Some(12.0), Some(20.0), Some(80.0), Some(60.0)));
+        // An iperf3 -R test: no idle figure, loaded down only.
+        store.push(test(20, Some(2.0), None, Some(9.5), None));
+        // An upload: loaded up only.
+        store.push(test(10, Some(15.0), None, None, Some(30.0)));
+        let all = store.devices(&Which::All, now);
+        let week = &all[0].days_7;
+        // Medians of 20, 2, 15 (not 12, 2, 15) and of 80, 9.5, 30.
+        assert_eq!(week.latency_ms, Some(15.0));
+        assert_eq!(week.loaded_latency_ms, Some(30.0));
+        let one = store.devices(&Which::One("alice".into(), 1), now);
+        let tcp = &one[0].series.as_ref().unwrap()[0].kinds["tcp"];
+        assert_eq!(tcp.latency_ms.unwrap().median, 15.0);
+        assert_eq!(tcp.loaded_latency_ms.unwrap().median, 30.0);
+        assert_eq!(tcp.loaded_latency_ms.unwrap().low, 9.5);
     }
 }

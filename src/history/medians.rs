@@ -37,13 +37,28 @@ pub struct KindFigures {
     pub upload_bps: Option<Quartiles>,
     /// Round-trip time, ms (see [`latency_ms`]).
     pub latency_ms: Option<Quartiles>,
+    /// Round-trip time under load, ms (see [`loaded_latency_ms`]).
+    pub loaded_latency_ms: Option<Quartiles>,
 }
 
-/// The round trip a test measured, ms (`NaN`: none). Today the smallest
-/// RTT the box's TCP saw (ndt7); a result's measured idle latency, once
-/// results carry one, is the figure to prefer here.
+/// The round trip a test measured with the line idle, ms (`NaN`: none):
+/// a speed-test run's idle latency, else the smallest RTT the box's TCP
+/// saw.
 pub fn latency_ms(r: &Record) -> f32 {
-    r.min_rtt()
+    let [idle, _, _] = r.latencies_ms();
+    if idle.is_nan() {
+        r.min_rtt()
+    } else {
+        idle
+    }
+}
+
+/// The round trip a test measured under load, ms (`NaN`: none): the worse
+/// of its latency down and up, where it has them.
+pub fn loaded_latency_ms(r: &Record) -> f32 {
+    let [_, down, up] = r.latencies_ms();
+    // `max` of a number and NaN is the number.
+    down.max(up)
 }
 
 /// Whether `r`'s rates say what the path can carry: not paced by a `-b`
@@ -96,6 +111,7 @@ pub struct Samples {
     download: Sampled,
     upload: Sampled,
     latency: Sampled,
+    loaded_latency: Sampled,
 }
 
 impl Samples {
@@ -107,6 +123,7 @@ impl Samples {
             self.upload.push(r.receive_bps);
         }
         self.latency.push(latency_ms(r));
+        self.loaded_latency.push(loaded_latency_ms(r));
     }
 
     /// Tests counted.
@@ -121,6 +138,7 @@ impl Samples {
             download_bps: quartiles(&mut self.download.values),
             upload_bps: quartiles(&mut self.upload.values),
             latency_ms: quartiles(&mut self.latency.values),
+            loaded_latency_ms: quartiles(&mut self.loaded_latency.values),
         }
     }
 }

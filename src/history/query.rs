@@ -19,8 +19,10 @@ use crate::history::results_store::ResultsStore;
 pub struct Filter {
     /// Only this port.
     pub port: Option<u16>,
-    /// Only names holding this text (`--extra-data`; any case).
+    /// Only this exact name (`--extra-data`).
     pub name: Option<String>,
+    /// Only names holding this text (any case).
+    pub name_part: Option<String>,
     /// Only tests that started at or after these unix seconds.
     pub since: Option<f64>,
     /// Only tests that started at or before these unix seconds.
@@ -47,16 +49,23 @@ fn name_holds(name: &str, part: &str) -> bool {
 }
 
 impl Filter {
+    /// Whether a test named `name` passes the name filters; `part` is
+    /// `name_part` in lower case.
+    fn name_passes(&self, part: Option<&str>, name: Option<&str>) -> bool {
+        self.name.as_deref().is_none_or(|n| name == Some(n))
+            && part.is_none_or(|p| name.is_some_and(|r| name_holds(r, p)))
+    }
+
     /// Whether `result` passes the filter.
     pub fn matches(&self, result: &TestResult) -> bool {
         // i64 → f64 is exact for any plausible timestamp.
         #[allow(clippy::cast_precision_loss)]
         let time = result.timestamp as f64;
         self.port.is_none_or(|p| p == result.port)
-            && self.name.as_deref().is_none_or(|n| {
-                let part = n.to_lowercase();
-                result.name.as_deref().is_some_and(|r| name_holds(r, &part))
-            })
+            && self.name_passes(
+                self.name_part.as_deref().map(str::to_lowercase).as_deref(),
+                result.name.as_deref(),
+            )
             && self.kind.is_none_or(|k| {
                 let probe = result.kind == Some(crate::analysis::probe::KIND);
                 Kind::of_protocol(&result.protocol, probe) == k
@@ -76,17 +85,17 @@ impl Filter {
     /// The filter against one store's interned texts.
     fn compile(&self, store: &ResultsStore) -> Compiled {
         let texts = store.texts();
-        // Per word number: whether it is a name holding the text (words
-        // are few beside the tests; a test then costs one lookup).
-        let name = self.name.as_deref().map(|n| {
-            let part = n.to_lowercase();
-            let mut holds = vec![false; texts.iter().count() + 1];
+        // Per word number: whether it is a name that passes (words are
+        // few beside the tests; a test then costs one lookup).
+        let part = self.name_part.as_deref().map(str::to_lowercase);
+        let name = (self.name.is_some() || part.is_some()).then(|| {
+            let mut passes = vec![false; texts.iter().count() + 1];
             for (number, word) in texts.iter() {
-                if let Some(slot) = holds.get_mut(number as usize) {
-                    *slot = name_holds(word, &part);
+                if let Some(slot) = passes.get_mut(number as usize) {
+                    *slot = self.name_passes(part.as_deref(), Some(word));
                 }
             }
-            holds
+            passes
         });
         let protocols = self.protocol.as_deref().map(|p| {
             texts
@@ -415,7 +424,7 @@ mod tests {
             (5201, 100, "alice", "TCP", "192.0.2.1", 100.0),
             (5202, 110, "bob", "UDP", "2001:db8::1", 200.0),
             (5201, 120, "alice", "udp", "192.0.2.1", 300.0),
-            (5202, 130, "carol", "ndt7", "192.0.2.9", 400.0),
+            (5202, 130, "Alice-Laptop", "ndt7", "192.0.2.9", 400.0),
             (5201, 140, "bob", "TCP", "2001:db8::2", 500.0),
         ];
         for (i, (port, t, name, protocol, client, bps)) in tests.into_iter().enumerate() {
@@ -533,6 +542,7 @@ mod tests {
                 Filter {
                     port: Some(5201),
                     name: Some("bob".into()),
+                    name_part: Some("B".into()),
                     family: Some(6),
                     since: Some(100.0),
                     until: Some(140.0),
@@ -541,20 +551,42 @@ mod tests {
                 },
                 vec![140],
             ),
-            // Parts of names, in any case.
+            // A name is exact; parts of names in any case are `name_part`.
             (
                 Filter {
-                    name: Some("LIC".into()),
+                    name: Some("alice".into()),
                     ..Filter::default()
                 },
                 vec![100, 120],
             ),
             (
                 Filter {
-                    name: Some("o".into()),
+                    name: Some("Alice".into()),
+                    ..Filter::default()
+                },
+                vec![],
+            ),
+            (
+                Filter {
+                    name_part: Some("ALI".into()),
+                    ..Filter::default()
+                },
+                vec![100, 120, 130],
+            ),
+            (
+                Filter {
+                    name_part: Some("o".into()),
                     ..Filter::default()
                 },
                 vec![110, 130, 140],
+            ),
+            (
+                Filter {
+                    name: Some("alice".into()),
+                    name_part: Some("lap".into()),
+                    ..Filter::default()
+                },
+                vec![],
             ),
             (
                 Filter {

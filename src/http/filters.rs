@@ -65,7 +65,7 @@ pub fn status(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Reje
         .and_then(handlers::status)
 }
 
-/// GET /api/results?port=&name=&since=&until=&protocol=&family=&limit=&before=
+/// GET /api/results?port=&name=&name_part=&since=&until=&protocol=&family=&limit=&before=
 pub fn results(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "results")
         .and(warp::get())
@@ -85,7 +85,7 @@ pub fn result_detail(
         .and_then(handlers::result_detail)
 }
 
-/// GET /api/history/buckets?buckets=N&port=&name=&since=&until=&protocol=&family=
+/// GET /api/history/buckets?buckets=N&port=&name=&name_part=&since=&until=&protocol=&family=
 pub fn buckets(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("api" / "history" / "buckets")
         .and(warp::get())

@@ -92,7 +92,7 @@ pub async fn status(ctx: Context) -> Result<impl Reply, Infallible> {
     Ok(warp::reply::json(&body))
 }
 
-/// `GET /api/results?port=&name=&since=&until=&protocol=&family=&limit=&before=`:
+/// `GET /api/results?port=&name=&name_part=&since=&until=&protocol=&family=&limit=&before=`:
 /// a page of results with `limit=`, else every test, streamed as an export
 /// ([`download`]; beyond [`super::MAX_EXPORTS`] at once the answer is 503).
 pub async fn results(
@@ -178,7 +178,7 @@ pub async fn result_detail(id: String, ctx: Context) -> Result<warp::reply::Resp
     Ok(response)
 }
 
-/// `GET /api/history/buckets?buckets=N&port=&name=&since=&until=&protocol=&family=`.
+/// `GET /api/history/buckets?buckets=N&port=&name=&name_part=&since=&until=&protocol=&family=`.
 pub async fn buckets(
     query: ResultsQuery,
     accept_encoding: Option<String>,
@@ -367,7 +367,8 @@ pub async fn recover(err: Rejection) -> Result<impl Reply, Infallible> {
     } else if let Some(BadQuery(msg)) = err.find() {
         (StatusCode::BAD_REQUEST, msg.clone())
     } else if err.find::<warp::reject::InvalidQuery>().is_some() {
-        let msg = "bad query: expected port=<1..65535>, name=<text>, since=<unix seconds>, \
+        let msg = "bad query: expected port=<1..65535>, name=<text>, name_part=<text>, \
+                   since=<unix seconds>, \
                    until=<unix seconds>, protocol=<TCP|UDP|ndt7>, family=<4|6>, \
                    limit=<N>, before=<id>, buckets=<N>";
         (StatusCode::BAD_REQUEST, msg.to_string())

@@ -552,6 +552,8 @@ mod tests {
                 started: None,
                 bps: None,
                 seconds: None,
+                direction: None,
+                duration: None,
             }],
             log_error: None,
         }

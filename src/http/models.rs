@@ -10,7 +10,8 @@ use crate::history::query::Page;
 use crate::hub::{ResultFilter, TestResult};
 
 /// The query of `GET /api/results` and `GET /api/history/buckets`: the
-/// filters `port=`, `name=`, `since=`, `until=` (unix seconds),
+/// filters `port=`, `name=` (exact), `name_part=` (any part of a name,
+/// any case), `since=`, `until=` (unix seconds),
 /// `protocol=` (TCP, UDP, ndt7), `family=` (4, 6), `kind=` (tcp, udp,
 /// ndt7, probe); `limit=` and `before=`
 /// (an id) for a page of results; `buckets=` for the buckets.
@@ -19,8 +20,10 @@ use crate::hub::{ResultFilter, TestResult};
 pub struct ResultsQuery {
     /// Only this port.
     pub port: Option<u16>,
-    /// Only names holding this text (any case).
+    /// Only this exact name.
     pub name: Option<String>,
+    /// Only names holding this text (any case).
+    pub name_part: Option<String>,
     /// Only tests started at or after this time.
     pub since: Option<f64>,
     /// Only tests started at or before this time.
@@ -74,6 +77,7 @@ impl ResultsQuery {
         Ok(ResultFilter {
             port: self.port,
             name: self.name.clone(),
+            name_part: self.name_part.clone(),
             since: self.since,
             until: self.until,
             protocol: self.protocol.clone(),

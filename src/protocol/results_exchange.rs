@@ -122,7 +122,8 @@ fn kept(doc: &Value, ids: &[i64]) -> Value {
 /// `doc` (a kept results document) with every stream's `retransmits`
 /// that is the unsigned 64-bit image of -1 (what stock 3.12 and older send
 /// for a stream without them) written as -1, as newer stock sends it: a
-/// probe's record shows the server's figure, not 1.8e19.
+/// probe's record, and a served test's `client_results`, show the figure,
+/// not 1.8e19.
 pub fn with_signed_retransmits(doc: &Value) -> Value {
     let mut out = doc.clone();
     let streams = out.get_mut("streams").and_then(Value::as_array_mut);

@@ -133,11 +133,17 @@ async fn the_page_follows_live_events_and_reconnects() {
     )
     .await;
 
-    // A test starts: the port is busy, with whom, and its live rate.
-    env.hub.test_started(
+    // A test starts: the port is busy, with whom, which way, its live
+    // rate and the time left.
+    let plan = webperf3::hub::Plan {
+        direction: Some("download"),
+        duration: Some(10),
+    };
+    env.hub.test_started_with(
         P2,
         "::ffff:192.0.2.44".parse().unwrap(),
         Some(XSS_NAME.into()),
+        plan,
     );
     env.hub.progress(P2, 8.12e8, 2.0);
     let busy = format!("document.querySelector('#latest tr[data-port=\"{P2}\"]').className");
@@ -148,13 +154,12 @@ async fn the_page_follows_live_events_and_reconnects() {
     )
     .await;
     let who = page
-        .eval("document.querySelector('#now-running .who').textContent")
+        .eval("document.querySelector('#now-running .live').textContent")
         .await;
     let who = who.as_str().unwrap();
-    assert!(
-        who.contains(XSS_NAME) && who.contains("192.0.2.44"),
-        "{who}"
-    );
+    for want in [XSS_NAME, "192.0.2.44", "downloading", "8 s left of 10 s"] {
+        assert!(who.contains(want), "{want} in {who}");
+    }
 
     // It ends and is recorded: the row shows the name as text.
     env.hub.record(P2, &entry_named(STOCK, XSS_NAME));

@@ -126,3 +126,31 @@ fn headlines_say_what_a_test_reached_and_what_held_it_back() {
     let again = Daemon::start(dir.path(), &[]);
     assert_eq!(results(&again), shown, "read from the index");
 }
+
+#[test]
+fn devices_show_latency_under_load_of_stock_tests() {
+    require();
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &[]);
+    // The box sends: its smoothed RTT while it did is the latency down.
+    let down = run(&daemon, &["-R", "-t", "1", "--extra-data", "dave"]);
+    let loaded = down["latency_down_ms"].as_f64().expect("latency down");
+    assert!(down["latency_idle_ms"].is_null(), "{down}");
+    let (status, body) = daemon.get("/api/devices?name=dave&days=2");
+    assert_eq!(status, 200, "{body}");
+    let dave: Value = serde_json::from_str(&body).unwrap();
+    for period in ["days_7", "days_30"] {
+        assert_eq!(dave[period]["loaded_latency_ms"], loaded, "{body}");
+        // No idle figure: the latency is the smallest RTT.
+        assert_eq!(dave[period]["latency_ms"], down["min_rtt_ms"], "{body}");
+    }
+    // Today's (yesterday's, had midnight just passed).
+    let days = dave["series"].as_array().unwrap();
+    let tcp = &days
+        .iter()
+        .rev()
+        .find(|d| d["kinds"]["tcp"].is_object())
+        .unwrap()["kinds"]["tcp"];
+    assert_eq!(tcp["loaded_latency_ms"]["median"], loaded, "{body}");
+    daemon.stop();
+}

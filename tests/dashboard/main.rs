@@ -18,6 +18,7 @@ mod index;
 mod page;
 mod paging;
 mod probe;
+mod quality;
 mod routes;
 mod security;
 mod shaped;
@@ -26,4 +27,5 @@ mod speedtest_page;
 mod speedtest_quality;
 #[path = "../support/mod.rs"]
 mod support;
+mod views;
 mod ws;

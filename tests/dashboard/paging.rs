@@ -174,3 +174,26 @@ async fn buckets_sum_the_history_up() {
     let (_, body) = get(&env, "/api/history/buckets?protocol=ndt7").await;
     assert_eq!(body["buckets"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_name_is_exact_and_name_part_any_part_in_any_case() {
+    let logs = STOCK.replace("\"carol\"", "\"alice-laptop\"");
+    let env = Env::with_logs(&[P1], &[(P1, &logs)]);
+    let names = |results: &[Value]| -> Vec<String> {
+        results.iter().map(|r| r["name"].to_string()).collect()
+    };
+    let exact = list(&env, "/api/results?name=alice").await;
+    assert_eq!(names(&exact), ["\"alice\"", "\"alice\""]);
+    let parts = list(&env, "/api/results?name_part=ALI&limit=10").await;
+    let mut got = names(&parts);
+    got.sort();
+    assert_eq!(got, ["\"alice\"", "\"alice\"", "\"alice-laptop\""]);
+    let count = |body: &Value| -> u64 {
+        let buckets = body["buckets"].as_array().unwrap();
+        buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum()
+    };
+    let (_, body) = get(&env, "/api/history/buckets?name=alice").await;
+    assert_eq!(count(&body), 2);
+    let (_, body) = get(&env, "/api/history/buckets?name_part=ALI").await;
+    assert_eq!(count(&body), 3);
+}

@@ -108,6 +108,20 @@ fn reverse() {
 }
 
 #[test]
+fn reverse_client_results_keep_retransmits_signed() {
+    // Stock 3.12 sends a receiving stream's "no figure" (-1) as its
+    // unsigned 64-bit image; the entry keeps what the client meant.
+    let (_, e) = run(&["-R"]);
+    let streams = e["webperf3"]["client_results"]["streams"]
+        .as_array()
+        .expect("client_results kept");
+    assert!(!streams.is_empty());
+    for s in streams {
+        assert_eq!(s["retransmits"], Value::from(-1), "{s}");
+    }
+}
+
+#[test]
 fn bidir() {
     let (_, e) = run(&["--bidir"]);
     assert_eq!(e["start"]["connected"].as_array().unwrap().len(), 2);

@@ -8,11 +8,12 @@
   const W = (window.webperf3 = window.webperf3 || {});
 
   /** The query string of a filter object: name, port, protocol, family,
-   *  since, until (unix seconds); empty values are left out. */
+   *  since, until (unix seconds); empty values are left out. With `extra`
+   *  (a page or buckets) the name is any part of one (`name_part=`). */
   function query(filters, extra) {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries({ ...filters, ...extra })) {
-      if (v != null && v !== '') q.set(k, String(v));
+      if (v != null && v !== '') q.set(k === 'name' && extra ? 'name_part' : k, String(v));
     }
     const s = q.toString();
     return s ? `?${s}` : '';
@@ -53,13 +54,37 @@
     }
   }
 
-  /** A {min, mean, max} triple of one direction, or null. */
+  /** A {min, mean, max} triple of one direction, or null: the median and
+   *  the middle half where the server gives them, else mean and range. */
   function triple(v) {
     if (v == null) return null;
     if (typeof v === 'number') return { min: v, mean: v, max: v };
-    const mean = v.mean ?? v.avg ?? null;
+    const mean = v.median ?? v.mean ?? v.avg ?? null;
     if (mean == null) return null;
-    return { min: v.min ?? mean, mean, max: v.max ?? mean };
+    return { min: v.p25 ?? v.q1 ?? v.min ?? mean, mean, max: v.p75 ?? v.q3 ?? v.max ?? mean };
+  }
+
+  /** The bucket list of an answer, in the page's shape. */
+  function bucketList(list) {
+    return (list || []).map((b) => ({
+      t0: b.from ?? b.t0 ?? b.start,
+      t1: b.to ?? b.t1 ?? b.end,
+      count: b.count ?? b.n ?? b.tests ?? 0,
+      up: triple(b.up ?? b.upload ?? b.receive ?? b.receive_bps ?? b.upload_bps),
+      down: triple(b.down ?? b.download ?? b.send ?? b.send_bps ?? b.download_bps),
+    })).filter((b) => Number.isFinite(b.t0) && Number.isFinite(b.t1));
+  }
+
+  /** Every name side by side (`GET /api/devices`), or null when the
+   *  server has no such route. */
+  async function devices(name) {
+    try {
+      return await W.getJSON(`/api/devices${name != null ? query({ name }) : ''}`);
+    } catch (err) {
+      if (err.status === 404 && name == null) return null;
+      if (err.status === 404) return { missing: true };
+      throw err;
+    }
   }
 
   /** Time buckets of the history matching `filters`, at most `count` of
@@ -67,14 +92,7 @@
    *  oldest first. Rejects when the server has no such route. */
   async function buckets(filters, count) {
     const answer = await W.getJSON(`/api/history/buckets${query(filters, { buckets: count })}`);
-    const list = Array.isArray(answer) ? answer : (answer.buckets || []);
-    return list.map((b) => ({
-      t0: b.from ?? b.t0 ?? b.start,
-      t1: b.to ?? b.t1 ?? b.end,
-      count: b.count ?? b.n ?? 0,
-      up: triple(b.up ?? b.upload ?? b.receive ?? b.receive_bps),
-      down: triple(b.down ?? b.download ?? b.send ?? b.send_bps),
-    })).filter((b) => Number.isFinite(b.t0) && Number.isFinite(b.t1));
+    return bucketList(Array.isArray(answer) ? answer : answer.buckets);
   }
 
   /** The same buckets computed here from `rows` (the results the page
@@ -108,5 +126,5 @@
     }));
   }
 
-  W.api = { query, results, detail, buckets, bucketsOf };
+  W.api = { query, results, detail, buckets, bucketsOf, bucketList, devices };
 })();

@@ -49,17 +49,27 @@
     return state.ports.filter((p) => state.status.get(p)?.state === 'running');
   }
 
+  /** What a running test does, seen from its client. */
+  const LIVE_WAY = {
+    upload: 'uploading ↑ (sending to this box)',
+    download: 'downloading ↓ (receiving from this box)',
+    both: 'uploading and downloading ↕',
+  };
+
   function renderNow() {
     const box = $('now-running');
     const running = runningPorts();
     box.replaceChildren(...running.map((port) => {
       const s = state.status.get(port);
-      const who = [s.name, s.client].filter(Boolean).join(' · ') || 'unnamed client';
-      const since = s.seconds != null ? `${fmtSeconds(s.seconds)} in` : 'starting…';
+      const device = s.name || 'an unnamed device';
+      const way = LIVE_WAY[s.direction] || 'testing';
+      const left = s.duration != null && s.seconds != null
+        ? `${fmtSeconds(Math.max(0, s.duration - s.seconds))} left of ${fmtSeconds(s.duration)}`
+        : s.seconds != null ? `${fmtSeconds(s.seconds)} in` : 'starting…';
       return el('div', { class: 'live', data: { port } },
-        el('div', { class: 'who', text: `Port ${port}: ${who}`, title: who }),
+        el('div', { class: 'who', text: `${device} is ${way}`, title: [s.name, s.client].filter(Boolean).join(' · ') }),
         el('div', { class: 'rate', text: s.bps != null ? fmtRate(s.bps) : '…' }),
-        el('div', { class: 'meta', text: since }));
+        el('div', { class: 'meta', text: `${left} · port ${port}${s.client ? ` · ${s.client}` : ''}` }));
     }));
     $('now-idle').hidden = running.length > 0;
     const first = state.ports[0] ?? 5201;
@@ -101,16 +111,16 @@
     const health = fmtHealth(r);
     const nameCell = stackCell({ class: 'name', label: 'Name' },
       el('span', { text: r.name ?? '—' }),
+      r.headline ? el('span', { class: 'sub headline', text: r.headline }) : null,
       r.title ? el('span', { class: 'sub', text: r.title }) : null,
       r.error ? el('span', { class: 'sub failed', text: r.error }) : null,
-      health.warn ? el('span', { class: 'sub warn', text: health.warn }) : null,
-      health.info ? el('span', { class: 'sub health', text: health.info }) : null);
+      health.warn ? el('span', { class: 'sub warn', text: health.warn }) : null);
     tr.append(
       nameCell,
       el('td', { class: 'client', label: 'Client', text: r.client ?? '—' }),
       stackCell({ class: 'when', label: 'When', title: fmtDate(r.timestamp) },
         testLink(r, fmtAgo(r.timestamp), 'Show this test in detail'),
-        el('span', { class: 'sub', text: fmtDate(r.timestamp) })),
+        el('span', { class: 'sub', text: busy ? `${fmtDate(r.timestamp)} (the test before)` : fmtDate(r.timestamp) })),
       rateCell(r.receive_bps, 'rate-up', 'Upload'),
       rateCell(r.send_bps, 'rate-down', 'Download'),
       el('td', { label: 'Protocol', text: fmtProtocol(r) }),
@@ -175,7 +185,7 @@
   function syncAfterConnect() {
     pending = [];
     const queue = pending;
-    Promise.all([reload(), W.history.reload()])
+    Promise.all([reload(), W.history.refresh()])
       .then(([applied]) => applied, () => true)
       .then((applied) => {
         if (!applied || pending !== queue) return; // a newer sync owns the state
@@ -322,11 +332,24 @@
     }
   }
 
+  let firstSnapshot = Promise.resolve();
+
+  /** Shows the dashboard once its snapshot and the history's first page
+   *  are in (or a few seconds passed), so it is drawn once, not row by row. */
+  function reveal(historyPage) {
+    const home = $('view-home');
+    if (!home.classList.contains('pending')) return;
+    const show = () => home.classList.remove('pending');
+    Promise.allSettled([firstSnapshot, historyPage]).then(show);
+    setTimeout(show, 3000);
+  }
+
   function init() {
     $('clear').addEventListener('click', clearTable);
     W.history.init();
     W.detail.init();
-    W.router.register('home', { element: $('view-home'), enter: () => W.history.drawChart() });
+    W.devices.init();
+    W.router.register('home', { element: $('view-home'), enter: () => reveal(W.history.enter()) });
     let resizeTimer = null;
     window.addEventListener('resize', () => {
       clearTimeout(resizeTimer);
@@ -336,16 +359,16 @@
       window.matchMedia('(prefers-color-scheme: dark)').addEventListener?.('change', () => {
         W.history.drawChart();
         W.detail.redraw();
+        W.devices.redraw();
       });
     }
     // "5 min ago" stays true.
     setInterval(renderLatest, 30000);
     render();
-    W.router.start();
     // A first snapshot right away (also shown if websockets cannot get
     // through), then live events.
-    reload().then((applied) => { if (applied) render(); }, () => setConn('offline', 'offline'));
-    W.history.reload();
+    firstSnapshot = reload().then((applied) => { if (applied) render(); }, () => setConn('offline', 'offline'));
+    W.router.start();
     connect();
   }
 

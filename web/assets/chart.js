@@ -43,16 +43,31 @@
     return out;
   }
 
-  /** Formats an x value for an axis or a tip. */
+  /** Formats an x value for an axis or a tip: ISO dates (YYYY-MM-DD),
+   *  the time of day when the span is short. */
   function xLabel(kind, span, sameDay) {
     if (kind === 'seconds') return (t) => `${Number(t.toFixed(span < 10 ? 1 : 0))} s`;
     return (t) => {
       const d = new Date(t * 1000);
       const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+      const day = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
       if (span < 900) return `${hm}:${pad(d.getSeconds())}`;
-      if (span > 86400 * 300) return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-      return sameDay ? hm : `${d.getMonth() + 1}/${d.getDate()} ${hm}`;
+      if (sameDay) return hm;
+      return span > 3 * 86400 ? day : `${day} ${hm}`;
     };
+  }
+
+  /** Splits sorted points into runs without a gap wider than `gap` (x units). */
+  function runs(points, gap) {
+    if (!gap) return [points];
+    const out = [];
+    let run = [];
+    for (const p of points) {
+      if (run.length && p.x - run[run.length - 1].x > gap) { out.push(run); run = []; }
+      run.push(p);
+    }
+    if (run.length) out.push(run);
+    return out;
   }
 
   /** The tip shown beside a chart (one per figure), created on first use. */
@@ -120,7 +135,10 @@
   }
 
   /**
-   * Draws `opts.series` ([{label, color, dash, points}]) on `canvas`.
+   * Draws `opts.series` ([{label, color, dash, pattern, band, gap, points}])
+   * on `canvas`: `pattern` a line dash, `band` the band's opacity, `gap` the
+   * widest x step drawn as a line (wider is a gap: no tests there);
+   * `opts.range` ([x0, x1]) an x span to show whole.
    * `opts.kind` is 'time' (x in unix seconds) or 'seconds'; `opts.empty` the
    * text shown without data; `opts.tipTitle(point)` titles the hover tip;
    * `opts.format(y)` writes a value (default: a rate).
@@ -166,6 +184,11 @@
       t1 = maxOf(s.points.map((p) => p.x), t1);
     }
     maxY = maxY || 1;
+    // A span asked for (a device's days) is shown whole, tests or not.
+    if (opts.range) {
+      t0 = Math.min(t0, opts.range[0]);
+      t1 = Math.max(t1, opts.range[1]);
+    }
     const kind = opts.kind || 'time';
     if (kind === 'seconds') t0 = Math.min(0, t0);
     if (t1 - t0 < (kind === 'time' ? 60 : 1)) {
@@ -216,35 +239,38 @@
     }
 
     for (const s of series) {
-      const pts = s.points;
-      if (pts.length === 0) continue;
+      if (s.points.length === 0) continue;
       ctx.strokeStyle = s.color;
       ctx.fillStyle = s.color;
-      // The band from each point's lowest to highest value.
-      if (pts.some((p) => p.lo != null && p.hi != null && p.hi > p.lo)) {
-        ctx.globalAlpha = 0.15;
-        ctx.beginPath();
-        pts.forEach((p, i) => (i === 0 ? ctx.moveTo(x(p.x), y(p.hi ?? p.y)) : ctx.lineTo(x(p.x), y(p.hi ?? p.y))));
-        for (let i = pts.length - 1; i >= 0; i -= 1) ctx.lineTo(x(pts[i].x), y(pts[i].lo ?? pts[i].y));
-        ctx.closePath();
-        ctx.fill();
-        ctx.globalAlpha = 1;
-      }
-      ctx.lineWidth = 2;
-      ctx.lineJoin = 'round';
-      ctx.setLineDash(s.dash ? [6, 4] : []);
-      if (s.line !== false && pts.length > 1) {
-        ctx.beginPath();
-        pts.forEach((p, i) => (i === 0 ? ctx.moveTo(x(p.x), y(p.y)) : ctx.lineTo(x(p.x), y(p.y))));
-        ctx.stroke();
-      }
-      ctx.setLineDash([]);
-      if (s.dots !== false && (pts.length <= 120 || s.line === false)) {
-        const radius = pts.length > 60 ? 2 : 3.5;
-        for (const p of pts) {
+      // Where there were no tests the line and the band stop.
+      for (const pts of runs(s.points, s.gap)) {
+        // The band from each point's low to high value, kept quiet.
+        if (pts.some((p) => p.lo != null && p.hi != null && p.hi > p.lo)) {
+          ctx.globalAlpha = s.band ?? 0.15;
           ctx.beginPath();
-          ctx.arc(x(p.x), y(p.y), radius, 0, Math.PI * 2);
+          pts.forEach((p, i) => (i === 0 ? ctx.moveTo(x(p.x), y(p.hi ?? p.y)) : ctx.lineTo(x(p.x), y(p.hi ?? p.y))));
+          for (let i = pts.length - 1; i >= 0; i -= 1) ctx.lineTo(x(pts[i].x), y(pts[i].lo ?? pts[i].y));
+          ctx.closePath();
           ctx.fill();
+          ctx.globalAlpha = 1;
+        }
+        ctx.lineWidth = 2;
+        ctx.lineJoin = 'round';
+        ctx.setLineDash(s.pattern || (s.dash ? [6, 4] : []));
+        if (s.line !== false && pts.length > 1) {
+          ctx.beginPath();
+          pts.forEach((p, i) => (i === 0 ? ctx.moveTo(x(p.x), y(p.y)) : ctx.lineTo(x(p.x), y(p.y))));
+          ctx.stroke();
+        }
+        ctx.setLineDash([]);
+        // A lone point (a run of one) is a dot, or it would not show.
+        if (s.dots !== false && (s.points.length <= 120 || s.line === false || pts.length === 1)) {
+          const radius = s.points.length > 60 ? 2 : 3.5;
+          for (const p of pts) {
+            ctx.beginPath();
+            ctx.arc(x(p.x), y(p.y), radius, 0, Math.PI * 2);
+            ctx.fill();
+          }
         }
       }
     }
@@ -255,7 +281,7 @@
   /** A legend: one key per series, in its colour (dashed for `dash`). */
   function legend(box, series) {
     box.replaceChildren(...series.map((s) => {
-      const key = el('span', { class: `key${s.dash ? ' dash' : ''}`, text: s.label });
+      const key = el('span', { class: `key${s.dash ? ' dash' : ''}${s.dot ? ' dot' : ''}`, text: s.label });
       key.style.setProperty('--key', s.color);
       return key;
     }));

@@ -14,7 +14,7 @@
 
 (() => {
   const W = (window.webperf3 = window.webperf3 || {});
-  const { $, el, fmtRate, fmtBytes, fmtNum, fmtDateSeconds, fmtAgo, fmtSeconds, fmtProtocol } = W;
+  const { $, el, fmtRate, fmtBytes, fmtNum, fmtDateSeconds, fmtAgo, fmtSeconds } = W;
 
   const VERDICTS = {
     'bitrate-target': 'the bitrate the client asked for (-b)',
@@ -155,9 +155,7 @@
   }
 
   /** Who, when, how. */
-  function header(result, entry, id) {
-    const start = entry?.start || {};
-    const ts = start.test_start || {};
+  function header(result, verdict, id) {
     const run = result.protocol === 'ndt7'; // a speed-test run: both directions, no iperf3 options
     const dirs = run ? null : result.bidir ? 'upload and download (--bidir)' : result.reverse ? 'download (-R)' : 'upload';
     const url = `${location.origin}${location.pathname}${W.testHref(id)}`;
@@ -182,31 +180,55 @@
     });
     const name = el('h2', { class: 'detail-name', text: result.name || (run ? 'Speed test' : 'unnamed test') });
     name.id = 'detail-name';
+    const headline = result.headline || fallbackHeadline(result, verdict);
     return el('section', { class: 'card' },
       el('div', { class: 'section-head' },
         name,
         el('a', { class: 'button', href: '#/', text: '← Results' })),
+      W.bigRates(result),
+      headline ? el('p', { class: 'headline', id: 'detail-headline', text: headline }) : null,
       result.title ? el('p', { class: 'detail-title', text: result.title }) : null,
       result.error ? el('p', { class: 'banner', text: result.error }) : null,
       facts([
+        ['When', `${fmtDateSeconds(result.timestamp)} (${fmtAgo(result.timestamp)})`],
+        ['Device', result.name || null],
         ['Client', result.kind === 'probe' ? 'this box (a probe)' : result.client],
         ['Target', result.target],
-        ['When', `${fmtDateSeconds(result.timestamp)} (${fmtAgo(result.timestamp)})`],
-        ['Port', result.kind === 'probe' ? null : String(result.port)],
-        ['Protocol', fmtProtocol(result)],
-        ['Direction', dirs],
-        ['Streams', run ? null : String(result.streams ?? ts.num_streams ?? 1)],
-        ['Duration', fmtSeconds(result.duration)],
-        ['Upload', result.receive_bps != null ? fmtRate(result.receive_bps) : null],
-        ['Download', result.send_bps != null ? fmtRate(result.send_bps) : null],
-        ['Target bitrate', num(ts.target_bitrate) ? fmtRate(ts.target_bitrate) : null],
-        ['Block size', num(ts.blksize) != null ? fmtBytes(ts.blksize) : null],
-        ['TCP MSS', num(start.tcp_mss_default) > 0 ? `${start.tcp_mss_default} B` : null],
-        ['UDP loss / jitter', result.protocol === 'UDP' ? W.fmtUdp(result) : null],
-        ['TCP retransmits', result.retransmits != null ? String(result.retransmits) : null],
-        ['Minimum RTT', !run && num(result.min_rtt_ms) != null ? `${fmtNum(result.min_rtt_ms, 2)} ms` : null],
+        ['Test', [result.protocol, dirs, result.streams > 1 ? `${result.streams} streams` : null, fmtSeconds(result.duration)].filter(Boolean).join(', ')],
       ]),
       el('div', { class: 'share' }, link, copy, copied));
+  }
+
+  /** The figures an expert looks for, behind "Details". */
+  function figuresPart(result, entry, ours) {
+    const start = entry?.start || {};
+    const ts = start.test_start || {};
+    const congestion = entry?.end?.sender_tcp_congestion || entry?.end?.receiver_tcp_congestion
+      || (typeof ours?.client_results?.congestion_used === 'string' ? ours.client_results.congestion_used : null);
+    return section('The test', facts([
+      ['Port', result.kind === 'probe' ? null : String(result.port)],
+      ['Streams', String(result.streams ?? ts.num_streams ?? 1)],
+      ['Target bitrate', num(ts.target_bitrate) ? fmtRate(ts.target_bitrate) : null],
+      ['Block size', num(ts.blksize) != null ? fmtBytes(ts.blksize) : null],
+      ['TCP MSS', num(start.tcp_mss_default) > 0 ? `${start.tcp_mss_default} B` : null],
+      ['Congestion control', congestion],
+      ['UDP loss / jitter', result.protocol === 'UDP' ? W.fmtUdp(result) : null],
+      ['TCP retransmits', result.retransmits != null ? String(result.retransmits) : null],
+      ['Minimum RTT', num(result.min_rtt_ms) != null ? `${fmtNum(result.min_rtt_ms, 2)} ms` : null],
+      ['Link speed of this box', num(result.link_bps) ? fmtRate(result.link_bps) : null],
+    ]));
+  }
+
+  /** A plain sentence from the verdict, for a server that gives no headline. */
+  function fallbackHeadline(result, verdict) {
+    const rates = [
+      result.send_bps != null ? `received ${fmtRate(result.send_bps)}` : null,
+      result.receive_bps != null ? `sent ${fmtRate(result.receive_bps)}` : null,
+    ].filter(Boolean).join(' and ');
+    if (!rates) return null;
+    const who = result.name || 'The device';
+    const limit = verdict?.limited_by && VERDICTS[verdict.limited_by] ? ` Most likely limited by ${VERDICTS[verdict.limited_by]}.` : '';
+    return `${who} ${rates}.${limit}`;
   }
 
   function verdictPart(verdict) {
@@ -234,9 +256,9 @@
     const intervals = table('Each interval (all streams)', 'Interval', cols, rows,
       (r) => fmtSpan(r.start, r.end), { data: { rows: rows.length } });
     intervals.firstChild.id = 'detail-intervals';
-    const part = section('Each interval', figure, intervals, streamsPart(rows));
+    const part = section('Each interval', figure, intervals);
     const draw = () => W.chart.legend(legendBox, drawIntervals(canvas, rows, dirs));
-    return { part, draw };
+    return { part, draw, streams: streamsPart(rows) };
   }
 
   /** Per stream: one table each, in a disclosure (a -P 128 test has many). */
@@ -280,7 +302,6 @@
     return section('The client’s own figures',
       facts([
         ['Client CPU', num(doc.cpu_util_total) != null ? `${fmtNum(doc.cpu_util_total, 1)} %` : null],
-        ['Congestion control', typeof doc.congestion_used === 'string' ? doc.congestion_used : null],
         ['Client version', typeof ours.client_version === 'string' ? ours.client_version : null],
       ]),
       streams.length ? table('Per stream, as the client counted', 'Stream', cols, streams, (s) => String(s.id ?? '?')) : null);
@@ -299,7 +320,6 @@
       ['Hottest during the test', num(h.cpu_temp_max_c) != null ? `${fmtNum(h.cpu_temp_max_c, 1)} °C` : null],
       ['Throttling', during || (typeof h.throttled === 'string' ? h.throttled : null)],
       ['Overlapped another test', typeof ours?.overlapped === 'boolean' ? (ours.overlapped ? 'yes' : 'no') : null],
-      ['Congestion control', entry?.end?.sender_tcp_congestion || entry?.end?.receiver_tcp_congestion || null],
     ];
     if (pairs.every(([, v]) => v == null)) return null;
     return section('The machine during the test', facts(pairs));
@@ -320,7 +340,7 @@
     const known = new Set(['client_results', 'health', 'overlapped', 'client_version']);
     const pairs = Object.entries(ours).filter(([k]) => !known.has(k)).map(([k, v]) => {
       const text = typeof v === 'string' ? v : flat(v);
-      return [k.replace(/_/g, ' '), text.length > 600 ? `${text.slice(0, 600)}…` : text];
+      return [k.replace(/_/g, ' '), text];
     });
     if (pairs.length === 0) return null;
     return section('More from the server', facts(pairs, 'more'));
@@ -329,20 +349,38 @@
   let shown = null; // the id on screen
   let drawDetail = null;
 
+  /** The log entry as logged, whole, drawn when first opened. */
+  function rawPart(entry) {
+    if (!entry) return null;
+    const pre = el('pre', { class: 'raw' });
+    const box = el('details', { class: 'streams raw-entry' }, el('summary', { text: 'The log entry, as logged' }), pre);
+    box.addEventListener('toggle', () => {
+      if (box.open && !pre.textContent) pre.textContent = JSON.stringify(entry, null, 2);
+    });
+    return box;
+  }
+
   function render(box, id, answer) {
     const { result, entry, verdict } = answer;
     const ours = entry && typeof entry.webperf3 === 'object' ? entry.webperf3 : null;
     // A speed-test run has no iperf3 intervals or verdict: its own part.
-    const intervals = result.protocol === 'ndt7' ? W.run.part(result, answer) : intervalsPart(entry);
-    box.replaceChildren(
-      header(result, entry, id),
-      (result.protocol !== 'ndt7' && verdictPart(verdict)) || el('span'),
-      intervals.part,
-      clientPart(ours) || el('span'),
-      healthPart(result, entry, ours) || el('span'),
-      morePart(ours) || el('span'));
+    const runView = result.protocol === 'ndt7';
+    const intervals = runView ? W.run.part(result, answer) : intervalsPart(entry);
+    const details = el('details', { class: 'card more-details', id: 'detail-more' },
+      el('summary', { text: 'Details: what limited it, CPU, streams, the log entry' }),
+      el('div', { class: 'detail' },
+        runView ? null : verdictPart(verdict),
+        figuresPart(result, entry, ours),
+        intervals.streams ? section('Each stream', intervals.streams) : null,
+        clientPart(ours),
+        healthPart(result, entry, ours),
+        morePart(ours),
+        rawPart(entry)));
+    box.replaceChildren(header(result, verdict, id), intervals.part, details);
     drawDetail = intervals.draw;
     drawDetail();
+    W.noteScrolling(box);
+    for (const d of box.querySelectorAll('details')) d.addEventListener('toggle', () => W.noteScrolling(d));
     box.dataset.id = id;
     box.dataset.state = 'shown';
   }

@@ -1,33 +1,38 @@
 // webperf3 page: the history of recorded tests, at any size. The table
-// holds pages of results asked for on demand (the newest page first, then
-// "Older tests"), never the whole history; the chart draws time buckets the
-// server aggregates (a bounded number of points however many tests there
-// are). Filters: name, port, protocol, address family and a date range.
-// Choosing a name shows that person's tests over time, upload and download,
-// IPv4 and IPv6 as separate series.
+// shows one page of results at a time (the newest first; "Older tests"
+// and "Newer tests" move between pages), never the whole history; the
+// chart draws time buckets the server aggregates (a bounded number of
+// points however many tests there are), each kind of test (TCP capacity,
+// UDP paced, browser) its own series. Filters (part of a name, port,
+// protocol, address family, a date range) apply as they are typed and
+// live in the address (`#/?name=...`), so a filtered view can be
+// bookmarked and shared; the history loads when its view is first shown.
 'use strict';
 
 (() => {
   const W = (window.webperf3 = window.webperf3 || {});
-  const { $, el, fmtDate, fmtSeconds, fmtUdp, fmtHealth, fmtProtocol, testLink, rateCell } = W;
+  const { $, el } = W;
 
   /** Results per page of the table. */
-  const PAGE = 100;
-  /** Most results the table keeps from live events; older ones are
-   *  dropped (and reachable again with "Older tests"). */
-  const MAX_LIVE_ROWS = 2000;
+  const PAGE = 25;
   /** Most time buckets the chart asks for. */
   const MAX_BUCKETS = 240;
+  /** How long typing pauses before the filters apply, ms. */
+  const TYPING_MS = 250;
+  /** The filters kept in the address, in order. */
+  const KEYS = ['name', 'port', 'protocol', 'family', 'from', 'to'];
 
   const state = {
     filters: { name: '', port: '', protocol: '', family: '', since: '', until: '' },
-    rows: [],          // loaded results, oldest first
+    rows: [],          // the page shown, oldest first
     ids: new Set(),    // their ids (or keys)
     more: false,       // the server may have older matching tests
+    before: [],        // the `before` ids of the pages newer than this one
     loading: false,
+    loaded: false,     // the history was asked for at least once
     generation: 0,     // bumps on every reload; stale answers are dropped
     names: new Set(),  // names seen, offered in the name box
-    buckets: null,     // chart data: [{family, list}] or null while loading
+    buckets: null,     // chart data: [{kind, list}] or null while loading
   };
 
   /** Identifies a result: its id, or its figures for a server without ids. */
@@ -38,7 +43,7 @@
   /** Whether `r` passes the filters (for results arriving live). */
   function matches(r) {
     const f = state.filters;
-    if (f.name && r.name !== f.name) return false;
+    if (f.name && !(r.name || '').toLowerCase().includes(f.name.toLowerCase())) return false;
     if (f.port && String(r.port) !== f.port) return false;
     if (f.protocol && (r.protocol || '').toLowerCase() !== f.protocol.toLowerCase()) return false;
     if (f.family && String(W.family(r)) !== f.family) return false;
@@ -47,36 +52,23 @@
     return true;
   }
 
-  function row(r) {
-    const udp = r.protocol === 'UDP' && (r.lost_percent != null || r.jitter_ms != null) ? `loss / jitter ${fmtUdp(r)}` : null;
-    const health = fmtHealth(r);
-    const notes = [r.title, udp, r.error, health.warn, health.info].filter(Boolean).join(' · ');
-    return el('tr', { data: { port: r.port } },
-      el('td', { label: 'When' }, testLink(r, fmtDate(r.timestamp), 'Show this test in detail')),
-      // A probe ran on no port of the box (its result says 0).
-      el('td', { label: 'Port', text: r.kind === 'probe' ? '—' : r.port }),
-      el('td', { class: 'name', label: 'Name', text: r.name ?? '—' }),
-      el('td', { label: 'Client', text: r.kind === 'probe' ? `this box → ${r.target}` : (r.client ?? '—') }),
-      rateCell(r.receive_bps, 'rate-up', 'Upload'),
-      rateCell(r.send_bps, 'rate-down', 'Download'),
-      el('td', { label: 'Protocol', text: fmtProtocol(r) }),
-      el('td', { class: 'num', label: 'Duration', text: fmtSeconds(r.duration) }),
-      el('td', { class: notes ? (r.error ? 'failed' : '') : 'blank', label: 'Notes', text: notes }));
-  }
-
   function renderTable() {
     const rows = [];
-    for (let i = state.rows.length - 1; i >= 0; i -= 1) rows.push(row(state.rows[i]));
+    for (let i = state.rows.length - 1; i >= 0; i -= 1) rows.push(W.resultRow(state.rows[i]));
     if (rows.length === 0) {
-      const td = el('td', { class: 'empty', text: state.loading ? 'Loading…' : 'No tests recorded yet.' });
-      td.colSpan = 9;
+      const td = el('td', { class: 'empty', text: state.loading ? 'Loading…' : 'No tests match.' });
+      td.colSpan = 4;
       rows.push(el('tr', null, td));
     }
     $('history').tBodies[0].replaceChildren(...rows);
     $('older').hidden = !state.more;
     $('older').disabled = state.loading;
-    $('history-count').textContent = state.rows.length
-      ? `${state.rows.length} newest matching test${state.rows.length === 1 ? '' : 's'} shown`
+    $('newer').hidden = state.before.length === 0;
+    $('newer').disabled = state.loading;
+    const n = state.rows.length;
+    const which = state.before.length === 0 ? 'newest' : 'older';
+    $('history-count').textContent = n
+      ? `${n} ${which} matching test${n === 1 ? '' : 's'} shown`
       : '';
   }
 
@@ -102,40 +94,10 @@
 
   // ---- Chart --------------------------------------------------------------
 
-  /** The series to draw: upload and download, per family when a name is chosen. */
-  function chartSeries() {
-    const up = W.cssVar('--up');
-    const down = W.cssVar('--down');
-    const series = [];
-    for (const { family, list } of state.buckets || []) {
-      const suffix = family ? ` IPv${family}` : '';
-      const dash = family === 6;
-      const pick = (dir) => list.filter((b) => b[dir]).map((b) => ({
-        x: (b.t0 + b.t1) / 2, y: b[dir].mean, lo: b[dir].min, hi: b[dir].max, n: b.count, b,
-      }));
-      series.push({ label: `Upload${suffix}`, color: up, dash, points: pick('up') });
-      series.push({ label: `Download${suffix}`, color: down, dash, points: pick('down') });
-    }
-    return series;
-  }
-
   function drawChart() {
-    const canvas = $('chart');
     const f = state.filters;
-    const total = (state.buckets || []).reduce((n, s) => n + s.list.reduce((m, b) => m + b.count, 0), 0);
-    const what = f.name ? `Tests of “${f.name}” over time` : 'All tests over time';
-    $('chart-title').textContent = state.buckets ? `${what} (${total})` : `${what} (loading…)`;
-    const series = chartSeries();
-    const tipTitle = (p) => (p.b && p.b.t1 - p.b.t0 > 90
-      ? `${fmtDate(p.b.t0)} – ${fmtDate(p.b.t1)}`
-      : fmtDate(p.x));
-    W.chart.draw(canvas, {
-      kind: 'time',
-      series,
-      tipTitle,
-      empty: state.buckets ? 'No results to plot.' : 'Loading…',
-    });
-    W.chart.legend($('chart-legend'), series.filter((s) => s.points.length > 0 || !f.name));
+    const what = f.name ? `Tests of names with “${f.name}” over time` : 'All tests over time';
+    W.kindChart.draw($('chart'), $('chart-legend'), $('chart-title'), what, state.buckets);
   }
 
   /** How many buckets fit the chart: about one per 4 px. */
@@ -144,25 +106,9 @@
     return Math.max(20, Math.min(MAX_BUCKETS, Math.floor(width / 4)));
   }
 
-  /** Fetches the chart's buckets (per family when a name is chosen). */
+  /** Fetches the chart's buckets, one set per kind of test. */
   async function loadBuckets(gen) {
-    const f = state.filters;
-    const families = f.name && !f.family ? ['4', '6'] : [f.family || ''];
-    const n = bucketCount();
-    let sets;
-    try {
-      sets = await Promise.all(families.map(async (family) => ({
-        family: family ? Number(family) : 0,
-        list: await W.api.buckets({ ...f, family }, n),
-      })));
-    } catch (err) {
-      if (err.status !== 404) throw err;
-      // No bucket route on this server: bucket the rows the page holds.
-      sets = families.map((family) => ({
-        family: family ? Number(family) : 0,
-        list: W.api.bucketsOf(state.rows.filter((r) => !family || String(W.family(r)) === family), n),
-      }));
-    }
+    const sets = await W.kindChart.load(state.filters, bucketCount(), () => state.rows);
     if (gen !== state.generation) return;
     state.buckets = sets;
     drawChart();
@@ -178,26 +124,20 @@
 
   // ---- Pages ----------------------------------------------------------------
 
-  function addRows(results, older) {
-    const fresh = results.filter((r) => !state.ids.has(key(r)));
-    for (const r of fresh) state.ids.add(key(r));
-    state.rows = older ? fresh.concat(state.rows) : state.rows.concat(fresh);
-    noteNames(fresh);
+  function setRows(results) {
+    state.rows = results;
+    state.ids = new Set(results.map(key));
+    noteNames(results);
   }
 
-  /** Starts the history over with the current filters: the newest page and the chart. */
-  async function reload() {
-    const gen = ++state.generation;
-    state.rows = [];
-    state.ids = new Set();
+  /** Shows the page of tests before the test `before` (the newest without). */
+  async function showPage(before, gen) {
     state.loading = true;
-    state.buckets = null;
     renderTable();
-    drawChart();
     try {
-      const { page, more } = await W.api.results(state.filters, PAGE);
+      const { page, more } = await W.api.results(state.filters, PAGE, before || undefined);
       if (gen !== state.generation) return;
-      addRows(page, false);
+      setRows(page);
       state.more = more && Boolean(page[0]?.id);
     } finally {
       if (gen === state.generation) {
@@ -205,40 +145,57 @@
         renderTable();
       }
     }
-    await loadBuckets(gen);
   }
 
-  /** Adds the page of tests before the oldest one shown. */
+  /** Starts the history over with the current filters: the newest page and the chart. */
+  async function reload() {
+    const gen = ++state.generation;
+    state.loaded = true;
+    state.before = [];
+    // What is shown stays until the answers replace it (nothing collapses
+    // and moves meanwhile); the chart's title says it is loading.
+    if (state.buckets) $('chart-title').textContent = `${$('chart-title').textContent.replace(/ \(.*\)$/, '')} (loading…)`;
+    else drawChart();
+    // The page and the chart are asked for at once; the chart is drawn
+    // once the table has its page (resolving when the table has it).
+    const chart = W.kindChart.load(state.filters, bucketCount(), () => state.rows).catch(() => []);
+    await showPage(null, gen);
+    chart.then((sets) => {
+      if (gen !== state.generation) return;
+      state.buckets = sets;
+      drawChart();
+    });
+  }
+
+  /** The page of tests before the oldest one shown. */
   async function older() {
     if (state.loading || state.rows.length === 0) return;
-    const gen = state.generation;
-    state.loading = true;
-    renderTable();
-    try {
-      const { page, more } = await W.api.results(state.filters, PAGE, state.rows[0].id);
-      if (gen !== state.generation) return;
-      addRows(page, true);
-      state.more = more;
-    } finally {
-      if (gen === state.generation) {
-        state.loading = false;
-        renderTable();
-      }
-    }
+    state.before.push(state.rows[0].id);
+    await showPage(state.rows[0].id, state.generation);
+    $('history-card').scrollIntoView({ block: 'start' });
+  }
+
+  /** The page newer than this one. */
+  async function newer() {
+    if (state.loading || state.before.length === 0) return;
+    state.before.pop();
+    await showPage(state.before[state.before.length - 1], state.generation);
   }
 
   /** A result recorded just now (from the websocket). */
   function onResult(r) {
     noteNames([r]);
-    if (!matches(r) || state.ids.has(key(r))) return;
+    if (!state.loaded || !matches(r) || state.ids.has(key(r))) return;
+    refreshChartSoon();
+    // Only the newest page takes new results; it stays one page long.
+    if (state.before.length > 0) return;
     state.ids.add(key(r));
     state.rows.push(r);
-    if (state.rows.length > MAX_LIVE_ROWS && state.rows[0].id) {
-      for (const old of state.rows.splice(0, state.rows.length - MAX_LIVE_ROWS)) state.ids.delete(key(old));
+    if (state.rows.length > PAGE && state.rows[0].id) {
+      for (const old of state.rows.splice(0, state.rows.length - PAGE)) state.ids.delete(key(old));
       state.more = true;
     }
     renderTable();
-    refreshChartSoon();
   }
 
   // ---- Filters ------------------------------------------------------------
@@ -249,22 +206,98 @@
     return Math.floor(new Date(y, m - 1, d + days).getTime() / 1000);
   }
 
-  function readFilters() {
-    const since = $('f-since').value;
-    const until = $('f-until').value;
-    state.filters = {
+  /** The form's values, as the address keeps them. */
+  function formValues() {
+    return {
       name: $('name-filter').value.trim(),
       port: $('f-port').value,
       protocol: $('f-protocol').value,
       family: $('f-family').value,
-      since: since ? String(dayStart(since, 0)) : '',
-      until: until ? String(dayStart(until, 1) - 1) : '',
+      from: $('f-since').value,
+      to: $('f-until').value,
     };
   }
 
-  function onFilterChange() {
-    readFilters();
+  /** The server's filters of the form's values. */
+  function filtersOf(v) {
+    const date = (d) => /^\d{4}-\d{2}-\d{2}$/.test(d);
+    return {
+      name: v.name,
+      port: v.port,
+      protocol: v.protocol,
+      family: v.family,
+      since: date(v.from) ? String(dayStart(v.from, 0)) : '',
+      until: date(v.to) ? String(dayStart(v.to, 1) - 1) : '',
+    };
+  }
+
+  /** The address of the history with the form's values. */
+  function addressOf(v) {
+    const q = new URLSearchParams();
+    for (const k of KEYS) if (v[k]) q.set(k, v[k]);
+    const s = q.toString();
+    return s ? `#/?${s}` : '#/';
+  }
+
+  /** The form's values from the address's query. */
+  function fromAddress() {
+    const q = new URLSearchParams(location.hash.replace(/^[^?]*\??/, ''));
+    const v = {};
+    for (const k of KEYS) v[k] = (q.get(k) || '').slice(0, 200);
+    return v;
+  }
+
+  /** Puts values into the form (a select keeps an unknown port as an option). */
+  function fillForm(v) {
+    $('name-filter').value = v.name;
+    if (v.port && ![...$('f-port').options].some((o) => o.value === v.port)) {
+      const o = el('option', { text: v.port });
+      o.value = v.port;
+      $('f-port').append(o);
+    }
+    $('f-port').value = v.port;
+    $('f-protocol').value = v.protocol;
+    $('f-family').value = v.family;
+    $('f-since').value = v.from;
+    $('f-until').value = v.to;
+  }
+
+  const same = (a, b) => Object.keys(a).every((k) => a[k] === b[k]);
+
+  /** Applies the form: the address follows it, the history reloads if the filters changed. */
+  function apply() {
+    clearTimeout(typingTimer);
+    const v = formValues();
+    const address = addressOf(v);
+    if (location.hash !== address && W.router.active() === 'home') {
+      history.replaceState(null, '', address);
+    }
+    const filters = filtersOf(v);
+    if (state.loaded && same(filters, state.filters)) return;
+    state.filters = filters;
     reload().catch(showError);
+  }
+
+  let typingTimer = null;
+
+  /** Applies the form once typing pauses. */
+  function applySoon() {
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(apply, TYPING_MS);
+  }
+
+  /** The history's view is on screen: the filters the address names,
+   *  loaded once; resolves when the table has its page. */
+  function enter() {
+    const v = fromAddress();
+    const filters = filtersOf(v);
+    if (!state.loaded || !same(filters, state.filters)) {
+      fillForm(v);
+      state.filters = filters;
+      return reload().catch(showError);
+    }
+    drawChart();
+    return Promise.resolve();
   }
 
   function showError(err) {
@@ -286,20 +319,29 @@
       o.value = String(p);
       options.push(o);
     }
+    if (keep && !ports.map(String).includes(keep)) {
+      const o = el('option', { text: keep });
+      o.value = keep;
+      options.push(o);
+    }
     select.replaceChildren(...options);
     select.value = keep;
   }
 
   function init() {
     const form = $('filters');
-    form.addEventListener('submit', (ev) => { ev.preventDefault(); onFilterChange(); });
-    form.addEventListener('change', onFilterChange);
-    form.addEventListener('reset', () => setTimeout(onFilterChange, 0));
+    form.addEventListener('submit', (ev) => { ev.preventDefault(); apply(); });
+    form.addEventListener('change', apply);
+    $('name-filter').addEventListener('input', applySoon);
+    form.addEventListener('reset', () => setTimeout(apply, 0));
     $('older').addEventListener('click', () => older().catch(showError));
+    $('newer').addEventListener('click', () => newer().catch(showError));
   }
 
-  W.history = {
-    init, reload: () => reload().catch(showError), onResult, setPorts, drawChart, noteNames,
-    state,
-  };
+  /** Reloads after a reconnect, if the history was shown. */
+  function refresh() {
+    return state.loaded ? reload().catch(showError) : Promise.resolve();
+  }
+
+  W.history = { init, enter, refresh, onResult, setPorts, drawChart, noteNames, state };
 })();

@@ -35,6 +35,9 @@
       else link.removeAttribute('aria-current');
     }
     current = name;
+    // The stylesheet shows the view named here (index.html names the
+    // first one before any script runs, so nothing is drawn twice).
+    document.documentElement.dataset.view = name;
     views.get(name)?.enter?.(rest);
   }
 

@@ -12,12 +12,13 @@
 
   const $ = (id) => document.getElementById(id);
 
-  /** Creates an element; `props` may hold class, text, title, label (the
+  /** Creates an element; `props` may hold class, id, text, title, label (the
    *  phone layout's cell label), href, scope, data (object). */
   function el(tag, props, ...children) {
     const node = document.createElement(tag);
     if (props) {
       if (props.class) node.className = props.class;
+      if (props.id != null) node.id = props.id;
       if (props.text != null) node.textContent = String(props.text);
       if (props.title != null) node.title = String(props.title);
       if (props.label != null) node.dataset.label = props.label;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{Overlap, Routes, Test};
 use crate::json::{self, Json};
 use crate::protocol::params::Protocol;
-use crate::protocol::results_exchange::stream_id;
+use crate::protocol::results_exchange::{stream_id, with_signed_retransmits};
 use crate::report::stats::results_document;
 use crate::server::streams::data_path_json;
 
@@ -70,7 +70,9 @@ impl Test {
             ours.push("refused", why.as_str());
         }
         if let Some(doc) = &self.client_results {
-            ours.push("client_results", json::from_value(doc));
+            // Stock 3.12 sends a receiving stream's -1 as 2^64 - 1.
+            let doc = with_signed_retransmits(doc);
+            ours.push("client_results", json::from_value(&doc));
         }
         let choice = measuring.map(|m| &m.send_choice);
         if let Some(path) = data_path_json(&self.streams, self.ctx.settings.copy, choice) {

@@ -161,10 +161,24 @@ impl Test {
 
     /// Tells the dashboard the port is busy with this client.
     fn announce(&mut self, p: &TestParams) {
-        self.ctx.hub.test_started(
+        let direction = if p.bidirectional {
+            "both"
+        } else if p.reverse {
+            "download"
+        } else {
+            "upload"
+        };
+        let timed = p.time > 0 && p.num == 0 && p.blockcount == 0;
+        let duration = timed.then(|| p.time.saturating_add(p.omit));
+        let plan = crate::hub::Plan {
+            direction: Some(direction),
+            duration,
+        };
+        self.ctx.hub.test_started_with(
             self.ctx.port,
             self.peer.ip().to_canonical(),
             p.extra_data.clone(),
+            plan,
         );
         self.announced = true;
     }
