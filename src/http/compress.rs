@@ -7,6 +7,7 @@
 //! a test's detail) are sent as they are.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -15,7 +16,7 @@ use flate2::Compression;
 use serde::Serialize;
 use warp::http::{header, HeaderValue, Response};
 use warp::reply::Response as WarpResponse;
-use warp::Reply;
+use warp::{Filter, Reply};
 
 /// Answers smaller than this are sent as they are: compressing them saves
 /// less than it costs.
@@ -86,7 +87,7 @@ pub fn json(value: &impl Serialize, accept_encoding: Option<&str>) -> WarpRespon
     let body = match serde_json::to_vec(value) {
         Ok(body) => body,
         Err(e) => {
-            return super::handlers::error_reply(
+            return super::models::error_reply(
                 warp::http::StatusCode::INTERNAL_SERVER_ERROR,
                 format!("could not write the answer: {e}"),
             )
@@ -105,6 +106,12 @@ pub fn json(value: &impl Serialize, accept_encoding: Option<&str>) -> WarpRespon
     }
     vary(headers);
     response.into_response()
+}
+
+/// The request's `Accept-Encoding`, if it has a readable one.
+pub fn accept_encoding() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::header::optional::<String>("accept-encoding")
+        .or_else(|_| async { Ok::<_, Infallible>((None,)) })
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub fn route(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rejec
     warp::path!("api" / "devices")
         .and(warp::get())
         .and(warp::query::<DevicesQuery>())
-        .and(super::filters::accept_encoding())
+        .and(compress::accept_encoding())
         .and(warp::any().map(move || ctx.clone()))
         .and_then(devices)
 }

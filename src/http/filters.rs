@@ -43,7 +43,7 @@ pub fn index() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clon
     warp::path::end()
         .and(warp::get())
         .and(if_none_match())
-        .and(accept_encoding())
+        .and(super::compress::accept_encoding())
         .and_then(handlers::index)
 }
 
@@ -53,7 +53,7 @@ pub fn assets() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clo
         .and(warp::get())
         .and(warp::path::tail())
         .and(if_none_match())
-        .and(accept_encoding())
+        .and(super::compress::accept_encoding())
         .and_then(handlers::asset)
 }
 
@@ -70,7 +70,7 @@ pub fn results(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rej
     warp::path!("api" / "results")
         .and(warp::get())
         .and(warp::query::<ResultsQuery>())
-        .and(accept_encoding())
+        .and(super::compress::accept_encoding())
         .and(with(ctx))
         .and_then(handlers::results)
 }
@@ -90,7 +90,7 @@ pub fn buckets(ctx: Context) -> impl Filter<Extract = (impl Reply,), Error = Rej
     warp::path!("api" / "history" / "buckets")
         .and(warp::get())
         .and(warp::query::<ResultsQuery>())
-        .and(accept_encoding())
+        .and(super::compress::accept_encoding())
         .and(with(ctx))
         .and_then(handlers::buckets)
 }
@@ -189,12 +189,6 @@ fn peer() -> impl Filter<Extract = (Option<IpAddr>,), Error = Infallible> + Clon
 
 fn with(ctx: Context) -> impl Filter<Extract = (Context,), Error = Infallible> + Clone {
     warp::any().map(move || ctx.clone())
-}
-
-/// The request's `Accept-Encoding`, if it has a readable one.
-pub fn accept_encoding() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
-    warp::header::optional::<String>("accept-encoding")
-        .or_else(|_| async { Ok::<_, Infallible>((None,)) })
 }
 
 fn if_none_match() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {

@@ -12,6 +12,7 @@ use warp::http::{header, HeaderValue, StatusCode};
 use warp::reject::Reject;
 use warp::{Rejection, Reply};
 
+pub use super::models::error_reply;
 use super::models::{table_row, ErrorBody, ResultsQuery, TableRow};
 use super::{assets, compress, download, history, metrics, origin, ws, Context};
 use crate::files::entry::{read_entry_text, EntryError};
@@ -347,15 +348,6 @@ pub fn websocket(
             ctx.sessions.track_future(session)
         })
         .into_response()
-}
-
-/// A JSON error `{"error": "...", "status": N}` with that status.
-pub fn error_reply(status: StatusCode, message: impl Into<String>) -> warp::reply::Response {
-    let body = ErrorBody {
-        error: message.into(),
-        status: status.as_u16(),
-    };
-    warp::reply::with_status(warp::reply::json(&body), status).into_response()
 }
 
 /// Turns every rejection into a JSON error `{"error": "...", "status": N}`.

@@ -145,3 +145,15 @@ pub fn table_row(result: &TestResult) -> TableRow {
         result.name.clone(),
     )
 }
+
+/// A JSON error `{"error": "...", "status": N}` with that status.
+pub fn error_reply(
+    status: warp::http::StatusCode,
+    message: impl Into<String>,
+) -> warp::reply::Response {
+    let body = ErrorBody {
+        error: message.into(),
+        status: status.as_u16(),
+    };
+    warp::Reply::into_response(warp::reply::with_status(warp::reply::json(&body), status))
+}
