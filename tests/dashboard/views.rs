@@ -55,6 +55,17 @@ async fn a_tcp_test_leads_with_its_headline() {
         .await;
     let big = text_of(&mut page, "#detail .big.rate-down .big-rate").await;
     assert_eq!(big, json!(format!("↓ {}", rate.as_str().unwrap())));
+    // A download: its latency under load and grade, in words.
+    let grade = answer["result"]["grade"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a grade in {}", answer["result"]));
+    let latency = text_of(&mut page, "#detail-latency").await;
+    let latency = latency.as_str().unwrap_or_default();
+    assert!(
+        latency.starts_with("Latency while data flowed: ")
+            && latency.contains(&format!("Grade {grade}: ")),
+        "{latency:?}"
+    );
     // The expert's figures wait behind "Details".
     assert_eq!(
         page.eval("document.getElementById('detail-more').open")

@@ -227,7 +227,8 @@
     const label = xLabel(kind, span, sameDay);
     ctx.textBaseline = 'top';
     const sample = ctx.measureText(label(t1)).width + 24;
-    const count = Math.max(1, Math.min(6, Math.floor(plotW / sample)));
+    // count + 1 labels, each `sample` wide, fit the width.
+    const count = Math.max(1, Math.min(6, Math.floor(plotW / sample) - 1));
     let previous = null;
     for (let i = 0; i <= count; i += 1) {
       const t = t0 + (span * i) / count;

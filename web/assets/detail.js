@@ -187,6 +187,7 @@
         el('a', { class: 'button', href: '#/', text: '← Results' })),
       W.bigRates(result),
       headline ? el('p', { class: 'headline', id: 'detail-headline', text: headline }) : null,
+      run ? null : loadedLatency(result),
       result.title ? el('p', { class: 'detail-title', text: result.title }) : null,
       result.error ? el('p', { class: 'banner', text: result.error }) : null,
       facts([
@@ -217,6 +218,19 @@
       ['Minimum RTT', num(result.min_rtt_ms) != null ? `${fmtNum(result.min_rtt_ms, 2)} ms` : null],
       ['Link speed of this box', num(result.link_bps) ? fmtRate(result.link_bps) : null],
     ]));
+  }
+
+  /** An iperf3 test's latency under load, its rise over the test's
+   *  quickest round trip and the grade, in words; null without the data. */
+  function loadedLatency(result) {
+    const loaded = [result.latency_down_ms, result.latency_up_ms].filter((v) => typeof v === 'number');
+    if (loaded.length === 0 || !result.grade) return null;
+    const worst = Math.max(...loaded);
+    const base = typeof result.min_rtt_ms === 'number' ? result.min_rtt_ms : null;
+    const ms = (v) => `${fmtNum(v, v < 1 ? 2 : v < 10 ? 1 : 0)} ms`;
+    const rise = base == null ? '' : `, ${ms(Math.max(0, worst - base))} more than its quickest round trip (${ms(base)})`;
+    return el('p', { class: 'detail-latency', id: 'detail-latency',
+      text: `Latency while data flowed: ${ms(worst)}${rise}. Grade ${result.grade}: ${W.grade.gradeMeaning(result.grade)}` });
   }
 
   /** A plain sentence from the verdict, for a server that gives no headline. */
