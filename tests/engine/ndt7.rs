@@ -271,20 +271,8 @@ async fn a_download_measures_and_is_recorded_under_its_name() {
     let mut socket = connect(daemon.http, "/ndt/v7/download?name=den&x=1", true)
         .await
         .unwrap();
-    let mut sizes = Vec::new();
-    let mut measurements = Vec::new();
-    tokio::time::timeout(LIMIT, async {
-        while let Some(msg) = socket.next().await {
-            match msg.expect("a clean stream") {
-                Message::Binary(b) => sizes.push(b.len()),
-                Message::Text(t) => measurements.push(serde_json::from_str::<Value>(&t).unwrap()),
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the download ends by itself");
+    let (binary, measurements) = read_download(&mut socket).await;
+    let sizes: Vec<usize> = binary.iter().map(Vec::len).collect();
     assert_eq!(sizes[0], 1 << 13);
     assert!(sizes.iter().all(|&s| s.is_power_of_two() && s <= 1 << 24));
     assert!(sizes.windows(2).all(|w| w[1] >= w[0]), "sizes only grow");
