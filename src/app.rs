@@ -166,6 +166,7 @@ pub async fn serve_forwarding(
     }
     let ports = bound.iperf_ports()?;
     let overlaps = Arc::clone(&settings.overlaps);
+    let (send, copy) = (Arc::clone(&settings.send), settings.copy);
     for (listener, number) in bound.iperf.into_iter().zip(ports) {
         let fut = port::run(
             listener,
@@ -186,6 +187,7 @@ pub async fn serve_forwarding(
         .with_settings(&http_settings)
         .with_overlaps(overlaps)
         .with_send(Arc::clone(&settings.send))
+        .with_send_method(Arc::new(move || send.choice(copy, false).method))
         .with_forward(forward);
     if let Some(probes) = ctx.probes.clone() {
         let run = crate::http::scheduled::run_all(probes, Arc::clone(&hub), shutdown.clone());

@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod models;
 pub mod ndt7;
 pub mod ndt7_raw;
+pub mod ndt7_sendfile;
 pub mod nq;
 pub mod origin;
 pub mod probe;
@@ -60,6 +61,7 @@ use crate::forward::Forwarder;
 use crate::health::HealthProbe;
 use crate::hub::Hub;
 use crate::overlap::Overlaps;
+use crate::send_method::SendMethod;
 use crate::shutdown::Shutdown;
 
 pub use crate::config::{HttpSettings, HEADER_TIMEOUT, WRITE_TIMEOUT};
@@ -122,6 +124,9 @@ pub struct Context {
     pub forward: Option<Arc<Forwarder>>,
     /// `GET /probe`, when `--probe-allow` names targets.
     pub probes: Option<Arc<probe::Probes>>,
+    /// How `-R` tests send now (the calibration's choice): ndt7 downloads
+    /// on plain connections send their payload the same way.
+    pub send_method: Arc<dyn Fn() -> SendMethod + Send + Sync>,
 }
 
 /// The connection a request arrived on, as a request extension: what the
@@ -171,6 +176,7 @@ impl Context {
             metrics,
             forward: None,
             probes: None,
+            send_method: Arc::new(|| SendMethod::Copy),
         }
     }
 
@@ -184,6 +190,15 @@ impl Context {
     /// The same context sharing `overlaps` with the iperf3 ports.
     pub fn with_overlaps(mut self, overlaps: Arc<Overlaps>) -> Context {
         self.overlaps = overlaps;
+        self
+    }
+
+    /// The same context sending ndt7 payload the way `method` says.
+    pub fn with_send_method(
+        mut self,
+        method: Arc<dyn Fn() -> SendMethod + Send + Sync>,
+    ) -> Context {
+        self.send_method = method;
         self
     }
 

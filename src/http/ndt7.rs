@@ -226,9 +226,14 @@ async fn read(mut rx: SplitStream<WebSocket>, out: mpsc::Sender<Incoming>) {
     let _ = out.send(Incoming::Gone("connection closed".into())).await;
 }
 
-/// The payload of download messages: random bytes, made once (the largest
-/// message's size, 16 MiB) and shared by every download; a message is a
-/// slice of it, so sending copies nothing here.
+/// The period of the download payload: a block of random bytes this long,
+/// as large as `iperf3 -R`'s default block, so that copying it into the
+/// socket reads memory the processor's caches hold.
+pub(super) const BLOCK: usize = 128 * 1024;
+
+/// The payload of download messages: a block of random bytes repeated to
+/// the largest message's size (16 MiB), made once and shared by every
+/// download; a message is a slice of it, so sending copies nothing here.
 pub(super) fn payload() -> Bytes {
     static PAYLOAD: OnceLock<Bytes> = OnceLock::new();
     PAYLOAD
@@ -237,14 +242,14 @@ pub(super) fn payload() -> Bytes {
             // so that no link compresses the data away.
             let mut x =
                 u64::try_from(Utc::now().timestamp_nanos_opt().unwrap_or(1)).unwrap_or(1) | 1;
-            let mut buf = Vec::with_capacity(MAX_MESSAGE_SIZE);
-            while buf.len() < MAX_MESSAGE_SIZE {
+            let mut block = Vec::with_capacity(BLOCK);
+            while block.len() < BLOCK {
                 x ^= x >> 12;
                 x ^= x << 25;
                 x ^= x >> 27;
-                buf.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+                block.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
             }
-            Bytes::from(buf)
+            Bytes::from(block.repeat(MAX_MESSAGE_SIZE / BLOCK))
         })
         .clone()
 }
@@ -274,6 +279,21 @@ async fn read_raw(rx: super::ndt7_raw::Rx, out: mpsc::Sender<Incoming>) {
     let _ = done.send(Incoming::Gone("connection closed".into())).await;
 }
 
+/// How a download's payload goes out with `sendfile`: on a plain
+/// connection, when that is how `-R` tests send now.
+fn sendfile(
+    conn: &ConnInfo,
+    ctx: &Context,
+    payload: &[u8],
+) -> Option<super::ndt7_sendfile::Sender> {
+    use super::ndt7_sendfile::{payload_file, Sender};
+    if conn.secure || (ctx.send_method)() != crate::send_method::SendMethod::Sendfile {
+        return None;
+    }
+    let file = payload_file(payload)?;
+    Sender::new(Arc::clone(&conn.socket), file, ctx.write_timeout)
+}
+
 /// A subtest's connection: warp's websocket, or one switched here.
 enum Socket {
     Warp(Box<WebSocket>),
@@ -287,10 +307,21 @@ enum Tx {
 }
 
 impl Tx {
+    /// How binary payloads go out: `sendfile` or `copy`.
+    fn data_path(&self) -> &'static str {
+        match self {
+            Tx::Raw(tx) if tx.sends_from_file() => "sendfile",
+            _ => "copy",
+        }
+    }
+
     async fn binary(&mut self, data: Bytes) -> Result<(), ()> {
         match self {
             Tx::Warp(tx) => tx.send(Message::binary(data)).await.map_err(drop),
-            Tx::Raw(tx) => tx.binary(&data).await.map_err(drop),
+            Tx::Raw(tx) => tx
+                .binary(&data[..BLOCK.min(data.len())], data.len())
+                .await
+                .map_err(drop),
         }
     }
 
@@ -476,7 +507,7 @@ async fn run(
             (Tx::Warp(tx), tokio::spawn(read(rx, events_tx)))
         }
         Socket::Raw(socket) => {
-            let (tx, rx) = socket.split().await;
+            let (tx, rx) = socket.split(sendfile(&conn, &ctx, &payload)).await;
             (Tx::Raw(tx), tokio::spawn(read_raw(rx, events_tx)))
         }
     };
@@ -531,6 +562,7 @@ async fn run(
         value: running.overlapped().to_string(),
     });
     drop(running);
+    let data_path = driver.tx.data_path();
     let Driver {
         tx,
         sub,
@@ -563,6 +595,7 @@ async fn run(
             test = kind.as_str(),
             bps = f.bps.unwrap_or_default(),
             name = ?f.name,
+            data_path,
             "ndt7: subtest recorded"
         );
     }
@@ -592,5 +625,7 @@ mod tests {
         let p = payload();
         assert_eq!(p.len(), MAX_MESSAGE_SIZE);
         assert_ne!(p[..8], p[8..16]);
+        // The block repeats, so any message is the first block over again.
+        assert!(p.chunks(BLOCK).all(|b| b == &p[..BLOCK]));
     }
 }

@@ -10,6 +10,7 @@
 //! The route checks are ndt7.rs's: this module only switches protocols
 //! and frames.
 
+use std::io::IoSlice;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -24,6 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 use warp::http::{header, StatusCode};
 use warp::{Filter, Reply};
 
+use super::ndt7_sendfile::{Sender, Sent};
 use crate::ndt7::MAX_MESSAGE_SIZE;
 
 /// The upgraded connection.
@@ -75,19 +77,24 @@ where
 pub struct Socket(Io);
 
 impl Socket {
-    /// Its writing side and what reads the client's messages.
-    pub async fn split(self) -> (Tx, Rx) {
+    /// Its writing side (binary payloads through `sendfile` if given) and
+    /// what reads the client's messages.
+    pub async fn split(self, sendfile: Option<Sender>) -> (Tx, Rx) {
         let (read, write) = tokio::io::split(self.0);
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_SIZE))
             .max_frame_size(Some(MAX_MESSAGE_SIZE));
         let rx = WebSocketStream::from_raw_socket(ReadOnly(read), Role::Server, Some(config)).await;
-        (Tx(write), Rx(rx))
+        (Tx { write, sendfile }, Rx(rx))
     }
 }
 
 /// The writing side: whole frames, one at a time.
-pub struct Tx(WriteHalf<Io>);
+pub struct Tx {
+    write: WriteHalf<Io>,
+    /// Where binary payloads go instead, when they are sent from a file.
+    sendfile: Option<Sender>,
+}
 
 /// Opcodes of the frames the server sends.
 const TEXT: u8 = 0x1;
@@ -115,11 +122,38 @@ pub fn frame_header(opcode: u8, len: usize) -> ([u8; 10], usize) {
 }
 
 impl Tx {
-    /// A binary message: the header, then the payload as it is.
-    pub async fn binary(&mut self, payload: &[u8]) -> std::io::Result<()> {
-        let (h, used) = frame_header(BINARY, payload.len());
-        self.0.write_all(&h[..used]).await?;
-        self.0.write_all(payload).await
+    /// Whether binary payloads go through `sendfile` (still).
+    pub fn sends_from_file(&self) -> bool {
+        self.sendfile.is_some()
+    }
+
+    /// A binary message of `len` bytes: `block` over and over (what the
+    /// file holds from its start, if payloads go through `sendfile`). The
+    /// header is written, then the payload, many blocks per write from the
+    /// one block; if the kernel refuses `sendfile`, the rest and later
+    /// messages are written.
+    pub async fn binary(&mut self, block: &[u8], len: usize) -> std::io::Result<()> {
+        let (h, used) = frame_header(BINARY, len);
+        self.write.write_all(&h[..used]).await?;
+        let mut done = 0;
+        if let Some(sender) = &self.sendfile {
+            match sender.send(len).await? {
+                Sent::All => return Ok(()),
+                Sent::Refused(n) => {
+                    tracing::debug!("ndt7: sendfile refused; writing");
+                    self.sendfile = None;
+                    done = n;
+                }
+            }
+        }
+        while done < len {
+            let slices = repeated(block, done, len);
+            match self.write.write_vectored(&slices).await? {
+                0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                n => done += n,
+            }
+        }
+        Ok(())
     }
 
     /// A text message, header and text in one write.
@@ -132,7 +166,7 @@ impl Tx {
         let mut body = code.to_be_bytes().to_vec();
         body.extend(reason.bytes().take(123));
         self.small(CLOSE, &body).await?;
-        self.0.flush().await
+        self.write.flush().await
     }
 
     async fn small(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
@@ -140,8 +174,25 @@ impl Tx {
         let mut frame = Vec::with_capacity(used + payload.len());
         frame.extend_from_slice(&h[..used]);
         frame.extend_from_slice(payload);
-        self.0.write_all(&frame).await
+        self.write.write_all(&frame).await
     }
+}
+
+/// How many slices of the block one write hands the kernel: 4 MiB of
+/// 128 KiB blocks.
+const SLICES: usize = 32;
+
+/// Bytes `from..len` of `block` repeated, as at most [`SLICES`] slices.
+fn repeated(block: &[u8], from: usize, len: usize) -> Vec<IoSlice<'_>> {
+    let mut slices = Vec::with_capacity(SLICES);
+    let mut at = from;
+    while at < len && slices.len() < SLICES && !block.is_empty() {
+        let start = at % block.len();
+        let end = block.len().min(start + (len - at));
+        slices.push(IoSlice::new(&block[start..end]));
+        at += end - start;
+    }
+    slices
 }
 
 /// The reading side: the client's messages, parsed by tungstenite.
@@ -238,5 +289,25 @@ mod tests {
         assert_eq!(frame_header(CLOSE, 125).0[1], 125);
         assert_eq!(frame_header(CLOSE, 126).0[1], 126);
         assert_eq!(frame_header(BINARY, 65_536).0[1], 127);
+    }
+
+    #[test]
+    fn a_repeated_block_is_sliced_from_where_a_write_left_off() {
+        let block = [1, 2, 3, 4];
+        let flat = |s: Vec<IoSlice<'_>>| s.iter().flat_map(|s| s.to_vec()).collect::<Vec<u8>>();
+        assert_eq!(
+            flat(repeated(&block, 0, 10)),
+            [1, 2, 3, 4, 1, 2, 3, 4, 1, 2]
+        );
+        assert_eq!(flat(repeated(&block, 3, 10)), [4, 1, 2, 3, 4, 1, 2]);
+        assert_eq!(flat(repeated(&block, 5, 6)), [2]);
+        assert!(repeated(&block, 10, 10).is_empty());
+        // One write hands over at most SLICES blocks.
+        let many = repeated(&block, 1, 1000);
+        assert_eq!(many.len(), SLICES);
+        assert_eq!(
+            many.iter().map(|s| s.len()).sum::<usize>(),
+            3 + 4 * (SLICES - 1)
+        );
     }
 }

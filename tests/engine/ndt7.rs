@@ -283,20 +283,8 @@ async fn a_download_measures_and_is_recorded_under_its_name() {
     let mut socket = connect(daemon.http, "/ndt/v7/download?name=den&x=1", true)
         .await
         .unwrap();
-    let mut sizes = Vec::new();
-    let mut measurements = Vec::new();
-    tokio::time::timeout(LIMIT, async {
-        while let Some(msg) = socket.next().await {
-            match msg.expect("a clean stream") {
-                Message::Binary(b) => sizes.push(b.len()),
-                Message::Text(t) => measurements.push(serde_json::from_str::<Value>(&t).unwrap()),
-                Message::Close(_) => break,
-                _ => {}
-            }
-        }
-    })
-    .await
-    .expect("the download ends by itself");
+    let (binary, measurements) = read_download(&mut socket).await;
+    let sizes: Vec<usize> = binary.iter().map(Vec::len).collect();
     assert_eq!(sizes[0], 1 << 13);
     assert!(sizes.iter().all(|&s| s.is_power_of_two() && s <= 1 << 24));
     assert!(sizes.windows(2).all(|w| w[1] >= w[0]), "sizes only grow");
@@ -332,6 +320,46 @@ async fn a_download_measures_and_is_recorded_under_its_name() {
     let r = &ndt7_results(&daemon)[0];
     assert_eq!(r["name"], "den");
     assert_eq!(r["overlapped"], false);
+}
+
+/// Reads a download to its close: the binary messages and the parsed
+/// measurements.
+async fn read_download(socket: &mut ndt7::Socket) -> (Vec<Vec<u8>>, Vec<Value>) {
+    let (mut binary, mut measurements) = (Vec::new(), Vec::new());
+    tokio::time::timeout(LIMIT, async {
+        while let Some(msg) = socket.next().await {
+            match msg.expect("a clean stream") {
+                Message::Binary(b) => binary.push(b.to_vec()),
+                Message::Text(t) => measurements.push(serde_json::from_str::<Value>(&t).unwrap()),
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the download ends by itself");
+    (binary, measurements)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_goes_out_the_way_minus_r_tests_send_and_arrives_whole() {
+    for (method, path) in [("sendfile", "sendfile"), ("copy", "copy")] {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Daemon::start(dir.path(), &["--send-method", method]);
+        let mut socket = connect(daemon.http, "/ndt/v7/download", true)
+            .await
+            .unwrap();
+        let (binary, measurements) = read_download(&mut socket).await;
+        // Every message is the start of the same payload, framed whole
+        // between the measurements.
+        let longest = binary.iter().max_by_key(|b| b.len()).unwrap();
+        assert!(longest.len() > 1 << 13, "{}", longest.len());
+        assert!(binary.iter().all(|b| longest.starts_with(b)), "{method}");
+        let sent: usize = binary.iter().map(Vec::len).sum();
+        let last = measurements.last().unwrap();
+        assert_eq!(last["AppInfo"]["NumBytes"].as_u64(), Some(sent as u64));
+        daemon.wait_stderr(&format!("data_path=\"{path}\""));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
