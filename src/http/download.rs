@@ -33,8 +33,10 @@ use crate::hub::{Hub, ResultFilter, TestResult};
 /// Exports streamed at once, CSV and JSON together.
 pub const MAX_EXPORTS: usize = 4;
 
-/// Tests formatted per read of the store.
-pub const CHUNK_ROWS: usize = 2000;
+/// Tests formatted per read of the store: a chunk of rows with their
+/// headlines and latency fields is about half a MB, and an export holds a
+/// few.
+pub const CHUNK_ROWS: usize = 500;
 
 /// Chunks waiting for the client, per export.
 const QUEUED_CHUNKS: usize = 2;

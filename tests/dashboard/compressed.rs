@@ -125,7 +125,7 @@ fn the_history_filters_by_part_of_a_name_and_by_kind() {
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).unwrap()
     };
-    let names = page("name=SER-0");
+    let names = page("name_part=SER-0");
     assert_eq!(names.len(), 100, "user-00 to user-09");
     assert!(names
         .iter()
