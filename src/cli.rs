@@ -863,6 +863,16 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "https"))]
+    fn a_build_without_https_serves_plain_http_only() {
+        let c = config(&["-d", "x"]).unwrap();
+        assert!(c.https.is_none());
+        assert!(c.http_settings.nq.enabled);
+        assert!(config(&["-d", "x", "--https", "127.0.0.1:0"]).is_err());
+    }
+
+    #[test]
+    #[cfg(feature = "https")]
     fn https_and_the_responsiveness_endpoints_are_on_by_default() {
         let c = config(&["-d", "x"]).unwrap();
         let https = c.https.expect("HTTPS on by default");
