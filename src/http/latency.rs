@@ -86,6 +86,29 @@ pub fn route(
         .map(upgrade)
 }
 
+/// The connection and client of an ndt7 or latency request, or the refusal: no
+/// connection details, or a client outside `--allow`.
+pub(super) fn allowed_client(
+    conn: Option<ConnInfo>,
+    ctx: &Context,
+) -> Result<(ConnInfo, std::net::IpAddr), Box<warp::reply::Response>> {
+    let Some(conn) = conn else {
+        return Err(Box::new(error_reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no connection details",
+        )));
+    };
+    let client = conn.peer.ip().to_canonical();
+    if !ctx.ndt7.allow.allows(client) {
+        debug!(client = %client, "ndt7: client not allowed");
+        return Err(Box::new(error_reply(
+            StatusCode::FORBIDDEN,
+            format!("client {client} is not in the allowed networks"),
+        )));
+    }
+    Ok((conn, client))
+}
+
 /// Checks a latency request and upgrades it, or refuses it.
 fn upgrade(
     protocol: Option<String>,
@@ -94,15 +117,8 @@ fn upgrade(
     ws: Ws,
     ctx: Context,
 ) -> warp::reply::Response {
-    let Some(conn) = conn else {
-        return error_reply(StatusCode::INTERNAL_SERVER_ERROR, "no connection details");
-    };
-    let client = conn.peer.ip().to_canonical();
-    if !ctx.ndt7.allow.allows(client) {
-        return error_reply(
-            StatusCode::FORBIDDEN,
-            format!("client {client} is not in the allowed networks"),
-        );
+    if let Err(refused) = allowed_client(conn, &ctx) {
+        return *refused;
     }
     let Some(run) = query.run.filter(|r| valid_run(r)) else {
         return error_reply(

@@ -85,17 +85,10 @@ fn upgrade(
     ws: Ws,
     ctx: Context,
 ) -> warp::reply::Response {
-    let Some(conn) = conn else {
-        return error_reply(StatusCode::INTERNAL_SERVER_ERROR, "no connection details");
+    let (conn, client) = match super::latency::allowed_client(conn, &ctx) {
+        Ok(allowed) => allowed,
+        Err(refused) => return *refused,
     };
-    let client = conn.peer.ip().to_canonical();
-    if !ctx.ndt7.allow.allows(client) {
-        debug!(client = %client, "ndt7: client not allowed");
-        return error_reply(
-            StatusCode::FORBIDDEN,
-            format!("client {client} is not in the allowed networks"),
-        );
-    }
     let asked = protocol.as_deref().unwrap_or_default();
     if !asked.split(',').any(|p| p.trim() == SUBPROTOCOL) {
         return error_reply(
